@@ -1,0 +1,108 @@
+//! `fwscan baseline`: write a manifest from a golden image.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use fwscan::hash::Alg;
+use fwscan::manifest::{BaselineOptions, Manifest, PolicyRules, Product};
+use fwscan::{formats, input};
+
+use super::ParseArgs;
+
+/// Write a baseline manifest (unsigned JSON) from a golden image.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  fwscan baseline golden.bin -o golden.manifest.json --vendor Acme --product X11 --component bios --version 1.4 --expires 365d\n  fwscan baseline bmc.bin -o bmc.json --layout bmc.layout --component bmc --mutable 'u-boot-env' --mutable 'rwfs'"
+)]
+pub struct Args {
+    /// Golden image file.
+    pub image: PathBuf,
+    /// Where to write the manifest.
+    #[arg(short, long, value_name = "MANIFEST")]
+    pub output: PathBuf,
+    #[arg(long, default_value = "unknown")]
+    pub vendor: String,
+    #[arg(long, default_value = "unknown")]
+    pub product: String,
+    /// Component: bios, bmc, ec, me, ...
+    #[arg(long, default_value = "bios")]
+    pub component: String,
+    /// Firmware version.
+    #[arg(long, default_value = "0")]
+    pub version: String,
+    #[arg(long)]
+    pub build_id: Option<String>,
+    /// Monotonic release counter (anti-rollback).
+    #[arg(long, default_value_t = 1)]
+    pub sequence: u64,
+    /// Mark regions matching this path glob as per-machine (not compared). Repeatable.
+    #[arg(long, value_name = "PATH-GLOB")]
+    pub mutable: Vec<String>,
+    /// Keep regions matching this glob static even inside a mutable parent (e.g. a variable). Repeatable.
+    #[arg(long, value_name = "PATH-GLOB")]
+    pub pin: Vec<String>,
+    /// Do not look at regions matching this glob at all. Repeatable.
+    #[arg(long, value_name = "PATH-GLOB")]
+    pub ignore: Vec<String>,
+    /// Expiry, as a duration from now (e.g. 90d, 1y, 12weeks).
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<humantime::Duration>,
+    /// Digest algorithm.
+    #[arg(long, value_enum, default_value_t = HashArg::Sha256)]
+    pub hash: HashArg,
+    /// Block size for per-block digests (a power of two, 4096 to 16 MiB).
+    #[arg(long, default_value_t = fwscan::hash::DEFAULT_BLOCK_SIZE)]
+    pub block_size: u64,
+    #[command(flatten)]
+    pub parse: ParseArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum HashArg {
+    Sha256,
+    Sha384,
+}
+
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let opts = a.parse.parse_options()?;
+    let data = input::read_image(&a.image, &a.parse.read_options())?;
+    let tree = formats::parse_image(data, &opts);
+    let now = SystemTime::now();
+    let m = Manifest::from_tree(
+        &tree,
+        BaselineOptions {
+            product: Product {
+                vendor: a.vendor,
+                product: a.product,
+                component: a.component,
+                version: a.version,
+                build_id: a.build_id,
+            },
+            sequence: a.sequence,
+            alg: match a.hash {
+                HashArg::Sha256 => Alg::Sha256,
+                HashArg::Sha384 => Alg::Sha384,
+            },
+            block_size: a.block_size,
+            now,
+            expires: a.expires.map(|d| now + *d),
+            layout: opts.layout.clone(),
+            rules: PolicyRules {
+                mutable: a.mutable,
+                pinned: a.pin,
+                ignore: a.ignore,
+            },
+            blank: opts.blank,
+        },
+    )?;
+    std::fs::write(&a.output, m.to_json())
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    eprintln!(
+        "fwscan: wrote {} ({} regions, image sha256 {})",
+        a.output.display(),
+        m.root.count(),
+        m.image.sha256
+    );
+    Ok(super::EXIT_CLEAN)
+}

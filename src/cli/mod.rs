@@ -1,0 +1,120 @@
+//! Command-line interface: one file per subcommand. Exit codes: 0 clean, 1 findings, 2 could not decide.
+
+mod baseline;
+mod inspect;
+mod scan;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use fwscan::formats::{Layout, ParseOptions};
+
+/// Exit code: clean.
+pub const EXIT_CLEAN: u8 = 0;
+/// Exit code: findings.
+#[allow(dead_code)]
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: could not decide (bad input, bad manifest, I/O error).
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fwscan",
+    version,
+    about = "Firmware integrity scanner: split BIOS/UEFI and BMC flash images into regions, hash them, compare against a vendor-signed baseline",
+    after_help = "Exit codes: 0 clean, 1 findings, 2 could not decide (bad input, bad or untrusted manifest, I/O error).\nSee README.md for finding codes and the manifest format."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Inspect(inspect::Args),
+    Baseline(Box<baseline::Args>),
+    Scan(scan::Args),
+}
+
+/// Output format of reports.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Parsing options shared by the commands that read images.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ParseArgs {
+    /// Flash layout in flashrom format (`start:end name`, hex, inclusive end).
+    #[arg(long, value_name = "LAYOUT")]
+    pub layout: Option<PathBuf>,
+    /// Cap on all decompressed data of one image, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub max_decompressed: u64,
+    /// Largest file read, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    pub max_image_size: u64,
+}
+
+impl ParseArgs {
+    pub fn parse_options(&self) -> anyhow::Result<ParseOptions> {
+        let layout = match &self.layout {
+            Some(p) => Some(read_layout(p)?),
+            None => None,
+        };
+        Ok(ParseOptions {
+            max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
+            layout,
+            ..ParseOptions::default()
+        })
+    }
+
+    pub fn read_options(&self) -> fwscan::input::ReadOptions {
+        fwscan::input::ReadOptions {
+            max_size: self.max_image_size.saturating_mul(1 << 20),
+            ..Default::default()
+        }
+    }
+}
+
+/// Reads a flashrom layout file.
+pub fn read_layout(path: &Path) -> anyhow::Result<Layout> {
+    let bytes = fwscan::input::read_capped(path, 1 << 20)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("layout {}: not UTF-8 text", path.display()))?;
+    Layout::parse_flashrom(&text, "user").map_err(|(line, message)| {
+        fwscan::Error::Layout {
+            path: path.to_path_buf(),
+            line,
+            message,
+        }
+        .into()
+    })
+}
+
+/// Writes to stdout; a closed pipe is not an error (exit as decided).
+pub fn emit(s: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes()).and_then(|_| out.flush());
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Baseline(a) => baseline::run(*a),
+        Command::Scan(a) => scan::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("fwscan: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

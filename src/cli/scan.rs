@@ -1,0 +1,91 @@
+//! `fwscan scan`: compare an image against a baseline manifest.
+
+use std::path::PathBuf;
+
+use fwscan::compare::{self, ScanOptions};
+use fwscan::manifest::Manifest;
+use fwscan::report::{ImageRef, ManifestRef, Report};
+use fwscan::{formats, input};
+
+use super::{emit, Format, ParseArgs};
+
+/// Compare an image against a baseline manifest and report every mismatched region.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned --format json > report.json\n\nExit codes: 0 clean, 1 findings, 2 could not decide."
+)]
+pub struct Args {
+    /// Image file.
+    pub image: PathBuf,
+    /// Baseline manifest (JSON).
+    #[arg(long, short)]
+    pub manifest: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Compare against a manifest whose signature is NOT verified. The report says so.
+    #[arg(long)]
+    pub insecure_unsigned: bool,
+    #[command(flatten)]
+    pub parse: ParseArgs,
+}
+
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let image_ref = |size| ImageRef {
+        path: a.image.display().to_string(),
+        size,
+        sha256: None,
+    };
+    let fail = |code: &str, msg: String| -> anyhow::Result<u8> {
+        if a.format == Format::Json {
+            emit(&Report::error("scan", image_ref(0), code, msg.clone()).to_json());
+        }
+        Err(anyhow::anyhow!(msg))
+    };
+    let m = match Manifest::load(&a.manifest) {
+        Ok(m) => m,
+        Err(e) => return fail("manifest-invalid", e.to_string()),
+    };
+    if !a.insecure_unsigned {
+        return fail(
+            "manifest-unsigned",
+            format!(
+                "{}: refusing an unverified manifest; signature verification is not available in this build, \
+                 pass --insecure-unsigned to compare anyway",
+                a.manifest.display()
+            ),
+        );
+    }
+    let verified = m.accept_unsigned_insecure();
+    let man = verified.manifest();
+    let mut opts = a.parse.parse_options()?;
+    if opts.layout.is_none() {
+        opts.layout = man.layout.clone();
+    }
+    opts.format = Some(man.image.format.clone()).filter(|f| f != "layout");
+    opts.eager = false;
+    let data = match input::read_image(&a.image, &a.parse.read_options()) {
+        Ok(d) => d,
+        Err(e) => return fail("read-error", e.to_string()),
+    };
+    let size = data.len() as u64;
+    let tree = formats::parse_image(data, &opts);
+    let result = compare::scan(&verified, tree, &ScanOptions { parse: opts });
+    let report = Report::new(
+        "scan",
+        image_ref(size),
+        Some(ManifestRef {
+            path: a.manifest.display().to_string(),
+            product: man.product.clone(),
+            sequence: man.sequence,
+            created: man.created.clone(),
+            expires: man.expires.clone(),
+            trust: verified.trust().clone(),
+        }),
+        result,
+    );
+    match a.format {
+        Format::Text => emit(&report.to_text()),
+        Format::Json => emit(&report.to_json()),
+    }
+    Ok(report.exit_code as u8)
+}

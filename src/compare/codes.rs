@@ -1,0 +1,146 @@
+//! Every finding code fwscan can emit, in one place. Codes are a contract: scripts, SARIF `ruleId`s and
+//! JSON `code` fields use them. Add new ones freely; never rename or reuse one.
+
+use serde::{Deserialize, Serialize};
+
+/// Severity of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// Informational: does not change the verdict.
+    Info,
+    /// A problem that makes the image fail.
+    Warning,
+    /// A problem that makes the image fail, likely tampering.
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+macro_rules! codes {
+    ($( $(#[$m:meta])* $variant:ident = $code:literal, $sev:ident, $desc:literal; )*) => {
+        /// A stable finding code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Code { $( $(#[$m])* $variant, )* }
+
+        impl Code {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The kebab-case code string.
+            pub fn as_str(self) -> &'static str {
+                match self { $( Code::$variant => $code, )* }
+            }
+
+            /// One-sentence description (SARIF rule `shortDescription`, README table).
+            pub fn description(self) -> &'static str {
+                match self { $( Code::$variant => $desc, )* }
+            }
+
+            /// Default severity.
+            pub fn severity(self) -> Severity {
+                match self { $( Code::$variant => Severity::$sev, )* }
+            }
+
+            /// Looks a code up by its string.
+            pub fn parse(s: &str) -> Option<Code> {
+                match s { $( $code => Some(Code::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    // --- baseline comparison -------------------------------------------------------------------------
+    RegionModified = "region-modified", Error, "A static region's bytes differ from the baseline.";
+    RegionAdded = "region-added", Error, "A region exists in the image but not in the baseline.";
+    RegionRemoved = "region-removed", Error, "A region of the baseline is missing from the image.";
+    RegionMoved = "region-moved", Warning, "A region is present with the same content but at another position.";
+    SizeMismatch = "size-mismatch", Error, "The image or a region has a different size than in the baseline.";
+    NotBlank = "not-blank", Error, "A region that must be erased (all blank bytes) contains data.";
+    ModuleModified = "module-modified", Error, "A firmware module (FFS file) differs from the baseline.";
+    ModuleAdded = "module-added", Error, "A firmware module (FFS file) was added.";
+    ModuleRemoved = "module-removed", Error, "A firmware module (FFS file) was removed.";
+    ModuleMoved = "module-moved", Warning, "A firmware module (FFS file) moved to another position in its volume.";
+    FileModified = "file-modified", Error, "A file in an embedded filesystem differs from the baseline.";
+    FileAdded = "file-added", Error, "A file was added to an embedded filesystem.";
+    FileRemoved = "file-removed", Error, "A file was removed from an embedded filesystem.";
+    VariableModified = "variable-modified", Error, "A pinned NVRAM or environment variable differs from the baseline.";
+    FormatMismatch = "format-mismatch", Error, "The image's detected format or layout differs from the baseline's.";
+    // --- parsing and self-consistency ----------------------------------------------------------------
+    Unparsed = "unparsed", Warning, "A structure could not be parsed; it is kept as an opaque region and still hashed.";
+    DecompressFailed = "decompress-failed", Error, "A compressed section could not be decompressed; it is compared by its compressed digest.";
+    LimitExceeded = "limit-exceeded", Error, "A safety limit (nesting depth, decompressed size, entry count) was reached while parsing.";
+    PartitionOverlap = "partition-overlap", Error, "Two flash regions or partitions overlap.";
+    PartitionOutOfBounds = "partition-out-of-bounds", Error, "A flash region or partition extends past the end of the image.";
+    PaddingNotEmpty = "padding-not-empty", Warning, "Bytes between known structures are not blank.";
+    FvHeaderChecksum = "fv-header-checksum", Error, "A firmware volume header checksum is wrong.";
+    FfsHeaderChecksum = "ffs-header-checksum", Error, "An FFS file header checksum is wrong.";
+    FfsDataChecksum = "ffs-data-checksum", Error, "An FFS file data checksum is wrong.";
+    DuplicateGuid = "duplicate-guid", Warning, "Two files in one firmware volume share a GUID.";
+    CodeOutsideFfs = "code-outside-ffs", Error, "Executable code (PE/TE header) was found outside any FFS file.";
+    FitHashMismatch = "fit-hash-mismatch", Error, "A FIT image's embedded hash does not match its data.";
+    UimageHeaderCrc = "uimage-header-crc", Error, "A legacy uImage header CRC is wrong.";
+    UimageDataCrc = "uimage-data-crc", Error, "A legacy uImage data CRC is wrong.";
+    EnvCrc = "env-crc", Error, "A U-Boot environment CRC is wrong.";
+    EnvShell = "env-shell", Error, "A boot-relevant environment variable gives a shell (init=/bin/sh, single, ...).";
+    SecureBootTestKey = "secure-boot-test-key", Error, "A Secure Boot PK or KEK certificate is a known test key.";
+    DbxMissing = "dbx-missing", Warning, "The Secure Boot forbidden-signature database (dbx) is missing or empty.";
+    KnownThreat = "known-threat", Error, "A known implant or vulnerable component matched a signature rule.";
+    // --- inputs, manifests and trust -----------------------------------------------------------------
+    ReadError = "read-error", Error, "The image could not be read (missing, unreadable, not a regular file, changed during the read).";
+    ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";
+    ManifestUnsigned = "manifest-unsigned", Warning, "The manifest was used without signature verification (--insecure-unsigned).";
+    UnknownFirmware = "unknown-firmware", Error, "No approved manifest matches this image's firmware.";
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Code, D::Error> {
+        let s = String::deserialize(d)?;
+        Code::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown finding code `{s}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_kebab_case_and_round_trip() {
+        let mut seen = HashSet::new();
+        for c in Code::ALL {
+            let s = c.as_str();
+            assert!(seen.insert(s), "duplicate code {s}");
+            assert!(
+                s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{s} is not kebab-case"
+            );
+            assert_eq!(Code::parse(s), Some(*c));
+            assert!(c.description().ends_with('.'));
+        }
+    }
+}

@@ -1,0 +1,684 @@
+//! Comparison of a fresh region tree against a verified baseline: findings with stable codes.
+//!
+//! The walk is top-down. A subtree that is static all the way down is decided by one digest (or by its
+//! per-block digests, checked in parallel); only where digests differ does the walk descend, match children
+//! by identity path, and expand compressed nodes that were left unparsed. A clean image therefore costs one
+//! hash pass over its static bytes. Changes are reported at the deepest level that explains them; a module
+//! (FFS file) collects the changes of its sections into one `module-modified` finding, and header changes
+//! that only follow from a deeper change (sizes, checksums) are folded into it.
+
+mod codes;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use codes::{Code, Severity};
+
+use crate::formats::{self, Ctx, ParseOptions};
+use crate::hash::{self, Alg};
+use crate::manifest::{Node, VerifiedManifest};
+use crate::region::{Policy, Region, RegionKind, Space};
+
+/// A byte range that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ByteRange {
+    /// Offset in `space` (absolute in the image, or inside the decompressed bytes of `base`).
+    pub offset: u64,
+    pub length: u64,
+    pub space: Space,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    /// Identity path of the region (`""` is the whole image).
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<RegionKind>,
+    /// Human name (UI name, GUID, file path, variable name) where one exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub space: Space,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual_digest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual_size: Option<u64>,
+    /// Changed byte ranges, where known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<ByteRange>,
+    /// Paths below `path` that changed (module findings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
+}
+
+impl Finding {
+    /// A finding about `r` (kind, offset, size, space filled in).
+    pub fn on_region(code: Code, r: &Region, message: impl Into<String>) -> Finding {
+        Finding {
+            code,
+            severity: code.severity(),
+            path: r.path.clone(),
+            kind: Some(r.kind),
+            name: display_name(&r.attrs),
+            message: message.into(),
+            offset: Some(r.offset),
+            size: Some(r.size),
+            space: r.space,
+            base: r.base.clone(),
+            expected_digest: None,
+            actual_digest: None,
+            expected_size: None,
+            actual_size: None,
+            ranges: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+
+    /// A finding about a baseline node missing from the image.
+    pub fn on_node(code: Code, n: &Node, message: impl Into<String>) -> Finding {
+        Finding {
+            code,
+            severity: code.severity(),
+            path: n.path.clone(),
+            kind: Some(n.kind),
+            name: display_name(&n.attrs),
+            message: message.into(),
+            offset: Some(n.offset),
+            size: Some(n.size),
+            space: n.space,
+            base: n.base.clone(),
+            expected_digest: n.digest.clone(),
+            actual_digest: None,
+            expected_size: Some(n.size),
+            actual_size: None,
+            ranges: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+
+    /// A finding with no region (whole-file problems).
+    pub fn general(code: Code, message: impl Into<String>) -> Finding {
+        Finding {
+            code,
+            severity: code.severity(),
+            path: String::new(),
+            kind: None,
+            name: None,
+            message: message.into(),
+            offset: None,
+            size: None,
+            space: Space::Image,
+            base: None,
+            expected_digest: None,
+            actual_digest: None,
+            expected_size: None,
+            actual_size: None,
+            ranges: Vec::new(),
+            changed: Vec::new(),
+        }
+    }
+
+    /// Whether the finding makes an image fail (everything but `info`).
+    pub fn counts(&self) -> bool {
+        self.severity > Severity::Info
+    }
+}
+
+/// The human name of a node: `ui-name`, `name`, `file-path` or `guid` attribute.
+pub fn display_name(
+    attrs: &std::collections::BTreeMap<String, serde_json::Value>,
+) -> Option<String> {
+    ["ui-name", "name", "file-path", "guid"]
+        .iter()
+        .find_map(|k| attrs.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+}
+
+/// Options of [`scan`].
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Used when compressed nodes are expanded during the walk.
+    pub parse: ParseOptions,
+}
+
+/// What a scan found and what it did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScanResult {
+    pub findings: Vec<Finding>,
+    /// Regions not compared because of their policy (mutable or ignored).
+    pub skipped: Vec<Skipped>,
+    pub stats: ScanStats,
+}
+
+/// A region that was not compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub path: String,
+    pub policy: Policy,
+    pub size: u64,
+}
+
+/// Work done by a scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanStats {
+    pub bytes_hashed: u64,
+    pub nodes_compared: u64,
+    pub nodes_expanded: u64,
+}
+
+struct Cx<'a> {
+    alg: Alg,
+    block: u64,
+    blank: u8,
+    ctx: Ctx,
+    _m: &'a VerifiedManifest,
+    hashed: AtomicU64,
+    compared: AtomicU64,
+    expanded: AtomicU64,
+    skipped: std::sync::Mutex<Vec<Skipped>>,
+}
+
+impl Cx<'_> {
+    fn digest(&self, bytes: &[u8]) -> String {
+        self.hashed.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        hash::digest(self.alg, bytes)
+    }
+
+    fn skip(&self, path: &str, policy: Policy, size: u64) {
+        if let Ok(mut s) = self.skipped.lock() {
+            s.push(Skipped {
+                path: path.to_string(),
+                policy,
+                size,
+            });
+        }
+    }
+
+    /// Whether `r`'s bytes equal the baseline node's; block digests are checked in parallel when present.
+    fn equal(&self, n: &Node, r: &Region) -> bool {
+        if n.size != r.size {
+            return false;
+        }
+        if !n.blocks.is_empty() {
+            self.hashed.fetch_add(r.size, Ordering::Relaxed);
+            return hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks).is_empty();
+        }
+        n.digest.as_deref() == Some(self.digest(r.bytes()).as_str())
+    }
+}
+
+/// Compares `image` (parsed with the manifest's layout and format) against the verified baseline.
+pub fn scan(m: &VerifiedManifest, mut image: Region, opts: &ScanOptions) -> ScanResult {
+    let man = m.manifest();
+    let cx = Cx {
+        alg: man.hash.algorithm,
+        block: man.hash.block_size,
+        blank: man.image.blank_byte,
+        ctx: Ctx::new(&opts.parse),
+        _m: m,
+        hashed: AtomicU64::new(0),
+        compared: AtomicU64::new(0),
+        expanded: AtomicU64::new(0),
+        skipped: std::sync::Mutex::new(Vec::new()),
+    };
+    let mut findings = Vec::new();
+    if image.size != man.image.size {
+        let mut f = Finding::on_region(
+            Code::SizeMismatch,
+            &image,
+            format!(
+                "image is {} bytes, the baseline's is {} bytes ({}{} bytes)",
+                image.size,
+                man.image.size,
+                if image.size > man.image.size {
+                    "+"
+                } else {
+                    "-"
+                },
+                image.size.abs_diff(man.image.size)
+            ),
+        );
+        f.expected_size = Some(man.image.size);
+        f.actual_size = Some(image.size);
+        findings.push(f);
+    }
+    findings.extend(diff(&cx, &man.root, &mut image));
+    let mut skipped = cx.skipped.into_inner().unwrap_or_default();
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    // Keep only the outermost skipped regions.
+    let mut outer: Vec<Skipped> = Vec::new();
+    for s in skipped {
+        let inside = outer
+            .iter()
+            .any(|o| o.path.is_empty() || s.path.starts_with(&format!("{}/", o.path)));
+        if !inside {
+            outer.push(s);
+        }
+    }
+    let skipped = outer;
+    ScanResult {
+        findings,
+        skipped,
+        stats: ScanStats {
+            bytes_hashed: cx.hashed.load(Ordering::Relaxed),
+            nodes_compared: cx.compared.load(Ordering::Relaxed),
+            nodes_expanded: cx.expanded.load(Ordering::Relaxed),
+        },
+    }
+}
+
+/// Which code reports a change of `kind`.
+fn code_for(kind: RegionKind, what: Change) -> Code {
+    use Change::*;
+    if kind.is_module() {
+        return match what {
+            Modified => Code::ModuleModified,
+            Added => Code::ModuleAdded,
+            Removed => Code::ModuleRemoved,
+            Moved => Code::ModuleMoved,
+        };
+    }
+    if kind.is_fs_entry() {
+        return match what {
+            Modified => Code::FileModified,
+            Added => Code::FileAdded,
+            Removed => Code::FileRemoved,
+            Moved => Code::RegionMoved,
+        };
+    }
+    if matches!(kind, RegionKind::Variable | RegionKind::EnvVariable) && what != Moved {
+        return Code::VariableModified;
+    }
+    match what {
+        Modified => Code::RegionModified,
+        Added => Code::RegionAdded,
+        Removed => Code::RegionRemoved,
+        Moved => Code::RegionMoved,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Modified,
+    Added,
+    Removed,
+    Moved,
+}
+
+/// Codes that a module folds into its own `module-modified`.
+fn collapsible(c: Code) -> bool {
+    matches!(
+        c,
+        Code::RegionModified
+            | Code::RegionAdded
+            | Code::RegionRemoved
+            | Code::RegionMoved
+            | Code::SizeMismatch
+    )
+}
+
+fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
+    cx.compared.fetch_add(1, Ordering::Relaxed);
+    let differs = match n.policy {
+        Policy::Ignore => {
+            cx.skip(&n.path, Policy::Ignore, r.size);
+            return Vec::new();
+        }
+        Policy::Blank => return blank_check(cx, r),
+        Policy::Static if n.all_static() => {
+            if cx.equal(n, r) {
+                return Vec::new();
+            }
+            true
+        }
+        Policy::Mutable => {
+            cx.skip(&n.path, Policy::Mutable, r.size);
+            false
+        }
+        // Static with mutable parts: its children decide.
+        Policy::Static => false,
+    };
+    // Descend: the node differs, or holds mutable parts.
+    if r.expand.is_some() && !n.children.is_empty() {
+        cx.expanded.fetch_add(1, Ordering::Relaxed);
+        let ctx = cx.ctx.clone();
+        formats::expand(&ctx, r);
+    }
+    let mut findings = new_notes(n, r);
+    let child_findings = diff_children(cx, n, r);
+    let own_static = n.policy == Policy::Static;
+    let (headers, structural): (Vec<Finding>, Vec<Finding>) = child_findings
+        .into_iter()
+        .partition(|f| f.kind == Some(RegionKind::Header) && collapsible(f.code));
+    let mut below = if structural.is_empty() {
+        headers
+    } else {
+        structural
+    };
+    if own_static && differs && below.is_empty() {
+        // Nothing below explains the change (or the node has no children): report the node itself.
+        below.push(modified(cx, n, r));
+    }
+    if r.kind.is_module() {
+        let (fold, keep): (Vec<Finding>, Vec<Finding>) = below
+            .into_iter()
+            .partition(|f| collapsible(f.code) && f.path != r.path);
+        below = keep;
+        let own_modified = below
+            .iter()
+            .position(|f| f.path == r.path && f.code == Code::ModuleModified);
+        if !fold.is_empty() {
+            let mut f = match own_modified {
+                Some(i) => below.remove(i),
+                None => modified(cx, n, r),
+            };
+            f.changed = fold.iter().map(|c| c.path.clone()).collect();
+            f.ranges = fold.iter().flat_map(|c| c.ranges.iter().cloned()).collect();
+            f.message = format!(
+                "module changed in {}; {}",
+                f.changed
+                    .iter()
+                    .map(|p| p.strip_prefix(&r.path).unwrap_or(p).trim_start_matches('/'))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.message
+            );
+            below.insert(0, f);
+        }
+    }
+    findings.extend(below);
+    findings
+}
+
+/// A `*-modified` finding for `r` with both digests and changed ranges (from the block digests when the
+/// baseline has them).
+fn modified(cx: &Cx, n: &Node, r: &Region) -> Finding {
+    let actual = cx.digest(r.bytes());
+    let ranges: Vec<(u64, u64)> = if !n.blocks.is_empty() {
+        hash::changed_blocks(cx.alg, r.bytes(), cx.block, &n.blocks)
+    } else {
+        vec![(0, r.size.max(n.size))]
+    };
+    let code = code_for(r.kind, Change::Modified);
+    let mut f = Finding::on_region(code, r, String::new());
+    f.expected_digest = n.digest.clone();
+    f.actual_digest = Some(actual);
+    f.expected_size = Some(n.size);
+    f.actual_size = Some(r.size);
+    f.ranges = ranges
+        .into_iter()
+        .map(|(o, l)| ByteRange {
+            offset: r.offset.saturating_add(o),
+            length: l,
+            space: r.space,
+            base: r.base.clone(),
+        })
+        .collect();
+    let size_note = if n.size != r.size {
+        format!(" (size {} -> {} bytes)", n.size, r.size)
+    } else {
+        String::new()
+    };
+    f.message = format!("content differs from the baseline{size_note}");
+    f
+}
+
+fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
+    let bytes = r.bytes();
+    let Some(first) = bytes.iter().position(|&b| b != cx.blank) else {
+        return Vec::new();
+    };
+    let last = bytes.iter().rposition(|&b| b != cx.blank).unwrap_or(first);
+    let count = bytes.iter().filter(|&&b| b != cx.blank).count();
+    let mut f = Finding::on_region(
+        Code::NotBlank,
+        r,
+        format!(
+            "{count} byte(s) are not {:#04x} in a region that must be blank",
+            cx.blank
+        ),
+    );
+    f.actual_digest = Some(cx.digest(bytes));
+    f.ranges = vec![ByteRange {
+        offset: r.offset.saturating_add(first as u64),
+        length: (last - first + 1) as u64,
+        space: r.space,
+        base: r.base.clone(),
+    }];
+    vec![f]
+}
+
+/// Parser notes on `r` that the baseline did not already have.
+fn new_notes(n: &Node, r: &Region) -> Vec<Finding> {
+    let accepted: HashSet<&str> = n.notes.iter().map(String::as_str).collect();
+    notes_of(r, &accepted)
+}
+
+fn notes_of(r: &Region, accepted: &HashSet<&str>) -> Vec<Finding> {
+    r.notes
+        .iter()
+        .filter(|note| !accepted.contains(note.code.as_str()))
+        .map(|note| {
+            let code = Code::parse(&note.code).unwrap_or(Code::Unparsed);
+            let mut f = Finding::on_region(code, r, note.message.clone());
+            if let Some(o) = note.offset {
+                f.ranges = vec![ByteRange {
+                    offset: o,
+                    length: 1,
+                    space: r.space,
+                    base: r.base.clone(),
+                }];
+            }
+            f
+        })
+        .collect()
+}
+
+/// Every note in a subtree (for added regions, and for `check`).
+pub fn all_notes(r: &Region) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let none = HashSet::new();
+    r.walk(&mut |x| out.extend(notes_of(x, &none)));
+    out
+}
+
+fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
+    let mutable_parent = n.policy == Policy::Mutable;
+    let by_path: HashMap<&str, usize> = n
+        .children
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.path.as_str(), i))
+        .collect();
+    let pairs: Vec<Option<usize>> = r
+        .children
+        .iter()
+        .map(|c| by_path.get(c.path.as_str()).copied())
+        .collect();
+    let matched: HashSet<usize> = pairs.iter().flatten().copied().collect();
+    // Order of matched children: those outside a longest increasing run moved.
+    let order: Vec<usize> = pairs.iter().flatten().copied().collect();
+    let stay: HashSet<usize> = longest_increasing(&order).into_iter().collect();
+
+    let mut per_child: Vec<Vec<Finding>> = r
+        .children
+        .par_iter_mut()
+        .zip(pairs.par_iter())
+        .map(|(rc, p)| match p {
+            Some(i) => {
+                let nc = &n.children[*i];
+                let mut out = diff(cx, nc, rc);
+                if !stay.contains(i)
+                    && nc.all_static()
+                    && nc.policy == Policy::Static
+                    && out.is_empty()
+                {
+                    let mut f = Finding::on_region(
+                        code_for(rc.kind, Change::Moved),
+                        rc,
+                        format!(
+                            "same content, moved from offset {:#x} to {:#x}",
+                            nc.offset, rc.offset
+                        ),
+                    );
+                    f.expected_digest = nc.digest.clone();
+                    out.push(f);
+                } else if matches!(rc.kind, RegionKind::FlashRegion | RegionKind::Partition)
+                    && nc.offset != rc.offset
+                    && out.is_empty()
+                {
+                    let mut f = Finding::on_region(
+                        Code::RegionMoved,
+                        rc,
+                        format!(
+                            "same content, moved from offset {:#x} to {:#x}",
+                            nc.offset, rc.offset
+                        ),
+                    );
+                    f.expected_digest = nc.digest.clone();
+                    out.push(f);
+                }
+                out
+            }
+            None => added(cx, rc, mutable_parent),
+        })
+        .collect();
+    let mut out: Vec<Finding> = per_child.drain(..).flatten().collect();
+    for (i, nc) in n.children.iter().enumerate() {
+        if matched.contains(&i) {
+            continue;
+        }
+        let counts = match nc.policy {
+            Policy::Static => true,
+            Policy::Mutable | Policy::Ignore | Policy::Blank => false,
+        };
+        if counts {
+            out.push(Finding::on_node(
+                code_for(nc.kind, Change::Removed),
+                nc,
+                "present in the baseline, missing from the image",
+            ));
+        }
+    }
+    out
+}
+
+fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
+    // New blank space (e.g. a volume's free space that changed size) and additions inside per-machine data
+    // are not changes; their contents still must be blank where blank is the rule.
+    if r.policy == Policy::Blank || r.kind == RegionKind::FreeSpace {
+        return blank_check(cx, r);
+    }
+    if mutable_parent {
+        return Vec::new();
+    }
+    let mut f = Finding::on_region(
+        code_for(r.kind, Change::Added),
+        r,
+        "present in the image, not in the baseline",
+    );
+    f.actual_digest = Some(cx.digest(r.bytes()));
+    f.actual_size = Some(r.size);
+    f.ranges = vec![ByteRange {
+        offset: r.offset,
+        length: r.size,
+        space: r.space,
+        base: r.base.clone(),
+    }];
+    let mut out = vec![f];
+    out.extend(all_notes(r));
+    out
+}
+
+/// Indices (values) of one longest strictly increasing subsequence of `seq`.
+fn longest_increasing(seq: &[usize]) -> Vec<usize> {
+    // Patience sorting, O(n log n).
+    let mut tails: Vec<usize> = Vec::new(); // index into seq
+    let mut prev: Vec<Option<usize>> = vec![None; seq.len()];
+    for (i, &v) in seq.iter().enumerate() {
+        let pos = tails.partition_point(|&t| seq[t] < v);
+        if pos > 0 {
+            prev[i] = Some(tails[pos - 1]);
+        }
+        if pos == tails.len() {
+            tails.push(i);
+        } else {
+            tails[pos] = i;
+        }
+    }
+    let mut out = Vec::with_capacity(tails.len());
+    let mut cur = tails.last().copied();
+    while let Some(i) = cur {
+        out.push(seq[i]);
+        cur = prev[i];
+    }
+    out.reverse();
+    out
+}
+
+/// The verdict of one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Clean,
+    Findings,
+    Error,
+}
+
+impl Verdict {
+    pub fn of(findings: &[Finding]) -> Verdict {
+        if findings.iter().any(Finding::counts) {
+            Verdict::Findings
+        } else {
+            Verdict::Clean
+        }
+    }
+
+    /// The process exit code: 0 clean, 1 findings, 2 could not decide.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Clean => 0,
+            Verdict::Findings => 1,
+            Verdict::Error => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Clean => "clean",
+            Verdict::Findings => "findings",
+            Verdict::Error => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lis_keeps_order_under_insertion() {
+        assert_eq!(longest_increasing(&[0, 1, 2, 3]), vec![0, 1, 2, 3]);
+        // 3 moved to the front.
+        assert_eq!(longest_increasing(&[3, 0, 1, 2]), vec![0, 1, 2]);
+        assert!(longest_increasing(&[]).is_empty());
+    }
+}

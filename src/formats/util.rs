@@ -1,0 +1,124 @@
+//! Bounds-checked little helpers shared by the parsers. Nothing here panics on any input.
+
+use crate::error::ParseError;
+
+/// `bytes[offset..offset+len]`, or a `Truncated` error naming `what`.
+pub fn slice<'a>(
+    bytes: &'a [u8],
+    offset: u64,
+    len: u64,
+    what: &'static str,
+) -> Result<&'a [u8], ParseError> {
+    let have = bytes.len() as u64;
+    let end = offset
+        .checked_add(len)
+        .ok_or(ParseError::Overflow { what, offset })?;
+    if end > have {
+        return Err(ParseError::Truncated {
+            what,
+            offset,
+            need: len,
+            have: have.saturating_sub(offset),
+        });
+    }
+    // Both fit in usize: end <= bytes.len().
+    Ok(&bytes[offset as usize..end as usize])
+}
+
+pub fn u8_at(b: &[u8], off: u64, what: &'static str) -> Result<u8, ParseError> {
+    Ok(slice(b, off, 1, what)?[0])
+}
+
+pub fn le16(b: &[u8], off: u64, what: &'static str) -> Result<u16, ParseError> {
+    let s = slice(b, off, 2, what)?;
+    Ok(u16::from_le_bytes([s[0], s[1]]))
+}
+
+pub fn le24(b: &[u8], off: u64, what: &'static str) -> Result<u32, ParseError> {
+    let s = slice(b, off, 3, what)?;
+    Ok(u32::from_le_bytes([s[0], s[1], s[2], 0]))
+}
+
+pub fn le32(b: &[u8], off: u64, what: &'static str) -> Result<u32, ParseError> {
+    let s = slice(b, off, 4, what)?;
+    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+pub fn le64(b: &[u8], off: u64, what: &'static str) -> Result<u64, ParseError> {
+    let s = slice(b, off, 8, what)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Ok(u64::from_le_bytes(a))
+}
+
+pub fn be32(b: &[u8], off: u64, what: &'static str) -> Result<u32, ParseError> {
+    let s = slice(b, off, 4, what)?;
+    Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+pub fn be64(b: &[u8], off: u64, what: &'static str) -> Result<u64, ParseError> {
+    let s = slice(b, off, 8, what)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(s);
+    Ok(u64::from_be_bytes(a))
+}
+
+/// `a + b`, or an overflow error.
+pub fn add(a: u64, b: u64, what: &'static str) -> Result<u64, ParseError> {
+    a.checked_add(b)
+        .ok_or(ParseError::Overflow { what, offset: a })
+}
+
+/// Rounds `v` up to a multiple of `align` (a power of two), or an overflow error.
+pub fn align_up(v: u64, align: u64, what: &'static str) -> Result<u64, ParseError> {
+    let mask = align.saturating_sub(1);
+    Ok(add(v, mask, what)? & !mask)
+}
+
+/// Formats a little-endian EFI GUID (16 bytes) in registry form.
+pub fn guid(b: &[u8]) -> String {
+    if b.len() < 16 {
+        return String::from("invalid-guid");
+    }
+    format!(
+        "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_le_bytes([b[4], b[5]]),
+        u16::from_le_bytes([b[6], b[7]]),
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_are_bounds_checked() {
+        let b = [1u8, 2, 3, 4];
+        assert_eq!(slice(&b, 1, 2, "x").unwrap(), &[2, 3]);
+        assert!(slice(&b, 3, 2, "x").is_err());
+        assert!(slice(&b, u64::MAX, 2, "x").is_err());
+        assert_eq!(le32(&b, 0, "x").unwrap(), 0x04030201);
+        assert!(le64(&b, 0, "x").is_err());
+        assert_eq!(align_up(9, 8, "x").unwrap(), 16);
+        assert!(align_up(u64::MAX, 8, "x").is_err());
+    }
+
+    #[test]
+    fn guid_formatting_matches_registry_form() {
+        // FFS2 GUID as stored on flash.
+        let b = [
+            0x78, 0xE5, 0x8C, 0x8C, 0x3D, 0x8A, 0x1C, 0x4F, 0x99, 0x35, 0x89, 0x61, 0x85, 0xC3,
+            0x2D, 0xD3,
+        ];
+        assert_eq!(guid(&b), "8C8CE578-8A3D-4F1C-9935-896185C32DD3");
+    }
+}

@@ -1,0 +1,226 @@
+//! Reading image files safely.
+//!
+//! Policy (see the README, "Reading files"): an image is memory-mapped **only** when the file lives on a
+//! read-only mount (`statvfs` reports `ST_RDONLY`), where no other process can truncate it under us; a
+//! truncated mapping would otherwise raise SIGBUS and kill the whole batch. Everything else is read into a
+//! buffer of exactly the size reported by `fstat` (bounded by [`ReadOptions::max_size`]), and the file is
+//! checked again after reading: a file that grew, shrank or was replaced during the read is an error for that
+//! file ([`Error::FileChanged`]), never a crash and never a silently partial scan.
+
+use std::fs::File;
+use std::io::Read;
+use std::ops::Deref;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::Error;
+
+/// Default cap on the size of one image file: 1 GiB (real SPI flash is at most 256 MiB).
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 30;
+
+/// Bytes of an image or of a decompressed buffer. Cheap to clone through [`Arc`].
+#[derive(Debug)]
+pub enum Data {
+    Owned(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
+
+impl Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Owned(v) => v,
+            Data::Mapped(m) => m,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Data {
+    fn from(v: Vec<u8>) -> Self {
+        Data::Owned(v)
+    }
+}
+
+/// How [`read_image`] reads.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Files larger than this are refused before anything is read.
+    pub max_size: u64,
+    /// Allow memory mapping on read-only mounts (the only place it is safe).
+    pub allow_mmap: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_size: DEFAULT_MAX_IMAGE_SIZE,
+            allow_mmap: true,
+        }
+    }
+}
+
+/// How an image was read, for reports and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    Buffered,
+    Mapped,
+}
+
+/// Reads one image file. Errors name the file.
+pub fn read_image(path: &Path, opts: &ReadOptions) -> Result<Arc<Data>, Error> {
+    read_image_with_mode(path, opts).map(|(d, _)| d)
+}
+
+/// Like [`read_image`], also telling whether the file was mapped.
+pub fn read_image_with_mode(
+    path: &Path,
+    opts: &ReadOptions,
+) -> Result<(Arc<Data>, ReadMode), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Refuse non-files before opening: opening a FIFO would block.
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(Error::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let file = File::open(path).map_err(io)?;
+    let before = file.metadata().map_err(io)?;
+    if !before.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let size = before.len();
+    if size > opts.max_size {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            limit: opts.max_size,
+        });
+    }
+    if opts.allow_mmap && size > 0 && on_read_only_mount(&file) {
+        // SAFETY: the file is on a read-only mount (checked with fstatvfs just above), so no process can
+        // truncate or modify it while the mapping lives; the mapping is read-only and private.
+        #[allow(unsafe_code)]
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        return Ok((Arc::new(Data::Mapped(map)), ReadMode::Mapped));
+    }
+    let cap = usize::try_from(size).map_err(|_| Error::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: opts.max_size,
+    })?;
+    let mut buf = Vec::with_capacity(cap);
+    // Read one byte more than expected to notice a file that grew.
+    (&file)
+        .take(size.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 != size {
+        return Err(Error::FileChanged {
+            path: path.to_path_buf(),
+            what: format!("expected {size} bytes, read {}", buf.len()),
+        });
+    }
+    let after = file.metadata().map_err(io)?;
+    if after.len() != size
+        || after.mtime() != before.mtime()
+        || after.mtime_nsec() != before.mtime_nsec()
+    {
+        return Err(Error::FileChanged {
+            path: path.to_path_buf(),
+            what: "size or modification time changed during the read".into(),
+        });
+    }
+    Ok((Arc::new(Data::Owned(buf)), ReadMode::Buffered))
+}
+
+fn on_read_only_mount(file: &File) -> bool {
+    match rustix::fs::fstatvfs(file) {
+        Ok(st) => st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+        Err(_) => false,
+    }
+}
+
+/// Reads a small file (manifest, policy, layout) with a size cap checked before reading.
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(Error::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    if meta.len() > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            limit,
+        });
+    }
+    let file = File::open(path).map_err(io)?;
+    let mut buf = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: buf.len() as u64,
+            limit,
+        });
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_and_missing_are_errors_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_image(dir.path(), &ReadOptions::default()).unwrap_err();
+        assert!(matches!(e, Error::IsDirectory { .. }), "{e}");
+        let missing = dir.path().join("nope.bin");
+        let e = read_image(&missing, &ReadOptions::default()).unwrap_err();
+        assert!(e.to_string().contains("nope.bin"), "{e}");
+    }
+
+    #[test]
+    fn size_cap_is_checked_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.bin");
+        std::fs::write(&p, vec![0u8; 4096]).unwrap();
+        let opts = ReadOptions {
+            max_size: 100,
+            allow_mmap: true,
+        };
+        assert!(matches!(
+            read_image(&p, &opts),
+            Err(Error::TooLarge { size: 4096, .. })
+        ));
+        let (d, mode) = read_image_with_mode(&p, &ReadOptions::default()).unwrap();
+        assert_eq!(d.len(), 4096);
+        // /tmp is a writable mount: never mapped.
+        assert_eq!(mode, ReadMode::Buffered);
+    }
+}

@@ -1,0 +1,499 @@
+//! The region tree: what an image is made of.
+//!
+//! Every node has a **stable identity path** built from names, never from offsets (`bios/fv[GUID]/
+//! file[GUID:DxeCore]/pe32`), so that inserting one module is one `added` finding rather than every later
+//! module "moved". Siblings with the same name get an occurrence suffix (`pad#2`, `file[GUID]#2`).
+//! Every byte of a container belongs to one of its children: parsers return the children they understand
+//! and [`fill_gaps`] turns what is left into `padding` (or `free-space`) nodes, which are hashed too.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::input::Data;
+
+/// What a node is. Serialized in kebab-case; new kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RegionKind {
+    /// The whole image (the root).
+    Image,
+    /// A region of a flash descriptor, or of a user layout.
+    FlashRegion,
+    /// The Intel flash descriptor itself.
+    Descriptor,
+    /// A fixed-size header or other structure of a container.
+    Header,
+    /// A UEFI firmware volume.
+    Volume,
+    /// An FFS file (a module).
+    File,
+    /// An FFS section.
+    Section,
+    /// A flash partition (BMC layouts, ME `$FPT` entries).
+    Partition,
+    /// Unused space inside a container (e.g. the end of a firmware volume); expected to be blank.
+    FreeSpace,
+    /// Bytes between known structures.
+    Padding,
+    /// An NVRAM variable store.
+    NvramStore,
+    /// One NVRAM variable.
+    Variable,
+    /// A FIT or uImage sub-image.
+    FitImage,
+    /// A filesystem (squashfs, jffs2, UBI volume).
+    Filesystem,
+    /// A regular file inside a filesystem.
+    FsFile,
+    /// A directory inside a filesystem.
+    FsDir,
+    /// A symbolic link inside a filesystem.
+    FsSymlink,
+    /// A U-Boot environment.
+    Environment,
+    /// One environment variable.
+    EnvVariable,
+    /// Code or data the parser did not look into.
+    Blob,
+}
+
+impl RegionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionKind::Image => "image",
+            RegionKind::FlashRegion => "flash-region",
+            RegionKind::Descriptor => "descriptor",
+            RegionKind::Header => "header",
+            RegionKind::Volume => "volume",
+            RegionKind::File => "file",
+            RegionKind::Section => "section",
+            RegionKind::Partition => "partition",
+            RegionKind::FreeSpace => "free-space",
+            RegionKind::Padding => "padding",
+            RegionKind::NvramStore => "nvram-store",
+            RegionKind::Variable => "variable",
+            RegionKind::FitImage => "fit-image",
+            RegionKind::Filesystem => "filesystem",
+            RegionKind::FsFile => "fs-file",
+            RegionKind::FsDir => "fs-dir",
+            RegionKind::FsSymlink => "fs-symlink",
+            RegionKind::Environment => "environment",
+            RegionKind::EnvVariable => "env-variable",
+            RegionKind::Blob => "blob",
+        }
+    }
+
+    /// Module-like kinds: a change anywhere below them is reported once, on them.
+    pub fn is_module(self) -> bool {
+        matches!(self, RegionKind::File)
+    }
+
+    /// Filesystem entries: reported as `file-*` findings.
+    pub fn is_fs_entry(self) -> bool {
+        matches!(
+            self,
+            RegionKind::FsFile | RegionKind::FsDir | RegionKind::FsSymlink
+        )
+    }
+}
+
+/// What a change to a node means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Must be byte-identical to the baseline.
+    #[default]
+    Static,
+    /// Per-machine data (NVRAM, MAC address, environment): not compared, but static children (pinned
+    /// variables) inside it still are.
+    Mutable,
+    /// Not looked at at all, children included.
+    Ignore,
+    /// Must consist only of the blank byte (its size may change).
+    Blank,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Static => "static",
+            Policy::Mutable => "mutable",
+            Policy::Ignore => "ignore",
+            Policy::Blank => "blank",
+        }
+    }
+}
+
+/// Where a node's offset is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Space {
+    /// Absolute offset in the image file.
+    #[default]
+    Image,
+    /// Offset inside the decompressed bytes of an ancestor (named by `Region::base`).
+    Decompressed,
+}
+
+/// A problem noticed while parsing a node: becomes a finding in `scan`, `check` and `inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    /// Stable finding code (see [`crate::compare::Code`]).
+    pub code: String,
+    pub message: String,
+    /// Offset the note refers to, in the node's space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Note {
+    pub fn new(
+        code: crate::compare::Code,
+        message: impl Into<String>,
+        offset: Option<u64>,
+    ) -> Note {
+        Note {
+            code: code.as_str().to_string(),
+            message: message.into(),
+            offset,
+        }
+    }
+}
+
+/// A lazily expandable node (a compressed section that was not decompressed yet).
+pub type ExpandFn =
+    fn(&crate::formats::Ctx, &Region) -> Result<Vec<Region>, crate::error::ParseError>;
+
+/// One node of the region tree.
+#[derive(Clone)]
+pub struct Region {
+    pub kind: RegionKind,
+    /// Path segment, unique among siblings once [`finalize`] has run.
+    pub name: String,
+    /// Full identity path, filled by [`finalize`].
+    pub path: String,
+    pub space: Space,
+    /// Path of the node whose decompressed bytes hold this one (when `space` is decompressed).
+    pub base: Option<String>,
+    /// Offset in `data` (absolute in the image when `space` is image).
+    pub offset: u64,
+    pub size: u64,
+    pub policy: Policy,
+    /// Format-specific facts (GUID, type, UI name, PE details, ...), shown by `inspect`.
+    pub attrs: BTreeMap<String, serde_json::Value>,
+    pub notes: Vec<Note>,
+    pub children: Vec<Region>,
+    /// The buffer the node's bytes live in.
+    pub data: Arc<Data>,
+    /// Set on nodes whose children were not parsed yet (compressed, scanned lazily).
+    pub expand: Option<ExpandFn>,
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Region")
+            .field("kind", &self.kind)
+            .field("path", &self.path)
+            .field("space", &self.space)
+            .field("offset", &self.offset)
+            .field("size", &self.size)
+            .field("policy", &self.policy)
+            .field("attrs", &self.attrs)
+            .field("notes", &self.notes)
+            .field("children", &self.children)
+            .finish()
+    }
+}
+
+impl Region {
+    /// A node over `size` bytes at `offset` of `data`.
+    pub fn new(
+        kind: RegionKind,
+        name: impl Into<String>,
+        data: &Arc<Data>,
+        offset: u64,
+        size: u64,
+    ) -> Region {
+        Region {
+            kind,
+            name: name.into(),
+            path: String::new(),
+            space: Space::Image,
+            base: None,
+            offset,
+            size,
+            policy: Policy::Static,
+            attrs: BTreeMap::new(),
+            notes: Vec::new(),
+            children: Vec::new(),
+            data: Arc::clone(data),
+            expand: None,
+        }
+    }
+
+    pub fn with_policy(mut self, policy: Policy) -> Region {
+        self.policy = policy;
+        self
+    }
+
+    pub fn with_attr(mut self, key: &str, value: impl Into<serde_json::Value>) -> Region {
+        self.attrs.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn attr_str(&self, key: &str) -> Option<&str> {
+        self.attrs.get(key).and_then(|v| v.as_str())
+    }
+
+    /// The node's bytes. Parsers only create nodes inside their buffer; a node that does not fit (which
+    /// would be a parser bug) yields an empty slice rather than a panic.
+    pub fn bytes(&self) -> &[u8] {
+        let start = usize::try_from(self.offset).unwrap_or(usize::MAX);
+        let len = usize::try_from(self.size).unwrap_or(usize::MAX);
+        start
+            .checked_add(len)
+            .and_then(|end| self.data.get(start..end))
+            .unwrap_or(&[])
+    }
+
+    /// End offset (exclusive), saturating.
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.size)
+    }
+
+    /// Visits this node and all descendants, depth first, parents before children.
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Region)) {
+        f(self);
+        for c in &self.children {
+            c.walk(f);
+        }
+    }
+
+    pub fn walk_mut(&mut self, f: &mut dyn FnMut(&mut Region)) {
+        f(self);
+        for c in &mut self.children {
+            c.walk_mut(f);
+        }
+    }
+
+    /// Number of nodes in this subtree.
+    pub fn count(&self) -> usize {
+        1 + self.children.iter().map(Region::count).sum::<usize>()
+    }
+
+    /// Finds a descendant (or self) by full path.
+    pub fn find(&self, path: &str) -> Option<&Region> {
+        if self.path == path {
+            return Some(self);
+        }
+        self.children.iter().find_map(|c| {
+            let p = c.path.as_str();
+            if path == p || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/')) {
+                c.find(path)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// True when every byte of the node equals `blank`.
+    pub fn is_blank(&self, blank: u8) -> bool {
+        self.bytes().iter().all(|&b| b == blank)
+    }
+}
+
+/// Joins a parent path and a child name (the root's path is empty).
+pub fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_string()
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Assigns occurrence suffixes to duplicate sibling names and computes full paths and decompressed bases,
+/// recursively. Call once on the root after parsing (and on a subtree after lazy expansion, with its
+/// parent's path).
+pub fn finalize(root: &mut Region) {
+    let path = root.path.clone();
+    let base = root.base.clone();
+    finalize_children(root, &path, base.as_deref());
+}
+
+fn finalize_children(node: &mut Region, path: &str, base: Option<&str>) {
+    // Children are kept in offset order inside one buffer; decompressed children keep parser order.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let parent_data = Arc::clone(&node.data);
+    for child in &mut node.children {
+        let n = seen.entry(child.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            child.name = format!("{}#{}", child.name, n);
+        }
+        child.path = join(path, &child.name);
+        if Arc::ptr_eq(&child.data, &parent_data) {
+            child.base = base.map(str::to_string);
+            if base.is_some() {
+                child.space = Space::Decompressed;
+            }
+        } else {
+            // Child lives in a buffer decompressed from the parent's bytes.
+            child.base = Some(path.to_string());
+            child.space = Space::Decompressed;
+        }
+        let (p, b) = (child.path.clone(), child.base.clone());
+        finalize_children(child, &p, b.as_deref());
+    }
+}
+
+/// Sorts `children` by offset and inserts padding nodes for every byte of `[start, end)` of `data` that no
+/// child covers. Gap nodes whose bytes are all `blank` get the `blank` policy; others stay `static` (and
+/// carry a `padding-not-empty` note when `note_non_blank` is set). Overlapping children are left as they are
+/// (the parser reports overlaps).
+pub fn fill_gaps(
+    data: &Arc<Data>,
+    start: u64,
+    end: u64,
+    children: &mut Vec<Region>,
+    blank: u8,
+    kind: RegionKind,
+) {
+    children.sort_by_key(|c| (c.offset, c.size));
+    let mut out = Vec::with_capacity(children.len() * 2 + 1);
+    let mut cursor = start;
+    for c in children.drain(..) {
+        if c.offset > cursor && Arc::ptr_eq(&c.data, data) {
+            out.push(gap(data, cursor, c.offset.min(end), blank, kind));
+        }
+        if Arc::ptr_eq(&c.data, data) {
+            cursor = cursor.max(c.end());
+        }
+        out.push(c);
+    }
+    if cursor < end {
+        out.push(gap(data, cursor, end, blank, kind));
+    }
+    *children = out;
+}
+
+fn gap(data: &Arc<Data>, from: u64, to: u64, blank: u8, kind: RegionKind) -> Region {
+    let name = match kind {
+        RegionKind::FreeSpace => "free-space",
+        _ => "padding",
+    };
+    let mut r = Region::new(kind, name, data, from, to.saturating_sub(from));
+    r.policy = if r.is_blank(blank) {
+        Policy::Blank
+    } else {
+        Policy::Static
+    };
+    r
+}
+
+/// Applies a user policy to every node whose path matches `pattern` (a glob where `*` matches within one
+/// path segment and `**` across segments).
+pub fn apply_policy(root: &mut Region, pattern: &str, policy: Policy) -> usize {
+    let mut n = 0;
+    root.walk_mut(&mut |r| {
+        if glob_match(pattern, &r.path) {
+            r.policy = policy;
+            n += 1;
+        }
+    });
+    n
+}
+
+/// Minimal path glob: `*` any run of characters except `/`, `**` any run including `/`, `?` one character.
+/// Brackets are literal (identity paths use them).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    // Iterative matcher with backtracking points; O(len(p) * len(t)) worst case.
+    fn rec(
+        p: &[u8],
+        t: &[u8],
+        memo: &mut HashMap<(usize, usize), bool>,
+        i: usize,
+        j: usize,
+    ) -> bool {
+        if let Some(&v) = memo.get(&(i, j)) {
+            return v;
+        }
+        let v = if i == p.len() {
+            j == t.len()
+        } else if p[i] == b'*' {
+            let double = p.get(i + 1) == Some(&b'*');
+            let next = if double { i + 2 } else { i + 1 };
+            // `**/` may also match nothing at all.
+            let skip_slash = double && p.get(next) == Some(&b'/');
+            (skip_slash && rec(p, t, memo, next + 1, j))
+                || rec(p, t, memo, next, j)
+                || (j < t.len() && (double || t[j] != b'/') && rec(p, t, memo, i, j + 1))
+        } else if j < t.len() && (p[i] == b'?' && t[j] != b'/' || p[i] == t[j]) {
+            rec(p, t, memo, i + 1, j + 1)
+        } else {
+            false
+        };
+        memo.insert((i, j), v);
+        v
+    }
+    rec(p, t, &mut HashMap::new(), 0, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(bytes: Vec<u8>) -> Arc<Data> {
+        Arc::new(Data::Owned(bytes))
+    }
+
+    #[test]
+    fn gaps_cover_every_byte() {
+        let mut bytes = vec![0xFFu8; 100];
+        bytes[95] = 1;
+        let d = data(bytes);
+        let mut kids = vec![Region::new(RegionKind::Blob, "b", &d, 10, 20)];
+        fill_gaps(&d, 0, 100, &mut kids, 0xFF, RegionKind::Padding);
+        let spans: Vec<_> = kids.iter().map(|k| (k.offset, k.size, k.policy)).collect();
+        assert_eq!(
+            spans,
+            vec![
+                (0, 10, Policy::Blank),
+                (10, 20, Policy::Static),
+                (30, 70, Policy::Static)
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_get_occurrence_suffixes() {
+        let d = data(vec![0; 10]);
+        let mut root = Region::new(RegionKind::Image, "", &d, 0, 10);
+        root.children = vec![
+            Region::new(RegionKind::Blob, "x", &d, 0, 5),
+            Region::new(RegionKind::Blob, "x", &d, 5, 5),
+        ];
+        finalize(&mut root);
+        assert_eq!(root.children[0].path, "x");
+        assert_eq!(root.children[1].path, "x#2");
+        assert!(root.find("x#2").is_some());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(
+            "bios/**/file[*:Setup]",
+            "bios/fv[A]/fv[B]/file[C:Setup]"
+        ));
+        assert!(glob_match("nvram", "nvram"));
+        assert!(!glob_match("nvram", "nvram/x"));
+        assert!(glob_match("nvram/**", "nvram/x/y"));
+        assert!(glob_match("**/pe32", "pe32"));
+        assert!(!glob_match("a/*", "a/b/c"));
+    }
+}

@@ -1,0 +1,374 @@
+//! Renderers: text for people, JSON for machines (schema `schemas/report-v1.schema.json`).
+//!
+//! JSON wire format of a scan report (one object):
+//!
+//! ```text
+//! { "schema_version": 1, "tool": {name, version}, "command": "scan"|"check",
+//!   "image": {path, size, sha256}, "manifest": {path, product, sequence, created, expires, trust} | null,
+//!   "verdict": "clean"|"findings"|"error", "exit_code": 0|1|2,
+//!   "summary": {findings, by_code: {code: n}, by_severity: {sev: n}, skipped_regions, bytes_hashed},
+//!   "findings": [Finding], "skipped": [{path, policy, size}], "error": {code, message} | null }
+//! ```
+//! Findings are sorted by path, then code, so output is deterministic.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::{Finding, ScanResult, ScanStats, Skipped, Verdict};
+use crate::manifest::{Product, Trust};
+use crate::region::{Policy, Region, Space};
+
+/// Schema version of reports.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl Default for ToolInfo {
+    fn default() -> Self {
+        ToolInfo {
+            name: "fwscan".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImageRef {
+    pub path: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ManifestRef {
+    pub path: String,
+    pub product: Product,
+    pub sequence: u64,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    pub trust: Trust,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub findings: usize,
+    pub by_code: BTreeMap<String, usize>,
+    pub by_severity: BTreeMap<String, usize>,
+    pub skipped_regions: usize,
+    #[serde(default)]
+    pub bytes_hashed: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+}
+
+/// The report of one image (scan or check).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: ToolInfo,
+    pub command: String,
+    pub image: ImageRef,
+    pub manifest: Option<ManifestRef>,
+    pub verdict: Verdict,
+    pub exit_code: i32,
+    pub summary: Summary,
+    pub findings: Vec<Finding>,
+    #[serde(default)]
+    pub skipped: Vec<Skipped>,
+    #[serde(default)]
+    pub stats: ScanStats,
+    pub error: Option<ErrorInfo>,
+}
+
+impl Report {
+    /// A report from a finished comparison.
+    pub fn new(
+        command: &str,
+        image: ImageRef,
+        manifest: Option<ManifestRef>,
+        result: ScanResult,
+    ) -> Report {
+        let mut findings = result.findings;
+        sort_findings(&mut findings);
+        let verdict = Verdict::of(&findings);
+        let summary = summarize(&findings, result.skipped.len(), result.stats.bytes_hashed);
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            tool: ToolInfo::default(),
+            command: command.into(),
+            image,
+            manifest,
+            verdict,
+            exit_code: verdict.exit_code(),
+            summary,
+            findings,
+            skipped: result.skipped,
+            stats: result.stats,
+            error: None,
+        }
+    }
+
+    /// A report for an image that could not be decided.
+    pub fn error(command: &str, image: ImageRef, code: &str, message: String) -> Report {
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            tool: ToolInfo::default(),
+            command: command.into(),
+            image,
+            manifest: None,
+            verdict: Verdict::Error,
+            exit_code: 2,
+            summary: Summary::default(),
+            findings: Vec::new(),
+            skipped: Vec::new(),
+            stats: ScanStats::default(),
+            error: Some(ErrorInfo {
+                code: code.into(),
+                message,
+            }),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// The human report.
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "fwscan {}: {} ({} bytes)",
+            self.command, self.image.path, self.image.size
+        );
+        if let Some(m) = &self.manifest {
+            let p = &m.product;
+            let _ = writeln!(
+                o,
+                "baseline: {} ({} {} {} {}, sequence {}, created {}{})",
+                m.path,
+                p.vendor,
+                p.product,
+                p.component,
+                p.version,
+                m.sequence,
+                m.created,
+                m.expires
+                    .as_deref()
+                    .map(|e| format!(", expires {e}"))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(o, "trust: {}", m.trust.summary);
+        }
+        if let Some(e) = &self.error {
+            let _ = writeln!(o, "ERROR {}: {}", e.code, e.message);
+        }
+        if !self.findings.is_empty() {
+            let _ = writeln!(o, "findings ({}):", self.findings.len());
+            for f in &self.findings {
+                o.push_str(&finding_line(f));
+            }
+        }
+        if !self.skipped.is_empty() {
+            let _ = writeln!(
+                o,
+                "not compared (per-machine or ignored): {}",
+                self.skipped
+                    .iter()
+                    .map(|s| format!("{} [{}]", display_path(&s.path), s.policy.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let _ = writeln!(
+            o,
+            "verdict: {} (exit {})",
+            self.verdict.as_str().to_uppercase(),
+            self.exit_code
+        );
+        o
+    }
+}
+
+/// `/` for the root, the path otherwise.
+pub fn display_path(p: &str) -> &str {
+    if p.is_empty() {
+        "/"
+    } else {
+        p
+    }
+}
+
+fn short(d: &str) -> &str {
+    d.get(..16).unwrap_or(d)
+}
+
+/// One finding for a person: what, where, which bytes, both digests.
+pub fn finding_line(f: &Finding) -> String {
+    let mut o = String::new();
+    let name = f
+        .name
+        .as_deref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    let where_ = match (f.offset, f.size) {
+        (Some(off), Some(size)) => format!(" at {}", span(off, size, f.space, f.base.as_deref())),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "  {:<7} {:<18} {}{}{}: {}",
+        f.severity.as_str().to_uppercase(),
+        f.code.as_str(),
+        display_path(&f.path),
+        name,
+        where_,
+        f.message
+    );
+    if !f.ranges.is_empty() {
+        let shown: Vec<String> = f
+            .ranges
+            .iter()
+            .take(8)
+            .map(|r| {
+                format!(
+                    "{:#x}..{:#x}{}",
+                    r.offset,
+                    r.offset.saturating_add(r.length),
+                    space_suffix(r.space, r.base.as_deref())
+                )
+            })
+            .collect();
+        let more = f.ranges.len().saturating_sub(8);
+        let _ = writeln!(
+            o,
+            "          changed bytes: {}{}",
+            shown.join(", "),
+            if more > 0 {
+                format!(" (+{more} more)")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if f.expected_digest.is_some() || f.actual_digest.is_some() {
+        let _ = writeln!(
+            o,
+            "          expected {}  actual {}",
+            f.expected_digest.as_deref().unwrap_or("-"),
+            f.actual_digest.as_deref().unwrap_or("-")
+        );
+    }
+    o
+}
+
+fn space_suffix(space: Space, base: Option<&str>) -> String {
+    match space {
+        Space::Image => String::new(),
+        Space::Decompressed => {
+            format!(" in decompressed {}", base.map(display_path).unwrap_or("?"))
+        }
+    }
+}
+
+fn span(off: u64, size: u64, space: Space, base: Option<&str>) -> String {
+    format!("{off:#x}+{size:#x}{}", space_suffix(space, base))
+}
+
+/// Sorts findings deterministically (path, code, offset).
+pub fn sort_findings(f: &mut [Finding]) {
+    f.sort_by(|a, b| {
+        (a.path.as_str(), a.code.as_str(), a.offset).cmp(&(
+            b.path.as_str(),
+            b.code.as_str(),
+            b.offset,
+        ))
+    });
+}
+
+/// Counts by code and severity.
+pub fn summarize(findings: &[Finding], skipped: usize, bytes_hashed: u64) -> Summary {
+    let mut s = Summary {
+        findings: findings.len(),
+        skipped_regions: skipped,
+        bytes_hashed,
+        ..Summary::default()
+    };
+    for f in findings {
+        *s.by_code.entry(f.code.as_str().to_string()).or_default() += 1;
+        *s.by_severity
+            .entry(f.severity.as_str().to_string())
+            .or_default() += 1;
+    }
+    s
+}
+
+/// `inspect --format text`: an indented tree.
+pub fn tree_text(root: &Region, digests: &crate::hash::HashedNode) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<12} {:<10} {:<13} {:<8} {:<16} PATH",
+        "OFFSET", "SIZE", "KIND", "POLICY", "SHA256"
+    );
+    fn rec(o: &mut String, r: &Region, h: &crate::hash::HashedNode, depth: usize) {
+        let off = match r.space {
+            Space::Image => format!("{:#010x}", r.offset),
+            Space::Decompressed => format!("~{:#09x}", r.offset),
+        };
+        let label = if r.path.is_empty() {
+            "/"
+        } else {
+            r.name.as_str()
+        };
+        let extra = crate::compare::display_name(&r.attrs)
+            .filter(|n| !label.contains(n.as_str()))
+            .map(|n| format!("  \"{n}\""))
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "{:<12} {:<10} {:<13} {:<8} {:<16} {}{}{}",
+            off,
+            format!("{:#x}", r.size),
+            r.kind.as_str(),
+            policy_str(r.policy),
+            short(&h.digests.digest),
+            "  ".repeat(depth),
+            label,
+            extra
+        );
+        for n in &r.notes {
+            let _ = writeln!(
+                o,
+                "{:>62}{}! {}: {}",
+                "",
+                "  ".repeat(depth),
+                n.code,
+                n.message
+            );
+        }
+        for (c, hc) in r.children.iter().zip(&h.children) {
+            rec(o, c, hc, depth + 1);
+        }
+    }
+    rec(&mut o, root, digests, 0);
+    o
+}
+
+fn policy_str(p: Policy) -> &'static str {
+    p.as_str()
+}
