@@ -398,7 +398,10 @@ fn is_hex(s: &str, len: usize) -> bool {
 
 /// Children of mutable (or ignored) nodes inherit that policy unless pinned.
 fn inherit_policy(r: &mut Region, parent: Option<Policy>, pinned: &HashSet<String>) {
-    if pinned.contains(&r.path) {
+    // Parsers pin nodes inside per-machine data (e.g. `bootcmd` in a U-Boot environment) with the
+    // `pinned` attribute; users pin with `--pin GLOB`.
+    let parser_pinned = r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
+    if pinned.contains(&r.path) || (parser_pinned && r.policy == Policy::Static) {
         r.policy = Policy::Static;
     } else if let Some(p @ (Policy::Mutable | Policy::Ignore)) = parent {
         if r.policy != Policy::Ignore {
