@@ -99,7 +99,7 @@ codes! {
     // --- inputs, manifests and trust -----------------------------------------------------------------
     ReadError = "read-error", Error, "The image could not be read (missing, unreadable, not a regular file, changed during the read).";
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";
-    ManifestUnsigned = "manifest-unsigned", Warning, "The manifest was used without signature verification (--insecure-unsigned).";
+    ManifestUnsigned = "manifest-unsigned", Error, "The manifest has no signature; it is refused unless --insecure-unsigned is given.";
     UnknownFirmware = "unknown-firmware", Error, "No approved manifest matches this image's firmware.";
 }
 

@@ -673,6 +673,83 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Data;
+    use crate::manifest::{BaselineOptions, Manifest};
+    use std::sync::Arc;
+
+    /// An image of named 4 KiB modules (kind `file`) laid out in the given order, then blank space.
+    fn image(modules: &[(&str, u8)]) -> Region {
+        let mut bytes = Vec::new();
+        for (_, fill) in modules {
+            bytes.extend(std::iter::repeat_n(*fill, 4096));
+        }
+        bytes.extend(std::iter::repeat_n(0xFF, 8 * 4096 - bytes.len()));
+        let data = Arc::new(Data::Owned(bytes));
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, data.len() as u64);
+        for (i, (name, _)) in modules.iter().enumerate() {
+            root.children.push(Region::new(
+                RegionKind::File,
+                format!("file[{name}]"),
+                &data,
+                i as u64 * 4096,
+                4096,
+            ));
+        }
+        crate::formats::adopt(
+            &Ctx::new(&ParseOptions::default()),
+            &root.clone(),
+            &mut root.children,
+        );
+        crate::region::finalize(&mut root);
+        root
+    }
+
+    fn run(golden: &[(&str, u8)], dump: &[(&str, u8)]) -> Vec<(Code, String)> {
+        let m = Manifest::from_tree(&image(golden), BaselineOptions::default())
+            .unwrap()
+            .accept_unsigned_insecure();
+        let mut f: Vec<_> = scan(&m, image(dump), &ScanOptions::default())
+            .findings
+            .into_iter()
+            .filter(|f| f.code != Code::SizeMismatch)
+            .map(|f| (f.code, f.path))
+            .collect();
+        f.sort();
+        f
+    }
+
+    #[test]
+    fn an_inserted_module_is_one_added_finding() {
+        let golden = [("A", 1), ("B", 2), ("C", 3)];
+        let dump = [("A", 1), ("X", 9), ("B", 2), ("C", 3)];
+        assert_eq!(
+            run(&golden, &dump),
+            vec![(Code::ModuleAdded, "file[X]".to_string())]
+        );
+        assert_eq!(
+            run(&dump, &golden),
+            vec![(Code::ModuleRemoved, "file[X]".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_reordered_module_is_one_moved_finding() {
+        let golden = [("A", 1), ("B", 2), ("C", 3)];
+        let dump = [("A", 1), ("C", 3), ("B", 2)];
+        let f = run(&golden, &dump);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, Code::ModuleMoved);
+    }
+
+    #[test]
+    fn a_modified_module_is_named() {
+        let golden = [("A", 1), ("B", 2), ("C", 3)];
+        let dump = [("A", 1), ("B", 7), ("C", 3)];
+        assert_eq!(
+            run(&golden, &dump),
+            vec![(Code::ModuleModified, "file[B]".to_string())]
+        );
+    }
 
     #[test]
     fn lis_keeps_order_under_insertion() {
