@@ -14,6 +14,7 @@
 //! * [`manifest`] is the baseline: schema v1, validation, and (later) signatures and trust.
 //! * [`compare`] walks a verified manifest against a fresh tree top-down and yields [`compare::Finding`]s
 //!   with stable codes.
+//! * [`check`] runs the checks that need no baseline: parser notes, known-threat rules, Secure Boot.
 //! * [`report`] renders findings as text or JSON.
 //!
 //! ```no_run
@@ -22,13 +23,15 @@
 //! let tree = formats::parse_image(data, &formats::ParseOptions::default());
 //! let m = manifest::Manifest::from_tree(&tree, manifest::BaselineOptions::default())?;
 //! let verified = m.accept_unsigned_insecure();
-//! let result = compare::scan(&verified, tree, &compare::ScanOptions::default());
+//! let mut tree = tree;
+//! let result = compare::scan(&verified, &mut tree, &compare::ScanOptions::default());
 //! assert!(result.findings.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod check;
 pub mod compare;
 pub mod error;
 pub mod formats;

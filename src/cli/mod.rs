@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. Exit codes: 0 clean, 1 findings, 2 could not decide.
 
 mod baseline;
+mod check;
 mod inspect;
 mod scan;
 
@@ -37,6 +38,7 @@ pub enum Command {
     Inspect(inspect::Args),
     Baseline(Box<baseline::Args>),
     Scan(scan::Args),
+    Check(check::Args),
 }
 
 /// Output format of reports.
@@ -109,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Baseline(a) => baseline::run(*a),
         Command::Scan(a) => scan::run(a),
+        Command::Check(a) => check::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -27,6 +27,8 @@ pub struct Args {
     pub insecure_unsigned: bool,
     #[command(flatten)]
     pub parse: ParseArgs,
+    #[command(flatten)]
+    pub rules: super::check::RuleArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
@@ -68,8 +70,12 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         Err(e) => return fail("read-error", e.to_string()),
     };
     let size = data.len() as u64;
-    let tree = formats::parse_image(data, &opts);
-    let result = compare::scan(&verified, tree, &ScanOptions { parse: opts });
+    let rules = super::check::load_rules(&a.rules)?;
+    let mut tree = formats::parse_image(data, &opts);
+    let mut result = compare::scan(&verified, &mut tree, &ScanOptions { parse: opts });
+    result
+        .findings
+        .extend(fwscan::check::run_for_scan(&tree, &rules));
     let report = Report::new(
         "scan",
         image_ref(size),

@@ -68,6 +68,9 @@ pub struct Finding {
     /// Paths below `path` that changed (module findings).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changed: Vec<String>,
+    /// The signature rule that produced the finding (`known-threat` and other rule findings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Finding {
@@ -90,6 +93,7 @@ impl Finding {
             actual_size: None,
             ranges: Vec::new(),
             changed: Vec::new(),
+            rule: None,
         }
     }
 
@@ -112,6 +116,7 @@ impl Finding {
             actual_size: None,
             ranges: Vec::new(),
             changed: Vec::new(),
+            rule: None,
         }
     }
 
@@ -134,6 +139,7 @@ impl Finding {
             actual_size: None,
             ranges: Vec::new(),
             changed: Vec::new(),
+            rule: None,
         }
     }
 
@@ -226,7 +232,9 @@ impl Cx<'_> {
 }
 
 /// Compares `image` (parsed with the manifest's layout and format) against the verified baseline.
-pub fn scan(m: &VerifiedManifest, mut image: Region, opts: &ScanOptions) -> ScanResult {
+/// Compressed nodes whose digests differ are expanded in place, so the caller can run further checks on
+/// what was parsed.
+pub fn scan(m: &VerifiedManifest, image: &mut Region, opts: &ScanOptions) -> ScanResult {
     let man = m.manifest();
     let cx = Cx {
         alg: man.hash.algorithm,
@@ -243,7 +251,7 @@ pub fn scan(m: &VerifiedManifest, mut image: Region, opts: &ScanOptions) -> Scan
     if image.size != man.image.size {
         let mut f = Finding::on_region(
             Code::SizeMismatch,
-            &image,
+            image,
             format!(
                 "image is {} bytes, the baseline's is {} bytes ({}{} bytes)",
                 image.size,
@@ -260,7 +268,7 @@ pub fn scan(m: &VerifiedManifest, mut image: Region, opts: &ScanOptions) -> Scan
         f.actual_size = Some(image.size);
         findings.push(f);
     }
-    findings.extend(diff(&cx, &man.root, &mut image));
+    findings.extend(diff(&cx, &man.root, image));
     let mut skipped = cx.skipped.into_inner().unwrap_or_default();
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     // Keep only the outermost skipped regions.
@@ -708,7 +716,7 @@ mod tests {
         let m = Manifest::from_tree(&image(golden), BaselineOptions::default())
             .unwrap()
             .accept_unsigned_insecure();
-        let mut f: Vec<_> = scan(&m, image(dump), &ScanOptions::default())
+        let mut f: Vec<_> = scan(&m, &mut image(dump), &ScanOptions::default())
             .findings
             .into_iter()
             .filter(|f| f.code != Code::SizeMismatch)

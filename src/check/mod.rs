@@ -1,0 +1,577 @@
+//! Checks that need no baseline: parser self-consistency notes, known-threat signature rules, Secure Boot
+//! variables, and code hidden outside any FFS file. `fwscan check` runs them on their own; `scan` runs
+//! them beside the baseline comparison.
+//!
+//! Rules are evaluated per subject (an FFS file with everything inside it, an NVRAM variable, a
+//! filesystem file, or the whole image). Byte patterns are searched with one Aho-Corasick automaton over
+//! the literal anchors of all patterns, so every body is read once whatever the number of rules.
+
+pub mod chipsec;
+pub mod rules;
+pub mod secureboot;
+
+use std::collections::HashSet;
+
+use aho_corasick::AhoCorasick;
+use md5::Digest as _;
+use rayon::prelude::*;
+
+use crate::compare::{self, Code, Finding, Severity};
+use crate::region::{glob_match, Policy, Region, RegionKind};
+pub use rules::{Expr, Rule, RuleError, Scope};
+
+/// Rules compiled for matching.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    patterns: Vec<Vec<Option<u8>>>,
+    /// Per pattern: offset of its anchor inside the pattern.
+    anchor_offset: Vec<usize>,
+    /// Per automaton pattern (anchor): the byte patterns that use it.
+    anchor_users: Vec<Vec<usize>>,
+    automaton: Option<AhoCorasick>,
+    regexes: Vec<regex::bytes::Regex>,
+    need: Needs,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Needs {
+    sha256: bool,
+    sha1: bool,
+    md5: bool,
+}
+
+impl RuleSet {
+    /// Compiles rules (they were validated when loaded).
+    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, String> {
+        let mut patterns = Vec::new();
+        let mut regex_src = Vec::new();
+        let mut need = Needs::default();
+        for r in &rules {
+            let mut visit = |e: &Expr| match e {
+                Expr::Bytes(p) => {
+                    if let Ok(p) = rules::parse_pattern(p) {
+                        if !patterns.contains(&p) {
+                            patterns.push(p);
+                        }
+                    }
+                }
+                Expr::Regexp(s) if !regex_src.contains(s) => regex_src.push(s.clone()),
+                Expr::Sha256(_) => need.sha256 = true,
+                Expr::Sha1(_) => need.sha1 = true,
+                Expr::Md5(_) => need.md5 = true,
+                _ => {}
+            };
+            walk_expr(&r.expr, &mut visit);
+            if let Some(x) = &r.exclude {
+                walk_expr(x, &mut visit);
+            }
+        }
+        let mut anchors: Vec<Vec<u8>> = Vec::new();
+        let mut anchor_users: Vec<Vec<usize>> = Vec::new();
+        let mut anchor_offset = Vec::new();
+        for (i, p) in patterns.iter().enumerate() {
+            let (off, lit) = longest_literal(p);
+            anchor_offset.push(off);
+            match anchors.iter().position(|a| *a == lit) {
+                Some(j) => anchor_users[j].push(i),
+                None => {
+                    anchors.push(lit);
+                    anchor_users.push(vec![i]);
+                }
+            }
+        }
+        let automaton = if anchors.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::new(&anchors).map_err(|e| e.to_string())?)
+        };
+        let regexes = regex_src
+            .iter()
+            .map(|s| rules::compile_regex(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RuleSet {
+            rules,
+            patterns,
+            anchor_offset,
+            anchor_users,
+            automaton,
+            regexes,
+            need,
+        })
+    }
+
+    /// The built-in rules (`signatures/threats.toml`).
+    pub fn builtin() -> Result<RuleSet, RuleError> {
+        let rules = rules::builtin()?;
+        RuleSet::new(rules)
+            .map_err(|m| RuleError::new(std::path::Path::new("signatures/threats.toml"), None, m))
+    }
+
+    /// Ids of the byte patterns present in `body`.
+    fn find_patterns(&self, body: &[u8], out: &mut HashSet<usize>) {
+        let Some(ac) = &self.automaton else {
+            return;
+        };
+        for m in ac.find_overlapping_iter(body) {
+            for &pi in &self.anchor_users[m.pattern().as_usize()] {
+                if out.contains(&pi) {
+                    continue;
+                }
+                let Some(start) = m.start().checked_sub(self.anchor_offset[pi]) else {
+                    continue;
+                };
+                let p = &self.patterns[pi];
+                let Some(window) = body.get(start..start.saturating_add(p.len())) else {
+                    continue;
+                };
+                if window.len() == p.len()
+                    && p.iter()
+                        .zip(window)
+                        .all(|(want, got)| want.is_none_or(|w| w == *got))
+                {
+                    out.insert(pi);
+                }
+            }
+        }
+    }
+}
+
+fn walk_expr(e: &Expr, f: &mut dyn FnMut(&Expr)) {
+    f(e);
+    match e {
+        Expr::All(v) | Expr::Any(v) => v.iter().for_each(|x| walk_expr(x, f)),
+        Expr::Not(x) => walk_expr(x, f),
+        _ => {}
+    }
+}
+
+/// The longest run of literal bytes of a pattern and its offset.
+fn longest_literal(p: &[Option<u8>]) -> (usize, Vec<u8>) {
+    let mut best = (0, Vec::new());
+    let mut i = 0;
+    while i < p.len() {
+        if p[i].is_some() {
+            let start = i;
+            let mut run = Vec::new();
+            while let Some(Some(b)) = p.get(i) {
+                run.push(*b);
+                i += 1;
+            }
+            if run.len() > best.1.len() {
+                best = (start, run);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    best
+}
+
+/// What is known about one subject.
+#[derive(Debug, Default, Clone)]
+struct Facts {
+    guids: HashSet<String>,
+    ui_names: HashSet<String>,
+    variables: HashSet<String>,
+    fs_paths: HashSet<String>,
+    sha256: HashSet<String>,
+    sha1: HashSet<String>,
+    md5: HashSet<String>,
+    authenticode: HashSet<String>,
+    patterns: HashSet<usize>,
+    regexes: HashSet<usize>,
+    cert_subjects: Vec<String>,
+}
+
+impl Facts {
+    fn merge(&mut self, o: &Facts) {
+        self.guids.extend(o.guids.iter().cloned());
+        self.ui_names.extend(o.ui_names.iter().cloned());
+        self.variables.extend(o.variables.iter().cloned());
+        self.fs_paths.extend(o.fs_paths.iter().cloned());
+        self.sha256.extend(o.sha256.iter().cloned());
+        self.sha1.extend(o.sha1.iter().cloned());
+        self.md5.extend(o.md5.iter().cloned());
+        self.authenticode.extend(o.authenticode.iter().cloned());
+        self.patterns.extend(o.patterns.iter().copied());
+        self.regexes.extend(o.regexes.iter().copied());
+        self.cert_subjects.extend(o.cert_subjects.iter().cloned());
+    }
+}
+
+fn eval(e: &Expr, f: &Facts, set: &RuleSet) -> bool {
+    match e {
+        Expr::All(v) => v.iter().all(|x| eval(x, f, set)),
+        Expr::Any(v) => v.iter().any(|x| eval(x, f, set)),
+        Expr::Not(x) => !eval(x, f, set),
+        Expr::Guid(g) => rules::parse_guid_text(g).is_ok_and(|g| f.guids.contains(&g)),
+        Expr::UiName(n) => f.ui_names.contains(n),
+        Expr::Sha256(h) => f.sha256.contains(&h.to_ascii_lowercase()),
+        Expr::Sha1(h) => f.sha1.contains(&h.to_ascii_lowercase()),
+        Expr::Md5(h) => f.md5.contains(&h.to_ascii_lowercase()),
+        Expr::Authenticode(h) => f.authenticode.contains(&h.to_ascii_lowercase()),
+        Expr::Bytes(p) => rules::parse_pattern(p)
+            .ok()
+            .and_then(|p| set.patterns.iter().position(|x| *x == p))
+            .is_some_and(|i| f.patterns.contains(&i)),
+        Expr::Regexp(r) => set
+            .regexes
+            .iter()
+            .position(|x| x.as_str() == r)
+            .is_some_and(|i| f.regexes.contains(&i)),
+        Expr::CertSubject(s) => {
+            let s = s.to_ascii_lowercase();
+            f.cert_subjects
+                .iter()
+                .any(|c| c.to_ascii_lowercase().contains(&s))
+        }
+        Expr::Variable(n) => f.variables.contains(n),
+        Expr::FsPath(g) => f.fs_paths.iter().any(|p| glob_match(g, p)),
+    }
+}
+
+/// A subject of rule evaluation.
+struct Subject<'a> {
+    node: &'a Region,
+    scope: Scope,
+    facts: Facts,
+}
+
+/// Whether a variable node is live (not deleted or superseded).
+fn live_variable(r: &Region) -> bool {
+    !matches!(
+        r.attr_str("state"),
+        Some(s) if s.contains("deleted") || s.contains("transition") || s.contains("invalid")
+    )
+}
+
+fn variable_name(r: &Region) -> Option<&str> {
+    r.attr_str("name")
+}
+
+/// The data bytes of a variable (its `data` child, or itself).
+fn variable_data(r: &Region) -> &[u8] {
+    r.children
+        .iter()
+        .find(|c| c.name == "data")
+        .map(Region::bytes)
+        .unwrap_or_else(|| r.bytes())
+}
+
+fn collect_facts(node: &Region, set: &RuleSet, f: &mut Facts) {
+    let bytes = node.bytes();
+    if set.need.sha256 {
+        f.sha256
+            .insert(crate::hash::digest(crate::hash::Alg::Sha256, bytes));
+    }
+    if set.need.sha1 {
+        f.sha1.insert(hex::encode(sha1::Sha1::digest(bytes)));
+    }
+    if set.need.md5 {
+        f.md5.insert(hex::encode(md5::Md5::digest(bytes)));
+    }
+    if let Some(a) = node.attr_str("authenticode-sha256") {
+        f.authenticode.insert(a.to_ascii_lowercase());
+    }
+    if node.children.is_empty() {
+        set.find_patterns(bytes, &mut f.patterns);
+        for (i, r) in set.regexes.iter().enumerate() {
+            if r.is_match(bytes) {
+                f.regexes.insert(i);
+            }
+        }
+    }
+    for c in &node.children {
+        collect_facts(c, set, f);
+    }
+}
+
+fn subjects<'a>(root: &'a Region, set: &RuleSet) -> Vec<Subject<'a>> {
+    let mut nodes: Vec<(&Region, Scope)> = Vec::new();
+    root.walk(&mut |r| match r.kind {
+        RegionKind::File => nodes.push((r, Scope::Module)),
+        RegionKind::Variable if live_variable(r) => nodes.push((r, Scope::Variable)),
+        RegionKind::FsFile => nodes.push((r, Scope::FsFile)),
+        _ => {}
+    });
+    nodes
+        .into_par_iter()
+        .map(|(node, scope)| {
+            let mut facts = Facts::default();
+            match scope {
+                Scope::Module => {
+                    if let Some(g) = node.attr_str("guid") {
+                        facts.guids.insert(g.to_ascii_uppercase());
+                    }
+                    if let Some(n) = node.attr_str("ui-name") {
+                        facts.ui_names.insert(n.to_string());
+                    }
+                    collect_facts(node, set, &mut facts);
+                }
+                Scope::Variable => {
+                    if let Some(n) = variable_name(node) {
+                        facts.variables.insert(n.to_string());
+                    }
+                    if let Some(g) = node.attr_str("vendor-guid") {
+                        facts.guids.insert(g.to_ascii_uppercase());
+                    }
+                    if let Ok(subjects) = secureboot::certificate_subjects(variable_data(node)) {
+                        facts.cert_subjects = subjects;
+                    }
+                    collect_facts(node, set, &mut facts);
+                }
+                Scope::FsFile => {
+                    if let Some(p) = node.attr_str("file-path") {
+                        facts.fs_paths.insert(p.to_string());
+                    }
+                    collect_facts(node, set, &mut facts);
+                }
+                Scope::Image => {}
+            }
+            Subject { node, scope, facts }
+        })
+        .collect()
+}
+
+/// Evaluates every rule against a tree.
+pub fn match_rules(root: &Region, set: &RuleSet) -> Vec<Finding> {
+    if set.rules.is_empty() {
+        return Vec::new();
+    }
+    let subs = subjects(root, set);
+    let mut image = Facts::default();
+    for s in &subs {
+        image.merge(&s.facts);
+    }
+    let mut out = Vec::new();
+    for rule in &set.rules {
+        let code = rule
+            .code
+            .as_deref()
+            .and_then(Code::parse)
+            .unwrap_or(Code::KnownThreat);
+        let hit = |facts: &Facts| {
+            eval(&rule.expr, facts, set)
+                && !rule.exclude.as_ref().is_some_and(|x| eval(x, facts, set))
+        };
+        if rule.scope == Scope::Image {
+            if hit(&image) {
+                out.push(rule_finding(rule, code, root));
+            }
+            continue;
+        }
+        for s in subs.iter().filter(|s| s.scope == rule.scope) {
+            if hit(&s.facts) {
+                out.push(rule_finding(rule, code, s.node));
+            }
+        }
+    }
+    out
+}
+
+fn rule_finding(rule: &Rule, code: Code, node: &Region) -> Finding {
+    let mut f = Finding::on_region(
+        code,
+        node,
+        format!(
+            "rule {} ({}): {} [{}]",
+            rule.id,
+            rule.name,
+            rule.description,
+            rule.references.join(" ")
+        ),
+    );
+    f.severity = rule.severity;
+    f.rule = Some(rule.id.clone());
+    f
+}
+
+/// Secure Boot state: an enrolled Platform Key without a usable `dbx` → `dbx-missing`.
+pub fn secure_boot_checks(root: &Region) -> Vec<Finding> {
+    let mut stores: Vec<&Region> = Vec::new();
+    root.walk(&mut |r| {
+        if r.children.iter().any(|c| c.kind == RegionKind::Variable) {
+            stores.push(r);
+        }
+    });
+    let mut out = Vec::new();
+    for store in stores {
+        let live = |name: &str, vendor: &str| {
+            store.children.iter().find(|v| {
+                v.kind == RegionKind::Variable
+                    && live_variable(v)
+                    && variable_name(v) == Some(name)
+                    && v.attr_str("vendor-guid")
+                        .is_some_and(|g| g.eq_ignore_ascii_case(vendor))
+            })
+        };
+        let pk_enrolled =
+            live("PK", secureboot::GLOBAL_VARIABLE).is_some_and(|pk| !variable_data(pk).is_empty());
+        if !pk_enrolled {
+            continue;
+        }
+        let dbx = live("dbx", secureboot::IMAGE_SECURITY_DATABASE);
+        let entries =
+            dbx.map(|d| secureboot::parse_signature_lists(variable_data(d)).map_or(0, |s| s.len()));
+        match entries {
+            None => out.push(Finding::on_region(
+                Code::DbxMissing,
+                store,
+                "a Platform Key is enrolled but there is no dbx (forbidden signatures) variable",
+            )),
+            Some(0) => out.push(Finding::on_region(
+                Code::DbxMissing,
+                dbx.unwrap_or(store),
+                "a Platform Key is enrolled but dbx holds no signature",
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Executable headers (PE `MZ`..`PE\0\0`, or TE `VZ`) in padding or free space outside any FFS file.
+pub fn code_outside_ffs(root: &Region) -> Vec<Finding> {
+    let mut out = Vec::new();
+    fn rec(r: &Region, in_file: bool, out: &mut Vec<Finding>) {
+        let in_file = in_file || r.kind == RegionKind::File;
+        if !in_file
+            && matches!(r.kind, RegionKind::Padding | RegionKind::FreeSpace)
+            && r.policy != Policy::Blank
+        {
+            if let Some(off) = find_executable(r.bytes()) {
+                let mut f = Finding::on_region(
+                    Code::CodeOutsideFfs,
+                    r,
+                    format!(
+                        "executable header at {:#x}, outside any FFS file",
+                        r.offset.saturating_add(off as u64)
+                    ),
+                );
+                f.ranges = vec![compare::ByteRange {
+                    offset: r.offset.saturating_add(off as u64),
+                    length: 2,
+                    space: r.space,
+                    base: r.base.clone(),
+                }];
+                out.push(f);
+            }
+        }
+        for c in &r.children {
+            rec(c, in_file, out);
+        }
+    }
+    rec(root, false, &mut out);
+    out
+}
+
+/// Offset of the first plausible PE or TE header.
+pub fn find_executable(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(p) = b
+        .get(i..)
+        .and_then(|s| s.windows(2).position(|w| w == b"MZ" || w == b"VZ"))
+    {
+        let at = i + p;
+        if b[at] == b'M' {
+            let lfanew = b
+                .get(at + 0x3C..at + 0x40)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]) as usize);
+            if let Some(l) = lfanew.filter(|l| (0x40..0x1000).contains(l)) {
+                if b.get(at + l..at + l + 4) == Some(b"PE\0\0") {
+                    return Some(at);
+                }
+            }
+        } else if let Some(h) = b.get(at..at + 40) {
+            let machine = u16::from_le_bytes([h[2], h[3]]);
+            let sections = h[4];
+            let subsystem = h[5];
+            if matches!(machine, 0x014C | 0x8664 | 0xAA64 | 0x01C2 | 0x5064 | 0x0200)
+                && (1..=96).contains(&sections)
+                && matches!(subsystem, 10..=13)
+            {
+                return Some(at);
+            }
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// Non-blank padding (`padding-not-empty`).
+pub fn padding_checks(root: &Region) -> Vec<Finding> {
+    let mut out = Vec::new();
+    root.walk(&mut |r| {
+        if r.kind == RegionKind::Padding
+            && r.policy == Policy::Static
+            && !r.notes.iter().any(|n| n.code == "padding-not-empty")
+        {
+            out.push(Finding::on_region(
+                Code::PaddingNotEmpty,
+                r,
+                format!("{} bytes between known structures hold data", r.size),
+            ));
+        }
+    });
+    out
+}
+
+/// Every baseline-free check on a tree: parser notes, padding, hidden code, Secure Boot, rules.
+pub fn run(root: &Region, rules: &RuleSet) -> Vec<Finding> {
+    let mut out = compare::all_notes(root);
+    out.extend(padding_checks(root));
+    out.extend(code_outside_ffs(root));
+    out.extend(secure_boot_checks(root));
+    out.extend(match_rules(root, rules));
+    out
+}
+
+/// Findings from the baseline-free checks that also apply during `scan` (notes are handled by the
+/// comparison itself, which drops notes the baseline accepted).
+pub fn run_for_scan(root: &Region, rules: &RuleSet) -> Vec<Finding> {
+    let mut out = code_outside_ffs(root);
+    out.extend(secure_boot_checks(root));
+    out.extend(match_rules(root, rules));
+    out.retain(|f| f.severity > Severity::Info);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_and_wildcards() {
+        let rules = rules::parse_rules(
+            "schema_version = 1\n[[rule]]\nid=\"t\"\nname=\"t\"\ndescription=\"d\"\nreferences=[\"x\"]\nmatch = { bytes = \"AA ?? CC DD EE\" }\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let set = RuleSet::new(rules).unwrap();
+        let mut found = HashSet::new();
+        set.find_patterns(&[0, 0xAA, 0x01, 0xCC, 0xDD, 0xEE], &mut found);
+        assert_eq!(found.len(), 1);
+        let mut none = HashSet::new();
+        set.find_patterns(&[0xCC, 0xDD, 0xEE, 0, 0], &mut none);
+        set.find_patterns(&[0xAB, 0x01, 0xCC, 0xDD, 0xEE], &mut none);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn finds_pe_and_te_headers_only_when_plausible() {
+        let mut b = vec![0u8; 0x400];
+        b[0x100] = b'M';
+        b[0x101] = b'Z';
+        assert_eq!(find_executable(&b), None);
+        b[0x13C] = 0x80;
+        b[0x180..0x184].copy_from_slice(b"PE\0\0");
+        assert_eq!(find_executable(&b), Some(0x100));
+        let mut t = vec![0xFFu8; 64];
+        t[8..10].copy_from_slice(b"VZ");
+        t[10..12].copy_from_slice(&0x8664u16.to_le_bytes());
+        t[12] = 3;
+        t[13] = 11;
+        assert_eq!(find_executable(&t), Some(8));
+    }
+}
