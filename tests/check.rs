@@ -1,0 +1,281 @@
+//! Baseline-free checks: Secure Boot test keys, dbx, hidden code, rule files and CHIPSEC lists.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use fwscan::check::{self, RuleSet};
+use fwscan::input::Data;
+use fwscan::region::{self, Region, RegionKind};
+
+const GLOBAL: &str = "8BE4DF61-93CA-11D2-AA0D-00E098032B8C";
+const SECDB: &str = "D719B2CB-3D3A-4596-A3BC-DAD00E67656F";
+/// EFI_CERT_X509_GUID as stored (little-endian fields).
+const X509_GUID: [u8; 16] = [
+    0xA1, 0x59, 0xC0, 0xA5, 0xE4, 0x94, 0xA7, 0x4A, 0x87, 0xB5, 0xAB, 0x15, 0x5C, 0x2B, 0xF0, 0x72,
+];
+
+/// A self-signed DER certificate with the given subject CN, made by the real `openssl`.
+fn cert(cn: &str) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let der = dir.path().join("c.der");
+    let st = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(dir.path().join("k.pem"))
+        .args([
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            "2",
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(&der)
+        .output()
+        .ok()?;
+    if !st.status.success() {
+        eprintln!(
+            "skipped: openssl failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        return None;
+    }
+    std::fs::read(der).ok()
+}
+
+fn esl_x509(der: &[u8]) -> Vec<u8> {
+    let sig_size = 16 + der.len();
+    let mut v = X509_GUID.to_vec();
+    v.extend(((28 + sig_size) as u32).to_le_bytes());
+    v.extend(0u32.to_le_bytes());
+    v.extend((sig_size as u32).to_le_bytes());
+    v.extend([0x22u8; 16]);
+    v.extend(der);
+    v
+}
+
+/// An NVRAM store with the given variables (name, vendor GUID, data), as a parser would present it.
+fn store(vars: &[(&str, &str, Vec<u8>)]) -> Region {
+    let mut bytes = Vec::new();
+    let mut spans = Vec::new();
+    for (_, _, d) in vars {
+        spans.push((bytes.len() as u64, d.len() as u64));
+        bytes.extend(d);
+    }
+    let data = Arc::new(Data::Owned(bytes));
+    let mut root = Region::new(RegionKind::Image, "", &data, 0, data.len() as u64);
+    let mut st = Region::new(RegionKind::NvramStore, "store", &data, 0, data.len() as u64);
+    for ((name, guid, _), (off, len)) in vars.iter().zip(spans) {
+        let mut v = Region::new(
+            RegionKind::Variable,
+            format!("var[{guid}:{name}]"),
+            &data,
+            off,
+            len,
+        )
+        .with_attr("name", *name)
+        .with_attr("vendor-guid", *guid);
+        v.children
+            .push(Region::new(RegionKind::Blob, "data", &data, off, len));
+        st.children.push(v);
+    }
+    root.children.push(st);
+    region::finalize(&mut root);
+    root
+}
+
+fn codes(f: &[fwscan::compare::Finding]) -> Vec<String> {
+    let mut c: Vec<String> = f.iter().map(|f| f.code.as_str().to_string()).collect();
+    c.sort();
+    c
+}
+
+#[test]
+fn a_test_platform_key_is_found_and_a_normal_one_is_not() {
+    let (Some(test), Some(normal)) = (
+        cert("DO NOT TRUST - Test PK"),
+        cert("Example Corp Platform Key 2026"),
+    ) else {
+        return;
+    };
+    let rules = RuleSet::builtin().unwrap();
+    let dbx = {
+        // One SHA-256 entry.
+        let mut v = vec![
+            0x26, 0x16, 0xC4, 0xC1, 0x4C, 0x50, 0x92, 0x40, 0xAC, 0xA9, 0x41, 0xF9, 0x36, 0x93,
+            0x43, 0x28,
+        ];
+        v.extend((28u32 + 48).to_le_bytes());
+        v.extend(0u32.to_le_bytes());
+        v.extend(48u32.to_le_bytes());
+        v.extend([0u8; 48]);
+        v
+    };
+    let bad = store(&[("PK", GLOBAL, esl_x509(&test)), ("dbx", SECDB, dbx.clone())]);
+    let f = check::run(&bad, &rules);
+    assert_eq!(codes(&f), vec!["secure-boot-test-key"], "{f:#?}");
+    assert_eq!(f[0].path, format!("store/var[{GLOBAL}:PK]"));
+    assert_eq!(f[0].rule.as_deref(), Some("FWS-SB-0001-test-pk"));
+    let good = store(&[("PK", GLOBAL, esl_x509(&normal)), ("dbx", SECDB, dbx)]);
+    assert!(check::run(&good, &rules).is_empty());
+    // The same certificate in db (not PK/KEK) is not the test-PK case.
+    let in_db = store(&[
+        ("PK", GLOBAL, esl_x509(&normal)),
+        ("db", SECDB, esl_x509(&test)),
+        ("dbx", SECDB, vec![]),
+    ]);
+    assert_eq!(codes(&check::run(&in_db, &rules)), vec!["dbx-missing"]);
+}
+
+#[test]
+fn dbx_missing_only_when_secure_boot_is_configured() {
+    let Some(normal) = cert("Example Corp Platform Key 2026") else {
+        return;
+    };
+    let rules = RuleSet::builtin().unwrap();
+    let no_dbx = store(&[
+        ("PK", GLOBAL, esl_x509(&normal)),
+        ("db", SECDB, esl_x509(&normal)),
+    ]);
+    let f = check::run(&no_dbx, &rules);
+    assert_eq!(codes(&f), vec!["dbx-missing"]);
+    assert_eq!(f[0].path, "store");
+    // No PK enrolled (setup mode, like a fresh OVMF_VARS): nothing to say about dbx.
+    let setup = store(&[("Boot0000", GLOBAL, vec![1, 2, 3])]);
+    assert!(check::run(&setup, &rules).is_empty());
+}
+
+#[test]
+fn hidden_pe_in_padding_is_code_outside_ffs() {
+    let mut bytes = vec![0xFFu8; 0x3000];
+    let data_clean = Arc::new(Data::Owned(bytes.clone()));
+    bytes[0x1000] = b'M';
+    bytes[0x1001] = b'Z';
+    bytes[0x103C..0x1040].copy_from_slice(&0x80u32.to_le_bytes());
+    bytes[0x1080..0x1084].copy_from_slice(b"PE\0\0");
+    for (data, expect) in [(Arc::new(Data::Owned(bytes)), 1usize), (data_clean, 0)] {
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, 0x3000);
+        root.children
+            .push(Region::new(RegionKind::Volume, "fv[X]", &data, 0, 0x800));
+        fwscan::formats::adopt(
+            &fwscan::formats::Ctx::new(&Default::default()),
+            &root.clone(),
+            &mut root.children,
+        );
+        region::finalize(&mut root);
+        let f = check::code_outside_ffs(&root);
+        assert_eq!(f.len(), expect, "{f:#?}");
+        if expect == 1 {
+            assert_eq!(f[0].code.as_str(), "code-outside-ffs");
+            assert_eq!(f[0].ranges[0].offset, 0x1000);
+        }
+    }
+}
+
+fn fwscan(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fwscan"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn rule_files_with_errors_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("img.bin"), vec![0xFFu8; 4096]).unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let cases = [
+        ("syntax", "schema_version = 1\n[[rule]\nid = \"x\"\n", "syntax.toml:2"),
+        (
+            "matcher",
+            "schema_version = 1\n\n[[rule]]\nid = \"x\"\nname = \"x\"\ndescription = \"d\"\nmatch = { colour = \"red\" }\n",
+            "matcher.toml:7",
+        ),
+    ];
+    for (name, text, want) in cases {
+        for f in std::fs::read_dir(&rules).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        std::fs::write(rules.join(format!("{name}.toml")), text).unwrap();
+        let out = fwscan(&["check", "img.bin", "--signatures", "rules"], dir.path());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: expected `{want}` in: {err}");
+    }
+    // A valid directory works and replaces the built-in rules.
+    for f in std::fs::read_dir(&rules).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    std::fs::write(
+        rules.join("ok.toml"),
+        "schema_version = 1\n[[rule]]\nid = \"ONE\"\nname = \"ff\"\ndescription = \"d\"\nreferences = [\"r\"]\nscope = \"image\"\nmatch = { not = { guid = \"00000000-0000-0000-0000-000000000000\" } }\n",
+    )
+    .unwrap();
+    let out = fwscan(
+        &[
+            "check",
+            "img.bin",
+            "--signatures",
+            "rules",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["findings"][0]["rule"], "ONE");
+}
+
+#[test]
+fn chipsec_block_lists_load_and_bad_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("img.bin"), vec![0xFFu8; 4096]).unwrap();
+    std::fs::write(
+        dir.path().join("bl.json"),
+        r#"{ "X": { "description": "d", "match": { "a": { "guid": "F50258A9-2F4D-4DA9-861E-BDA84D07A44C" } } } }"#,
+    )
+    .unwrap();
+    let out = fwscan(
+        &["check", "img.bin", "--signatures-chipsec", "bl.json"],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\n \"X\": { \"match\": { \"a\": { \"guid\": \"zz\" } } }\n}",
+    )
+    .unwrap();
+    let out = fwscan(
+        &["check", "img.bin", "--signatures-chipsec", "bad.json"],
+        dir.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("bad.json:2") && err.contains("not a GUID"),
+        "{err}"
+    );
+}
