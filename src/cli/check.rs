@@ -52,36 +52,41 @@ pub fn load_rules(a: &RuleArgs) -> anyhow::Result<RuleSet> {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let rules = load_rules(&a.rules)?;
     let opts = a.parse.parse_options()?;
-    let mut reports = Vec::new();
-    for path in &a.images {
-        let image_ref = |size, sha256| ImageRef {
-            path: path.display().to_string(),
-            size,
-            sha256,
-        };
-        let report = match input::read_image(path, &a.parse.read_options()) {
-            Err(e) => {
-                eprintln!("fwscan: error: {e}");
-                Report::error("check", image_ref(0, None), "read-error", e.to_string())
-            }
-            Ok(data) => {
-                let sha = fwscan::hash::digest(fwscan::hash::Alg::Sha256, &data);
-                let size = data.len() as u64;
-                let tree = formats::parse_image(data, &opts);
-                let findings = fwscan::check::run(&tree, &rules);
-                Report::new(
-                    "check",
-                    image_ref(size, Some(sha)),
-                    None,
-                    compare::ScanResult {
-                        findings,
-                        ..Default::default()
-                    },
-                )
-            }
-        };
-        reports.push(report);
-    }
+    // Images in parallel (rayon); reports keep the command-line order.
+    use rayon::prelude::*;
+    let reports: Vec<Report> = a
+        .images
+        .par_iter()
+        .map(|path| {
+            let image_ref = |size, sha256| ImageRef {
+                path: path.display().to_string(),
+                size,
+                sha256,
+            };
+            let report = match input::read_image(path, &a.parse.read_options()) {
+                Err(e) => {
+                    eprintln!("fwscan: error: {e}");
+                    Report::error("check", image_ref(0, None), "read-error", e.to_string())
+                }
+                Ok(data) => {
+                    let sha = fwscan::hash::digest(fwscan::hash::Alg::Sha256, &data);
+                    let size = data.len() as u64;
+                    let tree = formats::parse_image(data, &opts);
+                    let findings = fwscan::check::run(&tree, &rules);
+                    Report::new(
+                        "check",
+                        image_ref(size, Some(sha)),
+                        None,
+                        compare::ScanResult {
+                            findings,
+                            ..Default::default()
+                        },
+                    )
+                }
+            };
+            report
+        })
+        .collect();
     match a.format {
         Format::Text => {
             for r in &reports {
