@@ -2,7 +2,10 @@
 
 mod baseline;
 mod inspect;
+mod keygen;
 mod scan;
+mod sign;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,9 @@ pub enum Command {
     Inspect(inspect::Args),
     Baseline(Box<baseline::Args>),
     Scan(scan::Args),
+    Keygen(keygen::Args),
+    Sign(sign::Args),
+    Verify(verify::Args),
 }
 
 /// Output format of reports.
@@ -109,6 +115,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Baseline(a) => baseline::run(*a),
         Command::Scan(a) => scan::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::Verify(a) => verify::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
