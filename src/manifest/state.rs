@@ -60,7 +60,15 @@ impl State {
             Ok(_) => {}
         }
         let bytes = crate::input::read_capped(path, MAX_STATE_SIZE).map_err(|e| e.to_string())?;
-        let s: State = serde_json::from_slice(&bytes).map_err(|e| format!("corrupt state: {e}"))?;
+        State::parse(&bytes)
+    }
+
+    /// Parses state bytes.
+    pub fn parse(bytes: &[u8]) -> Result<State, String> {
+        if bytes.len() as u64 > MAX_STATE_SIZE {
+            return Err(format!("state is larger than {MAX_STATE_SIZE} bytes"));
+        }
+        let s: State = serde_json::from_slice(bytes).map_err(|e| format!("corrupt state: {e}"))?;
         if s.schema_version != STATE_SCHEMA_VERSION {
             return Err(format!(
                 "state schema_version {} is not supported",
@@ -116,6 +124,31 @@ impl State {
         let mut text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
         text.push('\n');
         write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+    }
+}
+
+/// An exclusive lock on `STATE.lock` next to the state file, held from reading the state to writing
+/// it, so that two concurrent runs cannot lower the recorded sequence. Released when dropped.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    pub fn acquire(state_path: &Path) -> Result<StateLock, String> {
+        let mut p = state_path.as_os_str().to_os_string();
+        p.push(".lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(PathBuf::from(&p))
+            .map_err(|e| format!("cannot open lock file {}: {e}", PathBuf::from(&p).display()))?;
+        #[cfg(unix)]
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| format!("cannot lock {}: {e}", PathBuf::from(&p).display()))?;
+        Ok(StateLock { _file: file })
     }
 }
 

@@ -475,7 +475,14 @@ pub fn verify_manifest(
     }
     let mut state = None;
     let mut previous = None;
+    let mut _lock = None;
     if let Some(sp) = &opts.state {
+        if opts.update_state {
+            _lock = Some(
+                super::state::StateLock::acquire(sp)
+                    .map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?,
+            );
+        }
         let s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?;
         previous = s.highest(product, component);
         if let Some(h) = previous {
