@@ -559,3 +559,75 @@ mod tests {
         assert_eq!(decode_value("%zz"), None);
     }
 }
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use crate::manifest::minisign::SecretKey;
+    use crate::manifest::{BaselineOptions, Product};
+
+    #[test]
+    fn concurrent_verifications_never_lower_the_recorded_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let sk = SecretKey::generate().unwrap();
+        let pk = sk.public();
+        let policy = TrustPolicy::parse(
+            format!(
+                r#"{{"schema_version":1,"keys":[{{"id":"{}","public_key":"{}","role":"vendor"}}]}}"#,
+                pk.id,
+                pk.to_base64()
+            )
+            .as_bytes(),
+            "test",
+        )
+        .unwrap();
+        let data = std::sync::Arc::new(crate::input::Data::Owned(vec![5u8; 5000]));
+        let tree = crate::formats::parse_image(data, &crate::formats::ParseOptions::default());
+        let paths: Vec<PathBuf> = (1..=8u64)
+            .map(|seq| {
+                let m = Manifest::from_tree(
+                    &tree,
+                    BaselineOptions {
+                        product: Product {
+                            vendor: "v".into(),
+                            product: "p".into(),
+                            component: "bios".into(),
+                            version: "1".into(),
+                            build_id: None,
+                        },
+                        sequence: seq,
+                        ..BaselineOptions::default()
+                    },
+                )
+                .unwrap();
+                let bytes = m.to_json().into_bytes();
+                let p = dir.path().join(format!("m{seq}.json"));
+                std::fs::write(&p, &bytes).unwrap();
+                let sf = sk
+                    .sign(&bytes, SigAlg::Prehashed, "t", &trusted_comment(&m, &bytes))
+                    .unwrap();
+                std::fs::write(
+                    dir.path().join(format!("m{seq}.json.minisig")),
+                    sf.to_file(),
+                )
+                .unwrap();
+                p
+            })
+            .collect();
+        let mut opts = VerifyOptions::new(Some(policy), SystemTime::now());
+        opts.state = Some(dir.path().join("state.json"));
+        for _round in 0..3 {
+            std::thread::scope(|s| {
+                for p in paths.iter().rev() {
+                    let opts = &opts;
+                    s.spawn(move || match load_verified(p, opts) {
+                        Ok(_) => {}
+                        Err(e) => assert_eq!(e.code, Code::ManifestRollback, "{e}"),
+                    });
+                }
+            });
+            let st = State::load(&dir.path().join("state.json")).unwrap();
+            assert_eq!(st.highest("p", "bios"), Some(8));
+        }
+    }
+}
