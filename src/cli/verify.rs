@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use fwscan::compare::Code;
+use fwscan::manifest::parse_time;
 use fwscan::manifest::trust::TrustPolicy;
 use fwscan::manifest::verify::{self, TrustError, VerifyOptions};
-use fwscan::manifest::{parse_time, rfc3339};
 
 use super::{emit, Format};
 
@@ -26,8 +26,8 @@ pub struct TrustArgs {
     pub state: Option<PathBuf>,
     /// Evaluate expiry at this time (RFC 3339) instead of now, for historical audits. The state file is
     /// then checked but not updated, and the report says so.
-    #[arg(long, value_name = "TIME")]
-    pub at: Option<String>,
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<SystemTime>,
     /// Accept legacy non-prehashed `Ed` minisign signatures.
     #[arg(long)]
     pub allow_legacy: bool,
@@ -54,15 +54,8 @@ impl TrustArgs {
     /// Builds the verification options, reading the clock once. `need_policy` = false skips the policy
     /// (for `--insecure-unsigned`).
     pub fn options(&self, need_policy: bool) -> Result<VerifyOptions, TrustError> {
-        let (now, at_override) = match &self.at {
-            Some(t) => (
-                parse_time(t).map_err(|e| TrustError {
-                    code: Code::TrustPolicyInvalid,
-                    path: PathBuf::from("--at"),
-                    message: e,
-                })?,
-                true,
-            ),
+        let (now, at_override) = match self.at {
+            Some(t) => (t, true),
             None => (SystemTime::now(), false),
         };
         let policy = if need_policy {
@@ -249,10 +242,4 @@ pub fn read_password(
         }
     }
     Ok(p)
-}
-
-/// `rfc3339` re-exported for sibling commands.
-#[allow(dead_code)]
-pub fn now_rfc3339() -> String {
-    rfc3339(SystemTime::now())
 }
