@@ -325,8 +325,22 @@ fn minisign_signature_verifies_in_fwscan() {
         .unwrap();
     assert!(o.status.success());
     refused(&m, &policy, &[], "manifest-comment-mismatch");
-    // fwscan can sign with a key made by minisign, and minisign verifies that.
+    // A legacy (`-l`) signature from minisign is refused unless --allow-legacy.
+    let o = Command::new("minisign")
+        .args(["-S", "-l", "-s", s(&sk), "-m", s(&m), "-t", comment.trim()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    refused(&m, &policy, &[], "manifest-legacy-signature");
+    verified(&m, &policy, &["--allow-legacy"]);
+    // fwscan can sign with a key made by minisign; minisign verifies it as prehashed (-H).
     let o = fwscan(&["sign", s(&m), "--key", s(&sk)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("minisign")
+        .args(["-V", "-H", "-m", s(&m), "-p", s(&pk)])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     verified(&m, &policy, &[]);
 }
