@@ -334,9 +334,30 @@ fn bad_manifests_and_inputs_exit_2_naming_the_file() {
 fn unsigned_manifests_never_pass_silently() {
     let t = T::new();
     t.core();
+    // No trust policy at all: refused, and the message says how to proceed.
     let out = t.run(&["scan", "golden.bin", "-m", "golden.json"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("golden.json"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--insecure-unsigned"),
+        "{}",
+        stderr(&out)
+    );
+    // A trust policy, but the manifest has no signature: refused naming the manifest.
+    t.write("trust.json", br#"{"schema_version": 1, "keys": []}"#);
+    let out = t.run(&[
+        "scan",
+        "golden.bin",
+        "-m",
+        "golden.json",
+        "--trust",
+        "trust.json",
+    ]);
+    assert_eq!(code(&out), 2);
+    let e = stderr(&out);
+    assert!(
+        e.contains("golden.json") && e.contains("manifest-unsigned"),
+        "{e}"
+    );
     // With the flag, the text report says it was not verified.
     let out = t.run(&[
         "scan",

@@ -3,7 +3,10 @@
 mod baseline;
 mod check;
 mod inspect;
+mod keygen;
 mod scan;
+mod sign;
+mod verify;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,6 +42,9 @@ pub enum Command {
     Baseline(Box<baseline::Args>),
     Scan(scan::Args),
     Check(check::Args),
+    Keygen(keygen::Args),
+    Sign(sign::Args),
+    Verify(verify::Args),
 }
 
 /// Output format of reports.
@@ -112,6 +118,9 @@ pub fn main() -> ExitCode {
         Command::Baseline(a) => baseline::run(*a),
         Command::Scan(a) => scan::run(a),
         Command::Check(a) => check::run(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Sign(a) => sign::run(a),
+        Command::Verify(a) => verify::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use fwscan::compare::{self, ScanOptions};
-use fwscan::manifest::Manifest;
+use fwscan::manifest::verify;
 use fwscan::report::{ImageRef, ManifestRef, Report};
 use fwscan::{formats, input};
 
@@ -12,7 +12,7 @@ use super::{emit, Format, ParseArgs};
 /// Compare an image against a baseline manifest and report every mismatched region.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned --format json > report.json\n\nExit codes: 0 clean, 1 findings, 2 could not decide."
+    after_help = "Examples:\n  fwscan scan dump.bin --manifest golden.manifest.json --trust /etc/fwscan/trust.json --state /var/lib/fwscan/state.json\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned --format json > report.json\n\nExit codes: 0 clean, 1 findings, 2 could not decide."
 )]
 pub struct Args {
     /// Image file.
@@ -25,6 +25,8 @@ pub struct Args {
     /// Compare against a manifest whose signature is NOT verified. The report says so.
     #[arg(long)]
     pub insecure_unsigned: bool,
+    #[command(flatten)]
+    pub trust: super::verify::TrustArgs,
     #[command(flatten)]
     pub parse: ParseArgs,
     #[command(flatten)]
@@ -43,21 +45,14 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }
         Err(anyhow::anyhow!(msg))
     };
-    let m = match Manifest::load(&a.manifest) {
-        Ok(m) => m,
-        Err(e) => return fail("manifest-invalid", e.to_string()),
+    // Verification before comparison: the only way to a VerifiedManifest.
+    let verified = match a.trust.options(!a.insecure_unsigned).and_then(|mut o| {
+        o.insecure_unsigned = a.insecure_unsigned;
+        verify::load_verified(&a.manifest, &o)
+    }) {
+        Ok(v) => v,
+        Err(e) => return fail(e.code.as_str(), e.to_string()),
     };
-    if !a.insecure_unsigned {
-        return fail(
-            "manifest-unsigned",
-            format!(
-                "{}: refusing an unverified manifest; signature verification is not available in this build, \
-                 pass --insecure-unsigned to compare anyway",
-                a.manifest.display()
-            ),
-        );
-    }
-    let verified = m.accept_unsigned_insecure();
     let man = verified.manifest();
     let mut opts = a.parse.parse_options()?;
     if opts.layout.is_none() {

@@ -101,6 +101,22 @@ codes! {
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";
     ManifestUnsigned = "manifest-unsigned", Error, "The manifest has no signature; it is refused unless --insecure-unsigned is given.";
     UnknownFirmware = "unknown-firmware", Error, "No approved manifest matches this image's firmware.";
+    // --- signatures, trust policy, anti-rollback (manifest refusals; exit 2) ---------------------------
+    ManifestTooLarge = "manifest-too-large", Error, "The manifest file is larger than the size limit; it was not read.";
+    SignatureMalformed = "signature-malformed", Error, "A manifest signature file is truncated, oversized or not in minisign format.";
+    ManifestSignatureInvalid = "manifest-signature-invalid", Error, "A manifest signature does not verify (manifest or trusted comment changed after signing, or a non-strict Ed25519 signature).";
+    ManifestUntrustedKey = "manifest-untrusted-key", Error, "A manifest is signed by a key that is not in the trust policy.";
+    ManifestKeyIdMismatch = "manifest-key-id-mismatch", Error, "The key id in a signature file names another key than the one that made the signature.";
+    ManifestKeyRevoked = "manifest-key-revoked", Error, "A manifest is signed by a key the trust policy revokes.";
+    ManifestKeyNotAllowed = "manifest-key-not-allowed", Error, "A manifest is signed by a trusted key that may not sign for its product or component.";
+    ManifestThresholdNotMet = "manifest-threshold-not-met", Error, "Fewer distinct trusted keys signed the manifest than the trust policy requires.";
+    ManifestLegacySignature = "manifest-legacy-signature", Error, "A manifest signature uses the legacy non-prehashed Ed algorithm (accepted only with --allow-legacy).";
+    ManifestExpired = "manifest-expired", Error, "The manifest's expiry time has passed (at the evaluation time).";
+    ManifestRollback = "manifest-rollback", Error, "The manifest's sequence is below the policy minimum or below a sequence already accepted.";
+    ManifestCommentMismatch = "manifest-comment-mismatch", Error, "A signature's trusted comment disagrees with the manifest body (product, component, version, sequence or digest).";
+    KeyExpired = "key-expired", Error, "A manifest is signed by a trusted key whose expiry time has passed.";
+    TrustPolicyInvalid = "trust-policy-invalid", Error, "The trust policy is missing, oversized or invalid.";
+    TrustStateInvalid = "trust-state-invalid", Error, "The anti-rollback state file is corrupt or cannot be written.";
 }
 
 impl std::fmt::Display for Code {

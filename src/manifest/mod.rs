@@ -6,6 +6,11 @@
 //! this module: by the signature and trust path, or explicitly by
 //! [`Manifest::accept_unsigned_insecure`] (the CLI's `--insecure-unsigned`), which every report shows.
 
+pub mod minisign;
+pub mod state;
+pub mod trust;
+pub mod verify;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::SystemTime;

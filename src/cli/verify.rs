@@ -1,0 +1,245 @@
+//! `fwscan verify`: check a manifest's signatures against the trust policy, and the trust options shared
+//! with `scan` (`--trust`, `--state`, `--at`, `--allow-legacy`, `--sig`).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use fwscan::compare::Code;
+use fwscan::manifest::parse_time;
+use fwscan::manifest::trust::TrustPolicy;
+use fwscan::manifest::verify::{self, TrustError, VerifyOptions};
+
+use super::{emit, Format};
+
+/// Default trust policy location when neither `--trust` nor `$FWSCAN_TRUST` is given.
+pub const DEFAULT_TRUST: &str = "/etc/fwscan/trust.json";
+
+/// Trust options shared by `verify` and `scan`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrustArgs {
+    /// Trust policy (JSON). Default: $FWSCAN_TRUST, then /etc/fwscan/trust.json.
+    #[arg(long, value_name = "POLICY")]
+    pub trust: Option<PathBuf>,
+    /// Anti-rollback state file (highest sequence accepted per product). Default: $FWSCAN_STATE; none
+    /// means only the policy's minimum sequence is enforced.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Evaluate expiry at this time (RFC 3339) instead of now, for historical audits. The state file is
+    /// then checked but not updated, and the report says so.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<SystemTime>,
+    /// Accept legacy non-prehashed `Ed` minisign signatures.
+    #[arg(long)]
+    pub allow_legacy: bool,
+    /// Signature file(s) to use instead of MANIFEST.minisig, MANIFEST.2.minisig, ... Repeatable.
+    #[arg(id = "sig_files", long = "sig", value_name = "FILE")]
+    pub signatures: Vec<PathBuf>,
+}
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+impl TrustArgs {
+    /// The policy path in effect, if any.
+    pub fn policy_path(&self) -> Option<PathBuf> {
+        self.trust
+            .clone()
+            .or_else(|| env_path("FWSCAN_TRUST"))
+            .or_else(|| Some(PathBuf::from(DEFAULT_TRUST)).filter(|p| p.exists()))
+    }
+
+    /// Builds the verification options, reading the clock once. `need_policy` = false skips the policy
+    /// (for `--insecure-unsigned`).
+    pub fn options(&self, need_policy: bool) -> Result<VerifyOptions, TrustError> {
+        let (now, at_override) = match self.at {
+            Some(t) => (t, true),
+            None => (SystemTime::now(), false),
+        };
+        let policy = if need_policy {
+            let Some(p) = self.policy_path() else {
+                return Err(TrustError {
+                    code: Code::TrustPolicyInvalid,
+                    path: PathBuf::from(DEFAULT_TRUST),
+                    message: "no trust policy: pass --trust POLICY, set FWSCAN_TRUST, or install /etc/fwscan/trust.json (or use --insecure-unsigned)".into(),
+                });
+            };
+            Some(TrustPolicy::load(&p).map_err(|message| TrustError {
+                code: Code::TrustPolicyInvalid,
+                path: p.clone(),
+                message,
+            })?)
+        } else {
+            None
+        };
+        let mut o = VerifyOptions::new(policy, now);
+        o.at_override = at_override;
+        o.state = self.state.clone().or_else(|| env_path("FWSCAN_STATE"));
+        o.update_state = !at_override;
+        o.allow_legacy = self.allow_legacy;
+        o.signatures = self.signatures.clone();
+        Ok(o)
+    }
+}
+
+/// Verify a manifest's signatures, signers, expiry and sequence against the trust policy.
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  fwscan verify golden.manifest.json --trust trust.json\n  fwscan verify golden.manifest.json --trust trust.json --state /var/lib/fwscan/state.json\n  fwscan verify old.manifest.json --trust trust.json --at 2025-01-01T00:00:00Z --format json\n\nSignatures are read from MANIFEST.minisig and MANIFEST.2.minisig ... MANIFEST.16.minisig.\nExit codes: 0 verified, 2 refused (the code says why, e.g. manifest-signature-invalid, manifest-rollback)."
+)]
+pub struct Args {
+    /// Manifest file (JSON).
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn refused(a: &Args, e: &TrustError) -> u8 {
+    match a.format {
+        Format::Json => emit(
+            &(serde_json::to_string_pretty(&serde_json::json!({
+                "manifest": a.manifest.display().to_string(),
+                "verdict": "refused",
+                "code": e.code.as_str(),
+                "file": e.path.display().to_string(),
+                "message": e.message,
+            }))
+            .unwrap_or_default()
+                + "\n"),
+        ),
+        Format::Text => emit(&format!(
+            "manifest:  {}\nverdict:   REFUSED\ncode:      {}\nfile:      {}\nreason:    {}\n",
+            a.manifest.display(),
+            e.code,
+            e.path.display(),
+            e.message
+        )),
+    }
+    eprintln!("fwscan: error: {e}");
+    super::EXIT_ERROR
+}
+
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let opts = match a.trust.options(true) {
+        Ok(o) => o,
+        Err(e) => return Ok(refused(&a, &e)),
+    };
+    let v = match verify::verify_manifest(&a.manifest, &opts) {
+        Ok(v) => v,
+        Err(e) => return Ok(refused(&a, &e)),
+    };
+    let m = v.manifest.manifest();
+    let t = v.manifest.trust();
+    match a.format {
+        Format::Json => {
+            let signers: Vec<_> = v
+                .signers
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "key_id": s.key_id, "role": s.role, "name": s.name,
+                        "key_expires": s.key_expires,
+                        "signature_file": s.signature_file.display().to_string(),
+                        "legacy": s.legacy, "trusted_comment": s.trusted_comment,
+                    })
+                })
+                .collect();
+            let j = serde_json::json!({
+                "manifest": a.manifest.display().to_string(),
+                "verdict": "verified",
+                "sha256": v.sha256,
+                "product": m.product,
+                "sequence": m.sequence,
+                "expires": m.expires,
+                "signers": signers,
+                "threshold": v.requirement.threshold,
+                "min_sequence": v.requirement.min_sequence,
+                "previous_sequence": v.previous_sequence,
+                "state_updated": v.state_updated,
+                "trust": t,
+            });
+            emit(&(serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"));
+        }
+        Format::Text => {
+            let mut o = String::new();
+            o += &format!("manifest:  {}\n", a.manifest.display());
+            o += &format!(
+                "product:   {} {} {} version {}\n",
+                m.product.vendor, m.product.product, m.product.component, m.product.version
+            );
+            o += &format!(
+                "sequence:  {} (policy minimum {})\n",
+                m.sequence, v.requirement.min_sequence
+            );
+            o += &format!("expires:   {}\n", m.expires.as_deref().unwrap_or("never"));
+            o += &format!(
+                "evaluated: {}{}\n",
+                t.evaluated_at.as_deref().unwrap_or("-"),
+                if t.at_override {
+                    " (given with --at)"
+                } else {
+                    ""
+                }
+            );
+            for s in &v.signers {
+                o += &format!(
+                    "signer:    key {} role {}{}{} ({})\n",
+                    s.key_id,
+                    s.role,
+                    s.name
+                        .as_deref()
+                        .map(|n| format!(" \"{n}\""))
+                        .unwrap_or_default(),
+                    s.key_expires
+                        .as_deref()
+                        .map(|e| format!(" key-expires {e}"))
+                        .unwrap_or_default(),
+                    s.signature_file.display()
+                );
+            }
+            o += &format!(
+                "verdict:   VERIFIED ({} of {} required distinct keys)\n",
+                v.signers.len(),
+                v.requirement.threshold
+            );
+            emit(&o);
+        }
+    }
+    Ok(super::EXIT_CLEAN)
+}
+
+/// Reads a password: `--password-file`, then `$FWSCAN_PASSWORD`, then a prompt when stdin is a terminal.
+/// Never blocks when stdin is not a terminal.
+pub fn read_password(
+    file: Option<&Path>,
+    confirm: bool,
+) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use std::io::IsTerminal;
+    if let Some(f) = file {
+        let bytes = fwscan::input::read_capped(f, 4096)?;
+        let s = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{}: password is not UTF-8", f.display()))?;
+        let line = s.lines().next().unwrap_or("").to_string();
+        return Ok(zeroize::Zeroizing::new(line));
+    }
+    if let Ok(p) = std::env::var("FWSCAN_PASSWORD") {
+        return Ok(zeroize::Zeroizing::new(p));
+    }
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "a password is needed: use --password-file FILE or FWSCAN_PASSWORD (stdin is not a terminal)"
+        );
+    }
+    let p = zeroize::Zeroizing::new(rpassword::prompt_password("Password: ")?);
+    if confirm {
+        let again = zeroize::Zeroizing::new(rpassword::prompt_password("Password (again): ")?);
+        if *again != *p {
+            anyhow::bail!("passwords do not match");
+        }
+    }
+    Ok(p)
+}

@@ -1,0 +1,633 @@
+//! The verification path: manifest bytes + detached minisign signatures + trust policy (+ anti-rollback
+//! state) → [`VerifiedManifest`]. This is the only place a verified manifest is built.
+//!
+//! [`load_verified`] is the one entry point `scan`, `verify` and `audit` use. Checks, in order (the first
+//! failure refuses the manifest with its code, see `src/compare/codes.rs`):
+//!
+//! 1. the manifest is read once, size-capped before reading (`manifest-too-large`); those exact bytes
+//!    are verified and then parsed;
+//! 2. signature files: `MANIFEST.minisig`, then `MANIFEST.2.minisig` … `MANIFEST.16.minisig` (or the
+//!    files given explicitly); none → `manifest-unsigned`; each size-capped and parsed
+//!    (`signature-malformed`);
+//! 3. every signature present must be good — fail closed: legacy `Ed` only with `allow_legacy`
+//!    (`manifest-legacy-signature`); revoked id (`manifest-key-revoked`); id not in the policy
+//!    (`manifest-untrusted-key`); strict Ed25519 over BLAKE2b-512 of the bytes with the key the id names,
+//!    and if that fails but another trusted key verifies it, `manifest-key-id-mismatch`, else
+//!    `manifest-signature-invalid`; the global signature over the trusted comment
+//!    (`manifest-signature-invalid`); key expiry (`key-expired`);
+//! 4. the manifest is parsed (`manifest-invalid`); each trusted comment must agree with the body
+//!    (`manifest-comment-mismatch`); each key must be allowed for the product/component
+//!    (`manifest-key-not-allowed`);
+//! 5. distinct keys ≥ the policy threshold (`manifest-threshold-not-met`);
+//! 6. expiry at `now` (`manifest-expired`);
+//! 7. sequence ≥ the policy minimum and ≥ the highest sequence in the state file (`manifest-rollback`);
+//! 8. the state file is updated (atomically) only now, after everything passed.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use super::minisign::{self, KeyId, SigAlg, SignatureFile};
+use super::state::State;
+use super::trust::{Requirement, TrustPolicy};
+use super::{rfc3339, Manifest, Signer, Trust, VerifiedManifest, MAX_MANIFEST_SIZE};
+use crate::compare::Code;
+
+/// Most extra signature files looked for (`MANIFEST.2.minisig` … `MANIFEST.16.minisig`).
+pub const MAX_SIGNATURE_FILES: usize = 16;
+
+/// A refusal: a stable code, the file it is about, and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {path}: {message}", path = path.display())]
+pub struct TrustError {
+    pub code: Code,
+    pub path: PathBuf,
+    pub message: String,
+}
+
+fn refuse(code: Code, path: &Path, message: impl Into<String>) -> TrustError {
+    TrustError {
+        code,
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// Inputs of [`load_verified`]. Build once per run (the clock is read once) and reuse for many manifests.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The trust policy; required unless `insecure_unsigned`.
+    pub policy: Option<TrustPolicy>,
+    /// The time expiry is evaluated at (read once per run, or given with `--at`).
+    pub now: SystemTime,
+    /// True when `now` came from `--at`; reports say so.
+    pub at_override: bool,
+    /// Anti-rollback state file; `None` = only the policy minimum is checked.
+    pub state: Option<PathBuf>,
+    /// Record the accepted sequence in the state file (the CLI turns this off with `--at`).
+    pub update_state: bool,
+    /// Accept legacy `Ed` (non-prehashed) signatures.
+    pub allow_legacy: bool,
+    /// Skip every check (`--insecure-unsigned`); the result says UNVERIFIED.
+    pub insecure_unsigned: bool,
+    /// Signature files to use instead of discovering `MANIFEST.minisig`, `MANIFEST.N.minisig`.
+    pub signatures: Vec<PathBuf>,
+}
+
+impl VerifyOptions {
+    /// Options with a policy, the current time and no state.
+    pub fn new(policy: Option<TrustPolicy>, now: SystemTime) -> VerifyOptions {
+        VerifyOptions {
+            policy,
+            now,
+            at_override: false,
+            state: None,
+            update_state: true,
+            allow_legacy: false,
+            insecure_unsigned: false,
+            signatures: Vec::new(),
+        }
+    }
+}
+
+/// One accepted signature, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerDetail {
+    pub key_id: String,
+    pub role: String,
+    pub name: Option<String>,
+    pub key_expires: Option<String>,
+    pub signature_file: PathBuf,
+    pub legacy: bool,
+    pub trusted_comment: String,
+}
+
+/// The full outcome of a successful verification.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub manifest: VerifiedManifest,
+    pub signers: Vec<SignerDetail>,
+    pub requirement: Requirement,
+    /// SHA-256 of the manifest file bytes.
+    pub sha256: String,
+    /// Highest sequence previously in the state file, if one was used.
+    pub previous_sequence: Option<u64>,
+    pub state_updated: bool,
+}
+
+/// Verifies a manifest and returns the only type comparison accepts. See the module documentation.
+pub fn load_verified(
+    manifest_path: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifiedManifest, TrustError> {
+    verify_manifest(manifest_path, opts).map(|v| v.manifest)
+}
+
+/// The signature files of a manifest: `MANIFEST.minisig`, `MANIFEST.2.minisig` … that exist.
+pub fn signature_paths(manifest_path: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let base = manifest_path.as_os_str().to_os_string();
+    for n in 1..=MAX_SIGNATURE_FILES {
+        let mut p = base.clone();
+        if n == 1 {
+            p.push(".minisig");
+        } else {
+            p.push(format!(".{n}.minisig"));
+        }
+        let p = PathBuf::from(p);
+        if std::fs::symlink_metadata(&p).is_ok() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The path `fwscan sign` writes: `MANIFEST.minisig`, or with `add` the first free `MANIFEST.N.minisig`.
+pub fn next_signature_path(manifest_path: &Path, add: bool) -> Option<PathBuf> {
+    let base = manifest_path.as_os_str().to_os_string();
+    let first = {
+        let mut p = base.clone();
+        p.push(".minisig");
+        PathBuf::from(p)
+    };
+    if !add || !first.exists() {
+        return Some(first);
+    }
+    (2..=MAX_SIGNATURE_FILES)
+        .map(|n| {
+            let mut p = base.clone();
+            p.push(format!(".{n}.minisig"));
+            PathBuf::from(p)
+        })
+        .find(|p| !p.exists())
+}
+
+/// SHA-256 (lowercase hex) of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn encode_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_graphic() && b != b'%' && b != b'=' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode_value(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The trusted comment `fwscan sign` writes for a manifest (pass it to `minisign -t` to sign with
+/// minisign itself): `fwscan product=… component=… version=… sequence=… vendor=… sha256=…`, values
+/// percent-encoded where they hold spaces, `%`, `=` or non-ASCII.
+pub fn trusted_comment(m: &Manifest, manifest_bytes: &[u8]) -> String {
+    format!(
+        "fwscan product={} component={} version={} sequence={} vendor={} sha256={}",
+        encode_value(&m.product.product),
+        encode_value(&m.product.component),
+        encode_value(&m.product.version),
+        m.sequence,
+        encode_value(&m.product.vendor),
+        sha256_hex(manifest_bytes)
+    )
+}
+
+/// Checks that a trusted comment agrees with the manifest body. `Err` says how it disagrees.
+pub fn check_comment(comment: &str, m: &Manifest, sha256: &str) -> Result<(), String> {
+    let rest = comment.strip_prefix("fwscan ").ok_or_else(|| {
+        format!(
+            "trusted comment `{comment}` is not an fwscan comment (`fwscan product=… component=… version=… sequence=…`)"
+        )
+    })?;
+    let mut fields = std::collections::BTreeMap::new();
+    for tok in rest.split(' ').filter(|t| !t.is_empty()) {
+        let (k, v) = tok
+            .split_once('=')
+            .ok_or_else(|| format!("trusted comment field `{tok}` is not key=value"))?;
+        let v = decode_value(v)
+            .ok_or_else(|| format!("trusted comment field `{k}` is badly encoded"))?;
+        if fields.insert(k.to_string(), v).is_some() {
+            return Err(format!("trusted comment repeats `{k}`"));
+        }
+    }
+    let seq = m.sequence.to_string();
+    let want: [(&str, &str, bool); 6] = [
+        ("product", &m.product.product, true),
+        ("component", &m.product.component, true),
+        ("version", &m.product.version, true),
+        ("sequence", &seq, true),
+        ("vendor", &m.product.vendor, false),
+        ("sha256", sha256, false),
+    ];
+    for (k, v, required) in want {
+        match fields.get(k) {
+            Some(got) if got == v => {}
+            Some(got) => {
+                return Err(format!(
+                    "trusted comment says {k}={got}, the manifest says {k}={v}"
+                ))
+            }
+            None if required => return Err(format!("trusted comment has no `{k}=`")),
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Like [`load_verified`], with the details `fwscan verify` prints.
+pub fn verify_manifest(
+    manifest_path: &Path,
+    opts: &VerifyOptions,
+) -> Result<Verification, TrustError> {
+    let mp = manifest_path;
+    // 1. Read once, capped before reading.
+    let bytes = crate::input::read_capped(mp, MAX_MANIFEST_SIZE).map_err(|e| match e {
+        crate::Error::TooLarge { size, limit, .. } => refuse(
+            Code::ManifestTooLarge,
+            mp,
+            format!("manifest is {size} bytes, larger than the limit of {limit} bytes"),
+        ),
+        other => refuse(Code::ReadError, mp, other.to_string()),
+    })?;
+    let sha256 = sha256_hex(&bytes);
+    let parse = |bytes: &[u8]| {
+        Manifest::parse(bytes, mp).map_err(|e| refuse(Code::ManifestInvalid, mp, e.to_string()))
+    };
+    if opts.insecure_unsigned {
+        let m = parse(&bytes)?;
+        return Ok(Verification {
+            manifest: m.accept_unsigned_insecure(),
+            signers: Vec::new(),
+            requirement: Requirement {
+                threshold: 0,
+                min_sequence: 0,
+            },
+            sha256,
+            previous_sequence: None,
+            state_updated: false,
+        });
+    }
+    // 2. Signature files.
+    let sig_paths = if opts.signatures.is_empty() {
+        signature_paths(mp)
+    } else {
+        opts.signatures.clone()
+    };
+    if sig_paths.is_empty() {
+        return Err(refuse(
+            Code::ManifestUnsigned,
+            mp,
+            format!(
+                "no signature (looked for {}.minisig); sign it with `fwscan sign` or pass --insecure-unsigned to compare anyway",
+                mp.display()
+            ),
+        ));
+    }
+    let policy = opts.policy.as_ref().ok_or_else(|| {
+        refuse(
+            Code::TrustPolicyInvalid,
+            mp,
+            "no trust policy: pass --trust POLICY or set FWSCAN_TRUST",
+        )
+    })?;
+    let mut accepted: Vec<(KeyId, &super::trust::Key, SignerDetail, SignatureFile)> = Vec::new();
+    // 3. Every signature present must be good.
+    for sp in &sig_paths {
+        let sbytes = crate::input::read_capped(sp, minisign::MAX_SIGNATURE_FILE)
+            .map_err(|e| refuse(Code::SignatureMalformed, sp, e.to_string()))?;
+        let sf =
+            SignatureFile::parse(&sbytes).map_err(|e| refuse(Code::SignatureMalformed, sp, e.0))?;
+        if sf.alg == SigAlg::Legacy && !opts.allow_legacy {
+            return Err(refuse(
+                Code::ManifestLegacySignature,
+                sp,
+                "legacy non-prehashed `Ed` signature; re-sign with a current minisign/fwscan or pass --allow-legacy",
+            ));
+        }
+        let id = sf.key_id;
+        if policy.revoked.contains(&id) {
+            return Err(refuse(
+                Code::ManifestKeyRevoked,
+                sp,
+                format!(
+                    "signed by key {id}, which the trust policy {} revokes",
+                    policy.source
+                ),
+            ));
+        }
+        let Some(key) = policy.key(id) else {
+            return Err(refuse(
+                Code::ManifestUntrustedKey,
+                sp,
+                format!(
+                    "signed by key {id}, which is not in the trust policy {}",
+                    policy.source
+                ),
+            ));
+        };
+        if !sf.verify_data(&key.public, &bytes) {
+            if let Some(other) = policy
+                .keys
+                .iter()
+                .find(|k| k.public.id != id && sf.verify_data(&k.public, &bytes))
+            {
+                return Err(refuse(
+                    Code::ManifestKeyIdMismatch,
+                    sp,
+                    format!(
+                        "the signature file names key {id} but the signature was made by key {}",
+                        other.public.id
+                    ),
+                ));
+            }
+            return Err(refuse(
+                Code::ManifestSignatureInvalid,
+                sp,
+                format!(
+                    "signature by key {id} does not verify over {} (modified after signing, or not a valid strict Ed25519 signature)",
+                    mp.display()
+                ),
+            ));
+        }
+        if !sf.verify_global(&key.public) {
+            return Err(refuse(
+                Code::ManifestSignatureInvalid,
+                sp,
+                format!("the trusted comment's signature by key {id} does not verify (comment modified)"),
+            ));
+        }
+        if let Some(exp) = key.expires {
+            if opts.now >= exp {
+                return Err(refuse(
+                    Code::KeyExpired,
+                    sp,
+                    format!(
+                        "key {id} expired at {} (evaluated at {}{})",
+                        rfc3339(exp),
+                        rfc3339(opts.now),
+                        if opts.at_override { ", --at" } else { "" }
+                    ),
+                ));
+            }
+        }
+        accepted.push((
+            id,
+            key,
+            SignerDetail {
+                key_id: id.to_hex(),
+                role: key.role.clone(),
+                name: key.name.clone(),
+                key_expires: key.expires.map(rfc3339),
+                signature_file: sp.clone(),
+                legacy: sf.alg == SigAlg::Legacy,
+                trusted_comment: sf.trusted_comment.clone(),
+            },
+            sf,
+        ));
+    }
+    // 4. Parse the (now authenticated) bytes; comments and key scopes.
+    let m = parse(&bytes)?;
+    let (product, component) = (&m.product.product, &m.product.component);
+    for (id, key, detail, sf) in &accepted {
+        if let Err(why) = check_comment(&sf.trusted_comment, &m, &sha256) {
+            return Err(refuse(
+                Code::ManifestCommentMismatch,
+                &detail.signature_file,
+                why,
+            ));
+        }
+        if !key.allows(product, component) {
+            return Err(refuse(
+                Code::ManifestKeyNotAllowed,
+                &detail.signature_file,
+                format!(
+                    "key {id} ({}) may not sign for product `{product}` component `{component}`",
+                    key.role
+                ),
+            ));
+        }
+    }
+    // 5. Threshold over distinct keys.
+    let req = policy.requirement(product, component);
+    let distinct: BTreeSet<KeyId> = accepted.iter().map(|(id, _, _, _)| *id).collect();
+    if (distinct.len() as u64) < u64::from(req.threshold) {
+        return Err(refuse(
+            Code::ManifestThresholdNotMet,
+            mp,
+            format!(
+                "{} distinct trusted key(s) signed ({} signature file(s)); the policy needs {} for product `{product}` component `{component}`",
+                distinct.len(),
+                accepted.len(),
+                req.threshold
+            ),
+        ));
+    }
+    // 6. Expiry.
+    if let Some(exp) = m.expires_at() {
+        if opts.now >= exp {
+            return Err(refuse(
+                Code::ManifestExpired,
+                mp,
+                format!(
+                    "manifest expired at {} (evaluated at {}{})",
+                    rfc3339(exp),
+                    rfc3339(opts.now),
+                    if opts.at_override {
+                        ", given with --at"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+    }
+    // 7. Anti-rollback.
+    if m.sequence < req.min_sequence {
+        return Err(refuse(
+            Code::ManifestRollback,
+            mp,
+            format!(
+                "sequence {} is below the trust policy minimum {} for product `{product}`",
+                m.sequence, req.min_sequence
+            ),
+        ));
+    }
+    let mut state = None;
+    let mut previous = None;
+    let mut _lock = None;
+    if let Some(sp) = &opts.state {
+        if opts.update_state {
+            _lock = Some(
+                super::state::StateLock::acquire(sp)
+                    .map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?,
+            );
+        }
+        let s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?;
+        previous = s.highest(product, component);
+        if let Some(h) = previous {
+            if m.sequence < h {
+                return Err(refuse(
+                    Code::ManifestRollback,
+                    mp,
+                    format!(
+                        "sequence {} is below sequence {h} already accepted for product `{product}` component `{component}` (state {})",
+                        m.sequence,
+                        sp.display()
+                    ),
+                ));
+            }
+        }
+        state = Some((sp, s));
+    }
+    // 8. Record, only after everything passed.
+    let mut state_updated = false;
+    if let (Some((sp, mut s)), true) = (state, opts.update_state) {
+        if s.record(product, component, m.sequence, &sha256, &rfc3339(opts.now)) {
+            s.save(sp)
+                .map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?;
+            state_updated = true;
+        }
+    }
+    let signers: Vec<SignerDetail> = accepted.into_iter().map(|(_, _, d, _)| d).collect();
+    let names: Vec<String> = signers
+        .iter()
+        .map(|s| format!("{} ({})", s.key_id, s.role))
+        .collect();
+    let trust = Trust {
+        verified: true,
+        signers: signers
+            .iter()
+            .map(|s| Signer {
+                key_id: s.key_id.clone(),
+                role: s.role.clone(),
+            })
+            .collect(),
+        evaluated_at: Some(rfc3339(opts.now)),
+        at_override: opts.at_override,
+        summary: format!(
+            "verified: signed by {} ({} of {} required) under trust policy {}; expiry evaluated at {}{}",
+            names.join(", "),
+            distinct.len(),
+            req.threshold,
+            policy.source,
+            rfc3339(opts.now),
+            if opts.at_override { " (--at)" } else { "" }
+        ),
+    };
+    Ok(Verification {
+        manifest: VerifiedManifest { manifest: m, trust },
+        signers,
+        requirement: req,
+        sha256,
+        previous_sequence: previous,
+        state_updated,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_through_comment_encoding() {
+        for v in ["X11 SPi", "a=b", "100%", "plain", "ünï"] {
+            assert_eq!(decode_value(&encode_value(v)).as_deref(), Some(v));
+            assert!(!encode_value(v).contains([' ', '=']));
+        }
+        assert_eq!(decode_value("%4"), None);
+        assert_eq!(decode_value("%zz"), None);
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+    use crate::manifest::minisign::SecretKey;
+    use crate::manifest::{BaselineOptions, Product};
+
+    #[test]
+    fn concurrent_verifications_never_lower_the_recorded_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let sk = SecretKey::generate().unwrap();
+        let pk = sk.public();
+        let policy = TrustPolicy::parse(
+            format!(
+                r#"{{"schema_version":1,"keys":[{{"id":"{}","public_key":"{}","role":"vendor"}}]}}"#,
+                pk.id,
+                pk.to_base64()
+            )
+            .as_bytes(),
+            "test",
+        )
+        .unwrap();
+        let data = std::sync::Arc::new(crate::input::Data::Owned(vec![5u8; 5000]));
+        let tree = crate::formats::parse_image(data, &crate::formats::ParseOptions::default());
+        let paths: Vec<PathBuf> = (1..=8u64)
+            .map(|seq| {
+                let m = Manifest::from_tree(
+                    &tree,
+                    BaselineOptions {
+                        product: Product {
+                            vendor: "v".into(),
+                            product: "p".into(),
+                            component: "bios".into(),
+                            version: "1".into(),
+                            build_id: None,
+                        },
+                        sequence: seq,
+                        ..BaselineOptions::default()
+                    },
+                )
+                .unwrap();
+                let bytes = m.to_json().into_bytes();
+                let p = dir.path().join(format!("m{seq}.json"));
+                std::fs::write(&p, &bytes).unwrap();
+                let sf = sk
+                    .sign(&bytes, SigAlg::Prehashed, "t", &trusted_comment(&m, &bytes))
+                    .unwrap();
+                std::fs::write(
+                    dir.path().join(format!("m{seq}.json.minisig")),
+                    sf.to_file(),
+                )
+                .unwrap();
+                p
+            })
+            .collect();
+        let mut opts = VerifyOptions::new(Some(policy), SystemTime::now());
+        opts.state = Some(dir.path().join("state.json"));
+        for _round in 0..3 {
+            std::thread::scope(|s| {
+                for p in paths.iter().rev() {
+                    let opts = &opts;
+                    s.spawn(move || match load_verified(p, opts) {
+                        Ok(_) => {}
+                        Err(e) => assert_eq!(e.code, Code::ManifestRollback, "{e}"),
+                    });
+                }
+            });
+            let st = State::load(&dir.path().join("state.json")).unwrap();
+            assert_eq!(st.highest("p", "bios"), Some(8));
+        }
+    }
+}
