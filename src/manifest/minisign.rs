@@ -465,6 +465,15 @@ impl SecretKey {
         })
     }
 
+    /// A key from a fixed id and seed. Only for reproducible test fixtures (`testdata/`): anyone who
+    /// reads the seed can sign with it.
+    pub fn from_seed(id: [u8; 8], seed: [u8; 32]) -> SecretKey {
+        SecretKey {
+            id: KeyId(id),
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
     pub fn public(&self) -> PublicKey {
         PublicKey {
             id: self.id,

@@ -79,6 +79,35 @@ pub fn core_manifest(image: &[u8]) -> Manifest {
     .expect("fixture manifest builds")
 }
 
+/// The fixture signing key. Its seed is in this file, so it proves nothing outside `testdata/`.
+pub fn fixture_key() -> fwscan::manifest::minisign::SecretKey {
+    fwscan::manifest::minisign::SecretKey::from_seed(*b"fwscanTD", [0x5A; 32])
+}
+
+/// A trust policy that trusts the fixture key for the fixture product.
+pub fn fixture_trust_policy() -> String {
+    let public = fixture_key().public();
+    format!(
+        "{{\n  \"schema_version\": 1,\n  \"keys\": [\n    {{\n      \"id\": \"{}\",\n      \"public_key\": \"{}\",\n      \"role\": \"vendor\",\n      \"name\": \"fwscan test fixtures (NOT A REAL KEY: its seed is public)\",\n      \"products\": [\"EX-1000\"]\n    }}\n  ],\n  \"rules\": [ {{ \"product\": \"EX-1000\", \"threshold\": 1, \"min_sequence\": 1 }} ]\n}}\n",
+        public.id.to_hex(),
+        public.to_base64()
+    )
+}
+
+/// The minisign signature of manifest bytes with the fixture key.
+pub fn fixture_signature(manifest: &Manifest, bytes: &[u8]) -> String {
+    let comment = fwscan::manifest::verify::trusted_comment(manifest, bytes);
+    fixture_key()
+        .sign(
+            bytes,
+            fwscan::manifest::minisign::SigAlg::Prehashed,
+            "signature from the fwscan test fixture key",
+            &comment,
+        )
+        .expect("fixture signs")
+        .to_file()
+}
+
 /// Writes every fixture under `dir` (relative names as in the repository's `testdata/`).
 pub fn generate(dir: &Path) -> std::io::Result<Vec<String>> {
     let core = dir.join("core");
@@ -88,10 +117,14 @@ pub fn generate(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut tampered = img.clone();
     // An implant: 16 bytes patched into the firmware region.
     tampered[0x23456..0x23466].copy_from_slice(&prng_bytes(4, 16));
+    let manifest_bytes = manifest.to_json().into_bytes();
+    let signature = fixture_signature(&manifest, &manifest_bytes);
     let files = [
         ("core/golden.bin", img),
         ("core/golden.layout", CORE_LAYOUT.as_bytes().to_vec()),
-        ("core/golden.manifest.json", manifest.to_json().into_bytes()),
+        ("core/golden.manifest.json", manifest_bytes),
+        ("core/golden.manifest.json.minisig", signature.into_bytes()),
+        ("trust.json", fixture_trust_policy().into_bytes()),
         ("core/tampered.bin", tampered),
     ];
     let mut names = Vec::new();
