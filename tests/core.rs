@@ -477,3 +477,60 @@ fn readme_documents_every_finding_code() {
         assert!(readme.contains(&row), "README lacks the row: {row}");
     }
 }
+
+#[test]
+fn shipped_baseline_is_signed_and_the_quick_start_finds_the_implant() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = T::new();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fwscan"))
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "verify",
+        "testdata/core/golden.manifest.json",
+        "--trust",
+        "testdata/trust.json",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let out = run(&[
+        "scan",
+        "testdata/core/tampered.bin",
+        "--manifest",
+        "testdata/core/golden.manifest.json",
+        "--trust",
+        "testdata/trust.json",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(codes(&v), vec!["region-modified"]);
+    assert_eq!(v["manifest"]["trust"]["verified"], true);
+    assert_eq!(v["manifest"]["trust"]["signers"][0]["role"], "vendor");
+    // The golden image itself is clean against its signed baseline.
+    let out = run(&[
+        "scan",
+        "testdata/core/golden.bin",
+        "-m",
+        "testdata/core/golden.manifest.json",
+        "--trust",
+        "testdata/trust.json",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    // A manifest edited after signing is refused.
+    let mut m = std::fs::read_to_string(root.join("testdata/core/golden.manifest.json")).unwrap();
+    m = m.replace("\"sequence\": 1", "\"sequence\": 2");
+    t.write("m.json", m.as_bytes());
+    std::fs::copy(
+        root.join("testdata/core/golden.manifest.json.minisig"),
+        t.path("m.json.minisig"),
+    )
+    .unwrap();
+    let trust = root.join("testdata/trust.json");
+    let out = t.run(&["verify", "m.json", "--trust", trust.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+}
