@@ -29,6 +29,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod audit;
 pub mod compare;
 pub mod error;
 pub mod formats;

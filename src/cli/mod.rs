@@ -1,7 +1,10 @@
 //! Command-line interface: one file per subcommand. Exit codes: 0 clean, 1 findings, 2 could not decide.
 
+mod audit;
 mod baseline;
+mod diff;
 mod inspect;
+mod merge;
 mod scan;
 
 use std::io::Write;
@@ -37,6 +40,9 @@ pub enum Command {
     Inspect(inspect::Args),
     Baseline(Box<baseline::Args>),
     Scan(scan::Args),
+    Audit(Box<audit::Args>),
+    Merge(merge::Args),
+    Diff(diff::Args),
 }
 
 /// Output format of reports.
@@ -45,6 +51,18 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+/// Output format of scan and audit reports (machine formats for CI gating).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+    /// JUnit XML.
+    Junit,
 }
 
 /// Parsing options shared by the commands that read images.
@@ -109,6 +127,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Baseline(a) => baseline::run(*a),
         Command::Scan(a) => scan::run(a),
+        Command::Audit(a) => audit::run(*a),
+        Command::Merge(a) => merge::run(a),
+        Command::Diff(a) => diff::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -101,6 +101,8 @@ codes! {
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";
     ManifestUnsigned = "manifest-unsigned", Warning, "The manifest was used without signature verification (--insecure-unsigned).";
     UnknownFirmware = "unknown-firmware", Error, "No approved manifest matches this image's firmware.";
+    AmbiguousManifest = "ambiguous-manifest", Error, "Two or more approved manifests match this image equally well; none was guessed.";
+    FileChanged = "file-changed", Error, "The image file was truncated, grown or replaced between listing and reading, or during the read.";
 }
 
 impl std::fmt::Display for Code {
