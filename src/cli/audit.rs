@@ -255,10 +255,11 @@ pub fn render(
                 |r| {
                     let file = r.file();
                     if let Some(e) = &r.error {
-                        w.result(&sarif::error_result(&file, &e.code, &e.message))?;
+                        let size = (r.size > 0).then_some(r.size);
+                        w.result(&sarif::error_result(&file, size, &e.code, &e.message))?;
                     }
                     for f in &r.findings {
-                        w.result(&sarif::finding_result(&file, f))?;
+                        w.result(&sarif::finding_result(&file, Some(r.size), f))?;
                     }
                     Ok(())
                 },

@@ -42,6 +42,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             }
             ReportFormat::Sarif => emit(&fwscan::report::sarif::scan_log(
                 &a.image.display().to_string(),
+                None,
                 &[],
                 Some((code, &msg)),
             )),
@@ -103,6 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         ReportFormat::Json => emit(&report.to_json()),
         ReportFormat::Sarif => emit(&fwscan::report::sarif::scan_log(
             &image,
+            Some(size),
             &report.findings,
             None,
         )),

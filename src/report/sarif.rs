@@ -73,9 +73,11 @@ pub fn rules() -> Value {
                     Severity::Warning => "5.0",
                     Severity::Info => "1.0",
                 };
-                json!({
+                let name = pascal(c.as_str());
+                // SARIF1001: a name equal to the id (ignoring case) must be omitted.
+                let name = (!name.eq_ignore_ascii_case(c.as_str())).then_some(name);
+                let mut rule = json!({
                     "id": c.as_str(),
-                    "name": pascal(c.as_str()),
                     "shortDescription": { "text": c.description() },
                     "fullDescription": { "text": c.description() },
                     "help": { "text": text, "markdown": markdown },
@@ -85,7 +87,11 @@ pub fn rules() -> Value {
                         "precision": "high",
                         "security-severity": sev
                     }
-                })
+                });
+                if let Some(n) = name {
+                    rule["name"] = n.into();
+                }
+                rule
             })
             .collect(),
     )
@@ -115,9 +121,13 @@ pub fn fingerprint(code: &str, artifact: &str, region_path: &str) -> String {
     hex::encode(&d[..16])
 }
 
-fn location(artifact: &str, f: Option<&Finding>) -> Value {
+fn location(artifact: &str, f: Option<&Finding>, artifact_size: Option<u64>) -> Value {
     let mut phys = json!({ "artifactLocation": { "uri": path_uri(artifact) } });
     let mut loc = json!({});
+    // Whole-file results point at the whole file.
+    if let Some(size) = artifact_size {
+        phys["region"] = json!({ "byteOffset": 0, "byteLength": size });
+    }
     if let Some(f) = f {
         if let (Some(off), Some(size), Space::Image) = (f.offset, f.size, f.space) {
             phys["region"] = json!({ "byteOffset": off, "byteLength": size });
@@ -139,8 +149,8 @@ fn rule_index(code: &str) -> Option<usize> {
     Code::ALL.iter().position(|c| c.as_str() == code)
 }
 
-/// A SARIF result for a finding on `artifact` (an image path).
-pub fn finding_result(artifact: &str, f: &Finding) -> Value {
+/// A SARIF result for a finding on `artifact` (an image path of `artifact_size` bytes, when known).
+pub fn finding_result(artifact: &str, artifact_size: Option<u64>, f: &Finding) -> Value {
     let region = crate::report::display_path(&f.path);
     let mut text = format!("{region}: {}", f.message);
     if let (Some(e), Some(a)) = (&f.expected_digest, &f.actual_digest) {
@@ -150,7 +160,7 @@ pub fn finding_result(artifact: &str, f: &Finding) -> Value {
         "ruleId": f.code.as_str(),
         "level": level(f.severity),
         "message": { "text": text },
-        "locations": [location(artifact, Some(f))],
+        "locations": [location(artifact, Some(f), artifact_size)],
         "partialFingerprints": { "fwscanFinding/v1": fingerprint(f.code.as_str(), artifact, &f.path) },
         "properties": { "regionPath": region }
     });
@@ -181,12 +191,17 @@ pub fn finding_result(artifact: &str, f: &Finding) -> Value {
 }
 
 /// A SARIF result for an image that could not be decided (`code` is an error code such as `read-error`).
-pub fn error_result(artifact: &str, code: &str, message: &str) -> Value {
+pub fn error_result(
+    artifact: &str,
+    artifact_size: Option<u64>,
+    code: &str,
+    message: &str,
+) -> Value {
     let mut r = json!({
         "ruleId": code,
         "level": "error",
         "message": { "text": if message.is_empty() { code.to_string() } else { message.to_string() } },
-        "locations": [location(artifact, None)],
+        "locations": [location(artifact, None, artifact_size)],
         "partialFingerprints": { "fwscanFinding/v1": fingerprint(code, artifact, "") },
     });
     if let Some(i) = rule_index(code) {
@@ -244,15 +259,20 @@ impl<W: Write> SarifWriter<W> {
 }
 
 /// A whole SARIF log for one scanned image.
-pub fn scan_log(artifact: &str, findings: &[Finding], error: Option<(&str, &str)>) -> String {
+pub fn scan_log(
+    artifact: &str,
+    artifact_size: Option<u64>,
+    findings: &[Finding],
+    error: Option<(&str, &str)>,
+) -> String {
     let mut buf = Vec::new();
     let run = || -> io::Result<Vec<u8>> {
         let mut w = SarifWriter::begin(Vec::new(), "scan")?;
         for f in findings {
-            w.result(&finding_result(artifact, f))?;
+            w.result(&finding_result(artifact, artifact_size, f))?;
         }
         if let Some((code, msg)) = error {
-            w.result(&error_result(artifact, code, msg))?;
+            w.result(&error_result(artifact, artifact_size, code, msg))?;
         }
         w.finish(error.is_none())
     };
@@ -269,7 +289,7 @@ mod tests {
     #[test]
     fn log_is_json_with_one_rule_per_code() {
         let f = Finding::general(Code::UnknownFirmware, "x");
-        let s = scan_log("dir/a b.bin", &[f], None);
+        let s = scan_log("dir/a b.bin", Some(10), &[f], None);
         let v: Value = serde_json::from_str(&s).unwrap();
         let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
         assert_eq!(rules.len(), Code::ALL.len());
