@@ -88,7 +88,7 @@ rss() {
     local kib wall
     kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$dir/time.txt")
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$dir/time.txt")
-    echo "peak RSS ($n x $SMALL_KIB KiB images, per-machine NVRAM differs): $((kib / 1024)) MiB (wall $wall, $(wc -l < "$dir/rows.jsonl") rows)"
+    echo "peak RSS ($n x $SMALL_KIB KiB images, per-machine NVRAM differs): $((kib / 1024)) MiB ($kib KiB) (wall $wall, $(wc -l < "$dir/rows.jsonl") rows)"
     rm -rf "$dir"
 }
 

@@ -529,6 +529,80 @@ fn collect_json(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<(), cr
 mod tests {
     use super::*;
 
+    fn manifest(golden: &[u8], product: &str, version: &str, seq: u64) -> Manifest {
+        let data = std::sync::Arc::new(Data::Owned(golden.to_vec()));
+        let tree = formats::parse_image(data, &ParseOptions::default());
+        let mut o = crate::manifest::BaselineOptions::default();
+        o.product.product = product.into();
+        o.product.version = version.into();
+        o.sequence = seq;
+        Manifest::from_tree(&tree, o).unwrap()
+    }
+
+    fn cat(ms: Vec<Manifest>) -> Catalogue {
+        Catalogue {
+            entries: ms
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| Entry {
+                    path: PathBuf::from(format!("m{i}.json")),
+                    verified: m.accept_unsigned_insecure(),
+                })
+                .collect(),
+            ..Catalogue::default()
+        }
+    }
+
+    fn pick(c: &Catalogue, img: &[u8]) -> Selection {
+        let data = std::sync::Arc::new(Data::Owned(img.to_vec()));
+        let sha = crate::hash::digest(crate::hash::Alg::Sha256, &data);
+        let mut f = ImageFacts::new(&data, &sha, 1 << 20);
+        c.select("x.bin", &mut f)
+    }
+
+    #[test]
+    fn selection_tiers_sequences_and_ties() {
+        let mut golden = vec![0x11u8; 8192];
+        golden[100..112].copy_from_slice(b"PROD v1.23.4");
+        let mut tampered = golden.clone();
+        tampered[5000] ^= 1;
+        // Two releases of one product version: the newest sequence wins, by digest or by identity.
+        let c = cat(vec![
+            manifest(&golden, "PROD", "1.23.4", 1),
+            manifest(&golden, "PROD", "1.23.4", 2),
+            manifest(&[0x22u8; 8192], "OTHER", "9.99", 1),
+        ]);
+        assert!(matches!(
+            pick(&c, &golden),
+            Selection::Chosen(1, SelectedBy::ExactDigest)
+        ));
+        assert!(matches!(
+            pick(&c, &tampered),
+            Selection::Chosen(1, SelectedBy::Identity)
+        ));
+        // Version string absent: nobody's firmware.
+        let mut other = golden.clone();
+        other[100..112].copy_from_slice(b"PROD v1.99.0");
+        assert!(matches!(pick(&c, &other), Selection::Unknown));
+        // Different size: identity needs the size.
+        assert!(matches!(pick(&c, &tampered[..4096]), Selection::Unknown));
+        // Declared rules beat identity; two products declaring the same rules tie: never a guess.
+        let mut a = manifest(&golden, "A", "1.0", 1);
+        a.r#match = Some(MatchRules {
+            strings: vec!["PROD v1.23".into()],
+            ..Default::default()
+        });
+        let c2 = cat(vec![manifest(&golden, "PROD", "1.23.4", 1), a.clone()]);
+        assert!(matches!(
+            pick(&c2, &tampered),
+            Selection::Chosen(1, SelectedBy::MatchRules)
+        ));
+        let mut b = a.clone();
+        b.product.product = "B".into();
+        let c3 = cat(vec![a, b]);
+        assert!(matches!(pick(&c3, &tampered), Selection::Ambiguous(ref v) if v.len() == 2));
+    }
+
     #[test]
     fn os_release_is_parsed() {
         let m = parse_os_release("ID=openbmc\nVERSION_ID=\"2.14.0-dev\"\n# c\nNAME='x'\n");

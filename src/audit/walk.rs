@@ -142,7 +142,10 @@ pub fn walk<F: FnMut(Entry) -> bool>(roots: &[PathBuf], opts: &WalkOptions, emit
             }
             Err(e) => w.send(Entry::Error {
                 root: i,
-                rel: String::new(),
+                rel: root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 path: root.clone(),
                 code: "read-error",
                 message: format!("{}: {e}", root.display()),
