@@ -476,6 +476,27 @@ fn fleet_every_image_one_row_with_the_right_verdict_and_bad_entries_reported() {
     assert_eq!(s["skipped"]["symlink-loop"], 3, "{}", s["skipped"]);
     assert_eq!(s["images"], f.expected.len() as u64);
 
+    // The results file may live inside the audited tree: it is not audited itself.
+    let inside = root.join("dc1/results.jsonl");
+    let (code, _, _) = fwscan(&[
+        "audit",
+        root.join("dc1").to_str().unwrap(),
+        "--manifests",
+        f.manifests.to_str().unwrap(),
+        "--insecure-unsigned",
+        "--include",
+        "clean-*",
+        "--include",
+        "*.jsonl",
+        "-o",
+        inside.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(code, 0);
+    let (images, _) = rows(&inside);
+    assert!(images.iter().all(|r| r["path"] != "results.jsonl"));
+    std::fs::remove_file(&inside).unwrap();
+
     // Exit codes: only clean images → 0; clean and tampered → 1; nothing → 2.
     let m = f.manifests.to_str().unwrap();
     let r = root.to_str().unwrap();

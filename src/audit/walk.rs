@@ -82,6 +82,8 @@ pub struct WalkOptions {
     pub exclude: Vec<String>,
     /// Deepest directory nesting.
     pub max_depth: u32,
+    /// Files (device, inode) never listed: the audit's own results file.
+    pub skip_files: Vec<(u64, u64)>,
 }
 
 impl Default for WalkOptions {
@@ -92,6 +94,7 @@ impl Default for WalkOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             max_depth: 64,
+            skip_files: Vec::new(),
         }
     }
 }
@@ -171,6 +174,9 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
         }
         let root = self.root;
         let ft = m.file_type();
+        if self.opts.skip_files.contains(&(m.dev(), m.ino())) {
+            return;
+        }
         if ft.is_file() {
             if m.len() > self.opts.max_size {
                 let message = format!(

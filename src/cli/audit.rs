@@ -189,9 +189,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if rows_to_stdout && a.format != ReportFormat::Text {
         anyhow::bail!("--output - (rows on stdout) cannot be combined with --format {:?}; write the rows to a file", a.format);
     }
+    let mut skip_files = Vec::new();
     let out: Box<dyn Write + Send> = match &rows_path {
         Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+            let f =
+                std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
+            // The results file may live under a root: never audit it.
+            if let Ok(m) = f.metadata() {
+                use std::os::unix::fs::MetadataExt;
+                skip_files.push((m.dev(), m.ino()));
+            }
+            Box::new(f)
         }
         None if rows_to_stdout => Box::new(std::io::stdout()),
         None => Box::new(std::io::sink()),
@@ -218,6 +226,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             max_size: a.max_size.saturating_mul(1 << 20),
             include: a.include.clone(),
             exclude: a.exclude.clone(),
+            skip_files,
             ..WalkOptions::default()
         },
         shard: a.shard,
