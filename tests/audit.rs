@@ -259,6 +259,7 @@ fn rows(path: &Path) -> (Vec<Value>, Vec<Value>) {
             Some("image") => images.push(v),
             Some("skipped") => skipped.push(v),
             Some("run") => assert_eq!(i, 0, "run header must be the first line"),
+            Some("end") => assert_eq!(i + 1, text.lines().count(), "end row must be the last line"),
             k => panic!("unknown row kind {k:?}"),
         }
     }
@@ -705,9 +706,11 @@ fn sigkill_midway_leaves_only_complete_json_lines() {
     for l in &lines {
         serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
     }
-    // `merge` of the cut file reports what it has.
+    assert!(!text.contains("\"kind\":\"end\""));
+    // `merge` of the cut file summarizes what it has, and refuses to call it a complete audit.
     let (code, stdout, _) = fwscan(&["merge", out.to_str().unwrap()]);
-    assert!(code == 1 || code == 0, "{stdout}");
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stdout.contains("did not finish"), "{stdout}");
 }
 
 #[test]

@@ -191,6 +191,14 @@ pub fn run(
             emit(row);
         });
     });
+    let written = match sink.lock() {
+        Ok(s) => s.out.rows,
+        Err(p) => p.into_inner().out.rows,
+    };
+    emit(Row::End(results::EndRow {
+        rows: written.saturating_sub(1),
+        finished: crate::manifest::rfc3339(std::time::SystemTime::now()),
+    }));
     let s = match sink.into_inner() {
         Ok(s) => s,
         Err(p) => p.into_inner(),

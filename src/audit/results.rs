@@ -26,6 +26,16 @@ pub enum Row {
     Run(RunRow),
     Image(Box<ImageRow>),
     Skipped(SkippedRow),
+    /// The last line of a run that finished: a results file without it was cut short (killed run).
+    End(EndRow),
+}
+
+/// Written after the last result of a run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EndRow {
+    /// Image and skipped rows written by this run.
+    pub rows: u64,
+    pub finished: String,
 }
 
 /// The first line of every results file.

@@ -80,6 +80,8 @@ pub struct Builder {
     timing: bool,
     shards: Vec<Shard>,
     problems: Vec<String>,
+    runs: u64,
+    ends: u64,
 }
 
 /// Inserts into a bounded top-N list ordered by value descending, then path ascending.
@@ -125,10 +127,12 @@ impl Builder {
             Row::Run(r) => self.run(r),
             Row::Image(r) => self.image(r),
             Row::Skipped(r) => self.skipped(r),
+            Row::End(_) => self.ends += 1,
         }
     }
 
     fn run(&mut self, r: &RunRow) {
+        self.runs += 1;
         if let Some(s) = r.shard {
             self.shards.push(s);
         }
@@ -224,6 +228,12 @@ impl Builder {
                     ));
                 }
             }
+        }
+        if self.runs > self.ends {
+            self.problems.push(format!(
+                "{} run(s) did not finish (no end row: killed or still running); their results are incomplete",
+                self.runs - self.ends
+            ));
         }
         if self.s.images == 0 {
             self.problems.push("nothing scanned".into());

@@ -120,7 +120,7 @@ impl Observer for Progress {
                     s.reason
                 ),
             ),
-            Row::Run(_) => return,
+            Row::Run(_) | Row::End(_) => return,
         };
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(b) = &self.bar {
@@ -365,7 +365,7 @@ fn each_row(
                         image(r)
                     }
                     Row::Skipped(s) => skipped(s),
-                    Row::Run(_) => Ok(()),
+                    Row::Run(_) | Row::End(_) => Ok(()),
                 };
                 if let Err(e) = r {
                     err = Some(e);
