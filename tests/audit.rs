@@ -606,7 +606,8 @@ fn file_truncated_or_replaced_during_the_scan_is_an_error_row() {
         },
     )
     .unwrap();
-    let (v2, r2) = (victim.clone(), replaced.clone());
+    let buggy = f.root.join("dc1/x11/clean-005.bin");
+    let (v2, r2, b2) = (victim.clone(), replaced.clone(), buggy.clone());
     let hook: fwscan::audit::BeforeRead = std::sync::Arc::new(move |path: &Path| {
         if path == v2 {
             // Truncated after it was listed.
@@ -621,6 +622,9 @@ fn file_truncated_or_replaced_during_the_scan_is_an_error_row() {
             let tmp = path.with_extension("new");
             std::fs::write(&tmp, vec![0u8; 32 * 1024]).unwrap();
             std::fs::rename(&tmp, path).unwrap();
+        } else if path == b2 {
+            // A bug while scanning one image (e.g. a parser panic) must not end the audit.
+            panic!("simulated bug");
         }
     });
     let opts = AuditOptions {
@@ -640,12 +644,20 @@ fn file_truncated_or_replaced_during_the_scan_is_an_error_row() {
         Some(&2),
         "{summary:?}"
     );
+    assert_eq!(
+        summary.errors_by_code.get("internal-error"),
+        Some(&1),
+        "{summary:?}"
+    );
+    assert_eq!(summary.verdicts.clean, 3);
     let (images, _) = rows(&out);
     for r in &images {
         let rel = r["path"].as_str().unwrap();
         if rel.ends_with("clean-002.bin") || rel.ends_with("clean-004.bin") {
             assert_eq!(r["verdict"], "error");
             assert_eq!(r["error"]["code"], "file-changed", "{r}");
+        } else if rel.ends_with("clean-005.bin") {
+            assert_eq!(r["error"]["code"], "internal-error", "{r}");
         } else {
             assert_eq!(r["verdict"], "clean", "{r}");
         }

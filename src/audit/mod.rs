@@ -159,14 +159,26 @@ pub fn run(
                     rel,
                     path,
                     meta,
-                } => Row::Image(Box::new(scan_one(
-                    cat,
-                    opts,
-                    &labels[root],
-                    &rel,
-                    &path,
-                    meta,
-                ))),
+                } => {
+                    // A bug on one image (a parser panic) must not end the audit of the fleet.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        scan_one(cat, opts, &labels[root], &rel, &path, meta)
+                    }));
+                    Row::Image(Box::new(r.unwrap_or_else(|p| {
+                        let what = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".into());
+                        ImageRow::error(
+                            &labels[root],
+                            &rel,
+                            meta.size,
+                            Code::InternalError.as_str(),
+                            format!("{}: internal error: {what}", path.display()),
+                        )
+                    })))
+                }
                 Entry::Skipped {
                     root, rel, reason, ..
                 } => Row::Skipped(SkippedRow {

@@ -102,6 +102,7 @@ codes! {
     ManifestUnsigned = "manifest-unsigned", Warning, "The manifest was used without signature verification (--insecure-unsigned).";
     UnknownFirmware = "unknown-firmware", Error, "No approved manifest matches this image's firmware.";
     AmbiguousManifest = "ambiguous-manifest", Error, "Two or more approved manifests match this image equally well; none was guessed.";
+    InternalError = "internal-error", Error, "fwscan failed on this input (a bug, reported on stderr); it could not be decided.";
     FileChanged = "file-changed", Error, "The image file was truncated, grown or replaced between listing and reading, or during the read.";
 }
 
