@@ -888,6 +888,15 @@ fn diff_gates_on_allowed_globs() {
         "*",
     ]);
     assert_eq!(code, 0);
+    // Manifest against image (the manifest's layout is used).
+    let (code, out, _) = fwscan(&["diff", m1.to_str().unwrap(), n, "--allow", "nvram"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("bios") && out.contains("used without signature verification"),
+        "{out}"
+    );
+    let (code, _, _) = fwscan(&["diff", m1.to_str().unwrap(), o]);
+    assert_eq!(code, 0);
 }
 
 #[test]
@@ -941,4 +950,56 @@ print(len(cases), fail, err, ok)
     let got = String::from_utf8_lossy(&r.stdout).trim().to_string();
     // 5 clean; 3 tampered + 2 unknown + zz.bin (unknown) fail.
     assert_eq!(got, "11 6 0 5");
+
+    // `scan --format junit`: one case per top-level region of the baseline plus one for the whole image.
+    let layout = layout_product(&mut rng, d.path(), "L1", "3.00");
+    let golden = d.path().join("l1.bin");
+    std::fs::write(&golden, &layout.golden).unwrap();
+    let man = d.path().join("l1.json");
+    let (c, _, e) = fwscan(&[
+        "baseline",
+        golden.to_str().unwrap(),
+        "-o",
+        man.to_str().unwrap(),
+        "--layout",
+        &layout.baseline_args[1],
+        "--mutable",
+        "nvram",
+    ]);
+    assert_eq!(c, 0, "{e}");
+    let mut bad = layout.golden.clone();
+    bad[0x2000] ^= 1;
+    let badp = d.path().join("bad.bin");
+    std::fs::write(&badp, &bad).unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "scan",
+            badp.to_str().unwrap(),
+            "-m",
+            man.to_str().unwrap(),
+            "--insecure-unsigned",
+            "--format",
+            "junit",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(&xml, &out.stdout).unwrap();
+    let script = r#"
+import sys, junitparser
+x = junitparser.JUnitXml.fromfile(sys.argv[1])
+for s in x:
+    for c in s:
+        print(c.name, "pass" if c.is_passed else "fail")
+"#;
+    let r = Command::new("python3")
+        .args(["-c", script, xml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = String::from_utf8_lossy(&r.stdout).to_string();
+    assert_eq!(
+        got, "descriptor pass\nbios fail\nnvram pass\n/ pass\n",
+        "{got}"
+    );
 }
