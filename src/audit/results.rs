@@ -180,22 +180,73 @@ impl RowWriter {
     }
 }
 
-/// Reads rows from JSON Lines text, line by line (bounded memory). Lines that do not parse (e.g. the cut
-/// last line of a killed run) are passed to `bad` with their 1-based number.
+/// Longest line [`read_rows`] accepts (a row holds at most [`MAX_ROW_FINDINGS`] findings).
+pub const MAX_LINE: u64 = 64 << 20;
+
+/// Reads rows from JSON Lines text, line by line (bounded memory: lines longer than [`MAX_LINE`] are skipped
+/// and reported). Lines that do not parse (e.g. the cut last line of a killed run) are passed to `bad` with
+/// their 1-based number.
 pub fn read_rows<R: std::io::BufRead>(
-    r: R,
+    mut r: R,
     mut row: impl FnMut(Row),
     mut bad: impl FnMut(usize, String),
 ) -> std::io::Result<()> {
-    for (i, line) in r.lines().enumerate() {
-        let line = line?;
+    use std::io::{BufRead, Read};
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    loop {
+        buf.clear();
+        let got = (&mut r).take(MAX_LINE + 1).read_until(b'\n', &mut buf)?;
+        if got == 0 {
+            return Ok(());
+        }
+        n += 1;
+        if buf.len() as u64 > MAX_LINE && buf.last() != Some(&b'\n') {
+            // Discard the rest of the overlong line.
+            loop {
+                buf.clear();
+                let more = (&mut r).take(1 << 20).read_until(b'\n', &mut buf)?;
+                if more == 0 || buf.last() == Some(&b'\n') {
+                    break;
+                }
+            }
+            bad(n, format!("line longer than {MAX_LINE} bytes"));
+            continue;
+        }
+        let line = String::from_utf8_lossy(&buf);
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<Row>(&line) {
             Ok(r) => row(r),
-            Err(e) => bad(i + 1, e.to_string()),
+            Err(e) => bad(n, e.to_string()),
         }
     }
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_bad_lines_are_reported() {
+        let a = Row::Skipped(SkippedRow {
+            path: "p".into(),
+            root: "r".into(),
+            reason: "fifo".into(),
+        });
+        let b = Row::Image(Box::new(ImageRow::error(
+            "r",
+            "x.bin",
+            3,
+            "read-error",
+            "m".into(),
+        )));
+        let text = format!("{}\n{}{{\"kind\":\"ima", a.to_line(), b.to_line());
+        let mut ok = 0;
+        let mut bad = Vec::new();
+        read_rows(text.as_bytes(), |_| ok += 1, |n, _| bad.push(n)).unwrap();
+        assert_eq!(ok, 2);
+        assert_eq!(bad, vec![4]);
+    }
 }
