@@ -379,6 +379,7 @@ fn fleet_every_image_one_row_with_the_right_verdict_and_bad_entries_reported() {
         "--manifests",
         f.manifests.to_str().unwrap(),
         "--insecure-unsigned",
+        "--image-digests",
         "-o",
         out.to_str().unwrap(),
         "--format",
@@ -427,6 +428,15 @@ fn fleet_every_image_one_row_with_the_right_verdict_and_bad_entries_reported() {
         how.contains(&"exact-digest") && how.contains(&"match-rules"),
         "{how:?}"
     );
+    // --image-digests: every image that was read carries its digest.
+    for r in &images {
+        if r["error"]["code"] != "read-error" {
+            let sha = r["sha256"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no sha256: {r}"));
+            assert_eq!(sha.len(), 64);
+        }
+    }
     let reasons: BTreeMap<String, String> = skipped
         .iter()
         .map(|s| {

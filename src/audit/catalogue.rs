@@ -5,7 +5,7 @@
 //!
 //! | tier | evidence |
 //! |------|----------|
-//! | 3 `exact-digest` | the image's SHA-256 equals the golden image's |
+//! | 3 `exact-digest` | the image's SHA-256 equals the golden image's (checked when several or no manifests are candidates, or when image digests are requested) |
 //! | 2 `match-rules`  | the manifest declares `match` rules and the image satisfies all of them (more rules = more evidence) |
 //! | 1 `identity`     | no `match` rules: same size, the manifest's version string occurs in the image (product name, format and component add evidence) |
 //!
@@ -117,7 +117,7 @@ impl MatchRules {
 pub struct ImageFacts<'a> {
     pub data: &'a std::sync::Arc<Data>,
     pub size: u64,
-    pub sha256: &'a str,
+    sha256: std::cell::OnceCell<String>,
     /// Detected top-level format name, or `raw`.
     pub format: String,
     /// `bios` or `bmc` when the format says so.
@@ -157,20 +157,31 @@ pub fn component_of(format: &str) -> Option<&'static str> {
 }
 
 impl<'a> ImageFacts<'a> {
-    pub fn new(data: &'a std::sync::Arc<Data>, sha256: &'a str, decompress_limit: u64) -> Self {
+    pub fn new(data: &'a std::sync::Arc<Data>, decompress_limit: u64) -> Self {
         let format = formats::detect(data, true)
             .map(|f| f.name.to_string())
             .unwrap_or_else(|| "raw".into());
         ImageFacts {
             data,
             size: data.len() as u64,
-            sha256,
+            sha256: std::cell::OnceCell::new(),
             component: component_of(&format),
             format,
             guids: None,
             os_release: None,
             decompress_limit,
         }
+    }
+
+    /// SHA-256 of the whole image, computed on first use (one hash pass).
+    pub fn sha256(&self) -> &str {
+        self.sha256
+            .get_or_init(|| crate::hash::digest(crate::hash::Alg::Sha256, self.data))
+    }
+
+    /// The digest, if it was computed.
+    pub fn sha256_if_computed(&self) -> Option<&str> {
+        self.sha256.get().map(String::as_str)
     }
 
     pub fn contains(&self, needle: &[u8]) -> bool {
@@ -428,6 +439,18 @@ impl Catalogue {
                 scored.push((s, i));
             }
         }
+        // Byte-identity with a golden image outranks everything. It costs a hash pass, so it is only looked
+        // at when it can change the outcome: several candidates (ties), none, or when asked (`digest`).
+        // A golden image satisfies its own rules, so an identical image is a candidate already.
+        if scored.len() != 1 || img.sha256_if_computed().is_some() {
+            for (i, e) in self.entries.iter().enumerate() {
+                let m = e.verified.manifest();
+                if m.image.size == img.size && m.image.sha256 == img.sha256() {
+                    scored.retain(|(_, j)| *j != i);
+                    scored.push(((3, 0), i));
+                }
+            }
+        }
         let Some(best) = scored.iter().map(|(s, _)| *s).max() else {
             return Selection::Unknown;
         };
@@ -470,9 +493,6 @@ impl Catalogue {
 
 /// `(tier, evidence)` of `m` for an image, or `None` when it is not a candidate.
 fn score(m: &Manifest, img: &mut ImageFacts<'_>) -> Option<(u8, u32)> {
-    if m.image.sha256 == img.sha256 && m.image.size == img.size {
-        return Some((3, 0));
-    }
     if let Some(r) = m.r#match.as_ref().filter(|r| !r.is_empty()) {
         return r.matches(img).then(|| (2, r.len()));
     }
@@ -555,8 +575,7 @@ mod tests {
 
     fn pick(c: &Catalogue, img: &[u8]) -> Selection {
         let data = std::sync::Arc::new(Data::Owned(img.to_vec()));
-        let sha = crate::hash::digest(crate::hash::Alg::Sha256, &data);
-        let mut f = ImageFacts::new(&data, &sha, 1 << 20);
+        let mut f = ImageFacts::new(&data, 1 << 20);
         c.select("x.bin", &mut f)
     }
 

@@ -23,7 +23,7 @@ use rayon::iter::{ParallelBridge, ParallelIterator};
 
 use crate::compare::{self, Code, Finding, ScanOptions, Verdict};
 use crate::formats::{self, ParseOptions};
-use crate::hash::{self, Alg};
+use crate::hash;
 use crate::input::{self, ReadOptions};
 use crate::report::ToolInfo;
 
@@ -46,6 +46,9 @@ pub struct AuditOptions {
     pub max_decompressed: u64,
     /// Record per-image wall time (and the slowest list).
     pub timing: bool,
+    /// Record the SHA-256 of every image (one more hash pass over images that are compared region by
+    /// region); otherwise it is recorded only where manifest selection needed it.
+    pub image_digests: bool,
     pub before_read: Option<BeforeRead>,
 }
 
@@ -295,11 +298,12 @@ fn scan_inner(
         );
     }
     let size = data.len() as u64;
-    let sha = hash::digest(Alg::Sha256, &data);
-    let mut facts = ImageFacts::new(&data, &sha, opts.max_decompressed);
+    let mut facts = ImageFacts::new(&data, opts.max_decompressed);
+    if opts.image_digests {
+        facts.sha256();
+    }
     let format = facts.format.clone();
     let mut row = ImageRow::error(root, rel, size, "", String::new());
-    row.sha256 = Some(sha.clone());
     row.format = Some(format.clone());
     let undecided = |mut row: ImageRow, code: &str, message: String| {
         row.error = Some(crate::report::ErrorInfo {
@@ -308,7 +312,9 @@ fn scan_inner(
         });
         row
     };
-    let (idx, how) = match cat.select(rel, &mut facts) {
+    let selection = cat.select(rel, &mut facts);
+    row.sha256 = facts.sha256_if_computed().map(str::to_string);
+    let (idx, how) = match selection {
         Selection::Chosen(i, how) => (i, how),
         Selection::Ambiguous(ix) => {
             let names: Vec<String> = ix
@@ -343,6 +349,8 @@ fn scan_inner(
             row.error = None;
             row.verdict = Verdict::Findings;
             row.exit_code = Verdict::Findings.exit_code();
+            let sha = facts.sha256().to_string();
+            row.sha256 = Some(sha.clone());
             row.findings = vec![Finding::general(
                 Code::UnknownFirmware,
                 format!(

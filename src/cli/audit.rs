@@ -65,6 +65,10 @@ pub struct Args {
     /// Images scanned in parallel (default: number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<usize>,
+    /// Record the SHA-256 of every image in its row (costs one more hash pass over images that are not
+    /// byte-identical to a golden image).
+    #[arg(long)]
+    pub image_digests: bool,
     /// Leave out per-image timings (the summary is then byte-identical between runs).
     #[arg(long)]
     pub no_timing: bool,
@@ -232,6 +236,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         shard: a.shard,
         max_decompressed: a.max_decompressed.saturating_mul(1 << 20),
         timing: !a.no_timing,
+        image_digests: a.image_digests,
         before_read: None,
     };
     let summary = lib::run(&opts, &cat, RowWriter::new(out), &progress);

@@ -132,12 +132,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if !rules.is_empty() {
         rules.validate().map_err(|e| anyhow::anyhow!(e))?;
         // The golden image must satisfy its own rules, or the manifest would never be chosen.
-        let sha = fwscan::hash::digest(fwscan::hash::Alg::Sha256, tree.bytes());
-        let mut facts = fwscan::audit::catalogue::ImageFacts::new(
-            &tree.data,
-            &sha,
-            opts.max_decompressed_total,
-        );
+        let mut facts =
+            fwscan::audit::catalogue::ImageFacts::new(&tree.data, opts.max_decompressed_total);
         if !rules.matches(&mut facts) {
             anyhow::bail!(
                 "{}: the image does not satisfy its own --match-* rules",
