@@ -31,6 +31,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
+pub mod audit;
 pub mod check;
 pub mod compare;
 pub mod error;

@@ -534,3 +534,44 @@ fn shipped_baseline_is_signed_and_the_quick_start_finds_the_implant() {
     let out = t.run(&["verify", "m.json", "--trust", trust.to_str().unwrap()]);
     assert_eq!(code(&out), 2);
 }
+
+#[test]
+fn audit_verifies_signed_manifests_from_the_catalogue() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = T::new();
+    let rows = t.path("rows.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_fwscan"))
+        .args([
+            "audit",
+            "testdata/core",
+            "--manifests",
+            "testdata/core",
+            "--trust",
+            "testdata/trust.json",
+            "--include",
+            "*.bin",
+            "-q",
+            "-o",
+        ])
+        .arg(&rows)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    let text = std::fs::read_to_string(&rows).unwrap();
+    let images: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "image")
+        .collect();
+    assert_eq!(images.len(), 2, "{text}");
+    for row in &images {
+        assert_eq!(row["manifest"]["verified"], true, "{row}");
+        let want = if row["path"].as_str().unwrap().ends_with("golden.bin") {
+            "clean"
+        } else {
+            "findings"
+        };
+        assert_eq!(row["verdict"], want, "{row}");
+    }
+}

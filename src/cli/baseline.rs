@@ -54,6 +54,19 @@ pub struct Args {
     /// Block size for per-block digests (a power of two, 4096 to 16 MiB).
     #[arg(long, default_value_t = fwscan::hash::DEFAULT_BLOCK_SIZE)]
     pub block_size: u64,
+    /// Declare a `match` rule for `audit`: the image size must equal this image's.
+    #[arg(long)]
+    pub match_size: bool,
+    /// Declare a `match` rule for `audit`: this string (e.g. the BIOS version string) must occur in the
+    /// image. Repeatable.
+    #[arg(long, value_name = "STRING")]
+    pub match_string: Vec<String>,
+    /// Declare a `match` rule for `audit`: this GUID must occur in the parsed image. Repeatable.
+    #[arg(long, value_name = "GUID")]
+    pub match_guid: Vec<String>,
+    /// Declare a `match` rule for `audit`: `/etc/os-release` must contain KEY=VALUE. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub match_os_release: Vec<String>,
     #[command(flatten)]
     pub parse: ParseArgs,
 }
@@ -96,6 +109,39 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             blank: opts.blank,
         },
     )?;
+    let mut m = m;
+    let rules = fwscan::audit::catalogue::MatchRules {
+        size: a.match_size.then_some(tree.size),
+        format: None,
+        strings: a.match_string,
+        guids: a
+            .match_guid
+            .iter()
+            .map(|g| g.to_ascii_uppercase())
+            .collect(),
+        os_release: a
+            .match_os_release
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .ok_or_else(|| anyhow::anyhow!("--match-os-release {kv}: expected KEY=VALUE"))
+            })
+            .collect::<anyhow::Result<_>>()?,
+    };
+    if !rules.is_empty() {
+        rules.validate().map_err(|e| anyhow::anyhow!(e))?;
+        // The golden image must satisfy its own rules, or the manifest would never be chosen.
+        let mut facts =
+            fwscan::audit::catalogue::ImageFacts::new(&tree.data, opts.max_decompressed_total);
+        if !rules.matches(&mut facts) {
+            anyhow::bail!(
+                "{}: the image does not satisfy its own --match-* rules",
+                a.image.display()
+            );
+        }
+        m.r#match = Some(rules);
+    }
     std::fs::write(&a.output, m.to_json())
         .with_context(|| format!("writing {}", a.output.display()))?;
     eprintln!(

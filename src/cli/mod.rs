@@ -1,9 +1,12 @@
 //! Command-line interface: one file per subcommand. Exit codes: 0 clean, 1 findings, 2 could not decide.
 
+mod audit;
 mod baseline;
 mod check;
+mod diff;
 mod inspect;
 mod keygen;
+mod merge;
 mod scan;
 mod sign;
 mod verify;
@@ -45,6 +48,9 @@ pub enum Command {
     Keygen(keygen::Args),
     Sign(sign::Args),
     Verify(verify::Args),
+    Audit(Box<audit::Args>),
+    Merge(merge::Args),
+    Diff(diff::Args),
 }
 
 /// Output format of reports.
@@ -53,6 +59,18 @@ pub enum Format {
     #[default]
     Text,
     Json,
+}
+
+/// Output format of scan and audit reports (machine formats for CI gating).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+    /// JUnit XML.
+    Junit,
 }
 
 /// Parsing options shared by the commands that read images.
@@ -121,6 +139,9 @@ pub fn main() -> ExitCode {
         Command::Keygen(a) => keygen::run(a),
         Command::Sign(a) => sign::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Audit(a) => audit::run(*a),
+        Command::Merge(a) => merge::run(a),
+        Command::Diff(a) => diff::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

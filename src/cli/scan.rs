@@ -7,7 +7,7 @@ use fwscan::manifest::verify;
 use fwscan::report::{ImageRef, ManifestRef, Report};
 use fwscan::{formats, input};
 
-use super::{emit, Format, ParseArgs};
+use super::{emit, ParseArgs, ReportFormat};
 
 /// Compare an image against a baseline manifest and report every mismatched region.
 #[derive(clap::Args, Debug)]
@@ -20,8 +20,8 @@ pub struct Args {
     /// Baseline manifest (JSON).
     #[arg(long, short)]
     pub manifest: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
     /// Compare against a manifest whose signature is NOT verified. The report says so.
     #[arg(long)]
     pub insecure_unsigned: bool,
@@ -40,8 +40,23 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         sha256: None,
     };
     let fail = |code: &str, msg: String| -> anyhow::Result<u8> {
-        if a.format == Format::Json {
-            emit(&Report::error("scan", image_ref(0), code, msg.clone()).to_json());
+        match a.format {
+            ReportFormat::Json => {
+                emit(&Report::error("scan", image_ref(0), code, msg.clone()).to_json())
+            }
+            ReportFormat::Sarif => emit(&fwscan::report::sarif::scan_log(
+                &a.image.display().to_string(),
+                None,
+                &[],
+                Some((code, &msg)),
+            )),
+            ReportFormat::Junit => emit(&fwscan::report::junit::scan_log(
+                &a.image.display().to_string(),
+                &[],
+                &[],
+                Some((code, &msg)),
+            )),
+            ReportFormat::Text => {}
         }
         Err(anyhow::anyhow!(msg))
     };
@@ -84,9 +99,25 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }),
         result,
     );
+    let image = a.image.display().to_string();
     match a.format {
-        Format::Text => emit(&report.to_text()),
-        Format::Json => emit(&report.to_json()),
+        ReportFormat::Text => emit(&report.to_text()),
+        ReportFormat::Json => emit(&report.to_json()),
+        ReportFormat::Sarif => emit(&fwscan::report::sarif::scan_log(
+            &image,
+            Some(size),
+            &report.findings,
+            None,
+        )),
+        ReportFormat::Junit => {
+            let regions: Vec<String> = man.root.children.iter().map(|c| c.path.clone()).collect();
+            emit(&fwscan::report::junit::scan_log(
+                &image,
+                &regions,
+                &report.findings,
+                None,
+            ))
+        }
     }
     Ok(report.exit_code as u8)
 }

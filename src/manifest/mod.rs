@@ -139,6 +139,9 @@ pub struct Manifest {
     pub layout: Option<Layout>,
     #[serde(default)]
     pub policy: PolicyRules,
+    /// Rules `audit` uses to pick this manifest for an image (see `docs/audit.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#match: Option<crate::audit::catalogue::MatchRules>,
     pub root: Node,
 }
 
@@ -240,6 +243,7 @@ impl Manifest {
             },
             layout: opts.layout,
             policy: opts.rules,
+            r#match: None,
             root,
         };
         m.validate(Path::new("<new manifest>"))?;

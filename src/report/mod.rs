@@ -11,6 +11,9 @@
 //! ```
 //! Findings are sorted by path, then code, so output is deterministic.
 
+pub mod junit;
+pub mod sarif;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 

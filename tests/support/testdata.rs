@@ -41,6 +41,9 @@ pub const CORE_SIZE: usize = 0x80000;
 pub fn core_image() -> Vec<u8> {
     let mut img = vec![0xFFu8; CORE_SIZE];
     img[0..0x10000].copy_from_slice(&prng_bytes(1, 0x10000));
+    // A version banner, as real firmware carries one: audits identify the product and version by it.
+    let banner = b"$BANNER$ Example Corp EX-1000 firmware version 1.0.0\0";
+    img[0x100..0x100 + banner.len()].copy_from_slice(banner);
     img[0x10000..0x58000].copy_from_slice(&prng_bytes(2, 0x48000));
     img[0x70000..0x71000].copy_from_slice(&prng_bytes(3, 0x1000));
     img

@@ -1,0 +1,641 @@
+//! The manifest catalogue of an audit, and the automatic choice of a manifest for each image.
+//!
+//! Every manifest is loaded through one function, [`load_manifest`], which is where signature and trust
+//! verification happens. An image is matched against every accepted manifest and gets a score:
+//!
+//! | tier | evidence |
+//! |------|----------|
+//! | 3 `exact-digest` | the image's SHA-256 equals the golden image's (checked when several or no manifests are candidates, or when image digests are requested) |
+//! | 2 `match-rules`  | the manifest declares `match` rules and the image satisfies all of them (more rules = more evidence) |
+//! | 1 `identity`     | no `match` rules: same size, the manifest's version string occurs in the image (product name, format and component add evidence) |
+//!
+//! The best score wins. Equal best scores are resolved only when they are releases of the same
+//! vendor/product/component/version (the highest `sequence` wins); otherwise the image gets an
+//! `ambiguous-manifest` error, never a guess. No candidate at all is an `unknown-firmware` finding.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::compare::Code;
+use crate::formats::{self, ParseOptions};
+use crate::input::Data;
+use crate::manifest::{Manifest, VerifiedManifest};
+use crate::region::{glob_match, Region};
+
+/// Rules a manifest declares so that `audit` can recognise its firmware (`match` object, all optional; all
+/// given rules must hold).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MatchRules {
+    /// Exact image size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Top-level format as detected (`raw`, `layout`, or a registry name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Byte strings (UTF-8) that must all occur in the image, e.g. a BIOS version string.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strings: Vec<String>,
+    /// GUIDs (volume, file-system or file GUIDs) that must all occur in the parsed image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guids: Vec<String>,
+    /// `KEY=value` pairs that must all occur in an `/etc/os-release` found in the image (OpenBMC rofs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub os_release: BTreeMap<String, String>,
+}
+
+/// Longest match string accepted.
+pub const MAX_MATCH_STRING: usize = 256;
+
+impl MatchRules {
+    /// Number of rules (the evidence weight).
+    pub fn len(&self) -> u32 {
+        (self.size.is_some() as u32)
+            + (self.format.is_some() as u32)
+            + self.strings.len() as u32
+            + self.guids.len() as u32
+            + self.os_release.len() as u32
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks that the rules are usable.
+    pub fn validate(&self) -> Result<(), String> {
+        for s in &self.strings {
+            if s.is_empty() || s.len() > MAX_MATCH_STRING {
+                return Err(format!(
+                    "match.strings entries must be 1-{MAX_MATCH_STRING} bytes"
+                ));
+            }
+        }
+        if self.len() > 64 {
+            return Err("more than 64 match rules".into());
+        }
+        Ok(())
+    }
+
+    /// Whether every rule holds for `img`.
+    pub fn matches(&self, img: &mut ImageFacts<'_>) -> bool {
+        if self.size.is_some_and(|s| s != img.size) {
+            return false;
+        }
+        if self.format.as_deref().is_some_and(|f| f != img.format) {
+            return false;
+        }
+        if !self.strings.iter().all(|s| img.contains(s.as_bytes())) {
+            return false;
+        }
+        if !self.guids.is_empty() {
+            let guids = img.guids();
+            if !self
+                .guids
+                .iter()
+                .all(|g| guids.contains(&g.to_ascii_uppercase()))
+            {
+                return false;
+            }
+        }
+        if !self.os_release.is_empty() {
+            let os = img.os_release();
+            if !self
+                .os_release
+                .iter()
+                .all(|(k, v)| os.get(k).is_some_and(|x| x == v))
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// What is known about one image while choosing its manifest. Expensive facts are computed lazily.
+pub struct ImageFacts<'a> {
+    pub data: &'a std::sync::Arc<Data>,
+    pub size: u64,
+    sha256: std::cell::OnceCell<String>,
+    /// Detected top-level format name, or `raw`.
+    pub format: String,
+    /// `bios` or `bmc` when the format says so.
+    pub component: Option<&'static str>,
+    guids: Option<HashSet<String>>,
+    os_release: Option<BTreeMap<String, String>>,
+    decompress_limit: u64,
+}
+
+impl std::fmt::Debug for ImageFacts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFacts")
+            .field("size", &self.size)
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// The component a top-level format implies.
+pub fn component_of(format: &str) -> Option<&'static str> {
+    let f = format.to_ascii_lowercase();
+    if ["ifd", "uefi", "fv", "descriptor", "bios", "capsule"]
+        .iter()
+        .any(|k| f.contains(k))
+    {
+        Some("bios")
+    } else if [
+        "fit", "uimage", "squashfs", "ubi", "jffs2", "openbmc", "bmc", "cpio",
+    ]
+    .iter()
+    .any(|k| f.contains(k))
+    {
+        Some("bmc")
+    } else {
+        None
+    }
+}
+
+impl<'a> ImageFacts<'a> {
+    pub fn new(data: &'a std::sync::Arc<Data>, decompress_limit: u64) -> Self {
+        let format = formats::detect(data, true)
+            .map(|f| f.name.to_string())
+            .unwrap_or_else(|| "raw".into());
+        ImageFacts {
+            data,
+            size: data.len() as u64,
+            sha256: std::cell::OnceCell::new(),
+            component: component_of(&format),
+            format,
+            guids: None,
+            os_release: None,
+            decompress_limit,
+        }
+    }
+
+    /// SHA-256 of the whole image, computed on first use (one hash pass).
+    pub fn sha256(&self) -> &str {
+        self.sha256
+            .get_or_init(|| crate::hash::digest(crate::hash::Alg::Sha256, self.data))
+    }
+
+    /// The digest, if it was computed.
+    pub fn sha256_if_computed(&self) -> Option<&str> {
+        self.sha256.get().map(String::as_str)
+    }
+
+    pub fn contains(&self, needle: &[u8]) -> bool {
+        !needle.is_empty() && memchr::memmem::find(self.data, needle).is_some()
+    }
+
+    fn tree(&self, eager: bool) -> Region {
+        let opts = ParseOptions {
+            eager,
+            max_decompressed_total: self.decompress_limit,
+            ..ParseOptions::default()
+        };
+        formats::parse_image(std::sync::Arc::clone(self.data), &opts)
+    }
+
+    /// Every `guid`/`fs-guid` attribute in the parsed image (uppercase).
+    pub fn guids(&mut self) -> &HashSet<String> {
+        if self.guids.is_none() {
+            let tree = self.tree(false);
+            let mut set = HashSet::new();
+            tree.walk(&mut |r| {
+                for k in ["guid", "fs-guid"] {
+                    if let Some(g) = r.attr_str(k) {
+                        set.insert(g.to_ascii_uppercase());
+                    }
+                }
+            });
+            self.guids = Some(set);
+        }
+        self.guids.get_or_insert_with(HashSet::new)
+    }
+
+    /// `KEY=value` pairs of the first `etc/os-release` (or `usr/lib/os-release`) in the image.
+    pub fn os_release(&mut self) -> &BTreeMap<String, String> {
+        if self.os_release.is_none() {
+            let tree = self.tree(true);
+            let mut found: Option<BTreeMap<String, String>> = None;
+            tree.walk(&mut |r| {
+                if found.is_some() {
+                    return;
+                }
+                let p = r.attr_str("file-path").unwrap_or("");
+                if p.ends_with("etc/os-release") || p.ends_with("lib/os-release") {
+                    let bytes = r.bytes();
+                    if bytes.len() <= 64 * 1024 {
+                        found = Some(parse_os_release(&String::from_utf8_lossy(bytes)));
+                    }
+                }
+            });
+            self.os_release = Some(found.unwrap_or_default());
+        }
+        self.os_release.get_or_insert_with(BTreeMap::new)
+    }
+}
+
+/// Parses `KEY=value` / `KEY="value"` lines.
+pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            if l.starts_with('#') {
+                return None;
+            }
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// How manifests are accepted: the verification options of the run (trust policy, clock read once,
+/// state file, `--insecure-unsigned`).
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub verify: crate::manifest::verify::VerifyOptions,
+}
+
+impl LoadOptions {
+    /// Options that accept manifests without verifying them (`--insecure-unsigned`; tests).
+    pub fn insecure_unsigned() -> LoadOptions {
+        let mut verify =
+            crate::manifest::verify::VerifyOptions::new(None, std::time::SystemTime::now());
+        verify.insecure_unsigned = true;
+        LoadOptions { verify }
+    }
+}
+
+/// Why a manifest was not accepted: a finding code (`manifest-invalid`, `manifest-unsigned`, ...) and a
+/// message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+/// THE one place where audit turns a manifest file into a [`VerifiedManifest`]. Signature verification
+/// is done here, through the signature and trust path (`manifest::verify::load_verified`).
+pub fn load_manifest(path: &Path, opts: &LoadOptions) -> Result<VerifiedManifest, Refusal> {
+    let v = crate::manifest::verify::load_verified(path, &opts.verify).map_err(|e| Refusal {
+        code: e.code.as_str().into(),
+        message: e.to_string(),
+    })?;
+    if let Some(r) = &v.manifest().r#match {
+        r.validate().map_err(|e| Refusal {
+            code: Code::ManifestInvalid.as_str().into(),
+            message: format!("manifest {}: {e}", path.display()),
+        })?;
+    }
+    Ok(v)
+}
+
+/// One accepted manifest.
+#[derive(Debug)]
+pub struct Entry {
+    pub path: PathBuf,
+    pub verified: VerifiedManifest,
+}
+
+/// Where a `--map` line sends images.
+#[derive(Debug)]
+enum MapTarget {
+    Entry(usize),
+    Refused(Refusal),
+}
+
+/// Accepted manifests, refused ones, and the explicit mapping.
+#[derive(Debug, Default)]
+pub struct Catalogue {
+    pub entries: Vec<Entry>,
+    /// Manifest files that were refused (path, why).
+    pub refused: Vec<(PathBuf, Refusal)>,
+    map: Vec<(String, MapTarget)>,
+}
+
+/// How a manifest was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SelectedBy {
+    Map,
+    ExactDigest,
+    MatchRules,
+    Identity,
+}
+
+/// The outcome of choosing a manifest for one image.
+#[derive(Debug)]
+pub enum Selection {
+    Chosen(usize, SelectedBy),
+    /// No accepted manifest matches.
+    Unknown,
+    /// Several equally good matches (their indices).
+    Ambiguous(Vec<usize>),
+    /// The explicit mapping names a manifest that was refused.
+    Refused(Refusal),
+}
+
+/// Most manifest files a catalogue directory may hold.
+pub const MAX_MANIFESTS: usize = 100_000;
+
+impl Catalogue {
+    /// Loads every `*.json` file under `dir` (recursively, symlinks not followed, sorted by path).
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<Catalogue, crate::Error> {
+        let mut files = Vec::new();
+        collect_json(dir, 0, &mut files)?;
+        files.sort();
+        let mut c = Catalogue::default();
+        for f in files {
+            let _ = c.add(&f, opts);
+        }
+        Ok(c)
+    }
+
+    fn add(&mut self, path: &Path, opts: &LoadOptions) -> Result<usize, Refusal> {
+        if let Some(i) = self.entries.iter().position(|e| e.path == path) {
+            return Ok(i);
+        }
+        if let Some((_, r)) = self.refused.iter().find(|(p, _)| p == path) {
+            return Err(r.clone());
+        }
+        match load_manifest(path, opts) {
+            Ok(v) => {
+                self.entries.push(Entry {
+                    path: path.to_path_buf(),
+                    verified: v,
+                });
+                Ok(self.entries.len() - 1)
+            }
+            Err(r) => {
+                self.refused.push((path.to_path_buf(), r.clone()));
+                Err(r)
+            }
+        }
+    }
+
+    /// Reads a `path-glob,manifest` CSV (`#` comments, optional header). Relative manifest paths are
+    /// relative to the CSV's directory. Manifests it names go through [`load_manifest`] too.
+    pub fn load_map(&mut self, csv: &Path, opts: &LoadOptions) -> Result<(), crate::Error> {
+        let bytes = crate::input::read_capped(csv, 16 << 20)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| crate::Error::Other(format!("{}: not UTF-8", csv.display())))?;
+        let base = csv.parent().unwrap_or(Path::new("."));
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((glob, man)) = line.split_once(',') else {
+                return Err(crate::Error::Other(format!(
+                    "{}: line {}: expected `path-glob,manifest`",
+                    csv.display(),
+                    i + 1
+                )));
+            };
+            let (glob, man) = (glob.trim().trim_matches('"'), man.trim().trim_matches('"'));
+            if i == 0 && glob == "path-glob" {
+                continue;
+            }
+            let p = Path::new(man);
+            let p = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            };
+            let target = match self.add(&p, opts) {
+                Ok(i) => MapTarget::Entry(i),
+                Err(r) => MapTarget::Refused(r),
+            };
+            self.map.push((glob.to_string(), target));
+        }
+        Ok(())
+    }
+
+    /// Chooses the manifest for an image at `rel` (path relative to its root).
+    pub fn select(&self, rel: &str, img: &mut ImageFacts<'_>) -> Selection {
+        for (glob, target) in &self.map {
+            if glob_match(glob, rel) {
+                return match target {
+                    MapTarget::Entry(i) => Selection::Chosen(*i, SelectedBy::Map),
+                    MapTarget::Refused(r) => Selection::Refused(r.clone()),
+                };
+            }
+        }
+        let mut scored: Vec<((u8, u32), usize)> = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if let Some(s) = score(e.verified.manifest(), img) {
+                scored.push((s, i));
+            }
+        }
+        // Byte-identity with a golden image outranks everything. It costs a hash pass, so it is only looked
+        // at when it can change the outcome: several candidates (ties), none, or when asked (`digest`).
+        // A golden image satisfies its own rules, so an identical image is a candidate already.
+        if scored.len() != 1 || img.sha256_if_computed().is_some() {
+            for (i, e) in self.entries.iter().enumerate() {
+                let m = e.verified.manifest();
+                if m.image.size == img.size && m.image.sha256 == img.sha256() {
+                    scored.retain(|(_, j)| *j != i);
+                    scored.push(((3, 0), i));
+                }
+            }
+        }
+        let Some(best) = scored.iter().map(|(s, _)| *s).max() else {
+            return Selection::Unknown;
+        };
+        let top: Vec<usize> = scored
+            .iter()
+            .filter(|(s, _)| *s == best)
+            .map(|(_, i)| *i)
+            .collect();
+        let how = match best.0 {
+            3 => SelectedBy::ExactDigest,
+            2 => SelectedBy::MatchRules,
+            _ => SelectedBy::Identity,
+        };
+        if top.len() == 1 {
+            return Selection::Chosen(top[0], how);
+        }
+        // Releases of one product version: the newest sequence wins, if it is unique.
+        let key = |i: usize| {
+            let p = &self.entries[i].verified.manifest().product;
+            (
+                p.vendor.clone(),
+                p.product.clone(),
+                p.component.clone(),
+                p.version.clone(),
+            )
+        };
+        let k0 = key(top[0]);
+        if top.iter().all(|&i| key(i) == k0) {
+            let seq = |i: usize| self.entries[i].verified.manifest().sequence;
+            let max = top.iter().map(|&i| seq(i)).max().unwrap_or(0);
+            let newest: Vec<usize> = top.iter().copied().filter(|&i| seq(i) == max).collect();
+            if newest.len() == 1 {
+                return Selection::Chosen(newest[0], how);
+            }
+            return Selection::Ambiguous(newest);
+        }
+        Selection::Ambiguous(top)
+    }
+}
+
+/// `(tier, evidence)` of `m` for an image, or `None` when it is not a candidate.
+fn score(m: &Manifest, img: &mut ImageFacts<'_>) -> Option<(u8, u32)> {
+    if let Some(r) = m.r#match.as_ref().filter(|r| !r.is_empty()) {
+        return r.matches(img).then(|| (2, r.len()));
+    }
+    if m.image.size != img.size {
+        return None;
+    }
+    let p = &m.product;
+    if let (Some(c), false) = (img.component, p.component.is_empty()) {
+        if c != p.component {
+            return None;
+        }
+    }
+    if p.version.len() < 3 || !img.contains(p.version.as_bytes()) {
+        return None;
+    }
+    let mut evidence = 1;
+    if p.product.len() >= 3 && p.product != "unknown" && img.contains(p.product.as_bytes()) {
+        evidence += 1;
+    }
+    if m.image.format == img.format {
+        evidence += 1;
+    }
+    Some((1, evidence))
+}
+
+fn collect_json(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<(), crate::Error> {
+    let io = |source| crate::Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if depth > 16 {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir).map_err(io)? {
+        let e = e.map_err(io)?;
+        let ft = e.file_type().map_err(io)?;
+        let p = e.path();
+        if ft.is_dir() {
+            collect_json(&p, depth + 1, out)?;
+        } else if ft.is_file() && p.extension().is_some_and(|x| x == "json") {
+            if out.len() >= MAX_MANIFESTS {
+                return Err(crate::Error::Other(format!(
+                    "{}: more than {MAX_MANIFESTS} manifests",
+                    dir.display()
+                )));
+            }
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(golden: &[u8], product: &str, version: &str, seq: u64) -> Manifest {
+        let data = std::sync::Arc::new(Data::Owned(golden.to_vec()));
+        let tree = formats::parse_image(data, &ParseOptions::default());
+        let mut o = crate::manifest::BaselineOptions::default();
+        o.product.product = product.into();
+        o.product.version = version.into();
+        o.sequence = seq;
+        Manifest::from_tree(&tree, o).unwrap()
+    }
+
+    fn cat(ms: Vec<Manifest>) -> Catalogue {
+        Catalogue {
+            entries: ms
+                .into_iter()
+                .enumerate()
+                .map(|(i, m)| Entry {
+                    path: PathBuf::from(format!("m{i}.json")),
+                    verified: m.accept_unsigned_insecure(),
+                })
+                .collect(),
+            ..Catalogue::default()
+        }
+    }
+
+    fn pick(c: &Catalogue, img: &[u8]) -> Selection {
+        let data = std::sync::Arc::new(Data::Owned(img.to_vec()));
+        let mut f = ImageFacts::new(&data, 1 << 20);
+        c.select("x.bin", &mut f)
+    }
+
+    #[test]
+    fn selection_tiers_sequences_and_ties() {
+        let mut golden = vec![0x11u8; 8192];
+        golden[100..112].copy_from_slice(b"PROD v1.23.4");
+        let mut tampered = golden.clone();
+        tampered[5000] ^= 1;
+        // Two releases of one product version: the newest sequence wins, by digest or by identity.
+        let c = cat(vec![
+            manifest(&golden, "PROD", "1.23.4", 1),
+            manifest(&golden, "PROD", "1.23.4", 2),
+            manifest(&[0x22u8; 8192], "OTHER", "9.99", 1),
+        ]);
+        assert!(matches!(
+            pick(&c, &golden),
+            Selection::Chosen(1, SelectedBy::ExactDigest)
+        ));
+        assert!(matches!(
+            pick(&c, &tampered),
+            Selection::Chosen(1, SelectedBy::Identity)
+        ));
+        // Version string absent: nobody's firmware.
+        let mut other = golden.clone();
+        other[100..112].copy_from_slice(b"PROD v1.99.0");
+        assert!(matches!(pick(&c, &other), Selection::Unknown));
+        // Different size: identity needs the size.
+        assert!(matches!(pick(&c, &tampered[..4096]), Selection::Unknown));
+        // Declared rules beat identity; two products declaring the same rules tie: never a guess.
+        let mut a = manifest(&golden, "A", "1.0", 1);
+        a.r#match = Some(MatchRules {
+            strings: vec!["PROD v1.23".into()],
+            ..Default::default()
+        });
+        let c2 = cat(vec![manifest(&golden, "PROD", "1.23.4", 1), a.clone()]);
+        assert!(matches!(
+            pick(&c2, &tampered),
+            Selection::Chosen(1, SelectedBy::MatchRules)
+        ));
+        let mut b = a.clone();
+        b.product.product = "B".into();
+        let c3 = cat(vec![a, b]);
+        assert!(matches!(pick(&c3, &tampered), Selection::Ambiguous(ref v) if v.len() == 2));
+    }
+
+    #[test]
+    fn os_release_is_parsed() {
+        let m = parse_os_release("ID=openbmc\nVERSION_ID=\"2.14.0-dev\"\n# c\nNAME='x'\n");
+        assert_eq!(m["ID"], "openbmc");
+        assert_eq!(m["VERSION_ID"], "2.14.0-dev");
+        assert_eq!(m["NAME"], "x");
+    }
+
+    #[test]
+    fn match_rules_round_trip_and_count() {
+        let r = MatchRules {
+            size: Some(4096),
+            strings: vec!["X11 v1.4".into()],
+            ..Default::default()
+        };
+        assert_eq!(r.len(), 2);
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(j, r#"{"size":4096,"strings":["X11 v1.4"]}"#);
+        assert!(serde_json::from_str::<MatchRules>(r#"{"sise":1}"#).is_err());
+    }
+}

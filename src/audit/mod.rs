@@ -1,0 +1,448 @@
+//! Fleet audits: walk directory trees of images, choose the right verified manifest for each image,
+//! compare, and stream one JSON Lines row per image; then summarize with bounded memory.
+//!
+//! ```text
+//! walk (one thread, sorted, shard filter) --bounded channel--> rayon workers: read → identify →
+//!   select manifest → parse → compare::scan → row --mutex--> write_all + flush, summary counters
+//! ```
+//!
+//! Nothing of an image is kept after its row is written: memory is bounded by the images in flight (one
+//! per worker), the catalogue, and the summary's counters.
+
+pub mod catalogue;
+pub mod results;
+pub mod shard;
+pub mod summary;
+pub mod walk;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use rayon::iter::{ParallelBridge, ParallelIterator};
+
+use crate::compare::{self, Code, Finding, ScanOptions, Verdict};
+use crate::formats::{self, ParseOptions};
+use crate::hash;
+use crate::input::{self, ReadOptions};
+use crate::report::ToolInfo;
+
+use catalogue::{Catalogue, ImageFacts, SelectedBy, Selection};
+use results::{ImageRow, RefusedManifest, Row, RowManifest, RowWriter, RunRow, SkippedRow};
+use shard::Shard;
+use summary::{Builder, Summary};
+use walk::{Entry, FileId, WalkOptions};
+
+/// A hook called with each image's path just before it is read (tests use it to change files).
+pub type BeforeRead = Arc<dyn Fn(&Path) + Send + Sync>;
+
+/// Options of [`run`].
+#[derive(Clone, Default)]
+pub struct AuditOptions {
+    pub roots: Vec<PathBuf>,
+    pub walk: WalkOptions,
+    pub shard: Option<Shard>,
+    /// Cap on all decompressed data of one image.
+    pub max_decompressed: u64,
+    /// Record per-image wall time (and the slowest list).
+    pub timing: bool,
+    /// Record the SHA-256 of every image (one more hash pass over images that are compared region by
+    /// region); otherwise it is recorded only where manifest selection needed it.
+    pub image_digests: bool,
+    pub before_read: Option<BeforeRead>,
+    /// Baseline-free checks (signature rules, Secure Boot) run beside each comparison.
+    pub rules: Option<std::sync::Arc<crate::check::RuleSet>>,
+}
+
+impl std::fmt::Debug for AuditOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditOptions")
+            .field("roots", &self.roots)
+            .field("walk", &self.walk)
+            .field("shard", &self.shard)
+            .finish()
+    }
+}
+
+/// Progress callbacks (progress bar, `--verbose`). Called from worker threads.
+pub trait Observer: Send + Sync {
+    /// An entry was found by the walk (its size, 0 when not a file).
+    fn found(&self, _size: u64) {}
+    /// A row was written.
+    fn row(&self, _row: &Row) {}
+}
+
+/// An observer that does nothing.
+#[derive(Debug)]
+pub struct Quiet;
+impl Observer for Quiet {}
+
+struct Sink {
+    out: RowWriter,
+    builder: Builder,
+    write_error: Option<String>,
+}
+
+/// The root label used in rows: the directory as given, or the parent of a root that is a file.
+fn root_label(root: &Path) -> String {
+    if root.is_dir() {
+        root.display().to_string()
+    } else {
+        root.parent()
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".into())
+    }
+}
+
+/// Runs an audit: writes the header row and every result row to `out`, returns the summary.
+pub fn run(
+    opts: &AuditOptions,
+    cat: &Catalogue,
+    out: RowWriter,
+    observer: &dyn Observer,
+) -> Summary {
+    let labels: Vec<String> = opts.roots.iter().map(|r| root_label(r)).collect();
+    let header = Row::Run(RunRow {
+        schema_version: results::ROW_SCHEMA_VERSION,
+        tool: ToolInfo::default(),
+        roots: labels.clone(),
+        shard: opts.shard,
+        manifests_accepted: cat.entries.len(),
+        manifests_refused: cat
+            .refused
+            .iter()
+            .map(|(p, r)| RefusedManifest {
+                path: p.display().to_string(),
+                code: r.code.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+        started: crate::manifest::rfc3339(std::time::SystemTime::now()),
+    });
+    let sink = Mutex::new(Sink {
+        out,
+        builder: Builder::new(opts.timing),
+        write_error: None,
+    });
+    let emit = |row: Row| {
+        observer.row(&row);
+        let mut s = match sink.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        if let Err(e) = s.out.write(&row) {
+            if s.write_error.is_none() {
+                s.write_error = Some(format!("writing results: {e}"));
+            }
+        }
+        s.builder.add(&row);
+    };
+    emit(header);
+
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Entry>(64);
+    let shard = opts.shard;
+    let walk_opts = opts.walk.clone();
+    let roots = opts.roots.clone();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            walk::walk(&roots, &walk_opts, |e| {
+                if shard.is_some_and(|s| !s.contains(e.rel())) {
+                    return true;
+                }
+                observer.found(match &e {
+                    Entry::File { meta, .. } => meta.size,
+                    _ => 0,
+                });
+                tx.send(e).is_ok()
+            });
+        });
+        rx.into_iter().par_bridge().for_each(|e| {
+            let row = match e {
+                Entry::File {
+                    root,
+                    rel,
+                    path,
+                    meta,
+                } => {
+                    // A bug on one image (a parser panic) must not end the audit of the fleet.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        scan_one(cat, opts, &labels[root], &rel, &path, meta)
+                    }));
+                    Row::Image(Box::new(r.unwrap_or_else(|p| {
+                        let what = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".into());
+                        ImageRow::error(
+                            &labels[root],
+                            &rel,
+                            meta.size,
+                            Code::InternalError.as_str(),
+                            format!("{}: internal error: {what}", path.display()),
+                        )
+                    })))
+                }
+                Entry::Skipped {
+                    root, rel, reason, ..
+                } => Row::Skipped(SkippedRow {
+                    path: rel,
+                    root: labels[root].clone(),
+                    reason: reason.into(),
+                }),
+                Entry::Error {
+                    root,
+                    rel,
+                    code,
+                    message,
+                    ..
+                } => Row::Image(Box::new(ImageRow::error(
+                    &labels[root],
+                    &rel,
+                    0,
+                    code,
+                    message,
+                ))),
+            };
+            emit(row);
+        });
+    });
+    let written = match sink.lock() {
+        Ok(s) => s.out.rows,
+        Err(p) => p.into_inner().out.rows,
+    };
+    emit(Row::End(results::EndRow {
+        rows: written.saturating_sub(1),
+        finished: crate::manifest::rfc3339(std::time::SystemTime::now()),
+    }));
+    let s = match sink.into_inner() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    let mut b = s.builder;
+    if let Some(e) = s.write_error {
+        b.problem(e);
+    }
+    b.finish()
+}
+
+/// Scans one image file into its row. Never panics on bad input; every failure is an error row.
+pub fn scan_one(
+    cat: &Catalogue,
+    opts: &AuditOptions,
+    root: &str,
+    rel: &str,
+    path: &Path,
+    listed: FileId,
+) -> ImageRow {
+    let t0 = Instant::now();
+    let mut row = scan_inner(cat, opts, root, rel, path, listed);
+    if opts.timing {
+        row.elapsed_ms = Some(t0.elapsed().as_millis() as u64);
+    }
+    row
+}
+
+fn scan_inner(
+    cat: &Catalogue,
+    opts: &AuditOptions,
+    root: &str,
+    rel: &str,
+    path: &Path,
+    listed: FileId,
+) -> ImageRow {
+    if let Some(h) = &opts.before_read {
+        h(path);
+    }
+    let read = ReadOptions {
+        max_size: opts.walk.max_size,
+        allow_mmap: true,
+    };
+    let data = match input::read_image(path, &read) {
+        Ok(d) => d,
+        Err(e @ crate::Error::FileChanged { .. }) => {
+            return ImageRow::error(
+                root,
+                rel,
+                listed.size,
+                Code::FileChanged.as_str(),
+                e.to_string(),
+            )
+        }
+        Err(e) => {
+            return ImageRow::error(
+                root,
+                rel,
+                listed.size,
+                Code::ReadError.as_str(),
+                e.to_string(),
+            )
+        }
+    };
+    // The file read must be the file listed: same inode, size and modification time.
+    let now = std::fs::metadata(path).map(|m| FileId::of(&m));
+    if now.as_ref().ok() != Some(&listed) || data.len() as u64 != listed.size {
+        let what = match now {
+            Ok(n) if (n.dev, n.ino) != (listed.dev, listed.ino) => "replaced".to_string(),
+            Ok(n) => format!("modified (size {} -> {} bytes)", listed.size, n.size),
+            Err(e) => format!("removed ({e})"),
+        };
+        return ImageRow::error(
+            root,
+            rel,
+            listed.size,
+            Code::FileChanged.as_str(),
+            format!(
+                "{}: file {what} between listing and reading",
+                path.display()
+            ),
+        );
+    }
+    let size = data.len() as u64;
+    let mut facts = ImageFacts::new(&data, opts.max_decompressed);
+    if opts.image_digests {
+        facts.sha256();
+    }
+    let format = facts.format.clone();
+    let mut row = ImageRow::error(root, rel, size, "", String::new());
+    row.format = Some(format.clone());
+    let undecided = |mut row: ImageRow, code: &str, message: String| {
+        row.error = Some(crate::report::ErrorInfo {
+            code: code.into(),
+            message,
+        });
+        row
+    };
+    let selection = cat.select(rel, &mut facts);
+    row.sha256 = facts.sha256_if_computed().map(str::to_string);
+    let (idx, how) = match selection {
+        Selection::Chosen(i, how) => (i, how),
+        Selection::Ambiguous(ix) => {
+            let names: Vec<String> = ix
+                .iter()
+                .map(|&i| cat.entries[i].path.display().to_string())
+                .collect();
+            return undecided(
+                row,
+                Code::AmbiguousManifest.as_str(),
+                format!(
+                    "{} manifests match equally well: {}",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+        }
+        Selection::Refused(r) => return undecided(row, &r.code, r.message),
+        Selection::Unknown => {
+            if let Some((p, r)) = cat.refused.first() {
+                // A refused manifest might have been the one for this image: undecided, not unknown.
+                return undecided(
+                    row,
+                    &r.code,
+                    format!(
+                        "no accepted manifest matches; {} manifest(s) of the catalogue were refused, e.g. {}: {}",
+                        cat.refused.len(),
+                        p.display(),
+                        r.message
+                    ),
+                );
+            }
+            row.error = None;
+            row.verdict = Verdict::Findings;
+            row.exit_code = Verdict::Findings.exit_code();
+            let sha = facts.sha256().to_string();
+            row.sha256 = Some(sha.clone());
+            row.findings = vec![Finding::general(
+                Code::UnknownFirmware,
+                format!(
+                    "no approved manifest matches this image ({size} bytes, format {format}, sha256 {sha})"
+                ),
+            )];
+            row.findings_total = 1;
+            return row;
+        }
+    };
+    let entry = &cat.entries[idx];
+    let v = &entry.verified;
+    let man = v.manifest();
+    row.error = None;
+    row.manifest = Some(RowManifest {
+        path: entry.path.display().to_string(),
+        product: man.product.clone(),
+        sequence: man.sequence,
+        selected_by: how,
+        verified: v.trust().verified,
+        trust: v.trust().summary.clone(),
+    });
+    let mut findings = if how == SelectedBy::ExactDigest {
+        // Byte-identical to the golden image: the comparison cannot find anything.
+        Vec::new()
+    } else {
+        let popts = ParseOptions {
+            layout: man.layout.clone(),
+            format: Some(man.image.format.clone()).filter(|f| f != "layout"),
+            eager: false,
+            max_decompressed_total: opts.max_decompressed,
+            ..ParseOptions::default()
+        };
+        drop(facts);
+        let mut tree = formats::parse_image(data, &popts);
+        let mut f = compare::scan(v, &mut tree, &ScanOptions { parse: popts }).findings;
+        if let Some(rules) = &opts.rules {
+            f.extend(crate::check::run_for_scan(&tree, rules));
+        }
+        f
+    };
+    crate::report::sort_findings(&mut findings);
+    row.verdict = Verdict::of(&findings);
+    row.exit_code = row.verdict.exit_code();
+    row.findings_total = findings.len();
+    findings.truncate(results::MAX_ROW_FINDINGS);
+    row.findings = findings;
+    row
+}
+
+/// Merges results files: rebuilds the summary exactly as one unsharded run would have. Lines that do not
+/// parse and duplicate images are run-level problems (exit 2).
+pub fn merge(files: &[PathBuf], timing: bool) -> Result<Summary, crate::Error> {
+    let mut b = Builder::new(timing);
+    let mut seen: std::collections::HashSet<[u8; 16]> = std::collections::HashSet::new();
+    let mut dups = 0u64;
+    for f in files {
+        let file = std::fs::File::open(f).map_err(|source| crate::Error::Io {
+            path: f.clone(),
+            source,
+        })?;
+        let mut bad: Vec<String> = Vec::new();
+        results::read_rows(
+            std::io::BufReader::new(file),
+            |row| {
+                if let Row::Image(r) = &row {
+                    let key = hash::sha256(format!("{}\0{}", r.root, r.path).as_bytes());
+                    let mut k = [0u8; 16];
+                    k.copy_from_slice(&key[..16]);
+                    if !seen.insert(k) {
+                        dups += 1;
+                        return;
+                    }
+                }
+                b.add(&row);
+            },
+            |line, e| bad.push(format!("{}: line {line} does not parse: {e}", f.display())),
+        )
+        .map_err(|source| crate::Error::Io {
+            path: f.clone(),
+            source,
+        })?;
+        for p in bad.into_iter().take(10) {
+            b.problem(p);
+        }
+    }
+    if dups > 0 {
+        b.problem(format!(
+            "{dups} image rows appear more than once (the same results merged twice?)"
+        ));
+    }
+    Ok(b.finish())
+}
