@@ -6,7 +6,7 @@ use fwscan::check::{chipsec, rules, RuleSet};
 use fwscan::report::{ImageRef, Report};
 use fwscan::{compare, formats, input};
 
-use super::{emit, Format, ParseArgs};
+use super::{emit, ParseArgs, ReportFormat};
 
 /// Check images without a baseline: structure self-consistency, known implants and vulnerable
 /// components (signature rules), Secure Boot test keys and missing dbx, code hidden outside FFS files.
@@ -18,8 +18,8 @@ pub struct Args {
     /// Image files.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
     #[command(flatten)]
     pub parse: ParseArgs,
     #[command(flatten)]
@@ -88,16 +88,50 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         })
         .collect();
     match a.format {
-        Format::Text => {
+        ReportFormat::Text => {
             for r in &reports {
                 emit(&r.to_text());
             }
         }
-        Format::Json => {
+        ReportFormat::Json => {
             if let [one] = reports.as_slice() {
                 emit(&one.to_json());
             } else {
                 emit(&format!("{}\n", serde_json::to_string_pretty(&reports)?));
+            }
+        }
+        ReportFormat::Sarif => {
+            // One SARIF run with the results of every image.
+            use fwscan::report::sarif;
+            let mut w = sarif::SarifWriter::begin(Vec::new(), "check")?;
+            for r in &reports {
+                for f in &r.findings {
+                    w.result(&sarif::finding_result(&r.image.path, Some(r.image.size), f))?;
+                }
+                if let Some(e) = &r.error {
+                    w.result(&sarif::error_result(
+                        &r.image.path,
+                        None,
+                        &e.code,
+                        &e.message,
+                    ))?;
+                }
+            }
+            let ok = reports.iter().all(|r| r.error.is_none());
+            emit(&String::from_utf8_lossy(&w.finish(ok)?));
+        }
+        ReportFormat::Junit => {
+            for r in &reports {
+                let err = r
+                    .error
+                    .as_ref()
+                    .map(|e| (e.code.as_str(), e.message.as_str()));
+                emit(&fwscan::report::junit::scan_log(
+                    &r.image.path,
+                    &[],
+                    &r.findings,
+                    err,
+                ));
             }
         }
     }
