@@ -692,3 +692,506 @@ fn clean_ovmf_scans_clean_and_lazily() {
     let sec = find(&lazy, &|r| r.attr_str("type") == Some("guided")).unwrap();
     assert!(sec.expand.is_some() && sec.children.is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Synthetic images from the builder: every encapsulation, checksum notes, malformed input
+// ---------------------------------------------------------------------------------------------------
+
+const NAME: &str = "A0A0A0A0-1111-4222-8333-444455556666";
+const G_ALPHA: &str = "A1000000-0000-4000-8000-000000000001";
+const G_BETA: &str = "A1000000-0000-4000-8000-000000000002";
+const G_GAMMA: &str = "A1000000-0000-4000-8000-000000000003";
+const G_DELTA: &str = "A1000000-0000-4000-8000-000000000004";
+const G_EPS: &str = "A1000000-0000-4000-8000-000000000005";
+const G_ZETA: &str = "A1000000-0000-4000-8000-000000000006";
+const G_ETA: &str = "A1000000-0000-4000-8000-000000000007";
+const G_THETA: &str = "A1000000-0000-4000-8000-000000000008";
+const G_FV: &str = "A1000000-0000-4000-8000-000000000009";
+const G_LARGE: &str = "A1000000-0000-4000-8000-00000000000A";
+
+fn fake_pe(tag: u8) -> Vec<u8> {
+    let mut v = b"MZ".to_vec();
+    v.extend((0..300u32).map(|i| (i as u8) ^ tag));
+    v
+}
+
+fn code_sections(tag: u8, ui: &str) -> Vec<u8> {
+    b::sections(&[b::section(0x10, &fake_pe(tag)), b::ui(ui)])
+}
+
+/// An FFSv2 volume using every encapsulation, and an FFSv3 volume with a large file nested in it.
+fn synthetic(with_gz_brotli: bool) -> Vec<u8> {
+    use fwscan::formats::decompress::efi::Version;
+    let inner3 = b::volume(
+        b::FFS3,
+        None,
+        &[b::file(
+            guid_bytes(G_LARGE),
+            0x07,
+            &code_sections(9, "Large"),
+            0x01 | 0x40,
+        )],
+        0x1000,
+    );
+    let efi_inner = code_sections(5, "EpsInner");
+    let mut files = vec![
+        b::file(guid_bytes(G_ALPHA), 0x07, &code_sections(1, "Alpha"), 0x40),
+        b::file(
+            guid_bytes(G_BETA),
+            0x07,
+            &b::sections(&[
+                b::lzma_section(&code_sections(2, "BetaInner")),
+                b::ui("Beta"),
+            ]),
+            0,
+        ),
+        b::file(
+            guid_bytes(G_GAMMA),
+            0x06,
+            &b::sections(&[
+                b::lzmaf86_section(&code_sections(3, "GammaIn")),
+                b::ui("Gamma"),
+            ]),
+            0,
+        ),
+        b::file(
+            guid_bytes(G_DELTA),
+            0x07,
+            &b::sections(&[
+                b::crc32_section(&code_sections(4, "DeltaIn")),
+                b::ui("Delta"),
+            ]),
+            0,
+        ),
+        b::file(
+            guid_bytes(G_EPS),
+            0x07,
+            &b::sections(&[
+                b::compression_section(
+                    1,
+                    efi_inner.len() as u32,
+                    &b::efi_store(&efi_inner, Version::Tiano),
+                ),
+                b::ui("Eps"),
+            ]),
+            0,
+        ),
+        b::file(
+            guid_bytes(G_ZETA),
+            0x07,
+            &b::sections(&[
+                b::compression_section(0, 0, &code_sections(6, "ZetaIn")),
+                b::ui("Zeta"),
+            ]),
+            0,
+        ),
+        b::pad_file(0x30),
+        b::file(
+            guid_bytes(G_FV),
+            0x0B,
+            &b::sections(&[b::fv_image(&inner3)]),
+            0,
+        ),
+    ];
+    if with_gz_brotli {
+        files.push(b::file(
+            guid_bytes(G_ETA),
+            0x07,
+            &b::sections(&[b::brotli_section(&code_sections(7, "EtaIn")), b::ui("Eta")]),
+            0,
+        ));
+        files.push(b::file(
+            guid_bytes(G_THETA),
+            0x07,
+            &b::sections(&[
+                b::gzip_section(&code_sections(8, "ThetaIn")),
+                b::ui("Theta"),
+            ]),
+            0,
+        ));
+    }
+    b::volume(b::FFS2, Some(guid_bytes(NAME)), &files, 0x10000)
+}
+
+fn all_notes(r: &Region) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    r.walk(&mut |x| {
+        for n in &x.notes {
+            v.push((x.path.clone(), n.code.clone()));
+        }
+    });
+    v
+}
+
+fn paths(r: &Region) -> Vec<String> {
+    let mut v = Vec::new();
+    r.walk(&mut |x| v.push(x.path.clone()));
+    v
+}
+
+#[test]
+fn builder_image_parses_completely() {
+    let img = synthetic(true);
+    let tree = parse_bytes(img.clone(), true);
+    assert_eq!(tree.attr_str("format"), Some("uefi"));
+    assert!(all_notes(&tree).is_empty(), "{:?}", all_notes(&tree));
+    let p = paths(&tree);
+    let fv = format!("fv[{NAME}]");
+    for want in [
+        format!("{fv}/file[{G_ALPHA}:Alpha]/pe32"),
+        format!("{fv}/file[{G_BETA}:Beta]/guided[EE4E5898-3914-4259-9D6E-DC7BD79403CF]/pe32"),
+        format!("{fv}/file[{G_BETA}:Beta]/guided[EE4E5898-3914-4259-9D6E-DC7BD79403CF]/ui"),
+        format!("{fv}/file[{G_GAMMA}:Gamma]/guided[D42AE6BD-1352-4BFB-909A-CA72A6EAE889]/pe32"),
+        format!("{fv}/file[{G_DELTA}:Delta]/guided[FC1BCDB0-7D31-49AA-936A-A4600D9DD083]/pe32"),
+        format!("{fv}/file[{G_EPS}:Eps]/compressed/pe32"),
+        format!("{fv}/file[{G_ZETA}:Zeta]/compressed/pe32"),
+        format!("{fv}/file[{G_ETA}:Eta]/guided[3D532050-5CDA-4FD0-879E-0F7F630D5AFB]/pe32"),
+        format!("{fv}/file[{G_THETA}:Theta]/guided[1D301FE9-BE79-4353-91C2-D23BC959AE0C]/pe32"),
+        format!("{fv}/file[{G_FV}]/fv-image/fv[5473C07A-3DCB-4DCA-BD6F-1E9689E7349A]/file[{G_LARGE}:Large]/pe32"),
+        format!("{fv}/pad/free-space"),
+        format!("{fv}/free-space"),
+    ] {
+        assert!(p.contains(&want), "missing {want}; have {p:#?}");
+    }
+    // The decompressed PE32 bodies are the ones that went in (BCJ undone for LZMAF86).
+    let gamma = tree
+        .find(&format!(
+            "{fv}/file[{G_GAMMA}:Gamma]/guided[D42AE6BD-1352-4BFB-909A-CA72A6EAE889]/pe32"
+        ))
+        .unwrap();
+    assert_eq!(&gamma.bytes()[4..], &fake_pe(3)[..]);
+    let large = tree
+        .find(&format!("{fv}/file[{G_FV}]/fv-image/fv[5473C07A-3DCB-4DCA-BD6F-1E9689E7349A]/file[{G_LARGE}:Large]/header"))
+        .unwrap();
+    assert_eq!(large.size, 32, "FFSv3 large-file header");
+    // Every byte of the image is covered by top-level nodes (nothing dropped).
+    assert_eq!(
+        tree.children.iter().map(|c| c.size).sum::<u64>(),
+        img.len() as u64
+    );
+}
+
+#[test]
+fn builder_image_agrees_with_uefiextract() {
+    if !have_uefiextract() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("synthetic.fd");
+    // Brotli and gzip GUID-defined sections are left out: UEFIExtract does not decode gzip, and its
+    // Brotli support varies by version.
+    std::fs::write(&p, synthetic(false)).unwrap();
+    compare_entries(p.to_str().unwrap());
+}
+
+fn compare_entries(image: &str) {
+    let want = uefiextract_report(image);
+    let doc = inspect_json(Path::new(image));
+    let mut got = Vec::new();
+    fwscan_entries(&doc["root"], 1, "", &mut got);
+    assert_eq!(want, got, "{image}: UEFIExtract vs fwscan");
+}
+
+fn notes_of(img: Vec<u8>) -> Vec<String> {
+    all_notes(&parse_bytes(img, true))
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect()
+}
+
+#[test]
+fn checksums_and_self_consistency_notes() {
+    let img = synthetic(true);
+    let tree = parse_bytes(img.clone(), true);
+    let alpha = tree
+        .find(&format!("fv[{NAME}]/file[{G_ALPHA}:Alpha]"))
+        .unwrap();
+    let a = alpha.offset as usize;
+    // Header checksum.
+    let mut t = img.clone();
+    t[a + 0x10] ^= 1;
+    assert_eq!(notes_of(t), vec!["ffs-header-checksum"]);
+    // Data checksum (Alpha has FFS_ATTRIB_CHECKSUM): one body byte changed.
+    let mut t = img.clone();
+    t[a + 40] ^= 1;
+    assert_eq!(notes_of(t), vec!["ffs-data-checksum"]);
+    // Volume header checksum.
+    let mut t = img.clone();
+    t[0x36] ^= 1;
+    assert_eq!(notes_of(t), vec!["fv-header-checksum"]);
+    // Free space with data in it.
+    let mut t = img.clone();
+    let len = t.len();
+    t[len - 100] = 0;
+    assert_eq!(notes_of(t), vec!["not-blank"]);
+    // Duplicate GUID: rename Beta to Alpha's GUID.
+    let beta = tree
+        .find(&format!("fv[{NAME}]/file[{G_BETA}:Beta]"))
+        .unwrap();
+    let mut t = img.clone();
+    let bo = beta.offset as usize;
+    t[bo..bo + 16].copy_from_slice(&guid_bytes(G_ALPHA));
+    b::fix_file_checksums(&mut t[bo..bo + beta.size as usize]);
+    assert_eq!(notes_of(t), vec!["duplicate-guid"]);
+    // A pad file with data in it.
+    let pad = tree.find(&format!("fv[{NAME}]/pad")).unwrap();
+    let mut t = img.clone();
+    t[(pad.offset + 30) as usize] = 0x90;
+    b::fix_file_checksums(&mut t[pad.offset as usize..pad.end() as usize]);
+    assert_eq!(notes_of(t), vec!["padding-not-empty"]);
+    // CRC32 section whose data changed.
+    let delta = tree
+        .find(&format!("fv[{NAME}]/file[{G_DELTA}:Delta]"))
+        .unwrap();
+    let mut t = img.clone();
+    t[(delta.offset + 60) as usize] ^= 0x10;
+    b::fix_file_checksums(&mut t[delta.offset as usize..delta.end() as usize]);
+    assert_eq!(notes_of(t), vec!["guided-section-crc32"]);
+}
+
+/// Parses `img` and checks the invariants that matter for hostile input: it finishes quickly and every
+/// byte is still covered by a node.
+fn parse_hostile(img: Vec<u8>, what: &str) -> Region {
+    let len = img.len() as u64;
+    let t0 = std::time::Instant::now();
+    let tree = parse_bytes(img, true);
+    assert!(
+        t0.elapsed().as_secs() < 10,
+        "{what}: took {:?}",
+        t0.elapsed()
+    );
+    if !tree.children.is_empty() {
+        assert_eq!(
+            tree.children.iter().map(|c| c.size).sum::<u64>(),
+            len,
+            "{what}: bytes not covered"
+        );
+    }
+    tree
+}
+
+#[test]
+fn truncated_at_every_structure_boundary() {
+    let img = synthetic(true);
+    let tree = parse_bytes(img.clone(), true);
+    let mut cuts = std::collections::BTreeSet::new();
+    tree.walk(&mut |r| {
+        if r.space == fwscan::region::Space::Image {
+            cuts.insert(r.offset);
+            cuts.insert(r.end());
+            cuts.insert(r.offset + 1);
+            cuts.insert(r.end().saturating_sub(1));
+        }
+    });
+    let mut with_notes = 0;
+    for &c in &cuts {
+        if c == 0 || c >= img.len() as u64 {
+            continue;
+        }
+        let t = parse_hostile(img[..c as usize].to_vec(), &format!("cut at {c:#x}"));
+        if !all_notes(&t).is_empty() {
+            with_notes += 1;
+        }
+    }
+    assert!(cuts.len() > 100);
+    // A cut inside the volume always leaves a volume that runs past the end.
+    assert!(
+        with_notes + 2 >= cuts.len() - 2,
+        "{with_notes} of {} cuts noticed",
+        cuts.len()
+    );
+}
+
+#[test]
+fn size_fields_zero_and_all_ones() {
+    let img = synthetic(true);
+    let tree = parse_bytes(img.clone(), true);
+    let mut headers: Vec<(u64, &'static str)> = vec![];
+    tree.walk(&mut |r| {
+        if r.space != fwscan::region::Space::Image {
+            return;
+        }
+        match r.kind {
+            RegionKind::File => headers.push((r.offset + 0x14, "file")),
+            RegionKind::Section => headers.push((r.offset, "section")),
+            _ => {}
+        }
+    });
+    assert!(headers.len() > 20);
+    for (off, what) in headers {
+        for v in [0u32, 0xFFFFFF] {
+            let mut t = img.clone();
+            t[off as usize..off as usize + 3].copy_from_slice(&v.to_le_bytes()[..3]);
+            if t == img {
+                continue; // a large file's 24-bit size is already 0
+            }
+            let tree = parse_hostile(t, &format!("{what} size {v:#x} at {off:#x}"));
+            let notes = all_notes(&tree);
+            assert!(
+                !notes.is_empty(),
+                "{what} size {v:#x} at {off:#x} went unnoticed"
+            );
+        }
+    }
+    // Volume length fields.
+    for (off, bytes) in [
+        (0x20usize, 0u64.to_le_bytes().to_vec()),
+        (0x20, u64::MAX.to_le_bytes().to_vec()),
+        (0x20, 0xFFFF_FFFFu64.to_le_bytes().to_vec()),
+        (0x30, 0u16.to_le_bytes().to_vec()),
+        (0x30, 0xFFFFu16.to_le_bytes().to_vec()),
+    ] {
+        let mut t = img.clone();
+        t[off..off + bytes.len()].copy_from_slice(&bytes);
+        let tree = parse_hostile(t, &format!("volume field at {off:#x}"));
+        // Either the header is rejected (the volume is gone from the tree: with a baseline that is a
+        // removed region) or the volume carries notes.
+        let outer = tree.find(&format!("fv[{NAME}]"));
+        assert!(
+            outer.is_none() || !all_notes(&tree).is_empty(),
+            "volume field at {off:#x} went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn fv_length_past_the_end() {
+    let mut img = synthetic(false);
+    img[0x20..0x28].copy_from_slice(&0x20000u64.to_le_bytes());
+    b::fix_volume_checksum(&mut img);
+    let tree = parse_hostile(img, "FvLength past end");
+    let n = all_notes(&tree);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].1, "partition-out-of-bounds");
+}
+
+#[test]
+fn zero_length_file() {
+    let mut v = b::volume(b::FFS2, None, &[], 0x1000);
+    // A file header whose size is 0, with correct checksums otherwise.
+    let mut f = b::file(guid_bytes(G_ALPHA), 0x07, &[], 0);
+    f[0x14..0x17].copy_from_slice(&[0, 0, 0]);
+    b::fix_file_checksums(&mut f);
+    v[0x48..0x48 + f.len()].copy_from_slice(&f);
+    let tree = parse_hostile(v, "zero-length file");
+    let n = all_notes(&tree);
+    assert_eq!(n.len(), 1);
+    assert_eq!(n[0].1, "unparsed");
+}
+
+#[test]
+fn self_nesting_volumes_stop_at_the_depth_limit() {
+    // 40 volumes each inside an FV image file of the previous one: deeper than the default limit of 24.
+    let mut v = b::volume(b::FFS2, None, &[], 0x100);
+    for _ in 0..40 {
+        let f = b::file(guid_bytes(G_FV), 0x0B, &b::fv_image(&v), 0);
+        let size = (0x48 + f.len() + 0x100 + 7) & !7;
+        v = b::volume(b::FFS2, None, &[f], size);
+    }
+    let tree = parse_hostile(v, "deep nesting");
+    let n = all_notes(&tree);
+    assert!(n.iter().any(|(_, c)| c == "limit-exceeded"), "{n:?}");
+}
+
+fn lzma_file(payload: Vec<u8>) -> Vec<u8> {
+    let sec = b::guided(b::LZMA, 0x01, &[], &payload);
+    let f = b::file(guid_bytes(G_BETA), 0x07, &sec, 0);
+    let size = (0x48 + f.len() + 0x100 + 0xFFF) & !0xFFF;
+    b::volume(b::FFS2, None, &[f], size)
+}
+
+#[test]
+fn lzma_header_claiming_2_pow_40() {
+    let mut c = b::lzma_compress(&code_sections(1, "X"));
+    c[5..13].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    let tree = parse_hostile(lzma_file(c), "2^40 LZMA");
+    let n = all_notes(&tree);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].1, "limit-exceeded");
+    assert!(n[0]
+        .0
+        .ends_with("guided[EE4E5898-3914-4259-9D6E-DC7BD79403CF]"));
+}
+
+#[test]
+fn corrupt_lzma_is_decompress_failed_and_still_hashed() {
+    let mut c = b::lzma_compress(&code_sections(1, "X"));
+    let l = c.len();
+    c.truncate(l - 20);
+    let tree = parse_hostile(lzma_file(c), "truncated LZMA");
+    let n = all_notes(&tree);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].1, "decompress-failed");
+    let sec = find(&tree, &|r| r.attr_str("type") == Some("guided")).unwrap();
+    assert!(sec.children.is_empty() && sec.size > 0);
+}
+
+fn vm_hwm_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let l = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    l.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn lzma_bomb_of_one_gib_zeros() {
+    use liblzma::stream::{Action, LzmaOptions, Status, Stream};
+    // Stream 1 GiB of zeros through the encoder (never holding it in memory).
+    let opts = LzmaOptions::new_preset(1).unwrap();
+    let mut s = Stream::new_lzma_encoder(&opts).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    let mut out = Vec::with_capacity(1 << 20);
+    for _ in 0..1024 {
+        let mut input: &[u8] = &zeros;
+        while !input.is_empty() {
+            if out.capacity() - out.len() < 65536 {
+                out.reserve(1 << 20);
+            }
+            let before = s.total_in();
+            s.process_vec(input, &mut out, Action::Run).unwrap();
+            input = &input[(s.total_in() - before) as usize..];
+        }
+    }
+    loop {
+        out.reserve(65536);
+        if s.process_vec(&[], &mut out, Action::Finish).unwrap() == Status::StreamEnd {
+            break;
+        }
+    }
+    assert!(out.len() < 1 << 20, "bomb is {} bytes", out.len());
+    let before = vm_hwm_kib();
+    let t0 = std::time::Instant::now();
+    let tree = parse_hostile(lzma_file(out), "1 GiB LZMA bomb");
+    let n = all_notes(&tree);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(n[0].1, "limit-exceeded");
+    assert!(t0.elapsed().as_secs() < 10);
+    if let (Some(b0), Some(b1)) = (before, vm_hwm_kib()) {
+        // The per-section cap is 64 MiB; peak memory must stay far below the 1 GiB the bomb claims.
+        assert!(
+            b1 < b0 + 400 * 1024,
+            "peak memory grew from {b0} KiB to {b1} KiB"
+        );
+    }
+}
+
+#[test]
+fn nvram_volume_never_raises_a_false_alarm() {
+    let mut nv = b::volume(b::FFS2, None, &[], 0x2000);
+    nv[0x10..0x20].copy_from_slice(&guid_bytes("FFF12B8D-7696-4C8B-A985-2747075B4F50"));
+    b::fix_volume_checksum(&mut nv);
+    let code = synthetic(false);
+    let clean = [nv.clone(), code.clone()].concat();
+    let tree = parse_bytes(clean.clone(), true);
+    let v = tree
+        .find("fv[FFF12B8D-7696-4C8B-A985-2747075B4F50]")
+        .expect("NVRAM volume");
+    if formats::by_name("nvram").is_none() {
+        assert_eq!(v.policy, fwscan::region::Policy::Mutable);
+        assert_eq!(v.children[0].name, "header");
+    }
+    let mut t = clean.clone();
+    t[0x1000] = 0x00; // inside the store, not the header
+    let (code, fs) = findings_after(&clean, &t);
+    assert!(fs.is_empty(), "{fs:?}");
+    assert_eq!(code, 0);
+}

@@ -300,3 +300,74 @@ pub fn fix_volume_checksum(v: &mut [u8]) {
     let s = header_sum(&v[..hlen]);
     v[0x32..0x34].copy_from_slice(&0u16.wrapping_sub(s).to_le_bytes());
 }
+
+/// A Brotli stream (EDK2 framing: u64 size, u64 scratch size, stream) storing `data` in uncompressed
+/// meta-blocks; valid Brotli that exercises the Brotli section path without an encoder.
+pub fn brotli_store(data: &[u8]) -> Vec<u8> {
+    struct W {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl W {
+        fn put(&mut self, v: u64, bits: u32) {
+            self.acc |= v << self.n;
+            self.n += bits;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        fn align(&mut self) {
+            if self.n > 0 {
+                let pad = 8 - self.n;
+                self.put(0, pad);
+            }
+        }
+    }
+    let mut w = W {
+        out: Vec::new(),
+        acc: 0,
+        n: 0,
+    };
+    w.put(0, 1); // WBITS = 16
+    for chunk in data.chunks(65536) {
+        w.put(0, 1); // ISLAST = 0
+        w.put(0, 2); // MNIBBLES = 4
+        w.put(chunk.len() as u64 - 1, 16);
+        w.put(1, 1); // ISUNCOMPRESSED
+        w.align();
+        w.out.extend_from_slice(chunk);
+    }
+    w.put(1, 1); // ISLAST
+    w.put(1, 1); // ISLASTEMPTY
+    w.align();
+    let mut s = (data.len() as u64).to_le_bytes().to_vec();
+    s.extend_from_slice(&0u64.to_le_bytes());
+    s.extend_from_slice(&w.out);
+    s
+}
+
+/// A Brotli GUID-defined section holding `inner` sections (stored, not compressed).
+pub fn brotli_section(inner: &[u8]) -> Vec<u8> {
+    guided(BROTLI, 0x01, &[], &brotli_store(inner))
+}
+
+/// A gzip GUID-defined section holding `inner` sections.
+pub fn gzip_section(inner: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut g = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    g.write_all(inner).expect("gzip");
+    guided(
+        guid_const(super::guids::GZIP),
+        0x01,
+        &[],
+        &g.finish().expect("gzip"),
+    )
+}
+
+/// An FV image section holding `volume`.
+pub fn fv_image(volume: &[u8]) -> Vec<u8> {
+    section(0x17, volume)
+}
