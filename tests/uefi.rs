@@ -1195,3 +1195,36 @@ fn nvram_volume_never_raises_a_false_alarm() {
     assert!(fs.is_empty(), "{fs:?}");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn random_mutations_never_panic() {
+    // A deterministic mutation run over the builder image (the fuzz targets do the same without bounds).
+    let img = synthetic(true);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..1500 {
+        let mut t = img.clone();
+        for _ in 0..1 + rnd() % 8 {
+            let at = (rnd() % t.len() as u64) as usize;
+            t[at] = match rnd() % 4 {
+                0 => 0,
+                1 => 0xFF,
+                _ => rnd() as u8,
+            };
+        }
+        if i % 3 == 0 {
+            let cut = (rnd() % t.len() as u64) as usize;
+            t.truncate(cut.max(1));
+        }
+        parse_hostile(t.clone(), &format!("mutation {i}"));
+        // Lazy parse and expansion of every compressed node.
+        let mut lazy = parse_bytes(t, false);
+        let ctx = formats::Ctx::new(&ParseOptions::default());
+        lazy.walk_mut(&mut |r| formats::expand(&ctx, r));
+    }
+}

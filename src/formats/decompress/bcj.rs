@@ -127,4 +127,21 @@ mod tests {
         x86_decode(&mut bcj);
         assert_eq!(bcj, data);
     }
+
+    #[test]
+    fn encode_then_decode_is_identity_on_branchy_noise() {
+        let mut x: u32 = 7;
+        for n in 0..300usize {
+            let mut v: Vec<u8> = (0..n * 7)
+                .map(|_| {
+                    x = x.wrapping_mul(1664525).wrapping_add(1013904223);
+                    [0xE8, 0xE9, 0x00, 0xFF, (x >> 24) as u8][(x >> 8) as usize % 5]
+                })
+                .collect();
+            let orig = v.clone();
+            x86_encode(&mut v);
+            x86_decode(&mut v);
+            assert_eq!(v, orig, "length {}", orig.len());
+        }
+    }
 }
