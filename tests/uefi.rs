@@ -411,6 +411,19 @@ fn find<'a>(r: &'a Region, pred: &dyn Fn(&Region) -> bool) -> Option<&'a Region>
 }
 
 fn findings_after(clean: &[u8], tampered: &[u8]) -> (i32, Vec<Value>) {
+    let (code, v) = scan_after(clean, tampered);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] != "manifest-unsigned")
+        .cloned()
+        .collect();
+    (code, f)
+}
+
+/// `baseline` of `clean`, then `scan` of `tampered`: exit code and the JSON report.
+fn scan_after(clean: &[u8], tampered: &[u8]) -> (i32, Value) {
     let dir = tempfile::tempdir().unwrap();
     let (c, t, m) = (
         dir.path().join("clean.fd"),
@@ -436,14 +449,7 @@ fn findings_after(clean: &[u8], tampered: &[u8]) -> (i32, Vec<Value>) {
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).expect("scan JSON");
-    let f = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["code"] != "manifest-unsigned")
-        .cloned()
-        .collect();
-    (out.status.code().unwrap_or(-1), f)
+    (out.status.code().unwrap_or(-1), v)
 }
 
 fn uefiextract_ok(image: &[u8]) -> String {
@@ -618,6 +624,9 @@ fn tamper_driver_inside_lzma_volume() {
     assert_eq!(code, 1);
     assert_one(&fs, "module-modified", &guid, Some(&name));
     assert_eq!(fs[0]["space"], "decompressed");
+    // Only the changed compressed section was decompressed during the scan.
+    let (_, report) = scan_after(&clean, &t);
+    assert_eq!(report["stats"]["nodes_expanded"], 1, "{}", report["stats"]);
 }
 
 #[test]
@@ -687,6 +696,10 @@ fn clean_ovmf_scans_clean_and_lazily() {
     let (code, fs) = findings_after(&clean, &clean);
     assert!(fs.is_empty(), "{fs:?}");
     assert_eq!(code, 0);
+    // Top-down: a clean image is one hash pass, nothing is decompressed.
+    let (_, report) = scan_after(&clean, &clean);
+    assert_eq!(report["stats"]["nodes_expanded"], 0, "{}", report["stats"]);
+    assert_eq!(report["stats"]["bytes_hashed"], clean.len() as u64);
     // Lazy parse leaves the compressed section unexpanded.
     let lazy = parse_bytes(clean, false);
     let sec = find(&lazy, &|r| r.attr_str("type") == Some("guided")).unwrap();
@@ -708,6 +721,7 @@ const G_ETA: &str = "A1000000-0000-4000-8000-000000000007";
 const G_THETA: &str = "A1000000-0000-4000-8000-000000000008";
 const G_FV: &str = "A1000000-0000-4000-8000-000000000009";
 const G_LARGE: &str = "A1000000-0000-4000-8000-00000000000A";
+const G_IOTA: &str = "A1000000-0000-4000-8000-00000000000B";
 
 fn fake_pe(tag: u8) -> Vec<u8> {
     let mut v = b"MZ".to_vec();
@@ -785,6 +799,19 @@ fn synthetic(with_gz_brotli: bool) -> Vec<u8> {
             ]),
             0,
         ),
+        b::file(
+            guid_bytes(G_IOTA),
+            0x07,
+            &b::sections(&[
+                b::compression_section(
+                    1,
+                    efi_inner.len() as u32,
+                    &b::efi_store(&efi_inner, Version::Efi11),
+                ),
+                b::ui("Iota"),
+            ]),
+            0,
+        ),
         b::pad_file(0x30),
         b::file(
             guid_bytes(G_FV),
@@ -845,6 +872,7 @@ fn builder_image_parses_completely() {
         format!("{fv}/file[{G_DELTA}:Delta]/guided[FC1BCDB0-7D31-49AA-936A-A4600D9DD083]/pe32"),
         format!("{fv}/file[{G_EPS}:Eps]/compressed/pe32"),
         format!("{fv}/file[{G_ZETA}:Zeta]/compressed/pe32"),
+        format!("{fv}/file[{G_IOTA}:Iota]/compressed/ui"),
         format!("{fv}/file[{G_ETA}:Eta]/guided[3D532050-5CDA-4FD0-879E-0F7F630D5AFB]/pe32"),
         format!("{fv}/file[{G_THETA}:Theta]/guided[1D301FE9-BE79-4353-91C2-D23BC959AE0C]/pe32"),
         format!("{fv}/file[{G_FV}]/fv-image/fv[5473C07A-3DCB-4DCA-BD6F-1E9689E7349A]/file[{G_LARGE}:Large]/pe32"),
@@ -860,6 +888,12 @@ fn builder_image_parses_completely() {
         ))
         .unwrap();
     assert_eq!(&gamma.bytes()[4..], &fake_pe(3)[..]);
+    // Type-1 compression: the EFI 1.1 stream is recognised as such (Tiano decoding gives garbage).
+    for g in [G_EPS, G_IOTA] {
+        let f = find(&tree, &|r| r.attr_str("guid") == Some(g)).unwrap();
+        let pe = find(f, &|r| r.attr_str("type") == Some("pe32")).unwrap();
+        assert_eq!(&pe.bytes()[4..], &fake_pe(5)[..]);
+    }
     let large = tree
         .find(&format!("{fv}/file[{G_FV}]/fv-image/fv[5473C07A-3DCB-4DCA-BD6F-1E9689E7349A]/file[{G_LARGE}:Large]/header"))
         .unwrap();

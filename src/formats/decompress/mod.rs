@@ -125,19 +125,6 @@ pub fn gzip(data: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
     read_bounded(flate2::read::DeflateDecoder::new(data), limit)
 }
 
-/// EFI "standard" compression (compression section type 1): EFI 1.1 and Tiano share the format except for
-/// the position-code width, and nothing in the stream says which one it is. Like UEFITool, try both; when
-/// both decode, prefer the one that produced exactly the declared size, then Tiano.
-pub fn efi_or_tiano(data: &[u8], limit: u64) -> Result<(Vec<u8>, &'static str), Error> {
-    let t = efi::decompress(data, efi::Version::Tiano, limit);
-    let e = efi::decompress(data, efi::Version::Efi11, limit);
-    match (t, e) {
-        (Ok(t), _) => Ok((t, "tiano")),
-        (Err(_), Ok(e)) => Ok((e, "efi")),
-        (Err(te), Err(_)) => Err(te),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

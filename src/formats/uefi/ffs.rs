@@ -140,8 +140,9 @@ pub fn file(
     match typ {
         TYPE_PAD => {
             f.name = "pad".into();
-            // A pad file's header only records its size: what matters is that its body stays empty.
-            kids.push(header.with_policy(Policy::Ignore));
+            // The header stays static: an `ignore` node anywhere below a compressed section would force
+            // `scan` to decompress it even when its digest matches.
+            kids.push(header);
             if dlen > 0 {
                 if body.iter().all(|&x| x == erase) {
                     kids.push(

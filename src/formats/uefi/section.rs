@@ -389,7 +389,7 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
         "brotli" => decompress::brotli(payload, limit),
         "gzip" => decompress::gzip(payload, limit),
         "tiano" => decompress::efi::decompress(payload, decompress::efi::Version::Tiano, limit),
-        _ => decompress::efi_or_tiano(payload, limit).map(|(v, _)| v),
+        _ => efi_standard(payload, limit),
     };
     let out = match res {
         Ok(v) => v,
@@ -411,6 +411,40 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
     let d = Arc::new(Data::Owned(out));
     let (kids, _) = sections(&c, &d, 0, len);
     Ok(kids)
+}
+
+/// Compression type 1 is EFI 1.1 or Tiano and the stream does not say which. Both decoders can
+/// "succeed" on the wrong variant with garbage output, so like UEFITool try both and keep the output that
+/// is a well-formed run of sections (Tiano first when both are).
+fn efi_standard(payload: &[u8], limit: u64) -> Result<Vec<u8>, DError> {
+    use decompress::efi::{decompress as efi, Version};
+    let t = efi(payload, Version::Tiano, limit);
+    if matches!(&t, Ok(v) if sections_fit(v)) {
+        return t;
+    }
+    let e = efi(payload, Version::Efi11, limit);
+    match (t, e) {
+        (_, Ok(e)) if sections_fit(&e) => Ok(e),
+        (Ok(t), _) => Ok(t),
+        (Err(_), Ok(e)) => Ok(e),
+        (Err(te), Err(_)) => Err(te),
+    }
+}
+
+/// Whether `b` is exactly a sequence of 4-byte aligned sections.
+fn sections_fit(b: &[u8]) -> bool {
+    let len = b.len() as u64;
+    let mut pos = 0u64;
+    loop {
+        pos = (pos + 3) & !3;
+        if pos >= len {
+            return true;
+        }
+        match header(b, pos) {
+            Ok(h) if pos + h.size <= len => pos += h.size,
+            _ => return false,
+        }
+    }
 }
 
 /// SHA-256 of a section's body (header excluded), as CHIPSEC lists executables.
