@@ -33,7 +33,15 @@ fn subsystem_name(s: u16) -> String {
 }
 
 /// Attributes of a PE32(+) or TE image; empty (or with a `pe-error`) when it does not parse.
+///
+/// goblin is a third-party parser fed hostile bytes: a panic inside it (a bug there) is caught and becomes
+/// a `pe-error` attribute rather than taking the whole scan down. The fuzz target still sees such panics.
 pub fn describe(body: &[u8], te: bool) -> Vec<(&'static str, Value)> {
+    std::panic::catch_unwind(|| describe_inner(body, te))
+        .unwrap_or_else(|_| vec![("pe-error", "PE parser panicked on this image".into())])
+}
+
+fn describe_inner(body: &[u8], te: bool) -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
     if te {
         // Validate what goblin's TE parser subtracts before calling it (StrippedSize >= header size).
