@@ -747,7 +747,11 @@ fn synthetic(with_gz_brotli: bool) -> Vec<u8> {
         )],
         0x1000,
     );
-    let efi_inner = code_sections(5, "EpsInner");
+    // Type-1 compressed sections with real LZ77 matches (UEFIExtract must decode them too).
+    let efi_inner = b::sections(&[
+        code_sections(5, "EpsInner"),
+        b::section(0x19, &b"repetitive raw data ".repeat(40)),
+    ]);
     let mut files = vec![
         b::file(guid_bytes(G_ALPHA), 0x07, &code_sections(1, "Alpha"), 0x40),
         b::file(
@@ -784,7 +788,7 @@ fn synthetic(with_gz_brotli: bool) -> Vec<u8> {
                 b::compression_section(
                     1,
                     efi_inner.len() as u32,
-                    &b::efi_store(&efi_inner, Version::Tiano),
+                    &b::efi_compress(&efi_inner, Version::Tiano),
                 ),
                 b::ui("Eps"),
             ]),
@@ -806,7 +810,7 @@ fn synthetic(with_gz_brotli: bool) -> Vec<u8> {
                 b::compression_section(
                     1,
                     efi_inner.len() as u32,
-                    &b::efi_store(&efi_inner, Version::Efi11),
+                    &b::efi_compress(&efi_inner, Version::Efi11),
                 ),
                 b::ui("Iota"),
             ]),

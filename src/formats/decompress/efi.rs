@@ -410,7 +410,22 @@ pub fn decompress(src: &[u8], version: Version, limit: u64) -> Result<Vec<u8>, E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::uefi::build::efi_store;
+    use crate::formats::uefi::build::{efi_compress, efi_store};
+
+    #[test]
+    fn streams_with_matches_round_trip() {
+        let mut data = b"EFI_SYSTEM_TABLE ".repeat(300);
+        data.extend((0..5000u32).map(|i| (i % 7) as u8));
+        data.extend(b"abcabcabcabd".repeat(100));
+        for v in [Version::Efi11, Version::Tiano] {
+            let c = efi_compress(&data, v);
+            assert!(c.len() < data.len() / 2, "no matches were used");
+            assert_eq!(decompress(&c, v, 1 << 20).unwrap(), data);
+        }
+        // Decoding with the wrong variant does not give the data back.
+        let c = efi_compress(&data, Version::Efi11);
+        assert_ne!(decompress(&c, Version::Tiano, 1 << 20).ok(), Some(data));
+    }
 
     #[test]
     fn literal_stream_round_trips_in_both_versions() {

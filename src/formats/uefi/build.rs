@@ -211,6 +211,122 @@ pub fn efi_store(data: &[u8], v: Version) -> Vec<u8> {
     s
 }
 
+/// MSB-first bit writer for EFI/Tiano streams.
+struct BitW {
+    out: Vec<u8>,
+    acc: u32,
+    n: u32,
+}
+
+impl BitW {
+    fn put(&mut self, val: u32, bits: u32) {
+        for i in (0..bits).rev() {
+            self.acc = self.acc << 1 | ((val >> i) & 1);
+            self.n += 1;
+            if self.n == 8 {
+                self.out.push(self.acc as u8);
+                self.acc = 0;
+                self.n = 0;
+            }
+        }
+    }
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            let pad = 8 - self.n;
+            self.put(0, pad);
+        }
+        self.out
+    }
+}
+
+/// A valid EFI 1.1/Tiano stream with real LZ77 matches (greedy, distances up to 127) and fixed code
+/// tables: literals 0 and 1 get 8-bit codes, every other literal/length symbol 9 bits, the 8 position
+/// symbols 3 bits. Not a good compressor; it exercises the decoder's match path and UEFIExtract reads it.
+pub fn efi_compress(data: &[u8], v: Version) -> Vec<u8> {
+    let pbit = if v == Version::Tiano { 5 } else { 4 };
+    // Symbols: (literal/length symbol, optional (position symbol, extra bits, extra count)).
+    type Pos = (u32, u32, u32);
+    let mut syms: Vec<(u32, Option<Pos>)> = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let mut best = (0usize, 0usize);
+        for d in 1..=127usize.min(i) {
+            let from = i - d;
+            let mut l = 0;
+            while l < 256 && i + l < data.len() && data[from + l] == data[i + l] {
+                l += 1;
+            }
+            if l > best.0 {
+                best = (l, d);
+            }
+        }
+        if best.0 >= 3 {
+            let (l, d) = best;
+            let dist = (d - 1) as u32;
+            let p = if dist <= 1 {
+                dist
+            } else {
+                32 - dist.leading_zeros()
+            };
+            let (extra, n) = if p > 1 {
+                (dist - (1 << (p - 1)), p - 1)
+            } else {
+                (0, 0)
+            };
+            syms.push(((l + 253) as u32, Some((p, extra, n))));
+            i += l;
+        } else {
+            syms.push((u32::from(data[i]), None));
+            i += 1;
+        }
+    }
+    let mut w = BitW {
+        out: Vec::new(),
+        acc: 0,
+        n: 0,
+    };
+    for block in syms.chunks(0xFFFF) {
+        w.put(block.len() as u32, 16);
+        // Code-length alphabet: symbols 10 (= length 8) and 11 (= length 9) get 1-bit codes.
+        w.put(12, 5);
+        w.put(0, 3);
+        w.put(0, 3);
+        w.put(0, 3);
+        w.put(3, 2); // three more zero lengths (3, 4, 5)
+        for _ in 6..10 {
+            w.put(0, 3);
+        }
+        w.put(1, 3);
+        w.put(1, 3);
+        // Literal/length code lengths: 0 and 1 length 8, the other 508 length 9.
+        w.put(510, 9);
+        for s in 0..510 {
+            w.put(u32::from(s >= 2), 1);
+        }
+        // Position alphabet: 8 symbols of 3 bits.
+        w.put(8, pbit);
+        for _ in 0..8 {
+            w.put(3, 3);
+        }
+        for &(c, pos) in block {
+            if c < 2 {
+                w.put(c, 8);
+            } else {
+                w.put(c + 2, 9);
+            }
+            if let Some((p, extra, n)) = pos {
+                w.put(p, 3);
+                w.put(extra, n);
+            }
+        }
+    }
+    let body = w.finish();
+    let mut s = (body.len() as u32).to_le_bytes().to_vec();
+    s.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    s.extend_from_slice(&body);
+    s
+}
+
 /// An FFS file with correct header and data checksums. `attributes` may include `ATTR_CHECKSUM` (data
 /// checksum computed) and `ATTR_LARGE_FILE` (32-byte header, for FFSv3 volumes; set automatically when the
 /// file needs it).
