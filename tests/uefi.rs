@@ -1266,3 +1266,37 @@ fn random_mutations_never_panic() {
         lazy.walk_mut(&mut |r| formats::expand(&ctx, r));
     }
 }
+
+#[test]
+fn tamper_driver_inserted_in_the_middle() {
+    // Every later file shifts: still exactly one module-added (no module-moved, no padding noise).
+    let Some((clean, tree)) = ovmf() else { return };
+    let c = compact(&clean, &tree);
+    let fv = find(&tree, &|r| {
+        r.attr_str("guid") == Some(DXEFV) && r.kind == RegionKind::Volume
+    })
+    .unwrap();
+    let fv_end = (fv.offset + fv.size) as usize;
+    let at = dxe_driver(&tree, 30).offset as usize;
+    let donor = dxe_driver(&tree, 3);
+    let pe = find(&donor, &|r| r.attr_str("type") == Some("pe32")).unwrap();
+    let g = "DEADBEEF-0BAD-4C0D-8E11-0123456789AC";
+    let mut new = b::file(
+        guid_bytes(g),
+        0x07,
+        &b::sections(&[pe.bytes().to_vec(), b::ui("Implant2")]),
+        0,
+    );
+    while new.len() % 8 != 0 {
+        new.push(0xFF);
+    }
+    let mut d = c.decompressed.clone();
+    d.copy_within(at..fv_end - new.len(), at + new.len());
+    d[at..at + new.len()].copy_from_slice(&new);
+    let t = rebuild(&clean, &c, &d);
+    let report = uefiextract_ok(&t);
+    assert!(report.contains(g));
+    let (code, fs) = findings_after(&clean, &t);
+    assert_eq!(code, 1);
+    assert_one(&fs, "module-added", g, Some("Implant2"));
+}
