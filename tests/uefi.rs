@@ -361,6 +361,34 @@ fn compare_with_chipsec(image: &str, list: &str) {
         .collect();
     want.sort();
     let got = executables(&parse_bytes(bytes, true));
+    if let Ok(chipsec) = std::env::var("FWSCAN_CHIPSEC_MAIN") {
+        // Live check that the committed list is what CHIPSEC produces here.
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("image.fd");
+        std::fs::copy(image, &img).unwrap();
+        let json = dir.path().join("efilist.json");
+        let st = Command::new(&chipsec)
+            .args(["-i", "-n", "-m", "tools.uefi.scan_image", "-a"])
+            .arg(format!("generate,{},{}", json.display(), img.display()))
+            .output()
+            .expect("run chipsec_main");
+        assert!(st.status.success(), "chipsec failed");
+        let live: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let mut live: Vec<(String, String, String, String)> = live
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| {
+                let s = |f: &str| v[f].as_str().unwrap_or("-").to_string();
+                (k.clone(), s("type"), s("guid"), s("name"))
+            })
+            .collect();
+        live.sort();
+        assert_eq!(
+            live, want,
+            "CHIPSEC's live list differs from testdata/chipsec/{list}"
+        );
+    }
     let ws: std::collections::BTreeSet<_> = want.iter().map(|w| &w.0).collect();
     let gs: std::collections::BTreeSet<_> = got.iter().map(|g| &g.0).collect();
     let missing: Vec<_> = ws.difference(&gs).collect();
@@ -1299,4 +1327,34 @@ fn tamper_driver_inserted_in_the_middle() {
     let (code, fs) = findings_after(&clean, &t);
     assert_eq!(code, 1);
     assert_one(&fs, "module-added", g, Some("Implant2"));
+}
+
+#[test]
+fn erase_polarity_zero_free_space_is_not_a_false_alarm() {
+    // A volume with EFI_FVB2_ERASE_POLARITY clear: its free space is 0x00, which is not the image's
+    // blank byte, so it must neither be flagged nor checked as 0xFF-blank.
+    let mut v = b::volume(
+        b::FFS2,
+        None,
+        &[b::file(
+            guid_bytes(G_ALPHA),
+            0x07,
+            &code_sections(1, "Alpha"),
+            0,
+        )],
+        0x2000,
+    );
+    v[0x2D] &= !0x08; // clear bit 11 (0x800)
+    let fsize = v[0x48 + 0x14] as usize | (v[0x48 + 0x15] as usize) << 8;
+    let end = 0x48 + fsize.div_ceil(8) * 8;
+    v[end..].fill(0);
+    // File state bits are inverted for polarity 0; UEFI tools accept either here.
+    b::fix_volume_checksum(&mut v);
+    let tree = parse_bytes(v.clone(), true);
+    assert!(all_notes(&tree).is_empty(), "{:?}", all_notes(&tree));
+    let fs = find(&tree, &|r| r.kind == RegionKind::FreeSpace).expect("free space");
+    assert_eq!(fs.policy, fwscan::region::Policy::Static);
+    let (code, fs) = findings_after(&v, &v);
+    assert!(fs.is_empty(), "{fs:?}");
+    assert_eq!(code, 0);
 }

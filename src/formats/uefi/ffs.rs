@@ -47,6 +47,16 @@ pub fn type_name(t: u8) -> &'static str {
     }
 }
 
+/// Policy of erased space in a volume whose erase byte is `erase`: `blank` when that is the image's blank
+/// byte (what `scan` checks blank regions against), else `static` (compared by digest).
+pub fn blank_policy(ctx: &Ctx, erase: u8) -> Policy {
+    if erase == ctx.opts.blank {
+        Policy::Blank
+    } else {
+        Policy::Static
+    }
+}
+
 /// 8-bit sum.
 pub fn sum8(b: &[u8]) -> u8 {
     b.iter().fold(0u8, |a, &x| a.wrapping_add(x))
@@ -147,7 +157,7 @@ pub fn file(
                 if body.iter().all(|&x| x == erase) {
                     kids.push(
                         Region::new(RegionKind::FreeSpace, "free-space", data, dstart, dlen)
-                            .with_policy(Policy::Blank),
+                            .with_policy(blank_policy(ctx, erase)),
                     );
                 } else {
                     let mut d = Region::new(RegionKind::Blob, "data", data, dstart, dlen);

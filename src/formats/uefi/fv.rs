@@ -220,7 +220,6 @@ fn files(
     let mut pos = hdr_end;
     let mut prev_end = hdr_end;
     let mut seen: HashSet<String> = HashSet::new();
-    let mut empty_header = false;
     loop {
         pos = (pos + 7) & !7;
         if pos >= len {
@@ -232,9 +231,8 @@ fn files(
             prev_end = len;
             break;
         }
-        let probe_len = 24;
-        if rest[..probe_len].iter().all(|&x| x == erase) {
-            empty_header = true;
+        if rest[..24].iter().all(|&x| x == erase) {
+            // An erased file header: the rest of the volume is free space.
             break;
         }
         match ffs::file(ctx, data, off + pos, len - pos, ver, erase) {
@@ -276,7 +274,7 @@ fn files(
                 off + start,
                 len - start,
             )
-            .with_policy(Policy::Blank);
+            .with_policy(ffs::blank_policy(ctx, erase));
             let bytes = &b[start as usize..];
             if let Some(i) = bytes.iter().position(|&x| x != erase) {
                 let n = bytes.iter().filter(|&&x| x != erase).count();
@@ -285,9 +283,6 @@ fn files(
                     format!("{n} byte(s) of the volume's free space are not {erase:#04x}"),
                     Some(off + start + i as u64),
                 ));
-                if !empty_header {
-                    fs.policy = Policy::Static;
-                }
             }
             kids.push(fs);
         }
