@@ -163,7 +163,7 @@ fn section_subtype(t: &str) -> String {
 /// Flattens fwscan's JSON tree into the entries UEFIExtract reports. Deliberate differences: fwscan's
 /// `header` nodes, alignment padding between files/sections and the body of pad files are not UEFIExtract
 /// tree items, so they are left out; top-level padding is kept (UEFIExtract lists it).
-fn fwscan_entries(n: &Value, depth: usize, parent_kind: &str, out: &mut Vec<Entry>) {
+fn fwscan_entries(img: &[u8], n: &Value, depth: usize, parent_kind: &str, out: &mut Vec<Entry>) {
     let kind = n["kind"].as_str().unwrap_or("");
     let attrs = &n["attrs"];
     let s = |k: &str| attrs[k].as_str().map(str::to_string);
@@ -215,10 +215,16 @@ fn fwscan_entries(n: &Value, depth: usize, parent_kind: &str, out: &mut Vec<Entr
         "padding" if parent_kind == "image" => Some(Entry {
             depth,
             typ: "Padding".into(),
-            subtype: if n["policy"] == "blank" {
-                "Empty (0xFF)".into()
-            } else {
-                "Non-empty".into()
+            subtype: {
+                let o = n["offset"].as_u64().unwrap() as usize;
+                let bytes = &img[o..o + size as usize];
+                if bytes.iter().all(|&b| b == 0xFF) {
+                    "Empty (0xFF)".into()
+                } else if bytes.iter().all(|&b| b == 0) {
+                    "Empty (0x00)".into()
+                } else {
+                    "Non-empty".into()
+                }
             },
             size,
             guid: None,
@@ -235,7 +241,7 @@ fn fwscan_entries(n: &Value, depth: usize, parent_kind: &str, out: &mut Vec<Entr
     }
     if let Some(kids) = n["children"].as_array() {
         for c in kids {
-            fwscan_entries(c, next, kind, out);
+            fwscan_entries(img, c, next, kind, out);
         }
     }
 }
@@ -247,7 +253,8 @@ fn compare_with_uefiextract(image: &str) {
     let want = uefiextract_report(image);
     let doc = inspect_json(Path::new(image));
     let mut got = Vec::new();
-    fwscan_entries(&doc["root"], 1, "", &mut got);
+    let img = std::fs::read(image).unwrap();
+    fwscan_entries(&img, &doc["root"], 1, "", &mut got);
     // UEFIExtract's depth counts from the image (1 = top-level volume).
     for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
         assert_eq!(w, g, "{image}: entry {i} differs (UEFIExtract vs fwscan)");
@@ -954,8 +961,12 @@ fn compare_entries(image: &str) {
     let want = uefiextract_report(image);
     let doc = inspect_json(Path::new(image));
     let mut got = Vec::new();
-    fwscan_entries(&doc["root"], 1, "", &mut got);
-    assert_eq!(want, got, "{image}: UEFIExtract vs fwscan");
+    let img = std::fs::read(image).unwrap();
+    fwscan_entries(&img, &doc["root"], 1, "", &mut got);
+    for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
+        assert_eq!(w, g, "{image}: entry {i} differs (UEFIExtract vs fwscan)");
+    }
+    assert_eq!(want.len(), got.len(), "{image}: item counts differ");
 }
 
 fn notes_of(img: Vec<u8>) -> Vec<String> {
@@ -1357,4 +1368,30 @@ fn erase_polarity_zero_free_space_is_not_a_false_alarm() {
     let (code, fs) = findings_after(&v, &v);
     assert!(fs.is_empty(), "{fs:?}");
     assert_eq!(code, 0);
+}
+
+#[test]
+fn uefiextract_agrees_on_every_installed_firmware_image() {
+    // Beyond the four named images: every OVMF/AAVMF code image the packages install.
+    if !have_uefiextract() {
+        return;
+    }
+    let mut n = 0;
+    for dir in ["/usr/share/OVMF", "/usr/share/AAVMF"] {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for p in files {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".fd") && name.contains("CODE") {
+                compare_entries(p.to_str().unwrap());
+                n += 1;
+            }
+        }
+    }
+    if n == 0 {
+        eprintln!("SKIP: no OVMF/AAVMF images installed");
+    }
 }
