@@ -1395,3 +1395,43 @@ fn uefiextract_agrees_on_every_installed_firmware_image() {
         eprintln!("SKIP: no OVMF/AAVMF images installed");
     }
 }
+
+#[test]
+fn bios_region_inside_a_larger_image_is_detected_and_parsed_in_place() {
+    // What the IFD parser does: detect(bios_region_bytes, false), then parse_into the region node.
+    let vol = synthetic(false);
+    let mut img = vec![0xFFu8; 0x3000];
+    img.extend_from_slice(&vol);
+    img.extend(std::iter::repeat_n(0xFF, 0x1000));
+    let data = Arc::new(Data::Owned(img));
+    let mut bios = Region::new(
+        RegionKind::FlashRegion,
+        "bios",
+        &data,
+        0x2000,
+        0x1000 + 0x10000 + 0x800,
+    );
+    let f = formats::detect(bios.bytes(), false).expect("uefi detected in the BIOS region");
+    assert_eq!(f.name, "uefi");
+    let ctx = formats::Ctx::new(&ParseOptions::default());
+    assert!(formats::parse_into(&ctx, &mut bios, f));
+    let kinds: Vec<_> = bios
+        .children
+        .iter()
+        .map(|c| (c.kind, c.offset, c.size))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (RegionKind::Padding, 0x2000, 0x1000),
+            (RegionKind::Volume, 0x3000, 0x10000),
+            (RegionKind::Padding, 0x13000, 0x800),
+        ]
+    );
+    let v = &bios.children[1];
+    assert_eq!(v.name, format!("fv[{NAME}]"));
+    assert!(v
+        .children
+        .iter()
+        .any(|c| c.attr_str("ui-name") == Some("Alpha")));
+}
