@@ -1,4 +1,4 @@
-//! FFS sections: `EFI_COMMON_SECTION_HEADER` (size[3], type) and `EFI_COMMON_SECTION_HEADER2` (size
+//! FFS sections: `EFI_COMMON_SECTION_HEADER` (`size[3]`, type) and `EFI_COMMON_SECTION_HEADER2` (size
 //! 0xFFFFFF, then u32 extended size), 4-byte aligned. Encapsulation sections (compression, GUID-defined,
 //! FV image) hold more sections or a volume; compressed ones are decompressed within the image's budget,
 //! or left with an expander when parsing lazily.
