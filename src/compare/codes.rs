@@ -86,6 +86,7 @@ codes! {
     FvHeaderChecksum = "fv-header-checksum", Error, "A firmware volume header checksum is wrong.";
     FfsHeaderChecksum = "ffs-header-checksum", Error, "An FFS file header checksum is wrong.";
     FfsDataChecksum = "ffs-data-checksum", Error, "An FFS file data checksum is wrong.";
+    GuidedSectionCrc32 = "guided-section-crc32", Error, "A CRC32 GUID-defined section's checksum does not match its data.";
     DuplicateGuid = "duplicate-guid", Warning, "Two files in one firmware volume share a GUID.";
     CodeOutsideFfs = "code-outside-ffs", Error, "Executable code (PE/TE header) was found outside any FFS file.";
     FitHashMismatch = "fit-hash-mismatch", Error, "A FIT image's embedded hash does not match its data.";

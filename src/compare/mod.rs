@@ -522,8 +522,15 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         .map(|c| by_path.get(c.path.as_str()).copied())
         .collect();
     let matched: HashSet<usize> = pairs.iter().flatten().copied().collect();
-    // Order of matched children: those outside a longest increasing run moved.
-    let order: Vec<usize> = pairs.iter().flatten().copied().collect();
+    // Order of matched children: those outside a longest increasing run moved. Blank nodes (alignment
+    // padding, free space) have no identity of their own: their occurrence names (`padding#3`) shift
+    // whenever a module is inserted or removed before them, so they must not decide what moved.
+    let order: Vec<usize> = pairs
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&i| n.children[i].policy != Policy::Blank)
+        .collect();
     let stay: HashSet<usize> = longest_increasing(&order).into_iter().collect();
 
     let mut per_child: Vec<Vec<Finding>> = r

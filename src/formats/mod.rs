@@ -8,7 +8,10 @@
 //! The registry ([`registry`]) lists every format with a command-line name, a probe and a parser, in the
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
+pub mod decompress;
 pub mod layout;
+pub mod pe;
+pub mod uefi;
 pub mod util;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,7 +144,7 @@ pub struct Format {
 
 /// Every known format, most specific first.
 pub fn registry() -> &'static [Format] {
-    &[]
+    &[uefi::FORMAT]
 }
 
 /// Finds a format by its registry name.
