@@ -8,7 +8,11 @@
 //! The registry ([`registry`]) lists every format with a command-line name, a probe and a parser, in the
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
+pub mod gbe;
+pub mod ifd;
 pub mod layout;
+pub mod me;
+pub mod nvram;
 pub mod util;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,7 +145,36 @@ pub struct Format {
 
 /// Every known format, most specific first.
 pub fn registry() -> &'static [Format] {
-    &[]
+    &[
+        Format {
+            name: "ifd",
+            description: "Intel flash descriptor image (FLREG regions)",
+            probe: ifd::probe,
+            parse: ifd::parse,
+            top_level: true,
+        },
+        Format {
+            name: "me",
+            description: "Intel ME region ($FPT partition table)",
+            probe: me::probe,
+            parse: me::parse,
+            top_level: false,
+        },
+        Format {
+            name: "gbe",
+            description: "Intel GbE region (NVM banks, MAC address)",
+            probe: gbe::probe,
+            parse: gbe::parse,
+            top_level: false,
+        },
+        Format {
+            name: "nvram",
+            description: "NVRAM volume or variable store (VSS, VSS2, NVAR, EVSA, FTW)",
+            probe: nvram::probe,
+            parse: nvram::parse,
+            top_level: true,
+        },
+    ]
 }
 
 /// Finds a format by its registry name.
