@@ -74,15 +74,15 @@ pub fn is_nvram_fv(b: &[u8]) -> bool {
             .unwrap_or(false)
 }
 
-/// Registry probe: an NVRAM volume (High when it fills the buffer, Medium when more follows, so that a
-/// whole-BIOS parser wins there) or a bare store at offset 0.
+/// Registry probe: an NVRAM volume (High when it fills the buffer, Low when more follows, so that a
+/// whole-BIOS parser such as `uefi` wins there) or a bare store at offset 0.
 pub fn probe(b: &[u8]) -> Option<Confidence> {
     if is_nvram_fv(b) {
         let len = le64(b, 0x20, "fv length").ok()?;
         return Some(if len == b.len() as u64 {
             Confidence::High
         } else {
-            Confidence::Medium
+            Confidence::Low
         });
     }
     store_at(b, 0).map(|_| Confidence::High)
