@@ -26,7 +26,10 @@ fn ovmf(name: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        println!("skipped: {} not installed (Debian package ovmf)", p.display());
+        println!(
+            "skipped: {} not installed (Debian package ovmf)",
+            p.display()
+        );
         None
     }
 }
@@ -37,7 +40,11 @@ fn inspect_json(path: &Path) -> Value {
         .arg(path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -108,7 +115,13 @@ fn independent_vars(img: &[u8]) -> Vec<Var> {
             .collect();
         let name = String::from_utf16(&raw).unwrap();
         let total = 60 + ns + ds;
-        out.push((p as u64, total as u64, g, name, state == 0x3F || state == 0x3E));
+        out.push((
+            p as u64,
+            total as u64,
+            g,
+            name,
+            state == 0x3F || state == 0x3E,
+        ));
         p = (p + total + 3) & !3;
     }
     out
@@ -197,7 +210,10 @@ fn ovmf_variables_match_uefiextract_and_an_independent_reading() {
                 }
                 "VSS2 store" | "FTW store" => {
                     stores += 1;
-                    assert!(find(*base, *size, "nvram-store").is_some(), "{f}: {ty} at {base:#x}");
+                    assert!(
+                        find(*base, *size, "nvram-store").is_some(),
+                        "{f}: {ty} at {base:#x}"
+                    );
                 }
                 "Free space" | "Padding" if name.starts_with("--") => {
                     assert!(
@@ -208,7 +224,11 @@ fn ovmf_variables_match_uefiextract_and_an_independent_reading() {
                 _ => {}
             }
         }
-        assert_eq!(entries, ours.len(), "{f}: same number of variables, no more");
+        assert_eq!(
+            entries,
+            ours.len(),
+            "{f}: same number of variables, no more"
+        );
         println!("{f}: {entries} variables and {stores} stores agree with UEFIExtract");
         let our_stores = all.iter().filter(|n| n["kind"] == "nvram-store").count();
         assert_eq!(stores, our_stores, "{f}: same stores");
@@ -249,7 +269,10 @@ fn ms_store_names_secure_boot_variables() {
     // The text tree lists variables by name and vendor GUID.
     let out = fwscan().arg("inspect").arg(&path).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains(&format!("var[{IMAGE_SECURITY}:dbx]")), "{text}");
+    assert!(
+        text.contains(&format!("var[{IMAGE_SECURITY}:dbx]")),
+        "{text}"
+    );
     assert!(text.contains(&format!("var[{GLOBAL}:PK]")));
 }
 
@@ -298,7 +321,11 @@ fn pinned_dbx_is_compared_other_variables_are_not() {
         .args(["--pin", "**/var[*:dbx]"])
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let tree = inspect_json(&path);
 
     // An unpinned variable's data changes: per-machine, clean.
