@@ -619,3 +619,30 @@ fn malformed_descriptors_me_and_gbe_never_panic() {
     let _ = parse_lib(b);
     assert!(t0.elapsed().as_secs() < 60, "took {:?}", t0.elapsed());
 }
+
+/// Random byte flips in the descriptor, the `$FPT` table and the GbE bank: no panic, every node inside.
+#[test]
+fn random_mutations_never_panic() {
+    let mut img = vec![0xFFu8; 0x90000];
+    img[..0x1000].copy_from_slice(&descriptor(&[(0, 0, 0), (3, 1, 2), (2, 0x10, 0x8F)]));
+    img[0x1000..0x3000].copy_from_slice(&gbe_region());
+    img[0x10000..0x90000].copy_from_slice(&me_region(0x80000));
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let hot = [(0usize, 0x100usize), (0x1000, 0x80), (0x10000, 0x90)];
+    for _ in 0..2000 {
+        let mut b = img.clone();
+        for _ in 0..(next() % 6 + 1) {
+            let (s, l) = hot[(next() % 3) as usize];
+            b[s + (next() as usize % l)] = next() as u8;
+        }
+        let len = b.len() as u64;
+        let t = parse_lib(b);
+        t.walk(&mut |r| assert!(r.end() <= len, "{} past the end", r.path));
+    }
+}

@@ -453,3 +453,32 @@ fn malformed_stores_give_notes_not_panics() {
     assert!(t.count() > 1000);
     assert!(t0.elapsed().as_secs() < 60, "took {:?}", t0.elapsed());
 }
+
+/// Random byte flips over the store headers and variables of the .ms store: no panic, bounded time, and
+/// every node stays inside the image.
+#[test]
+fn random_mutations_never_panic() {
+    let Some(path) = ovmf("OVMF_VARS_4M.ms.fd") else {
+        return;
+    };
+    let golden = std::fs::read(&path).unwrap();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let t0 = std::time::Instant::now();
+    for _ in 0..300 {
+        let mut img = golden.clone();
+        for _ in 0..(next() % 8 + 1) {
+            let pos = (next() % 0x6000) as usize;
+            img[pos] = next() as u8;
+        }
+        let len = img.len() as u64;
+        let t = parse_lib(img);
+        t.walk(&mut |r| assert!(r.end() <= len, "{} past the end", r.path));
+    }
+    assert!(t0.elapsed().as_secs() < 120, "took {:?}", t0.elapsed());
+}

@@ -119,6 +119,10 @@ fn store_at(b: &[u8], off: u64) -> Option<StoreKind> {
             {
                 return Some(StoreKind::Evsa);
             }
+            // Cheap prefilter on Data1 before formatting a GUID (this runs at every offset of a gap).
+            if !matches!(sig, 0x9E58_292B | 0xAAF3_2C78 | 0xDDCF_3617 | 0xDDCF_3616) {
+                return None;
+            }
             let g = util::guid(slice(b, off, 16, "store guid").ok()?);
             if g == FTW_GUID {
                 return Some(StoreKind::Ftw);
