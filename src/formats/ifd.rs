@@ -290,7 +290,9 @@ fn parse_region(ctx: &Ctx, r: &mut Region) {
     let fmt = match r.name.as_str() {
         "me" if super::me::probe(r.bytes()).is_some() => super::by_name("me"),
         "gbe" => super::by_name("gbe"),
-        _ => super::detect(r.bytes(), false),
+        // A region is never a descriptor image itself: nesting one would let 16 overlapping regions
+        // that each cover the whole image recurse into each other exponentially.
+        _ => super::detect(r.bytes(), false).filter(|f| f.name != "ifd"),
     };
     if let Some(f) = fmt {
         super::parse_into(&ctx, r, f);
@@ -374,6 +376,17 @@ mod tests {
             .notes
             .iter()
             .any(|n| n.code == "partition-out-of-bounds" && n.message.contains("gbe")));
+    }
+
+    #[test]
+    fn regions_covering_the_whole_image_do_not_nest() {
+        let regs: Vec<_> = (0..16).map(|i| (i, 0u32, 0xFu32)).collect();
+        let b = descriptor(0x10000, &regs);
+        let t0 = std::time::Instant::now();
+        let kids = run(b).unwrap();
+        assert_eq!(kids.len(), 16);
+        assert!(kids.iter().all(|k| k.attr_str("format") != Some("ifd")));
+        assert!(t0.elapsed().as_secs() < 5);
     }
 
     #[test]
