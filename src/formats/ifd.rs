@@ -7,7 +7,7 @@
 //! | 0x00 | 16 reserved bytes (ARM reset vector, 0xFF on x86) |
 //! | 0x10 | FLVALSIG 0x0FF0A55A |
 //! | 0x14 | FLMAP0: FCBA bits 7:0 (×16), NC bits 9:8, FRBA bits 23:16 (×16), NR bits 26:24 |
-//! | 0x18 | FLMAP1: FMBA bits 7:0 (×16), NM bits 10:8, FPSBA bits 23:16 (×16), ISL bits 31:24 |
+//! | 0x18 | FLMAP1: FMBA bits 7:0 (×16), NM bits 9:8, FPSBA bits 23:16 (×16), ISL bits 31:24 |
 //! | 0x1C | FLMAP2: FMSBA bits 7:0 (×16), PSL bits 23:8 |
 //! | FCBA | FLCOMP: component 1/2 density (bits 3:0 / 7:4 in v2, 2:0 / 5:3 in v1), read clock bits 19:17 |
 //! | FRBA | FLREG0..15: base bits 14:0, limit bits 30:16, in 4 KiB units |
