@@ -49,7 +49,8 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let mut kids = Vec::new();
     for (bank, prefix) in [(0u64, ""), (BANK_SIZE, "bank1-")] {
         let valid = bank_valid(b, bank);
-        if bank > 0 && !valid {
+        // A bank is words 0x00-0x3F at least; a region cut inside bank 1 has no bank 1.
+        if (bank > 0 && !valid) || slice(b, bank, 0x80, "GbE NVM bank").is_err() {
             continue;
         }
         let Ok(mac) = slice(b, bank, 6, "mac") else {
@@ -143,5 +144,11 @@ mod tests {
         let kids = run(bad).unwrap();
         assert_eq!(kids[1].notes[0].code, "gbe-checksum");
         assert!(run(vec![0; 0x40]).is_err());
+        // Found by fuzzing: bank 1's signature word fits, its checksum word does not.
+        let mut cut = gbe(2);
+        cut.truncate(0x1040);
+        let kids = run(cut).unwrap();
+        assert_eq!(kids.len(), 2);
+        assert!(kids.iter().all(|k| k.end() <= 0x1040));
     }
 }
