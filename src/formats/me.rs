@@ -92,7 +92,8 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let entries_off = fpt + 0x20;
     let fits = len.saturating_sub(entries_off) / 0x20;
     let count = declared.min(fits).min(MAX_ENTRIES);
-    let table_end = entries_off + count * 0x20;
+    // The table (ROM bypass, header, entries) as far as it is present.
+    let table_end = (entries_off + count * 0x20).min(len);
     let mut table = Region::new(RegionKind::Header, "fpt", &node.data, base, table_end)
         .with_attr("entries", declared)
         .with_attr("header-version", format!("{hdr_ver:#04x}"))
@@ -229,8 +230,12 @@ mod tests {
         assert!(!fpt.notes.is_empty());
         let ftpr = kids.iter().find(|k| k.name == "FTPR").unwrap();
         assert_eq!(ftpr.notes[0].code, "partition-out-of-bounds");
-        for cut in 0..0x60 {
-            let _ = run(b[..cut].to_vec());
+        // Every node stays inside the (truncated) region; found by fuzzing: the table node did not.
+        let b = me_region(true, &[("FTPR", 0x100, 0x100, 0)], 0x200);
+        for cut in 0..b.len() {
+            if let Ok(kids) = run(b[..cut].to_vec()) {
+                assert!(kids.iter().all(|k| k.end() <= cut as u64), "cut {cut}");
+            }
         }
     }
 }
