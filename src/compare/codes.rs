@@ -89,6 +89,7 @@ codes! {
     GuidedSectionCrc32 = "guided-section-crc32", Error, "A CRC32 GUID-defined section's checksum does not match its data.";
     DuplicateGuid = "duplicate-guid", Warning, "Two files in one firmware volume share a GUID.";
     CodeOutsideFfs = "code-outside-ffs", Error, "Executable code (PE/TE header) was found outside any FFS file.";
+    GbeChecksum = "gbe-checksum", Warning, "A GbE NVM bank with a valid signature has a wrong checksum (words 0x00-0x3F must sum to 0xBABA).";
     FitHashMismatch = "fit-hash-mismatch", Error, "A FIT image's embedded hash does not match its data.";
     UimageHeaderCrc = "uimage-header-crc", Error, "A legacy uImage header CRC is wrong.";
     UimageDataCrc = "uimage-data-crc", Error, "A legacy uImage data CRC is wrong.";

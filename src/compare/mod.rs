@@ -385,14 +385,16 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         // Nothing below explains the change (or the node has no children): report the node itself.
         below.push(modified(cx, n, r));
     }
-    if r.kind.is_module() {
+    // Modules and (pinned) variables report the changes of their parts as one finding on themselves.
+    if r.kind.is_module() || matches!(r.kind, RegionKind::Variable | RegionKind::EnvVariable) {
+        let own_code = code_for(r.kind, Change::Modified);
         let (fold, keep): (Vec<Finding>, Vec<Finding>) = below
             .into_iter()
             .partition(|f| collapsible(f.code) && f.path != r.path);
         below = keep;
         let own_modified = below
             .iter()
-            .position(|f| f.path == r.path && f.code == Code::ModuleModified);
+            .position(|f| f.path == r.path && f.code == own_code);
         if !fold.is_empty() {
             let mut f = match own_modified {
                 Some(i) => below.remove(i),
@@ -401,7 +403,12 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
             f.changed = fold.iter().map(|c| c.path.clone()).collect();
             f.ranges = fold.iter().flat_map(|c| c.ranges.iter().cloned()).collect();
             f.message = format!(
-                "module changed in {}; {}",
+                "{} changed in {}; {}",
+                if r.kind.is_module() {
+                    "module"
+                } else {
+                    "variable"
+                },
                 f.changed
                     .iter()
                     .map(|p| p.strip_prefix(&r.path).unwrap_or(p).trim_start_matches('/'))

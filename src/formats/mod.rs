@@ -9,7 +9,11 @@
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
 pub mod decompress;
+pub mod gbe;
+pub mod ifd;
 pub mod layout;
+pub mod me;
+pub mod nvram;
 pub mod pe;
 pub mod uefi;
 pub mod util;
@@ -144,7 +148,37 @@ pub struct Format {
 
 /// Every known format, most specific first.
 pub fn registry() -> &'static [Format] {
-    &[uefi::FORMAT]
+    &[
+        Format {
+            name: "ifd",
+            description: "Intel flash descriptor image (FLREG regions)",
+            probe: ifd::probe,
+            parse: ifd::parse,
+            top_level: true,
+        },
+        uefi::FORMAT,
+        Format {
+            name: "me",
+            description: "Intel ME region ($FPT partition table)",
+            probe: me::probe,
+            parse: me::parse,
+            top_level: false,
+        },
+        Format {
+            name: "gbe",
+            description: "Intel GbE region (NVM banks, MAC address)",
+            probe: gbe::probe,
+            parse: gbe::parse,
+            top_level: false,
+        },
+        Format {
+            name: "nvram",
+            description: "NVRAM volume or variable store (VSS, VSS2, NVAR, EVSA, FTW)",
+            probe: nvram::probe,
+            parse: nvram::parse,
+            top_level: true,
+        },
+    ]
 }
 
 /// Finds a format by its registry name.
