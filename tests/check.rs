@@ -279,3 +279,260 @@ fn chipsec_block_lists_load_and_bad_ones_are_refused() {
         "{err}"
     );
 }
+
+mod fixtures {
+    use fwscan::formats::uefi::build;
+
+    /// A fake PE32 body (an MZ/PE header, then filler), so modules look like drivers.
+    pub fn pe_body(seed: u8) -> Vec<u8> {
+        let mut b = vec![seed; 0x400];
+        b[0..2].copy_from_slice(b"MZ");
+        b[0x3C..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+        b
+    }
+
+    /// A DXE driver file with a PE32 section and a UI name.
+    pub fn driver(guid: &str, name: &str, seed: u8) -> Vec<u8> {
+        let body = build::sections(&[build::section(0x10, &pe_body(seed)), build::ui(name)]);
+        build::file(build::guid_bytes(guid), 0x07, &body, 0)
+    }
+
+    /// A volume of a few benign drivers plus `extra` files, LZMA-compressed inside an FV image file
+    /// when `compressed` (as real firmware stores its DXE volume).
+    pub fn image(extra: &[Vec<u8>], compressed: bool) -> Vec<u8> {
+        let mut files = vec![
+            driver("11111111-2222-3333-4444-555555555555", "BenignDxe", 0x11),
+            driver("66666666-7777-8888-9999-AAAAAAAAAAAA", "OtherDxe", 0x22),
+        ];
+        files.extend(extra.iter().cloned());
+        let inner = build::volume(build::FFS2, None, &files, 0x10000);
+        if !compressed {
+            return inner;
+        }
+        let section = build::lzma_section(&build::fv_image(&inner));
+        let outer_file = build::file(
+            build::guid_bytes("9E21FD93-9C72-4C15-8C4B-E77F1DB2D792"),
+            0x0B,
+            &section,
+            0,
+        );
+        build::volume(build::FFS2, None, &[outer_file], 0x20000)
+    }
+}
+
+fn check_json(bytes: &[u8], extra_args: &[&str]) -> (i32, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("img.bin"), bytes).unwrap();
+    let mut args = vec!["check", "img.bin", "--format", "json"];
+    args.extend_from_slice(extra_args);
+    let out = fwscan(&args, dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap(), v)
+}
+
+fn finding_codes(v: &serde_json::Value) -> Vec<String> {
+    let mut c: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    c.sort();
+    c
+}
+
+#[test]
+fn planted_lojax_and_rkloader_modules_are_known_threats_and_removing_them_is_clean() {
+    let lojax = fixtures::driver("682894B5-6B70-4EBA-9E90-A607E5676297", "SecDxe", 0x33);
+    let rk = fixtures::driver("F50258A9-2F4D-4DA9-861E-BDA84D07A44C", "rkloader", 0x44);
+    let ntfs = fixtures::driver("F50248A9-2F4D-4DE9-86AE-BDA84D07A41C", "Ntfs", 0x55);
+    for compressed in [false, true] {
+        let (rc, v) = check_json(
+            &fixtures::image(&[lojax.clone(), rk.clone(), ntfs.clone()], compressed),
+            &[],
+        );
+        assert_eq!(rc, 1, "{v:#}");
+        let mut hits: Vec<(String, String)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                assert_eq!(f["code"], "known-threat", "{f}");
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["path"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        hits.sort();
+        let rules: Vec<&str> = hits.iter().map(|(r, _)| r.as_str()).collect();
+        // The fake NTFS driver named `Ntfs` is in both reports: MosaicRegressor reused HackingTeam's code.
+        assert_eq!(
+            rules,
+            vec![
+                "FWS-UEFI-0001-rkloader",
+                "FWS-UEFI-0001-rkloader",
+                "FWS-UEFI-0002-mosaicregressor",
+                "FWS-UEFI-0003-lojax"
+            ],
+            "{hits:?}"
+        );
+        assert!(hits
+            .iter()
+            .any(|(_, p)| p.ends_with("file[682894B5-6B70-4EBA-9E90-A607E5676297:SecDxe]")));
+        let (rc, v) = check_json(&fixtures::image(&[], compressed), &[]);
+        assert_eq!(rc, 0, "{v:#}");
+        assert!(finding_codes(&v).is_empty());
+    }
+}
+
+#[test]
+fn mosaicregressor_needs_name_and_guid_together() {
+    let smm = fixtures::driver("EAEA9AEC-C9C1-46E2-9D52-432AD25A9B0C", "SmmReset", 0x66);
+    let (rc, v) = check_json(&fixtures::image(&[smm], false), &[]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["findings"][0]["rule"], "FWS-UEFI-0002-mosaicregressor");
+    let renamed = fixtures::driver(
+        "EAEA9AEC-C9C1-46E2-9D52-432AD25A9B0C",
+        "SomethingElse",
+        0x66,
+    );
+    let (rc, _) = check_json(&fixtures::image(&[renamed], false), &[]);
+    assert_eq!(rc, 0);
+}
+
+#[test]
+fn thinkpwn_needs_the_smm_runtime_guid_bytes_inside_the_module() {
+    use fwscan::formats::uefi::build;
+    let guid = "7C79AC8C-5E6C-4E3D-BA6F-C260EE7C172E";
+    let mut body = fixtures::pe_body(0x77);
+    let with = |body: &[u8]| {
+        let s = build::sections(&[build::section(0x10, body), build::ui("SystemSmmRuntimeRt")]);
+        build::file(build::guid_bytes(guid), 0x0A, &s, 0)
+    };
+    let (rc, _) = check_json(&fixtures::image(&[with(&body)], true), &[]);
+    assert_eq!(rc, 0, "GUID alone is not the vulnerable code");
+    body[0x200..0x210].copy_from_slice(&[
+        0xA1, 0x97, 0x68, 0xA5, 0x7F, 0xA7, 0x00, 0x46, 0x84, 0xDB, 0x22, 0xB0, 0xA8, 0x01, 0xFA,
+        0x9A,
+    ]);
+    let (rc, v) = check_json(&fixtures::image(&[with(&body)], true), &[]);
+    assert_eq!(rc, 1);
+    assert_eq!(v["findings"][0]["rule"], "FWS-UEFI-0004-thinkpwn");
+}
+
+#[test]
+fn self_consistency_checks_trip_on_broken_fixtures_and_not_on_good_ones() {
+    use fwscan::formats::uefi::build;
+    let good = fixtures::image(&[], false);
+    let (rc, v) = check_json(&good, &[]);
+    assert_eq!(rc, 0, "{v:#}");
+    // Volume header checksum.
+    let mut bad = good.clone();
+    bad[0x32] ^= 1;
+    assert_eq!(
+        finding_codes(&check_json(&bad, &[]).1),
+        vec!["fv-header-checksum"]
+    );
+    // FFS header checksum of the first file (at the end of the 0x48-byte header).
+    let mut bad = good.clone();
+    bad[0x48 + 0x10] ^= 1;
+    assert!(finding_codes(&check_json(&bad, &[]).1).contains(&"ffs-header-checksum".to_string()));
+    // FFS data checksum (a file with the checksum attribute, body patched).
+    let f = build::file(
+        build::guid_bytes("ABABABAB-0000-0000-0000-000000000001"),
+        0x07,
+        &build::sections(&[build::section(0x19, &[1, 2, 3, 4])]),
+        0x40,
+    );
+    let img = fixtures::image(&[f], false);
+    assert_eq!(check_json(&img, &[]).0, 0);
+    let pos = img.windows(4).position(|w| w == [1, 2, 3, 4]).unwrap();
+    let mut bad = img.clone();
+    bad[pos] = 9;
+    assert!(finding_codes(&check_json(&bad, &[]).1).contains(&"ffs-data-checksum".to_string()));
+    // Data in a volume's free space.
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 0x100] = 0x42;
+    assert_eq!(finding_codes(&check_json(&bad, &[]).1), vec!["not-blank"]);
+    // Duplicate file GUIDs in one volume.
+    let dup = fixtures::driver("11111111-2222-3333-4444-555555555555", "BenignDxe", 0x11);
+    assert_eq!(
+        finding_codes(&check_json(&fixtures::image(&[dup], false), &[]).1),
+        vec!["duplicate-guid"]
+    );
+    // Non-empty padding between volumes, and a PE image hidden there.
+    let mut two = good.clone();
+    two.extend(vec![0xFFu8; 0x1000]);
+    two.extend(good.clone());
+    assert_eq!(check_json(&two, &[]).0, 0);
+    let mut bad = two.clone();
+    let hidden = fixtures::pe_body(0x99);
+    bad[good.len() + 0x100..good.len() + 0x100 + 0x400].copy_from_slice(&hidden);
+    assert_eq!(
+        finding_codes(&check_json(&bad, &[]).1),
+        vec!["code-outside-ffs", "padding-not-empty"]
+    );
+    // A compressed section that does not decompress.
+    let mut img = fixtures::image(&[], true);
+    let lz = img
+        .windows(5)
+        .position(|w| w == [0x5D, 0, 0, 0x80, 0])
+        .or_else(|| img.windows(1).position(|w| w == [0x5D]));
+    let lz = lz.expect("an LZMA header");
+    for b in &mut img[lz + 13..lz + 64] {
+        *b ^= 0x5A;
+    }
+    assert!(finding_codes(&check_json(&img, &[]).1).contains(&"decompress-failed".to_string()));
+}
+
+#[test]
+fn clean_debian_firmware_gives_zero_findings() {
+    let mut seen = 0;
+    for dir in [
+        "/usr/share/OVMF",
+        "/usr/share/AAVMF",
+        "/usr/share/qemu-efi-aarch64",
+        "/usr/share/seabios",
+    ] {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<_> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "fd" || x == "bin"))
+            .filter(|p| {
+                !std::fs::symlink_metadata(p)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            seen += 1;
+            let out = fwscan(
+                &["check", f.to_str().unwrap(), "--format", "json"],
+                Path::new("/"),
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}: {:#}",
+                f.display(),
+                v["findings"]
+            );
+        }
+    }
+    if seen == 0 {
+        eprintln!(
+            "skipped: no Debian firmware packages (ovmf, qemu-efi-aarch64, seabios) installed"
+        );
+    } else {
+        eprintln!("{seen} clean firmware images checked");
+    }
+}

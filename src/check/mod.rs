@@ -499,22 +499,70 @@ pub fn find_executable(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// Non-blank padding (`padding-not-empty`).
+/// Padding between volumes, regions or partitions that holds data (`padding-not-empty`). Padding that is
+/// uniformly 0xFF or 0x00 is empty (images padded to a flash size with zeros are common), and alignment
+/// padding inside FFS files and sections is part of their structure and covered by their digests.
 pub fn padding_checks(root: &Region) -> Vec<Finding> {
     let mut out = Vec::new();
-    root.walk(&mut |r| {
-        if r.kind == RegionKind::Padding
-            && r.policy == Policy::Static
-            && !r.notes.iter().any(|n| n.code == "padding-not-empty")
-        {
-            out.push(Finding::on_region(
-                Code::PaddingNotEmpty,
-                r,
-                format!("{} bytes between known structures hold data", r.size),
-            ));
+    fn rec(r: &Region, out: &mut Vec<Finding>) {
+        let container = matches!(
+            r.kind,
+            RegionKind::Image
+                | RegionKind::FlashRegion
+                | RegionKind::Partition
+                | RegionKind::Volume
+        );
+        for c in &r.children {
+            if container
+                && c.kind == RegionKind::Padding
+                && !(c.kind == RegionKind::Padding && r.kind == RegionKind::Volume && c.size < 8)
+                && !uniform_erased(c.bytes())
+                && !arm_reset_branch(c)
+                && !c.notes.iter().any(|n| n.code == "padding-not-empty")
+            {
+                let first = c
+                    .bytes()
+                    .iter()
+                    .position(|&b| b != 0xFF && b != 0x00)
+                    .unwrap_or(0);
+                let mut f = Finding::on_region(
+                    Code::PaddingNotEmpty,
+                    c,
+                    format!("{} bytes between known structures hold data", c.size),
+                );
+                f.ranges = vec![compare::ByteRange {
+                    offset: c.offset.saturating_add(first as u64),
+                    length: c.size.saturating_sub(first as u64),
+                    space: c.space,
+                    base: c.base.clone(),
+                }];
+                out.push(f);
+            }
+            rec(c, out);
         }
-    });
+    }
+    rec(root, &mut out);
     out
+}
+
+/// The ArmVirtPkg reset vector: padding at the very start of the image whose only content is one AArch64
+/// `B` instruction jumping to the end of the padding (the first firmware volume), the rest erased. It is
+/// how QEMU's AArch64 firmware (AAVMF, QEMU_EFI.fd) starts; four bytes cannot hide an implant.
+fn arm_reset_branch(c: &Region) -> bool {
+    let b = c.bytes();
+    if c.offset != 0 || c.space != crate::region::Space::Image || b.len() < 8 {
+        return false;
+    }
+    let insn = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    // B imm26: bits 31..26 = 0b000101; target = imm26 * 4 (forward).
+    let target = u64::from(insn & 0x03FF_FFFF) * 4;
+    insn >> 26 == 0b000101 && target == c.size && b[4..].iter().all(|&x| x == 0xFF)
+}
+
+/// All bytes 0xFF, or all bytes 0x00.
+fn uniform_erased(b: &[u8]) -> bool {
+    b.first()
+        .is_none_or(|&x| (x == 0xFF || x == 0x00) && b.iter().all(|&y| y == x))
 }
 
 /// Every baseline-free check on a tree: parser notes, padding, hidden code, Secure Boot, rules.
