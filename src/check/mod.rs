@@ -515,7 +515,7 @@ pub fn padding_checks(root: &Region) -> Vec<Finding> {
         for c in &r.children {
             if container
                 && c.kind == RegionKind::Padding
-                && !(c.kind == RegionKind::Padding && r.kind == RegionKind::Volume && c.size < 8)
+                && (r.kind != RegionKind::Volume || c.size >= 8)
                 && !uniform_erased(c.bytes())
                 && !arm_reset_branch(c)
                 && !c.notes.iter().any(|n| n.code == "padding-not-empty")
