@@ -438,6 +438,12 @@ fn modified(cx: &Cx, n: &Node, r: &Region) -> Finding {
         String::new()
     };
     f.message = format!("content differs from the baseline{size_note}");
+    if let (Some(old), Some(new)) = (
+        n.attrs.get("value").and_then(|v| v.as_str()),
+        r.attr_str("value"),
+    ) {
+        f.message = format!("value `{old}` -> `{new}`");
+    }
     f
 }
 
@@ -587,7 +593,9 @@ fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
     if r.policy == Policy::Blank || r.kind == RegionKind::FreeSpace {
         return blank_check(cx, r);
     }
-    if mutable_parent {
+    // Additions inside per-machine data are not changes, unless the parser pinned them (a boot variable).
+    let pinned = r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
+    if mutable_parent && !pinned {
         return Vec::new();
     }
     let mut f = Finding::on_region(

@@ -8,7 +8,14 @@
 //! The registry ([`registry`]) lists every format with a command-line name, a probe and a parser, in the
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
+pub mod bmc;
+pub mod fdt;
+pub mod fit;
+pub mod jffs2;
 pub mod layout;
+pub mod squashfs;
+pub mod uboot;
+pub mod ubootenv;
 pub mod util;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,7 +148,66 @@ pub struct Format {
 
 /// Every known format, most specific first.
 pub fn registry() -> &'static [Format] {
-    &[]
+    &[
+        // --- BMC (docs/bmc.md) ---
+        Format {
+            name: "fit",
+            description: "U-Boot FIT image (flattened device tree with /images)",
+            probe: fit::probe_fit,
+            parse: fit::parse_fit,
+            top_level: false,
+        },
+        Format {
+            name: "uimage",
+            description: "legacy U-Boot uImage (64-byte header, CRC32s)",
+            probe: fit::probe_uimage,
+            parse: fit::parse_uimage,
+            top_level: false,
+        },
+        Format {
+            name: "squashfs",
+            description: "squashfs 4 filesystem (xz, gzip)",
+            probe: squashfs::probe,
+            parse: squashfs::parse,
+            top_level: false,
+        },
+        Format {
+            name: "jffs2",
+            description: "JFFS2 filesystem (per-machine)",
+            probe: jffs2::probe,
+            parse: jffs2::parse,
+            top_level: false,
+        },
+        Format {
+            name: "ubi",
+            description: "UBI image (volumes listed)",
+            probe: bmc::ubi::probe,
+            parse: bmc::ubi::parse,
+            top_level: false,
+        },
+        Format {
+            name: "uboot-env",
+            description:
+                "U-Boot environment (CRC32, variables; per-machine with pinned boot variables)",
+            probe: ubootenv::probe,
+            parse: ubootenv::parse,
+            top_level: false,
+        },
+        Format {
+            name: "u-boot",
+            description: "raw U-Boot binary (content extent, blank slack)",
+            probe: uboot::probe,
+            parse: uboot::parse,
+            top_level: false,
+        },
+        Format {
+            name: "bmc",
+            description: "BMC SPI flash (device-tree, OpenBMC preset, MegaRAC or UBI layout)",
+            probe: bmc::probe,
+            parse: bmc::parse,
+            top_level: true,
+        },
+    ]
 }
 
 /// Finds a format by its registry name.

@@ -1,0 +1,653 @@
+//! BMC flash images built with real tools (see tests/support/bmc.rs): layout discovery, partition, FIT
+//! and rofs file level inspection checked against `dumpimage -l` and `unsquashfs` + `sha256sum`, tamper
+//! cases named by code and path, per-machine changes that must stay clean, and malformed inputs.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::bmc::{self as b, Pieces};
+
+struct Base {
+    dir: PathBuf,
+    p32: Pieces,
+    p64: Pieces,
+    img32: PathBuf,
+    img64: PathBuf,
+    manifest32: PathBuf,
+}
+
+fn base() -> Option<&'static Base> {
+    static BASE: OnceLock<Option<Base>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        if !b::available() {
+            return None;
+        }
+        let dir = b::scratch("base");
+        let d32 = dir.join("32");
+        let d64 = dir.join("64");
+        std::fs::create_dir_all(&d32).unwrap();
+        std::fs::create_dir_all(&d64).unwrap();
+        let p32 = b::build(&d32, b::LAYOUT_32, b::UBOOT_32, true);
+        let p64 = b::build(&d64, b::LAYOUT_64, b::UBOOT_64, false);
+        let img32 = dir.join("bmc32.bin");
+        let img64 = dir.join("bmc64.bin");
+        std::fs::write(&img32, p32.image(b::LAYOUT_32)).unwrap();
+        std::fs::write(&img64, p64.image(b::LAYOUT_64)).unwrap();
+        let manifest32 = dir.join("bmc32.manifest.json");
+        let (code, _, err) = fwscan(&[
+            "baseline",
+            img32.to_str().unwrap(),
+            "-o",
+            manifest32.to_str().unwrap(),
+            "--component",
+            "bmc",
+        ]);
+        assert_eq!(code, 0, "baseline failed: {err}");
+        Some(Base {
+            dir,
+            p32,
+            p64,
+            img32,
+            img64,
+            manifest32,
+        })
+    })
+    .as_ref()
+}
+
+fn fwscan(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fwscan"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn inspect(img: &Path) -> Value {
+    let (code, out, err) = fwscan(&["inspect", img.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0, "inspect failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Every node of an inspect document by path.
+fn nodes(doc: &Value) -> BTreeMap<String, Value> {
+    fn rec(n: &Value, out: &mut BTreeMap<String, Value>) {
+        out.insert(n["path"].as_str().unwrap().to_string(), n.clone());
+        for c in n["children"].as_array().into_iter().flatten() {
+            rec(c, out);
+        }
+    }
+    let mut out = BTreeMap::new();
+    rec(&doc["root"], &mut out);
+    out
+}
+
+fn finding_codes(doc: &Value) -> Vec<(String, String)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Scans `image` against the 32 MiB baseline: exit code and (code, path, message) of each finding.
+fn scan32(base: &Base, name: &str, image: &[u8]) -> (i32, Vec<(String, String, String)>) {
+    let path = base.dir.join(name);
+    std::fs::write(&path, image).unwrap();
+    let (code, out, err) = fwscan(&[
+        "scan",
+        path.to_str().unwrap(),
+        "--manifest",
+        base.manifest32.to_str().unwrap(),
+        "--insecure-unsigned",
+        "--format",
+        "json",
+    ]);
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let findings = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let _ = std::fs::remove_file(&path);
+    (code, findings)
+}
+
+fn has(findings: &[(String, String, String)], code: &str, path: &str) -> bool {
+    findings.iter().any(|(c, p, _)| c == code && p == path)
+}
+
+/// Offset of the `image[kernel-1]` data in the 32 MiB image (from the tree, checked against the FIT).
+fn kernel_data(base: &Base) -> (u64, u64) {
+    let n = nodes(&inspect(&base.img32));
+    let k = &n["kernel/fit/image[kernel-1]"];
+    (k["offset"].as_u64().unwrap(), k["size"].as_u64().unwrap())
+}
+
+fn check_inspect(img: &Path, dir: &Path, p: &Pieces, layout: &[(&str, u64, u64)], source: &str) {
+    let doc = inspect(img);
+    assert_eq!(doc["format"], "bmc");
+    let n = nodes(&doc);
+    // Every partition, where the layout says, with the layout's source.
+    for (name, off, size) in layout {
+        let part = n
+            .get(*name)
+            .unwrap_or_else(|| panic!("partition {name} missing"));
+        assert_eq!(part["offset"].as_u64(), Some(*off), "{name}");
+        assert_eq!(part["size"].as_u64(), Some(*size), "{name}");
+        assert_eq!(part["attrs"]["layout-source"], source, "{name}");
+    }
+    assert_eq!(n["rwfs"]["policy"], "mutable");
+    assert_eq!(n["u-boot-env/env"]["policy"], "mutable");
+    assert_eq!(n["u-boot-env/env/bootcmd"]["policy"], "static");
+    assert_eq!(n["u-boot-env/env/bootcmd"]["attrs"]["pinned"], true);
+    assert_eq!(
+        n["u-boot-env/env/bootcmd"]["attrs"]["value"],
+        "bootm 20080000"
+    );
+    assert_eq!(n["u-boot-env/env/ethaddr"]["policy"], "mutable");
+    // U-Boot: content then blank slack.
+    let ub = &n["u-boot/binary"];
+    assert!(ub["attrs"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("U-Boot 20"));
+    let uboot_len = p.uboot.iter().rposition(|&c| c != 0xFF).unwrap() as u64 + 1;
+    assert_eq!(ub["size"].as_u64(), Some(uboot_len));
+    assert_eq!(n["u-boot/slack"]["policy"], "blank");
+
+    // FIT images equal `dumpimage -l`: names, sizes, stored hash values (and our digest = that sha256).
+    let fit_path = dir.join("kernel.fit");
+    let listing = b::run(dir, "dumpimage", &["-l", fit_path.to_str().unwrap()]);
+    let mut images = Vec::new();
+    let mut cur: Option<(String, u64, String)> = None;
+    for line in listing.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Image ") {
+            if let Some(c) = cur.take() {
+                images.push(c);
+            }
+            let name = rest
+                .split('(')
+                .nth(1)
+                .unwrap()
+                .trim_end_matches(')')
+                .to_string();
+            cur = Some((name, 0, String::new()));
+        } else if t.starts_with("Default Configuration") || t.starts_with("Configuration ") {
+            if let Some(c) = cur.take() {
+                images.push(c);
+            }
+        } else if let Some(c) = cur.as_mut() {
+            if let Some(v) = t.strip_prefix("Data Size:") {
+                c.1 = v.split_whitespace().next().unwrap().parse().unwrap();
+            } else if let Some(v) = t.strip_prefix("Hash value:") {
+                c.2 = v.trim().to_string();
+            }
+        }
+    }
+    assert_eq!(images.len(), 2, "{listing}");
+    let fit = &n["kernel/fit"];
+    let listed: Vec<&str> = fit["attrs"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for (name, size, hash) in &images {
+        assert!(listed.contains(&name.as_str()));
+        let node = &n[&format!("kernel/fit/image[{name}]")];
+        assert_eq!(node["size"].as_u64(), Some(*size), "{name}");
+        assert_eq!(node["digest"].as_str(), Some(hash.as_str()), "{name}");
+        assert_eq!(
+            node["attrs"]["hashes"][0]["value"].as_str(),
+            Some(hash.as_str())
+        );
+        assert_eq!(node["attrs"]["hashes"][0]["verified"], true);
+    }
+    assert_eq!(n["kernel/fit/image[kernel-1]"]["attrs"]["type"], "kernel");
+    assert_eq!(n["kernel/fit/image[kernel-1]"]["attrs"]["arch"], "arm");
+    assert_eq!(fit["attrs"]["default-configuration"], "conf-1");
+    assert_eq!(fit["attrs"]["configurations"][0]["kernel"][0], "kernel-1");
+    assert_eq!(fit["size"].as_u64(), Some(p.kernel.len() as u64));
+    assert_eq!(n["kernel/slack"]["policy"], "blank");
+
+    // rofs: every extracted file, symlink and directory is a node; file digests = sha256sum.
+    let out = dir.join("extract");
+    let _ = std::fs::remove_dir_all(&out);
+    b::run(
+        dir,
+        "unsquashfs",
+        &[
+            "-q",
+            "-n",
+            "-d",
+            out.to_str().unwrap(),
+            dir.join("rofs.sqsh").to_str().unwrap(),
+        ],
+    );
+    let mut count = 0;
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(&out)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let node = n
+                .get(&format!("rofs/squashfs/{rel}"))
+                .unwrap_or_else(|| panic!("rofs entry {rel} not in the tree"));
+            assert_eq!(
+                node["attrs"]["file-path"].as_str(),
+                Some(format!("/{rel}").as_str())
+            );
+            let ft = e.file_type().unwrap();
+            count += 1;
+            if ft.is_symlink() {
+                assert_eq!(node["kind"], "fs-symlink");
+                let t = std::fs::read_link(e.path()).unwrap();
+                assert_eq!(node["attrs"]["symlink-target"].as_str(), t.to_str());
+            } else if ft.is_dir() {
+                assert_eq!(node["kind"], "fs-dir");
+                stack.push(e.path());
+            } else {
+                assert_eq!(node["kind"], "fs-file");
+                let sum = b::run(dir, "sha256sum", &[e.path().to_str().unwrap()]);
+                assert_eq!(
+                    node["digest"].as_str(),
+                    sum.split_whitespace().next(),
+                    "{rel}"
+                );
+                assert_eq!(node["attrs"]["uid"], 0);
+            }
+        }
+    }
+    assert!(count >= 15, "only {count} rofs entries");
+    let bb = &n["rofs/squashfs/bin/busybox"];
+    assert_eq!(bb["attrs"]["mode"], "0755");
+    assert!(bb["attrs"]["elf-type"].is_string(), "{bb}");
+    assert!(bb["attrs"]["machine"].is_string());
+    assert_eq!(n["rofs/slack"]["policy"], "blank");
+    // A clean image has no findings at all.
+    assert_eq!(finding_codes(&doc), vec![], "clean image has findings");
+}
+
+#[test]
+fn inspect_32m_device_tree_layout_matches_the_reference_tools() {
+    let Some(base) = base() else { return };
+    check_inspect(
+        &base.img32,
+        &base.dir.join("32"),
+        &base.p32,
+        b::LAYOUT_32,
+        "device-tree",
+    );
+}
+
+#[test]
+fn inspect_64m_preset_layout_matches_the_reference_tools() {
+    let Some(base) = base() else { return };
+    check_inspect(
+        &base.img64,
+        &base.dir.join("64"),
+        &base.p64,
+        b::LAYOUT_64,
+        "preset:openbmc-64M",
+    );
+    // And a 64 MiB image scans clean against its own baseline, changed rwfs or not.
+    let m = base.dir.join("bmc64.manifest.json");
+    let (code, _, err) = fwscan(&[
+        "baseline",
+        base.img64.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, _) = fwscan(&[
+        "scan",
+        base.img64.to_str().unwrap(),
+        "-m",
+        m.to_str().unwrap(),
+        "--insecure-unsigned",
+    ]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn clean_and_per_machine_changes_exit_zero() {
+    let Some(base) = base() else { return };
+    let (code, f) = scan32(base, "clean.bin", &base.p32.image(b::LAYOUT_32));
+    assert_eq!((code, f.len()), (0, 0), "{f:?}");
+    // rwfs content and an unpinned variable (ethaddr) change per machine; a new unpinned one appears.
+    let dir = b::scratch("machine");
+    let mut p = base.p32.clone();
+    p.rwfs = b::jffs2(
+        &dir,
+        &[
+            ("etc/hostname", "bmc-0002\n"),
+            ("etc/machine-id", "0123456789abcdef\n"),
+        ],
+        "rw2.jffs2",
+    );
+    let text = b::ENV.replace("00:11:22:33:44:55", "00:11:22:33:44:66") + "serial#=XYZ123\n";
+    p.env = b::env(&dir, &text, "env2.bin");
+    let (code, f) = scan32(base, "machine.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 0, "per-machine changes gave findings: {f:?}");
+}
+
+#[test]
+fn tampering_is_detected_and_named() {
+    let Some(base) = base() else { return };
+    let dir = b::scratch("tamper");
+    let clean = base.p32.image(b::LAYOUT_32);
+
+    // 1. bytes patched in U-Boot.
+    let mut img = clean.clone();
+    img[0x1000] ^= 0x5A;
+    img[0x1001] ^= 0x5A;
+    let (code, f) = scan32(base, "uboot.bin", &img);
+    assert_eq!(code, 1);
+    assert!(has(&f, "region-modified", "u-boot/binary"), "{f:?}");
+
+    // 2. one rofs binary replaced (same path); 3. a file added.
+    let root = b::make_root(&dir);
+    let mut other = std::fs::read("/usr/lib/u-boot/qemu_arm/uboot.elf").unwrap();
+    other.truncate(200_000);
+    std::fs::write(root.join("bin/busybox"), &other).unwrap();
+    let mut p = base.p32.clone();
+    p.rofs = b::squashfs(&dir, &root, "replaced.sqsh");
+    let (code, f) = scan32(base, "replaced.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 1);
+    assert!(
+        has(&f, "file-modified", "rofs/squashfs/bin/busybox"),
+        "{f:?}"
+    );
+    assert!(
+        !f.iter()
+            .any(|(c, p, _)| c == "file-modified" && p == "rofs/squashfs/etc/passwd"),
+        "unchanged files reported: {f:?}"
+    );
+    let root = b::make_root(&dir);
+    std::fs::write(
+        root.join("usr/sbin/implant"),
+        b"#!/bin/sh\nnc -l -p 4444 -e /bin/sh\n",
+    )
+    .unwrap();
+    p.rofs = b::squashfs(&dir, &root, "added.sqsh");
+    let (code, f) = scan32(base, "added.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 1);
+    assert!(
+        has(&f, "file-added", "rofs/squashfs/usr/sbin/implant"),
+        "{f:?}"
+    );
+    assert!(
+        !f.iter()
+            .any(|(c, _, _)| c == "file-modified" || c == "file-removed"),
+        "an addition reported as other changes: {f:?}"
+    );
+
+    // 4. FIT kernel swapped, hash updated: the kernel image is named, no stale-hash note.
+    let mut p = base.p32.clone();
+    p.kernel = b::fit(
+        &dir,
+        &b::kernel_bytes(2, 600_000),
+        &b::dts(Some(b::LAYOUT_32)),
+        "swapped.fit",
+    );
+    let (code, f) = scan32(base, "swapped.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 1);
+    assert!(
+        has(&f, "region-modified", "kernel/fit/image[kernel-1]"),
+        "{f:?}"
+    );
+    assert!(!f.iter().any(|(c, _, _)| c == "fit-hash-mismatch"), "{f:?}");
+    assert!(
+        !has(&f, "region-modified", "kernel/fit/image[fdt-1]"),
+        "{f:?}"
+    );
+
+    // 5. kernel bytes changed, embedded hash left stale: found with and without a manifest.
+    let (koff, klen) = kernel_data(base);
+    let mut img = clean.clone();
+    img[(koff + klen / 2) as usize] ^= 0xFF;
+    let (code, f) = scan32(base, "stale.bin", &img);
+    assert_eq!(code, 1);
+    assert!(
+        has(&f, "fit-hash-mismatch", "kernel/fit/image[kernel-1]"),
+        "{f:?}"
+    );
+    let stale = dir.join("stale.bin");
+    std::fs::write(&stale, &img).unwrap();
+    let codes = finding_codes(&inspect(&stale));
+    assert!(
+        codes.contains(&(
+            "fit-hash-mismatch".into(),
+            "kernel/fit/image[kernel-1]".into()
+        )),
+        "{codes:?}"
+    );
+
+    // 6. a payload written into slack after a partition's content (kernel and rofs).
+    for (name, at) in [
+        ("kernel", 0x80000 + 0x300000),
+        ("rofs", 0x4C0000 + 0x1000000),
+    ] {
+        let mut img = clean.clone();
+        img[at..at + 64].copy_from_slice(&[0x90; 64]);
+        let (code, f) = scan32(base, "slack.bin", &img);
+        assert_eq!(code, 1);
+        assert!(has(&f, "not-blank", &format!("{name}/slack")), "{f:?}");
+    }
+
+    // 7. bootargs changed in the environment: named with old and new value.
+    let mut p = base.p32.clone();
+    let text = b::ENV.replace("root=/dev/ram rw", "root=/dev/ram rw init=/bin/sh");
+    p.env = b::env(&dir, &text, "evil-env.bin");
+    let (code, f) = scan32(base, "env.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 1);
+    let vm = f
+        .iter()
+        .find(|(c, p, _)| c == "variable-modified" && p == "u-boot-env/env/bootargs")
+        .unwrap_or_else(|| panic!("{f:?}"));
+    assert!(vm.2.contains("root=/dev/ram rw`"), "{}", vm.2);
+    assert!(vm.2.contains("init=/bin/sh`"), "{}", vm.2);
+    assert!(has(&f, "env-shell", "u-boot-env/env/bootargs"), "{f:?}");
+    // A pinned variable added to the environment is a finding too.
+    let mut p = base.p32.clone();
+    p.env = b::env(
+        &dir,
+        &(b::ENV.to_string() + "preboot=tftp 0x83000000 evil\n"),
+        "pre.bin",
+    );
+    let (code, f) = scan32(base, "pre.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 1);
+    assert!(
+        has(&f, "variable-modified", "u-boot-env/env/preboot"),
+        "{f:?}"
+    );
+}
+
+fn parse(bytes: Vec<u8>) -> fwscan::region::Region {
+    fwscan::formats::parse_image(
+        Arc::new(fwscan::input::Data::Owned(bytes)),
+        &fwscan::formats::ParseOptions::default(),
+    )
+}
+
+fn note_codes(tree: &fwscan::region::Region) -> Vec<(String, String)> {
+    fwscan::compare::all_notes(tree)
+        .into_iter()
+        .map(|f| (f.code.as_str().to_string(), f.path))
+        .collect()
+}
+
+#[test]
+fn malformed_inputs_end_with_notes_in_bounded_time() {
+    let Some(base) = base() else { return };
+    let dir = b::scratch("malformed");
+    let clean = base.p32.image(b::LAYOUT_32);
+    let t0 = Instant::now();
+
+    // Truncated images: never a panic; cut inside rofs, the content shows up as out of bounds.
+    for cut in [0x70000usize, 0x100000, 0x500000, 0x1000000] {
+        let tree = parse(clean[..cut].to_vec());
+        let codes = note_codes(&tree);
+        if cut == 0x1000000 {
+            assert!(
+                codes.iter().any(|(c, _)| c == "partition-out-of-bounds"),
+                "cut {cut:#x}: {codes:?}"
+            );
+        }
+    }
+
+    // A device tree whose partitions overlap and exceed the flash.
+    let mut bad = b::LAYOUT_32.to_vec();
+    bad[3] = ("rofs", 0x400000, 0x1740000); // overlaps kernel
+    bad[4] = ("rwfs", 0x1C00000, 0x1000000); // past the end
+    let mut p = base.p32.clone();
+    p.kernel = b::fit(
+        &dir,
+        &b::kernel_bytes(1, 600_000),
+        &b::dts(Some(&bad)),
+        "bad-dt.fit",
+    );
+    let tree = parse(p.image(b::LAYOUT_32));
+    let codes = note_codes(&tree);
+    assert!(
+        codes.iter().any(|(c, _)| c == "partition-overlap"),
+        "{codes:?}"
+    );
+    assert!(
+        codes.iter().any(|(c, _)| c == "partition-out-of-bounds"),
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .any(|(c, p)| c == "layout-mismatch" && p == "rofs"),
+        "{codes:?}"
+    );
+
+    // A FIT whose external data size is absurd.
+    let its = "/dts-v1/;\n/ { description = \"absurd\"; #address-cells = <1>;\n images { kernel-1 { type = \"kernel\"; arch = \"arm\"; compression = \"none\"; data-offset = <0x0>; data-size = <0x7fffffff>; hash-1 { algo = \"sha256\"; value = [00]; }; }; };\n configurations { default = \"c\"; c { kernel = \"kernel-1\"; }; }; };\n";
+    std::fs::write(dir.join("absurd.its"), its).unwrap();
+    b::run(
+        &dir,
+        "dtc",
+        &[
+            "-q",
+            "-I",
+            "dts",
+            "-O",
+            "dtb",
+            "-o",
+            "absurd.itb",
+            "absurd.its",
+        ],
+    );
+    let mut p = base.p32.clone();
+    p.kernel = std::fs::read(dir.join("absurd.itb")).unwrap();
+    let tree = parse(p.image(b::LAYOUT_32));
+    let codes = note_codes(&tree);
+    assert!(
+        codes.contains(&("partition-out-of-bounds".into(), "kernel/fit".into())),
+        "{codes:?}"
+    );
+
+    // squashfs with corrupted tables, and with many single-byte corruptions: notes, no panic.
+    let rofs = &base.p32.rofs;
+    let dir_table = u64::from_le_bytes(rofs[72..80].try_into().unwrap()) as usize;
+    let inode_table = u64::from_le_bytes(rofs[64..72].try_into().unwrap()) as usize;
+    let mut p = base.p32.clone();
+    for i in 0..64 {
+        p.rofs[dir_table + i] ^= 0xA5;
+        p.rofs[inode_table + i] ^= 0x3C;
+    }
+    let tree = parse(p.image(b::LAYOUT_32));
+    let codes = note_codes(&tree);
+    assert!(
+        codes
+            .iter()
+            .any(|(c, p)| p.starts_with("rofs") && (c == "unparsed" || c == "decompress-failed")),
+        "{codes:?}"
+    );
+    let mut p = base.p32.clone();
+    p.rofs[64..72].copy_from_slice(&u64::MAX.to_le_bytes());
+    let codes = note_codes(&parse(p.image(b::LAYOUT_32)));
+    assert!(
+        codes
+            .iter()
+            .any(|(c, p)| c == "unparsed" && p == "rofs/squashfs"),
+        "{codes:?}"
+    );
+    // Deterministic corruption sweep over the superblock and the tables of a small filesystem.
+    let small = dir.join("small");
+    std::fs::create_dir_all(small.join("a/b")).unwrap();
+    std::fs::write(small.join("a/b/f"), "hello").unwrap();
+    std::os::unix::fs::symlink("b/f", small.join("a/l")).unwrap();
+    let sq = b::squashfs(&dir, &small, "small.sqsh");
+    let used = u64::from_le_bytes(sq[40..48].try_into().unwrap()) as usize;
+    let mut x = 12345u32;
+    for i in 0..400 {
+        let mut s = sq.clone();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let at = if i < 96 {
+            i
+        } else {
+            96 + (x as usize) % (used - 96)
+        };
+        s[at] ^= (x >> 8) as u8 | 1;
+        let mut p = base.p32.clone();
+        p.rofs = s;
+        let one = Instant::now();
+        let _ = parse(p.image(b::LAYOUT_32));
+        assert!(
+            one.elapsed() < Duration::from_secs(5),
+            "corruption at {at} took too long"
+        );
+    }
+
+    // Environment with a wrong CRC.
+    let mut p = base.p32.clone();
+    p.env[0] ^= 1;
+    let codes = note_codes(&parse(p.image(b::LAYOUT_32)));
+    assert!(
+        codes.contains(&("env-crc".into(), "u-boot-env/env".into())),
+        "{codes:?}"
+    );
+
+    assert!(
+        t0.elapsed() < Duration::from_secs(120),
+        "malformed inputs took {:?}",
+        t0.elapsed()
+    );
+}
