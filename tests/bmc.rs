@@ -501,6 +501,16 @@ fn parse(bytes: Vec<u8>) -> fwscan::region::Region {
     )
 }
 
+fn parse_as(bytes: Vec<u8>, format: &str) -> fwscan::region::Region {
+    fwscan::formats::parse_image(
+        Arc::new(fwscan::input::Data::Owned(bytes)),
+        &fwscan::formats::ParseOptions {
+            format: Some(format.into()),
+            ..Default::default()
+        },
+    )
+}
+
 fn note_codes(tree: &fwscan::region::Region) -> Vec<(String, String)> {
     fwscan::compare::all_notes(tree)
         .into_iter()
@@ -626,15 +636,49 @@ fn malformed_inputs_end_with_notes_in_bounded_time() {
             96 + (x as usize) % (used - 96)
         };
         s[at] ^= (x >> 8) as u8 | 1;
-        let mut p = base.p32.clone();
-        p.rofs = s;
         let one = Instant::now();
-        let _ = parse(p.image(b::LAYOUT_32));
+        let _ = parse_as(s, "squashfs");
         assert!(
             one.elapsed() < Duration::from_secs(5),
             "corruption at {at} took too long"
         );
     }
+
+    // A directory loop: `loopdir_a/loopdir_b` pointed back at `loopdir_a` (uncompressed metadata, so the
+    // directory entry can be patched in place; `unsquashfs` says "directory loop detected").
+    let lp = dir.join("lp");
+    std::fs::create_dir_all(lp.join("loopdir_a/loopdir_b")).unwrap();
+    std::fs::write(lp.join("loopdir_a/loopdir_b/f"), "x").unwrap();
+    let _ = std::fs::remove_file(dir.join("lp.sqsh"));
+    b::run(
+        &dir,
+        "mksquashfs",
+        &[
+            "lp",
+            "lp.sqsh",
+            "-noI",
+            "-noD",
+            "-noF",
+            "-noX",
+            "-noappend",
+            "-quiet",
+            "-no-progress",
+        ],
+    );
+    let mut sq = std::fs::read(dir.join("lp.sqsh")).unwrap();
+    make_loop(&mut sq);
+    let mut p = base.p32.clone();
+    p.rofs = sq;
+    let one = Instant::now();
+    let tree = parse(p.image(b::LAYOUT_32));
+    assert!(one.elapsed() < Duration::from_secs(5));
+    let codes = note_codes(&tree);
+    assert!(
+        codes
+            .iter()
+            .any(|(c, p)| c == "unparsed" && p == "rofs/squashfs"),
+        "{codes:?}"
+    );
 
     // Environment with a wrong CRC.
     let mut p = base.p32.clone();
@@ -650,4 +694,31 @@ fn malformed_inputs_end_with_notes_in_bounded_time() {
         "malformed inputs took {:?}",
         t0.elapsed()
     );
+}
+
+/// Points the directory entry `loopdir_b` (the only entry of `loopdir_a`) at `loopdir_a`'s own inode.
+fn make_loop(d: &mut [u8]) {
+    let find = |d: &[u8], name: &[u8]| {
+        let i = d.windows(name.len()).position(|w| w == name).unwrap();
+        assert!(d[i + 1..].windows(name.len()).all(|w| w != name));
+        let e = i - 8;
+        let h = e - 12;
+        let u16_at = |o: usize| u16::from_le_bytes([d[o], d[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
+        // (entry offset, inode offset in block, inode delta, header start block, header inode number)
+        (
+            e,
+            u16_at(e),
+            u16_at(e + 2) as i16,
+            u32_at(h + 4),
+            u32_at(h + 8),
+        )
+    };
+    let (_, a_off, a_delta, a_start, a_base) = find(d, b"loopdir_a");
+    let (eb, _, _, _, b_base) = find(d, b"loopdir_b");
+    let a_num = (a_base as i64 + a_delta as i64) as i64;
+    let delta = (a_num - b_base as i64) as i16;
+    d[eb..eb + 2].copy_from_slice(&a_off.to_le_bytes());
+    d[eb + 2..eb + 4].copy_from_slice(&delta.to_le_bytes());
+    d[eb - 12 + 4..eb - 12 + 8].copy_from_slice(&a_start.to_le_bytes());
 }

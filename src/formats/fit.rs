@@ -141,11 +141,9 @@ pub fn fill(
     let mut out = Vec::with_capacity(children.len() * 2 + 1);
     let mut cursor = start;
     for c in children.drain(..) {
-        if c.offset > cursor && Arc::ptr_eq(&c.data, data) {
-            out.push(
-                Region::new(kind, name, data, cursor, c.offset.min(end) - cursor)
-                    .with_policy(policy),
-            );
+        let to = c.offset.min(end);
+        if to > cursor && Arc::ptr_eq(&c.data, data) {
+            out.push(Region::new(kind, name, data, cursor, to - cursor).with_policy(policy));
         }
         if Arc::ptr_eq(&c.data, data) {
             cursor = cursor.max(c.end());

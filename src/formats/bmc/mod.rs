@@ -351,7 +351,8 @@ fn expected(name: &str) -> Option<&'static [&'static str]> {
 
 /// The content format of a partition: by probe, then by name for environments.
 fn content_format(name: &str, b: &[u8]) -> Option<&'static crate::formats::Format> {
-    if let Some(f) = crate::formats::detect(b, false) {
+    // A whole-flash layout is never looked for inside a partition.
+    if let Some(f) = crate::formats::detect(b, false).filter(|f| f.name != "bmc") {
         return Some(f);
     }
     if name.to_ascii_lowercase().contains("env") && !b.iter().all(|&c| c == 0xFF) {
@@ -399,6 +400,13 @@ pub fn parse_partition(ctx: &Ctx, part: &mut Region) {
 /// The `bmc` parser: discovered layout → partitions → content.
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
+    if node.offset != 0 || node.size != node.data.len() as u64 {
+        return Err(ParseError::Invalid {
+            what: "BMC flash layout",
+            offset: node.offset,
+            detail: "a flash layout applies to a whole image only".into(),
+        });
+    }
     let d = discover(b).ok_or(ParseError::Invalid {
         what: "BMC flash layout",
         offset: node.offset,
