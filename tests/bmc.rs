@@ -716,7 +716,7 @@ fn make_loop(d: &mut [u8]) {
     };
     let (_, a_off, a_delta, a_start, a_base) = find(d, b"loopdir_a");
     let (eb, _, _, _, b_base) = find(d, b"loopdir_b");
-    let a_num = (a_base as i64 + a_delta as i64) as i64;
+    let a_num = a_base as i64 + a_delta as i64;
     let delta = (a_num - b_base as i64) as i16;
     d[eb..eb + 2].copy_from_slice(&a_off.to_le_bytes());
     d[eb + 2..eb + 4].copy_from_slice(&delta.to_le_bytes());
