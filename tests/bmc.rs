@@ -722,3 +722,117 @@ fn make_loop(d: &mut [u8]) {
     d[eb + 2..eb + 4].copy_from_slice(&delta.to_le_bytes());
     d[eb - 12 + 4..eb - 12 + 8].copy_from_slice(&a_start.to_le_bytes());
 }
+
+#[test]
+fn legacy_uimage_kernel_with_the_32m_preset() {
+    let Some(base) = base() else { return };
+    let dir = b::scratch("uimage");
+    std::fs::write(dir.join("Image"), b::kernel_bytes(7, 300_000)).unwrap();
+    b::run(
+        &dir,
+        "mkimage",
+        &[
+            "-A",
+            "arm",
+            "-O",
+            "linux",
+            "-T",
+            "kernel",
+            "-C",
+            "none",
+            "-a",
+            "0x80008000",
+            "-e",
+            "0x80008000",
+            "-n",
+            "Linux-6.6.0-test",
+            "-d",
+            "Image",
+            "uImage",
+        ],
+    );
+    let mut p = base.p32.clone();
+    p.kernel = std::fs::read(dir.join("uImage")).unwrap();
+    let path = dir.join("u32.bin");
+    let img = p.image(b::LAYOUT_32);
+    std::fs::write(&path, &img).unwrap();
+    let doc = inspect(&path);
+    let n = nodes(&doc);
+    // No device tree with partitions in a uImage: the preset, confirmed by the content.
+    assert_eq!(n["kernel"]["attrs"]["layout-source"], "preset:openbmc-32M");
+    let listing = b::run(&dir, "dumpimage", &["-l", "uImage"]);
+    let size: u64 = listing
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Data Size:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let k = &n["kernel/uimage/image[Linux-6.6.0-test]"];
+    assert_eq!(k["size"].as_u64(), Some(size), "{listing}");
+    assert_eq!(k["attrs"]["type"], "kernel");
+    assert_eq!(k["attrs"]["arch"], "arm");
+    assert!(listing.contains("Linux-6.6.0-test"));
+    assert_eq!(finding_codes(&doc), vec![]);
+    // Data and header CRCs.
+    let mut bad = img.clone();
+    bad[0x80000 + 64 + 1000] ^= 1;
+    let codes = note_codes(&parse(bad));
+    assert!(
+        codes.contains(&(
+            "uimage-data-crc".into(),
+            "kernel/uimage/image[Linux-6.6.0-test]".into()
+        )),
+        "{codes:?}"
+    );
+    let mut bad = img;
+    bad[0x80000 + 16] ^= 1; // load address
+    let codes = note_codes(&parse(bad));
+    assert!(
+        codes.contains(&("uimage-header-crc".into(), "kernel/uimage/header".into())),
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn ubi_layout_lists_volumes() {
+    let Some(base) = base() else { return };
+    let dir = b::scratch("ubi");
+    std::fs::write(dir.join("kernel.fit"), &base.p32.kernel).unwrap();
+    std::fs::write(dir.join("rofs.sqsh"), &base.p32.rofs).unwrap();
+    let cfg = "[kernel]\nmode=ubi\nimage=kernel.fit\nvol_id=0\nvol_type=static\nvol_name=kernel-a\n\n\
+               [rofs]\nmode=ubi\nimage=rofs.sqsh\nvol_id=1\nvol_type=dynamic\nvol_size=4MiB\nvol_name=rofs-a\n";
+    std::fs::write(dir.join("ubi.cfg"), cfg).unwrap();
+    let ubinize = if Path::new("/usr/sbin/ubinize").is_file() {
+        "/usr/sbin/ubinize"
+    } else {
+        "ubinize"
+    };
+    b::run(
+        &dir,
+        ubinize,
+        &["-o", "ubi.img", "-p", "64KiB", "-m", "1", "ubi.cfg"],
+    );
+    let ubi = std::fs::read(dir.join("ubi.img")).unwrap();
+    let mut img = vec![0xFFu8; 32 << 20];
+    img[..base.p32.uboot.len()].copy_from_slice(&base.p32.uboot);
+    img[0x60000..0x60000 + base.p32.env.len()].copy_from_slice(&base.p32.env);
+    img[0x80000..0x80000 + ubi.len()].copy_from_slice(&ubi);
+    let path = dir.join("ubi32.bin");
+    std::fs::write(&path, &img).unwrap();
+    let n = nodes(&inspect(&path));
+    assert_eq!(n["ubi"]["attrs"]["layout-source"], "ubi");
+    assert_eq!(n["ubi"]["offset"].as_u64(), Some(0x80000));
+    assert_eq!(n["u-boot-env"]["size"].as_u64(), Some(0x20000));
+    assert!(n.contains_key("u-boot-env/env/bootcmd"));
+    let u = &n["ubi/ubi"]["attrs"];
+    assert_eq!(u["peb-size"].as_u64(), Some(0x10000));
+    let vols = u["volumes"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = vols
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, vec![("kernel-a", "static"), ("rofs-a", "dynamic")]);
+    // LEBs found for the kernel volume: its size in 64 KiB PEBs minus headers.
+    assert!(vols[0]["lebs-found"].as_u64().unwrap() >= base.p32.kernel.len() as u64 / 0x10000);
+}

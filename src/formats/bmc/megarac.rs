@@ -69,3 +69,46 @@ fn module_at(b: &[u8], off: u64) -> Option<Module> {
         crc32: le32(h, 50, "module crc").ok()?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmh(name: &[u8], allocated: u32, module_size: u32) -> [u8; 64] {
+        let mut h = [0u8; 64];
+        h[..8].copy_from_slice(SIGNATURE);
+        h[8..10].copy_from_slice(&0x0100u16.to_le_bytes());
+        h[10..12].copy_from_slice(&64u16.to_le_bytes());
+        h[12..16].copy_from_slice(&allocated.to_le_bytes());
+        h[24..24 + name.len()].copy_from_slice(name);
+        h[36..40].copy_from_slice(&64u32.to_le_bytes());
+        h[40..44].copy_from_slice(&module_size.to_le_bytes());
+        h[62..64].copy_from_slice(&0x55AAu16.to_le_bytes());
+        h
+    }
+
+    #[test]
+    fn modules_are_found_at_erase_blocks_and_bounded() {
+        let mut b = vec![0xFFu8; 0x100000];
+        b[..64].copy_from_slice(&fmh(b"boot", 0x40000, 0x1000));
+        b[0x40000..0x40040].copy_from_slice(&fmh(b"conf\0\0\0\0", 0x20000, 0x10));
+        // A header with a bad end signature is ignored; one with an absurd size still advances.
+        b[0x60000..0x60040].copy_from_slice(&fmh(b"bad", 0x10000, 0));
+        b[0x60000 + 62] = 0;
+        b[0x70000..0x70040].copy_from_slice(&fmh(b"huge/x", u32::MAX, u32::MAX));
+        let m = modules(&b);
+        let names: Vec<_> = m.iter().map(|m| (m.name.as_str(), m.start)).collect();
+        assert_eq!(
+            names,
+            vec![("boot", 0), ("conf", 0x40000), ("huge_x", 0x70000)]
+        );
+        let d = crate::formats::bmc::discover(&b).unwrap();
+        assert_eq!(d.layout.source, "megarac");
+        // The oversized module is clipped by the layout, with a note.
+        let data = std::sync::Arc::new(crate::input::Data::Owned(b));
+        let mut notes = Vec::new();
+        let parts = d.layout.apply(&data, &mut notes);
+        assert_eq!(parts.len(), 3);
+        assert!(notes.iter().any(|n| n.code == "partition-out-of-bounds"));
+    }
+}
