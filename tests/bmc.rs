@@ -360,6 +360,31 @@ fn clean_and_per_machine_changes_exit_zero() {
     p.env = b::env(&dir, &text, "env2.bin");
     let (code, f) = scan32(base, "machine.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 0, "per-machine changes gave findings: {f:?}");
+
+    // A factory image with a blank environment and a blank rwfs: the first boot writes both.
+    let mut factory = base.p32.clone();
+    factory.env = Vec::new();
+    factory.rwfs = Vec::new();
+    let golden = dir.join("factory.bin");
+    std::fs::write(&golden, factory.image(b::LAYOUT_32)).unwrap();
+    let m = dir.join("factory.json");
+    let (code, _, err) = fwscan(&[
+        "baseline",
+        golden.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let booted = dir.join("booted.bin");
+    std::fs::write(&booted, p.image(b::LAYOUT_32)).unwrap();
+    let (code, out, _) = fwscan(&[
+        "scan",
+        booted.to_str().unwrap(),
+        "-m",
+        m.to_str().unwrap(),
+        "--insecure-unsigned",
+    ]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]

@@ -564,7 +564,15 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
                 }
                 out
             }
-            None => added(cx, rc, mutable_parent),
+            // A pinned variable that appears in an environment the baseline had is a change.
+            None => {
+                let pinned = rc.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
+                added(
+                    cx,
+                    rc,
+                    mutable_parent && !(pinned && n.kind == RegionKind::Environment),
+                )
+            }
         })
         .collect();
     let mut out: Vec<Finding> = per_child.drain(..).flatten().collect();
@@ -593,9 +601,7 @@ fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
     if r.policy == Policy::Blank || r.kind == RegionKind::FreeSpace {
         return blank_check(cx, r);
     }
-    // Additions inside per-machine data are not changes, unless the parser pinned them (a boot variable).
-    let pinned = r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
-    if mutable_parent && !pinned {
+    if mutable_parent {
         return Vec::new();
     }
     let mut f = Finding::on_region(
