@@ -438,6 +438,23 @@ fn tampering_is_detected_and_named() {
         "an addition reported as other changes: {f:?}"
     );
 
+    // 3b. a mode change only (setuid busybox): the directory listing covers modes.
+    let root = b::make_root(&dir);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        root.join("bin/busybox"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    p.rofs = b::squashfs(&dir, &root, "setuid.sqsh");
+    let (code, f) = scan32(base, "setuid.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(code, 1);
+    assert!(has(&f, "file-modified", "rofs/squashfs/bin"), "{f:?}");
+    assert!(
+        !has(&f, "file-modified", "rofs/squashfs/bin/busybox"),
+        "{f:?}"
+    );
+
     // 4. FIT kernel swapped, hash updated: the kernel image is named, no stale-hash note.
     let mut p = base.p32.clone();
     p.kernel = b::fit(
