@@ -156,6 +156,27 @@ pub fn fill(
     *children = out;
 }
 
+/// Index of the first byte that is not `blank` (word-at-a-time: slack is most of a flash image).
+pub fn first_non_blank(b: &[u8], blank: u8) -> Option<usize> {
+    let word = u64::from_ne_bytes([blank; 8]);
+    let mut chunks = b.chunks_exact(64);
+    let mut base = 0usize;
+    for c in &mut chunks {
+        let all = c
+            .chunks_exact(8)
+            .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == word);
+        if !all {
+            return c.iter().position(|&x| x != blank).map(|p| base + p);
+        }
+        base += 64;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x != blank)
+        .map(|p| base + p)
+}
+
 /// The blank slack node after a partition's content (`not-blank` note when it holds data).
 pub fn slack(data: &Arc<Data>, start: u64, end: u64, blank: u8) -> Option<Region> {
     if end <= start {
@@ -164,7 +185,7 @@ pub fn slack(data: &Arc<Data>, start: u64, end: u64, blank: u8) -> Option<Region
     let mut r = Region::new(RegionKind::FreeSpace, "slack", data, start, end - start)
         .with_policy(Policy::Blank);
     let b = r.bytes();
-    if let Some(first) = b.iter().position(|&x| x != blank) {
+    if let Some(first) = first_non_blank(b, blank) {
         let count = b.iter().filter(|&&x| x != blank).count();
         r.notes.push(Note::new(
             Code::NotBlank,
@@ -476,4 +497,56 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
     let mut out = vec![u];
     out.extend(slack(&node.data, base + extent, node.end(), ctx.opts.blank));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_non_blank_finds_every_position() {
+        for len in [0usize, 1, 7, 63, 64, 65, 200] {
+            let b = vec![0xFFu8; len];
+            assert_eq!(first_non_blank(&b, 0xFF), None);
+            for at in 0..len {
+                let mut c = b.clone();
+                c[at] = 0x7F;
+                if at + 1 < len {
+                    c[len - 1] = 0;
+                }
+                assert_eq!(first_non_blank(&c, 0xFF), Some(at), "len {len} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn uimage_header_fields_and_crcs() {
+        let data = b"kernel bytes".to_vec();
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(&UIMAGE_MAGIC.to_be_bytes());
+        h[12..16].copy_from_slice(&(data.len() as u32).to_be_bytes());
+        h[24..28].copy_from_slice(&crc32fast::hash(&data).to_be_bytes());
+        h[28..32].copy_from_slice(&[5, 2, 2, 0]);
+        h[32..36].copy_from_slice(b"test");
+        let crc = crc32fast::hash(&h);
+        h[4..8].copy_from_slice(&crc.to_be_bytes());
+        let mut img = h.clone();
+        img.extend_from_slice(&data);
+        img.extend_from_slice(&[0xFF; 20]);
+        let d = Arc::new(Data::Owned(img));
+        let node = Region::new(RegionKind::Partition, "kernel", &d, 0, d.len() as u64);
+        let ctx = Ctx::new(&crate::formats::ParseOptions::default());
+        let out = parse_uimage(&ctx, &node).unwrap();
+        let u = &out[0];
+        assert_eq!(u.children[1].name, "image[test]");
+        assert_eq!(u.children[1].attr_str("arch"), Some("arm"));
+        assert!(u.children.iter().all(|c| c.notes.is_empty()));
+        assert_eq!(out[1].name, "slack");
+        assert_eq!(out[1].size, 20);
+        // Truncated data is noted, not a panic.
+        let short = Arc::new(Data::Owned(d[..70].to_vec()));
+        let node = Region::new(RegionKind::Partition, "kernel", &short, 0, 70);
+        let out = parse_uimage(&ctx, &node).unwrap();
+        assert_eq!(out[0].notes[0].code, "partition-out-of-bounds");
+    }
 }

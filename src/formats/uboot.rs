@@ -14,14 +14,18 @@ use crate::region::{Region, RegionKind};
 /// Blank bytes that end the content.
 pub const GAP: usize = 0x1000;
 /// How far into a partition the version string is looked for.
-const VERSION_WINDOW: usize = 4 << 20;
+const VERSION_WINDOW: usize = 1 << 20;
 
 fn version(b: &[u8]) -> Option<String> {
     let w = &b[..b.len().min(VERSION_WINDOW)];
     let pat = b"U-Boot ";
     let mut from = 0;
-    while let Some(i) = w[from..].windows(pat.len()).position(|x| x == pat) {
+    while let Some(i) = w[from..].iter().position(|&c| c == b'U') {
         let at = from + i;
+        if !w[at..].starts_with(pat) {
+            from = at + 1;
+            continue;
+        }
         let rest = &w[at..w.len().min(at + 96)];
         let text: String = rest
             .iter()
