@@ -295,6 +295,19 @@ fn check_inspect(img: &Path, dir: &Path, p: &Pieces, layout: &[(&str, u64, u64)]
     assert!(bb["attrs"]["elf-type"].is_string(), "{bb}");
     assert!(bb["attrs"]["machine"].is_string());
     assert_eq!(n["rofs/slack"]["policy"], "blank");
+    // The ELF summary agrees with binutils, where installed.
+    if let Ok(out) = Command::new("readelf").args(["-n", b::BUSYBOX]).output() {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(id) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        {
+            assert_eq!(bb["attrs"]["build-id"].as_str(), Some(id.trim()));
+        }
+    }
+    // rwfs: per-machine, its files listed.
+    let files = n["rwfs/jffs2"]["attrs"]["files"].as_array().unwrap();
+    assert!(files.iter().any(|f| f == "/etc/hostname"), "{files:?}");
     // A clean image has no findings at all.
     assert_eq!(finding_codes(&doc), vec![], "clean image has findings");
 }

@@ -435,3 +435,58 @@ pub fn layout_source(root: &Region) -> Option<&str> {
         .iter()
         .find_map(|c| c.attr_str("layout-source"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 128 MiB flash with U-Boot, a uImage kernel and a squashfs at the preset's offsets.
+    fn flash128() -> Vec<u8> {
+        let mut b = vec![0xFFu8; 128 << 20];
+        b[..0x100].fill(0);
+        b[0x100..0x100 + 22].copy_from_slice(b"U-Boot 2019.04 (test)\0");
+        b[0x100000..0x100004].copy_from_slice(&fit::UIMAGE_MAGIC.to_be_bytes());
+        b[0x100040..0x100080].fill(0);
+        b[0xA00000..0xA00004].copy_from_slice(squashfs::MAGIC);
+        b[0xA0001C..0xA0001E].copy_from_slice(&4u16.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn presets_are_chosen_only_when_the_content_confirms_them() {
+        let b = flash128();
+        let d = discover(&b).unwrap();
+        assert_eq!(d.layout.source, "preset:openbmc-128M");
+        assert_eq!(d.layout.entries[3].name, "rofs");
+        assert_eq!(d.layout.entries[3].start, 0xA00000);
+        assert_eq!(d.layout.entries[4].end, (128 << 20) - 1);
+        // No squashfs at the rofs offset: no preset (and nothing else matches).
+        let mut c = b.clone();
+        c[0xA00000] = 0;
+        assert!(discover(&c).is_none());
+        // Same content in a 64 MiB flash: the 64 MiB preset has its rofs at the same offset.
+        let d = discover(&b[..64 << 20]).unwrap();
+        assert_eq!(d.layout.source, "preset:openbmc-64M");
+        // A flash of another size: no preset.
+        assert!(discover(&b[..96 << 20]).is_none());
+    }
+
+    #[test]
+    fn parsing_a_preset_image_never_panics_on_partial_content() {
+        let b = flash128();
+        let data = Arc::new(Data::Owned(b));
+        let tree = crate::formats::parse_image(data, &crate::formats::ParseOptions::default());
+        let names: Vec<&str> = tree.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["u-boot", "u-boot-env", "kernel", "rofs", "rwfs"]);
+        // The fake uImage and squashfs are noted, not fatal.
+        let notes = crate::compare::all_notes(&tree);
+        assert!(
+            notes.iter().any(|f| f.path.starts_with("kernel")),
+            "{notes:?}"
+        );
+        assert!(
+            notes.iter().any(|f| f.path.starts_with("rofs")),
+            "{notes:?}"
+        );
+    }
+}
