@@ -891,3 +891,56 @@ fn ubi_layout_lists_volumes() {
     // LEBs found for the kernel volume: its size in 64 KiB PEBs minus headers.
     assert!(vols[0]["lebs-found"].as_u64().unwrap() >= base.p32.kernel.len() as u64 / 0x10000);
 }
+
+#[test]
+fn user_layouts_are_applied_and_content_is_parsed() {
+    let Some(base) = base() else { return };
+    let dir = b::scratch("user-layout");
+    // The OpenBMC layout as a flashrom file: flash regions with their content parsed.
+    let text: String = b::LAYOUT_32
+        .iter()
+        .map(|(n, o, s)| format!("{:08x}:{:08x} {n}\n", o, o + s - 1))
+        .collect();
+    std::fs::write(dir.join("bmc.layout"), &text).unwrap();
+    let (code, out, err) = fwscan(&[
+        "inspect",
+        base.img32.to_str().unwrap(),
+        "--layout",
+        dir.join("bmc.layout").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let n = nodes(&doc);
+    assert_eq!(n["rofs"]["kind"], "flash-region");
+    assert_eq!(n["rofs"]["attrs"]["layout-source"], "user");
+    assert!(n.contains_key("rofs/squashfs/bin/busybox"));
+    assert!(n.contains_key("kernel/fit/image[kernel-1]"));
+    assert_eq!(n["u-boot-env/env/bootargs"]["attrs"]["pinned"], true);
+    // One region over a BMC image embedded in a larger dump: its own layout is found inside.
+    let mut big = vec![0xFFu8; 0x100000];
+    big.extend_from_slice(&std::fs::read(&base.img32).unwrap());
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    std::fs::write(
+        dir.join("big.layout"),
+        "00000000:000fffff header\n00100000:020fffff bmc\n",
+    )
+    .unwrap();
+    let (code, out, err) = fwscan(&[
+        "inspect",
+        dir.join("big.bin").to_str().unwrap(),
+        "--layout",
+        dir.join("big.layout").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let n = nodes(&doc);
+    assert_eq!(n["bmc/rofs"]["attrs"]["layout-source"], "device-tree");
+    assert_eq!(n["bmc/rofs"]["offset"].as_u64(), Some(0x100000 + 0x4C0000));
+    let bb = &n["bmc/rofs/squashfs/bin/busybox"];
+    assert_eq!(bb["kind"], "fs-file");
+    assert_eq!(finding_codes(&doc), vec![]);
+}

@@ -19,14 +19,11 @@ pub mod megarac;
 pub mod presets;
 pub mod ubi;
 
-use std::sync::Arc;
-
 use crate::compare::Code;
 use crate::error::ParseError;
 use crate::formats::fdt::{self, Fdt};
 use crate::formats::layout::{Layout, LayoutEntry};
 use crate::formats::{fit, squashfs, uboot, Confidence, Ctx};
-use crate::input::Data;
 use crate::region::{Note, Policy, Region, RegionKind};
 
 /// Erase-block step at which FITs are looked for.
@@ -400,23 +397,14 @@ pub fn parse_partition(ctx: &Ctx, part: &mut Region) {
 /// The `bmc` parser: discovered layout → partitions → content.
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
-    if node.offset != 0 || node.size != node.data.len() as u64 {
-        return Err(ParseError::Invalid {
-            what: "BMC flash layout",
-            offset: node.offset,
-            detail: "a flash layout applies to a whole image only".into(),
-        });
-    }
     let d = discover(b).ok_or(ParseError::Invalid {
         what: "BMC flash layout",
         offset: node.offset,
         detail: "no device tree, preset, MegaRAC or UBI layout matches".into(),
     })?;
-    let data: &Arc<Data> = &node.data;
     let mut notes = d.notes;
-    let mut parts = d.layout.apply(data, &mut notes);
+    let mut parts = place(&d.layout, node, &mut notes);
     for p in &mut parts {
-        p.kind = RegionKind::Partition;
         parse_partition(ctx, p);
     }
     // The parser cannot annotate the root: the first partition carries the layout's notes and text.
@@ -429,6 +417,58 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     Ok(parts)
 }
 
+/// Turns a layout (offsets relative to `node`) into partition nodes over `node`'s buffer: overlaps and
+/// partitions past the end of `node` are noted (out-of-bounds ones clipped or dropped), never a panic.
+pub fn place(layout: &Layout, node: &Region, notes: &mut Vec<Note>) -> Vec<Region> {
+    let len = node.size;
+    let mut sorted: Vec<&LayoutEntry> = layout.entries.iter().collect();
+    sorted.sort_by_key(|e| (e.start, e.end));
+    let mut out = Vec::new();
+    let mut prev: Option<&LayoutEntry> = None;
+    for e in sorted {
+        if let Some(p) = prev {
+            if e.start <= p.end {
+                notes.push(Note::new(
+                    Code::PartitionOverlap,
+                    format!(
+                        "layout ({}): `{}` {:#x}..={:#x} overlaps `{}` {:#x}..={:#x}",
+                        layout.source, e.name, e.start, e.end, p.name, p.start, p.end
+                    ),
+                    Some(node.offset.saturating_add(e.start)),
+                ));
+            }
+        }
+        if prev.is_none_or(|p| e.end > p.end) {
+            prev = Some(e);
+        }
+        if e.start >= len || e.end >= len {
+            notes.push(Note::new(
+                Code::PartitionOutOfBounds,
+                format!(
+                    "layout ({}): `{}` {:#x}..={:#x} extends past the end of the {len:#x}-byte flash",
+                    layout.source, e.name, e.start, e.end
+                ),
+                Some(node.offset.saturating_add(e.start.min(len))),
+            ));
+            if e.start >= len {
+                continue;
+            }
+        }
+        let size = e.size().min(len - e.start);
+        out.push(
+            Region::new(
+                RegionKind::Partition,
+                e.name.clone(),
+                &node.data,
+                node.offset + e.start,
+                size,
+            )
+            .with_attr("layout-source", layout.source.clone()),
+        );
+    }
+    out
+}
+
 /// The layout source recorded on a parsed tree's partitions, if any.
 pub fn layout_source(root: &Region) -> Option<&str> {
     root.children
@@ -439,6 +479,8 @@ pub fn layout_source(root: &Region) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Data;
+    use std::sync::Arc;
 
     /// A 128 MiB flash with U-Boot, a uImage kernel and a squashfs at the preset's offsets.
     fn flash128() -> Vec<u8> {
