@@ -115,14 +115,30 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let base = node.offset;
     let mut out = Vec::new();
     let first = env_region(node, 0, b, "env")?;
-    let mut cursor = first.size;
+    let redundant = first.attrs.get("redundant") == Some(&true.into());
+    let size = first.size;
+    let mut cursor = size;
     out.push(first);
-    // A redundant copy right after the first.
+    // A redundant copy right after the first; with a redundant environment whose second copy was never
+    // written, its slot is per-machine too (U-Boot writes it on the next `saveenv`).
     if let Some(rest) = b.get(cursor as usize..) {
         if rest.len() >= 8 && find_env(rest).is_some() {
             let second = env_region(node, cursor, rest, "env-redundant")?;
             cursor += second.size;
             out.push(second);
+        } else if redundant && rest.len() as u64 >= size {
+            out.push(
+                Region::new(
+                    RegionKind::Environment,
+                    "env-redundant",
+                    &node.data,
+                    base + cursor,
+                    size,
+                )
+                .with_policy(Policy::Mutable)
+                .with_attr("format", "uboot-env"),
+            );
+            cursor += size;
         }
     }
     out.extend(crate::formats::fit::slack(
@@ -251,6 +267,36 @@ mod tests {
             Some("single")
         );
         assert_eq!(shell_token("console=ttyS4,115200n8 root=/dev/ram rw"), None);
+    }
+
+    #[test]
+    fn a_redundant_environment_keeps_its_second_slot_per_machine() {
+        let mut part = vec![0xFFu8; 0x4000];
+        let mut env = vec![0u8; 0x1000];
+        let vars = b"bootcmd=run x\0\0";
+        env[5..5 + vars.len()].copy_from_slice(vars);
+        env[4] = 1; // active flag
+        let crc = crc32fast::hash(&env[5..]);
+        env[..4].copy_from_slice(&crc.to_le_bytes());
+        part[..0x1000].copy_from_slice(&env);
+        let d = std::sync::Arc::new(crate::input::Data::Owned(part));
+        let node = Region::new(RegionKind::Partition, "u-boot-env", &d, 0, 0x4000);
+        let ctx = Ctx::new(&crate::formats::ParseOptions::default());
+        let out = parse(&ctx, &node).unwrap();
+        let names: Vec<_> = out
+            .iter()
+            .map(|r| (r.name.as_str(), r.size, r.policy))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("env", 0x1000, Policy::Mutable),
+                ("env-redundant", 0x1000, Policy::Mutable),
+                ("slack", 0x2000, Policy::Blank)
+            ]
+        );
+        assert_eq!(out[0].children[0].name, "bootcmd");
+        assert!(out[0].notes.is_empty());
     }
 
     #[test]
