@@ -106,8 +106,11 @@ fn finding_codes(doc: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Scans `image` against the 32 MiB baseline: exit code and (code, path, message) of each finding.
-fn scan32(base: &Base, name: &str, image: &[u8]) -> (i32, Vec<(String, String, String)>) {
+type Found = Vec<(String, String, String)>;
+
+/// Scans `image` against the 32 MiB baseline: exit code, (code, path, message) of each finding, and how
+/// many compressed nodes the scan had to expand.
+fn scan32(base: &Base, name: &str, image: &[u8]) -> (i32, Found, u64) {
     let path = base.dir.join(name);
     std::fs::write(&path, image).unwrap();
     let (code, out, err) = fwscan(&[
@@ -133,7 +136,11 @@ fn scan32(base: &Base, name: &str, image: &[u8]) -> (i32, Vec<(String, String, S
         })
         .collect();
     let _ = std::fs::remove_file(&path);
-    (code, findings)
+    (
+        code,
+        findings,
+        doc["stats"]["nodes_expanded"].as_u64().unwrap(),
+    )
 }
 
 fn has(findings: &[(String, String, String)], code: &str, path: &str) -> bool {
@@ -356,8 +363,9 @@ fn inspect_64m_preset_layout_matches_the_reference_tools() {
 #[test]
 fn clean_and_per_machine_changes_exit_zero() {
     let Some(base) = base() else { return };
-    let (code, f) = scan32(base, "clean.bin", &base.p32.image(b::LAYOUT_32));
+    let (code, f, expanded) = scan32(base, "clean.bin", &base.p32.image(b::LAYOUT_32));
     assert_eq!((code, f.len()), (0, 0), "{f:?}");
+    assert_eq!(expanded, 0, "a clean scan decompressed the rofs");
     // rwfs content and an unpinned variable (ethaddr) change per machine; a new unpinned one appears.
     let dir = b::scratch("machine");
     let mut p = base.p32.clone();
@@ -371,7 +379,7 @@ fn clean_and_per_machine_changes_exit_zero() {
     );
     let text = b::ENV.replace("00:11:22:33:44:55", "00:11:22:33:44:66") + "serial#=XYZ123\n";
     p.env = b::env(&dir, &text, "env2.bin");
-    let (code, f) = scan32(base, "machine.bin", &p.image(b::LAYOUT_32));
+    let (code, f, _) = scan32(base, "machine.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 0, "per-machine changes gave findings: {f:?}");
 
     // A factory image with a blank environment and a blank rwfs: the first boot writes both.
@@ -410,7 +418,7 @@ fn tampering_is_detected_and_named() {
     let mut img = clean.clone();
     img[0x1000] ^= 0x5A;
     img[0x1001] ^= 0x5A;
-    let (code, f) = scan32(base, "uboot.bin", &img);
+    let (code, f, _) = scan32(base, "uboot.bin", &img);
     assert_eq!(code, 1);
     assert!(has(&f, "region-modified", "u-boot/binary"), "{f:?}");
 
@@ -421,7 +429,8 @@ fn tampering_is_detected_and_named() {
     std::fs::write(root.join("bin/busybox"), &other).unwrap();
     let mut p = base.p32.clone();
     p.rofs = b::squashfs(&dir, &root, "replaced.sqsh");
-    let (code, f) = scan32(base, "replaced.bin", &p.image(b::LAYOUT_32));
+    let (code, f, expanded) = scan32(base, "replaced.bin", &p.image(b::LAYOUT_32));
+    assert_eq!(expanded, 1, "the changed squashfs is expanded once");
     assert_eq!(code, 1);
     assert!(
         has(&f, "file-modified", "rofs/squashfs/bin/busybox"),
@@ -439,7 +448,7 @@ fn tampering_is_detected_and_named() {
     )
     .unwrap();
     p.rofs = b::squashfs(&dir, &root, "added.sqsh");
-    let (code, f) = scan32(base, "added.bin", &p.image(b::LAYOUT_32));
+    let (code, f, _) = scan32(base, "added.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 1);
     assert!(
         has(&f, "file-added", "rofs/squashfs/usr/sbin/implant"),
@@ -460,7 +469,7 @@ fn tampering_is_detected_and_named() {
     )
     .unwrap();
     p.rofs = b::squashfs(&dir, &root, "setuid.sqsh");
-    let (code, f) = scan32(base, "setuid.bin", &p.image(b::LAYOUT_32));
+    let (code, f, _) = scan32(base, "setuid.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 1);
     assert!(has(&f, "file-modified", "rofs/squashfs/bin"), "{f:?}");
     assert!(
@@ -476,7 +485,7 @@ fn tampering_is_detected_and_named() {
         &b::dts(Some(b::LAYOUT_32)),
         "swapped.fit",
     );
-    let (code, f) = scan32(base, "swapped.bin", &p.image(b::LAYOUT_32));
+    let (code, f, _) = scan32(base, "swapped.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 1);
     assert!(
         has(&f, "region-modified", "kernel/fit/image[kernel-1]"),
@@ -492,7 +501,7 @@ fn tampering_is_detected_and_named() {
     let (koff, klen) = kernel_data(base);
     let mut img = clean.clone();
     img[(koff + klen / 2) as usize] ^= 0xFF;
-    let (code, f) = scan32(base, "stale.bin", &img);
+    let (code, f, _) = scan32(base, "stale.bin", &img);
     assert_eq!(code, 1);
     assert!(
         has(&f, "fit-hash-mismatch", "kernel/fit/image[kernel-1]"),
@@ -516,7 +525,7 @@ fn tampering_is_detected_and_named() {
     ] {
         let mut img = clean.clone();
         img[at..at + 64].copy_from_slice(&[0x90; 64]);
-        let (code, f) = scan32(base, "slack.bin", &img);
+        let (code, f, _) = scan32(base, "slack.bin", &img);
         assert_eq!(code, 1);
         assert!(has(&f, "not-blank", &format!("{name}/slack")), "{f:?}");
     }
@@ -525,7 +534,7 @@ fn tampering_is_detected_and_named() {
     let mut p = base.p32.clone();
     let text = b::ENV.replace("root=/dev/ram rw", "root=/dev/ram rw init=/bin/sh");
     p.env = b::env(&dir, &text, "evil-env.bin");
-    let (code, f) = scan32(base, "env.bin", &p.image(b::LAYOUT_32));
+    let (code, f, _) = scan32(base, "env.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 1);
     let vm = f
         .iter()
@@ -541,7 +550,7 @@ fn tampering_is_detected_and_named() {
         &(b::ENV.to_string() + "preboot=tftp 0x83000000 evil\n"),
         "pre.bin",
     );
-    let (code, f) = scan32(base, "pre.bin", &p.image(b::LAYOUT_32));
+    let (code, f, _) = scan32(base, "pre.bin", &p.image(b::LAYOUT_32));
     assert_eq!(code, 1);
     assert!(
         has(&f, "variable-modified", "u-boot-env/env/preboot"),
