@@ -899,6 +899,81 @@ fn ubi_layout_lists_volumes() {
     assert_eq!(names, vec![("kernel-a", "static"), ("rofs-a", "dynamic")]);
     // LEBs found for the kernel volume: its size in 64 KiB PEBs minus headers.
     assert!(vols[0]["lebs-found"].as_u64().unwrap() >= base.p32.kernel.len() as u64 / 0x10000);
+    // Volumes are reassembled and parsed: the FIT and every rofs file, pinned inside the mutable UBI area.
+    assert_eq!(n["ubi/ubi"]["policy"], "mutable");
+    let k = &n["ubi/ubi/volume[kernel-a]"];
+    assert_eq!(k["size"].as_u64(), Some(base.p32.kernel.len() as u64));
+    assert_eq!(k["attrs"]["pinned"], true);
+    assert_eq!(
+        n["ubi/ubi/volume[kernel-a]/fit/image[kernel-1]"]["digest"],
+        nodes(&inspect(&base.img32))["kernel/fit/image[kernel-1]"]["digest"]
+    );
+    let bb = &n["ubi/ubi/volume[rofs-a]/squashfs/bin/busybox"];
+    assert_eq!(bb["kind"], "fs-file");
+
+    // Wear levelling: two PEBs swap places and erase counters change: still clean.
+    let m = dir.join("ubi.json");
+    let (code, _, err) = fwscan(&[
+        "baseline",
+        path.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let scan = |img: &[u8], name: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, img).unwrap();
+        let (code, out, _) = fwscan(&[
+            "scan",
+            p.to_str().unwrap(),
+            "-m",
+            m.to_str().unwrap(),
+            "--insecure-unsigned",
+            "--format",
+            "json",
+        ]);
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        (code, finding_codes(&doc))
+    };
+    let peb = 0x10000usize;
+    let mut moved = img.clone();
+    let (a, b2) = (0x80000 + 3 * peb, 0x80000 + 9 * peb);
+    let pa = moved[a..a + peb].to_vec();
+    let pb = moved[b2..b2 + peb].to_vec();
+    moved[a..a + peb].copy_from_slice(&pb);
+    moved[b2..b2 + peb].copy_from_slice(&pa);
+    moved[a + 15] = moved[a + 15].wrapping_add(1); // erase counter (header CRC not rechecked here)
+    let (code, f) = scan(&moved, "moved.bin");
+    assert_eq!(code, 0, "{f:?}");
+    // A file changed inside the rofs volume is named.
+    let root = b::make_root(&dir);
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root::0:0:root:/home/root:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("rofs.sqsh"),
+        b::squashfs(&dir, &root, "rofs2.sqsh"),
+    )
+    .unwrap();
+    b::run(
+        &dir,
+        ubinize,
+        &["-o", "ubi2.img", "-p", "64KiB", "-m", "1", "ubi.cfg"],
+    );
+    let ubi2 = std::fs::read(dir.join("ubi2.img")).unwrap();
+    let mut img2 = img.clone();
+    img2[0x80000..0x80000 + ubi2.len()].copy_from_slice(&ubi2);
+    let (code, f) = scan(&img2, "ubi-tampered.bin");
+    assert_eq!(code, 1);
+    assert!(
+        f.contains(&(
+            "file-modified".into(),
+            "ubi/ubi/volume[rofs-a]/squashfs/etc/passwd".into()
+        )),
+        "{f:?}"
+    );
 }
 
 #[test]
