@@ -82,6 +82,7 @@ codes! {
     LimitExceeded = "limit-exceeded", Error, "A safety limit (nesting depth, decompressed size, entry count) was reached while parsing.";
     PartitionOverlap = "partition-overlap", Error, "Two flash regions or partitions overlap.";
     PartitionOutOfBounds = "partition-out-of-bounds", Error, "A flash region or partition extends past the end of the image.";
+    LayoutMismatch = "layout-mismatch", Error, "A flash layout disagrees with the content found at its partitions.";
     PaddingNotEmpty = "padding-not-empty", Warning, "Bytes between known structures are not blank.";
     FvHeaderChecksum = "fv-header-checksum", Error, "A firmware volume header checksum is wrong.";
     FfsHeaderChecksum = "ffs-header-checksum", Error, "An FFS file header checksum is wrong.";

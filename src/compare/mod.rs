@@ -453,6 +453,12 @@ fn modified(cx: &Cx, n: &Node, r: &Region) -> Finding {
         String::new()
     };
     f.message = format!("content differs from the baseline{size_note}");
+    if let (Some(old), Some(new)) = (
+        n.attrs.get("value").and_then(|v| v.as_str()),
+        r.attr_str("value"),
+    ) {
+        f.message = format!("value `{old}` -> `{new}`");
+    }
     f
 }
 
@@ -580,7 +586,15 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
                 }
                 out
             }
-            None => added(cx, rc, mutable_parent),
+            // A pinned variable that appears in an environment the baseline had is a change.
+            None => {
+                let pinned = rc.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
+                added(
+                    cx,
+                    rc,
+                    mutable_parent && !(pinned && n.kind == RegionKind::Environment),
+                )
+            }
         })
         .collect();
     let mut out: Vec<Finding> = per_child.drain(..).flatten().collect();

@@ -8,13 +8,20 @@
 //! The registry ([`registry`]) lists every format with a command-line name, a probe and a parser, in the
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
+pub mod bmc;
 pub mod decompress;
+pub mod fdt;
+pub mod fit;
 pub mod gbe;
 pub mod ifd;
+pub mod jffs2;
 pub mod layout;
 pub mod me;
 pub mod nvram;
 pub mod pe;
+pub mod squashfs;
+pub mod uboot;
+pub mod ubootenv;
 pub mod uefi;
 pub mod util;
 
@@ -176,6 +183,64 @@ pub fn registry() -> &'static [Format] {
             description: "NVRAM volume or variable store (VSS, VSS2, NVAR, EVSA, FTW)",
             probe: nvram::probe,
             parse: nvram::parse,
+            top_level: true,
+        },
+        // --- BMC (docs/bmc.md) ---
+        Format {
+            name: "fit",
+            description: "U-Boot FIT image (flattened device tree with /images)",
+            probe: fit::probe_fit,
+            parse: fit::parse_fit,
+            top_level: false,
+        },
+        Format {
+            name: "uimage",
+            description: "legacy U-Boot uImage (64-byte header, CRC32s)",
+            probe: fit::probe_uimage,
+            parse: fit::parse_uimage,
+            top_level: false,
+        },
+        Format {
+            name: "squashfs",
+            description: "squashfs 4 filesystem (xz, gzip)",
+            probe: squashfs::probe,
+            parse: squashfs::parse,
+            top_level: false,
+        },
+        Format {
+            name: "jffs2",
+            description: "JFFS2 filesystem (per-machine)",
+            probe: jffs2::probe,
+            parse: jffs2::parse,
+            top_level: false,
+        },
+        Format {
+            name: "ubi",
+            description: "UBI image (volumes listed)",
+            probe: bmc::ubi::probe,
+            parse: bmc::ubi::parse,
+            top_level: false,
+        },
+        Format {
+            name: "uboot-env",
+            description:
+                "U-Boot environment (CRC32, variables; per-machine with pinned boot variables)",
+            probe: ubootenv::probe,
+            parse: ubootenv::parse,
+            top_level: false,
+        },
+        Format {
+            name: "u-boot",
+            description: "raw U-Boot binary (content extent, blank slack)",
+            probe: uboot::probe,
+            parse: uboot::parse,
+            top_level: false,
+        },
+        Format {
+            name: "bmc",
+            description: "BMC SPI flash (device-tree, OpenBMC preset, MegaRAC or UBI layout)",
+            probe: bmc::probe,
+            parse: bmc::parse,
             top_level: true,
         },
     ]

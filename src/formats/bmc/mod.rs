@@ -1,0 +1,534 @@
+//! BMC SPI flash images (OpenBMC-style and vendor): layout discovery and partitions.
+//!
+//! Discovery order (each result records where it came from in `layout-source` on the root and on every
+//! partition):
+//! 1. a layout given by the user or the manifest (handled by [`crate::formats::parse_image`]);
+//! 2. `device-tree`: a `fixed-partitions` node in a device tree (`flat_dt` image) inside a kernel FIT found
+//!    at an erase-block boundary; offsets come from `reg`, names from `label` (else the node name);
+//! 3. `preset:openbmc-32M|64M|128M`: the OpenBMC static layouts, only when the image has the preset's
+//!    size and the content confirms it (U-Boot at 0, FIT/uImage at the kernel offset, squashfs at rofs);
+//! 4. `megarac`: AMI `$MODULE$` flash module headers, one partition per module;
+//! 5. `ubi`: a UBI image (after an optional boot area).
+//!
+//! Each partition's content is detected and parsed (U-Boot, environment, FIT/uImage, squashfs, JFFS2,
+//! UBI); bytes after the content are `slack` that must be blank. Overlapping partitions, partitions past
+//! the end of the flash and partitions whose content disagrees with their name are notes
+//! (`partition-overlap`, `partition-out-of-bounds`, `layout-mismatch`), never a panic.
+
+pub mod megarac;
+pub mod presets;
+pub mod ubi;
+
+use crate::compare::Code;
+use crate::error::ParseError;
+use crate::formats::fdt::{self, Fdt};
+use crate::formats::layout::{Layout, LayoutEntry};
+use crate::formats::{fit, squashfs, uboot, Confidence, Ctx};
+use crate::region::{Note, Policy, Region, RegionKind};
+
+/// Erase-block step at which FITs are looked for.
+pub const FIT_STEP: u64 = 0x10000;
+/// Smallest and largest images considered BMC flash.
+const MIN_FLASH: u64 = 1 << 20;
+const MAX_FLASH: u64 = 1 << 30;
+
+/// A discovered layout and notes about it.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub layout: Layout,
+    pub notes: Vec<Note>,
+}
+
+pub fn probe(b: &[u8]) -> Option<Confidence> {
+    let len = b.len() as u64;
+    if !(MIN_FLASH..=MAX_FLASH).contains(&len) {
+        return None;
+    }
+    discover(b).map(|_| Confidence::High)
+}
+
+/// Finds the layout of a BMC flash image (steps 2-5 of the module documentation).
+pub fn discover(b: &[u8]) -> Option<Discovered> {
+    device_tree_layout(b)
+        .or_else(|| preset_layout(b))
+        .or_else(|| megarac_layout(b))
+        .or_else(|| ubi_layout(b))
+}
+
+/// One `fixed-partitions` node: its path, its partitions, and problems with its entries.
+pub type PartitionSet = (String, Vec<LayoutEntry>, Vec<String>);
+
+/// Partitions of every `fixed-partitions` node of a device tree blob, with the node's path.
+pub fn fixed_partitions(dtb: &[u8]) -> Result<Vec<PartitionSet>, ParseError> {
+    let f = Fdt::parse(dtb)?;
+    let mut out = Vec::new();
+    let mut stack: Vec<(&fdt::Node, String)> = vec![(&f.root, String::new())];
+    let mut seen = 0usize;
+    while let Some((n, path)) = stack.pop() {
+        seen += 1;
+        if seen > fdt::MAX_NODES {
+            break;
+        }
+        if f.str_list(n, "compatible")
+            .iter()
+            .any(|c| c == "fixed-partitions")
+        {
+            let ac = f.u64_prop(n, "#address-cells").unwrap_or(1).clamp(1, 2) as usize;
+            let sc = f.u64_prop(n, "#size-cells").unwrap_or(1).clamp(1, 2) as usize;
+            let mut entries = Vec::new();
+            let mut problems = Vec::new();
+            for c in &n.children {
+                let cells = f.cells(c, "reg");
+                if cells.len() < ac + sc {
+                    if c.prop("reg").is_some() {
+                        problems.push(format!(
+                            "`{}`: reg has {} cells, need {}",
+                            c.name,
+                            cells.len(),
+                            ac + sc
+                        ));
+                    }
+                    continue;
+                }
+                let num = |s: &[u32]| s.iter().fold(0u64, |a, &x| (a << 32) | u64::from(x));
+                let start = num(&cells[..ac]);
+                let size = num(&cells[ac..ac + sc]);
+                let label = f
+                    .str_prop(c, "label")
+                    .unwrap_or_else(|| c.base_name().to_string());
+                let name: String = label
+                    .chars()
+                    .map(|ch| {
+                        if ch == '/' || ch.is_whitespace() || ch.is_control() {
+                            '_'
+                        } else {
+                            ch
+                        }
+                    })
+                    .collect();
+                if size == 0 {
+                    problems.push(format!("`{}`: zero size", c.name));
+                    continue;
+                }
+                let Some(end) = start.checked_add(size - 1) else {
+                    problems.push(format!("`{}`: {start:#x}+{size:#x} overflows", c.name));
+                    continue;
+                };
+                if entries.len() < crate::formats::layout::MAX_ENTRIES {
+                    entries.push(LayoutEntry {
+                        name: if name.is_empty() {
+                            "partition".into()
+                        } else {
+                            name
+                        },
+                        start,
+                        end,
+                        policy: None,
+                    });
+                }
+            }
+            out.push((path.clone(), entries, problems));
+        }
+        for c in n.children.iter().rev() {
+            stack.push((c, format!("{path}/{}", c.name)));
+        }
+    }
+    Ok(out)
+}
+
+fn device_tree_layout(b: &[u8]) -> Option<Discovered> {
+    let len = b.len() as u64;
+    let mut off = 0u64;
+    while off < len {
+        let here = &b[off as usize..];
+        if here.len() >= 4 && u32::from_be_bytes([here[0], here[1], here[2], here[3]]) == fdt::MAGIC
+        {
+            if let Ok(images) = fit::fit_images(here) {
+                for img in images
+                    .iter()
+                    .filter(|i| i.typ.as_deref() == Some("flat_dt"))
+                {
+                    let Some((doff, dlen)) = img.data else {
+                        continue;
+                    };
+                    let Some(dtb) = here.get(doff as usize..(doff + dlen) as usize) else {
+                        continue;
+                    };
+                    let Ok(found) = fixed_partitions(dtb) else {
+                        continue;
+                    };
+                    // Prefer the partition set that has a partition starting where this FIT lies.
+                    let best = found
+                        .iter()
+                        .find(|(_, e, _)| e.iter().any(|p| p.start == off))
+                        .or_else(|| found.iter().find(|(_, e, _)| !e.is_empty()));
+                    if let Some((path, entries, problems)) = best {
+                        if entries.is_empty() {
+                            continue;
+                        }
+                        let mut notes: Vec<Note> = problems
+                            .iter()
+                            .map(|p| {
+                                Note::new(
+                                    Code::LayoutMismatch,
+                                    format!("device tree {path}: {p}"),
+                                    Some(off),
+                                )
+                            })
+                            .collect();
+                        if !entries.iter().any(|p| p.start == off) {
+                            notes.push(Note::new(
+                                Code::LayoutMismatch,
+                                format!(
+                                    "device tree {path} (in FIT image `{}` at {off:#x}) has no partition at the FIT's own offset",
+                                    img.name
+                                ),
+                                Some(off),
+                            ));
+                        }
+                        return Some(Discovered {
+                            layout: Layout {
+                                source: "device-tree".into(),
+                                entries: entries.clone(),
+                            },
+                            notes,
+                        });
+                    }
+                }
+            }
+        }
+        off += FIT_STEP;
+    }
+    None
+}
+
+fn is_kernel(b: &[u8]) -> bool {
+    fit::probe_fit(b).is_some() || fit::probe_uimage(b).is_some()
+}
+
+fn preset_layout(b: &[u8]) -> Option<Discovered> {
+    let len = b.len() as u64;
+    for p in presets::PRESETS.iter().filter(|p| p.flash_size == len) {
+        let at = |name: &str| {
+            p.parts
+                .iter()
+                .find(|x| x.0 == name)
+                .and_then(|&(_, o, s)| b.get(o as usize..(o + s) as usize))
+        };
+        let ok = at("u-boot").is_some_and(|x| uboot::probe(x).is_some() || is_kernel(x))
+            && at("kernel").is_some_and(is_kernel)
+            && at("rofs").is_some_and(|x| squashfs::probe(x).is_some());
+        if ok {
+            return Some(Discovered {
+                layout: Layout {
+                    source: format!("preset:{}", p.name),
+                    entries: p
+                        .parts
+                        .iter()
+                        .map(|&(n, o, s)| LayoutEntry {
+                            name: n.into(),
+                            start: o,
+                            end: o + s - 1,
+                            policy: None,
+                        })
+                        .collect(),
+                },
+                notes: Vec::new(),
+            });
+        }
+    }
+    None
+}
+
+fn megarac_layout(b: &[u8]) -> Option<Discovered> {
+    let mods = megarac::modules(b);
+    if mods.is_empty() {
+        return None;
+    }
+    let entries = mods
+        .iter()
+        .filter(|m| m.allocated > 0)
+        .map(|m| LayoutEntry {
+            name: m.name.clone(),
+            start: m.start,
+            end: m.start.saturating_add(m.allocated - 1),
+            policy: None,
+        })
+        .collect::<Vec<_>>();
+    if entries.is_empty() {
+        return None;
+    }
+    Some(Discovered {
+        layout: Layout {
+            source: "megarac".into(),
+            entries,
+        },
+        notes: Vec::new(),
+    })
+}
+
+fn ubi_layout(b: &[u8]) -> Option<Discovered> {
+    let len = b.len() as u64;
+    let mut off = 0u64;
+    while off < len {
+        if ubi::probe(&b[off as usize..]).is_some() {
+            let mut entries = Vec::new();
+            if off > 0 {
+                // OpenBMC UBI layouts keep U-Boot and its environment in front of the UBI area.
+                let env = [0x60000u64, 0xE0000].into_iter().find(|&e| {
+                    e < off
+                        && crate::formats::ubootenv::probe(&b[e as usize..off as usize]).is_some()
+                });
+                match env {
+                    Some(e) => {
+                        entries.push(LayoutEntry {
+                            name: "u-boot".into(),
+                            start: 0,
+                            end: e - 1,
+                            policy: None,
+                        });
+                        entries.push(LayoutEntry {
+                            name: "u-boot-env".into(),
+                            start: e,
+                            end: off - 1,
+                            policy: None,
+                        });
+                    }
+                    None => entries.push(LayoutEntry {
+                        name: "u-boot".into(),
+                        start: 0,
+                        end: off - 1,
+                        policy: None,
+                    }),
+                }
+            }
+            entries.push(LayoutEntry {
+                name: "ubi".into(),
+                start: off,
+                end: len - 1,
+                policy: None,
+            });
+            return Some(Discovered {
+                layout: Layout {
+                    source: "ubi".into(),
+                    entries,
+                },
+                notes: Vec::new(),
+            });
+        }
+        off += FIT_STEP;
+    }
+    None
+}
+
+/// Whether a partition name means per-machine data.
+fn per_machine(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("rwfs")
+        || n == "rw"
+        || n == "data"
+        || n.contains("env")
+        || n == "nvram"
+        || n == "conf"
+}
+
+/// What content a partition name promises, for `layout-mismatch`.
+fn expected(name: &str) -> Option<&'static [&'static str]> {
+    let n = name.to_ascii_lowercase();
+    if n == "kernel" || n == "image-kernel" {
+        Some(&["fit", "uimage"])
+    } else if n == "rofs" || n == "image-rofs" {
+        Some(&["squashfs", "ubi"])
+    } else if n == "u-boot" || n == "image-u-boot" {
+        Some(&["u-boot", "fit", "uimage"])
+    } else {
+        None
+    }
+}
+
+/// The content format of a partition: by probe, then by name for environments.
+fn content_format(name: &str, b: &[u8]) -> Option<&'static crate::formats::Format> {
+    // A whole-flash layout is never looked for inside a partition.
+    if let Some(f) = crate::formats::detect(b, false).filter(|f| f.name != "bmc") {
+        return Some(f);
+    }
+    if name.to_ascii_lowercase().contains("env") && !b.iter().all(|&c| c == 0xFF) {
+        return crate::formats::by_name("uboot-env");
+    }
+    None
+}
+
+/// Parses `part` (a partition or flash region) by its content; records `layout-mismatch` when the content
+/// is not what the name promises. Used for discovered and for user/manifest layouts.
+pub fn parse_partition(ctx: &Ctx, part: &mut Region) {
+    let fmt = content_format(&part.name, part.bytes());
+    let blank = part.bytes().iter().all(|&c| c == ctx.opts.blank);
+    if let Some(exp) = expected(&part.name) {
+        let got = fmt.map(|f| f.name);
+        if !blank && !got.is_some_and(|g| exp.contains(&g)) {
+            part.notes.push(Note::new(
+                Code::LayoutMismatch,
+                format!(
+                    "partition `{}` should hold {} but holds {}",
+                    part.name,
+                    exp.join(" or "),
+                    got.unwrap_or("unknown data")
+                ),
+                Some(part.offset),
+            ));
+        }
+    }
+    if per_machine(&part.name) && (fmt.is_none() || blank) {
+        part.policy = Policy::Mutable;
+    }
+    if let Some(f) = fmt {
+        if f.name == "jffs2" {
+            part.policy = Policy::Mutable;
+        }
+        match ctx.deeper(part.offset) {
+            Ok(c) => {
+                crate::formats::parse_into(&c, part, f);
+            }
+            Err(e) => part.notes.push(crate::formats::unparsed_note(f.name, &e)),
+        }
+    }
+}
+
+/// The `bmc` parser: discovered layout → partitions → content.
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+    let b = node.bytes();
+    let d = discover(b).ok_or(ParseError::Invalid {
+        what: "BMC flash layout",
+        offset: node.offset,
+        detail: "no device tree, preset, MegaRAC or UBI layout matches".into(),
+    })?;
+    let mut notes = d.notes;
+    let mut parts = place(&d.layout, node, &mut notes);
+    for p in &mut parts {
+        parse_partition(ctx, p);
+    }
+    // The parser cannot annotate the root: the first partition carries the layout's notes and text.
+    if let Some(first) = parts.first_mut() {
+        first.notes.extend(notes);
+        first
+            .attrs
+            .insert("layout".into(), d.layout.to_flashrom().into());
+    }
+    Ok(parts)
+}
+
+/// Turns a layout (offsets relative to `node`) into partition nodes over `node`'s buffer: overlaps and
+/// partitions past the end of `node` are noted (out-of-bounds ones clipped or dropped), never a panic.
+pub fn place(layout: &Layout, node: &Region, notes: &mut Vec<Note>) -> Vec<Region> {
+    let len = node.size;
+    let mut sorted: Vec<&LayoutEntry> = layout.entries.iter().collect();
+    sorted.sort_by_key(|e| (e.start, e.end));
+    let mut out = Vec::new();
+    let mut prev: Option<&LayoutEntry> = None;
+    for e in sorted {
+        if let Some(p) = prev {
+            if e.start <= p.end {
+                notes.push(Note::new(
+                    Code::PartitionOverlap,
+                    format!(
+                        "layout ({}): `{}` {:#x}..={:#x} overlaps `{}` {:#x}..={:#x}",
+                        layout.source, e.name, e.start, e.end, p.name, p.start, p.end
+                    ),
+                    Some(node.offset.saturating_add(e.start)),
+                ));
+            }
+        }
+        if prev.is_none_or(|p| e.end > p.end) {
+            prev = Some(e);
+        }
+        if e.start >= len || e.end >= len {
+            notes.push(Note::new(
+                Code::PartitionOutOfBounds,
+                format!(
+                    "layout ({}): `{}` {:#x}..={:#x} extends past the end of the {len:#x}-byte flash",
+                    layout.source, e.name, e.start, e.end
+                ),
+                Some(node.offset.saturating_add(e.start.min(len))),
+            ));
+            if e.start >= len {
+                continue;
+            }
+        }
+        let size = e.size().min(len - e.start);
+        out.push(
+            Region::new(
+                RegionKind::Partition,
+                e.name.clone(),
+                &node.data,
+                node.offset + e.start,
+                size,
+            )
+            .with_attr("layout-source", layout.source.clone()),
+        );
+    }
+    out
+}
+
+/// The layout source recorded on a parsed tree's partitions, if any.
+pub fn layout_source(root: &Region) -> Option<&str> {
+    root.children
+        .iter()
+        .find_map(|c| c.attr_str("layout-source"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    /// A 128 MiB flash with U-Boot, a uImage kernel and a squashfs at the preset's offsets.
+    fn flash128() -> Vec<u8> {
+        let mut b = vec![0xFFu8; 128 << 20];
+        b[..0x100].fill(0);
+        b[0x100..0x100 + 22].copy_from_slice(b"U-Boot 2019.04 (test)\0");
+        b[0x100000..0x100004].copy_from_slice(&fit::UIMAGE_MAGIC.to_be_bytes());
+        b[0x100040..0x100080].fill(0);
+        b[0xA00000..0xA00004].copy_from_slice(squashfs::MAGIC);
+        b[0xA0001C..0xA0001E].copy_from_slice(&4u16.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn presets_are_chosen_only_when_the_content_confirms_them() {
+        let b = flash128();
+        let d = discover(&b).unwrap();
+        assert_eq!(d.layout.source, "preset:openbmc-128M");
+        assert_eq!(d.layout.entries[3].name, "rofs");
+        assert_eq!(d.layout.entries[3].start, 0xA00000);
+        assert_eq!(d.layout.entries[4].end, (128 << 20) - 1);
+        // No squashfs at the rofs offset: no preset (and nothing else matches).
+        let mut c = b.clone();
+        c[0xA00000] = 0;
+        assert!(discover(&c).is_none());
+        // Same content in a 64 MiB flash: the 64 MiB preset has its rofs at the same offset.
+        let d = discover(&b[..64 << 20]).unwrap();
+        assert_eq!(d.layout.source, "preset:openbmc-64M");
+        // A flash of another size: no preset.
+        assert!(discover(&b[..96 << 20]).is_none());
+    }
+
+    #[test]
+    fn parsing_a_preset_image_never_panics_on_partial_content() {
+        let b = flash128();
+        let data = Arc::new(Data::Owned(b));
+        let tree = crate::formats::parse_image(data, &crate::formats::ParseOptions::default());
+        let names: Vec<&str> = tree.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["u-boot", "u-boot-env", "kernel", "rofs", "rwfs"]);
+        // The fake uImage and squashfs are noted, not fatal.
+        let notes = crate::compare::all_notes(&tree);
+        assert!(
+            notes.iter().any(|f| f.path.starts_with("kernel")),
+            "{notes:?}"
+        );
+        assert!(
+            notes.iter().any(|f| f.path.starts_with("rofs")),
+            "{notes:?}"
+        );
+    }
+}
