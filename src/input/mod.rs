@@ -81,18 +81,7 @@ pub fn read_image_with_mode(
         path: path.to_path_buf(),
         source,
     };
-    // Refuse non-files before opening: opening a FIFO would block.
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.is_dir() {
-        return Err(Error::IsDirectory {
-            path: path.to_path_buf(),
-        });
-    }
-    if !meta.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-        });
-    }
+    regular_file(path)?;
     let file = File::open(path).map_err(io)?;
     let before = file.metadata().map_err(io)?;
     if !before.is_file() {
@@ -152,13 +141,13 @@ fn on_read_only_mount(file: &File) -> bool {
     }
 }
 
-/// Reads a small file (manifest, policy, layout) with a size cap checked before reading.
-pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let io = |source| Error::Io {
+/// Metadata of `path` if it is a regular file (following links). Checked before opening: opening a FIFO
+/// would block, and a directory is a distinct, clear error.
+pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, Error> {
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    })?;
     if meta.is_dir() {
         return Err(Error::IsDirectory {
             path: path.to_path_buf(),
@@ -169,6 +158,16 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
             path: path.to_path_buf(),
         });
     }
+    Ok(meta)
+}
+
+/// Reads a small file (manifest, policy, layout) with a size cap checked before reading.
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = regular_file(path)?;
     if meta.len() > limit {
         return Err(Error::TooLarge {
             path: path.to_path_buf(),
