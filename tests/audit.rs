@@ -7,6 +7,9 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+#[allow(dead_code)]
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
 
 fn fwscan(args: &[&str]) -> (i32, String, String) {
@@ -1014,5 +1017,201 @@ for s in x:
     assert_eq!(
         got, "descriptor pass\nbios fail\nnvram pass\n/ pass\n",
         "{got}"
+    );
+}
+
+/// A UEFI firmware volume image (built with the library's builder): drivers with PE32 sections and a
+/// version file. Returns the image and the offset of a byte inside the first driver's PE body.
+fn uefi_image(version: &str) -> (Vec<u8>, usize) {
+    use fwscan::formats::uefi::build;
+    let driver = |guid: &str, name: &str, seed: u8| {
+        let mut pe = vec![seed; 0x800];
+        pe[0..2].copy_from_slice(b"MZ");
+        let body = build::sections(&[build::section(0x10, &pe), build::ui(name)]);
+        build::file(build::guid_bytes(guid), 0x07, &body, 0)
+    };
+    let tag = format!("ACME-UEFI-BIOS version {version}   ");
+    let version_file = build::file(
+        build::guid_bytes("0A0A0A0A-1111-2222-3333-444444444444"),
+        0x01,
+        &build::sections(&[build::section(0x19, tag.as_bytes())]),
+        0,
+    );
+    let files = vec![
+        driver("11111111-2222-3333-4444-555555555555", "AcmeDxe", 0x31),
+        driver("66666666-7777-8888-9999-AAAAAAAAAAAA", "AcmeSmm", 0x32),
+        version_file,
+    ];
+    let img = build::volume(build::FFS2, None, &files, 0x20000);
+    let at = img.windows(4).position(|w| w == [0x31; 4]).unwrap() + 0x100;
+    (img, at)
+}
+
+#[test]
+fn bios_and_bmc_images_get_their_manifest_and_the_right_verdict() {
+    let d = tempfile::tempdir().unwrap();
+    let fleet = d.path().join("fleet");
+    let mdir = d.path().join("manifests");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    let mut expected: Vec<(String, &str, Vec<&str>)> = Vec::new();
+    let put = |name: &str, bytes: &[u8]| std::fs::write(fleet.join(name), bytes).unwrap();
+    let baseline = |golden: &[u8], name: &str, extra: &[&str]| {
+        let g = d.path().join(format!("{name}.golden"));
+        std::fs::write(&g, golden).unwrap();
+        let out = mdir.join(format!("{name}.json"));
+        let mut args = vec![
+            "baseline",
+            g.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--product",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = fwscan(&args);
+        assert_eq!(code, 0, "{err}");
+    };
+
+    // BIOS: UEFI volumes, identified by their version string.
+    let (bios, at) = uefi_image("5.0");
+    baseline(
+        &bios,
+        "ACME-UEFI",
+        &[
+            "--component",
+            "bios",
+            "--version",
+            "5.0",
+            "--match-string",
+            "ACME-UEFI-BIOS version 5.0",
+        ],
+    );
+    for i in 0..3 {
+        put(&format!("bios-clean-{i}.bin"), &bios);
+        expected.push((format!("bios-clean-{i}.bin"), "clean", vec![]));
+    }
+    let mut t = bios.clone();
+    t[at] ^= 0xFF;
+    put("bios-tampered.bin", &t);
+    expected.push((
+        "bios-tampered.bin".into(),
+        "findings",
+        vec!["module-modified"],
+    ));
+    put("bios-unknown.bin", &uefi_image("6.6").0);
+    expected.push((
+        "bios-unknown.bin".into(),
+        "findings",
+        vec!["unknown-firmware"],
+    ));
+    put("bios-corrupted.bin", &bios[..bios.len() / 2]);
+    expected.push((
+        "bios-corrupted.bin".into(),
+        "findings",
+        vec!["unknown-firmware", "size-mismatch"],
+    ));
+
+    // BMC: an OpenBMC 32 MiB image from the real tools, identified by /etc/os-release in its rofs.
+    let with_bmc = support::bmc::available();
+    if with_bmc {
+        use support::bmc as b;
+        let work = d.path().join("bmc-build");
+        std::fs::create_dir_all(&work).unwrap();
+        let pieces = b::build(&work, b::LAYOUT_32, b::UBOOT_32, true);
+        let golden = pieces.image(b::LAYOUT_32);
+        baseline(
+            &golden,
+            "ACME-BMC",
+            &[
+                "--component",
+                "bmc",
+                "--version",
+                "test-1",
+                "--match-os-release",
+                "VERSION_ID=test-1",
+                "--mutable",
+                "**/u-boot-env",
+                "--mutable",
+                "rwfs",
+            ],
+        );
+        put("bmc-clean.bin", &golden);
+        expected.push(("bmc-clean.bin".into(), "clean", vec![]));
+        let mut t = golden.clone();
+        t[0x200] ^= 0xFF;
+        put("bmc-tampered.bin", &t);
+        expected.push((
+            "bmc-tampered.bin".into(),
+            "findings",
+            vec!["region-modified"],
+        ));
+        // `build` writes the standard root; change its os-release afterwards and rebuild the rofs.
+        let mut other = b::build(&work, b::LAYOUT_32, b::UBOOT_32, true);
+        let root = work.join("root");
+        std::fs::write(
+            root.join("etc/os-release"),
+            "ID=openbmc-phosphor\nVERSION_ID=test-9\n",
+        )
+        .unwrap();
+        other.rofs = b::squashfs(&work, &root, "rofs-9.sqsh");
+        put("bmc-unknown.bin", &other.image(b::LAYOUT_32));
+        expected.push((
+            "bmc-unknown.bin".into(),
+            "findings",
+            vec!["unknown-firmware"],
+        ));
+    } else {
+        eprintln!("BMC part skipped: BMC tools not installed");
+    }
+
+    let rows_path = d.path().join("rows.jsonl");
+    let (code, _, err) = fwscan(&[
+        "audit",
+        fleet.to_str().unwrap(),
+        "--manifests",
+        mdir.to_str().unwrap(),
+        "--insecure-unsigned",
+        "-q",
+        "-o",
+        rows_path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let (images, _) = rows(&rows_path);
+    assert_eq!(images.len(), expected.len());
+    for (name, verdict, codes) in &expected {
+        let r = images
+            .iter()
+            .find(|r| r["path"].as_str().unwrap() == name)
+            .unwrap_or_else(|| panic!("no row for {name}"));
+        assert_eq!(r["verdict"], *verdict, "{name}: {r}");
+        let got = row_codes(r);
+        if codes.is_empty() {
+            assert!(got.is_empty(), "{name}: {got:?}");
+        } else {
+            assert!(
+                got.iter().any(|c| codes.contains(&c.as_str())),
+                "{name}: {got:?} not in {codes:?}"
+            );
+        }
+        if *verdict == "clean" || name.contains("tampered") {
+            let product = r["manifest"]["product"]["product"].as_str().unwrap();
+            assert!(
+                name.starts_with("bios") == (product == "ACME-UEFI"),
+                "{name} matched {product}"
+            );
+        }
+    }
+    let tampered = images
+        .iter()
+        .find(|r| r["path"] == "bios-tampered.bin")
+        .unwrap();
+    let f = &tampered["findings"][0];
+    assert!(
+        f["path"]
+            .as_str()
+            .unwrap()
+            .contains("file[11111111-2222-3333-4444-555555555555:AcmeDxe]"),
+        "{f}"
     );
 }
