@@ -100,10 +100,22 @@ impl Layout {
             .collect()
     }
 
-    /// Turns the layout into flash-region nodes over `data`. Entries past the end are clipped and noted,
-    /// overlaps are noted (both nodes kept: both are hashed). Never panics.
+    /// Turns the layout into flash-region nodes over the whole of `data`. See [`Layout::place`].
     pub fn apply(&self, data: &Arc<Data>, notes: &mut Vec<Note>) -> Vec<Region> {
-        let len = data.len() as u64;
+        self.place(data, 0, data.len() as u64, RegionKind::FlashRegion, notes)
+    }
+
+    /// Turns the layout (offsets relative to `base`) into nodes of `kind` over `len` bytes of `data` from
+    /// `base`. Entries past the end are clipped (or dropped when they start past it) and noted; overlaps
+    /// are noted (both nodes kept: both are hashed). Never panics.
+    pub fn place(
+        &self,
+        data: &Arc<Data>,
+        base: u64,
+        len: u64,
+        kind: RegionKind,
+        notes: &mut Vec<Note>,
+    ) -> Vec<Region> {
         let mut out: Vec<Region> = Vec::new();
         let mut sorted: Vec<&LayoutEntry> = self.entries.iter().collect();
         sorted.sort_by_key(|e| (e.start, e.end));
@@ -117,38 +129,35 @@ impl Layout {
                             "layout ({}): `{}` {:#x}..={:#x} overlaps `{}` {:#x}..={:#x}",
                             self.source, e.name, e.start, e.end, p.name, p.start, p.end
                         ),
-                        Some(e.start),
+                        Some(base.saturating_add(e.start)),
                     ));
                 }
             }
             if prev.is_none_or(|p| e.end > p.end) {
                 prev = Some(e);
             }
-            if e.start >= len {
-                notes.push(Note::new(
-                    Code::PartitionOutOfBounds,
-                    format!(
-                        "layout ({}): `{}` starts at {:#x}, past the end of the {len:#x}-byte image",
-                        self.source, e.name, e.start
-                    ),
-                    Some(e.start),
-                ));
-                continue;
-            }
-            let mut size = e.size();
             if e.end >= len {
                 notes.push(Note::new(
                     Code::PartitionOutOfBounds,
                     format!(
-                        "layout ({}): `{}` ends at {:#x}, past the end of the {len:#x}-byte image",
-                        self.source, e.name, e.end
+                        "layout ({}): `{}` {:#x}..={:#x} extends past the end of the {len:#x}-byte flash",
+                        self.source, e.name, e.start, e.end
                     ),
-                    Some(e.start),
+                    Some(base.saturating_add(e.start.min(len))),
                 ));
-                size = len - e.start;
+                if e.start >= len {
+                    continue;
+                }
             }
-            let mut r = Region::new(RegionKind::FlashRegion, e.name.clone(), data, e.start, size)
-                .with_attr("layout-source", self.source.clone());
+            let size = e.size().min(len - e.start);
+            let mut r = Region::new(
+                kind,
+                e.name.clone(),
+                data,
+                base.saturating_add(e.start),
+                size,
+            )
+            .with_attr("layout-source", self.source.clone());
             if let Some(p) = e.policy {
                 r.policy = p;
             }

@@ -420,53 +420,13 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 /// Turns a layout (offsets relative to `node`) into partition nodes over `node`'s buffer: overlaps and
 /// partitions past the end of `node` are noted (out-of-bounds ones clipped or dropped), never a panic.
 pub fn place(layout: &Layout, node: &Region, notes: &mut Vec<Note>) -> Vec<Region> {
-    let len = node.size;
-    let mut sorted: Vec<&LayoutEntry> = layout.entries.iter().collect();
-    sorted.sort_by_key(|e| (e.start, e.end));
-    let mut out = Vec::new();
-    let mut prev: Option<&LayoutEntry> = None;
-    for e in sorted {
-        if let Some(p) = prev {
-            if e.start <= p.end {
-                notes.push(Note::new(
-                    Code::PartitionOverlap,
-                    format!(
-                        "layout ({}): `{}` {:#x}..={:#x} overlaps `{}` {:#x}..={:#x}",
-                        layout.source, e.name, e.start, e.end, p.name, p.start, p.end
-                    ),
-                    Some(node.offset.saturating_add(e.start)),
-                ));
-            }
-        }
-        if prev.is_none_or(|p| e.end > p.end) {
-            prev = Some(e);
-        }
-        if e.start >= len || e.end >= len {
-            notes.push(Note::new(
-                Code::PartitionOutOfBounds,
-                format!(
-                    "layout ({}): `{}` {:#x}..={:#x} extends past the end of the {len:#x}-byte flash",
-                    layout.source, e.name, e.start, e.end
-                ),
-                Some(node.offset.saturating_add(e.start.min(len))),
-            ));
-            if e.start >= len {
-                continue;
-            }
-        }
-        let size = e.size().min(len - e.start);
-        out.push(
-            Region::new(
-                RegionKind::Partition,
-                e.name.clone(),
-                &node.data,
-                node.offset + e.start,
-                size,
-            )
-            .with_attr("layout-source", layout.source.clone()),
-        );
-    }
-    out
+    layout.place(
+        &node.data,
+        node.offset,
+        node.size,
+        RegionKind::Partition,
+        notes,
+    )
 }
 
 /// The layout source recorded on a parsed tree's partitions, if any.
