@@ -536,3 +536,49 @@ fn clean_debian_firmware_gives_zero_findings() {
         eprintln!("{seen} clean firmware images checked");
     }
 }
+
+#[test]
+fn digest_rules_match_section_bodies_as_chipsec_hashes_them() {
+    // CHIPSEC's sha256 of an EFI module is that of the PE32 section body, without its section header.
+    let body = fixtures::pe_body(0x5C);
+    let digest = fwscan::hash::digest(fwscan::hash::Alg::Sha256, &body);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bl.json"),
+        format!(r#"{{ "Body": {{ "description": "d", "match": {{ "h": {{ "sha256": "{digest}" }} }} }} }}"#),
+    )
+    .unwrap();
+    let module = fixtures::driver("12345678-0000-0000-0000-00000000ABCD", "Target", 0x5C);
+    for compressed in [false, true] {
+        std::fs::write(
+            dir.path().join("img.bin"),
+            fixtures::image(&[module.clone()], compressed),
+        )
+        .unwrap();
+        let out = fwscan(
+            &[
+                "check",
+                "img.bin",
+                "--signatures-chipsec",
+                "bl.json",
+                "--format",
+                "json",
+            ],
+            dir.path(),
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{v:#}");
+        assert_eq!(v["findings"][0]["rule"], "chipsec:Body");
+        assert!(v["findings"][0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(":Target]"));
+        // Not a different body.
+        std::fs::write(dir.path().join("img.bin"), fixtures::image(&[], compressed)).unwrap();
+        let out = fwscan(
+            &["check", "img.bin", "--signatures-chipsec", "bl.json"],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(0));
+    }
+}

@@ -261,15 +261,22 @@ fn variable_data(r: &Region) -> &[u8] {
 
 fn collect_facts(node: &Region, set: &RuleSet, f: &mut Facts) {
     let bytes = node.bytes();
-    if set.need.sha256 {
-        f.sha256
-            .insert(crate::hash::digest(crate::hash::Alg::Sha256, bytes));
-    }
-    if set.need.sha1 {
-        f.sha1.insert(hex::encode(sha1::Sha1::digest(bytes)));
-    }
-    if set.need.md5 {
-        f.md5.insert(hex::encode(md5::Md5::digest(bytes)));
+    // Digests of the things rules name: the subject itself, sections (and, for leaf sections, their body
+    // without the section header, which is what CHIPSEC hashes), filesystem files and blobs.
+    if matches!(
+        node.kind,
+        RegionKind::File
+            | RegionKind::Section
+            | RegionKind::FsFile
+            | RegionKind::Blob
+            | RegionKind::Variable
+    ) {
+        add_digests(bytes, set, f);
+        if node.kind == RegionKind::Section && node.children.is_empty() {
+            if let Some(body) = leaf_section_body(bytes) {
+                add_digests(body, set, f);
+            }
+        }
     }
     if let Some(a) = node.attr_str("authenticode-sha256") {
         f.authenticode.insert(a.to_ascii_lowercase());
@@ -282,9 +289,35 @@ fn collect_facts(node: &Region, set: &RuleSet, f: &mut Facts) {
             }
         }
     }
-    for c in &node.children {
+    // A nested module (an FFS file inside an FV image inside this one) is a subject of its own: its
+    // content is not attributed to the container too.
+    for c in node.children.iter().filter(|c| c.kind != RegionKind::File) {
         collect_facts(c, set, f);
     }
+}
+
+fn add_digests(bytes: &[u8], set: &RuleSet, f: &mut Facts) {
+    if set.need.sha256 {
+        f.sha256
+            .insert(crate::hash::digest(crate::hash::Alg::Sha256, bytes));
+    }
+    if set.need.sha1 {
+        f.sha1.insert(hex::encode(sha1::Sha1::digest(bytes)));
+    }
+    if set.need.md5 {
+        f.md5.insert(hex::encode(md5::Md5::digest(bytes)));
+    }
+}
+
+/// The body of a leaf FFS section: after the 4-byte header, or the 8-byte one when the 24-bit size is
+/// 0xFFFFFF (extended size).
+fn leaf_section_body(b: &[u8]) -> Option<&[u8]> {
+    let hdr = if b.get(0..3)? == [0xFF, 0xFF, 0xFF] {
+        8
+    } else {
+        4
+    };
+    b.get(hdr..)
 }
 
 fn subjects<'a>(root: &'a Region, set: &RuleSet) -> Vec<Subject<'a>> {

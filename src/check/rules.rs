@@ -57,7 +57,7 @@ pub enum Expr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scope {
-    /// One FFS file and everything inside it.
+    /// One FFS file and everything inside it (nested FFS files are subjects of their own).
     #[default]
     Module,
     /// One NVRAM variable.
