@@ -552,7 +552,7 @@ fn digest_rules_match_section_bodies_as_chipsec_hashes_them() {
     for compressed in [false, true] {
         std::fs::write(
             dir.path().join("img.bin"),
-            fixtures::image(&[module.clone()], compressed),
+            fixtures::image(std::slice::from_ref(&module), compressed),
         )
         .unwrap();
         let out = fwscan(
