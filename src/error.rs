@@ -6,11 +6,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("{path}: {source}")]
+    // The I/O error is part of the message (not a `source`), so that `{:#}` chains do not repeat it.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: is a directory, not a file")]
     IsDirectory { path: PathBuf },
@@ -24,12 +24,8 @@ pub enum Error {
     },
     #[error("{path}: file changed while it was being read ({what})")]
     FileChanged { path: PathBuf, what: String },
-    #[error("{path}: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: ParseError,
-    },
+    #[error("{path}: {error}")]
+    Parse { path: PathBuf, error: ParseError },
     #[error("layout {path}: line {line}: {message}")]
     Layout {
         path: PathBuf,

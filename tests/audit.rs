@@ -1215,3 +1215,94 @@ fn bios_and_bmc_images_get_their_manifest_and_the_right_verdict() {
         "{f}"
     );
 }
+
+#[test]
+fn an_unreadable_image_is_an_error_row_and_the_audit_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path();
+    let chmod = |p: &Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    chmod(base, 0o755);
+    let fleet = base.join("fleet");
+    let mdir = base.join("manifests");
+    let out = base.join("out");
+    for p in [&fleet, &mdir, &out] {
+        std::fs::create_dir(p).unwrap();
+        chmod(p, 0o755);
+    }
+    chmod(&out, 0o777);
+    let mut rng = Rng(7);
+    let p = raw_product(&mut rng, "R1", "1.0", 16 * 1024);
+    let golden = base.join("golden.bin");
+    std::fs::write(&golden, &p.golden).unwrap();
+    let m = mdir.join("r1.json");
+    let mut args = vec![
+        "baseline",
+        golden.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+        "--product",
+        "R1",
+    ];
+    let extra: Vec<&str> = p.baseline_args.iter().map(String::as_str).collect();
+    args.extend(extra);
+    assert_eq!(fwscan(&args).0, 0);
+    chmod(&m, 0o644);
+    std::fs::write(fleet.join("readable.bin"), &p.golden).unwrap();
+    chmod(&fleet.join("readable.bin"), 0o644);
+    std::fs::write(fleet.join("locked.bin"), &p.golden).unwrap();
+    chmod(&fleet.join("locked.bin"), 0o000);
+    let rows_path = out.join("rows.jsonl");
+    // As root, file modes do not stop reads: run the audit as `nobody` so the test means something.
+    let as_root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false)
+    };
+    let mut cmd = if as_root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+        c
+    } else {
+        Command::new(BIN)
+    };
+    let status = cmd
+        .args([
+            "audit",
+            fleet.to_str().unwrap(),
+            "--manifests",
+            mdir.to_str().unwrap(),
+            "--insecure-unsigned",
+            "-q",
+            "-o",
+        ])
+        .arg(&rows_path)
+        .output();
+    let Ok(output) = status else {
+        eprintln!("skipped: setpriv not available to drop root privileges");
+        return;
+    };
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (images, _) = rows(&rows_path);
+    assert_eq!(images.len(), 2, "{images:#?}");
+    let locked = images.iter().find(|r| r["path"] == "locked.bin").unwrap();
+    assert_eq!(locked["verdict"], "error", "{locked}");
+    assert_eq!(locked["error"]["code"], "read-error", "{locked}");
+    assert!(
+        locked["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ermission denied"),
+        "{locked}"
+    );
+    let readable = images.iter().find(|r| r["path"] == "readable.bin").unwrap();
+    assert_eq!(readable["verdict"], "clean", "{readable}");
+}

@@ -517,7 +517,7 @@ fn score(m: &Manifest, img: &mut ImageFacts<'_>) -> Option<(u8, u32)> {
 fn collect_json(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<(), crate::Error> {
     let io = |source| crate::Error::Io {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     };
     if depth > 16 {
         return Ok(());

@@ -412,7 +412,7 @@ pub fn merge(files: &[PathBuf], timing: bool) -> Result<Summary, crate::Error> {
     for f in files {
         let file = std::fs::File::open(f).map_err(|source| crate::Error::Io {
             path: f.clone(),
-            source,
+            error: source,
         })?;
         let mut bad: Vec<String> = Vec::new();
         results::read_rows(
@@ -433,7 +433,7 @@ pub fn merge(files: &[PathBuf], timing: bool) -> Result<Summary, crate::Error> {
         )
         .map_err(|source| crate::Error::Io {
             path: f.clone(),
-            source,
+            error: source,
         })?;
         for p in bad.into_iter().take(10) {
             b.problem(p);

@@ -79,7 +79,7 @@ pub fn read_image_with_mode(
 ) -> Result<(Arc<Data>, ReadMode), Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     regular_file(path)?;
     let file = File::open(path).map_err(io)?;
@@ -174,7 +174,7 @@ fn on_read_only_mount(file: &File) -> bool {
 pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, Error> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     if meta.is_dir() {
         return Err(Error::IsDirectory {
@@ -193,7 +193,7 @@ pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, Error> {
 pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
     let io = |source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     };
     let meta = regular_file(path)?;
     if meta.len() > limit {
