@@ -1028,3 +1028,61 @@ fn user_layouts_are_applied_and_content_is_parsed() {
     assert_eq!(bb["kind"], "fs-file");
     assert_eq!(finding_codes(&doc), vec![]);
 }
+
+/// A crafted extended file inode claiming a 2^60-byte file: the squashfs reader sizes a file's block
+/// list from that claim. fwscan refuses the inode first, naming why.
+#[test]
+fn an_inode_claiming_an_absurd_file_size_is_refused_before_the_reader_allocates() {
+    if !b::available() {
+        return;
+    }
+    let dir = b::scratch("absurd-inode");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("a"), b::kernel_bytes(7, 300_000)).unwrap();
+    // A hard link makes mksquashfs write an extended file inode (64-bit size); -noI keeps the inode
+    // table uncompressed so the test can patch it.
+    std::fs::hard_link(root.join("a"), root.join("b")).unwrap();
+    b::run(
+        &dir,
+        "mksquashfs",
+        &[
+            "root",
+            "fs.sqsh",
+            "-noI",
+            "-noappend",
+            "-comp",
+            "xz",
+            "-all-root",
+            "-quiet",
+            "-no-progress",
+        ],
+    );
+    let good = std::fs::read(dir.join("fs.sqsh")).unwrap();
+    let parse = |bytes: Vec<u8>| {
+        let opts = fwscan::formats::ParseOptions {
+            format: Some("squashfs".into()),
+            ..Default::default()
+        };
+        fwscan::formats::parse_image(Arc::new(fwscan::input::Data::Owned(bytes)), &opts)
+    };
+    let tree = parse(good.clone());
+    let mut files = 0;
+    tree.walk(&mut |r| files += usize::from(r.kind == fwscan::region::RegionKind::FsFile));
+    assert_eq!(files, 2, "{tree:#?}");
+    let inode = u64::from_le_bytes(good[64..72].try_into().unwrap()) as usize;
+    let table = inode + 2;
+    let at = (0..64)
+        .find(|o| u16::from_le_bytes([good[table + o], good[table + o + 1]]) == 9)
+        .expect("an extended file inode");
+    let mut bad = good.clone();
+    bad[table + at + 24..table + at + 32].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    let tree = parse(bad);
+    let notes = fwscan::compare::all_notes(&tree);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.message.contains("block list cannot fit")),
+        "{notes:#?}"
+    );
+}

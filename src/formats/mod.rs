@@ -20,6 +20,7 @@ pub mod me;
 pub mod nvram;
 pub mod pe;
 pub mod squashfs;
+pub mod squashfs_inodes;
 pub mod uboot;
 pub mod ubootenv;
 pub mod uefi;

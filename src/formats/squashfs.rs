@@ -148,6 +148,19 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
             });
         }
     }
+    // Refuse inode tables whose block lists could make the reader allocate without bound.
+    crate::formats::squashfs_inodes::check(b).map_err(|e| match e {
+        ParseError::Invalid {
+            what,
+            offset,
+            detail,
+        } => ParseError::Invalid {
+            what,
+            offset: at.saturating_add(offset),
+            detail,
+        },
+        other => other,
+    })?;
     let reader = std::io::Cursor::new(b);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         FilesystemReader::from_reader(reader)
