@@ -11,6 +11,7 @@ pub mod rules;
 pub mod secureboot;
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
 use md5::Digest as _;
@@ -31,14 +32,6 @@ pub struct RuleSet {
     anchor_users: Vec<Vec<usize>>,
     automaton: Option<AhoCorasick>,
     regexes: Vec<regex::bytes::Regex>,
-    need: Needs,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Needs {
-    sha256: bool,
-    sha1: bool,
-    md5: bool,
 }
 
 impl RuleSet {
@@ -46,7 +39,6 @@ impl RuleSet {
     pub fn new(rules: Vec<Rule>) -> Result<RuleSet, String> {
         let mut patterns = Vec::new();
         let mut regex_src = Vec::new();
-        let mut need = Needs::default();
         for r in &rules {
             let mut visit = |e: &Expr| match e {
                 Expr::Bytes(p) => {
@@ -57,9 +49,6 @@ impl RuleSet {
                     }
                 }
                 Expr::Regexp(s) if !regex_src.contains(s) => regex_src.push(s.clone()),
-                Expr::Sha256(_) => need.sha256 = true,
-                Expr::Sha1(_) => need.sha1 = true,
-                Expr::Md5(_) => need.md5 = true,
                 _ => {}
             };
             walk_expr(&r.expr, &mut visit);
@@ -97,7 +86,6 @@ impl RuleSet {
             anchor_users,
             automaton,
             regexes,
-            need,
         })
     }
 
@@ -168,48 +156,68 @@ fn longest_literal(p: &[Option<u8>]) -> (usize, Vec<u8>) {
     best
 }
 
-/// What is known about one subject.
+/// What is known about one subject. Digests are computed only when a rule asks for them (most rules
+/// decide on GUIDs and names), once per algorithm, over every digestable part of the subject.
 #[derive(Debug, Default, Clone)]
-struct Facts {
+struct Facts<'a> {
     guids: HashSet<String>,
     ui_names: HashSet<String>,
     variables: HashSet<String>,
     fs_paths: HashSet<String>,
-    sha256: HashSet<String>,
-    sha1: HashSet<String>,
-    md5: HashSet<String>,
+    /// The byte ranges digest matchers look at.
+    digest_inputs: Vec<&'a [u8]>,
+    sha256: OnceLock<HashSet<String>>,
+    sha1: OnceLock<HashSet<String>>,
+    md5: OnceLock<HashSet<String>>,
     authenticode: HashSet<String>,
     patterns: HashSet<usize>,
     regexes: HashSet<usize>,
     cert_subjects: Vec<String>,
 }
 
-impl Facts {
-    fn merge(&mut self, o: &Facts) {
+impl<'a> Facts<'a> {
+    fn merge(&mut self, o: &Facts<'a>) {
         self.guids.extend(o.guids.iter().cloned());
         self.ui_names.extend(o.ui_names.iter().cloned());
         self.variables.extend(o.variables.iter().cloned());
         self.fs_paths.extend(o.fs_paths.iter().cloned());
-        self.sha256.extend(o.sha256.iter().cloned());
-        self.sha1.extend(o.sha1.iter().cloned());
-        self.md5.extend(o.md5.iter().cloned());
+        self.digest_inputs.extend(o.digest_inputs.iter().copied());
         self.authenticode.extend(o.authenticode.iter().cloned());
         self.patterns.extend(o.patterns.iter().copied());
         self.regexes.extend(o.regexes.iter().copied());
         self.cert_subjects.extend(o.cert_subjects.iter().cloned());
     }
+
+    fn has_digest(&self, alg: DigestAlg, want: &str) -> bool {
+        let (cell, f): (_, fn(&[u8]) -> String) = match alg {
+            DigestAlg::Sha256 => (&self.sha256, |b| {
+                crate::hash::digest(crate::hash::Alg::Sha256, b)
+            }),
+            DigestAlg::Sha1 => (&self.sha1, |b| hex::encode(sha1::Sha1::digest(b))),
+            DigestAlg::Md5 => (&self.md5, |b| hex::encode(md5::Md5::digest(b))),
+        };
+        cell.get_or_init(|| self.digest_inputs.iter().map(|b| f(b)).collect())
+            .contains(&want.to_ascii_lowercase())
+    }
 }
 
-fn eval(e: &Expr, f: &Facts, set: &RuleSet) -> bool {
+#[derive(Debug, Clone, Copy)]
+enum DigestAlg {
+    Sha256,
+    Sha1,
+    Md5,
+}
+
+fn eval(e: &Expr, f: &Facts<'_>, set: &RuleSet) -> bool {
     match e {
         Expr::All(v) => v.iter().all(|x| eval(x, f, set)),
         Expr::Any(v) => v.iter().any(|x| eval(x, f, set)),
         Expr::Not(x) => !eval(x, f, set),
         Expr::Guid(g) => rules::parse_guid_text(g).is_ok_and(|g| f.guids.contains(&g)),
         Expr::UiName(n) => f.ui_names.contains(n),
-        Expr::Sha256(h) => f.sha256.contains(&h.to_ascii_lowercase()),
-        Expr::Sha1(h) => f.sha1.contains(&h.to_ascii_lowercase()),
-        Expr::Md5(h) => f.md5.contains(&h.to_ascii_lowercase()),
+        Expr::Sha256(h) => f.has_digest(DigestAlg::Sha256, h),
+        Expr::Sha1(h) => f.has_digest(DigestAlg::Sha1, h),
+        Expr::Md5(h) => f.has_digest(DigestAlg::Md5, h),
         Expr::Authenticode(h) => f.authenticode.contains(&h.to_ascii_lowercase()),
         Expr::Bytes(p) => rules::parse_pattern(p)
             .ok()
@@ -235,7 +243,7 @@ fn eval(e: &Expr, f: &Facts, set: &RuleSet) -> bool {
 struct Subject<'a> {
     node: &'a Region,
     scope: Scope,
-    facts: Facts,
+    facts: Facts<'a>,
 }
 
 /// Whether a variable node is live (not deleted or superseded).
@@ -259,7 +267,7 @@ fn variable_data(r: &Region) -> &[u8] {
         .unwrap_or_else(|| r.bytes())
 }
 
-fn collect_facts(node: &Region, set: &RuleSet, f: &mut Facts) {
+fn collect_facts<'a>(node: &'a Region, set: &RuleSet, f: &mut Facts<'a>) {
     let bytes = node.bytes();
     // Digests of the things rules name: the subject itself, sections (and, for leaf sections, their body
     // without the section header, which is what CHIPSEC hashes), filesystem files and blobs.
@@ -271,10 +279,10 @@ fn collect_facts(node: &Region, set: &RuleSet, f: &mut Facts) {
             | RegionKind::Blob
             | RegionKind::Variable
     ) {
-        add_digests(bytes, set, f);
+        f.digest_inputs.push(bytes);
         if node.kind == RegionKind::Section && node.children.is_empty() {
             if let Some(body) = leaf_section_body(bytes) {
-                add_digests(body, set, f);
+                f.digest_inputs.push(body);
             }
         }
     }
@@ -293,19 +301,6 @@ fn collect_facts(node: &Region, set: &RuleSet, f: &mut Facts) {
     // content is not attributed to the container too.
     for c in node.children.iter().filter(|c| c.kind != RegionKind::File) {
         collect_facts(c, set, f);
-    }
-}
-
-fn add_digests(bytes: &[u8], set: &RuleSet, f: &mut Facts) {
-    if set.need.sha256 {
-        f.sha256
-            .insert(crate::hash::digest(crate::hash::Alg::Sha256, bytes));
-    }
-    if set.need.sha1 {
-        f.sha1.insert(hex::encode(sha1::Sha1::digest(bytes)));
-    }
-    if set.need.md5 {
-        f.md5.insert(hex::encode(md5::Md5::digest(bytes)));
     }
 }
 
@@ -377,27 +372,44 @@ pub fn match_rules(root: &Region, set: &RuleSet) -> Vec<Finding> {
     for s in &subs {
         image.merge(&s.facts);
     }
-    let mut out = Vec::new();
-    for rule in &set.rules {
-        let code = rule
-            .code
+    let code_of = |rule: &Rule| {
+        rule.code
             .as_deref()
             .and_then(Code::parse)
-            .unwrap_or(Code::KnownThreat);
-        let hit = |facts: &Facts| {
-            eval(&rule.expr, facts, set)
-                && !rule.exclude.as_ref().is_some_and(|x| eval(x, facts, set))
-        };
+            .unwrap_or(Code::KnownThreat)
+    };
+    let hit = |rule: &Rule, facts: &Facts<'_>| {
+        eval(&rule.expr, facts, set) && !rule.exclude.as_ref().is_some_and(|x| eval(x, facts, set))
+    };
+    // Subjects in parallel (digests, when a rule needs them, are computed there); findings in rule order,
+    // then subject order, as if evaluated one after the other.
+    let mut hits: Vec<(usize, usize)> = subs
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(si, s)| {
+            set.rules
+                .iter()
+                .enumerate()
+                .filter(move |(_, r)| r.scope == s.scope && hit(r, &s.facts))
+                .map(move |(ri, _)| (ri, si))
+        })
+        .collect();
+    hits.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = hits.iter().peekable();
+    for (ri, rule) in set.rules.iter().enumerate() {
         if rule.scope == Scope::Image {
-            if hit(&image) {
-                out.push(rule_finding(rule, code, root));
+            if hit(rule, &image) {
+                out.push(rule_finding(rule, code_of(rule), root));
             }
             continue;
         }
-        for s in subs.iter().filter(|s| s.scope == rule.scope) {
-            if hit(&s.facts) {
-                out.push(rule_finding(rule, code, s.node));
+        while let Some(&&(r, si)) = next.peek() {
+            if r != ri {
+                break;
             }
+            out.push(rule_finding(rule, code_of(rule), subs[si].node));
+            next.next();
         }
     }
     out
