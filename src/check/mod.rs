@@ -269,22 +269,21 @@ fn variable_data(r: &Region) -> &[u8] {
 
 fn collect_facts<'a>(node: &'a Region, set: &RuleSet, f: &mut Facts<'a>) {
     let bytes = node.bytes();
-    // Digests of the things rules name: the subject itself, sections (and, for leaf sections, their body
-    // without the section header, which is what CHIPSEC hashes), filesystem files and blobs.
-    if matches!(
-        node.kind,
-        RegionKind::File
-            | RegionKind::Section
-            | RegionKind::FsFile
-            | RegionKind::Blob
-            | RegionKind::Variable
-    ) {
-        f.digest_inputs.push(bytes);
-        if node.kind == RegionKind::Section && node.children.is_empty() {
+    // Digests of the things rules name: the subject itself, filesystem files, blobs, sections — for a
+    // leaf section its body without the section header (what CHIPSEC hashes and UEFIExtract extracts as
+    // body.bin), for an encapsulating section its whole bytes.
+    match node.kind {
+        RegionKind::Section if node.children.is_empty() => {
             if let Some(body) = leaf_section_body(bytes) {
                 f.digest_inputs.push(body);
             }
         }
+        RegionKind::File
+        | RegionKind::Section
+        | RegionKind::FsFile
+        | RegionKind::Blob
+        | RegionKind::Variable => f.digest_inputs.push(bytes),
+        _ => {}
     }
     if let Some(a) = node.attr_str("authenticode-sha256") {
         f.authenticode.insert(a.to_ascii_lowercase());

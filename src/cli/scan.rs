@@ -82,10 +82,20 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let size = data.len() as u64;
     let rules = super::check::load_rules(&a.rules)?;
     let mut tree = formats::parse_image(data, &opts);
-    let mut result = compare::scan(&verified, &mut tree, &ScanOptions { parse: opts });
-    result
-        .findings
-        .extend(fwscan::check::run_for_scan(&tree, &rules));
+    // The rule checks run on the parsed tree while the comparison runs (both mostly hash). The comparison
+    // may expand compressed nodes that differ; then the rules run again on the expanded tree, so they
+    // always see everything the scan parsed.
+    let parsed = tree.clone();
+    let (mut result, early) = rayon::join(
+        || compare::scan(&verified, &mut tree, &ScanOptions { parse: opts }),
+        || fwscan::check::run_for_scan(&parsed, &rules),
+    );
+    let checks = if result.stats.nodes_expanded == 0 {
+        early
+    } else {
+        fwscan::check::run_for_scan(&tree, &rules)
+    };
+    result.findings.extend(checks);
     let report = Report::new(
         "scan",
         image_ref(size),
