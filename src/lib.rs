@@ -35,6 +35,7 @@ pub mod audit;
 pub mod check;
 pub mod compare;
 pub mod error;
+pub mod finding;
 pub mod formats;
 pub mod hash;
 pub mod input;

@@ -576,7 +576,7 @@ fn parse_as(bytes: Vec<u8>, format: &str) -> fwscan::region::Region {
 }
 
 fn note_codes(tree: &fwscan::region::Region) -> Vec<(String, String)> {
-    fwscan::compare::all_notes(tree)
+    fwscan::region::note_findings(tree)
         .into_iter()
         .map(|f| (f.code.as_str().to_string(), f.path))
         .collect()
@@ -1078,7 +1078,7 @@ fn an_inode_claiming_an_absurd_file_size_is_refused_before_the_reader_allocates(
     let mut bad = good.clone();
     bad[table + at + 24..table + at + 32].copy_from_slice(&(1u64 << 60).to_le_bytes());
     let tree = parse(bad);
-    let notes = fwscan::compare::all_notes(&tree);
+    let notes = fwscan::region::note_findings(&tree);
     assert!(
         notes
             .iter()

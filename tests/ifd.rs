@@ -511,7 +511,11 @@ fn notes(r: &fwscan::region::Region) -> Vec<(String, String, String)> {
     let mut v = Vec::new();
     r.walk(&mut |n| {
         for x in &n.notes {
-            v.push((x.code.clone(), n.path.clone(), x.message.clone()));
+            v.push((
+                x.code.as_str().to_string(),
+                n.path.clone(),
+                x.message.clone(),
+            ));
         }
     });
     v

@@ -373,7 +373,7 @@ fn parse_lib(bytes: Vec<u8>) -> fwscan::region::Region {
 }
 
 fn all_notes(r: &fwscan::region::Region) -> Vec<String> {
-    fwscan::compare::all_notes(r)
+    fwscan::region::note_findings(r)
         .into_iter()
         .map(|f| f.code.to_string())
         .collect()
@@ -432,7 +432,7 @@ fn malformed_stores_give_notes_not_panics() {
     t.walk(&mut |r| {
         if r.name == "corrupt" {
             corrupt += 1;
-            assert_eq!(r.notes[0].code, "unparsed");
+            assert_eq!(r.notes[0].code.as_str(), "unparsed");
         }
     });
     assert_eq!(corrupt, 1);

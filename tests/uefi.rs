@@ -883,7 +883,7 @@ fn all_notes(r: &Region) -> Vec<(String, String)> {
     let mut v = Vec::new();
     r.walk(&mut |x| {
         for n in &x.notes {
-            v.push((x.path.clone(), n.code.clone()));
+            v.push((x.path.clone(), n.code.as_str().to_string()));
         }
     });
     v

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Code;
+use crate::finding::Code;
 use crate::formats::{self, ParseOptions};
 use crate::input::Data;
 use crate::manifest::{Manifest, VerifiedManifest};

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Finding, Verdict};
+use crate::finding::{Finding, Verdict};
 use crate::manifest::Product;
 use crate::report::{ErrorInfo, ToolInfo};
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Verdict;
+use crate::finding::Verdict;
 
 use super::results::{ImageRow, Row, RunRow, SkippedRow};
 use super::shard::Shard;
@@ -104,7 +104,7 @@ fn product_key(row: &ImageRow) -> String {
         None if row
             .findings
             .iter()
-            .any(|f| f.code == crate::compare::Code::UnknownFirmware) =>
+            .any(|f| f.code == crate::finding::Code::UnknownFirmware) =>
         {
             "unknown-firmware".into()
         }

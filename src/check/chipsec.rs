@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::rules::{self, Expr, Rule, RuleError, Scope};
-use crate::compare::Severity;
+use crate::finding::Severity;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -17,7 +17,7 @@ use aho_corasick::AhoCorasick;
 use md5::Digest as _;
 use rayon::prelude::*;
 
-use crate::compare::{self, Code, Finding, Severity};
+use crate::finding::{ByteRange, Code, Finding, Severity};
 use crate::region::{glob_match, Policy, Region, RegionKind};
 pub use rules::{Expr, Rule, RuleError, Scope};
 
@@ -415,7 +415,7 @@ pub fn match_rules(root: &Region, set: &RuleSet) -> Vec<Finding> {
 }
 
 fn rule_finding(rule: &Rule, code: Code, node: &Region) -> Finding {
-    let mut f = Finding::on_region(
+    let mut f = Finding::on(
         code,
         node,
         format!(
@@ -459,12 +459,12 @@ pub fn secure_boot_checks(root: &Region) -> Vec<Finding> {
         let entries =
             dbx.map(|d| secureboot::parse_signature_lists(variable_data(d)).map_or(0, |s| s.len()));
         match entries {
-            None => out.push(Finding::on_region(
+            None => out.push(Finding::on(
                 Code::DbxMissing,
                 store,
                 "a Platform Key is enrolled but there is no dbx (forbidden signatures) variable",
             )),
-            Some(0) => out.push(Finding::on_region(
+            Some(0) => out.push(Finding::on(
                 Code::DbxMissing,
                 dbx.unwrap_or(store),
                 "a Platform Key is enrolled but dbx holds no signature",
@@ -485,7 +485,7 @@ pub fn code_outside_ffs(root: &Region) -> Vec<Finding> {
             && r.policy != Policy::Blank
         {
             if let Some(off) = find_executable(r.bytes()) {
-                let mut f = Finding::on_region(
+                let mut f = Finding::on(
                     Code::CodeOutsideFfs,
                     r,
                     format!(
@@ -493,7 +493,7 @@ pub fn code_outside_ffs(root: &Region) -> Vec<Finding> {
                         r.offset.saturating_add(off as u64)
                     ),
                 );
-                f.ranges = vec![compare::ByteRange {
+                f.ranges = vec![ByteRange {
                     offset: r.offset.saturating_add(off as u64),
                     length: 2,
                     space: r.space,
@@ -562,19 +562,19 @@ pub fn padding_checks(root: &Region) -> Vec<Finding> {
                 && (r.kind != RegionKind::Volume || c.size >= 8)
                 && !uniform_erased(c.bytes())
                 && !arm_reset_branch(c)
-                && !c.notes.iter().any(|n| n.code == "padding-not-empty")
+                && !c.notes.iter().any(|n| n.code == Code::PaddingNotEmpty)
             {
                 let first = c
                     .bytes()
                     .iter()
                     .position(|&b| b != 0xFF && b != 0x00)
                     .unwrap_or(0);
-                let mut f = Finding::on_region(
+                let mut f = Finding::on(
                     Code::PaddingNotEmpty,
                     c,
                     format!("{} bytes between known structures hold data", c.size),
                 );
-                f.ranges = vec![compare::ByteRange {
+                f.ranges = vec![ByteRange {
                     offset: c.offset.saturating_add(first as u64),
                     length: c.size.saturating_sub(first as u64),
                     space: c.space,
@@ -611,7 +611,7 @@ fn uniform_erased(b: &[u8]) -> bool {
 
 /// Every baseline-free check on a tree: parser notes, padding, hidden code, Secure Boot, rules.
 pub fn run(root: &Region, rules: &RuleSet) -> Vec<Finding> {
-    let mut out = compare::all_notes(root);
+    let mut out = crate::region::note_findings(root);
     out.extend(padding_checks(root));
     out.extend(code_outside_ffs(root));
     out.extend(secure_boot_checks(root));

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::compare::{Code, Severity};
+use crate::finding::{Code, Severity};
 
 /// Rule files larger than this are refused.
 pub const MAX_RULE_FILE: u64 = 8 << 20;

@@ -11,7 +11,7 @@ use fwscan::audit::shard::Shard;
 use fwscan::audit::summary::Summary;
 use fwscan::audit::walk::WalkOptions;
 use fwscan::audit::{self as lib, AuditOptions, Observer};
-use fwscan::compare::Verdict;
+use fwscan::finding::Verdict;
 use fwscan::report::junit::{self, Counts, JunitWriter, Outcome};
 use fwscan::report::sarif::{self, SarifWriter};
 
@@ -314,7 +314,7 @@ pub fn render(
                         },
                         (None, Verdict::Clean) => Outcome::Passed,
                         _ => {
-                            let refs: Vec<&fwscan::compare::Finding> = r.findings.iter().collect();
+                            let refs: Vec<&fwscan::finding::Finding> = r.findings.iter().collect();
                             junit::findings_outcome(&refs, r.findings_total)
                         }
                     };

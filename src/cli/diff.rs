@@ -95,7 +95,7 @@ fn node_diff(old: &Node, new: &Node, out: &mut Vec<Finding>) {
         match olds.get(c.path.as_str()) {
             Some(o) => node_diff(o, c, out),
             None => {
-                let mut f = Finding::on_node(kind_code(c, true), c, "present in NEW, not in OLD");
+                let mut f = Finding::on(kind_code(c, true), c, "present in NEW, not in OLD");
                 f.expected_digest = None;
                 f.actual_digest = c.digest.clone();
                 f.expected_size = None;
@@ -106,7 +106,7 @@ fn node_diff(old: &Node, new: &Node, out: &mut Vec<Finding>) {
     }
     for c in &old.children {
         if !news.contains_key(c.path.as_str()) {
-            out.push(Finding::on_node(
+            out.push(Finding::on(
                 kind_code(c, false),
                 c,
                 "present in OLD, missing from NEW",
@@ -121,7 +121,7 @@ fn node_diff(old: &Node, new: &Node, out: &mut Vec<Finding>) {
         } else {
             Code::RegionModified
         };
-        let mut f = Finding::on_node(code, new, "content differs");
+        let mut f = Finding::on(code, new, "content differs");
         f.expected_digest = old.digest.clone();
         f.actual_digest = new.digest.clone();
         f.expected_size = Some(old.size);

@@ -24,7 +24,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let opts = a.parse.parse_options()?;
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);
-    let notes = fwscan::compare::all_notes(&tree);
+    let notes = fwscan::region::note_findings(&tree);
     match a.format {
         Format::Text => {
             let hashed = hash::hash_tree(&tree, hash::Alg::Sha256, u64::MAX);

@@ -123,6 +123,32 @@ pub fn read_layout(path: &Path) -> anyhow::Result<Layout> {
     })
 }
 
+/// What the user can do about a refusal, in the CLI's words (the library's messages name no flags).
+pub fn hint(code: fwscan::finding::Code) -> Option<&'static str> {
+    use fwscan::finding::Code;
+    Some(match code {
+        Code::ManifestUnsigned => {
+            "sign the manifest with `fwscan sign`, or pass --insecure-unsigned to compare without verification"
+        }
+        Code::TrustPolicyInvalid => {
+            "give a trust policy with --trust POLICY or $FWSCAN_TRUST, or pass --insecure-unsigned to compare without verification"
+        }
+        Code::ManifestLegacySignature => "pass --allow-legacy to accept legacy signatures",
+        Code::ManifestExpired | Code::KeyExpired => {
+            "--at TIME evaluates expiry at another time (historical audits)"
+        }
+        _ => return None,
+    })
+}
+
+/// A refusal's message with the CLI's hint appended.
+pub fn with_hint(code: fwscan::finding::Code, message: impl std::fmt::Display) -> String {
+    match hint(code) {
+        Some(h) => format!("{message} ({h})"),
+        None => message.to_string(),
+    }
+}
+
 /// Writes to stdout; a closed pipe is not an error (exit as decided).
 pub fn emit(s: &str) {
     let mut out = std::io::stdout().lock();

@@ -66,7 +66,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         verify::load_verified(&a.manifest, &o)
     }) {
         Ok(v) => v,
-        Err(e) => return fail(e.code.as_str(), e.to_string()),
+        Err(e) => return fail(e.code.as_str(), super::with_hint(e.code, &e)),
     };
     let man = verified.manifest();
     let mut opts = a.parse.parse_options()?;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use fwscan::compare::Code;
+use fwscan::finding::Code;
 use fwscan::manifest::parse_time;
 use fwscan::manifest::trust::TrustPolicy;
 use fwscan::manifest::verify::{self, TrustError, VerifyOptions};
@@ -119,7 +119,7 @@ fn refused(a: &Args, e: &TrustError) -> u8 {
             e.message
         )),
     }
-    eprintln!("fwscan: error: {e}");
+    eprintln!("fwscan: error: {}", super::with_hint(e.code, e));
     super::EXIT_ERROR
 }
 

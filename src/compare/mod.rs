@@ -7,156 +7,18 @@
 //! (FFS file) collects the changes of its sections into one `module-modified` finding, and header changes
 //! that only follow from a deeper change (sizes, checksums) are folded into it.
 
-mod codes;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use codes::{Code, Severity};
+pub use crate::finding::{ByteRange, Code, Finding, Severity, Verdict};
 
 use crate::formats::{self, Ctx, ParseOptions};
 use crate::hash::{self, Alg};
 use crate::manifest::{Node, VerifiedManifest};
-use crate::region::{Policy, Region, RegionKind, Space};
-
-/// A byte range that changed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ByteRange {
-    /// Offset in `space` (absolute in the image, or inside the decompressed bytes of `base`).
-    pub offset: u64,
-    pub length: u64,
-    pub space: Space,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-}
-
-/// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub code: Code,
-    pub severity: Severity,
-    /// Identity path of the region (`""` is the whole image).
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<RegionKind>,
-    /// Human name (UI name, GUID, file path, variable name) where one exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    #[serde(default)]
-    pub space: Space,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_digest: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actual_digest: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_size: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub actual_size: Option<u64>,
-    /// Changed byte ranges, where known.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ranges: Vec<ByteRange>,
-    /// Paths below `path` that changed (module findings).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changed: Vec<String>,
-    /// The signature rule that produced the finding (`known-threat` and other rule findings).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule: Option<String>,
-}
-
-impl Finding {
-    /// A finding about `r` (kind, offset, size, space filled in).
-    pub fn on_region(code: Code, r: &Region, message: impl Into<String>) -> Finding {
-        Finding {
-            code,
-            severity: code.severity(),
-            path: r.path.clone(),
-            kind: Some(r.kind),
-            name: display_name(&r.attrs),
-            message: message.into(),
-            offset: Some(r.offset),
-            size: Some(r.size),
-            space: r.space,
-            base: r.base.clone(),
-            expected_digest: None,
-            actual_digest: None,
-            expected_size: None,
-            actual_size: None,
-            ranges: Vec::new(),
-            changed: Vec::new(),
-            rule: None,
-        }
-    }
-
-    /// A finding about a baseline node missing from the image.
-    pub fn on_node(code: Code, n: &Node, message: impl Into<String>) -> Finding {
-        Finding {
-            code,
-            severity: code.severity(),
-            path: n.path.clone(),
-            kind: Some(n.kind),
-            name: display_name(&n.attrs),
-            message: message.into(),
-            offset: Some(n.offset),
-            size: Some(n.size),
-            space: n.space,
-            base: n.base.clone(),
-            expected_digest: n.digest.clone(),
-            actual_digest: None,
-            expected_size: Some(n.size),
-            actual_size: None,
-            ranges: Vec::new(),
-            changed: Vec::new(),
-            rule: None,
-        }
-    }
-
-    /// A finding with no region (whole-file problems).
-    pub fn general(code: Code, message: impl Into<String>) -> Finding {
-        Finding {
-            code,
-            severity: code.severity(),
-            path: String::new(),
-            kind: None,
-            name: None,
-            message: message.into(),
-            offset: None,
-            size: None,
-            space: Space::Image,
-            base: None,
-            expected_digest: None,
-            actual_digest: None,
-            expected_size: None,
-            actual_size: None,
-            ranges: Vec::new(),
-            changed: Vec::new(),
-            rule: None,
-        }
-    }
-
-    /// Whether the finding makes an image fail (everything but `info`).
-    pub fn counts(&self) -> bool {
-        self.severity > Severity::Info
-    }
-}
-
-/// The human name of a node: `ui-name`, `name`, `file-path` or `guid` attribute.
-pub fn display_name(
-    attrs: &std::collections::BTreeMap<String, serde_json::Value>,
-) -> Option<String> {
-    ["ui-name", "name", "file-path", "guid"]
-        .iter()
-        .find_map(|k| attrs.get(*k).and_then(|v| v.as_str()).map(str::to_string))
-}
+use crate::region::{Policy, Region, RegionKind};
 
 /// Options of [`scan`].
 #[derive(Debug, Clone, Default)]
@@ -249,7 +111,7 @@ pub fn scan(m: &VerifiedManifest, image: &mut Region, opts: &ScanOptions) -> Sca
     };
     let mut findings = Vec::new();
     if image.size != man.image.size {
-        let mut f = Finding::on_region(
+        let mut f = Finding::on(
             Code::SizeMismatch,
             image,
             format!(
@@ -433,7 +295,7 @@ fn modified(cx: &Cx, n: &Node, r: &Region) -> Finding {
         vec![(0, r.size.max(n.size))]
     };
     let code = code_for(r.kind, Change::Modified);
-    let mut f = Finding::on_region(code, r, String::new());
+    let mut f = Finding::on(code, r, String::new());
     f.expected_digest = n.digest.clone();
     f.actual_digest = Some(actual);
     f.expected_size = Some(n.size);
@@ -469,7 +331,7 @@ fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
     };
     let last = bytes.iter().rposition(|&b| b != cx.blank).unwrap_or(first);
     let count = bytes.iter().filter(|&&b| b != cx.blank).count();
-    let mut f = Finding::on_region(
+    let mut f = Finding::on(
         Code::NotBlank,
         r,
         format!(
@@ -489,36 +351,7 @@ fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
 
 /// Parser notes on `r` that the baseline did not already have.
 fn new_notes(n: &Node, r: &Region) -> Vec<Finding> {
-    let accepted: HashSet<&str> = n.notes.iter().map(String::as_str).collect();
-    notes_of(r, &accepted)
-}
-
-fn notes_of(r: &Region, accepted: &HashSet<&str>) -> Vec<Finding> {
-    r.notes
-        .iter()
-        .filter(|note| !accepted.contains(note.code.as_str()))
-        .map(|note| {
-            let code = Code::parse(&note.code).unwrap_or(Code::Unparsed);
-            let mut f = Finding::on_region(code, r, note.message.clone());
-            if let Some(o) = note.offset {
-                f.ranges = vec![ByteRange {
-                    offset: o,
-                    length: 1,
-                    space: r.space,
-                    base: r.base.clone(),
-                }];
-            }
-            f
-        })
-        .collect()
-}
-
-/// Every note in a subtree (for added regions, and for `check`).
-pub fn all_notes(r: &Region) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let none = HashSet::new();
-    r.walk(&mut |x| out.extend(notes_of(x, &none)));
-    out
+    Finding::from_notes(r, &r.notes, &|c| n.notes.iter().any(|a| a == c.as_str())).collect()
 }
 
 fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
@@ -559,7 +392,7 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
                     && nc.policy == Policy::Static
                     && out.is_empty()
                 {
-                    let mut f = Finding::on_region(
+                    let mut f = Finding::on(
                         code_for(rc.kind, Change::Moved),
                         rc,
                         format!(
@@ -573,7 +406,7 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
                     && nc.offset != rc.offset
                     && out.is_empty()
                 {
-                    let mut f = Finding::on_region(
+                    let mut f = Finding::on(
                         Code::RegionMoved,
                         rc,
                         format!(
@@ -607,7 +440,7 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
             Policy::Mutable | Policy::Ignore | Policy::Blank => false,
         };
         if counts {
-            out.push(Finding::on_node(
+            out.push(Finding::on(
                 code_for(nc.kind, Change::Removed),
                 nc,
                 "present in the baseline, missing from the image",
@@ -626,7 +459,7 @@ fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
     if mutable_parent {
         return Vec::new();
     }
-    let mut f = Finding::on_region(
+    let mut f = Finding::on(
         code_for(r.kind, Change::Added),
         r,
         "present in the image, not in the baseline",
@@ -640,7 +473,7 @@ fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
         base: r.base.clone(),
     }];
     let mut out = vec![f];
-    out.extend(all_notes(r));
+    out.extend(crate::region::note_findings(r));
     out
 }
 
@@ -668,42 +501,6 @@ fn longest_increasing(seq: &[usize]) -> Vec<usize> {
     }
     out.reverse();
     out
-}
-
-/// The verdict of one image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    Clean,
-    Findings,
-    Error,
-}
-
-impl Verdict {
-    pub fn of(findings: &[Finding]) -> Verdict {
-        if findings.iter().any(Finding::counts) {
-            Verdict::Findings
-        } else {
-            Verdict::Clean
-        }
-    }
-
-    /// The process exit code: 0 clean, 1 findings, 2 could not decide.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Clean => 0,
-            Verdict::Findings => 1,
-            Verdict::Error => 2,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Clean => "clean",
-            Verdict::Findings => "findings",
-            Verdict::Error => "error",
-        }
-    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use sha2::Digest as _;
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::fdt::{self, Fdt};
 use crate::formats::util::{be32, slice};
 use crate::formats::{Confidence, Ctx};
@@ -547,6 +547,6 @@ mod tests {
         let short = Arc::new(Data::Owned(d[..70].to_vec()));
         let node = Region::new(RegionKind::Partition, "kernel", &short, 0, 70);
         let out = parse_uimage(&ctx, &node).unwrap();
-        assert_eq!(out[0].notes[0].code, "partition-out-of-bounds");
+        assert_eq!(out[0].notes[0].code.as_str(), "partition-out-of-bounds");
     }
 }

@@ -11,8 +11,8 @@
 
 use super::util::{le16, slice};
 use super::{Confidence, Ctx};
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::region::{Note, Policy, Region, RegionKind};
 
 pub const BANK_SIZE: u64 = 0x1000;
@@ -142,7 +142,7 @@ mod tests {
         let mut bad = gbe(1);
         bad[3] ^= 1;
         let kids = run(bad).unwrap();
-        assert_eq!(kids[1].notes[0].code, "gbe-checksum");
+        assert_eq!(kids[1].notes[0].code.as_str(), "gbe-checksum");
         assert!(run(vec![0; 0x40]).is_err());
         // Found by fuzzing: bank 1's signature word fits, its checksum word does not.
         let mut cut = gbe(2);

@@ -20,8 +20,8 @@
 
 use super::util::{le32, u8_at};
 use super::{Confidence, Ctx};
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::region::{Note, Region, RegionKind};
 
 pub const SIGNATURE: u32 = 0x0FF0_A55A;
@@ -375,7 +375,7 @@ mod tests {
         assert!(desc
             .notes
             .iter()
-            .any(|n| n.code == "partition-out-of-bounds" && n.message.contains("gbe")));
+            .any(|n| n.code == Code::PartitionOutOfBounds && n.message.contains("gbe")));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::Code;
+use crate::finding::Code;
 use crate::input::Data;
 use crate::region::{Note, Policy, Region, RegionKind};
 

@@ -11,8 +11,8 @@
 
 use super::util::{le32, slice, u8_at};
 use super::{Confidence, Ctx};
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::region::{Note, Policy, Region, RegionKind};
 
 const FPT_SIG: u32 = 0x5450_4624; // "$FPT"
@@ -229,7 +229,7 @@ mod tests {
         let fpt = kids.iter().find(|k| k.name == "fpt").unwrap();
         assert!(!fpt.notes.is_empty());
         let ftpr = kids.iter().find(|k| k.name == "FTPR").unwrap();
-        assert_eq!(ftpr.notes[0].code, "partition-out-of-bounds");
+        assert_eq!(ftpr.notes[0].code.as_str(), "partition-out-of-bounds");
         // Every node stays inside the (truncated) region; found by fuzzing: the table node did not.
         let b = me_region(true, &[("FTPR", 0x100, 0x100, 0)], 0x200);
         for cut in 0..b.len() {

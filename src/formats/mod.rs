@@ -29,8 +29,8 @@ pub mod util;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::input::Data;
 use crate::region::{self, Note, Policy, Region, RegionKind};
 

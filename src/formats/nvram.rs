@@ -24,8 +24,8 @@ use std::sync::Arc;
 
 use super::util::{self, le16, le32, le64, slice};
 use super::{Confidence, Ctx};
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::input::Data;
 use crate::region::{Note, Policy, Region, RegionKind};
 
@@ -445,7 +445,7 @@ mod tests {
             .iter()
             .find(|c| c.name == "corrupt")
             .unwrap();
-        assert_eq!(bad.notes[0].code, "unparsed");
+        assert_eq!(bad.notes[0].code.as_str(), "unparsed");
     }
 
     #[test]

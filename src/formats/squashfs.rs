@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use backhand::{FilesystemReader, InnerNode};
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::fit::slack;
 use crate::formats::util::{le16, le32, le64, slice};
 use crate::formats::{Confidence, Ctx};

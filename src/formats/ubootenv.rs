@@ -8,8 +8,8 @@
 //! [`Policy::Static`], so a change is a `variable-modified` finding. Values that give a shell
 //! (`init=/bin/sh`, `single`, `rd.break`, ...) are `env-shell` notes.
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::util::{le32, slice};
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};

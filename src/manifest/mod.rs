@@ -101,6 +101,33 @@ pub struct Node {
     pub children: Vec<Node>,
 }
 
+impl crate::finding::Located for Node {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn kind(&self) -> RegionKind {
+        self.kind
+    }
+    fn attrs(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.attrs
+    }
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn space(&self) -> Space {
+        self.space
+    }
+    fn base(&self) -> Option<&str> {
+        self.base.as_deref()
+    }
+    fn baseline_digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+}
+
 impl Node {
     /// True when this node and all its descendants are static or blank: one digest decides them all.
     pub fn all_static(&self) -> bool {
@@ -431,7 +458,11 @@ fn to_node(r: &Region, h: &HashedNode) -> Node {
         Policy::Ignore => None,
         _ => Some(h.digests.digest.clone()),
     };
-    let mut notes: Vec<String> = r.notes.iter().map(|n| n.code.clone()).collect();
+    let mut notes: Vec<String> = r
+        .notes
+        .iter()
+        .map(|n| n.code.as_str().to_string())
+        .collect();
     notes.sort();
     notes.dedup();
     Node {
@@ -488,7 +519,8 @@ impl Trust {
             signers: Vec::new(),
             evaluated_at: None,
             at_override: false,
-            summary: "UNVERIFIED: manifest signature not checked (--insecure-unsigned)".into(),
+            summary: "UNVERIFIED: manifest signature not checked (verification explicitly waived)"
+                .into(),
         }
     }
 }

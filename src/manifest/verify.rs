@@ -33,7 +33,7 @@ use super::minisign::{self, KeyId, SigAlg, SignatureFile};
 use super::state::State;
 use super::trust::{Requirement, TrustPolicy};
 use super::{rfc3339, Manifest, Signer, Trust, VerifiedManifest, MAX_MANIFEST_SIZE};
-use crate::compare::Code;
+use crate::finding::Code;
 
 /// Most extra signature files looked for (`MANIFEST.2.minisig` … `MANIFEST.16.minisig`).
 pub const MAX_SIGNATURE_FILES: usize = 16;
@@ -298,19 +298,13 @@ pub fn verify_manifest(
         return Err(refuse(
             Code::ManifestUnsigned,
             mp,
-            format!(
-                "no signature (looked for {}.minisig); sign it with `fwscan sign` or pass --insecure-unsigned to compare anyway",
-                mp.display()
-            ),
+            format!("no signature (looked for {}.minisig)", mp.display()),
         ));
     }
-    let policy = opts.policy.as_ref().ok_or_else(|| {
-        refuse(
-            Code::TrustPolicyInvalid,
-            mp,
-            "no trust policy: pass --trust POLICY or set FWSCAN_TRUST",
-        )
-    })?;
+    let policy = opts
+        .policy
+        .as_ref()
+        .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
     let mut accepted: Vec<(KeyId, &super::trust::Key, SignerDetail, SignatureFile)> = Vec::new();
     // 3. Every signature present must be good.
     for sp in &sig_paths {
@@ -322,7 +316,7 @@ pub fn verify_manifest(
             return Err(refuse(
                 Code::ManifestLegacySignature,
                 sp,
-                "legacy non-prehashed `Ed` signature; re-sign with a current minisign/fwscan or pass --allow-legacy",
+                "legacy non-prehashed `Ed` signature; re-sign it with a current minisign or fwscan",
             ));
         }
         let id = sf.key_id;
@@ -386,7 +380,11 @@ pub fn verify_manifest(
                         "key {id} expired at {} (evaluated at {}{})",
                         rfc3339(exp),
                         rfc3339(opts.now),
-                        if opts.at_override { ", --at" } else { "" }
+                        if opts.at_override {
+                            ", a time given by the caller"
+                        } else {
+                            ""
+                        }
                     ),
                 ));
             }
@@ -454,7 +452,7 @@ pub fn verify_manifest(
                     rfc3339(exp),
                     rfc3339(opts.now),
                     if opts.at_override {
-                        ", given with --at"
+                        ", a time given by the caller"
                     } else {
                         ""
                     }
@@ -532,7 +530,7 @@ pub fn verify_manifest(
             req.threshold,
             policy.source,
             rfc3339(opts.now),
-            if opts.at_override { " (--at)" } else { "" }
+            if opts.at_override { " (given by the caller)" } else { "" }
         ),
     };
     Ok(Verification {

@@ -10,159 +10,10 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
+use crate::finding::Finding;
 use crate::input::Data;
 
-/// What a node is. Serialized in kebab-case; new kinds may be added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum RegionKind {
-    /// The whole image (the root).
-    Image,
-    /// A region of a flash descriptor, or of a user layout.
-    FlashRegion,
-    /// The Intel flash descriptor itself.
-    Descriptor,
-    /// A fixed-size header or other structure of a container.
-    Header,
-    /// A UEFI firmware volume.
-    Volume,
-    /// An FFS file (a module).
-    File,
-    /// An FFS section.
-    Section,
-    /// A flash partition (BMC layouts, ME `$FPT` entries).
-    Partition,
-    /// Unused space inside a container (e.g. the end of a firmware volume); expected to be blank.
-    FreeSpace,
-    /// Bytes between known structures.
-    Padding,
-    /// An NVRAM variable store.
-    NvramStore,
-    /// One NVRAM variable.
-    Variable,
-    /// A FIT or uImage sub-image.
-    FitImage,
-    /// A filesystem (squashfs, jffs2, UBI volume).
-    Filesystem,
-    /// A regular file inside a filesystem.
-    FsFile,
-    /// A directory inside a filesystem.
-    FsDir,
-    /// A symbolic link inside a filesystem.
-    FsSymlink,
-    /// A U-Boot environment.
-    Environment,
-    /// One environment variable.
-    EnvVariable,
-    /// Code or data the parser did not look into.
-    Blob,
-}
-
-impl RegionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegionKind::Image => "image",
-            RegionKind::FlashRegion => "flash-region",
-            RegionKind::Descriptor => "descriptor",
-            RegionKind::Header => "header",
-            RegionKind::Volume => "volume",
-            RegionKind::File => "file",
-            RegionKind::Section => "section",
-            RegionKind::Partition => "partition",
-            RegionKind::FreeSpace => "free-space",
-            RegionKind::Padding => "padding",
-            RegionKind::NvramStore => "nvram-store",
-            RegionKind::Variable => "variable",
-            RegionKind::FitImage => "fit-image",
-            RegionKind::Filesystem => "filesystem",
-            RegionKind::FsFile => "fs-file",
-            RegionKind::FsDir => "fs-dir",
-            RegionKind::FsSymlink => "fs-symlink",
-            RegionKind::Environment => "environment",
-            RegionKind::EnvVariable => "env-variable",
-            RegionKind::Blob => "blob",
-        }
-    }
-
-    /// Module-like kinds: a change anywhere below them is reported once, on them.
-    pub fn is_module(self) -> bool {
-        matches!(self, RegionKind::File)
-    }
-
-    /// Filesystem entries: reported as `file-*` findings.
-    pub fn is_fs_entry(self) -> bool {
-        matches!(
-            self,
-            RegionKind::FsFile | RegionKind::FsDir | RegionKind::FsSymlink
-        )
-    }
-}
-
-/// What a change to a node means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// Must be byte-identical to the baseline.
-    #[default]
-    Static,
-    /// Per-machine data (NVRAM, MAC address, environment): not compared, but static children (pinned
-    /// variables) inside it still are.
-    Mutable,
-    /// Not looked at at all, children included.
-    Ignore,
-    /// Must consist only of the blank byte (its size may change).
-    Blank,
-}
-
-impl Policy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Static => "static",
-            Policy::Mutable => "mutable",
-            Policy::Ignore => "ignore",
-            Policy::Blank => "blank",
-        }
-    }
-}
-
-/// Where a node's offset is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Space {
-    /// Absolute offset in the image file.
-    #[default]
-    Image,
-    /// Offset inside the decompressed bytes of an ancestor (named by `Region::base`).
-    Decompressed,
-}
-
-/// A problem noticed while parsing a node: becomes a finding in `scan`, `check` and `inspect`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Note {
-    /// Stable finding code (see [`crate::compare::Code`]).
-    pub code: String,
-    pub message: String,
-    /// Offset the note refers to, in the node's space.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-}
-
-impl Note {
-    pub fn new(
-        code: crate::compare::Code,
-        message: impl Into<String>,
-        offset: Option<u64>,
-    ) -> Note {
-        Note {
-            code: code.as_str().to_string(),
-            message: message.into(),
-            offset,
-        }
-    }
-}
+pub use crate::finding::{Note, Policy, RegionKind, Space};
 
 /// A lazily expandable node (a compressed section that was not decompressed yet).
 pub type ExpandFn =
@@ -304,6 +155,37 @@ impl Region {
     pub fn is_blank(&self, blank: u8) -> bool {
         self.bytes().iter().all(|&b| b == blank)
     }
+}
+
+impl crate::finding::Located for Region {
+    fn path(&self) -> &str {
+        &self.path
+    }
+    fn kind(&self) -> RegionKind {
+        self.kind
+    }
+    fn attrs(&self) -> &BTreeMap<String, serde_json::Value> {
+        &self.attrs
+    }
+    fn offset(&self) -> u64 {
+        self.offset
+    }
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn space(&self) -> Space {
+        self.space
+    }
+    fn base(&self) -> Option<&str> {
+        self.base.as_deref()
+    }
+}
+
+/// Every parser note in a subtree, as findings (for `check`, and for regions a baseline does not have).
+pub fn note_findings(r: &Region) -> Vec<Finding> {
+    let mut out = Vec::new();
+    r.walk(&mut |x| out.extend(Finding::from_notes(x, &x.notes, &|_| false)));
+    out
 }
 
 /// Joins a parent path and a child name (the root's path is empty).

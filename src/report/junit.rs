@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use crate::compare::Finding;
+use crate::finding::Finding;
 
 /// Escapes text for XML attributes and content; characters XML 1.0 cannot carry are replaced.
 pub fn esc(s: &str) -> String {
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn escapes_and_counts() {
         assert_eq!(esc("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;\u{FFFD}");
-        let f = Finding::general(crate::compare::Code::UnknownFirmware, "nope");
+        let f = Finding::general(crate::finding::Code::UnknownFirmware, "nope");
         let x = scan_log("i.bin", &["bios".into()], &[f], None);
         assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
         assert!(

@@ -338,7 +338,7 @@ pub fn tree_text(root: &Region, digests: &crate::hash::HashedNode) -> String {
         } else {
             r.name.as_str()
         };
-        let extra = crate::compare::display_name(&r.attrs)
+        let extra = crate::finding::display_name(&r.attrs)
             .filter(|n| !label.contains(n.as_str()))
             .map(|n| format!("  \"{n}\""))
             .unwrap_or_default();

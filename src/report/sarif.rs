@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use crate::compare::{Code, Finding, Severity};
+use crate::finding::{Code, Finding, Severity};
 use crate::region::Space;
 
 /// The SARIF schema URI.
@@ -43,7 +43,7 @@ fn help(code: Code) -> (String, String) {
             "The image could not be decided. Check that the file is readable and is not being written while it is scanned, then scan it again."
         }
         Code::ManifestInvalid | Code::ManifestUnsigned | Code::AmbiguousManifest => {
-            "The baseline could not be used. Fix the manifest catalogue (signatures, trust policy, match rules) or map the image explicitly with --map."
+            "The baseline could not be used. Fix the manifest catalogue (signatures, trust policy, match rules) or map the image to its manifest explicitly."
         }
         Code::UnknownFirmware => {
             "No approved baseline exists for this firmware. Either the firmware is not approved (investigate) or a signed manifest for it must be added to the catalogue."

@@ -109,6 +109,8 @@ mod tests {
         let mut notes = Vec::new();
         let parts = d.layout.apply(&data, &mut notes);
         assert_eq!(parts.len(), 3);
-        assert!(notes.iter().any(|n| n.code == "partition-out-of-bounds"));
+        assert!(notes
+            .iter()
+            .any(|n| n.code.as_str() == "partition-out-of-bounds"));
     }
 }

@@ -19,8 +19,8 @@ pub mod megarac;
 pub mod presets;
 pub mod ubi;
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::fdt::{self, Fdt};
 use crate::formats::layout::{Layout, LayoutEntry};
 use crate::formats::{fit, squashfs, uboot, Confidence, Ctx};
@@ -481,7 +481,7 @@ mod tests {
         let names: Vec<&str> = tree.children.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["u-boot", "u-boot-env", "kernel", "rofs", "rwfs"]);
         // The fake uImage and squashfs are noted, not fatal.
-        let notes = crate::compare::all_notes(&tree);
+        let notes = crate::region::note_findings(&tree);
         assert!(
             notes.iter().any(|f| f.path.starts_with("kernel")),
             "{notes:?}"

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::util::{guid, le24, le64, slice};
 use crate::formats::{self, Ctx};
 use crate::input::Data;

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::compare::Code;
+use crate::finding::Code;
 use crate::formats::util::{guid, le16, le32, le64, slice};
 use crate::formats::{self, Ctx};
 use crate::input::Data;

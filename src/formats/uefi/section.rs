@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::decompress::{self, Error as DError};
 use crate::formats::util::{guid, le16, le24, le32, slice};
 use crate::formats::{self, Ctx};

@@ -102,7 +102,7 @@ codes! {
     // --- inputs, manifests and trust -----------------------------------------------------------------
     ReadError = "read-error", Error, "The image could not be read (missing, unreadable, not a regular file, changed during the read).";
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";
-    ManifestUnsigned = "manifest-unsigned", Error, "The manifest has no signature; it is refused unless --insecure-unsigned is given.";
+    ManifestUnsigned = "manifest-unsigned", Error, "The manifest has no signature; it is refused unless verification is explicitly waived.";
     UnknownFirmware = "unknown-firmware", Error, "No approved manifest matches this image's firmware.";
     // --- signatures, trust policy, anti-rollback (manifest refusals; exit 2) ---------------------------
     ManifestTooLarge = "manifest-too-large", Error, "The manifest file is larger than the size limit; it was not read.";
@@ -113,7 +113,7 @@ codes! {
     ManifestKeyRevoked = "manifest-key-revoked", Error, "A manifest is signed by a key the trust policy revokes.";
     ManifestKeyNotAllowed = "manifest-key-not-allowed", Error, "A manifest is signed by a trusted key that may not sign for its product or component.";
     ManifestThresholdNotMet = "manifest-threshold-not-met", Error, "Fewer distinct trusted keys signed the manifest than the trust policy requires.";
-    ManifestLegacySignature = "manifest-legacy-signature", Error, "A manifest signature uses the legacy non-prehashed Ed algorithm (accepted only with --allow-legacy).";
+    ManifestLegacySignature = "manifest-legacy-signature", Error, "A manifest signature uses the legacy non-prehashed Ed algorithm (accepted only when legacy signatures are explicitly allowed).";
     ManifestExpired = "manifest-expired", Error, "The manifest's expiry time has passed (at the evaluation time).";
     ManifestRollback = "manifest-rollback", Error, "The manifest's sequence is below the policy minimum or below a sequence already accepted.";
     ManifestCommentMismatch = "manifest-comment-mismatch", Error, "A signature's trusted comment disagrees with the manifest body (product, component, version, sequence or digest).";
