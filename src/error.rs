@@ -65,6 +65,16 @@ pub enum ParseError {
 }
 
 impl ParseError {
+    /// The finding code a structure that failed this way is reported with.
+    pub fn code(&self) -> crate::finding::Code {
+        use crate::finding::Code;
+        match self {
+            ParseError::Decompress { .. } => Code::DecompressFailed,
+            ParseError::Limit { .. } => Code::LimitExceeded,
+            _ => Code::Unparsed,
+        }
+    }
+
     /// Offset the error refers to, relative to the buffer that was parsed.
     pub fn offset(&self) -> u64 {
         match self {

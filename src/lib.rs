@@ -42,5 +42,6 @@ pub mod input;
 pub mod manifest;
 pub mod region;
 pub mod report;
+pub mod scan;
 
 pub use error::{Error, ParseError};

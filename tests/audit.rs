@@ -7,19 +7,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-#[allow(dead_code)]
-mod support;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
-
-fn fwscan(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::harness::{run as fwscan, BIN};
+use crate::support;
 
 /// A small deterministic PRNG (xorshift), so fleets are reproducible.
 struct Rng(u64);
@@ -923,7 +912,7 @@ fn audit_junit_is_read_by_junitparser() {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !have {
-        eprintln!("SKIPPED: python3 with junitparser not available (pip install junitparser)");
+        crate::harness::skip("python3 with junitparser not available (pip install junitparser)");
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -1162,7 +1151,7 @@ fn bios_and_bmc_images_get_their_manifest_and_the_right_verdict() {
             vec!["unknown-firmware"],
         ));
     } else {
-        eprintln!("BMC part skipped: BMC tools not installed");
+        crate::harness::skip("BMC part skipped: BMC tools not installed");
     }
 
     let rows_path = d.path().join("rows.jsonl");
@@ -1282,7 +1271,7 @@ fn an_unreadable_image_is_an_error_row_and_the_audit_goes_on() {
         .arg(&rows_path)
         .output();
     let Ok(output) = status else {
-        eprintln!("skipped: setpriv not available to drop root privileges");
+        crate::harness::skip("setpriv not available to drop root privileges");
         return;
     };
     assert_eq!(

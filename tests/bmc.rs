@@ -2,7 +2,8 @@
 //! and rofs file level inspection checked against `dumpimage -l` and `unsquashfs` + `sha256sum`, tamper
 //! cases named by code and path, per-machine changes that must stay clean, and malformed inputs.
 
-mod support;
+use crate::harness::run as fwscan;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -59,18 +60,6 @@ fn base() -> Option<&'static Base> {
         })
     })
     .as_ref()
-}
-
-fn fwscan(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fwscan"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 fn inspect(img: &Path) -> Value {

@@ -44,10 +44,10 @@ fn cert(cn: &str) -> Option<Vec<u8>> {
         .output()
         .ok()?;
     if !st.status.success() {
-        eprintln!(
-            "skipped: openssl failed: {}",
+        crate::harness::skip(&format!(
+            "openssl failed: {}",
             String::from_utf8_lossy(&st.stderr)
-        );
+        ));
         return None;
     }
     std::fs::read(der).ok()
@@ -183,7 +183,7 @@ fn hidden_pe_in_padding_is_code_outside_ffs() {
 }
 
 fn fwscan(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fwscan"))
+    crate::harness::fwscan()
         .args(args)
         .current_dir(dir)
         .output()
@@ -240,7 +240,7 @@ fn rule_files_with_errors_exit_2_naming_file_and_line() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = one_report(&out.stdout);
     assert_eq!(v["findings"][0]["rule"], "ONE");
 }
 
@@ -321,15 +321,28 @@ mod fixtures {
     }
 }
 
+/// The one report of a `check --format json` run on one image (the output is always an array).
+fn one_report(stdout: &[u8]) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(stdout).expect("check JSON");
+    let arr = v
+        .as_array()
+        .expect("check --format json prints an array of reports");
+    assert_eq!(arr.len(), 1, "{v:#}");
+    arr[0].clone()
+}
+
 fn check_json(bytes: &[u8], extra_args: &[&str]) -> (i32, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("img.bin"), bytes).unwrap();
     let mut args = vec!["check", "img.bin", "--format", "json"];
     args.extend_from_slice(extra_args);
     let out = fwscan(&args, dir.path());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap(), v)
+    assert!(
+        !out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), one_report(&out.stdout))
 }
 
 fn finding_codes(v: &serde_json::Value) -> Vec<String> {
@@ -518,7 +531,7 @@ fn clean_debian_firmware_gives_zero_findings() {
                 &["check", f.to_str().unwrap(), "--format", "json"],
                 Path::new("/"),
             );
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let v = one_report(&out.stdout);
             assert_eq!(
                 out.status.code(),
                 Some(0),
@@ -529,8 +542,8 @@ fn clean_debian_firmware_gives_zero_findings() {
         }
     }
     if seen == 0 {
-        eprintln!(
-            "skipped: no Debian firmware packages (ovmf, qemu-efi-aarch64, seabios) installed"
+        crate::harness::skip(
+            "no Debian firmware packages (ovmf, qemu-efi-aarch64, seabios) installed",
         );
     } else {
         eprintln!("{seen} clean firmware images checked");
@@ -566,7 +579,7 @@ fn digest_rules_match_section_bodies_as_chipsec_hashes_them() {
             ],
             dir.path(),
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let v = one_report(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{v:#}");
         assert_eq!(v["findings"][0]["rule"], "chipsec:Body");
         assert!(v["findings"][0]["path"]

@@ -37,9 +37,7 @@ const NAMES: [&str; 16] = [
 const IMAGE_SECURITY: &str = "D719B2CB-3D3A-4596-A3BC-DAD00E67656F";
 const GLOBAL: &str = "8BE4DF61-93CA-11D2-AA0D-00E098032B8C";
 
-fn fwscan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fwscan"))
-}
+use crate::harness::fwscan;
 
 fn w32(b: &mut [u8], o: usize, v: u32) {
     b[o..o + 4].copy_from_slice(&v.to_le_bytes());
@@ -141,11 +139,11 @@ fn spi_image(vars: &str) -> Option<Vec<u8>> {
     let dir = Path::new("/usr/share/OVMF");
     let (v, c) = (dir.join(vars), dir.join("OVMF_CODE_4M.fd"));
     if !v.exists() || !c.exists() {
-        println!(
-            "skipped: {} / {} not installed (Debian package ovmf)",
+        crate::harness::skip(&format!(
+            "{} / {} not installed (Debian package ovmf)",
             v.display(),
             c.display()
-        );
+        ));
         return None;
     }
     let mut img = vec![0xFFu8; 8 << 20];

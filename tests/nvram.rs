@@ -17,19 +17,17 @@ const VARS_FILES: [&str; 5] = [
 const GLOBAL: &str = "8BE4DF61-93CA-11D2-AA0D-00E098032B8C";
 const IMAGE_SECURITY: &str = "D719B2CB-3D3A-4596-A3BC-DAD00E67656F";
 
-fn fwscan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fwscan"))
-}
+use crate::harness::fwscan;
 
 fn ovmf(name: &str) -> Option<PathBuf> {
     let p = Path::new(OVMF).join(name);
     if p.exists() {
         Some(p)
     } else {
-        println!(
-            "skipped: {} not installed (Debian package ovmf)",
+        crate::harness::skip(&format!(
+            "{} not installed (Debian package ovmf)",
             p.display()
-        );
+        ));
         None
     }
 }
@@ -235,7 +233,7 @@ fn ovmf_variables_match_uefiextract_and_an_independent_reading() {
         checked += 1;
     }
     if checked == 0 {
-        println!("skipped: no OVMF variable store installed");
+        crate::harness::skip("no OVMF variable store installed");
     }
 }
 

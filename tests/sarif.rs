@@ -7,16 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
-
-fn fwscan(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::harness::run as fwscan;
 
 /// Runs the multitool's validator with the GitHub rules (and the SARIF rules). `None` when the tool is not
 /// available. The npm launcher runs the tool through a shell, so the `;` of the rule-kind list is quoted.
@@ -56,10 +47,10 @@ fn validate(file: &Path) -> Option<(bool, String)> {
 
 fn check_with_multitool(file: &Path) {
     match validate(file) {
-        None => eprintln!(
+        None => crate::harness::skip(&format!(
             "SKIPPED multitool validation of {}: sarif-multitool/npx not available",
             file.display()
-        ),
+        )),
         Some((ok, text)) => assert!(ok, "SARIF multitool reports errors:\n{text}"),
     }
 }

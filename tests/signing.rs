@@ -2,7 +2,7 @@
 //! Ed25519 strict-verification vectors, and `scan` refusing or naming the signer.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
@@ -13,18 +13,7 @@ use fwscan::manifest::{BaselineOptions, Manifest, Product};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
-
-fn fwscan(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("FWSCAN_TRUST")
-        .env_remove("FWSCAN_STATE")
-        .env_remove("FWSCAN_PASSWORD")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run fwscan")
-}
+use crate::harness::{output as fwscan, BIN};
 
 fn have_minisign() -> bool {
     let ok = Command::new("minisign")
@@ -34,7 +23,7 @@ fn have_minisign() -> bool {
         .status()
         .is_ok();
     if !ok {
-        eprintln!("SKIP: Debian package `minisign` is not installed");
+        crate::harness::skip("Debian package `minisign` is not installed");
     }
     ok
 }

@@ -17,16 +17,16 @@ const OVMF32_SB: &str = "/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd";
 const AAVMF: &str = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
 
 fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_fwscan")
+    crate::harness::BIN
 }
 
 fn have(path: &str) -> bool {
     if Path::new(path).exists() {
         true
     } else {
-        eprintln!(
-            "SKIP: {path} is not installed (Debian packages ovmf, ovmf-ia32, qemu-efi-aarch64)"
-        );
+        crate::harness::skip(&format!(
+            "{path} is not installed (Debian packages ovmf, ovmf-ia32, qemu-efi-aarch64)"
+        ));
         false
     }
 }
@@ -34,7 +34,7 @@ fn have(path: &str) -> bool {
 fn have_uefiextract() -> bool {
     let ok = Command::new("UEFIExtract").output().is_ok();
     if !ok {
-        eprintln!("SKIP: UEFIExtract is not installed (Debian package uefitool-cli)");
+        crate::harness::skip("UEFIExtract is not installed (Debian package uefitool-cli)");
     }
     ok
 }
@@ -353,10 +353,10 @@ fn compare_with_chipsec(image: &str, list: &str) {
     let want_sha = lines.next().unwrap().strip_prefix("image-sha256 ").unwrap();
     let have_sha = fwscan::hash::digest(fwscan::hash::Alg::Sha256, &bytes);
     if want_sha != have_sha {
-        eprintln!(
-            "SKIP: {image} is not the Debian build the CHIPSEC list was made from ({want_sha}); \
+        crate::harness::skip(&format!(
+            "{image} is not the Debian build the CHIPSEC list was made from ({want_sha}); \
              regenerate testdata/chipsec/{list} with the command in its header"
-        );
+        ));
         return;
     }
     let mut want: Vec<(String, String, String, String)> = lines
@@ -1301,8 +1301,9 @@ fn random_mutations_never_panic() {
         parse_hostile(t.clone(), &format!("mutation {i}"));
         // Lazy parse and expansion of every compressed node.
         let mut lazy = parse_bytes(t, false);
-        let ctx = formats::Ctx::new(&ParseOptions::default());
-        lazy.walk_mut(&mut |r| formats::expand(&ctx, r));
+        lazy.walk_mut(&mut |r| {
+            r.expand();
+        });
     }
 }
 
@@ -1392,7 +1393,7 @@ fn uefiextract_agrees_on_every_installed_firmware_image() {
         }
     }
     if n == 0 {
-        eprintln!("SKIP: no OVMF/AAVMF images installed");
+        crate::harness::skip("no OVMF/AAVMF images installed");
     }
 }
 

@@ -24,93 +24,40 @@ use crate::input::Data;
 use crate::manifest::{Manifest, VerifiedManifest};
 use crate::region::{glob_match, Region};
 
-/// Rules a manifest declares so that `audit` can recognise its firmware (`match` object, all optional; all
-/// given rules must hold).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct MatchRules {
-    /// Exact image size in bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    /// Top-level format as detected (`raw`, `layout`, or a registry name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-    /// Byte strings (UTF-8) that must all occur in the image, e.g. a BIOS version string.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub strings: Vec<String>,
-    /// GUIDs (volume, file-system or file GUIDs) that must all occur in the parsed image.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub guids: Vec<String>,
-    /// `KEY=value` pairs that must all occur in an `/etc/os-release` found in the image (OpenBMC rofs).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub os_release: BTreeMap<String, String>,
-}
+pub use crate::manifest::{MatchRules, MAX_MATCH_STRING};
 
-/// Longest match string accepted.
-pub const MAX_MATCH_STRING: usize = 256;
-
-impl MatchRules {
-    /// Number of rules (the evidence weight).
-    pub fn len(&self) -> u32 {
-        (self.size.is_some() as u32)
-            + (self.format.is_some() as u32)
-            + self.strings.len() as u32
-            + self.guids.len() as u32
-            + self.os_release.len() as u32
+/// Whether every rule of `rules` holds for `img`.
+pub fn rules_match(rules: &MatchRules, img: &mut ImageFacts<'_>) -> bool {
+    if rules.size.is_some_and(|s| s != img.size) {
+        return false;
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    if rules.format.as_deref().is_some_and(|f| f != img.format) {
+        return false;
     }
-
-    /// Checks that the rules are usable.
-    pub fn validate(&self) -> Result<(), String> {
-        for s in &self.strings {
-            if s.is_empty() || s.len() > MAX_MATCH_STRING {
-                return Err(format!(
-                    "match.strings entries must be 1-{MAX_MATCH_STRING} bytes"
-                ));
-            }
-        }
-        if self.len() > 64 {
-            return Err("more than 64 match rules".into());
-        }
-        Ok(())
+    if !rules.strings.iter().all(|s| img.contains(s.as_bytes())) {
+        return false;
     }
-
-    /// Whether every rule holds for `img`.
-    pub fn matches(&self, img: &mut ImageFacts<'_>) -> bool {
-        if self.size.is_some_and(|s| s != img.size) {
+    if !rules.guids.is_empty() {
+        let guids = img.guids();
+        if !rules
+            .guids
+            .iter()
+            .all(|g| guids.contains(&g.to_ascii_uppercase()))
+        {
             return false;
         }
-        if self.format.as_deref().is_some_and(|f| f != img.format) {
-            return false;
-        }
-        if !self.strings.iter().all(|s| img.contains(s.as_bytes())) {
-            return false;
-        }
-        if !self.guids.is_empty() {
-            let guids = img.guids();
-            if !self
-                .guids
-                .iter()
-                .all(|g| guids.contains(&g.to_ascii_uppercase()))
-            {
-                return false;
-            }
-        }
-        if !self.os_release.is_empty() {
-            let os = img.os_release();
-            if !self
-                .os_release
-                .iter()
-                .all(|(k, v)| os.get(k).is_some_and(|x| x == v))
-            {
-                return false;
-            }
-        }
-        true
     }
+    if !rules.os_release.is_empty() {
+        let os = img.os_release();
+        if !rules
+            .os_release
+            .iter()
+            .all(|(k, v)| os.get(k).is_some_and(|x| x == v))
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// What is known about one image while choosing its manifest. Expensive facts are computed lazily.
@@ -125,6 +72,8 @@ pub struct ImageFacts<'a> {
     guids: Option<HashSet<String>>,
     os_release: Option<BTreeMap<String, String>>,
     decompress_limit: u64,
+    /// The lazily parsed tree (parsed once for GUID evidence; handed to the comparison afterwards).
+    tree: Option<Region>,
 }
 
 impl std::fmt::Debug for ImageFacts<'_> {
@@ -170,6 +119,7 @@ impl<'a> ImageFacts<'a> {
             guids: None,
             os_release: None,
             decompress_limit,
+            tree: None,
         }
     }
 
@@ -188,6 +138,20 @@ impl<'a> ImageFacts<'a> {
         !needle.is_empty() && memchr::memmem::find(self.data, needle).is_some()
     }
 
+    /// The image parsed lazily with default options (detected format, no layout), parsed on first use.
+    pub fn lazy_tree(&mut self) -> &Region {
+        let t = match self.tree.take() {
+            Some(t) => t,
+            None => self.tree(false),
+        };
+        self.tree.insert(t)
+    }
+
+    /// Takes the lazily parsed tree, if it was parsed.
+    pub fn take_tree(&mut self) -> Option<Region> {
+        self.tree.take()
+    }
+
     fn tree(&self, eager: bool) -> Region {
         let opts = ParseOptions {
             eager,
@@ -200,7 +164,7 @@ impl<'a> ImageFacts<'a> {
     /// Every `guid`/`fs-guid` attribute in the parsed image (uppercase).
     pub fn guids(&mut self) -> &HashSet<String> {
         if self.guids.is_none() {
-            let tree = self.tree(false);
+            let tree = self.lazy_tree();
             let mut set = HashSet::new();
             tree.walk(&mut |r| {
                 for k in ["guid", "fs-guid"] {
@@ -278,7 +242,7 @@ impl LoadOptions {
 /// message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {
-    pub code: String,
+    pub code: Code,
     pub message: String,
 }
 
@@ -286,12 +250,12 @@ pub struct Refusal {
 /// is done here, through the signature and trust path (`manifest::verify::load_verified`).
 pub fn load_manifest(path: &Path, opts: &LoadOptions) -> Result<VerifiedManifest, Refusal> {
     let v = crate::manifest::verify::load_verified(path, &opts.verify).map_err(|e| Refusal {
-        code: e.code.as_str().into(),
+        code: e.code,
         message: e.to_string(),
     })?;
     if let Some(r) = &v.manifest().r#match {
         r.validate().map_err(|e| Refusal {
-            code: Code::ManifestInvalid.as_str().into(),
+            code: Code::ManifestInvalid,
             message: format!("manifest {}: {e}", path.display()),
         })?;
     }
@@ -490,7 +454,7 @@ impl Catalogue {
 /// `(tier, evidence)` of `m` for an image, or `None` when it is not a candidate.
 fn score(m: &Manifest, img: &mut ImageFacts<'_>) -> Option<(u8, u32)> {
     if let Some(r) = m.r#match.as_ref().filter(|r| !r.is_empty()) {
-        return r.matches(img).then(|| (2, r.len()));
+        return rules_match(r, img).then(|| (2, r.len()));
     }
     if m.image.size != img.size {
         return None;

@@ -21,11 +21,11 @@ use std::time::Instant;
 
 use rayon::iter::{ParallelBridge, ParallelIterator};
 
-use crate::compare::{self, Code, Finding, ScanOptions, Verdict};
-use crate::formats::{self, ParseOptions};
+use crate::finding::ToolInfo;
+use crate::finding::{Code, Finding, Verdict};
+use crate::formats::ParseOptions;
 use crate::hash;
 use crate::input::{self, ReadOptions};
-use crate::report::ToolInfo;
 
 use catalogue::{Catalogue, ImageFacts, SelectedBy, Selection};
 use results::{ImageRow, RefusedManifest, Row, RowManifest, RowWriter, RunRow, SkippedRow};
@@ -114,7 +114,7 @@ pub fn run(
             .iter()
             .map(|(p, r)| RefusedManifest {
                 path: p.display().to_string(),
-                code: r.code.clone(),
+                code: r.code,
                 message: r.message.clone(),
             })
             .collect(),
@@ -179,7 +179,7 @@ pub fn run(
                             &labels[root],
                             &rel,
                             meta.size,
-                            Code::InternalError.as_str(),
+                            Code::InternalError,
                             format!("{}: internal error: {what}", path.display()),
                         )
                     })))
@@ -262,23 +262,9 @@ fn scan_inner(
     let data = match input::read_image(path, &read) {
         Ok(d) => d,
         Err(e @ crate::Error::FileChanged { .. }) => {
-            return ImageRow::error(
-                root,
-                rel,
-                listed.size,
-                Code::FileChanged.as_str(),
-                e.to_string(),
-            )
+            return ImageRow::error(root, rel, listed.size, Code::FileChanged, e.to_string())
         }
-        Err(e) => {
-            return ImageRow::error(
-                root,
-                rel,
-                listed.size,
-                Code::ReadError.as_str(),
-                e.to_string(),
-            )
-        }
+        Err(e) => return ImageRow::error(root, rel, listed.size, Code::ReadError, e.to_string()),
     };
     // The file read must be the file listed: same inode, size and modification time.
     let now = std::fs::metadata(path).map(|m| FileId::of(&m));
@@ -292,7 +278,7 @@ fn scan_inner(
             root,
             rel,
             listed.size,
-            Code::FileChanged.as_str(),
+            Code::FileChanged,
             format!(
                 "{}: file {what} between listing and reading",
                 path.display()
@@ -305,13 +291,10 @@ fn scan_inner(
         facts.sha256();
     }
     let format = facts.format.clone();
-    let mut row = ImageRow::error(root, rel, size, "", String::new());
+    let mut row = ImageRow::error(root, rel, size, Code::InternalError, String::new());
     row.format = Some(format.clone());
-    let undecided = |mut row: ImageRow, code: &str, message: String| {
-        row.error = Some(crate::report::ErrorInfo {
-            code: code.into(),
-            message,
-        });
+    let undecided = |mut row: ImageRow, code: Code, message: String| {
+        row.error = Some(crate::finding::ErrorInfo { code, message });
         row
     };
     let selection = cat.select(rel, &mut facts);
@@ -325,7 +308,7 @@ fn scan_inner(
                 .collect();
             return undecided(
                 row,
-                Code::AmbiguousManifest.as_str(),
+                Code::AmbiguousManifest,
                 format!(
                     "{} manifests match equally well: {}",
                     names.len(),
@@ -333,13 +316,13 @@ fn scan_inner(
                 ),
             );
         }
-        Selection::Refused(r) => return undecided(row, &r.code, r.message),
+        Selection::Refused(r) => return undecided(row, r.code, r.message),
         Selection::Unknown => {
             if let Some((p, r)) = cat.refused.first() {
                 // A refused manifest might have been the one for this image: undecided, not unknown.
                 return undecided(
                     row,
-                    &r.code,
+                    r.code,
                     format!(
                         "no accepted manifest matches; {} manifest(s) of the catalogue were refused, e.g. {}: {}",
                         cat.refused.len(),
@@ -379,22 +362,36 @@ fn scan_inner(
         // Byte-identical to the golden image: the comparison cannot find anything.
         Vec::new()
     } else {
-        let popts = ParseOptions {
-            layout: man.layout.clone(),
-            format: Some(man.image.format.clone()).filter(|f| f != "layout"),
-            eager: false,
-            max_decompressed_total: opts.max_decompressed,
-            ..ParseOptions::default()
+        let scanner = crate::scan::Scanner::new(
+            ParseOptions {
+                max_decompressed_total: opts.max_decompressed,
+                ..ParseOptions::default()
+            },
+            opts.rules.clone(),
+        );
+        // The tree parsed to choose the manifest is the tree to compare when it was parsed the way the
+        // manifest asks (no layout, the same top-level format); otherwise the image is parsed once more.
+        let popts = scanner.parse_options(Some(man));
+        let tree = facts
+            .take_tree()
+            .filter(|_| popts.layout.is_none() && popts.format.as_deref() == Some(&*format));
+        let manifest_path = entry.path.display().to_string();
+        let image = crate::report::ImageRef {
+            path: rel.to_string(),
+            size,
+            sha256: None,
         };
-        drop(facts);
-        let mut tree = formats::parse_image(data, &popts);
-        let mut f = compare::scan(v, &mut tree, &ScanOptions { parse: popts }).findings;
-        if let Some(rules) = &opts.rules {
-            f.extend(crate::check::run_for_scan(&tree, rules));
-        }
-        f
+        let b = crate::scan::Baseline::Manifest(v, &manifest_path);
+        let report = match tree {
+            Some(t) => scanner.run_tree("audit", image, t, b),
+            None => {
+                drop(facts);
+                scanner.run("audit", image, data, b)
+            }
+        };
+        report.findings
     };
-    crate::report::sort_findings(&mut findings);
+    crate::finding::sort_findings(&mut findings);
     row.verdict = Verdict::of(&findings);
     row.exit_code = row.verdict.exit_code();
     row.findings_total = findings.len();

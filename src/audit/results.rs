@@ -6,9 +6,8 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::{Finding, Verdict};
+use crate::finding::{Code, ErrorInfo, Finding, ToolInfo, Verdict};
 use crate::manifest::Product;
-use crate::report::{ErrorInfo, ToolInfo};
 
 use super::catalogue::SelectedBy;
 use super::shard::Shard;
@@ -55,7 +54,7 @@ pub struct RunRow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RefusedManifest {
     pub path: String,
-    pub code: String,
+    pub code: Code,
     pub message: String,
 }
 
@@ -105,7 +104,7 @@ pub struct SkippedRow {
 
 impl ImageRow {
     /// An error row (the image could not be decided).
-    pub fn error(root: &str, rel: &str, size: u64, code: &str, message: String) -> ImageRow {
+    pub fn error(root: &str, rel: &str, size: u64, code: Code, message: String) -> ImageRow {
         ImageRow {
             path: rel.to_string(),
             root: root.to_string(),
@@ -117,10 +116,7 @@ impl ImageRow {
             manifest: None,
             findings_total: 0,
             findings: Vec::new(),
-            error: Some(ErrorInfo {
-                code: code.to_string(),
-                message,
-            }),
+            error: Some(ErrorInfo { code, message }),
             elapsed_ms: None,
         }
     }
@@ -239,7 +235,7 @@ mod tests {
             "r",
             "x.bin",
             3,
-            "read-error",
+            Code::ReadError,
             "m".into(),
         )));
         let text = format!("{}\n{}{{\"kind\":\"ima", a.to_line(), b.to_line());

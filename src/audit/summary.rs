@@ -56,6 +56,10 @@ pub struct Summary {
     pub bytes: u64,
     pub verdicts: VerdictCounts,
     pub exit_code: i32,
+    /// Images compared against a manifest whose signature was NOT verified (`--insecure-unsigned`): their
+    /// verdicts prove nothing about the vendor's firmware.
+    #[serde(default)]
+    pub unverified_baselines: u64,
     /// Why the exit code is 2 when no image could be decided at all, and other run-level problems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -147,12 +151,17 @@ impl Builder {
         s.images += 1;
         s.bytes = s.bytes.saturating_add(r.size);
         s.verdicts.add(r.verdict);
+        if r.manifest.as_ref().is_some_and(|m| !m.verified) {
+            s.unverified_baselines += 1;
+        }
         s.by_product
             .entry(product_key(r))
             .or_default()
             .add(r.verdict);
         if let Some(e) = &r.error {
-            *s.errors_by_code.entry(e.code.clone()).or_default() += 1;
+            *s.errors_by_code
+                .entry(e.code.as_str().to_string())
+                .or_default() += 1;
         }
         let mut codes: BTreeMap<&str, u64> = BTreeMap::new();
         let mut paths: Vec<&str> = Vec::new();
@@ -305,6 +314,13 @@ impl Summary {
             "fwscan audit: {} images ({} bytes): {} clean, {} with findings, {} undecided",
             self.images, self.bytes, v.clean, v.findings, v.error
         );
+        if self.unverified_baselines > 0 {
+            let _ = writeln!(
+                o,
+                "trust: UNVERIFIED: {} image(s) compared against manifests whose signatures were not checked",
+                self.unverified_baselines
+            );
+        }
         for p in &self.problems {
             let _ = writeln!(o, "problem: {p}");
         }
@@ -384,6 +400,26 @@ impl Summary {
             self.exit_code
         );
         o
+    }
+}
+
+impl Summary {
+    /// The trust status of the baselines an audit used: `verified` or `UNVERIFIED`.
+    pub fn trust_status(&self) -> &'static str {
+        if self.unverified_baselines > 0 {
+            "UNVERIFIED"
+        } else {
+            "verified"
+        }
+    }
+
+    /// SARIF run `properties` (and JUnit properties) carrying the trust status.
+    pub fn trust_properties(&self) -> serde_json::Value {
+        serde_json::json!({ "fwscan": {
+            "baselines_verified": self.unverified_baselines == 0,
+            "trust": self.trust_status(),
+            "unverified_images": self.unverified_baselines,
+        }})
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::finding::Code;
 use crate::region::glob_match;
 
 /// What the walk yields.
@@ -34,7 +35,7 @@ pub enum Entry {
         root: usize,
         rel: String,
         path: PathBuf,
-        code: &'static str,
+        code: Code,
         message: String,
     },
 }
@@ -150,7 +151,7 @@ pub fn walk<F: FnMut(Entry) -> bool>(roots: &[PathBuf], opts: &WalkOptions, emit
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
                 path: root.clone(),
-                code: "read-error",
+                code: Code::ReadError,
                 message: format!("{}: {e}", root.display()),
             }),
         }
@@ -189,7 +190,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                     root,
                     rel,
                     path,
-                    code: "read-error",
+                    code: Code::ReadError,
                     message,
                 });
             } else {
@@ -253,7 +254,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                 root: self.root,
                 rel: rel.to_string(),
                 path: dir.to_path_buf(),
-                code: "read-error",
+                code: Code::ReadError,
                 message: format!(
                     "{}: nested deeper than {} directories",
                     dir.display(),
@@ -269,7 +270,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                     root: self.root,
                     rel: rel.to_string(),
                     path: dir.to_path_buf(),
-                    code: "read-error",
+                    code: Code::ReadError,
                     message: format!("{}: cannot list directory: {e}", dir.display()),
                 });
                 return;
@@ -284,7 +285,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                         root: self.root,
                         rel: rel.to_string(),
                         path: dir.to_path_buf(),
-                        code: "read-error",
+                        code: Code::ReadError,
                         message: format!("{}: cannot list directory: {e}", dir.display()),
                     });
                     return;
@@ -313,7 +314,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                         root: self.root,
                         rel: child_rel,
                         path: path.clone(),
-                        code: "read-error",
+                        code: Code::ReadError,
                         message: format!("{}: {e}", path.display()),
                     });
                     continue;

@@ -35,6 +35,18 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// No rules at all.
+    pub fn empty() -> RuleSet {
+        RuleSet {
+            rules: Vec::new(),
+            patterns: Vec::new(),
+            anchor_offset: Vec::new(),
+            anchor_users: Vec::new(),
+            automaton: None,
+            regexes: Vec::new(),
+        }
+    }
+
     /// Compiles rules (they were validated when loaded).
     pub fn new(rules: Vec<Rule>) -> Result<RuleSet, String> {
         let mut patterns = Vec::new();

@@ -275,7 +275,12 @@ pub fn render(
                     let file = r.file();
                     if let Some(e) = &r.error {
                         let size = (r.size > 0).then_some(r.size);
-                        w.result(&sarif::error_result(&file, size, &e.code, &e.message))?;
+                        w.result(&sarif::error_result(
+                            &file,
+                            size,
+                            e.code.as_str(),
+                            &e.message,
+                        ))?;
                     }
                     for f in &r.findings {
                         w.result(&sarif::finding_result(&file, Some(r.size), f))?;
@@ -284,7 +289,7 @@ pub fn render(
                 },
                 |_| Ok(()),
             )?;
-            w.finish(summary.exit_code != 2)?;
+            w.finish(summary.exit_code != 2, &summary.trust_properties())?;
         }
         ReportFormat::Junit => {
             let skipped: u64 = summary.skipped.values().sum();
@@ -295,7 +300,18 @@ pub fn render(
                 skipped,
             };
             let stdout = std::io::stdout().lock();
-            let mut w = JunitWriter::begin(std::io::BufWriter::new(stdout), "fwscan audit", c)?;
+            let mut w = JunitWriter::begin(std::io::BufWriter::new(stdout), c)?;
+            w.suite(
+                "fwscan audit",
+                c,
+                &[
+                    ("fwscan.trust", summary.trust_status().to_string()),
+                    (
+                        "fwscan.unverified_images",
+                        summary.unverified_baselines.to_string(),
+                    ),
+                ],
+            )?;
             let mut skip_rows: Vec<(String, String)> = Vec::new();
             each_row(
                 files,
@@ -309,7 +325,7 @@ pub fn render(
                     };
                     let o = match (&r.error, r.verdict) {
                         (Some(e), _) => Outcome::Error {
-                            code: e.code.clone(),
+                            code: e.code.as_str().to_string(),
                             message: e.message.clone(),
                         },
                         (None, Verdict::Clean) => Outcome::Passed,

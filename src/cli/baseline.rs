@@ -134,7 +134,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         // The golden image must satisfy its own rules, or the manifest would never be chosen.
         let mut facts =
             fwscan::audit::catalogue::ImageFacts::new(&tree.data, opts.max_decompressed_total);
-        if !rules.matches(&mut facts) {
+        if !fwscan::audit::catalogue::rules_match(&rules, &mut facts) {
             anyhow::bail!(
                 "{}: the image does not satisfy its own --match-* rules",
                 a.image.display()

@@ -1,12 +1,14 @@
 //! `fwscan diff`: region-by-region differences between two images (or manifests), for release gating.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use fwscan::compare::{self, Code, Finding, ScanOptions};
-use fwscan::manifest::{BaselineOptions, Manifest, Node, VerifiedManifest};
-use fwscan::region::{glob_match, Policy};
+use fwscan::compare::{self, Change};
+use fwscan::finding::{Code, Finding};
+use fwscan::manifest::{BaselineOptions, Manifest, VerifiedManifest};
+use fwscan::region::glob_match;
+use fwscan::report::ImageRef;
+use fwscan::scan::{Baseline, Scanner};
 use fwscan::{formats, input};
 use serde_json::json;
 
@@ -69,79 +71,8 @@ fn old_baseline(a: &Args) -> anyhow::Result<(VerifiedManifest, &'static str)> {
     ))
 }
 
-fn kind_code(n: &Node, added: bool) -> Code {
-    match (n.kind.is_module(), n.kind.is_fs_entry(), added) {
-        (true, _, true) => Code::ModuleAdded,
-        (true, _, false) => Code::ModuleRemoved,
-        (_, true, true) => Code::FileAdded,
-        (_, true, false) => Code::FileRemoved,
-        (_, _, true) => Code::RegionAdded,
-        (_, _, false) => Code::RegionRemoved,
-    }
-}
-
-/// Differences between two manifests' trees, by identity path.
-fn node_diff(old: &Node, new: &Node, out: &mut Vec<Finding>) {
-    if matches!(old.policy, Policy::Ignore | Policy::Mutable) && old.children.is_empty() {
-        return;
-    }
-    if old.digest.is_some() && old.digest == new.digest && old.size == new.size {
-        return;
-    }
-    let before = out.len();
-    let olds: HashMap<&str, &Node> = old.children.iter().map(|c| (c.path.as_str(), c)).collect();
-    let news: HashMap<&str, &Node> = new.children.iter().map(|c| (c.path.as_str(), c)).collect();
-    for c in &new.children {
-        match olds.get(c.path.as_str()) {
-            Some(o) => node_diff(o, c, out),
-            None => {
-                let mut f = Finding::on(kind_code(c, true), c, "present in NEW, not in OLD");
-                f.expected_digest = None;
-                f.actual_digest = c.digest.clone();
-                f.expected_size = None;
-                f.actual_size = Some(c.size);
-                out.push(f);
-            }
-        }
-    }
-    for c in &old.children {
-        if !news.contains_key(c.path.as_str()) {
-            out.push(Finding::on(
-                kind_code(c, false),
-                c,
-                "present in OLD, missing from NEW",
-            ));
-        }
-    }
-    if out.len() == before && old.policy == Policy::Static {
-        let code = if old.kind.is_module() {
-            Code::ModuleModified
-        } else if old.kind.is_fs_entry() {
-            Code::FileModified
-        } else {
-            Code::RegionModified
-        };
-        let mut f = Finding::on(code, new, "content differs");
-        f.expected_digest = old.digest.clone();
-        f.actual_digest = new.digest.clone();
-        f.expected_size = Some(old.size);
-        out.push(f);
-    }
-}
-
 fn change_of(code: Code) -> &'static str {
-    let s = code.as_str();
-    if s.ends_with("-added") {
-        "added"
-    } else if s.ends_with("-removed") {
-        "removed"
-    } else if s.ends_with("-moved") {
-        "moved"
-    } else if s.ends_with("-modified") || code == Code::SizeMismatch || code == Code::NotBlank {
-        "modified"
-    } else {
-        "problem"
-    }
+    Change::of(code).map(Change::as_str).unwrap_or("problem")
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
@@ -149,31 +80,22 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let man = old.manifest();
     let (findings, new_kind) = if is_manifest(&a.new)? {
         let new = Manifest::load(&a.new)?;
-        let mut out = Vec::new();
-        if new.image.size != man.image.size {
-            let mut f = Finding::general(
-                Code::SizeMismatch,
-                format!("image size {} -> {} bytes", man.image.size, new.image.size),
-            );
-            f.expected_size = Some(man.image.size);
-            f.actual_size = Some(new.image.size);
-            out.push(f);
-        }
-        node_diff(&man.root, &new.root, &mut out);
-        (out, "manifest, used without signature verification")
-    } else {
-        let mut opts = a.parse.parse_options()?;
-        if opts.layout.is_none() {
-            opts.layout = man.layout.clone();
-        }
-        opts.format = Some(man.image.format.clone()).filter(|f| f != "layout");
-        opts.eager = false;
-        let data = input::read_image(&a.new, &a.parse.read_options())?;
-        let mut tree = formats::parse_image(data, &opts);
         (
-            compare::scan(&old, &mut tree, &ScanOptions { parse: opts }).findings,
-            "image",
+            compare::manifests(man, &new),
+            "manifest, used without signature verification",
         )
+    } else {
+        let data = input::read_image(&a.new, &a.parse.read_options())?;
+        let size = data.len() as u64;
+        let scanner = Scanner::new(a.parse.parse_options()?, None);
+        let image = ImageRef {
+            path: a.new.display().to_string(),
+            size,
+            sha256: None,
+        };
+        let old_path = a.old.display().to_string();
+        let report = scanner.run("diff", image, data, Baseline::Manifest(&old, &old_path));
+        (report.findings, "image")
     };
     let mut findings: Vec<Finding> = findings.into_iter().filter(Finding::counts).collect();
     fwscan::report::sort_findings(&mut findings);

@@ -73,6 +73,37 @@ pub enum ReportFormat {
     Junit,
 }
 
+impl From<ReportFormat> for fwscan::report::Format {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Text => fwscan::report::Format::Text,
+            ReportFormat::Json => fwscan::report::Format::Json,
+            ReportFormat::Sarif => fwscan::report::Format::Sarif,
+            ReportFormat::Junit => fwscan::report::Format::Junit,
+        }
+    }
+}
+
+/// Renders reports to stdout and returns the exit code: the worst verdict, or 2 when the output could
+/// not be written (a closed pipe is not an error: the verdict stands).
+pub fn render(
+    format: fwscan::report::Format,
+    command: &str,
+    shape: fwscan::report::Shape,
+    reports: &[fwscan::report::Report],
+) -> anyhow::Result<u8> {
+    let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(2) as u8;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match fwscan::report::render(format, command, shape, reports, &mut out) {
+        Ok(()) => Ok(code),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => {
+            eprintln!("fwscan: error: writing the report: {e}");
+            Ok(EXIT_ERROR)
+        }
+    }
+}
+
 /// Parsing options shared by the commands that read images.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ParseArgs {

@@ -15,17 +15,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::finding::{ByteRange, Code, Finding, Severity, Verdict};
 
-use crate::formats::{self, Ctx, ParseOptions};
 use crate::hash::{self, Alg};
 use crate::manifest::{Node, VerifiedManifest};
 use crate::region::{Policy, Region, RegionKind};
-
-/// Options of [`scan`].
-#[derive(Debug, Clone, Default)]
-pub struct ScanOptions {
-    /// Used when compressed nodes are expanded during the walk.
-    pub parse: ParseOptions,
-}
 
 /// What a scan found and what it did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -56,7 +48,6 @@ struct Cx<'a> {
     alg: Alg,
     block: u64,
     blank: u8,
-    ctx: Ctx,
     _m: &'a VerifiedManifest,
     hashed: AtomicU64,
     compared: AtomicU64,
@@ -80,29 +71,58 @@ impl Cx<'_> {
         }
     }
 
-    /// Whether `r`'s bytes equal the baseline node's; block digests are checked in parallel when present.
-    fn equal(&self, n: &Node, r: &Region) -> bool {
-        if n.size != r.size {
-            return false;
+    /// Compares `r`'s bytes with the baseline node's (block digests checked in parallel when present). What
+    /// was hashed to decide is returned with a difference, so a finding does not hash the bytes again.
+    fn equal(&self, n: &Node, r: &Region) -> Sameness {
+        if n.size != r.size && n.blocks.is_empty() {
+            return Sameness::Differs(Hashed::default());
         }
         if !n.blocks.is_empty() {
             self.hashed.fetch_add(r.size, Ordering::Relaxed);
-            return hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks).is_empty();
+            let changed = hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks);
+            return if changed.is_empty() && n.size == r.size {
+                Sameness::Equal
+            } else {
+                Sameness::Differs(Hashed {
+                    digest: None,
+                    blocks: Some(changed),
+                })
+            };
         }
-        n.digest.as_deref() == Some(self.digest(r.bytes()).as_str())
+        let actual = self.digest(r.bytes());
+        if n.digest.as_deref() == Some(actual.as_str()) {
+            Sameness::Equal
+        } else {
+            Sameness::Differs(Hashed {
+                digest: Some(actual),
+                blocks: None,
+            })
+        }
     }
+}
+
+/// The outcome of [`Cx::equal`].
+enum Sameness {
+    Equal,
+    Differs(Hashed),
+}
+
+/// What deciding a difference already computed.
+#[derive(Default)]
+struct Hashed {
+    digest: Option<String>,
+    blocks: Option<Vec<(u64, u64)>>,
 }
 
 /// Compares `image` (parsed with the manifest's layout and format) against the verified baseline.
 /// Compressed nodes whose digests differ are expanded in place, so the caller can run further checks on
 /// what was parsed.
-pub fn scan(m: &VerifiedManifest, image: &mut Region, opts: &ScanOptions) -> ScanResult {
+pub fn compare(m: &VerifiedManifest, image: &mut Region) -> ScanResult {
     let man = m.manifest();
     let cx = Cx {
         alg: man.hash.algorithm,
         block: man.hash.block_size,
         blank: man.image.blank_byte,
-        ctx: Ctx::new(&opts.parse),
         _m: m,
         hashed: AtomicU64::new(0),
         compared: AtomicU64::new(0),
@@ -156,7 +176,7 @@ pub fn scan(m: &VerifiedManifest, image: &mut Region, opts: &ScanOptions) -> Sca
 }
 
 /// Which code reports a change of `kind`.
-fn code_for(kind: RegionKind, what: Change) -> Code {
+pub fn code_for(kind: RegionKind, what: Change) -> Code {
     use Change::*;
     if kind.is_module() {
         return match what {
@@ -185,12 +205,102 @@ fn code_for(kind: RegionKind, what: Change) -> Code {
     }
 }
 
+/// What happened to a region between a baseline and an image (or two baselines).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
+pub enum Change {
     Modified,
     Added,
     Removed,
     Moved,
+}
+
+impl Change {
+    /// The change a comparison code reports (`None` for codes that are not changes, e.g. parser notes).
+    pub fn of(code: Code) -> Option<Change> {
+        Some(match code {
+            Code::RegionModified
+            | Code::ModuleModified
+            | Code::FileModified
+            | Code::VariableModified
+            | Code::SizeMismatch
+            | Code::NotBlank => Change::Modified,
+            Code::RegionAdded | Code::ModuleAdded | Code::FileAdded => Change::Added,
+            Code::RegionRemoved | Code::ModuleRemoved | Code::FileRemoved => Change::Removed,
+            Code::RegionMoved | Code::ModuleMoved => Change::Moved,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Modified => "modified",
+            Change::Added => "added",
+            Change::Removed => "removed",
+            Change::Moved => "moved",
+        }
+    }
+}
+
+/// Differences between two baselines (both without their images), by identity path: what `diff` reports
+/// for two manifests. Codes are those a comparison of an image would give.
+pub fn manifests(old: &crate::manifest::Manifest, new: &crate::manifest::Manifest) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if new.image.size != old.image.size {
+        let mut f = Finding::general(
+            Code::SizeMismatch,
+            format!("image size {} -> {} bytes", old.image.size, new.image.size),
+        );
+        f.expected_size = Some(old.image.size);
+        f.actual_size = Some(new.image.size);
+        out.push(f);
+    }
+    node_diff(&old.root, &new.root, &mut out);
+    out
+}
+
+fn node_diff(old: &Node, new: &Node, out: &mut Vec<Finding>) {
+    if matches!(old.policy, Policy::Ignore | Policy::Mutable) && old.children.is_empty() {
+        return;
+    }
+    if old.digest.is_some() && old.digest == new.digest && old.size == new.size {
+        return;
+    }
+    let before = out.len();
+    let olds: HashMap<&str, &Node> = old.children.iter().map(|c| (c.path.as_str(), c)).collect();
+    let news: HashMap<&str, &Node> = new.children.iter().map(|c| (c.path.as_str(), c)).collect();
+    for c in &new.children {
+        match olds.get(c.path.as_str()) {
+            Some(o) => node_diff(o, c, out),
+            None => {
+                let mut f = Finding::on(
+                    code_for(c.kind, Change::Added),
+                    c,
+                    "present in NEW, not in OLD",
+                );
+                f.expected_digest = None;
+                f.actual_digest = c.digest.clone();
+                f.expected_size = None;
+                f.actual_size = Some(c.size);
+                out.push(f);
+            }
+        }
+    }
+    for c in &old.children {
+        if !news.contains_key(c.path.as_str()) {
+            out.push(Finding::on(
+                code_for(c.kind, Change::Removed),
+                c,
+                "present in OLD, missing from NEW",
+            ));
+        }
+    }
+    if out.len() == before && old.policy == Policy::Static {
+        let mut f = Finding::on(code_for(old.kind, Change::Modified), new, "content differs");
+        f.expected_digest = old.digest.clone();
+        f.actual_digest = new.digest.clone();
+        f.expected_size = Some(old.size);
+        out.push(f);
+    }
 }
 
 /// Codes that a module folds into its own `module-modified`.
@@ -207,30 +317,26 @@ fn collapsible(c: Code) -> bool {
 
 fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
     cx.compared.fetch_add(1, Ordering::Relaxed);
-    let differs = match n.policy {
+    let mut differs = match n.policy {
         Policy::Ignore => {
             cx.skip(&n.path, Policy::Ignore, r.size);
             return Vec::new();
         }
         Policy::Blank => return blank_check(cx, r),
-        Policy::Static if n.all_static() => {
-            if cx.equal(n, r) {
-                return Vec::new();
-            }
-            true
-        }
+        Policy::Static if n.all_static() => match cx.equal(n, r) {
+            Sameness::Equal => return Vec::new(),
+            Sameness::Differs(h) => Some(h),
+        },
         Policy::Mutable => {
             cx.skip(&n.path, Policy::Mutable, r.size);
-            false
+            None
         }
         // Static with mutable parts: its children decide.
-        Policy::Static => false,
+        Policy::Static => None,
     };
     // Descend: the node differs, or holds mutable parts.
-    if r.expand.is_some() && !n.children.is_empty() {
+    if r.is_lazy() && !n.children.is_empty() && r.expand() {
         cx.expanded.fetch_add(1, Ordering::Relaxed);
-        let ctx = cx.ctx.clone();
-        formats::expand(&ctx, r);
     }
     let mut findings = new_notes(n, r);
     let child_findings = diff_children(cx, n, r);
@@ -243,9 +349,11 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
     } else {
         structural
     };
-    if own_static && differs && below.is_empty() {
-        // Nothing below explains the change (or the node has no children): report the node itself.
-        below.push(modified(cx, n, r));
+    if own_static && below.is_empty() {
+        if let Some(h) = differs.take() {
+            // Nothing below explains the change (or the node has no children): report the node itself.
+            below.push(modified(cx, n, r, h));
+        }
     }
     // Modules and (pinned) variables report the changes of their parts as one finding on themselves.
     if r.kind.is_module() || matches!(r.kind, RegionKind::Variable | RegionKind::EnvVariable) {
@@ -260,7 +368,7 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         if !fold.is_empty() {
             let mut f = match own_modified {
                 Some(i) => below.remove(i),
-                None => modified(cx, n, r),
+                None => modified(cx, n, r, differs.take().unwrap_or_default()),
             };
             f.changed = fold.iter().map(|c| c.path.clone()).collect();
             f.ranges = fold.iter().flat_map(|c| c.ranges.iter().cloned()).collect();
@@ -287,12 +395,14 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
 
 /// A `*-modified` finding for `r` with both digests and changed ranges (from the block digests when the
 /// baseline has them).
-fn modified(cx: &Cx, n: &Node, r: &Region) -> Finding {
-    let actual = cx.digest(r.bytes());
-    let ranges: Vec<(u64, u64)> = if !n.blocks.is_empty() {
-        hash::changed_blocks(cx.alg, r.bytes(), cx.block, &n.blocks)
-    } else {
-        vec![(0, r.size.max(n.size))]
+fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
+    let actual = hashed.digest.unwrap_or_else(|| cx.digest(r.bytes()));
+    let ranges: Vec<(u64, u64)> = match hashed.blocks {
+        Some(b) => b,
+        None if !n.blocks.is_empty() => {
+            hash::changed_blocks(cx.alg, r.bytes(), cx.block, &n.blocks)
+        }
+        None => vec![(0, r.size.max(n.size))],
     };
     let code = code_for(r.kind, Change::Modified);
     let mut f = Finding::on(code, r, String::new());
@@ -528,10 +638,13 @@ mod tests {
                 4096,
             ));
         }
-        crate::formats::adopt(
-            &Ctx::new(&ParseOptions::default()),
-            &root.clone(),
+        crate::region::fill_gaps(
+            &data,
+            0,
+            data.len() as u64,
             &mut root.children,
+            0xFF,
+            RegionKind::Padding,
         );
         crate::region::finalize(&mut root);
         root
@@ -541,7 +654,7 @@ mod tests {
         let m = Manifest::from_tree(&image(golden), BaselineOptions::default())
             .unwrap()
             .accept_unsigned_insecure();
-        let mut f: Vec<_> = scan(&m, &mut image(dump), &ScanOptions::default())
+        let mut f: Vec<_> = compare(&m, &mut image(dump))
             .findings
             .into_iter()
             .filter(|f| f.code != Code::SizeMismatch)

@@ -185,6 +185,40 @@ pub fn display_name(attrs: &BTreeMap<String, serde_json::Value>) -> Option<Strin
         .find_map(|k| attrs.get(*k).and_then(|v| v.as_str()).map(str::to_string))
 }
 
+/// The program that made a report or results file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl Default for ToolInfo {
+    fn default() -> Self {
+        ToolInfo {
+            name: "fwscan".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// Why an image or input could not be decided.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    pub code: Code,
+    pub message: String,
+}
+
+/// Sorts findings deterministically (path, code, offset).
+pub fn sort_findings(f: &mut [Finding]) {
+    f.sort_by(|a, b| {
+        (a.path.as_str(), a.code.as_str(), a.offset).cmp(&(
+            b.path.as_str(),
+            b.code.as_str(),
+            b.offset,
+        ))
+    });
+}
+
 /// The verdict of one image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

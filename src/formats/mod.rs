@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::ParseError;
-use crate::finding::Code;
 use crate::input::Data;
 use crate::region::{self, Note, Policy, Region, RegionKind};
 
@@ -349,24 +348,39 @@ pub fn adopt(ctx: &Ctx, node: &Region, children: &mut Vec<Region>) {
 
 /// The note for a container that could not be parsed.
 pub fn unparsed_note(format: &str, e: &ParseError) -> Note {
-    let code = match e {
-        ParseError::Decompress { .. } => Code::DecompressFailed,
-        ParseError::Limit { .. } => Code::LimitExceeded,
-        _ => Code::Unparsed,
-    };
-    Note::new(code, format!("{format}: {e}"), Some(e.offset()))
+    Note::new(e.code(), format!("{format}: {e}"), Some(e.offset()))
 }
 
-/// Expands a lazily parsed node (see [`ParseOptions::eager`]); its children get paths under it.
-pub fn expand(ctx: &Ctx, node: &mut Region) {
-    let Some(f) = node.expand.take() else {
-        return;
-    };
-    match f(ctx, node) {
-        Ok(children) => {
-            node.children = children;
-            region::finalize(node);
+/// A parser deferred to later, with the context of its image (see [`region::Expander`]).
+struct Deferred {
+    ctx: Ctx,
+    parse: ParseFn,
+    what: &'static str,
+}
+
+impl region::Expander for Deferred {
+    fn expand(&self, node: &Region) -> Result<Vec<Region>, ParseError> {
+        (self.parse)(&self.ctx, node)
+    }
+    fn what(&self) -> &'static str {
+        self.what
+    }
+}
+
+/// Parses `node`'s children with `parse` now (eager parsing: `inspect`, `baseline`, `check`), or leaves
+/// the node lazy with an expander that owns this image's context (`scan` expands only what differs). A
+/// failure now becomes a note on the node.
+pub fn now_or_later(ctx: &Ctx, node: &mut Region, what: &'static str, parse: ParseFn) {
+    if ctx.opts.eager {
+        match parse(ctx, node) {
+            Ok(children) => node.children = children,
+            Err(e) => node.notes.push(unparsed_note(what, &e)),
         }
-        Err(e) => node.notes.push(unparsed_note("expand", &e)),
+    } else {
+        node.expand = Some(Arc::new(Deferred {
+            ctx: ctx.clone(),
+            parse,
+            what,
+        }));
     }
 }

@@ -98,14 +98,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         .with_attr("inodes", inodes)
         .with_attr("bytes-used", bytes_used);
     fs.notes = notes;
-    if ctx.opts.eager {
-        match expand(ctx, &fs) {
-            Ok(children) => fs.children = children,
-            Err(e) => fs.notes.push(crate::formats::unparsed_note("squashfs", &e)),
-        }
-    } else {
-        fs.expand = Some(expand);
-    }
+    crate::formats::now_or_later(ctx, &mut fs, "squashfs", expand);
     let mut out = vec![fs];
     out.extend(slack(&node.data, at + extent, node.end(), ctx.opts.blank));
     Ok(out)

@@ -6,6 +6,8 @@
 //! this module: by the signature and trust path, or explicitly by
 //! [`Manifest::accept_unsigned_insecure`] (the CLI's `--insecure-unsigned`), which every report shows.
 
+mod matching;
+pub use matching::{MatchRules, MAX_MATCH_STRING};
 pub mod minisign;
 pub mod state;
 pub mod trust;
@@ -168,7 +170,7 @@ pub struct Manifest {
     pub policy: PolicyRules,
     /// Rules `audit` uses to pick this manifest for an image (see `docs/audit.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub r#match: Option<crate::audit::catalogue::MatchRules>,
+    pub r#match: Option<MatchRules>,
     pub root: Node,
 }
 

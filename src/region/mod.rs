@@ -15,9 +15,15 @@ use crate::input::Data;
 
 pub use crate::finding::{Note, Policy, RegionKind, Space};
 
-/// A lazily expandable node (a compressed section that was not decompressed yet).
-pub type ExpandFn =
-    fn(&crate::formats::Ctx, &Region) -> Result<Vec<Region>, crate::error::ParseError>;
+/// What a lazily parsed node carries to parse itself later: the parser and the parse context of its image
+/// (limits, depth, and the image's shared decompression budget), so that the limits of one image hold
+/// however many nodes are expanded, eagerly during parsing or lazily during a comparison.
+pub trait Expander: Send + Sync {
+    /// Parses the children of `node` (which was left unparsed).
+    fn expand(&self, node: &Region) -> Result<Vec<Region>, crate::error::ParseError>;
+    /// What is expanded (a format name), for notes.
+    fn what(&self) -> &'static str;
+}
 
 /// One node of the region tree.
 #[derive(Clone)]
@@ -40,8 +46,8 @@ pub struct Region {
     pub children: Vec<Region>,
     /// The buffer the node's bytes live in.
     pub data: Arc<Data>,
-    /// Set on nodes whose children were not parsed yet (compressed, scanned lazily).
-    pub expand: Option<ExpandFn>,
+    /// Set on nodes whose children were not parsed yet (compressed, scanned lazily): see [`Region::expand`].
+    pub expand: Option<Arc<dyn Expander>>,
 }
 
 impl std::fmt::Debug for Region {
@@ -109,6 +115,32 @@ impl Region {
             .checked_add(len)
             .and_then(|end| self.data.get(start..end))
             .unwrap_or(&[])
+    }
+
+    /// Whether the node's children are still to be parsed.
+    pub fn is_lazy(&self) -> bool {
+        self.expand.is_some()
+    }
+
+    /// Parses the children of a lazily parsed node in place, with the parse context of its image, and
+    /// gives them paths under it. A failure becomes a note on the node. Returns whether anything was
+    /// expanded.
+    pub fn expand(&mut self) -> bool {
+        let Some(x) = self.expand.take() else {
+            return false;
+        };
+        match x.expand(self) {
+            Ok(children) => {
+                self.children = children;
+                finalize(self);
+            }
+            Err(e) => self.notes.push(Note::new(
+                e.code(),
+                format!("{}: {e}", x.what()),
+                Some(e.offset()),
+            )),
+        }
+        true
     }
 
     /// End offset (exclusive), saturating.

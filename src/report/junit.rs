@@ -43,10 +43,11 @@ pub enum Outcome {
     },
 }
 
-/// Writes `<testsuites><testsuite>` with counts known up front, then cases one by one.
+/// Writes `<testsuites>`, then suites (one per image) with counts known up front, then cases one by one.
 #[derive(Debug)]
 pub struct JunitWriter<W: Write> {
     out: W,
+    open: bool,
 }
 
 /// Counts for the suite header.
@@ -59,23 +60,56 @@ pub struct Counts {
 }
 
 impl<W: Write> JunitWriter<W> {
-    pub fn begin(mut out: W, suite: &str, c: Counts) -> io::Result<Self> {
+    /// Writes `<testsuites>` with the totals of the whole document.
+    pub fn begin(mut out: W, total: Counts) -> io::Result<Self> {
         writeln!(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>")?;
         writeln!(
             out,
             "<testsuites name=\"fwscan\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
-            c.tests, c.failures, c.errors, c.skipped
+            total.tests, total.failures, total.errors, total.skipped
         )?;
+        Ok(JunitWriter { out, open: false })
+    }
+
+    /// Opens a `<testsuite>` (closing the previous one) with its counts and `properties` (name, value).
+    pub fn suite(
+        &mut self,
+        name: &str,
+        c: Counts,
+        properties: &[(&str, String)],
+    ) -> io::Result<()> {
+        self.close_suite()?;
         writeln!(
-            out,
+            self.out,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">",
-            esc(suite),
+            esc(name),
             c.tests,
             c.failures,
             c.errors,
             c.skipped
         )?;
-        Ok(JunitWriter { out })
+        if !properties.is_empty() {
+            writeln!(self.out, "    <properties>")?;
+            for (k, v) in properties {
+                writeln!(
+                    self.out,
+                    "      <property name=\"{}\" value=\"{}\"/>",
+                    esc(k),
+                    esc(v)
+                )?;
+            }
+            writeln!(self.out, "    </properties>")?;
+        }
+        self.open = true;
+        Ok(())
+    }
+
+    fn close_suite(&mut self) -> io::Result<()> {
+        if self.open {
+            writeln!(self.out, "  </testsuite>")?;
+            self.open = false;
+        }
+        Ok(())
     }
 
     pub fn case(
@@ -118,7 +152,8 @@ impl<W: Write> JunitWriter<W> {
     }
 
     pub fn finish(mut self) -> io::Result<W> {
-        writeln!(self.out, "  </testsuite>\n</testsuites>")?;
+        self.close_suite()?;
+        writeln!(self.out, "</testsuites>")?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -148,14 +183,13 @@ pub fn findings_outcome(findings: &[&Finding], total: usize) -> Outcome {
     }
 }
 
-/// JUnit for one scanned image: a case per top-level region of the baseline (`regions`), one for findings
-/// elsewhere (the whole image), or a single error case.
-pub fn scan_log(
-    image: &str,
+/// The test cases of one image's report: a case per top-level region of the baseline (`regions`), one for
+/// findings elsewhere (the whole image, `/`), or a single error case.
+pub fn cases(
     regions: &[String],
     findings: &[Finding],
     error: Option<(&str, &str)>,
-) -> String {
+) -> Vec<(String, Outcome)> {
     let mut cases: Vec<(String, Outcome)> = Vec::new();
     if let Some((code, msg)) = error {
         cases.push((
@@ -179,27 +213,39 @@ pub fn scan_log(
         let n = rest.len();
         cases.push(("/".into(), findings_outcome(&rest, n)));
     }
+    cases
+}
+
+/// Counts of a list of cases.
+pub fn count(cases: &[(String, Outcome)]) -> Counts {
     let mut c = Counts::default();
-    for (_, o) in &cases {
-        c.tests += 1;
+    for (_, o) in cases {
+        c.add(o);
+    }
+    c
+}
+
+impl Counts {
+    /// Counts one more case.
+    pub fn add(&mut self, o: &Outcome) {
+        self.tests += 1;
         match o {
             Outcome::Passed => {}
-            Outcome::Failure { .. } => c.failures += 1,
-            Outcome::Error { .. } => c.errors += 1,
-            Outcome::Skipped { .. } => c.skipped += 1,
+            Outcome::Failure { .. } => self.failures += 1,
+            Outcome::Error { .. } => self.errors += 1,
+            Outcome::Skipped { .. } => self.skipped += 1,
         }
     }
-    let run = || -> io::Result<Vec<u8>> {
-        let mut w = JunitWriter::begin(Vec::new(), &format!("fwscan scan {image}"), c)?;
-        for (name, o) in &cases {
-            w.case(image, name, None, o)?;
+
+    /// The sum of two counts.
+    pub fn plus(self, o: Counts) -> Counts {
+        Counts {
+            tests: self.tests + o.tests,
+            failures: self.failures + o.failures,
+            errors: self.errors + o.errors,
+            skipped: self.skipped + o.skipped,
         }
-        w.finish()
-    };
-    run()
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]
@@ -210,11 +256,9 @@ mod tests {
     fn escapes_and_counts() {
         assert_eq!(esc("a<b>&\"'\u{1}"), "a&lt;b&gt;&amp;&quot;&apos;\u{FFFD}");
         let f = Finding::general(crate::finding::Code::UnknownFirmware, "nope");
-        let x = scan_log("i.bin", &["bios".into()], &[f], None);
-        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
-        assert!(
-            x.contains("<testcase classname=\"i.bin\" name=\"bios\"/>"),
-            "{x}"
-        );
+        let cases = cases(&["bios".into()], &[f], None);
+        let c = count(&cases);
+        assert_eq!((c.tests, c.failures), (2, 1));
+        assert!(matches!(cases[0], (ref n, Outcome::Passed) if n == "bios"));
     }
 }

@@ -14,32 +14,21 @@
 pub mod junit;
 pub mod sarif;
 
+use std::io::{self, Write};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{Finding, ScanResult, ScanStats, Skipped, Verdict};
-use crate::manifest::{Product, Trust};
+use crate::compare::{ScanResult, ScanStats, Skipped};
+pub use crate::finding::{sort_findings, ErrorInfo, ToolInfo};
+use crate::finding::{Code, Finding, Verdict};
+use crate::manifest::{Product, Trust, VerifiedManifest};
 use crate::region::{Policy, Region, Space};
 
 /// Schema version of reports.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ToolInfo {
-    pub name: String,
-    pub version: String,
-}
-
-impl Default for ToolInfo {
-    fn default() -> Self {
-        ToolInfo {
-            name: "fwscan".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageRef {
@@ -58,6 +47,25 @@ pub struct ManifestRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
     pub trust: Trust,
+    /// Top-level region paths of the baseline (JUnit writes a test case per region).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+}
+
+impl ManifestRef {
+    /// The reference to a verified manifest loaded from `path`.
+    pub fn of(v: &VerifiedManifest, path: &str) -> ManifestRef {
+        let m = v.manifest();
+        ManifestRef {
+            path: path.to_string(),
+            product: m.product.clone(),
+            sequence: m.sequence,
+            created: m.created.clone(),
+            expires: m.expires.clone(),
+            trust: v.trust().clone(),
+            regions: m.root.children.iter().map(|c| c.path.clone()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -68,12 +76,6 @@ pub struct Summary {
     pub skipped_regions: usize,
     #[serde(default)]
     pub bytes_hashed: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ErrorInfo {
-    pub code: String,
-    pub message: String,
 }
 
 /// The report of one image (scan or check).
@@ -124,7 +126,7 @@ impl Report {
     }
 
     /// A report for an image that could not be decided.
-    pub fn error(command: &str, image: ImageRef, code: &str, message: String) -> Report {
+    pub fn error(command: &str, image: ImageRef, code: Code, message: String) -> Report {
         Report {
             schema_version: REPORT_SCHEMA_VERSION,
             tool: ToolInfo::default(),
@@ -137,10 +139,7 @@ impl Report {
             findings: Vec::new(),
             skipped: Vec::new(),
             stats: ScanStats::default(),
-            error: Some(ErrorInfo {
-                code: code.into(),
-                message,
-            }),
+            error: Some(ErrorInfo { code, message }),
         }
     }
 
@@ -205,6 +204,152 @@ impl Report {
         );
         o
     }
+}
+
+/// An output format of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// For people.
+    #[default]
+    Text,
+    /// `schemas/report-v1.schema.json` objects.
+    Json,
+    /// SARIF 2.1.0 (GitHub code scanning).
+    Sarif,
+    /// JUnit XML.
+    Junit,
+}
+
+/// The JSON top level of a command's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The command takes one image (`scan`): its report object.
+    One,
+    /// The command takes any number of images (`check`): an array of report objects, also for one image.
+    Many,
+}
+
+/// The one renderer entry of `scan` and `check` (and the per-image parts of `audit`): text, JSON, one SARIF
+/// log with one run, or one JUnit document with one test suite per image. Every machine format carries the
+/// trust status of the baselines used (verified or UNVERIFIED, signer key ids).
+pub fn render(
+    format: Format,
+    command: &str,
+    shape: Shape,
+    reports: &[Report],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    match format {
+        Format::Text => {
+            for r in reports {
+                out.write_all(r.to_text().as_bytes())?;
+            }
+        }
+        Format::Json => {
+            match (shape, reports) {
+                (Shape::One, [one]) => serde_json::to_writer_pretty(&mut *out, one)?,
+                _ => serde_json::to_writer_pretty(&mut *out, reports)?,
+            }
+            out.write_all(b"\n")?;
+        }
+        Format::Sarif => {
+            let mut w = sarif::SarifWriter::begin(&mut *out, command)?;
+            for r in reports {
+                for f in &r.findings {
+                    w.result(&sarif::finding_result(&r.image.path, Some(r.image.size), f))?;
+                }
+                if let Some(e) = &r.error {
+                    w.result(&sarif::error_result(
+                        &r.image.path,
+                        None,
+                        e.code.as_str(),
+                        &e.message,
+                    ))?;
+                }
+            }
+            let ok = reports.iter().all(|r| r.error.is_none());
+            w.finish(ok, &trust_properties(reports))?;
+        }
+        Format::Junit => {
+            let per: Vec<Vec<(String, junit::Outcome)>> = reports
+                .iter()
+                .map(|r| {
+                    let regions = r
+                        .manifest
+                        .as_ref()
+                        .map(|m| m.regions.as_slice())
+                        .unwrap_or(&[]);
+                    let err = r
+                        .error
+                        .as_ref()
+                        .map(|e| (e.code.as_str(), e.message.as_str()));
+                    junit::cases(regions, &r.findings, err)
+                })
+                .collect();
+            let total = per
+                .iter()
+                .fold(junit::Counts::default(), |t, c| t.plus(junit::count(c)));
+            let mut w = junit::JunitWriter::begin(&mut *out, total)?;
+            for (r, cases) in reports.iter().zip(&per) {
+                w.suite(
+                    &format!("fwscan {command} {}", r.image.path),
+                    junit::count(cases),
+                    &trust_junit(r),
+                )?;
+                for (name, o) in cases {
+                    w.case(&r.image.path, name, None, o)?;
+                }
+            }
+            w.finish()?;
+        }
+    }
+    out.flush()
+}
+
+/// The trust status of one report's baseline: `none` (no baseline), `verified`, or `UNVERIFIED`.
+pub fn trust_status(r: &Report) -> &'static str {
+    match &r.manifest {
+        None => "none",
+        Some(m) if m.trust.verified => "verified",
+        Some(_) => "UNVERIFIED",
+    }
+}
+
+fn signer_ids(r: &Report) -> Vec<String> {
+    r.manifest
+        .iter()
+        .flat_map(|m| m.trust.signers.iter().map(|s| s.key_id.clone()))
+        .collect()
+}
+
+/// SARIF `properties` of a run: per image, the trust status, signer key ids and the trust summary.
+pub fn trust_properties(reports: &[Report]) -> serde_json::Value {
+    let baselines: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "image": r.image.path,
+                "trust": trust_status(r),
+                "signers": signer_ids(r),
+                "manifest": r.manifest.as_ref().map(|m| m.path.clone()),
+                "summary": r.manifest.as_ref().map(|m| m.trust.summary.clone()),
+            })
+        })
+        .collect();
+    let all_verified = reports
+        .iter()
+        .all(|r| r.manifest.as_ref().is_none_or(|m| m.trust.verified));
+    serde_json::json!({ "fwscan": { "baselines_verified": all_verified, "baselines": baselines } })
+}
+
+fn trust_junit(r: &Report) -> Vec<(&'static str, String)> {
+    let mut p = vec![("fwscan.trust", trust_status(r).to_string())];
+    if let Some(m) = &r.manifest {
+        p.push(("fwscan.manifest", m.path.clone()));
+        p.push(("fwscan.signers", signer_ids(r).join(",")));
+        p.push(("fwscan.trust.summary", m.trust.summary.clone()));
+    }
+    p
 }
 
 /// `/` for the root, the path otherwise.
@@ -290,17 +435,6 @@ fn space_suffix(space: Space, base: Option<&str>) -> String {
 
 fn span(off: u64, size: u64, space: Space, base: Option<&str>) -> String {
     format!("{off:#x}+{size:#x}{}", space_suffix(space, base))
-}
-
-/// Sorts findings deterministically (path, code, offset).
-pub fn sort_findings(f: &mut [Finding]) {
-    f.sort_by(|a, b| {
-        (a.path.as_str(), a.code.as_str(), a.offset).cmp(&(
-            b.path.as_str(),
-            b.code.as_str(),
-            b.offset,
-        ))
-    });
 }
 
 /// Counts by code and severity.

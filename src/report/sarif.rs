@@ -247,39 +247,16 @@ impl<W: Write> SarifWriter<W> {
         Ok(())
     }
 
-    /// Closes the log; `successful` is false when something could not be decided.
-    pub fn finish(mut self, successful: bool) -> io::Result<W> {
+    /// Closes the log; `successful` is false when something could not be decided. `properties` (the trust
+    /// status of the baselines used, signer key ids) go into the invocation and the run.
+    pub fn finish(mut self, successful: bool, properties: &Value) -> io::Result<W> {
         write!(
             self.out,
-            "\n],\"invocations\":[{{\"executionSuccessful\":{successful}}}]}}]}}\n"
+            "\n],\"invocations\":[{{\"executionSuccessful\":{successful},\"properties\":{properties}}}],\"properties\":{properties}}}]}}\n"
         )?;
         self.out.flush()?;
         Ok(self.out)
     }
-}
-
-/// A whole SARIF log for one scanned image.
-pub fn scan_log(
-    artifact: &str,
-    artifact_size: Option<u64>,
-    findings: &[Finding],
-    error: Option<(&str, &str)>,
-) -> String {
-    let mut buf = Vec::new();
-    let run = || -> io::Result<Vec<u8>> {
-        let mut w = SarifWriter::begin(Vec::new(), "scan")?;
-        for f in findings {
-            w.result(&finding_result(artifact, artifact_size, f))?;
-        }
-        if let Some((code, msg)) = error {
-            w.result(&error_result(artifact, artifact_size, code, msg))?;
-        }
-        w.finish(error.is_none())
-    };
-    if let Ok(b) = run() {
-        buf = b;
-    }
-    String::from_utf8(buf).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -289,8 +266,11 @@ mod tests {
     #[test]
     fn log_is_json_with_one_rule_per_code() {
         let f = Finding::general(Code::UnknownFirmware, "x");
-        let s = scan_log("dir/a b.bin", Some(10), &[f], None);
-        let v: Value = serde_json::from_str(&s).unwrap();
+        let mut w = SarifWriter::begin(Vec::new(), "scan").unwrap();
+        w.result(&finding_result("dir/a b.bin", Some(10), &f))
+            .unwrap();
+        let s = w.finish(true, &json!({})).unwrap();
+        let v: Value = serde_json::from_slice(&s).unwrap();
         let rules = v["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
         assert_eq!(rules.len(), Code::ALL.len());
         let r = &v["runs"][0]["results"][0];

@@ -46,13 +46,13 @@ pub fn available() -> bool {
             .unwrap_or(false)
             || Path::new("/usr/sbin").join(t).is_file();
         if !found {
-            eprintln!("SKIP: `{t}` not installed (Debian: u-boot-tools device-tree-compiler squashfs-tools mtd-utils)");
+            crate::harness::skip(&format!("`{t}` not installed (Debian: u-boot-tools device-tree-compiler squashfs-tools mtd-utils)"));
             return false;
         }
     }
     for f in [UBOOT_32, UBOOT_64, BUSYBOX] {
         if !Path::new(f).is_file() {
-            eprintln!("SKIP: {f} missing (Debian: u-boot-qemu busybox-static)");
+            crate::harness::skip(&format!("{f} missing (Debian: u-boot-qemu busybox-static)"));
             return false;
         }
     }

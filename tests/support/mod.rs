@@ -1,1 +1,2 @@
 pub mod bmc;
+pub mod testdata;

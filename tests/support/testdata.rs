@@ -1,5 +1,5 @@
 //! Generates the fixtures under `testdata/` deterministically. Run `cargo run --example gen_testdata`
-//! to rewrite them; `tests/core.rs` checks that regeneration is byte-identical.
+//! to rewrite them; `tests/basics.rs` checks that regeneration is byte-identical.
 
 #![allow(dead_code)]
 

@@ -242,7 +242,7 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
                 formats::adopt(ctx, &s, &mut kids);
                 s.children = kids;
             } else {
-                lazy_or_expand(ctx, &mut s);
+                formats::now_or_later(ctx, &mut s, "section", expand);
             }
         }
         0x02 => {
@@ -308,23 +308,12 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
                 formats::adopt(ctx, &s, &mut kids);
                 s.children = kids;
             } else if known.contains(&g.as_str()) {
-                lazy_or_expand(ctx, &mut s);
+                formats::now_or_later(ctx, &mut s, "section", expand);
             }
         }
         _ => {}
     }
     s
-}
-
-fn lazy_or_expand(ctx: &Ctx, s: &mut Region) {
-    if !ctx.opts.eager {
-        s.expand = Some(expand);
-        return;
-    }
-    match expand(ctx, s) {
-        Ok(kids) => s.children = kids,
-        Err(e) => s.notes.push(formats::unparsed_note("section", &e)),
-    }
 }
 
 /// Decompresses a compression or GUID-defined section and parses the sections inside. Used eagerly and as

@@ -1,7 +1,6 @@
 //! Integration tests of the core: baseline, scan, inspect, exit codes, schemas, fixtures.
 
-#[path = "support/testdata.rs"]
-mod testdata;
+use crate::support::testdata;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,126 @@
+//! The one pipeline: parse an image once, compare it with a verified baseline (if any), run the
+//! baseline-free checks once on the final tree, and return one [`Report`]. `scan`, `check`, `audit` and
+//! `diff` all go through [`Scanner`], so they cannot drift apart.
+//!
+//! ```text
+//! bytes ─ parse (options from the manifest: layout, format; lazy) ─ compare (expands only what differs,
+//!   inside the image's own parse budget) ─ checks on the final tree (rules, Secure Boot, hidden code) ─ Report
+//! ```
+//! Nothing is done twice: the tree is parsed once and never cloned, the rule pass runs once after the
+//! comparison (on what it expanded too), and a leaf whose digest differs is not hashed again for its finding.
+
+use std::sync::Arc;
+
+use crate::check::RuleSet;
+use crate::compare::{self, ScanResult};
+use crate::finding::{Code, Finding};
+use crate::formats::{self, ParseOptions};
+use crate::input::Data;
+use crate::manifest::{Manifest, VerifiedManifest};
+use crate::region::Region;
+use crate::report::{ImageRef, ManifestRef, Report};
+
+/// What the image is compared against.
+#[derive(Debug, Clone, Copy)]
+pub enum Baseline<'a> {
+    /// No baseline: the baseline-free checks only (`check`).
+    None,
+    /// A verified manifest, and the path it was loaded from (for the report).
+    Manifest(&'a VerifiedManifest, &'a str),
+}
+
+/// The scan pipeline with its options. Cheap to share between threads (`audit` runs one per worker).
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    /// Parse limits and the user's layout/format overrides. A manifest's own layout and format apply where
+    /// the user gave none.
+    pub parse: ParseOptions,
+    /// Signature rules of the baseline-free checks; `None` runs no rule checks.
+    pub rules: Option<Arc<RuleSet>>,
+}
+
+impl Scanner {
+    pub fn new(parse: ParseOptions, rules: Option<Arc<RuleSet>>) -> Scanner {
+        Scanner { parse, rules }
+    }
+
+    /// The parse options for an image compared against `m` (or checked without a baseline): the user's
+    /// layout, else the manifest's; the manifest's top-level format; lazy expansion when comparing.
+    pub fn parse_options(&self, m: Option<&Manifest>) -> ParseOptions {
+        let mut o = self.parse.clone();
+        match m {
+            Some(m) => {
+                if o.layout.is_none() {
+                    o.layout = m.layout.clone();
+                }
+                if o.format.is_none() {
+                    o.format = Some(m.image.format.clone()).filter(|f| f != "layout");
+                }
+                o.eager = false;
+            }
+            None => o.eager = true,
+        }
+        o
+    }
+
+    /// Parses an image as the comparison with `m` (or a check, with `None`) needs it.
+    pub fn parse(&self, data: Arc<Data>, m: Option<&Manifest>) -> Region {
+        formats::parse_image(data, &self.parse_options(m))
+    }
+
+    /// The whole pipeline on an image's bytes.
+    pub fn run(&self, command: &str, image: ImageRef, data: Arc<Data>, b: Baseline<'_>) -> Report {
+        let m = match b {
+            Baseline::Manifest(v, _) => Some(v.manifest()),
+            Baseline::None => None,
+        };
+        let tree = self.parse(data, m);
+        self.run_tree(command, image, tree, b)
+    }
+
+    /// The pipeline on a tree already parsed with [`Scanner::parse_options`] for the same baseline (an audit
+    /// hands over the tree it parsed to choose the manifest).
+    pub fn run_tree(
+        &self,
+        command: &str,
+        image: ImageRef,
+        mut tree: Region,
+        b: Baseline<'_>,
+    ) -> Report {
+        let (result, manifest) = match b {
+            Baseline::Manifest(v, path) => {
+                let mut r = compare::compare(v, &mut tree);
+                r.findings.extend(self.checks(&tree, true));
+                (r, Some(ManifestRef::of(v, path)))
+            }
+            Baseline::None => (
+                ScanResult {
+                    findings: self.checks(&tree, false),
+                    ..ScanResult::default()
+                },
+                None,
+            ),
+        };
+        Report::new(command, image, manifest, result)
+    }
+
+    /// The baseline-free checks on a final tree. After a comparison, parser notes were already judged by
+    /// it (notes the baseline accepted are not findings), so only the other checks run.
+    fn checks(&self, tree: &Region, compared: bool) -> Vec<Finding> {
+        match (&self.rules, compared) {
+            (Some(r), true) => crate::check::run_for_scan(tree, r),
+            (Some(r), false) => crate::check::run(tree, r),
+            (None, true) => Vec::new(),
+            (None, false) => crate::check::run(tree, &RuleSet::empty()),
+        }
+    }
+}
+
+/// A report for an image that could not be read.
+pub fn read_error(command: &str, image: ImageRef, e: &crate::Error) -> Report {
+    let code = match e {
+        crate::Error::FileChanged { .. } => Code::FileChanged,
+        _ => Code::ReadError,
+    };
+    Report::error(command, image, code, e.to_string())
+}

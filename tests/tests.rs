@@ -1,0 +1,20 @@
+//! fwscan's integration tests: one binary, one shared harness ([`harness`]), one module per area.
+//!
+//! Cross-checks against reference tools (UEFIExtract, ifdtool, minisign, mkimage, ...) and real firmware
+//! (Debian's OVMF/AAVMF/SeaBIOS, `../shared/fixtures/`) say `SKIPPED` when what they need is missing, and fail
+//! under CI (`CI=true`), where `.ci/run` installs all of it.
+
+mod harness;
+mod support;
+
+mod audit;
+mod basics;
+mod bmc;
+mod check;
+mod ifd;
+mod layering;
+mod nvram;
+mod pipeline;
+mod sarif;
+mod signing;
+mod uefi;
