@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     let tree = fwscan::formats::parse_image(Arc::new(fwscan::input::Data::Owned(data.to_vec())), &opts);
-    let _ = fwscan::compare::all_notes(&tree);
+    let _ = fwscan::region::note_findings(&tree);
     let _ = fwscan::check::code_outside_ffs(&tree);
 });

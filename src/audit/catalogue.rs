@@ -85,24 +85,9 @@ impl std::fmt::Debug for ImageFacts<'_> {
     }
 }
 
-/// The component a top-level format implies.
+/// The component a top-level format implies (from the format registry).
 pub fn component_of(format: &str) -> Option<&'static str> {
-    let f = format.to_ascii_lowercase();
-    if ["ifd", "uefi", "fv", "descriptor", "bios", "capsule"]
-        .iter()
-        .any(|k| f.contains(k))
-    {
-        Some("bios")
-    } else if [
-        "fit", "uimage", "squashfs", "ubi", "jffs2", "openbmc", "bmc", "cpio",
-    ]
-    .iter()
-    .any(|k| f.contains(k))
-    {
-        Some("bmc")
-    } else {
-        None
-    }
+    formats::component_of(format)
 }
 
 impl<'a> ImageFacts<'a> {

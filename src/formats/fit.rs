@@ -199,6 +199,18 @@ pub fn slack(data: &Arc<Data>, start: u64, end: u64, blank: u8) -> Option<Region
     Some(r)
 }
 
+/// The registry entry.
+pub const FORMAT_FIT: crate::formats::Format = crate::formats::Format {
+    name: "fit",
+    description: "U-Boot FIT image (flattened device tree with /images)",
+    probe: probe_fit,
+    parse: |ctx, node| parse_fit(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: Some(crate::region::Policy::Static),
+    not_inside: &["bmc"],
+};
+
 /// Parser for a partition (or any container) that starts with a FIT.
 pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
@@ -421,6 +433,18 @@ fn uimage_comp(v: u8) -> &'static str {
         _ => "other",
     }
 }
+
+/// The registry entry.
+pub const FORMAT_UIMAGE: crate::formats::Format = crate::formats::Format {
+    name: "uimage",
+    description: "legacy U-Boot uImage (64-byte header, CRC32s)",
+    probe: probe_uimage,
+    parse: |ctx, node| parse_uimage(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: Some(crate::region::Policy::Static),
+    not_inside: &["bmc"],
+};
 
 /// Parser for a partition that starts with a legacy uImage.
 pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {

@@ -43,6 +43,18 @@ pub fn format_mac(m: &[u8]) -> String {
         .join(":")
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "gbe",
+    description: "Intel GbE region (NVM banks, MAC address)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &[],
+};
+
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     slice(b, 0, 0x80, "GbE NVM bank 0")?;

@@ -158,6 +158,18 @@ pub fn regions(b: &[u8]) -> Result<(DescriptorMap, u32, Vec<UsedRegion>), ParseE
     Ok((m, flcomp, out))
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "ifd",
+    description: "Intel flash descriptor image (FLREG regions)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Flash,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &["ifd"],
+};
+
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
@@ -280,23 +292,14 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 
 /// Parses one flash region's content: ME and GbE by their parsers, anything else by detection.
 fn parse_region(ctx: &Ctx, r: &mut Region) {
-    let ctx = match ctx.deeper(r.offset) {
-        Ok(c) => c,
-        Err(e) => {
-            r.notes.push(super::unparsed_note("ifd", &e));
-            return;
-        }
+    let forced = match r.name.as_str() {
+        "me" if super::me::probe(r.bytes()).is_some() => Some(&super::me::FORMAT),
+        "gbe" => Some(&super::gbe::FORMAT),
+        // Anything else by detection. A region is never a descriptor image itself (`not_inside`): nesting
+        // one would let 16 overlapping regions that each cover the whole image recurse exponentially.
+        _ => None,
     };
-    let fmt = match r.name.as_str() {
-        "me" if super::me::probe(r.bytes()).is_some() => super::by_name("me"),
-        "gbe" => super::by_name("gbe"),
-        // A region is never a descriptor image itself: nesting one would let 16 overlapping regions
-        // that each cover the whole image recurse into each other exponentially.
-        _ => super::detect(r.bytes(), false).filter(|f| f.name != "ifd"),
-    };
-    if let Some(f) = fmt {
-        super::parse_into(&ctx, r, f);
-    }
+    super::descend(ctx, r, Some(&FORMAT), forced);
 }
 
 #[cfg(test)]

@@ -22,6 +22,18 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
     (m == MAGIC && matches!(t, DIRENT | INODE | CLEANMARKER)).then_some(Confidence::High)
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "jffs2",
+    description: "JFFS2 filesystem (per-machine)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: Some(crate::region::Policy::Mutable),
+    not_inside: &[],
+};
+
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;

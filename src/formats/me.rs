@@ -77,6 +77,18 @@ fn part_name(raw: &[u8]) -> String {
         .collect()
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "me",
+    description: "Intel ME region ($FPT partition table)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &[],
+};
+
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;

@@ -137,10 +137,55 @@ pub enum Confidence {
     High,
 }
 
-/// The one parser signature: children of `node` (which must not be modified).
-pub type ParseFn = fn(&Ctx, &Region) -> Result<Vec<Region>, ParseError>;
+/// The one parser signature: what the parser found in `node` (which it must not modify): its children,
+/// and facts and notes about the node itself.
+pub type ParseFn = fn(&Ctx, &Region) -> Result<Parsed, ParseError>;
 
-/// A registry entry.
+/// A parser's findings about one node.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub children: Vec<Region>,
+    /// Attributes set on the parsed node (e.g. a descriptor version, where its layout came from).
+    pub attrs: Vec<(&'static str, serde_json::Value)>,
+    /// Notes on the parsed node itself.
+    pub notes: Vec<Note>,
+}
+
+impl From<Vec<Region>> for Parsed {
+    fn from(children: Vec<Region>) -> Parsed {
+        Parsed {
+            children,
+            ..Parsed::default()
+        }
+    }
+}
+
+impl Parsed {
+    /// Adds an attribute of the parsed node.
+    pub fn attr(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Parsed {
+        self.attrs.push((key, value.into()));
+        self
+    }
+
+    /// Adds a note on the parsed node.
+    pub fn note(mut self, n: Note) -> Parsed {
+        self.notes.push(n);
+        self
+    }
+}
+
+/// Where a format may be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A whole flash image (a layout of regions or partitions).
+    Flash,
+    /// Content of a region, partition, volume or file, never a file of its own.
+    Content,
+    /// Either.
+    Both,
+}
+
+/// A registry entry: how to recognise a format and parse it, and how it behaves in a tree.
 #[derive(Debug, Clone, Copy)]
 pub struct Format {
     /// Name on the command line (`--format-hint`) and in `inspect` output.
@@ -149,100 +194,49 @@ pub struct Format {
     /// Looks at a container's bytes; `None` when the format is not there.
     pub probe: fn(&[u8]) -> Option<Confidence>,
     pub parse: ParseFn,
-    /// Whether the probe may be tried on the whole image (top level) and on partitions.
-    pub top_level: bool,
+    /// Whether it may be a whole image (its probe is tried at the top level) or only content (tried inside
+    /// regions, partitions, volumes and files, where every format is tried).
+    pub scope: Scope,
+    /// The firmware component the format implies (`bios`, `bmc`), for manifest selection.
+    pub component: Option<&'static str>,
+    /// `Some(Mutable)` when the format holds per-machine data (a node it parses is not compared, its pinned
+    /// children are), `Some(Static)` when it is an image that never changes on a machine (a kernel, a
+    /// read-only file system), `None` when its parser decides per part.
+    pub policy: Option<Policy>,
+    /// Formats that are never looked for inside a node of this format (nesting them would recurse or
+    /// mislead: a flash layout inside a partition, a descriptor inside a descriptor region).
+    pub not_inside: &'static [&'static str],
+}
+
+impl Format {
+    /// Whether the probe may be tried on a whole image.
+    pub fn whole_flash(&self) -> bool {
+        matches!(self.scope, Scope::Flash | Scope::Both)
+    }
+
+    /// Whether the probe may be tried inside a region.
+    pub fn content(&self) -> bool {
+        matches!(self.scope, Scope::Content | Scope::Both)
+    }
 }
 
 /// Every known format, most specific first.
 pub fn registry() -> &'static [Format] {
     &[
-        Format {
-            name: "ifd",
-            description: "Intel flash descriptor image (FLREG regions)",
-            probe: ifd::probe,
-            parse: ifd::parse,
-            top_level: true,
-        },
+        ifd::FORMAT,
         uefi::FORMAT,
-        Format {
-            name: "me",
-            description: "Intel ME region ($FPT partition table)",
-            probe: me::probe,
-            parse: me::parse,
-            top_level: false,
-        },
-        Format {
-            name: "gbe",
-            description: "Intel GbE region (NVM banks, MAC address)",
-            probe: gbe::probe,
-            parse: gbe::parse,
-            top_level: false,
-        },
-        Format {
-            name: "nvram",
-            description: "NVRAM volume or variable store (VSS, VSS2, NVAR, EVSA, FTW)",
-            probe: nvram::probe,
-            parse: nvram::parse,
-            top_level: true,
-        },
+        me::FORMAT,
+        gbe::FORMAT,
+        nvram::FORMAT,
         // --- BMC (docs/bmc.md) ---
-        Format {
-            name: "fit",
-            description: "U-Boot FIT image (flattened device tree with /images)",
-            probe: fit::probe_fit,
-            parse: fit::parse_fit,
-            top_level: false,
-        },
-        Format {
-            name: "uimage",
-            description: "legacy U-Boot uImage (64-byte header, CRC32s)",
-            probe: fit::probe_uimage,
-            parse: fit::parse_uimage,
-            top_level: false,
-        },
-        Format {
-            name: "squashfs",
-            description: "squashfs 4 filesystem (xz, gzip)",
-            probe: squashfs::probe,
-            parse: squashfs::parse,
-            top_level: false,
-        },
-        Format {
-            name: "jffs2",
-            description: "JFFS2 filesystem (per-machine)",
-            probe: jffs2::probe,
-            parse: jffs2::parse,
-            top_level: false,
-        },
-        Format {
-            name: "ubi",
-            description: "UBI image (volumes listed)",
-            probe: bmc::ubi::probe,
-            parse: bmc::ubi::parse,
-            top_level: false,
-        },
-        Format {
-            name: "uboot-env",
-            description:
-                "U-Boot environment (CRC32, variables; per-machine with pinned boot variables)",
-            probe: ubootenv::probe,
-            parse: ubootenv::parse,
-            top_level: false,
-        },
-        Format {
-            name: "u-boot",
-            description: "raw U-Boot binary (content extent, blank slack)",
-            probe: uboot::probe,
-            parse: uboot::parse,
-            top_level: false,
-        },
-        Format {
-            name: "bmc",
-            description: "BMC SPI flash (device-tree, OpenBMC preset, MegaRAC or UBI layout)",
-            probe: bmc::probe,
-            parse: bmc::parse,
-            top_level: true,
-        },
+        fit::FORMAT_FIT,
+        fit::FORMAT_UIMAGE,
+        squashfs::FORMAT,
+        jffs2::FORMAT,
+        bmc::ubi::FORMAT,
+        ubootenv::FORMAT,
+        uboot::FORMAT,
+        bmc::FORMAT,
     ]
 }
 
@@ -251,11 +245,24 @@ pub fn by_name(name: &str) -> Option<&'static Format> {
     registry().iter().find(|f| f.name == name)
 }
 
-/// The most confident format whose probe accepts `bytes` (first wins on ties).
+/// The most confident format whose probe accepts `bytes` (first wins on ties): among whole-image formats
+/// at the top level, among all formats inside a region.
 pub fn detect(bytes: &[u8], top_level: bool) -> Option<&'static Format> {
+    detect_inside(bytes, top_level, None)
+}
+
+/// [`detect`] for the content of a node of format `parent`: what the parent must not nest is not tried.
+pub fn detect_inside(
+    bytes: &[u8],
+    top_level: bool,
+    parent: Option<&Format>,
+) -> Option<&'static Format> {
     let mut best: Option<(&'static Format, Confidence)> = None;
     for f in registry() {
-        if top_level && !f.top_level {
+        // Inside a region anything may be found (a whole BMC flash in a region of a larger dump), except
+        // what the parent must not nest; at the top level, only what can be a whole image.
+        let in_scope = !top_level || f.whole_flash();
+        if !in_scope || parent.is_some_and(|p| p.not_inside.contains(&f.name)) {
             continue;
         }
         if let Some(c) = (f.probe)(bytes) {
@@ -265,6 +272,33 @@ pub fn detect(bytes: &[u8], top_level: bool) -> Option<&'static Format> {
         }
     }
     best.map(|(f, _)| f)
+}
+
+/// The component a top-level format name implies (`layout` and `raw` imply none).
+pub fn component_of(format: &str) -> Option<&'static str> {
+    by_name(format).and_then(|f| f.component)
+}
+
+/// The one way into a child format: parses `node`'s content one level deeper with `forced`, or with the
+/// content format detected in its bytes (leaving out what `parent` must not nest), applies the format's
+/// per-machine policy, and records a depth or parse failure as a note. Returns the format used.
+pub fn descend(
+    ctx: &Ctx,
+    node: &mut Region,
+    parent: Option<&Format>,
+    forced: Option<&'static Format>,
+) -> Option<&'static Format> {
+    let f = forced.or_else(|| detect_inside(node.bytes(), false, parent))?;
+    if f.policy == Some(Policy::Mutable) {
+        node.policy = Policy::Mutable;
+    }
+    match ctx.deeper(node.offset) {
+        Ok(c) => {
+            parse_into(&c, node, f);
+        }
+        Err(e) => node.notes.push(unparsed_note(f.name, &e)),
+    }
+    Some(f)
 }
 
 /// Parses a whole image into a finalized region tree. Never fails: what cannot be parsed stays an opaque
@@ -289,9 +323,7 @@ pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
         );
         for child in &mut root.children {
             if child.kind == RegionKind::FlashRegion && child.policy != Policy::Ignore {
-                if let Some(f) = detect(child.bytes(), false) {
-                    parse_into(&ctx, child, f);
-                }
+                descend(&ctx, child, None, None);
             }
         }
     } else {
@@ -320,9 +352,17 @@ pub fn parse_into(ctx: &Ctx, node: &mut Region, format: &Format) -> bool {
         .entry("format".to_string())
         .or_insert_with(|| format.name.into());
     match (format.parse)(ctx, node) {
-        Ok(mut children) => {
+        Ok(Parsed {
+            mut children,
+            attrs,
+            notes,
+        }) => {
             adopt(ctx, node, &mut children);
             node.children = children;
+            for (k, v) in attrs {
+                node.attrs.insert(k.to_string(), v);
+            }
+            node.notes.extend(notes);
             true
         }
         Err(e) => {
@@ -354,9 +394,12 @@ pub fn unparsed_note(format: &str, e: &ParseError) -> Note {
 /// A parser deferred to later, with the context of its image (see [`region::Expander`]).
 struct Deferred {
     ctx: Ctx,
-    parse: ParseFn,
+    parse: ChildrenFn,
     what: &'static str,
 }
+
+/// A parser of a node's children only (the expanders of lazily parsed nodes).
+pub type ChildrenFn = fn(&Ctx, &Region) -> Result<Vec<Region>, ParseError>;
 
 impl region::Expander for Deferred {
     fn expand(&self, node: &Region) -> Result<Vec<Region>, ParseError> {
@@ -370,7 +413,7 @@ impl region::Expander for Deferred {
 /// Parses `node`'s children with `parse` now (eager parsing: `inspect`, `baseline`, `check`), or leaves
 /// the node lazy with an expander that owns this image's context (`scan` expands only what differs). A
 /// failure now becomes a note on the node.
-pub fn now_or_later(ctx: &Ctx, node: &mut Region, what: &'static str, parse: ParseFn) {
+pub fn now_or_later(ctx: &Ctx, node: &mut Region, what: &'static str, parse: ChildrenFn) {
     if ctx.opts.eager {
         match parse(ctx, node) {
             Ok(children) => node.children = children,
@@ -382,5 +425,83 @@ pub fn now_or_later(ctx: &Ctx, node: &mut Region, what: &'static str, parse: Par
             parse,
             what,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_entries_are_consistent() {
+        let names: Vec<&str> = registry().iter().map(|f| f.name).collect();
+        for (i, f) in registry().iter().enumerate() {
+            assert!(!names[..i].contains(&f.name), "duplicate format {}", f.name);
+            for n in f.not_inside {
+                assert!(
+                    names.contains(n),
+                    "{}: not_inside names unknown {n}",
+                    f.name
+                );
+            }
+            assert!(
+                matches!(f.component, Some("bios" | "bmc")),
+                "{}: component",
+                f.name
+            );
+        }
+        assert_eq!(component_of("ifd"), Some("bios"));
+        assert_eq!(component_of("squashfs"), Some("bmc"));
+        assert_eq!(component_of("layout"), None);
+        // Scope decides what is tried at the top level: a BMC flash, not a bare U-Boot environment.
+        assert!(registry()
+            .iter()
+            .any(|f| f.name == "bmc" && f.whole_flash()));
+        assert!(registry()
+            .iter()
+            .any(|f| f.name == "uboot-env" && !f.whole_flash()));
+    }
+
+    #[test]
+    fn a_parent_never_nests_what_it_forbids() {
+        // An all-blank buffer with a UBI erase-counter header: found as content, but not inside UBI.
+        let mut b = vec![0xFFu8; 256 * 1024];
+        b[..4].copy_from_slice(b"UBI#");
+        let inside_ubi = detect_inside(&b, false, Some(&bmc::ubi::FORMAT)).map(|f| f.name);
+        assert_ne!(inside_ubi, Some("ubi"));
+    }
+
+    #[test]
+    fn a_parser_annotates_the_node_it_parses() {
+        fn parse(_: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
+            let child = Region::new(RegionKind::Blob, "x", &node.data, 0, 4);
+            Ok(Parsed::from(vec![child]).attr("version", 2).note(Note::new(
+                crate::finding::Code::Unparsed,
+                "odd",
+                Some(1),
+            )))
+        }
+        let f = Format {
+            name: "test",
+            description: "",
+            probe: |_| None,
+            parse,
+            scope: Scope::Content,
+            component: None,
+            policy: None,
+            not_inside: &[],
+        };
+        let data = Arc::new(Data::Owned(vec![0u8; 8]));
+        let mut node = Region::new(RegionKind::Blob, "n", &data, 0, 8);
+        assert!(parse_into(
+            &Ctx::new(&ParseOptions::default()),
+            &mut node,
+            &f
+        ));
+        assert_eq!(node.attrs["version"], 2);
+        assert_eq!(node.attrs["format"], "test");
+        assert_eq!(node.notes.len(), 1);
+        // The gap after the child is padding: every byte still belongs to a node.
+        assert_eq!(node.children.len(), 2);
     }
 }

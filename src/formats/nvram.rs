@@ -164,6 +164,18 @@ impl Out<'_> {
     }
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "nvram",
+    description: "NVRAM volume or variable store (VSS, VSS2, NVAR, EVSA, FTW)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Both,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &[],
+};
+
 /// The `nvram` parser: an NVRAM volume or a run of bare stores.
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();

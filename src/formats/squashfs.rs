@@ -58,6 +58,18 @@ fn compressor(id: u16) -> &'static str {
     }
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "squashfs",
+    description: "squashfs 4 filesystem (xz, gzip)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: Some(crate::region::Policy::Static),
+    not_inside: &[],
+};
+
 /// Parser for a partition starting with a squashfs superblock.
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();

@@ -92,6 +92,18 @@ pub fn content_end(b: &[u8], blank: u8) -> usize {
     }
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "u-boot",
+    description: "raw U-Boot binary (content extent, blank slack)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: Some(crate::region::Policy::Static),
+    not_inside: &[],
+};
+
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let end = content_end(b, ctx.opts.blank) as u64;

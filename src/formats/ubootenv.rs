@@ -109,6 +109,18 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
     }
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "uboot-env",
+    description: "U-Boot environment (CRC32, variables; per-machine with pinned boot variables)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &[],
+};
+
 /// Parser for a partition holding a U-Boot environment (and possibly its redundant copy).
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();

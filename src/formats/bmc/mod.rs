@@ -348,12 +348,12 @@ fn expected(name: &str) -> Option<&'static [&'static str]> {
 
 /// The content format of a partition: by probe, then by name for environments.
 fn content_format(name: &str, b: &[u8]) -> Option<&'static crate::formats::Format> {
-    // A whole-flash layout is never looked for inside a partition.
-    if let Some(f) = crate::formats::detect(b, false).filter(|f| f.name != "bmc") {
+    // A whole-flash layout is never looked for inside a partition (`not_inside`).
+    if let Some(f) = crate::formats::detect_inside(b, false, Some(&FORMAT)) {
         return Some(f);
     }
     if name.to_ascii_lowercase().contains("env") && !b.iter().all(|&c| c == 0xFF) {
-        return crate::formats::by_name("uboot-env");
+        return Some(&crate::formats::ubootenv::FORMAT);
     }
     None
 }
@@ -381,18 +381,22 @@ pub fn parse_partition(ctx: &Ctx, part: &mut Region) {
     if per_machine(&part.name) && (fmt.is_none() || blank) {
         part.policy = Policy::Mutable;
     }
-    if let Some(f) = fmt {
-        if f.name == "jffs2" {
-            part.policy = Policy::Mutable;
-        }
-        match ctx.deeper(part.offset) {
-            Ok(c) => {
-                crate::formats::parse_into(&c, part, f);
-            }
-            Err(e) => part.notes.push(crate::formats::unparsed_note(f.name, &e)),
-        }
+    if fmt.is_some() {
+        crate::formats::descend(ctx, part, Some(&FORMAT), fmt);
     }
 }
+
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "bmc",
+    description: "BMC SPI flash (device-tree, OpenBMC preset, MegaRAC or UBI layout)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Flash,
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &["bmc"],
+};
 
 /// The `bmc` parser: discovered layout → partitions → content.
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {

@@ -44,6 +44,18 @@ struct Leb {
     sqnum: u64,
 }
 
+/// The registry entry.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "ubi",
+    description: "UBI image (volumes listed)",
+    probe,
+    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Content,
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &["bmc", "ubi", "u-boot"],
+};
+
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let peb = peb_size(b).ok_or(ParseError::Invalid {
@@ -228,17 +240,16 @@ fn volume(
     .with_attr("name", name.to_string())
     .with_attr("volume-id", id)
     .with_attr("type", typ.to_string());
-    let fmt = crate::formats::detect(v.bytes(), false)
-        .filter(|f| !matches!(f.name, "bmc" | "ubi" | "u-boot"));
-    let read_only = fmt.is_some_and(|f| matches!(f.name, "squashfs" | "fit" | "uimage"));
-    if read_only {
+    // A static volume (a kernel, a read-only file system) is pinned inside the mutable UBI area, whose
+    // wear levelling moves blocks around; anything else in a volume is per-machine.
+    let fmt = crate::formats::detect_inside(v.bytes(), false, Some(&FORMAT));
+    if fmt.is_some_and(|f| f.policy == Some(Policy::Static)) {
         v.attrs.insert("pinned".into(), true.into());
     } else {
         v.policy = Policy::Mutable;
     }
-    if let Some(f) = fmt {
-        let c = ctx.deeper(node.offset)?;
-        crate::formats::parse_into(&c, &mut v, f);
+    if fmt.is_some() {
+        crate::formats::descend(ctx, &mut v, Some(&FORMAT), fmt);
     }
     Ok(Some(v))
 }

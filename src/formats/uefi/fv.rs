@@ -13,7 +13,7 @@ use crate::finding::Code;
 use crate::formats::util::{guid, le16, le32, le64, slice};
 use crate::formats::{self, Ctx};
 use crate::input::Data;
-use crate::region::{Note, Policy, Region, RegionKind};
+use crate::region::{Note, Region, RegionKind};
 
 use super::{ffs, guids};
 
@@ -163,20 +163,7 @@ pub fn volume(ctx: &Ctx, data: &Arc<Data>, off: u64, len: u64, truncated: bool) 
     if guids::NVRAM_FS.contains(&fs.as_str()) {
         v.attrs.insert("type".into(), "nvram".into());
         v.notes = notes;
-        if let Some(fmt) = formats::by_name("nvram") {
-            formats::parse_into(ctx, &mut v, fmt);
-        } else {
-            v.policy = Policy::Mutable;
-            let rest = Region::new(
-                RegionKind::NvramStore,
-                "store",
-                data,
-                off + hdr_end,
-                len - hdr_end,
-            )
-            .with_policy(Policy::Mutable);
-            v.children = vec![header, rest];
-        }
+        formats::descend(ctx, &mut v, None, Some(&formats::nvram::FORMAT));
         return v;
     }
     let Some(ver) = ffs_version else {

@@ -25,8 +25,11 @@ pub const FORMAT: Format = Format {
     name: "uefi",
     description: "UEFI firmware volumes (descriptor-less BIOS image, OVMF .fd, BIOS region)",
     probe,
-    parse: parse_image,
-    top_level: true,
+    parse: |ctx, node| parse_image(ctx, node).map(Into::into),
+    scope: crate::formats::Scope::Both,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &[],
 };
 
 /// Accepts bytes holding at least one plausible firmware volume header. A volume at offset 0 is a strong
