@@ -279,7 +279,17 @@ fn variable_data(r: &Region) -> &[u8] {
         .unwrap_or_else(|| r.bytes())
 }
 
+/// Whether a node still holds compressed content that was never expanded (a `scan` leaves content that
+/// equals the signed baseline compressed): its bytes are not what rules describe, so they are neither
+/// digested nor searched. `check` parses everything and has no such nodes.
+fn holds_unexpanded(node: &Region) -> bool {
+    node.is_lazy() || node.children.iter().any(holds_unexpanded)
+}
+
 fn collect_facts<'a>(node: &'a Region, set: &RuleSet, f: &mut Facts<'a>) {
+    if node.is_lazy() {
+        return;
+    }
     let bytes = node.bytes();
     // Digests of the things rules name: the subject itself, filesystem files, blobs, sections — for a
     // leaf section its body without the section header (what CHIPSEC hashes and UEFIExtract extracts as
@@ -294,7 +304,11 @@ fn collect_facts<'a>(node: &'a Region, set: &RuleSet, f: &mut Facts<'a>) {
         | RegionKind::Section
         | RegionKind::FsFile
         | RegionKind::Blob
-        | RegionKind::Variable => f.digest_inputs.push(bytes),
+        | RegionKind::Variable
+            if !holds_unexpanded(node) =>
+        {
+            f.digest_inputs.push(bytes)
+        }
         _ => {}
     }
     if let Some(a) = node.attr_str("authenticode-sha256") {
