@@ -1,17 +1,19 @@
 //! The manifest catalogue of an audit, and the automatic choice of a manifest for each image.
 //!
 //! Every manifest is loaded through one function, [`load_manifest`], which is where signature and trust
-//! verification happens. An image is matched against every accepted manifest and gets a score:
+//! verification happens. Every accepted manifest is asked whether it is a candidate for an image:
 //!
-//! | tier | evidence |
-//! |------|----------|
-//! | 3 `exact-digest` | the image's SHA-256 equals the golden image's (checked when several or no manifests are candidates, or when image digests are requested) |
-//! | 2 `match-rules`  | the manifest declares `match` rules and the image satisfies all of them (more rules = more evidence) |
-//! | 1 `identity`     | no `match` rules: same size, the manifest's version string occurs in the image (product name, format and component add evidence) |
+//! | `selected_by` | evidence |
+//! |---------------|----------|
+//! | `exact-digest` | the image's SHA-256 equals the golden image's (decides alone) |
+//! | `match-rules`  | the manifest declares `match` rules and the image satisfies all of them |
+//! | `structure`    | no rules: the structure score ([`structure_score`]) reaches [`STRUCTURE_THRESHOLD`] |
+//! | `identity`     | no rules: same size, the manifest's version string occurs in the image |
 //!
-//! The best score wins. Equal best scores are resolved only when they are releases of the same
-//! vendor/product/component/version (the highest `sequence` wins); otherwise the image gets an
-//! `ambiguous-manifest` error, never a guess. No candidate at all is an `unknown-firmware` finding.
+//! Releases of one vendor/product/component/version: the highest `sequence` wins. Candidates of different
+//! products or versions are told apart only by unforgeable evidence, the digest of a static region both
+//! pin differently ([`static_digest_proof`]); otherwise the image gets an `ambiguous-manifest` error, never
+//! a guess (issue 15.3). No candidate at all is an `unknown-firmware` finding. See `docs/audit.md`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use crate::finding::Code;
 use crate::formats::{self, ParseOptions};
 use crate::input::Data;
 use crate::manifest::{Manifest, VerifiedManifest};
-use crate::region::{glob_match, Region};
+use crate::region::{glob_match, Policy, Region, RegionKind};
 
 pub use crate::manifest::{MatchRules, MAX_MATCH_STRING};
 
@@ -74,6 +76,8 @@ pub struct ImageFacts<'a> {
     decompress_limit: u64,
     /// The lazily parsed tree (parsed once for GUID evidence; handed to the comparison afterwards).
     tree: Option<Region>,
+    /// Eagerly parsed trees, one per (layout, format) a manifest asked for.
+    trees: Vec<(String, Region)>,
 }
 
 impl std::fmt::Debug for ImageFacts<'_> {
@@ -105,6 +109,7 @@ impl<'a> ImageFacts<'a> {
             os_release: None,
             decompress_limit,
             tree: None,
+            trees: Vec::new(),
         }
     }
 
@@ -144,6 +149,32 @@ impl<'a> ImageFacts<'a> {
             ..ParseOptions::default()
         };
         formats::parse_image(std::sync::Arc::clone(self.data), &opts)
+    }
+
+    /// The image parsed eagerly with `m`'s layout and format (each distinct pair is parsed once).
+    pub fn tree_for(&mut self, m: &Manifest) -> &Region {
+        let format = Some(m.image.format.clone()).filter(|f| f != "layout");
+        let key = format!(
+            "{}\u{0}{}",
+            serde_json::to_string(&m.layout).unwrap_or_default(),
+            format.as_deref().unwrap_or("")
+        );
+        let i = match self.trees.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                let opts = ParseOptions {
+                    eager: true,
+                    max_decompressed_total: self.decompress_limit,
+                    layout: m.layout.clone(),
+                    format,
+                    ..ParseOptions::default()
+                };
+                let t = formats::parse_image(std::sync::Arc::clone(self.data), &opts);
+                self.trees.push((key, t));
+                self.trees.len() - 1
+            }
+        };
+        &self.trees[i].1
     }
 
     /// Every `guid`/`fs-guid` attribute in the parsed image (uppercase).
@@ -277,13 +308,16 @@ pub enum SelectedBy {
     Map,
     ExactDigest,
     MatchRules,
+    /// The image's parsed tree shares enough of the manifest's identity tree (score in the row).
+    Structure,
     Identity,
 }
 
 /// The outcome of choosing a manifest for one image.
 #[derive(Debug)]
 pub enum Selection {
-    Chosen(usize, SelectedBy),
+    /// The manifest, how it was chosen, and its structure score (per mille) when one was computed.
+    Chosen(usize, SelectedBy, Option<u32>),
     /// No accepted manifest matches.
     Unknown,
     /// Several equally good matches (their indices).
@@ -373,46 +407,77 @@ impl Catalogue {
         for (glob, target) in &self.map {
             if glob_match(glob, rel) {
                 return match target {
-                    MapTarget::Entry(i) => Selection::Chosen(*i, SelectedBy::Map),
+                    MapTarget::Entry(i) => Selection::Chosen(*i, SelectedBy::Map, None),
                     MapTarget::Refused(r) => Selection::Refused(r.clone()),
                 };
             }
         }
-        let mut scored: Vec<((u8, u32), usize)> = Vec::new();
+        let mut scored: Vec<Candidate> = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
-            if let Some(s) = score(e.verified.manifest(), img) {
-                scored.push((s, i));
+            if let Some(c) = candidate(i, e.verified.manifest(), img) {
+                scored.push(c);
             }
         }
         // Byte-identity with a golden image outranks everything. It costs a hash pass, so it is only looked
         // at when it can change the outcome: several candidates (ties), none, or when asked (`digest`).
-        // A golden image satisfies its own rules, so an identical image is a candidate already.
+        // A golden image satisfies its own rules and structure, so an identical image is a candidate
+        // already.
         if scored.len() != 1 || img.sha256_if_computed().is_some() {
-            for (i, e) in self.entries.iter().enumerate() {
-                let m = e.verified.manifest();
-                if m.image.size == img.size && m.image.sha256 == img.sha256() {
-                    scored.retain(|(_, j)| *j != i);
-                    scored.push(((3, 0), i));
-                }
+            let identical: Vec<usize> = self
+                .entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    let m = e.verified.manifest();
+                    m.image.size == img.size && m.image.sha256 == img.sha256()
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !identical.is_empty() {
+                let c = identical
+                    .iter()
+                    .map(|&index| Candidate {
+                        index,
+                        by: SelectedBy::ExactDigest,
+                        score: None,
+                    })
+                    .collect();
+                return self.decide(c, img);
             }
         }
-        let Some(best) = scored.iter().map(|(s, _)| *s).max() else {
+        if scored.is_empty() {
             return Selection::Unknown;
-        };
-        let top: Vec<usize> = scored
-            .iter()
-            .filter(|(s, _)| *s == best)
-            .map(|(_, i)| *i)
-            .collect();
-        let how = match best.0 {
-            3 => SelectedBy::ExactDigest,
-            2 => SelectedBy::MatchRules,
-            _ => SelectedBy::Identity,
-        };
-        if top.len() == 1 {
-            return Selection::Chosen(top[0], how);
         }
-        // Releases of one product version: the newest sequence wins, if it is unique.
+        // Competitors: manifests of the same size and format that are not candidates, but whose pinned
+        // bytes the image reproduces (a large static region: unforgeable). An image whose structure an
+        // implant destroyed still carries its vendor's untouched regions; without this, a laxer manifest
+        // matched by a string would be the only candidate. A competitor never wins by itself; it only
+        // has to be told apart from the candidates by the same digest evidence.
+        for (i, e) in self.entries.iter().enumerate() {
+            let m = e.verified.manifest();
+            // A manifest whose own `match` rules fail has said the image is not its firmware.
+            let declines = m.r#match.as_ref().is_some_and(|r| !r.is_empty());
+            if declines || scored.iter().any(|c| c.index == i) || m.image.size != img.size {
+                continue;
+            }
+            if reproduces_pinned_region(m, img) {
+                scored.push(Candidate {
+                    index: i,
+                    by: SelectedBy::Structure,
+                    score: None,
+                });
+            }
+        }
+        self.decide(scored, img)
+    }
+
+    /// Chooses among candidates. Releases of one vendor/product/component/version: the highest `sequence`
+    /// (unique) wins. Candidates of different products or versions are told apart only by evidence an
+    /// attacker cannot forge: the digest of a static region that both manifests pin with different
+    /// contents, and that the image reproduces for exactly one of them ([`static_digest_proof`]).
+    /// Strings, structure, rule counts and scores never decide between them: that is
+    /// `ambiguous-manifest`.
+    fn decide(&self, cands: Vec<Candidate>, img: &mut ImageFacts<'_>) -> Selection {
         let key = |i: usize| {
             let p = &self.entries[i].verified.manifest().product;
             (
@@ -422,24 +487,70 @@ impl Catalogue {
                 p.version.clone(),
             )
         };
-        let k0 = key(top[0]);
-        if top.iter().all(|&i| key(i) == k0) {
-            let seq = |i: usize| self.entries[i].verified.manifest().sequence;
-            let max = top.iter().map(|&i| seq(i)).max().unwrap_or(0);
-            let newest: Vec<usize> = top.iter().copied().filter(|&i| seq(i) == max).collect();
-            if newest.len() == 1 {
-                return Selection::Chosen(newest[0], how);
+        // Group by product release.
+        let mut groups: Vec<Vec<Candidate>> = Vec::new();
+        for c in cands {
+            match groups.iter_mut().find(|g| key(g[0].index) == key(c.index)) {
+                Some(g) => g.push(c),
+                None => groups.push(vec![c]),
             }
-            return Selection::Ambiguous(newest);
         }
-        Selection::Ambiguous(top)
+        let winner = if groups.len() == 1 {
+            0
+        } else {
+            // A group wins when the image reproduces one of its pinned digests where every other group pins
+            // a different one, and no other group can say the same.
+            let proven: Vec<usize> = (0..groups.len())
+                .filter(|&g| {
+                    (0..groups.len()).filter(|&o| o != g).all(|o| {
+                        groups[g].iter().any(|a| {
+                            groups[o].iter().all(|b| {
+                                static_digest_proof(
+                                    self.entries[a.index].verified.manifest(),
+                                    self.entries[b.index].verified.manifest(),
+                                    img,
+                                )
+                            })
+                        })
+                    })
+                })
+                .collect();
+            if proven.len() != 1 {
+                return Selection::Ambiguous(groups.iter().flatten().map(|c| c.index).collect());
+            }
+            proven[0]
+        };
+        let group = &groups[winner];
+        let seq = |i: usize| self.entries[i].verified.manifest().sequence;
+        let max = group.iter().map(|c| seq(c.index)).max().unwrap_or(0);
+        let newest: Vec<&Candidate> = group.iter().filter(|c| seq(c.index) == max).collect();
+        if newest.len() == 1 {
+            let c = newest[0];
+            return Selection::Chosen(c.index, c.by, c.score);
+        }
+        Selection::Ambiguous(newest.iter().map(|c| c.index).collect())
     }
 }
 
-/// `(tier, evidence)` of `m` for an image, or `None` when it is not a candidate.
-fn score(m: &Manifest, img: &mut ImageFacts<'_>) -> Option<(u8, u32)> {
+/// A manifest that may be the image's, and the evidence that made it one.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    index: usize,
+    by: SelectedBy,
+    /// Structure score (per mille), when that is how it became a candidate.
+    score: Option<u32>,
+}
+
+/// Whether `m` is a candidate for the image, and why. A manifest that declares `match` rules is a candidate
+/// exactly when they all hold. Otherwise it is one when the structure score reaches
+/// [`STRUCTURE_THRESHOLD`], or (weakest) when its version string occurs in an image of the same size.
+fn candidate(index: usize, m: &Manifest, img: &mut ImageFacts<'_>) -> Option<Candidate> {
     if let Some(r) = m.r#match.as_ref().filter(|r| !r.is_empty()) {
-        return rules_match(r, img).then(|| (2, r.len()));
+        return rules_match(r, img).then_some(Candidate {
+            index,
+            by: SelectedBy::MatchRules,
+            score: None,
+        });
     }
     if m.image.size != img.size {
         return None;
@@ -450,17 +561,183 @@ fn score(m: &Manifest, img: &mut ImageFacts<'_>) -> Option<(u8, u32)> {
             return None;
         }
     }
-    if p.version.len() < 3 || !img.contains(p.version.as_bytes()) {
+    let s = structure_score(m, img.tree_for(m));
+    if s.is_some_and(|s| s >= STRUCTURE_THRESHOLD) {
+        return Some(Candidate {
+            index,
+            by: SelectedBy::Structure,
+            score: s,
+        });
+    }
+    if p.version.len() >= 3 && img.contains(p.version.as_bytes()) {
+        return Some(Candidate {
+            index,
+            by: SelectedBy::Identity,
+            score: s,
+        });
+    }
+    None
+}
+
+/// Lowest structure score (per mille) that makes a manifest a candidate. See [`structure_score`].
+pub const STRUCTURE_THRESHOLD: u32 = 900;
+
+/// Region kinds that carry identity: layout and partition names, volumes, modules and their sections,
+/// FIT images, file systems and their paths, variable stores and environments (as containers).
+fn identity_kind(k: RegionKind) -> bool {
+    !matches!(
+        k,
+        RegionKind::Image
+            | RegionKind::Header
+            | RegionKind::FreeSpace
+            | RegionKind::Padding
+            | RegionKind::Variable
+            | RegionKind::EnvVariable
+    )
+}
+
+/// The identity key of a node: kind, region path (names, GUIDs, file paths) and, for code, its machine
+/// type (an IA32 and an X64 build of the same tree differ in every module).
+fn identity_key(
+    kind: RegionKind,
+    path: &str,
+    attrs: &BTreeMap<String, serde_json::Value>,
+) -> String {
+    let machine = attrs.get("machine").and_then(|v| v.as_str()).unwrap_or("");
+    format!("{}\u{0}{path}\u{0}{machine}", kind.as_str())
+}
+
+/// The identity set of a manifest: every identity node that is not per-machine data (nodes below a
+/// `mutable` or `ignore` node are left out; the per-machine node itself counts: its name is structure),
+/// and the paths where the walk stopped.
+fn manifest_identity(m: &Manifest) -> (HashSet<String>, HashSet<String>) {
+    fn go(n: &crate::manifest::Node, keys: &mut HashSet<String>, cut: &mut HashSet<String>) {
+        if identity_kind(n.kind) && !n.path.is_empty() {
+            keys.insert(identity_key(n.kind, &n.path, &n.attrs));
+        }
+        if matches!(n.policy, Policy::Mutable | Policy::Ignore) {
+            cut.insert(n.path.clone());
+            return;
+        }
+        for c in &n.children {
+            go(c, keys, cut);
+        }
+    }
+    let (mut keys, mut cut) = (HashSet::new(), HashSet::new());
+    go(&m.root, &mut keys, &mut cut);
+    (keys, cut)
+}
+
+/// How much of a manifest's identity tree the image's parsed tree shares, in per mille: the Jaccard index
+/// `|M ∩ I| / |M ∪ I|` of the identity keys of the manifest (M) and of the image (I), both without what lies
+/// below the manifest's per-machine (`mutable`/`ignore`) nodes. Extra modules in the image lower the score as
+/// much as missing ones, so a superset build of another product does not pass for it. `None` when the image
+/// is not of the manifest's top-level format.
+///
+/// `tree` is the image parsed with the manifest's layout and format (eagerly, so that compressed volumes
+/// are seen); this is a pure function of the tree and the manifest.
+pub fn structure_score(m: &Manifest, tree: &Region) -> Option<u32> {
+    let fmt = tree.attr_str("format").unwrap_or("raw");
+    if m.image.format != fmt {
         return None;
     }
-    let mut evidence = 1;
-    if p.product.len() >= 3 && p.product != "unknown" && img.contains(p.product.as_bytes()) {
-        evidence += 1;
+    let (mkeys, cut) = manifest_identity(m);
+    let mut ikeys: HashSet<String> = HashSet::new();
+    fn go(r: &Region, cut: &HashSet<String>, keys: &mut HashSet<String>) {
+        if identity_kind(r.kind) && !r.path.is_empty() {
+            keys.insert(identity_key(r.kind, &r.path, &r.attrs));
+        }
+        if cut.contains(&r.path) {
+            return;
+        }
+        for c in &r.children {
+            go(c, cut, keys);
+        }
     }
-    if m.image.format == img.format {
-        evidence += 1;
+    go(tree, &cut, &mut ikeys);
+    let shared = mkeys.intersection(&ikeys).count() as u64;
+    let union = (mkeys.len() + ikeys.len()) as u64 - shared;
+    if union == 0 {
+        // Nothing but an opaque image on both sides: structure says nothing.
+        return None;
     }
-    Some((1, evidence))
+    Some((shared * 1000 / union) as u32)
+}
+
+/// Path → digest of every node of `m` that is static with all its descendants (its digest covers only
+/// bytes the manifest pins).
+fn pinned_digests(m: &Manifest) -> BTreeMap<&str, &str> {
+    fn go<'a>(n: &'a crate::manifest::Node, out: &mut BTreeMap<&'a str, &'a str>) -> bool {
+        let mut all = n.policy == Policy::Static;
+        for c in &n.children {
+            all &= go(c, out);
+        }
+        if all {
+            if let Some(d) = n.digest.as_deref() {
+                out.insert(n.path.as_str(), d);
+            }
+        }
+        all
+    }
+    let mut out = BTreeMap::new();
+    go(&m.root, &mut out);
+    out
+}
+
+/// Smallest static region whose digest makes a manifest a competitor ([`reproduces_pinned_region`]).
+pub const RELATED_MIN_BYTES: u64 = 4096;
+
+/// Whether the image reproduces the digest of a pinned, non-blank region of `m` of at least
+/// [`RELATED_MIN_BYTES`] among the top two levels of its tree.
+fn reproduces_pinned_region(m: &Manifest, img: &mut ImageFacts<'_>) -> bool {
+    let mut nodes: Vec<(&str, &str)> = Vec::new();
+    let pinned = pinned_digests(m);
+    for top in &m.root.children {
+        for n in std::iter::once(top).chain(top.children.iter()) {
+            if n.size >= RELATED_MIN_BYTES
+                && n.policy == Policy::Static
+                && !matches!(n.kind, RegionKind::FreeSpace | RegionKind::Padding)
+            {
+                if let Some(d) = pinned.get(n.path.as_str()) {
+                    nodes.push((n.path.as_str(), d));
+                }
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return false;
+    }
+    let alg = m.hash.algorithm;
+    let tree = img.tree_for(m);
+    nodes.iter().any(|(p, d)| {
+        tree.find(p).is_some_and(|r| {
+            r.size >= RELATED_MIN_BYTES
+                && r.bytes().first().is_some_and(|&b0| !r.is_blank(b0))
+                && crate::hash::digest(alg, r.bytes()) == *d
+        })
+    })
+}
+
+/// Unforgeable evidence that the image is `a`'s rather than `b`'s: a region both pin with different
+/// digests whose bytes in the image hash to `a`'s digest. An attacker can write strings, GUIDs and
+/// per-machine data into an image, but cannot make a region hash to a vendor's digest without putting the
+/// vendor's bytes there.
+pub fn static_digest_proof(a: &Manifest, b: &Manifest, img: &mut ImageFacts<'_>) -> bool {
+    let (da, db) = (pinned_digests(a), pinned_digests(b));
+    let differing: Vec<(&str, &str)> = da
+        .iter()
+        .filter(|(p, d)| db.get(*p).is_some_and(|e| e != *d))
+        .map(|(p, d)| (*p, *d))
+        .collect();
+    if differing.is_empty() {
+        return false;
+    }
+    let alg = a.hash.algorithm;
+    let tree = img.tree_for(a);
+    differing.iter().any(|(p, d)| {
+        tree.find(p)
+            .is_some_and(|r| crate::hash::digest(alg, r.bytes()) == *d)
+    })
 }
 
 fn collect_json(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<(), crate::Error> {
@@ -538,11 +815,11 @@ mod tests {
         ]);
         assert!(matches!(
             pick(&c, &golden),
-            Selection::Chosen(1, SelectedBy::ExactDigest)
+            Selection::Chosen(1, SelectedBy::ExactDigest, _)
         ));
         assert!(matches!(
             pick(&c, &tampered),
-            Selection::Chosen(1, SelectedBy::Identity)
+            Selection::Chosen(1, SelectedBy::Identity, _)
         ));
         // Version string absent: nobody's firmware.
         let mut other = golden.clone();
@@ -550,17 +827,16 @@ mod tests {
         assert!(matches!(pick(&c, &other), Selection::Unknown));
         // Different size: identity needs the size.
         assert!(matches!(pick(&c, &tampered[..4096]), Selection::Unknown));
-        // Declared rules beat identity; two products declaring the same rules tie: never a guess.
+        // Issue 15.3: declared rules do not beat identity between different products; more rules are not
+        // more evidence. A manifest of another product whose rules the image satisfies (a string an
+        // attacker can write) makes the image ambiguous, never steered to it.
         let mut a = manifest(&golden, "A", "1.0", 1);
         a.r#match = Some(MatchRules {
             strings: vec!["PROD v1.23".into()],
             ..Default::default()
         });
         let c2 = cat(vec![manifest(&golden, "PROD", "1.23.4", 1), a.clone()]);
-        assert!(matches!(
-            pick(&c2, &tampered),
-            Selection::Chosen(1, SelectedBy::MatchRules)
-        ));
+        assert!(matches!(pick(&c2, &tampered), Selection::Ambiguous(ref v) if v.len() == 2));
         let mut b = a.clone();
         b.product.product = "B".into();
         let c3 = cat(vec![a, b]);

@@ -299,8 +299,8 @@ fn scan_inner(
     };
     let selection = cat.select(rel, &mut facts);
     row.sha256 = facts.sha256_if_computed().map(str::to_string);
-    let (idx, how) = match selection {
-        Selection::Chosen(i, how) => (i, how),
+    let (idx, how, score) = match selection {
+        Selection::Chosen(i, how, score) => (i, how, score),
         Selection::Ambiguous(ix) => {
             let names: Vec<String> = ix
                 .iter()
@@ -355,6 +355,7 @@ fn scan_inner(
         product: man.product.clone(),
         sequence: man.sequence,
         selected_by: how,
+        score,
         verified: v.trust().verified,
         trust: v.trust().summary.clone(),
     });

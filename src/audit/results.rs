@@ -65,6 +65,9 @@ pub struct RowManifest {
     pub product: Product,
     pub sequence: u64,
     pub selected_by: SelectedBy,
+    /// Structure score in per mille (`selected_by: structure`, see docs/audit.md), when computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u32>,
     /// False when accepted with `--insecure-unsigned`.
     pub verified: bool,
     pub trust: String,

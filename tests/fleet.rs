@@ -1,0 +1,485 @@
+//! Issue 13 (selection by structure) and issue 15.3 (selection steered by image content): a fleet of
+//! per-machine dumps of three products baselined with a plain `--version 1`, tampered dumps, another
+//! product, two products that match equally, and a laxer manifest that an implanted image tries to steer
+//! itself to.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+#[allow(dead_code)]
+mod support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
+
+fn fwscan(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Prints `SKIPPED: why`, or panics under `CI=true`.
+fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why} (CI=true: required)");
+    }
+    println!("SKIPPED: {why}");
+}
+
+const OVMF: &str = "/usr/share/OVMF";
+
+fn ovmf(names: &[&str]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    for n in names {
+        match std::fs::read(Path::new(OVMF).join(n)) {
+            Ok(b) => out.extend(b),
+            Err(_) => {
+                skip(&format!("{OVMF}/{n} not installed (Debian package ovmf)"));
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+fn w32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// An Intel flash descriptor (IFD v2) with the given FLREGs (index, base, limit in 4 KiB units).
+fn descriptor(regs: &[(usize, u32, u32)]) -> Vec<u8> {
+    let mut d = vec![0xFFu8; 0x1000];
+    w32(&mut d, 0x10, 0x0FF0_A55A);
+    w32(&mut d, 0x14, 0x0004_0003);
+    w32(&mut d, 0x18, 0x1010_0308);
+    w32(&mut d, 0x1C, 0x0000_0030);
+    let clk = 6u32;
+    w32(
+        &mut d,
+        0x30,
+        (clk << 17) | (clk << 21) | (clk << 24) | (clk << 27) | 0xF4,
+    );
+    w32(&mut d, 0x34, 0);
+    w32(&mut d, 0x38, 0);
+    for i in 0..16 {
+        w32(&mut d, 0x40 + 4 * i, 0x0000_7FFF);
+    }
+    for &(i, base, limit) in regs {
+        w32(&mut d, 0x40 + 4 * i, (limit << 16) | base);
+    }
+    for i in 0..3 {
+        w32(&mut d, 0x80 + 4 * i, 0xFFFF_0000);
+    }
+    w32(&mut d, 0xEFC, 0);
+    d
+}
+
+fn noise(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// An ME region with a `$FPT` of three partitions (FTPR code, MFS data, NFTP code).
+fn me_region(len: usize) -> Vec<u8> {
+    let parts: [(&str, u32, u32, u32); 3] = [
+        ("FTPR", 0x1000, 0x20000, 0),
+        ("MFS", 0x21000, 0x10000, 1),
+        ("NFTP", 0x31000, 0x40000, 0),
+    ];
+    let mut b = vec![0xFFu8; len];
+    b[0x10..0x14].copy_from_slice(b"$FPT");
+    w32(&mut b, 0x14, parts.len() as u32);
+    b[0x18] = 0x10;
+    b[0x19] = 0x10;
+    b[0x1A] = 0x20;
+    b[0x1C..0x30].fill(0);
+    for (i, (n, off, size, flags)) in parts.iter().enumerate() {
+        let e = 0x30 + i * 0x20;
+        b[e..e + 0x20].fill(0);
+        b[e..e + n.len()].copy_from_slice(n.as_bytes());
+        w32(&mut b, e + 8, *off);
+        w32(&mut b, e + 12, *size);
+        w32(&mut b, e + 28, *flags);
+        let (o, s) = (*off as usize, *size as usize);
+        b[o..o + s].copy_from_slice(&noise(s, i as u32 + 7));
+    }
+    b
+}
+
+/// A GbE region with the given MAC address and a valid checksum.
+fn gbe_region(mac: [u8; 6]) -> Vec<u8> {
+    let mut b = vec![0xFFu8; 0x2000];
+    b[..0x80].fill(0);
+    b[..6].copy_from_slice(&mac);
+    b[0x0A] = 0x05;
+    b[0x27] = 0x80;
+    let sum = (0..0x3F).fold(0u16, |s, i| {
+        s.wrapping_add(u16::from_le_bytes([b[2 * i], b[2 * i + 1]]))
+    });
+    b[0x7E..0x80].copy_from_slice(&0xBABAu16.wrapping_sub(sum).to_le_bytes());
+    b
+}
+
+/// An 8 MiB SPI image: descriptor, GbE, ME, and a 4 MiB BIOS region.
+fn spi_image(bios: &[u8], mac: [u8; 6]) -> Vec<u8> {
+    let regs = [(0, 0, 0), (3, 1, 2), (2, 0x10, 0x3FF), (1, 0x400, 0x7FF)];
+    let mut img = vec![0xFFu8; 8 << 20];
+    img[..0x1000].copy_from_slice(&descriptor(&regs));
+    img[0x1000..0x3000].copy_from_slice(&gbe_region(mac));
+    img[0x10000..0x400000].copy_from_slice(&me_region(0x3F0000));
+    img[0x400000..].copy_from_slice(bios);
+    img
+}
+
+/// A per-machine change of the OVMF variable store at the start of `img`: the `Timeout` variable's data
+/// and a byte in the store's free space (where the firmware appends variables).
+fn change_nvram(img: &mut [u8], at: usize) {
+    let name: Vec<u8> = "Timeout"
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let p = img[at..at + 0x40000]
+        .windows(name.len())
+        .position(|w| w == name.as_slice())
+        .expect("Timeout variable")
+        + at;
+    // Name (with its NUL) is followed by the 2-byte data.
+    img[p + name.len() + 2] ^= 0x07;
+    img[at + 0x30000] = 0x5A;
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .expect("needle")
+}
+
+fn baseline(golden: &[u8], dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let g = dir.join(format!("{name}.golden"));
+    std::fs::write(&g, golden).unwrap();
+    let out = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        "baseline",
+        g.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--product",
+        name,
+        "--version",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = fwscan(&args);
+    assert_eq!(code, 0, "baseline {name}: {err}");
+    std::fs::remove_file(&g).unwrap();
+    out
+}
+
+fn audit(fleet: &Path, mdir: &Path, out: &Path) -> (i32, Vec<Value>) {
+    let (code, _, err) = fwscan(&[
+        "audit",
+        fleet.to_str().unwrap(),
+        "--manifests",
+        mdir.to_str().unwrap(),
+        "--insecure-unsigned",
+        "-q",
+        "--no-timing",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(out).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let rows = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "image")
+        .collect();
+    (code, rows)
+}
+
+fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["path"] == name)
+        .unwrap_or_else(|| panic!("no row for {name}"))
+}
+
+fn codes_and_paths(r: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap_or("").to_string(),
+                f["path"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    if let Some(e) = r["error"]["code"].as_str() {
+        v.push((e.to_string(), String::new()));
+    }
+    v
+}
+
+/// The row is clean, chosen by structure for `product` with a score at or above the threshold.
+fn assert_clean_by_structure(rows: &[Value], name: &str, product: &str) {
+    let r = row(rows, name);
+    assert_eq!(r["verdict"], "clean", "{name}: {r}");
+    assert_eq!(r["manifest"]["product"]["product"], product, "{name}: {r}");
+    assert_eq!(r["manifest"]["selected_by"], "structure", "{name}: {r}");
+    let score = r["manifest"]["score"].as_u64().unwrap();
+    assert!(
+        score >= fwscan::audit::catalogue::STRUCTURE_THRESHOLD as u64,
+        "{name}: {score}"
+    );
+}
+
+/// The row has findings against `product`, one of them `code` naming a path that contains `what`.
+fn assert_names(rows: &[Value], name: &str, product: &str, code: &str, what: &str) {
+    let r = row(rows, name);
+    assert_eq!(r["verdict"], "findings", "{name}: {r}");
+    assert_eq!(r["manifest"]["product"]["product"], product, "{name}: {r}");
+    let got = codes_and_paths(r);
+    assert!(
+        got.iter().any(|(c, p)| c == code && p.contains(what)),
+        "{name}: expected {code} naming {what}, got {got:?}"
+    );
+    assert!(
+        got.iter().all(|(c, _)| c != "unknown-firmware"),
+        "{name}: {got:?}"
+    );
+}
+
+#[test]
+fn fleet_dumps_are_matched_by_structure_and_tampering_is_named() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let Some(other_bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.secboot.fd"]) else {
+        return;
+    };
+    let Some(ia32_bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF32_CODE_4M.secboot.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let fleet = d.path().join("fleet");
+    let mdir = d.path().join("manifests");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    let put = |name: &str, bytes: &[u8]| std::fs::write(fleet.join(name), bytes).unwrap();
+
+    // 1. UEFI firmware with an NVRAM store (OVMF VARS + CODE), baselined with a plain `--version 1`.
+    baseline(&bios, &mdir, "ACME-UEFI", &["--component", "bios"]);
+    for i in 0..3u8 {
+        let mut m = bios.clone();
+        change_nvram(&mut m, 0);
+        m[0x30001] = i;
+        put(&format!("uefi-machine-{i}.bin"), &m);
+    }
+    // SecMain's PE32 body, patched.
+    let mut t = bios.clone();
+    let sec = find(&t, b"S\0e\0c\0M\0a\0i\0n\0") - 0x2000;
+    t[sec] ^= 0x55;
+    change_nvram(&mut t, 0);
+    put("uefi-tampered.bin", &t);
+    // Another product of the same vendor (the Secure Boot build) and another architecture.
+    put("uefi-other-product.bin", &other_bios);
+    put("uefi-ia32.bin", &ia32_bios);
+
+    // 2. IFD flash image: descriptor, GbE (per-machine MAC), ME, BIOS.
+    let ifd = spi_image(&bios, [0x00, 0x1B, 0x21, 0x12, 0x34, 0x56]);
+    baseline(&ifd, &mdir, "ACME-IFD", &[]);
+    for i in 0..2u8 {
+        let mut m = spi_image(&bios, [0x00, 0x1B, 0x21, 0xAB, 0xCD, i]);
+        change_nvram(&mut m, 0x400000);
+        put(&format!("ifd-machine-{i}.bin"), &m);
+    }
+    let mut t = spi_image(&bios, [0x00, 0x1B, 0x21, 0xAB, 0xCD, 0xEF]);
+    t[0x10000 + 0x1000 + 0x777] ^= 0xFF; // inside the ME's FTPR partition
+    put("ifd-tampered.bin", &t);
+
+    // 3. OpenBMC flash (real tools): per-machine rwfs and U-Boot environment.
+    let with_bmc = support::bmc::available();
+    if with_bmc {
+        use support::bmc as b;
+        let work = d.path().join("bmc-build");
+        std::fs::create_dir_all(&work).unwrap();
+        let pieces = b::build(&work, b::LAYOUT_32, b::UBOOT_32, true);
+        let golden = pieces.image(b::LAYOUT_32);
+        baseline(&golden, &mdir, "ACME-BMC", &["--component", "bmc"]);
+        for i in 0..2 {
+            let mut m = pieces.clone();
+            m.rwfs = b::jffs2(
+                &work,
+                &[("etc/hostname", &format!("bmc-{i:04}\n"))],
+                "rw.jffs2",
+            );
+            m.env = b::env(
+                &work,
+                &b::ENV.replace("00:11:22:33:44:55", &format!("00:11:22:33:44:{i:02}")),
+                "env-m.bin",
+            );
+            put(&format!("bmc-machine-{i}.bin"), &m.image(b::LAYOUT_32));
+        }
+        // A replaced rofs binary.
+        let mut m = pieces.clone();
+        let root = work.join("root");
+        let mut busybox = std::fs::read(root.join("bin/busybox")).unwrap();
+        busybox.extend_from_slice(b"implant");
+        std::fs::write(root.join("bin/busybox"), busybox).unwrap();
+        m.rofs = b::squashfs(&work, &root, "rofs-t.sqsh");
+        put("bmc-tampered.bin", &m.image(b::LAYOUT_32));
+    } else {
+        skip("BMC tools not installed: the BMC product of the fleet is left out");
+    }
+
+    let (code, rows) = audit(&fleet, &mdir, &d.path().join("rows.jsonl"));
+    assert_eq!(code, 1, "{rows:?}");
+    for i in 0..3 {
+        assert_clean_by_structure(&rows, &format!("uefi-machine-{i}.bin"), "ACME-UEFI");
+    }
+    assert_names(
+        &rows,
+        "uefi-tampered.bin",
+        "ACME-UEFI",
+        "module-modified",
+        "SecMain",
+    );
+    for name in ["uefi-other-product.bin", "uefi-ia32.bin"] {
+        let r = row(&rows, name);
+        assert_eq!(r["verdict"], "findings", "{name}: {r}");
+        assert_eq!(
+            codes_and_paths(r),
+            vec![("unknown-firmware".to_string(), String::new())],
+            "{name}"
+        );
+    }
+    for i in 0..2 {
+        assert_clean_by_structure(&rows, &format!("ifd-machine-{i}.bin"), "ACME-IFD");
+    }
+    assert_names(
+        &rows,
+        "ifd-tampered.bin",
+        "ACME-IFD",
+        "region-modified",
+        "FTPR",
+    );
+    if with_bmc {
+        for i in 0..2 {
+            assert_clean_by_structure(&rows, &format!("bmc-machine-{i}.bin"), "ACME-BMC");
+        }
+        assert_names(
+            &rows,
+            "bmc-tampered.bin",
+            "ACME-BMC",
+            "file-modified",
+            "bin/busybox",
+        );
+    }
+
+    // The threshold, both ways: the other product's score is computed and is below it, a machine's is
+    // above it.
+    use fwscan::audit::catalogue::{structure_score, STRUCTURE_THRESHOLD};
+    let m = fwscan::manifest::Manifest::load(&mdir.join("ACME-UEFI.json")).unwrap();
+    let score = |bytes: &[u8]| {
+        let data = std::sync::Arc::new(fwscan::input::Data::Owned(bytes.to_vec()));
+        let tree = fwscan::formats::parse_image(data, &fwscan::formats::ParseOptions::default());
+        structure_score(&m, &tree).unwrap()
+    };
+    let (mine, other) = (
+        score(&std::fs::read(fleet.join("uefi-machine-0.bin")).unwrap()),
+        score(&other_bios),
+    );
+    println!("structure scores: own machine {mine}, other product {other}");
+    assert!(mine >= STRUCTURE_THRESHOLD && other < STRUCTURE_THRESHOLD);
+    assert!(other > 500, "a near miss, not an unrelated image: {other}");
+}
+
+#[test]
+fn two_products_matching_equally_are_ambiguous() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    baseline(&bios, &mdir, "ACME-A", &[]);
+    baseline(&bios, &mdir, "ACME-B", &[]);
+    let mut m = bios.clone();
+    change_nvram(&mut m, 0);
+    std::fs::write(fleet.join("machine.bin"), &m).unwrap();
+    let (code, rows) = audit(&fleet, &mdir, &d.path().join("rows.jsonl"));
+    assert_eq!(code, 2);
+    let r = row(&rows, "machine.bin");
+    assert_eq!(r["verdict"], "error", "{r}");
+    assert_eq!(r["error"]["code"], "ambiguous-manifest", "{r}");
+}
+
+/// Issue 15.3: a strict manifest and a laxer one of another version (its main volume mutable) whose match
+/// rules include a string. An implanted image that carries the string must not be steered to the lax
+/// manifest: on today's main it is chosen by its rules and reported clean.
+#[test]
+fn an_implanted_image_cannot_steer_itself_to_a_laxer_manifest() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    let main_fv = "fv[48DB5E17-707C-472D-91CD-1613E7EF51B0]";
+    let tag = "ACME DEV BUILD";
+    // The dev build carries its tag in the variable store (per-machine data, writable by anyone who can
+    // write the flash).
+    let mut dev = bios.clone();
+    dev[0x30100..0x30100 + tag.len()].copy_from_slice(tag.as_bytes());
+    baseline(&bios, &mdir, "ACME", &["--component", "bios"]);
+    let g = mdir.join("dev.golden");
+    std::fs::write(&g, &dev).unwrap();
+    let out = mdir.join("ACME-dev.json");
+    let (c, _, err) = fwscan(&[
+        "baseline",
+        g.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--product",
+        "ACME",
+        "--version",
+        "1-dev",
+        "--mutable",
+        main_fv,
+        "--match-string",
+        tag,
+    ]);
+    assert_eq!(c, 0, "{err}");
+    std::fs::remove_file(&g).unwrap();
+
+    // The implant: a byte of the main volume's compressed payload, plus the dev tag.
+    let mut implanted = dev.clone();
+    implanted[0x84000 + 0x1000] ^= 0x20;
+    std::fs::write(fleet.join("implanted.bin"), &implanted).unwrap();
+    // An honest machine of the strict product is still matched to it.
+    let mut honest = bios.clone();
+    change_nvram(&mut honest, 0);
+    std::fs::write(fleet.join("honest.bin"), &honest).unwrap();
+
+    let (code, rows) = audit(&fleet, &mdir, &d.path().join("rows.jsonl"));
+    let r = row(&rows, "implanted.bin");
+    assert_ne!(r["verdict"], "clean", "steered to the lax manifest: {r}");
+    assert_eq!(r["error"]["code"], "ambiguous-manifest", "{r}");
+    assert_eq!(code, 2);
+    let h = row(&rows, "honest.bin");
+    assert_eq!(h["verdict"], "clean", "{h}");
+    assert_eq!(h["manifest"]["product"]["version"], "1", "{h}");
+}
