@@ -483,3 +483,248 @@ fn an_implanted_image_cannot_steer_itself_to_a_laxer_manifest() {
     assert_eq!(h["verdict"], "clean", "{h}");
     assert_eq!(h["manifest"]["product"]["version"], "1", "{h}");
 }
+
+/// The README's category table lists exactly the codes `Code::category` puts outside `integrity`.
+#[test]
+fn readme_category_table_is_in_step_with_the_code() {
+    use fwscan::finding::{Category, Code};
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for cat in Category::ALL.iter().filter(|c| **c != Category::Integrity) {
+        let prefix = format!("| `{}` | ", cat.as_str());
+        let line = readme
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("README lacks the row of {cat}"));
+        let mut listed: Vec<&str> = line[prefix.len()..]
+            .trim_end_matches(" |")
+            .split(", ")
+            .map(|c| c.trim_matches('`'))
+            .collect();
+        let mut want: Vec<&str> = Code::ALL
+            .iter()
+            .filter(|c| c.category() == *cat)
+            .map(|c| c.as_str())
+            .collect();
+        listed.sort();
+        want.sort();
+        assert_eq!(listed, want, "README category row {cat}");
+    }
+}
+
+/// `--fail-on` and `--ignore-category`: exit code, JSON severity, SARIF level and JUnit agree, for
+/// `check`, `scan` and `audit`; integrity findings are never waived.
+#[test]
+fn fail_policy_is_consistent_across_commands_and_formats() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    // Secure Boot configured (PK enrolled) without a dbx: rename the variable.
+    let mut nodbx = bios.clone();
+    let name: Vec<u8> = "dbx\0"
+        .encode_utf16()
+        .flat_map(|c| c.to_le_bytes())
+        .collect();
+    let at = find(&nodbx, &name);
+    nodbx[at + 4] = b'z';
+    let img = d.path().join("nodbx.bin");
+    std::fs::write(&img, &nodbx).unwrap();
+    let img_s = img.to_str().unwrap();
+
+    let run = |args: &[&str]| {
+        let (code, out, err) = fwscan(args);
+        assert!(code == 0 || code == 1, "{args:?}: {code} {err}");
+        (code, out)
+    };
+    // check: the default fails on the warning; both options let it pass, reported as info.
+    let (c, out) = run(&["check", img_s, "--format", "json"]);
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c, 1);
+    assert_eq!(j["findings"][0]["code"], "dbx-missing");
+    assert_eq!(j["findings"][0]["severity"], "warning");
+    for opt in [
+        &["--fail-on", "error"][..],
+        &["--ignore-category", "configuration"][..],
+    ] {
+        let mut args = vec!["check", img_s, "--format", "json"];
+        args.extend_from_slice(opt);
+        let (c, out) = run(&args);
+        let j: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(c, 0, "{opt:?}: {j}");
+        assert_eq!(j["verdict"], "clean");
+        assert_eq!(j["findings"][0]["code"], "dbx-missing");
+        assert_eq!(j["findings"][0]["severity"], "info");
+        let mut args = vec!["check", img_s, "--format", "sarif"];
+        args.extend_from_slice(opt);
+        let (_, out) = run(&args);
+        let s: Value = serde_json::from_str(&out).unwrap();
+        let results = s["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0]["level"], "note");
+        let mut args = vec!["check", img_s, "--format", "junit"];
+        args.extend_from_slice(opt);
+        let (_, out) = run(&args);
+        assert!(out.contains("failures=\"0\""), "{out}");
+        assert!(!out.contains("<failure"), "{out}");
+    }
+    let (_, out) = run(&["check", img_s, "--format", "sarif"]);
+    assert!(out.contains("\"level\":\"warning\""));
+    let (_, out) = run(&["check", img_s, "--format", "junit"]);
+    assert!(out.contains("<failure"), "{out}");
+    let (c, _, err) = fwscan(&["check", img_s, "--ignore-category", "integrity"]);
+    assert_eq!(c, 2, "{err}");
+
+    // scan: a patched module next to the missing dbx; ignoring configuration keeps the integrity finding.
+    let man = d.path().join("m.json");
+    let golden = d.path().join("golden.bin");
+    std::fs::write(&golden, &bios).unwrap();
+    let (c, _, err) = fwscan(&[
+        "baseline",
+        golden.to_str().unwrap(),
+        "-o",
+        man.to_str().unwrap(),
+        "--mutable",
+        "**/vss2",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let mut tampered = nodbx.clone();
+    let sec = find(&tampered, b"S\0e\0c\0M\0a\0i\0n\0") - 0x2000;
+    tampered[sec] ^= 1;
+    let timg = d.path().join("tampered.bin");
+    std::fs::write(&timg, &tampered).unwrap();
+    let scan = |image: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "scan",
+            image.to_str().unwrap(),
+            "--manifest",
+            man.to_str().unwrap(),
+            "--insecure-unsigned",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let (c, out) = run(&args);
+        (c, serde_json::from_str::<Value>(&out).unwrap())
+    };
+    let (c, j) = scan(&img, &[]);
+    assert_eq!(c, 1, "{j}");
+    let (c, j) = scan(&img, &["--ignore-category", "configuration"]);
+    assert_eq!(c, 0, "{j}");
+    let (c, j) = scan(&timg, &["--ignore-category", "configuration"]);
+    assert_eq!(c, 1, "{j}");
+    let sev = |j: &Value, code: &str| {
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["code"] == code)
+            .map(|f| f["severity"].as_str().unwrap().to_string())
+    };
+    assert_eq!(sev(&j, "module-modified").as_deref(), Some("error"));
+    assert_eq!(sev(&j, "dbx-missing").as_deref(), Some("info"));
+    let (c, j) = scan(&timg, &["--fail-on", "error"]);
+    assert_eq!(c, 1, "{j}");
+
+    // audit: rows, summary and merge follow the same policy.
+    let fleet = d.path().join("fleet");
+    let mdir = d.path().join("manifests");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    std::fs::copy(&man, mdir.join("m.json")).unwrap();
+    std::fs::copy(&img, fleet.join("nodbx.bin")).unwrap();
+    let rows = d.path().join("rows.jsonl");
+    let audit = |extra: &[&str]| {
+        let mut args = vec![
+            "audit",
+            fleet.to_str().unwrap(),
+            "--manifests",
+            mdir.to_str().unwrap(),
+            "--insecure-unsigned",
+            "-q",
+            "-o",
+            rows.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        fwscan(&args)
+    };
+    let (c, _, err) = audit(&[]);
+    assert_eq!(c, 1, "{err}");
+    let (c, _, err) = audit(&["--ignore-category", "configuration"]);
+    assert_eq!(c, 0, "{err}");
+    let (c, _, _) = fwscan(&["merge", rows.to_str().unwrap()]);
+    assert_eq!(c, 0);
+}
+
+/// `fwscan completions SHELL` for every shell and `fwscan man`, from the same definitions as `--help`.
+#[test]
+fn completions_and_man_page_are_generated() {
+    let subcommands = [
+        "inspect", "baseline", "scan", "check", "audit", "merge", "diff", "verify",
+    ];
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (c, out, err) = fwscan(&["completions", shell]);
+        assert_eq!(c, 0, "{shell}: {err}");
+        for s in subcommands {
+            assert!(out.contains(s), "{shell} completion lacks {s}");
+        }
+        assert!(
+            out.contains("fail-on"),
+            "{shell} completion lacks --fail-on"
+        );
+    }
+    let d = tempfile::tempdir().unwrap();
+    let (_, bash, _) = fwscan(&["completions", "bash"]);
+    let script = d.path().join("fwscan.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let st = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(st.success(), "bash -n rejects the completion script");
+    // The script really completes: load it and ask for the subcommands of `fwscan sc`.
+    let probe = format!(
+        "source {}; COMP_WORDS=(fwscan sc); COMP_CWORD=1; COMP_LINE='fwscan sc'; COMP_POINT=9; _fwscan fwscan sc fwscan; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = Command::new("bash").arg("-c").arg(&probe).output().unwrap();
+    let words = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        words.lines().any(|w| w == "scan"),
+        "completion of `sc`: {words:?}"
+    );
+
+    let (c, page, err) = fwscan(&["man"]);
+    assert_eq!(c, 0, "{err}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH fwscan 1"),
+        "{page}"
+    );
+    for s in subcommands {
+        assert!(page.contains(s), "man page lacks {s}");
+    }
+    let dir = d.path().join("man1");
+    let (c, _, err) = fwscan(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(c, 0, "{err}");
+    assert!(dir.join("fwscan-scan.1").is_file());
+    // groff (man-db's formatter) renders every page without a warning.
+    if Command::new("groff").arg("--version").output().is_err() {
+        skip("groff not installed (Debian groff-base)");
+        return;
+    }
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let out = Command::new("groff")
+            .args(["-man", "-Tutf8", "-ww", "-z"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -52,6 +52,8 @@ pub struct AuditOptions {
     pub before_read: Option<BeforeRead>,
     /// Baseline-free checks (signature rules, Secure Boot) run beside each comparison.
     pub rules: Option<std::sync::Arc<crate::check::RuleSet>>,
+    /// What fails the run (`--fail-on`, `--ignore-category`); applied to each row's findings.
+    pub fail_policy: crate::finding::FailPolicy,
 }
 
 impl std::fmt::Debug for AuditOptions {
@@ -369,7 +371,8 @@ fn scan_inner(
                 ..ParseOptions::default()
             },
             opts.rules.clone(),
-        );
+        )
+        .with_fail_policy(opts.fail_policy.clone());
         // The tree parsed to choose the manifest is the tree to compare when it was parsed the way the
         // manifest asks (no layout, the same top-level format); otherwise the image is parsed once more.
         let popts = scanner.parse_options(Some(man));

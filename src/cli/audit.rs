@@ -33,6 +33,8 @@ pub struct Args {
     pub trust: super::verify::TrustArgs,
     #[command(flatten)]
     pub rules: super::check::RuleArgs,
+    #[command(flatten)]
+    pub gate: super::GateArgs,
     /// Use manifests whose signature is NOT verified. Every row says so.
     #[arg(long)]
     pub insecure_unsigned: bool,
@@ -243,6 +245,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         rules: Some(std::sync::Arc::new(super::check::load_rules(&a.rules)?)),
         image_digests: a.image_digests,
         before_read: None,
+        fail_policy: a.gate.policy(),
     };
     let summary = lib::run(&opts, &cat, RowWriter::new(out), &progress);
     if let Some(b) = &progress.bar {

@@ -27,6 +27,8 @@ pub struct Args {
     pub parse: ParseArgs,
     #[command(flatten)]
     pub rules: RuleArgs,
+    #[command(flatten)]
+    pub gate: super::GateArgs,
 }
 
 /// Where signature rules come from.
@@ -54,7 +56,8 @@ pub fn load_rules(a: &RuleArgs) -> anyhow::Result<RuleSet> {
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let rules = load_rules(&a.rules)?;
-    let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)));
+    let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)))
+        .with_fail_policy(a.gate.policy());
     // Images in parallel (rayon); reports keep the command-line order.
     use rayon::prelude::*;
     let reports: Vec<Report> = a

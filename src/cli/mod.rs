@@ -3,6 +3,7 @@
 mod audit;
 mod baseline;
 mod check;
+mod completions;
 mod diff;
 mod inspect;
 mod keygen;
@@ -51,6 +52,9 @@ pub enum Command {
     Audit(Box<audit::Args>),
     Merge(merge::Args),
     Diff(diff::Args),
+    Completions(completions::Args),
+    /// Print the manual page (roff) to stdout.
+    Man(completions::ManArgs),
 }
 
 /// Output format of reports.
@@ -139,6 +143,54 @@ impl ParseArgs {
     }
 }
 
+/// What fails the run (scan, check, audit). See README "What fails the run".
+#[derive(clap::Args, Debug, Clone)]
+pub struct GateArgs {
+    /// Least severity that fails the run: `warning` (default: every warning and error) or `error`
+    /// (warnings are still reported, as info).
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = FailOnArg::Warning)]
+    pub fail_on: FailOnArg,
+    /// A finding category that is reported but never fails the run (repeatable): parse,
+    /// configuration, trust, input. `integrity` cannot be ignored.
+    #[arg(long, value_name = "CATEGORY", value_parser = parse_category)]
+    pub ignore_category: Vec<fwscan::finding::Category>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOnArg {
+    Warning,
+    Error,
+}
+
+fn parse_category(s: &str) -> Result<fwscan::finding::Category, String> {
+    use fwscan::finding::Category;
+    match Category::parse(s) {
+        Some(Category::Integrity) => Err("the integrity category cannot be ignored".into()),
+        Some(c) => Ok(c),
+        None => Err(format!(
+            "unknown category `{s}` (one of: {})",
+            Category::ALL
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+impl GateArgs {
+    pub fn policy(&self) -> fwscan::finding::FailPolicy {
+        let fail_on = match self.fail_on {
+            FailOnArg::Warning => fwscan::finding::FailOn::Warning,
+            FailOnArg::Error => fwscan::finding::FailOn::Error,
+        };
+        fwscan::finding::FailPolicy {
+            fail_on,
+            ignore: self.ignore_category.iter().copied().collect(),
+        }
+    }
+}
+
 /// Reads a flashrom layout file.
 pub fn read_layout(path: &Path) -> anyhow::Result<Layout> {
     let bytes = fwscan::input::read_capped(path, 1 << 20)?;
@@ -199,6 +251,8 @@ pub fn main() -> ExitCode {
         Command::Audit(a) => audit::run(*a),
         Command::Merge(a) => merge::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::man(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -33,6 +33,8 @@ pub struct Args {
     pub parse: ParseArgs,
     #[command(flatten)]
     pub rules: super::check::RuleArgs,
+    #[command(flatten)]
+    pub gate: super::GateArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
@@ -56,7 +58,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }
     };
     let rules = super::check::load_rules(&a.rules)?;
-    let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)));
+    let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)))
+        .with_fail_policy(a.gate.policy());
     let report = match input::read_image(&a.image, &a.parse.read_options()) {
         Ok(data) => {
             let size = data.len() as u64;

@@ -8,6 +8,7 @@
 
 mod codes;
 mod kinds;
+pub mod policy;
 
 use std::collections::BTreeMap;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use codes::{Code, Severity};
 pub use kinds::{Policy, RegionKind, Space};
+pub use policy::{Category, FailOn, FailPolicy};
 
 /// A problem noticed while parsing a node: becomes a finding in `scan`, `check` and `inspect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -37,11 +37,23 @@ pub struct Scanner {
     pub parse: ParseOptions,
     /// Signature rules of the baseline-free checks; `None` runs no rule checks.
     pub rules: Option<Arc<RuleSet>>,
+    /// What fails the run (`--fail-on`, `--ignore-category`): applied to every report's findings.
+    pub fail: crate::finding::FailPolicy,
 }
 
 impl Scanner {
     pub fn new(parse: ParseOptions, rules: Option<Arc<RuleSet>>) -> Scanner {
-        Scanner { parse, rules }
+        Scanner {
+            parse,
+            rules,
+            fail: crate::finding::FailPolicy::default(),
+        }
+    }
+
+    /// The same scanner with a fail policy.
+    pub fn with_fail_policy(mut self, fail: crate::finding::FailPolicy) -> Scanner {
+        self.fail = fail;
+        self
     }
 
     /// The parse options for an image compared against `m` (or checked without a baseline): the user's
@@ -87,7 +99,7 @@ impl Scanner {
         mut tree: Region,
         b: Baseline<'_>,
     ) -> Report {
-        let (result, manifest) = match b {
+        let (mut result, manifest) = match b {
             Baseline::Manifest(v, path) => {
                 let mut r = compare::compare(v, &mut tree);
                 r.findings.extend(self.checks(&tree, true));
@@ -101,6 +113,7 @@ impl Scanner {
                 None,
             ),
         };
+        self.fail.apply(&mut result.findings);
         Report::new(command, image, manifest, result)
     }
 
