@@ -40,6 +40,7 @@ pub mod audit;
 pub mod check;
 pub mod compare;
 pub mod error;
+pub mod export;
 pub mod finding;
 pub mod formats;
 pub mod hash;

@@ -728,3 +728,217 @@ fn completions_and_man_page_are_generated() {
         );
     }
 }
+
+/// The clean Debian images the UEFI tests use (see tests/uefi.rs).
+const CHIPSEC_IMAGES: &[&str] = &[
+    "/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+    "/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd",
+    "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd",
+];
+
+fn find_tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `fwscan export --format chipsec-efilist` is byte-identical to the file CHIPSEC itself writes
+/// (`chipsec_main -i -n -m tools.uefi.scan_image -a generate,OUT,IMAGE`, CHIPSEC from PyPI).
+#[test]
+fn chipsec_efilist_export_equals_chipsec_output() {
+    let Some(chipsec) = std::env::var_os("FWSCAN_CHIPSEC_MAIN")
+        .map(PathBuf::from)
+        .or_else(|| find_tool("chipsec_main"))
+    else {
+        skip("chipsec_main not installed (pip install chipsec)");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let mut compared = 0;
+    for image in CHIPSEC_IMAGES {
+        if !Path::new(image).is_file() {
+            skip(&format!(
+                "{image} not installed (Debian ovmf, ovmf-ia32, qemu-efi-aarch64)"
+            ));
+            continue;
+        }
+        let img = d.path().join(Path::new(image).file_name().unwrap());
+        std::fs::copy(image, &img).unwrap();
+        let theirs = d.path().join("chipsec.json");
+        let out = Command::new(&chipsec)
+            .args(["-i", "-n", "-m", "tools.uefi.scan_image", "-a"])
+            .arg(format!("generate,{},{}", theirs.display(), img.display()))
+            .current_dir(d.path())
+            .output()
+            .expect("run chipsec_main");
+        assert!(
+            out.status.success() && theirs.is_file(),
+            "chipsec failed on {image}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let ours = d.path().join("fwscan.json");
+        let (c, _, err) = fwscan(&[
+            "export",
+            img.to_str().unwrap(),
+            "--format",
+            "chipsec-efilist",
+            "-o",
+            ours.to_str().unwrap(),
+        ]);
+        assert_eq!(c, 0, "{err}");
+        let (a, b) = (
+            std::fs::read(&theirs).unwrap(),
+            std::fs::read(&ours).unwrap(),
+        );
+        let n = serde_json::from_slice::<Value>(&a)
+            .unwrap()
+            .as_object()
+            .unwrap()
+            .len();
+        assert!(n > 50, "{image}: CHIPSEC listed only {n} executables");
+        assert!(
+            a == b,
+            "{image}: export differs from CHIPSEC's output ({} vs {} bytes)",
+            b.len(),
+            a.len()
+        );
+        println!("{image}: {n} executables, byte-identical to CHIPSEC");
+        compared += 1;
+        std::fs::remove_file(&theirs).unwrap();
+    }
+    if compared == 0 {
+        skip("no Debian UEFI image installed");
+    }
+}
+
+/// Every PE/TE section carries `body-sha256` in inspect JSON and in manifests.
+#[test]
+fn pe_and_te_sections_carry_their_body_sha256() {
+    let image = "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd";
+    if !Path::new(image).is_file() {
+        skip("QEMU_EFI.fd not installed (Debian qemu-efi-aarch64)");
+        return;
+    }
+    let (c, out, err) = fwscan(&["inspect", image, "--format", "json"]);
+    assert_eq!(c, 0, "{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    let (mut pe, mut te) = (0, 0);
+    fn walk(n: &Value, f: &mut dyn FnMut(&Value)) {
+        f(n);
+        for c in n["children"].as_array().into_iter().flatten() {
+            walk(c, f);
+        }
+    }
+    let bytes = std::fs::read(image).unwrap();
+    walk(&j["root"], &mut |n| {
+        let t = n["attrs"]["type"].as_str().unwrap_or("");
+        if n["kind"] == "section" && (t == "pe32" || t == "te") {
+            let d = n["attrs"]["body-sha256"].as_str().expect("body-sha256");
+            if t == "pe32" {
+                pe += 1;
+            } else {
+                te += 1;
+            }
+            // Recompute from the file for sections in image space (4-byte section header).
+            if n["space"].as_str().unwrap_or("image") == "image" {
+                let (o, s) = (
+                    n["offset"].as_u64().unwrap() as usize,
+                    n["size"].as_u64().unwrap() as usize,
+                );
+                let body = &bytes[o + 4..o + s];
+                assert_eq!(d, fwscan::hash::digest(fwscan::hash::Alg::Sha256, body));
+            }
+        }
+    });
+    assert!(pe > 10 && te > 0, "pe32 {pe}, te {te}");
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("m.json");
+    let (c, _, err) = fwscan(&["baseline", image, "-o", m.to_str().unwrap()]);
+    assert_eq!(c, 0, "{err}");
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(text.matches("\"body-sha256\"").count() >= pe + te);
+}
+
+/// `fwscan export --format flashrom-layout` is accepted by Debian's flashrom: every region it names is
+/// read back by `flashrom -p dummy:emulate=VARIABLE_SIZE,... --layout FILE -i NAME -r OUT` and holds the
+/// image's bytes at that place; fwscan reads the layout too.
+#[test]
+fn flashrom_layout_export_is_accepted_by_flashrom() {
+    let Some(flashrom) = find_tool("flashrom")
+        .or_else(|| Some(PathBuf::from("/usr/sbin/flashrom")).filter(|p| p.is_file()))
+    else {
+        skip("flashrom not installed (Debian flashrom)");
+        return;
+    };
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let ifd = spi_image(&bios, [0, 0x1B, 0x21, 1, 2, 3]);
+    for (name, bytes, min_regions) in [("ifd.bin", &ifd, 4), ("uefi.bin", &bios, 2)] {
+        let img = d.path().join(name);
+        std::fs::write(&img, bytes).unwrap();
+        let (c, layout, err) = fwscan(&[
+            "export",
+            img.to_str().unwrap(),
+            "--format",
+            "flashrom-layout",
+        ]);
+        assert_eq!(c, 0, "{err}");
+        let lpath = d.path().join(format!("{name}.layout"));
+        std::fs::write(&lpath, &layout).unwrap();
+        let regions: Vec<(usize, usize, String)> = layout
+            .lines()
+            .map(|l| {
+                let (r, n) = l.split_once(' ').unwrap();
+                let (s, e) = r.split_once(':').unwrap();
+                (
+                    usize::from_str_radix(s, 16).unwrap(),
+                    usize::from_str_radix(e, 16).unwrap(),
+                    n.to_string(),
+                )
+            })
+            .collect();
+        assert!(regions.len() >= min_regions, "{name}: {layout}");
+        // The regions tile the image.
+        assert_eq!(regions[0].0, 0);
+        assert_eq!(regions.last().unwrap().1 + 1, bytes.len(), "{layout}");
+        for (s, e, n) in &regions {
+            let chip = d.path().join("chip.bin");
+            std::fs::write(&chip, bytes).unwrap();
+            let out = d.path().join("read.bin");
+            let _ = std::fs::remove_file(&out);
+            let o = Command::new(&flashrom)
+                .arg("-p")
+                .arg(format!(
+                    "dummy:emulate=VARIABLE_SIZE,size={},image={}",
+                    bytes.len(),
+                    chip.display()
+                ))
+                .arg("--layout")
+                .arg(&lpath)
+                .args(["-i", n, "-r"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            let log = String::from_utf8_lossy(&o.stdout).to_string()
+                + &String::from_utf8_lossy(&o.stderr);
+            assert!(o.status.success(), "{name} region {n}: {log}");
+            assert!(log.contains(&format!("Using region: \"{n}\"")), "{log}");
+            let read = std::fs::read(&out).unwrap();
+            assert_eq!(read.len(), bytes.len());
+            assert!(read[*s..=*e] == bytes[*s..=*e], "{name} region {n}");
+        }
+        // fwscan reads its own export.
+        let (c, _, err) = fwscan(&[
+            "inspect",
+            img.to_str().unwrap(),
+            "--layout",
+            lpath.to_str().unwrap(),
+        ]);
+        assert_eq!(c, 0, "{err}");
+    }
+}

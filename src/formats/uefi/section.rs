@@ -162,6 +162,17 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
             for (k, v) in crate::formats::pe::describe(body, h.typ == 0x12) {
                 s.attrs.insert(k.into(), v);
             }
+            // The digest CHIPSEC's `tools.uefi.scan_image` allowlists key on (body without header).
+            s.attrs.insert(
+                "body-sha256".into(),
+                hex::encode(Sha256::digest(body)).into(),
+            );
+        }
+        0x16 => {
+            s.attrs.insert(
+                "body-sha256".into(),
+                hex::encode(Sha256::digest(body)).into(),
+            );
         }
         0x15 => {
             let name = ucs2(body);
@@ -434,6 +445,13 @@ fn sections_fit(b: &[u8]) -> bool {
             _ => return false,
         }
     }
+}
+
+/// A section's body (header excluded).
+pub fn body(s: &Region) -> Option<&[u8]> {
+    let b = s.bytes();
+    let h = header(b, 0).ok()?;
+    b.get(h.hsize as usize..)
 }
 
 /// SHA-256 of a section's body (header excluded), as CHIPSEC lists executables.
