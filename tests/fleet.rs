@@ -942,3 +942,463 @@ fn flashrom_layout_export_is_accepted_by_flashrom() {
         assert_eq!(c, 0, "{err}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// A real scheduler: a one-node Slurm cluster on localhost runs docs/slurm/audit-array.sh
+// ---------------------------------------------------------------------------------------------------
+
+/// The daemons of a throw-away cluster; stopped (by their own pids) when dropped, also on panic.
+struct Cluster {
+    dir: PathBuf,
+    conf: PathBuf,
+}
+
+impl Cluster {
+    fn pid(&self, name: &str) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join(format!("{name}.pid")))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn cmd(&self, prog: &str) -> Command {
+        let mut c = Command::new(prog);
+        c.env("SLURM_CONF", &self.conf);
+        c
+    }
+
+    fn out(&self, prog: &str, args: &[&str]) -> String {
+        let o = self.cmd(prog).args(args).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn log(&self) -> String {
+        ["slurmctld.log", "slurmd.log", "munged.log"]
+            .iter()
+            .map(|f| {
+                let t = std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+                let tail: Vec<&str> = t.lines().rev().take(15).collect();
+                format!(
+                    "--- {f}\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Waits (bounded) until `f` holds.
+    fn wait(&self, what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+        let t0 = std::time::Instant::now();
+        while !f() {
+            assert!(
+                t0.elapsed().as_secs() < secs,
+                "timed out after {secs} s waiting for {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    }
+
+    /// Waits until no element of job `id` is queued or running.
+    fn wait_job(&self, id: &str, secs: u64) {
+        self.wait(&format!("job {id} to finish"), secs, || {
+            self.out("squeue", &["-h", "-j", id, "-o", "%i"])
+                .trim()
+                .is_empty()
+        });
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for name in ["slurmd", "slurmctld", "munged"] {
+            if let Some(pid) = self.pid(name) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+                // Bounded wait for it to go away, then SIGKILL.
+                for _ in 0..40 {
+                    if !Path::new(&format!("/proc/{pid}")).exists() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                if Path::new(&format!("/proc/{pid}")).exists() {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts munged, slurmctld and slurmd (as root) with a configuration in `dir`, or says why not.
+fn start_cluster(dir: &Path) -> Result<Cluster, String> {
+    for t in [
+        "munged",
+        "slurmctld",
+        "slurmd",
+        "sbatch",
+        "squeue",
+        "scancel",
+        "sinfo",
+    ] {
+        if find_tool(t).is_none() && !Path::new("/usr/sbin").join(t).is_file() {
+            return Err(format!("`{t}` not installed (Debian slurm-wlm, munge)"));
+        }
+    }
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+    {
+        return Err("not root: the test cluster's daemons run as root".into());
+    }
+    let d = dir.display();
+    let key: Vec<u8> = noise(1024, 99);
+    std::fs::write(dir.join("munge.key"), key).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("munge.key"),
+        std::fs::Permissions::from_mode(0o400),
+    )
+    .unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for s in ["state", "spool"] {
+        std::fs::create_dir_all(dir.join(s)).unwrap();
+    }
+    let conf = dir.join("slurm.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "ClusterName=fwscantest\nSlurmctldHost=localhost\nSlurmUser=root\nSlurmdUser=root\n\
+             AuthType=auth/munge\nAuthInfo=socket={d}/munge.sock\nCredType=cred/munge\n\
+             StateSaveLocation={d}/state\nSlurmdSpoolDir={d}/spool\n\
+             SlurmctldPidFile={d}/slurmctld.pid\nSlurmdPidFile={d}/slurmd.pid\n\
+             SlurmctldPort={}\nSlurmdPort={}\n\
+             SlurmctldLogFile={d}/slurmctld.log\nSlurmdLogFile={d}/slurmd.log\n\
+             ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\nSchedulerType=sched/builtin\n\
+             SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\nReturnToService=2\n\
+             MpiDefault=none\nJobCompType=jobcomp/none\nAccountingStorageType=accounting_storage/none\n\
+             JobAcctGatherType=jobacct_gather/none\nKillWait=2\nMinJobAge=300\n\
+             NodeName=localhost CPUs=2 RealMemory=2048 State=UNKNOWN\n\
+             PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP\n",
+            free_port(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let c = Cluster {
+        dir: dir.to_path_buf(),
+        conf: conf.clone(),
+    };
+    let run = |prog: &str, args: &[String]| {
+        let o = c.cmd(prog).args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "{prog} failed: {}{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            c.log()
+        );
+    };
+    run(
+        "munged",
+        &[
+            format!("--key-file={d}/munge.key"),
+            format!("--socket={d}/munge.sock"),
+            format!("--pid-file={d}/munged.pid"),
+            format!("--log-file={d}/munged.log"),
+            format!("--seed-file={d}/munged.seed"),
+            "--force".into(),
+        ],
+    );
+    c.wait("munged", 20, || c.pid("munged").is_some());
+    let f = conf.display().to_string();
+    run("slurmctld", &["-f".into(), f.clone()]);
+    run("slurmd", &["-f".into(), f]);
+    c.wait("the node to be idle", 60, || {
+        c.out("sinfo", &["-h", "-o", "%T"]).trim() == "idle"
+    });
+    Ok(c)
+}
+
+/// Issue 13.5: `docs/slurm/audit-array.sh` (parameterised by environment, unedited) runs as a 4-task array
+/// over a generated fleet of 240 images; `fwscan merge` of the shards gives the summary and exit code of an
+/// unsharded run. A task killed mid-run (`scancel` of one array element) makes `merge` report the run as
+/// not finished, exit 2.
+#[test]
+fn slurm_array_audit_merges_to_the_unsharded_result() {
+    let base = tempfile::Builder::new()
+        .prefix("fws")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let cluster_dir = base.path().join("c");
+    std::fs::create_dir_all(&cluster_dir).unwrap();
+    let cluster = match start_cluster(&cluster_dir) {
+        Ok(c) => c,
+        Err(why) => {
+            skip(&why);
+            return;
+        }
+    };
+    // The fleet: two products (signed manifests with match rules), clean, tampered and unknown images.
+    let dumps = base.path().join("dumps");
+    let mdir = base.path().join("manifests");
+    let keys = base.path().join("keys");
+    for p in [&dumps, &mdir, &keys] {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    let key = keys.join("k.key");
+    let (c, entry, err) = fwscan(&[
+        "keygen",
+        "-s",
+        key.to_str().unwrap(),
+        "-p",
+        keys.join("k.pub").to_str().unwrap(),
+        "--unencrypted",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let entry: Value = serde_json::from_str(&entry).unwrap();
+    let trust = keys.join("trust.json");
+    std::fs::write(
+        &trust,
+        serde_json::json!({"schema_version": 1, "keys": [entry], "rules": []}).to_string(),
+    )
+    .unwrap();
+    let mut goldens = Vec::new();
+    for (i, name) in ["ACME-X1", "ACME-X2"].iter().enumerate() {
+        let mut g = noise(0x8000, 11 + i as u32);
+        let tag = format!("{name} BIOS v1.0");
+        g[0x100..0x100 + tag.len()].copy_from_slice(tag.as_bytes());
+        let gp = keys.join(format!("{name}.bin"));
+        std::fs::write(&gp, &g).unwrap();
+        let m = mdir.join(format!("{name}.json"));
+        let (c, _, err) = fwscan(&[
+            "baseline",
+            gp.to_str().unwrap(),
+            "-o",
+            m.to_str().unwrap(),
+            "--product",
+            name,
+            "--version",
+            "1.0",
+            "--match-string",
+            &tag,
+        ]);
+        assert_eq!(c, 0, "{err}");
+        let (c, _, err) = fwscan(&["sign", m.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+        assert_eq!(c, 0, "{err}");
+        goldens.push(g);
+    }
+    for i in 0..240usize {
+        let mut img = goldens[i % 2].clone();
+        if i % 10 == 3 {
+            img[0x4000 + i] ^= 0xFF; // tampered
+        }
+        if i % 40 == 7 {
+            img = noise(0x8000, 1000 + i as u32); // nobody's firmware
+        }
+        let sub = dumps.join(format!("rack{:02}", i / 24));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join(format!("node{i:03}.bin")), img).unwrap();
+    }
+
+    // The unsharded run.
+    let (want_code, want_summary, err) = fwscan(&[
+        "audit",
+        dumps.to_str().unwrap(),
+        "--manifests",
+        mdir.to_str().unwrap(),
+        "--trust",
+        trust.to_str().unwrap(),
+        "-q",
+        "--no-timing",
+        "--format",
+        "json",
+        "-o",
+        base.path().join("all.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(want_code, 1, "{err}");
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/slurm/audit-array.sh");
+    let work = base.path().join("work");
+    std::fs::create_dir_all(work.join("logs")).unwrap();
+    let submit_to = |results: &str, fwscan_bin: &str, dumps: &Path| -> String {
+        let o = cluster
+            .cmd("sbatch")
+            .args([
+                "--parsable",
+                "--array=0-3",
+                "--cpus-per-task=1",
+                "--mem=100M",
+            ])
+            .arg(format!("--chdir={}", work.display()))
+            .env("FWSCAN", fwscan_bin)
+            .env("FWSCAN_DUMPS", dumps)
+            .env("FWSCAN_MANIFESTS", &mdir)
+            .env("FWSCAN_TRUST", &trust)
+            .env("FWSCAN_RESULTS", work.join(results))
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "sbatch: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            cluster.log()
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let submit = |results: &str, fwscan_bin: &str| submit_to(results, fwscan_bin, &dumps);
+    let shard_files = |dir: &str| -> Vec<String> {
+        (0..4)
+            .map(|i| {
+                work.join(dir)
+                    .join(format!("audit-{i}.jsonl"))
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    };
+    let merge = |files: &[String]| {
+        let mut args = vec!["merge", "--no-timing", "--format", "json"];
+        args.extend(files.iter().map(String::as_str));
+        fwscan(&args)
+    };
+
+    let job = submit("results", BIN);
+    cluster.wait_job(&job, 180);
+    let files = shard_files("results");
+    for f in &files {
+        assert!(Path::new(f).is_file(), "{f} missing\n{}", cluster.log());
+    }
+    let (code, summary, err) = merge(&files);
+    assert_eq!(code, want_code, "{err}");
+    assert_eq!(
+        summary, want_summary,
+        "merged summary differs from the unsharded run"
+    );
+    let s: Value = serde_json::from_str(&summary).unwrap();
+    println!(
+        "slurm array of 4: merged summary equals the unsharded run ({} images)",
+        s["images"]
+    );
+
+    // A task killed mid-run: the wrapper stops fwscan of task 1 once it has written rows; scancel kills it.
+    let wrapper = base.path().join("fwscan-wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\"{BIN}\" \"$@\" &\nchild=$!\nif [ \"$SLURM_ARRAY_TASK_ID\" = 1 ]; then\n  \
+             out=\"$FWSCAN_RESULTS/audit-1.jsonl\"\n  \
+             i=0; while [ ! -s \"$out\" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done\n  \
+             kill -STOP $child\n  touch \"$FWSCAN_RESULTS/stopped\"\nfi\nwait $child\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Its fleet: large (sparse) images, so that a shard takes long enough to be caught mid-run.
+    let big = base.path().join("dumps-big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..40 {
+        let f = std::fs::File::create(big.join(format!("big{i:02}.bin"))).unwrap();
+        f.set_len(128 << 20).unwrap();
+    }
+    let job = submit_to("killed", wrapper.to_str().unwrap(), &big);
+    let stopped = work.join("killed/stopped");
+    cluster.wait("task 1 to be running with its header written", 120, || {
+        stopped.exists()
+    });
+    let partial = std::fs::read_to_string(work.join("killed/audit-1.jsonl")).unwrap();
+    assert!(
+        partial.starts_with("{") && !partial.contains("\"kind\":\"end\""),
+        "task 1 was not caught mid-run: {partial}"
+    );
+    let o = cluster
+        .cmd("scancel")
+        .arg(format!("{job}_1"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scancel: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    cluster.wait_job(&job, 120);
+    let files = shard_files("killed");
+    let (code, text, err) = merge(&files);
+    assert_eq!(code, 2, "{text}{err}");
+    assert!(
+        format!("{text}{err}").contains("did not finish"),
+        "merge does not say the run did not finish: {text}{err}"
+    );
+    drop(cluster);
+}
+
+/// The Kubernetes Indexed Job example validates offline against the API types of the official client
+/// (docs/k8s/validate.py); a misspelt field, a wrong type and a missing required field are caught.
+#[test]
+fn kubernetes_indexed_job_example_validates_offline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let validator = root.join("docs/k8s/validate.py");
+    let job = root.join("docs/k8s/indexed-job.yaml");
+    let run = |f: &Path| {
+        Command::new("python3")
+            .arg(&validator)
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    let o = run(&job);
+    if o.status.code() == Some(2) {
+        skip(&format!(
+            "cannot validate: {} (pip install kubernetes)",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+        return;
+    }
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = std::fs::read_to_string(&job).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    for (what, bad) in [
+        (
+            "misspelt field",
+            text.replace("backoffLimitPerIndex", "backoffLimitPerIndx"),
+        ),
+        (
+            "wrong type",
+            text.replace("parallelism: 8", "parallelism: \"8\""),
+        ),
+        (
+            "missing container name",
+            text.replace(
+                "        - name: fwscan\n",
+                "        - imagePullPolicy: Always\n",
+            ),
+        ),
+    ] {
+        assert_ne!(bad, text, "{what}: the mutation did not apply");
+        let f = d.path().join("bad.yaml");
+        std::fs::write(&f, bad).unwrap();
+        assert_eq!(run(&f).status.code(), Some(1), "{what} not caught");
+    }
+}
