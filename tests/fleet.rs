@@ -8,27 +8,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[allow(dead_code)]
-mod support;
-
-const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
-
-fn fwscan(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Prints `SKIPPED: why`, or panics under `CI=true`.
-fn skip(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why} (CI=true: required)");
-    }
-    println!("SKIPPED: {why}");
-}
+use crate::harness::{run as fwscan, skip, BIN};
+use crate::support;
 
 const OVMF: &str = "/usr/share/OVMF";
 
@@ -538,8 +519,10 @@ fn fail_policy_is_consistent_across_commands_and_formats() {
         (code, out)
     };
     // check: the default fails on the warning; both options let it pass, reported as info.
+    // `check --format json` prints an array of reports, one per image.
+    let first = |out: &str| serde_json::from_str::<Value>(out).unwrap()[0].clone();
     let (c, out) = run(&["check", img_s, "--format", "json"]);
-    let j: Value = serde_json::from_str(&out).unwrap();
+    let j = first(&out);
     assert_eq!(c, 1);
     assert_eq!(j["findings"][0]["code"], "dbx-missing");
     assert_eq!(j["findings"][0]["severity"], "warning");
@@ -550,7 +533,7 @@ fn fail_policy_is_consistent_across_commands_and_formats() {
         let mut args = vec!["check", img_s, "--format", "json"];
         args.extend_from_slice(opt);
         let (c, out) = run(&args);
-        let j: Value = serde_json::from_str(&out).unwrap();
+        let j = first(&out);
         assert_eq!(c, 0, "{opt:?}: {j}");
         assert_eq!(j["verdict"], "clean");
         assert_eq!(j["findings"][0]["code"], "dbx-missing");

@@ -20,7 +20,7 @@ const FLOORS: &[&[&str]] = &[
     &["formats"],
     &["manifest"],
     &["compare"],
-    &["check"],
+    &["check", "export"],
     &["report"],
     &["scan"],
     &["audit"],
