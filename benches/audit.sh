@@ -2,7 +2,8 @@
 # Benchmark of `fwscan audit`:
 #  1. throughput over N1 clean images against `find | xargs -P2 -n1 openssl dgst -sha256` on the same files
 #     (ratio = openssl time / fwscan time; >= 0.9 is the target), for identical copies of the golden image
-#     (decided by one digest) and for machines whose per-machine NVRAM differs (compared region by region);
+#     (decided by one digest) and for machines whose per-machine NVRAM differs (compared region by region),
+#     chosen by match rules (`nvram`) or, with a plain baseline, by structure (`structure`);
 #  2. peak RSS (/usr/bin/time -v, Debian package `time`) of an audit of N1 vs N2 small images (target: flat,
 #     <= 256 MiB).
 #
@@ -46,13 +47,16 @@ for i in range(n):
     sub = f"{d}/fleet/rack{i % 20:02d}"
     os.makedirs(sub, exist_ok=True)
     img = golden
-    if mode == "nvram":
+    if mode in ("nvram", "structure"):
         img = bytearray(golden)
         img[size - nv:size - nv + 16] = i.to_bytes(16, "little")
     open(f"{sub}/node{i:05d}.bin", "wb").write(img)
 EOF
+    # Mode `structure`: a plain baseline (no match rules): audit chooses the manifest by structure.
+    local rules=(--match-string "BENCH BIOS v1.00")
+    [ "$mode" = structure ] && rules=()
     "$BIN" baseline "$dir/golden.bin" -o "$dir/manifests/bench.json" --layout "$dir/layout" \
-        --mutable nvram --match-string "BENCH BIOS v1.00" --product BENCH --version 1.00 2>/dev/null
+        --mutable nvram "${rules[@]}" --product BENCH --version 1.00 2>/dev/null
 }
 
 secs() { python3 -c "import sys; print(f'{float(sys.argv[1]):.3f}')" "$1"; }
@@ -99,5 +103,6 @@ rss() {
 echo "fwscan $("$BIN" --version | cut -d' ' -f2), $(nproc) CPUs, jobs $JOBS"
 throughput exact
 throughput nvram
+throughput structure
 rss "$N1"
 rss "$N2"
