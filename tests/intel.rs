@@ -166,6 +166,53 @@ fn real_key_and_boot_policy_manifests_parse_without_notes() {
     assert_eq!(bpm["attrs"]["signature-scheme"], "rsassa-pss");
 }
 
+fn have_uefiextract() -> bool {
+    if Command::new("UEFIExtract")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        true
+    } else {
+        skip("UEFIExtract not installed (Debian uefitool-cli)");
+        false
+    }
+}
+
+/// UEFIExtract's FIT table (printed on stdout by `UEFIExtract IMAGE report`): (address, size, version,
+/// checksum, type, info) per row, and the whole output.
+fn uefiextract_fit(img: &Path) -> (Vec<[String; 6]>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("image.bin");
+    std::fs::copy(img, &copy).unwrap();
+    let out = Command::new("UEFIExtract")
+        .arg(&copy)
+        .arg("report")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rows = text
+        .lines()
+        .filter(|l| l.matches('|').count() >= 5 && !l.contains("Address"))
+        .map(|l| {
+            let f: Vec<String> = l.split('|').map(|x| x.trim().to_string()).collect();
+            [
+                f[0].clone(),
+                f[1].clone(),
+                f[2].clone(),
+                f[3].clone(),
+                f[4].clone(),
+                f.get(5).cloned().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    (rows, text)
+}
+
+fn hexnum(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_end_matches('h').trim_start_matches("0x"), 16).unwrap()
+}
+
 fn galago() -> Option<PathBuf> {
     let xz = fixture("galagopro3-bios-region.fd.xz")?;
     let dir = tempfile::tempdir().unwrap().keep();
@@ -250,6 +297,58 @@ fn real_bios_region_lists_fit_and_microcode() {
             .collect();
         ours.sort();
         assert_eq!(ours, theirs);
+    }
+
+    // UEFIExtract's FIT table: same entries, addresses, sizes, checksum, microcode signatures and dates.
+    if have_uefiextract() {
+        let (rows, _) = uefiextract_fit(&img);
+        assert_eq!(rows.len(), entries.len(), "{rows:?}");
+        assert_eq!(rows[0][0], "_FIT_");
+        assert_eq!(
+            hexnum(&rows[0][3]),
+            hexnum(entries[0]["attrs"]["checksum"].as_str().unwrap())
+        );
+        assert_eq!(hexnum(&rows[0][1]), fit["size"].as_u64().unwrap());
+        for (row, e) in rows.iter().zip(entries).skip(1) {
+            assert_eq!(row[4], "Microcode");
+            assert_eq!(
+                hexnum(&row[0]),
+                hexnum(e["attrs"]["address"].as_str().unwrap())
+            );
+            let target = hexnum(e["attrs"]["target-offset"].as_str().unwrap());
+            let m = mcs
+                .iter()
+                .find(|m| m["offset"].as_u64() == Some(target))
+                .unwrap();
+            assert_eq!(hexnum(&row[1]), m["size"].as_u64().unwrap());
+            let info = &row[5];
+            let sig = hexnum(
+                info.split("CpuSignature: ")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap(),
+            );
+            let rev = hexnum(
+                info.split("Revision: ")
+                    .nth(1)
+                    .unwrap()
+                    .split(',')
+                    .next()
+                    .unwrap(),
+            );
+            assert_eq!(sig, hexnum(m["attrs"]["cpuid"].as_str().unwrap()));
+            assert_eq!(rev, hexnum(m["attrs"]["revision"].as_str().unwrap()));
+            let d: Vec<&str> = info
+                .split("Date: ")
+                .nth(1)
+                .unwrap()
+                .trim()
+                .split('.')
+                .collect();
+            assert_eq!(m["attrs"]["date"], format!("{}-{}-{}", d[2], d[1], d[0]));
+        }
     }
 
     // No new finding on the clean vendor image.
@@ -399,8 +498,9 @@ impl Key {
                     mp,
                 ]),
             ),
-            (Key::Ec { pem, x_be, .. }, "ecdsa-sha256") => {
-                let der = openssl(&["dgst", "-sha256", "-sign", pem.to_str().unwrap(), mp]);
+            (Key::Ec { pem, x_be, .. }, "ecdsa-sha256" | "ecdsa-sha384") => {
+                let h = &scheme[6..];
+                let der = openssl(&["dgst", &format!("-{h}"), "-sign", pem.to_str().unwrap(), mp]);
                 let n = x_be.len();
                 // SEQUENCE { INTEGER r, INTEGER s }: little-endian r then s, n bytes each.
                 let mut i = if der[1] & 0x80 != 0 {
@@ -419,7 +519,7 @@ impl Key {
                     out.extend(rev(&be));
                     i += 2 + l;
                 }
-                (0x18, 0x0B, out)
+                (0x18, if h == "sha256" { 0x0B } else { 0x0C }, out)
             }
             _ => panic!("scheme {scheme}"),
         };
@@ -505,8 +605,9 @@ fn bpm(
         let l = e.len() as u16;
         e[10..12].copy_from_slice(&l.to_le_bytes());
         v.extend(e);
+        // PMDA version 3 with no entries: reserved, size, version, count.
         let mut pm = b"__PMDA__".to_vec();
-        pm.extend([0x20, 0, 20, 0, 0, 0, 4, 0, 1, 2, 3, 4]);
+        pm.extend([0x20, 0, 24, 0, 0, 0, 12, 0, 3, 0, 0, 0, 0, 0, 0, 0]);
         v.extend(pm);
         v.extend(b"__PMSG__");
         v.extend([0x20, 0, 0, 0]);
@@ -587,16 +688,11 @@ fn phys(off: usize) -> u32 {
 
 /// One firmware volume mapped below 4 GiB: raw files holding the ACM, KM and BPM, and a VTF-like raw
 /// file at the top with the FIT, IBB code, FIT pointer and reset vector.
-fn build_image(
-    dir: &Path,
-    cbnt: bool,
-    km_key: &Key,
-    km_scheme: &str,
-    bpm_key: &Key,
-    named_key: &Key,
-    bpm_scheme: &str,
-    acm_key: &Key,
-) -> Built {
+/// The keys of a built image: (KM key, KM scheme), (BPM signing key, key the KM names, BPM scheme), ACM key.
+type Keys<'a> = ((&'a Key, &'a str), (&'a Key, &'a Key, &'a str), &'a Key);
+
+fn build_image(dir: &Path, cbnt: bool, keys: Keys) -> Built {
+    let ((km_key, km_scheme), (bpm_key, named_key, bpm_scheme), acm_key) = keys;
     let body = |n: usize| vec![0u8; n];
     let files = [
         build::file(build::guid_bytes(GUID_ACM), 0x01, &body(0x1000), 0),
@@ -710,8 +806,18 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
     let other = genkey(d, "other", bpm_spec);
     let acm_key = genkey(d, "acm", "rsa2048");
     let clean = build_image(
-        d, cbnt, &km_key, km_scheme, &bpm_key, &bpm_key, bpm_scheme, &acm_key,
+        d,
+        cbnt,
+        (
+            (&km_key, km_scheme),
+            (&bpm_key, &bpm_key, bpm_scheme),
+            &acm_key,
+        ),
     );
+    if let Ok(keep) = std::env::var("FWSCAN_INTEL_KEEP") {
+        let name = format!("bootguard-{}.bin", if cbnt { "cbnt" } else { "1.0" });
+        std::fs::write(Path::new(&keep).join(name), &clean.image).unwrap();
+    }
     let codes = codes_of(d, "clean.bin", &clean.image);
     assert!(codes.is_empty(), "clean image: {codes:?}");
     let t = inspect(&d.join("clean.bin"));
@@ -753,6 +859,48 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
         "{cov:?}"
     );
 
+    // UEFIExtract (RSA key signatures only) computes the same IBB digest and BPM key hash.
+    if matches!(bpm_key, Key::Rsa { .. }) && have_uefiextract() {
+        let (rows, text) = uefiextract_fit(&d.join("clean.bin"));
+        assert_eq!(rows.len(), 4, "{text}");
+        let line = |prefix: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(prefix))
+                .unwrap_or_else(|| panic!("UEFIExtract printed no `{prefix}`: {text}"))
+                .split(": ")
+                .nth(1)
+                .unwrap()
+                .trim()
+                .to_ascii_lowercase()
+        };
+        let ours = bpmn["attrs"]["ibb"][0]["digests"][0]["digest"]
+            .as_str()
+            .unwrap();
+        assert_eq!(line("Computed IBB Hash (SHA256)"), ours);
+        let after = |marker: &str, prefix: &str| {
+            let rest = &text[text
+                .find(marker)
+                .unwrap_or_else(|| panic!("no `{marker}`: {text}"))..];
+            rest.lines()
+                .find_map(|l| {
+                    l.split_once(prefix)
+                        .map(|(_, v)| v.trim().to_ascii_lowercase())
+                })
+                .unwrap()
+        };
+        let (stored, km_named) = if cbnt {
+            (
+                after("IBB Hashes:", "SHA256: "),
+                after("UsageFlags: 0000000000000001h", "SHA256: "),
+            )
+        } else {
+            (line("IBB Hash (SHA256)"), line("KM Hash (SHA256)"))
+        };
+        assert_eq!(stored, ours);
+        assert_eq!(line("Boot Policy Public Key Hash (SHA256)"), km_named);
+        assert_eq!(kmn["attrs"]["key-hashes"][0]["digest"], km_named.as_str());
+    }
+
     // A byte inside the IBB.
     let mut img = clean.image.clone();
     img[clean.ibb.0 + 0x100] ^= 0x01;
@@ -775,7 +923,13 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
     assert_eq!(codes_of(d, "acm.bin", &img), vec!["acm-signature-invalid"]);
     // The BPM signed (validly) by another key than the one the KM names.
     let swapped = build_image(
-        d, cbnt, &km_key, km_scheme, &other, &bpm_key, bpm_scheme, &acm_key,
+        d,
+        cbnt,
+        (
+            (&km_key, km_scheme),
+            (&other, &bpm_key, bpm_scheme),
+            &acm_key,
+        ),
     );
     assert_eq!(
         codes_of(d, "other.bin", &swapped.image),
@@ -791,6 +945,16 @@ fn boot_guard_1_0_rsa() {
 #[test]
 fn cbnt_rsa3072_pss_km_and_ecdsa_p256_bpm() {
     boot_guard_case(true, "rsa3072", "pss-sha384", "P-256", "ecdsa-sha256");
+}
+
+#[test]
+fn cbnt_rsa2048_km_and_rsa3072_pss_bpm() {
+    boot_guard_case(true, "rsa2048", "pkcs1-sha256", "rsa3072", "pss-sha384");
+}
+
+#[test]
+fn cbnt_ecdsa_p384_km_and_p256_bpm() {
+    boot_guard_case(true, "P-384", "ecdsa-sha384", "P-256", "ecdsa-sha256");
 }
 
 #[test]

@@ -186,7 +186,7 @@ mod tests {
         assert_eq!(found[1].0, 2048 + 64);
         buf[200] ^= 1;
         assert!(!scan(&buf)[0].1.checksum_ok);
-        assert_eq!(cpu_name(0x806EA).is_some(), true);
+        assert!(cpu_name(0x806EA).is_some());
     }
 
     #[test]

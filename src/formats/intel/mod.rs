@@ -140,7 +140,7 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         ..
     } = pass;
     for node in plan {
-        if let Err(node) = place(root, node) {
+        if let Err(node) = place(root, Box::new(node)) {
             root.notes.push(Note::new(
                 Code::FitInvalid,
                 format!(
@@ -149,7 +149,7 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
                 ),
                 Some(node.offset),
             ));
-            root.notes.extend(node.notes);
+            root.notes.extend(node.notes.iter().cloned());
         }
     }
     let blank = ctx.opts.blank;
@@ -177,14 +177,14 @@ fn slice_of(data: &Arc<Data>, off: u64, size: u64) -> &[u8] {
 }
 
 /// Inserts `new` under the deepest node that holds all of its bytes; fails when it straddles children.
-fn place(node: &mut Region, new: Region) -> Result<(), Region> {
+fn place(node: &mut Region, new: Box<Region>) -> Result<(), Box<Region>> {
     let contains = |c: &Region| {
         Arc::ptr_eq(&c.data, &new.data)
             && c.offset <= new.offset
             && new.end() <= c.end()
             && c.size > 0
     };
-    if let Some(i) = node.children.iter().position(|c| contains(c)) {
+    if let Some(i) = node.children.iter().position(contains) {
         return place(&mut node.children[i], new);
     }
     let ours = node.attrs.contains_key(HOST);
@@ -199,7 +199,7 @@ fn place(node: &mut Region, new: Region) -> Result<(), Region> {
         return Err(new);
     }
     node.attrs.insert(HOST.into(), Value::Bool(true));
-    node.children.push(new);
+    node.children.push(*new);
     Ok(())
 }
 
@@ -459,8 +459,9 @@ fn fit_pass(pass: &mut Pass, space: Space) {
         }
         fit_node.children.push(en);
     }
-    bootguard_pass(pass, space, &table, km, bpm);
+    // The table first: a target that overlaps it is the one left out.
     pass.plan.push(fit_node);
+    bootguard_pass(pass, space, &table, km, bpm);
 }
 
 fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
@@ -753,4 +754,80 @@ pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::e
     };
     r.size = r.size.min(node.size);
     Ok(vec![r])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::ParseOptions;
+
+    /// Deterministic pseudo-random bytes (xorshift).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Random images with a FIT whose entries point at mangled KM/BPM/ACM/microcode headers: the pass
+    /// never panics and every node it adds lies inside the image (a bounded stand-in for the fuzz targets).
+    #[test]
+    fn mangled_fit_targets_are_bounded() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let size = 0x8000usize;
+        let base = FOUR_GIB - size as u64;
+        let ctx = Ctx::new(&ParseOptions::default());
+        for round in 0..1500 {
+            let mut b: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
+            let fit_off = 0x7000usize;
+            let n = 1 + (rng.next() % 6) as usize;
+            let mut fit = b"_FIT_   ".to_vec();
+            fit.extend([n as u8, 0, 0, 0, 0, 1, 0x80, 0]);
+            for _ in 1..n {
+                let t = [1u8, 2, 0x0B, 0x0C, 7, 0x7F][(rng.next() % 6) as usize];
+                let off = (rng.next() % 0x7000) & !0xF;
+                let addr = if rng.next() % 8 == 0 {
+                    rng.next()
+                } else {
+                    base + off
+                };
+                fit.extend(addr.to_le_bytes());
+                fit.extend((rng.next() as u32 & 0xFF_FFFF).to_le_bytes());
+                fit.extend([0, 1, t, 0]);
+                let o = off as usize;
+                let head: &[u8] = match t {
+                    0x0B => b"__KEYM__",
+                    0x0C => b"__ACBP__",
+                    _ => b"",
+                };
+                b[o..o + head.len()].copy_from_slice(head);
+                if t == 1 {
+                    b[o] = 1;
+                    b[o + 1..o + 4].fill(0);
+                    b[o + 20..o + 24].copy_from_slice(&1u32.to_le_bytes());
+                }
+                if t == 2 {
+                    b[o..o + 2].copy_from_slice(&2u16.to_le_bytes());
+                    b[o + 16..o + 20].copy_from_slice(&0x8086u32.to_le_bytes());
+                }
+                if head.len() == 8 {
+                    b[o + 8] = if round % 2 == 0 { 0x10 } else { 0x21 };
+                }
+            }
+            fit.truncate(n * 16);
+            b[fit_off..fit_off + fit.len()].copy_from_slice(&fit);
+            b[size - 0x40..size - 0x38].copy_from_slice(&(base + fit_off as u64).to_le_bytes());
+            let data = Arc::new(Data::Owned(b));
+            let mut root = Region::new(RegionKind::Image, "", &data, 0, size as u64)
+                .with_attr("format", "uefi");
+            annotate(&ctx, &mut root);
+            root.walk(&mut |r| assert!(r.end() <= size as u64, "{} past the end", r.name));
+            let fit_placed = root.children.iter().any(|c| c.name == "fit");
+            let straddle = root.notes.iter().any(|n| n.code == "fit-invalid");
+            assert!(fit_placed || straddle, "round {round}");
+        }
+    }
 }
