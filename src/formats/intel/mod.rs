@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::compare::Code;
+use crate::finding::Code;
 use crate::formats::Ctx;
 use crate::input::Data;
 use crate::region::{self, Note, Region, RegionKind};
@@ -826,7 +826,7 @@ mod tests {
             annotate(&ctx, &mut root);
             root.walk(&mut |r| assert!(r.end() <= size as u64, "{} past the end", r.name));
             let fit_placed = root.children.iter().any(|c| c.name == "fit");
-            let straddle = root.notes.iter().any(|n| n.code == "fit-invalid");
+            let straddle = root.notes.iter().any(|n| n.code == Code::FitInvalid);
             assert!(fit_placed || straddle, "round {round}");
         }
     }
