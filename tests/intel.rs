@@ -788,6 +788,41 @@ fn build_image(dir: &Path, cbnt: bool, keys: Keys) -> Built {
     }
 }
 
+fn w32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A full SPI image: an Intel flash descriptor (IFD v2 fields as in tests/ifd.rs) with only FLREG0
+/// (descriptor) and FLREG1 (BIOS, the last `bios.len()` bytes) in use.
+fn ifd_image(bios: &[u8]) -> Vec<u8> {
+    let total = 0x40000 + bios.len();
+    let mut d = vec![0xFFu8; total];
+    w32(&mut d, 0x10, 0x0FF0_A55A);
+    w32(&mut d, 0x14, 0x0004_0003);
+    w32(&mut d, 0x18, 0x1010_0308);
+    w32(&mut d, 0x1C, 0x0000_0030);
+    let clk = 6u32;
+    w32(
+        &mut d,
+        0x30,
+        (clk << 17) | (clk << 21) | (clk << 24) | (clk << 27) | 0xF4,
+    );
+    w32(&mut d, 0x34, 0);
+    w32(&mut d, 0x38, 0);
+    for i in 0..16 {
+        w32(&mut d, 0x40 + 4 * i, 0x0000_7FFF);
+    }
+    w32(&mut d, 0x40, 0);
+    let (base, limit) = (0x40u32, (total / 0x1000 - 1) as u32);
+    w32(&mut d, 0x44, (limit << 16) | base);
+    for i in 0..3 {
+        w32(&mut d, 0x80 + 4 * i, 0xFFFF_0000);
+    }
+    w32(&mut d, 0xEFC, 0);
+    d[0x40000..].copy_from_slice(bios);
+    d
+}
+
 fn codes_of(dir: &Path, name: &str, img: &[u8]) -> Vec<String> {
     let p = dir.join(name);
     std::fs::write(&p, img).unwrap();
@@ -900,6 +935,31 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
         assert_eq!(line("Boot Policy Public Key Hash (SHA256)"), km_named);
         assert_eq!(kmn["attrs"]["key-hashes"][0]["digest"], km_named.as_str());
     }
+
+    // The same BIOS as the BIOS region of a descriptor image: the FIT pass maps the region's end to 4 GiB.
+    let spi = ifd_image(&clean.image);
+    assert_eq!(codes_of(d, "spi.bin", &spi), Vec::<String>::new());
+    let t = inspect(&d.join("spi.bin"));
+    let spi_bpm = all_nodes(&t)
+        .into_iter()
+        .find(|n| n["name"] == "boot-policy-manifest")
+        .cloned()
+        .expect("BPM in the BIOS region");
+    assert!(
+        spi_bpm["path"].as_str().unwrap().starts_with("bios/"),
+        "{}",
+        spi_bpm["path"]
+    );
+    assert_eq!(
+        spi_bpm["offset"].as_u64(),
+        Some((0x40000 + clean.bpm.0) as u64)
+    );
+    let mut bad = spi.clone();
+    bad[0x40000 + clean.ibb.0 + 0x10] ^= 0x80;
+    assert!(codes_of(d, "spi-ibb.bin", &bad)
+        .iter()
+        .all(|c| c == "bootguard-ibb-mismatch"));
+    assert!(!codes_of(d, "spi-ibb.bin", &bad).is_empty());
 
     // A byte inside the IBB.
     let mut img = clean.image.clone();
