@@ -278,7 +278,9 @@ fn sig_note(r: &mut Region, code: Code, what: &str, check: &SigCheck) {
 fn fit_pass(pass: &mut Pass, space: Space) {
     let data = Arc::clone(&pass.data);
     let bytes: &[u8] = &data;
-    let ptr_off = space.end - 0x40;
+    let Some(ptr_off) = space.end.checked_sub(0x40).filter(|&o| o >= space.start) else {
+        return;
+    };
     let Some(ptr) = bytes
         .get(ptr_off as usize..ptr_off as usize + 8)
         .map(|p| u64::from_le_bytes(p.try_into().unwrap_or([0; 8])))
@@ -557,6 +559,9 @@ fn bootguard_pass(
     // IBB segments and digests.
     let mut hashed: Vec<(u64, u64)> = Vec::new();
     let mut ibb = Vec::new();
+    // Hostile BPMs may list many sets, segments and digests over the same bytes: at most four times the
+    // BIOS space is hashed, the rest is reported as not verified (limit-exceeded).
+    let mut budget = (space.end - space.start).saturating_mul(4);
     for set in &b.ibb_sets {
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut outside = false;
@@ -580,9 +585,21 @@ fn bootguard_pass(
         }
         let mut digests = Vec::new();
         for h in &set.digests {
+            let cost: u64 = parts.iter().map(|p| p.len() as u64).sum();
             let status = if outside {
                 "segment-outside-image"
+            } else if cost > budget {
+                r.notes.push(Note::new(
+                    Code::LimitExceeded,
+                    format!(
+                        "IBB set {}: digest not computed (hashing limit reached)",
+                        set.set_number
+                    ),
+                    Some(off),
+                ));
+                "not-verified"
             } else {
+                budget -= cost;
                 match keys::digest(h.alg, &parts) {
                     Some(d) if d == h.digest => "valid",
                     Some(_) => "mismatch",
