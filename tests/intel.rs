@@ -970,6 +970,46 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
         vec!["bootguard-ibb-mismatch".to_string(); codes.len().max(1)],
         "{codes:?}"
     );
+    // `scan` against a baseline of the clean image reports it too (the BPM node itself is unchanged).
+    let manifest = d.join("clean.manifest.json");
+    let st = fwscan()
+        .args([
+            "baseline",
+            "--vendor",
+            "t",
+            "--product",
+            "p",
+            "--component",
+            "bios",
+            "--version",
+            "1",
+            "-o",
+        ])
+        .arg(&manifest)
+        .arg(d.join("clean.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let out = fwscan()
+        .args([
+            "scan",
+            "--insecure-unsigned",
+            "--format",
+            "json",
+            "--manifest",
+        ])
+        .arg(&manifest)
+        .arg(d.join("ibb.bin"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("\"bootguard-ibb-mismatch\""), "{text}");
+
     // A byte of the BPM signature (its last byte).
     let mut img = clean.image.clone();
     img[clean.bpm.0 + clean.bpm.1 - 1] ^= 0x01;

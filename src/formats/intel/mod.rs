@@ -489,6 +489,11 @@ fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
 }
 
 /// KM and BPM: nodes, signatures, the KM's hash of the BPM key, IBB digests and coverage.
+/// KM and BPM: nodes, signatures, the KM's hash of the BPM key, IBB digests and coverage. Findings that
+/// depend on bytes outside the manifest (IBB digests and gaps, the KM naming the BPM key) are notes on the
+/// root node: `scan` descends only into nodes whose bytes changed, and the root changes with any byte, so
+/// an IBB edit is reported even though the BPM itself is untouched. A signature finding stays on its
+/// manifest (it depends on the manifest's bytes alone).
 fn bootguard_pass(
     pass: &mut Pass,
     space: Space,
@@ -545,7 +550,7 @@ fn bootguard_pass(
                 .any(|(_, h)| keys::digest(h.alg, &[&bpm_key]).is_some_and(|d| d == h.digest));
             r.attrs.insert("km-names-key".into(), matches.into());
             if !matches {
-                r.notes.push(Note::new(
+                pass.root_notes.push(Note::new(
                     Code::BootguardKmBpmKeyMismatch,
                     "the boot policy manifest is signed by a key whose hash the key manifest does not list",
                     Some(off),
@@ -589,7 +594,7 @@ fn bootguard_pass(
             let status = if outside {
                 "segment-outside-image"
             } else if cost > budget {
-                r.notes.push(Note::new(
+                pass.root_notes.push(Note::new(
                     Code::LimitExceeded,
                     format!(
                         "IBB set {}: digest not computed (hashing limit reached)",
@@ -607,7 +612,7 @@ fn bootguard_pass(
                 }
             };
             if matches!(status, "mismatch" | "segment-outside-image") {
-                r.notes.push(Note::new(
+                pass.root_notes.push(Note::new(
                     Code::BootguardIbbMismatch,
                     format!(
                         "IBB set {} {} digest: {status}",
@@ -649,7 +654,7 @@ fn bootguard_pass(
         ("FIT", table.offset, fit_len),
     ] {
         if !covered(o, l) {
-            r.notes.push(Note::new(
+            pass.root_notes.push(Note::new(
                 Code::BootguardUnsignedIbbGap,
                 format!("the {what} at 0x{o:X} is not inside a hashed IBB segment"),
                 Some(o),
