@@ -6,34 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use fwscan::formats::uefi::build;
+
+use crate::harness::{self, fwscan, have_tool};
 use serde_json::Value;
 use sha2::Digest;
 
-fn fwscan() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_fwscan"))
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Prints `SKIPPED: why` and returns true, or panics under CI.
-fn skip(why: &str) -> bool {
-    assert!(!ci(), "required under CI: {why}");
-    eprintln!("SKIPPED: {why}");
-    true
-}
-
+/// A fixture of `../shared/fixtures/intel/`, or `None` after a skip.
 fn fixture(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/intel")
-        .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        skip(&format!("fixture {} missing", p.display()));
-        None
-    }
+    harness::fixture(&format!("intel/{name}"))
 }
 
 fn inspect(path: &Path) -> Value {
@@ -167,16 +147,7 @@ fn real_key_and_boot_policy_manifests_parse_without_notes() {
 }
 
 fn have_uefiextract() -> bool {
-    if Command::new("UEFIExtract")
-        .arg("--version")
-        .output()
-        .is_ok()
-    {
-        true
-    } else {
-        skip("UEFIExtract not installed (Debian uefitool-cli)");
-        false
-    }
+    have_tool("UEFIExtract", "uefitool-cli")
 }
 
 /// UEFIExtract's FIT table (printed on stdout by `UEFIExtract IMAGE report`): (address, size, version,
@@ -266,13 +237,7 @@ fn real_bios_region_lists_fit_and_microcode() {
     assert!(mcs[0]["path"].as_str().unwrap().starts_with("fv[8C8CE578-8A3D-4F1C-9935-896185C32DD3]/file[197DB236-F856-4924-90F8-CDF12FB875F3]/data/microcode["));
 
     // UEFIExtract lists the same microcode updates (offset and size).
-    if Command::new("UEFIExtract")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        skip("UEFIExtract not installed (Debian uefitool-cli)");
-    } else {
+    if have_uefiextract() {
         let st = Command::new("UEFIExtract")
             .arg(&img)
             .arg("report")
@@ -830,8 +795,7 @@ fn codes_of(dir: &Path, name: &str, img: &[u8]) -> Vec<String> {
 }
 
 fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, bpm_scheme: &str) {
-    if Command::new("openssl").arg("version").output().is_err() {
-        skip("openssl not installed");
+    if !have_tool("openssl", "openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
