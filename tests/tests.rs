@@ -13,6 +13,7 @@ mod bmc;
 mod check;
 mod fleet;
 mod ifd;
+mod intel;
 mod layering;
 mod nvram;
 mod pipeline;

@@ -99,6 +99,14 @@ codes! {
     SecureBootTestKey = "secure-boot-test-key", Error, "A Secure Boot PK or KEK certificate is a known test key.";
     DbxMissing = "dbx-missing", Warning, "The Secure Boot forbidden-signature database (dbx) is missing or empty.";
     KnownThreat = "known-threat", Error, "A known implant or vulnerable component matched a signature rule.";
+    // --- Intel platform structures (FIT, microcode, ACM, Boot Guard) ------------------------------------
+    FitInvalid = "fit-invalid", Warning, "The Intel Firmware Interface Table is malformed: bad checksum, or an entry outside the image, overlapping another or not pointing to its structure.";
+    MicrocodeChecksum = "microcode-checksum", Error, "A microcode update's checksum (or its extended signature table's) is wrong.";
+    AcmSignatureInvalid = "acm-signature-invalid", Error, "The startup ACM's RSA signature does not verify with the public key in its header.";
+    BootguardSignatureInvalid = "bootguard-signature-invalid", Error, "A Boot Guard key manifest or boot policy manifest signature does not verify.";
+    BootguardKmBpmKeyMismatch = "bootguard-km-bpm-key-mismatch", Error, "The boot policy manifest is signed by a key that the key manifest does not name.";
+    BootguardIbbMismatch = "bootguard-ibb-mismatch", Error, "An IBB digest of the boot policy manifest does not match the IBB segments in the image.";
+    BootguardUnsignedIbbGap = "bootguard-unsigned-ibb-gap", Error, "The reset vector or the FIT is not inside a hashed IBB segment of the boot policy manifest.";
     // --- inputs, manifests and trust -----------------------------------------------------------------
     ReadError = "read-error", Error, "The image could not be read (missing, unreadable, not a regular file, changed during the read).";
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";

@@ -14,6 +14,7 @@ pub mod fdt;
 pub mod fit;
 pub mod gbe;
 pub mod ifd;
+pub mod intel;
 pub mod jffs2;
 pub mod layout;
 pub mod me;
@@ -228,6 +229,16 @@ pub fn registry() -> &'static [Format] {
         me::FORMAT,
         gbe::FORMAT,
         nvram::FORMAT,
+        Format {
+            name: "intel-manifest",
+            description: "Intel Boot Guard / CBnT key or boot policy manifest (__KEYM__, __ACBP__)",
+            probe: intel::probe_manifest,
+            parse: |ctx, node| intel::parse_manifest(ctx, node).map(Into::into),
+            scope: Scope::Flash,
+            component: Some("bios"),
+            policy: None,
+            not_inside: &[],
+        },
         // --- BMC (docs/bmc.md) ---
         fit::FORMAT_FIT,
         fit::FORMAT_UIMAGE,
@@ -342,6 +353,8 @@ pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
             }
         }
     }
+    // Intel FIT, microcode, ACM and Boot Guard structures: attached below the leaves that hold them.
+    intel::annotate(&ctx, &mut root);
     region::finalize(&mut root);
     root
 }

@@ -1,0 +1,855 @@
+//! Intel platform structures signed by Intel or the board vendor: the Firmware Interface Table
+//! ([`fit`]), microcode updates ([`microcode`]), the startup ACM ([`acm`]) and Boot Guard / CBnT key and
+//! boot policy manifests ([`bootguard`]); signatures in [`keys`].
+//!
+//! These structures live inside bytes that other parsers already own (the FIT and the manifests usually
+//! sit in a pad file or a RAW file of the SEC volume, microcode in the microcode FFS file). So this is
+//! a pass over the finished tree, not a container format: [`annotate`] runs after the top-level parse
+//! and before paths are assigned, finds the FIT through the pointer at 4 GiB - 0x40 of each BIOS space (a
+//! descriptor-less BIOS image, or the IFD `bios` region), parses each entry's target and attaches the
+//! results as **new children of the leaf that holds them** (a blob, a raw section, padding), filling the
+//! rest of that leaf with padding nodes. Existing nodes keep their names, offsets and digests, so every
+//! identity path of a baseline made before stays valid; the new nodes sit one level below.
+//!
+//! What each signature covers is recorded on the root node's `coverage` attribute as
+//! `{offset, size, protection, by}` objects (protections `bootguard-ibb`, `bootguard-manifest`, `acm`,
+//! `microcode`), for `inspect --coverage`.
+
+pub mod acm;
+pub mod bootguard;
+pub mod fit;
+pub mod keys;
+pub mod microcode;
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::finding::Code;
+use crate::formats::Ctx;
+use crate::input::Data;
+use crate::region::{self, Note, Region, RegionKind};
+use keys::{PubKey, SigCheck};
+
+const HOST: &str = "\u{0}intel-host";
+const FOUR_GIB: u64 = 1 << 32;
+
+/// The 4 GiB-aligned mapping of a BIOS space: image offset `start` .. `end` maps to `4 GiB - (end -
+/// start)` .. 4 GiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Space {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Space {
+    /// Image offset of a physical address, if it lies in this space.
+    pub fn offset_of(&self, phys: u64) -> Option<u64> {
+        let size = self.end - self.start;
+        let base = FOUR_GIB.checked_sub(size)?;
+        if phys < base || phys >= FOUR_GIB {
+            return None;
+        }
+        Some(self.start + (phys - base))
+    }
+}
+
+/// BIOS spaces of a parsed tree: the whole image when it is a descriptor-less UEFI image, else the IFD
+/// `bios` region (or, with a user layout, flash regions holding firmware volumes).
+fn bios_spaces(root: &Region) -> Vec<Space> {
+    if root.attr_str("format") == Some("uefi") {
+        return vec![Space {
+            start: root.offset,
+            end: root.end(),
+        }];
+    }
+    let mut out = Vec::new();
+    for c in &root.children {
+        if c.kind == RegionKind::FlashRegion
+            && (c.name == "bios" || c.attr_str("format") == Some("uefi"))
+            && Arc::ptr_eq(&c.data, &root.data)
+            && c.size >= 0x40
+        {
+            out.push(Space {
+                start: c.offset,
+                end: c.end(),
+            });
+        }
+    }
+    out
+}
+
+/// What the pass found, before it is placed in the tree.
+struct Pass {
+    data: Arc<Data>,
+    plan: Vec<Region>,
+    coverage: Vec<Value>,
+    root_notes: Vec<Note>,
+}
+
+impl Pass {
+    fn cover(&mut self, offset: u64, size: u64, protection: &str, by: &str) {
+        self.coverage.push(json!({
+            "offset": offset, "size": size, "protection": protection, "by": by,
+        }));
+    }
+
+    fn planned_at(&mut self, offset: u64) -> Option<&mut Region> {
+        self.plan.iter_mut().find(|r| r.offset == offset)
+    }
+}
+
+/// The pass: finds FIT, microcode, ACM and Boot Guard structures and attaches them to `root`.
+pub fn annotate(ctx: &Ctx, root: &mut Region) {
+    let mut pass = Pass {
+        data: Arc::clone(&root.data),
+        plan: Vec::new(),
+        coverage: Vec::new(),
+        root_notes: Vec::new(),
+    };
+    // Microcode files of the firmware volumes.
+    let mut blobs = Vec::new();
+    root.walk(&mut |r| {
+        if r.kind == RegionKind::File
+            && r.attr_str("guid") == Some(microcode::MICROCODE_FILE_GUID)
+            && Arc::ptr_eq(&r.data, &root.data)
+        {
+            for c in &r.children {
+                if matches!(c.kind, RegionKind::Blob | RegionKind::Section) && c.children.is_empty()
+                {
+                    blobs.push((c.offset, c.size));
+                }
+            }
+        }
+    });
+    for (off, size) in blobs {
+        let bytes = slice_of(&pass.data, off, size);
+        for (o, u) in microcode::scan(bytes) {
+            let node = microcode_node(&pass.data, off + o as u64, &u);
+            pass.cover(node.offset, node.size, "microcode", "intel");
+            pass.plan.push(node);
+        }
+    }
+    for space in bios_spaces(root) {
+        fit_pass(&mut pass, space);
+    }
+    let Pass {
+        plan,
+        coverage,
+        root_notes,
+        ..
+    } = pass;
+    for node in plan {
+        if let Err(node) = place(root, Box::new(node)) {
+            root.notes.push(Note::new(
+                Code::FitInvalid,
+                format!(
+                    "{} at 0x{:x} straddles existing structures; reported here",
+                    node.name, node.offset
+                ),
+                Some(node.offset),
+            ));
+            root.notes.extend(node.notes.iter().cloned());
+        }
+    }
+    let blank = ctx.opts.blank;
+    root.walk_mut(&mut |r| {
+        if r.attrs.remove(HOST).is_some() {
+            let (d, s, e) = (Arc::clone(&r.data), r.offset, r.end());
+            region::fill_gaps(&d, s, e, &mut r.children, blank, RegionKind::Padding);
+        }
+    });
+    root.notes.extend(root_notes);
+    if !coverage.is_empty() {
+        match root.attrs.get_mut("coverage") {
+            Some(Value::Array(a)) => a.extend(coverage),
+            _ => {
+                root.attrs.insert("coverage".into(), Value::Array(coverage));
+            }
+        }
+    }
+}
+
+fn slice_of(data: &Arc<Data>, off: u64, size: u64) -> &[u8] {
+    let s = usize::try_from(off).unwrap_or(usize::MAX);
+    let l = usize::try_from(size).unwrap_or(usize::MAX);
+    s.checked_add(l).and_then(|e| data.get(s..e)).unwrap_or(&[])
+}
+
+/// Inserts `new` under the deepest node that holds all of its bytes; fails when it straddles children.
+fn place(node: &mut Region, new: Box<Region>) -> Result<(), Box<Region>> {
+    let contains = |c: &Region| {
+        Arc::ptr_eq(&c.data, &new.data)
+            && c.offset <= new.offset
+            && new.end() <= c.end()
+            && c.size > 0
+    };
+    if let Some(i) = node.children.iter().position(contains) {
+        return place(&mut node.children[i], new);
+    }
+    let ours = node.attrs.contains_key(HOST);
+    if !node.children.is_empty() && !ours {
+        return Err(new);
+    }
+    if node
+        .children
+        .iter()
+        .any(|c| c.offset < new.end() && new.offset < c.end())
+    {
+        return Err(new);
+    }
+    node.attrs.insert(HOST.into(), Value::Bool(true));
+    node.children.push(*new);
+    Ok(())
+}
+
+fn microcode_node(data: &Arc<Data>, off: u64, u: &microcode::Update) -> Region {
+    let mut r = Region::new(
+        RegionKind::Blob,
+        format!("microcode[cpuid-{:X}:rev-{:X}]", u.signature, u.revision),
+        data,
+        off,
+        u.total_size as u64,
+    )
+    .with_attr("structure", "microcode")
+    .with_attr("cpuid", format!("0x{:X}", u.signature))
+    .with_attr("revision", format!("0x{:X}", u.revision))
+    .with_attr("date", u.date.clone())
+    .with_attr("platform-flags", format!("0x{:X}", u.platform_flags))
+    .with_attr("data-size", u.data_size)
+    .with_attr(
+        "checksum",
+        if u.problems.is_empty() {
+            "valid"
+        } else {
+            "invalid"
+        },
+    );
+    if let Some(name) = microcode::cpu_name(u.signature) {
+        r = r.with_attr("cpu", name);
+    }
+    if !u.extended.is_empty() {
+        let ext: Vec<String> = u
+            .extended
+            .iter()
+            .map(|(s, f)| format!("0x{s:X}/0x{f:X}"))
+            .collect();
+        r = r.with_attr("extended-signatures", ext);
+    }
+    for p in &u.problems {
+        r.notes.push(Note::new(
+            Code::MicrocodeChecksum,
+            format!(
+                "microcode for CPUID 0x{:X} revision 0x{:X}: {p}",
+                u.signature, u.revision
+            ),
+            Some(off),
+        ));
+    }
+    r
+}
+
+fn key_attrs(r: &mut Region, prefix: &str, key: &PubKey) {
+    r.attrs.insert(
+        format!("{prefix}-type"),
+        format!("{}-{}", key.kind(), key.bits()).into(),
+    );
+    if let PubKey::Rsa { exponent, .. } = key {
+        r.attrs
+            .insert(format!("{prefix}-exponent"), (*exponent).into());
+    }
+}
+
+fn sig_note(r: &mut Region, code: Code, what: &str, check: &SigCheck) {
+    r.attrs.insert("signature".into(), check.as_str().into());
+    match check {
+        SigCheck::Valid => {}
+        SigCheck::Invalid(why) => {
+            r.notes
+                .push(Note::new(code, format!("{what}: {why}"), Some(r.offset)))
+        }
+        SigCheck::NotVerified(why) => {
+            r.attrs
+                .insert("signature-detail".into(), why.clone().into());
+        }
+    }
+}
+
+fn fit_pass(pass: &mut Pass, space: Space) {
+    let data = Arc::clone(&pass.data);
+    let bytes: &[u8] = &data;
+    let Some(ptr_off) = space.end.checked_sub(0x40).filter(|&o| o >= space.start) else {
+        return;
+    };
+    let Some(ptr) = bytes
+        .get(ptr_off as usize..ptr_off as usize + 8)
+        .map(|p| u64::from_le_bytes(p.try_into().unwrap_or([0; 8])))
+    else {
+        return;
+    };
+    // Erased or absent pointer: no FIT (most non-Intel or old images).
+    if ptr == 0 || ptr == u64::MAX || ptr as u32 == u32::MAX {
+        return;
+    }
+    let Some(table_off) = space.offset_of(ptr & 0xFFFF_FFFF) else {
+        return;
+    };
+    let table = match fit::parse(bytes, table_off) {
+        Ok(t) => t,
+        // A pointer without a table is common on non-Intel images: no FIT, no note.
+        Err(_)
+            if bytes.get(table_off as usize..table_off as usize + 8)
+                != Some(fit::FIT_SIGNATURE) =>
+        {
+            return
+        }
+        Err(e) => {
+            pass.root_notes
+                .push(Note::new(Code::FitInvalid, e, Some(table_off)));
+            return;
+        }
+    };
+    let mut fit_node = Region::new(
+        RegionKind::Header,
+        "fit",
+        &data,
+        table_off,
+        table.entries.len() as u64 * 16,
+    )
+    .with_attr("structure", "intel-fit")
+    .with_attr("pointer", format!("0x{ptr:08X}"))
+    .with_attr("entries", table.entries.len());
+    if let Some(ok) = table.checksum_ok {
+        fit_node = fit_node.with_attr("checksum", if ok { "valid" } else { "invalid" });
+        if !ok {
+            fit_node.notes.push(Note::new(
+                Code::FitInvalid,
+                "FIT checksum does not sum to zero",
+                Some(table_off),
+            ));
+        }
+    }
+    let mut km: Option<(u64, bootguard::KeyManifest)> = None;
+    let mut bpm: Option<(u64, bootguard::BootPolicy)> = None;
+    let mut targets: Vec<(u64, u64, u8)> = Vec::new();
+    for (i, e) in table.entries.iter().enumerate() {
+        let eoff = table_off + i as u64 * 16;
+        let mut en = Region::new(
+            RegionKind::Header,
+            format!("entry[{}]", fit::type_name(e.kind)),
+            &data,
+            eoff,
+            16,
+        )
+        .with_attr("type", format!("0x{:02X}", e.kind))
+        .with_attr("type-name", fit::type_description(e.kind))
+        .with_attr("address", format!("0x{:X}", e.address))
+        .with_attr("size", e.size)
+        .with_attr("version", format!("0x{:04X}", e.version));
+        if e.checksum_valid {
+            en = en.with_attr("checksum", format!("0x{:02X}", e.checksum));
+        }
+        if i == 0 || matches!(e.kind, fit::TYPE_HEADER | fit::TYPE_SKIP) {
+            fit_node.children.push(en);
+            continue;
+        }
+        let target = if e.address >> 32 == 0 {
+            space.offset_of(e.address)
+        } else {
+            None
+        };
+        let structural = matches!(
+            e.kind,
+            fit::TYPE_MICROCODE
+                | fit::TYPE_STARTUP_ACM
+                | fit::TYPE_KEY_MANIFEST
+                | fit::TYPE_BOOT_POLICY
+        );
+        let Some(toff) = target else {
+            if structural {
+                en.notes.push(Note::new(
+                    Code::FitInvalid,
+                    format!(
+                        "FIT {} entry points to 0x{:X}, outside the image",
+                        fit::type_name(e.kind),
+                        e.address
+                    ),
+                    Some(eoff),
+                ));
+            }
+            fit_node.children.push(en);
+            continue;
+        };
+        en = en.with_attr("target-offset", format!("0x{toff:X}"));
+        let rest = &bytes[toff as usize..space.end as usize];
+        let mut size = None;
+        match e.kind {
+            fit::TYPE_MICROCODE => match microcode::parse(rest) {
+                Some(u) => {
+                    size = Some(u.total_size as u64);
+                    if let Some(existing) = pass.planned_at(toff) {
+                        existing.attrs.insert("fit-entry".into(), true.into());
+                    } else {
+                        let n = microcode_node(&data, toff, &u).with_attr("fit-entry", true);
+                        pass.cover(n.offset, n.size, "microcode", "intel");
+                        pass.plan.push(n);
+                    }
+                }
+                None => en.notes.push(Note::new(
+                    Code::FitInvalid,
+                    format!(
+                        "FIT microcode entry at 0x{toff:X} does not point to a microcode update"
+                    ),
+                    Some(eoff),
+                )),
+            },
+            fit::TYPE_STARTUP_ACM => match acm::parse(rest) {
+                Ok(a) => {
+                    size = Some(a.size);
+                    let n = acm_node(&data, toff, &a);
+                    if matches!(a.signature, SigCheck::Valid) {
+                        pass.cover(toff, a.size, "acm", &a.key_sha256);
+                    }
+                    pass.plan.push(n);
+                }
+                Err(err) => en.notes.push(Note::new(
+                    Code::Unparsed,
+                    format!("startup ACM at 0x{toff:X}: {err}"),
+                    Some(eoff),
+                )),
+            },
+            fit::TYPE_KEY_MANIFEST => match bootguard::key_manifest(rest) {
+                Ok(k) => {
+                    size = Some(k.size);
+                    km = Some((toff, k));
+                }
+                Err(err) => en.notes.push(Note::new(
+                    Code::Unparsed,
+                    format!("key manifest at 0x{toff:X}: {err}"),
+                    Some(eoff),
+                )),
+            },
+            fit::TYPE_BOOT_POLICY => match bootguard::boot_policy(rest) {
+                Ok(b) => {
+                    size = Some(b.size);
+                    bpm = Some((toff, b));
+                }
+                Err(err) => en.notes.push(Note::new(
+                    Code::Unparsed,
+                    format!("boot policy manifest at 0x{toff:X}: {err}"),
+                    Some(eoff),
+                )),
+            },
+            _ => {}
+        }
+        if let Some(s) = size {
+            if let Some(&(o, l, t)) = targets
+                .iter()
+                .find(|&&(o, l, _)| o < toff + s && toff < o + l)
+            {
+                en.notes.push(Note::new(
+                    Code::FitInvalid,
+                    format!(
+                        "FIT {} target 0x{toff:X}+0x{s:X} overlaps the {} target at 0x{o:X}+0x{l:X}",
+                        fit::type_name(e.kind),
+                        fit::type_name(t)
+                    ),
+                    Some(eoff),
+                ));
+            }
+            targets.push((toff, s, e.kind));
+        }
+        fit_node.children.push(en);
+    }
+    // The table first: a target that overlaps it is the one left out.
+    pass.plan.push(fit_node);
+    bootguard_pass(pass, space, &table, km, bpm);
+}
+
+fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
+    let mut r = Region::new(RegionKind::Blob, "startup-acm", data, off, a.size)
+        .with_attr("structure", "intel-acm")
+        .with_attr("module-subtype", a.module_subtype)
+        .with_attr("header-version", format!("0x{:08X}", a.header_version))
+        .with_attr("chipset-id", format!("0x{:04X}", a.chipset_id))
+        .with_attr("flags", format!("0x{:04X}", a.flags))
+        .with_attr("vendor", format!("0x{:X}", a.vendor))
+        .with_attr("date", a.date.clone())
+        .with_attr("txt-svn", a.txt_svn)
+        .with_attr("se-svn", a.se_svn)
+        .with_attr("key-sha256", a.key_sha256.clone());
+    key_attrs(&mut r, "key", &a.key);
+    sig_note(
+        &mut r,
+        Code::AcmSignatureInvalid,
+        "startup ACM signature",
+        &a.signature,
+    );
+    r
+}
+
+/// KM and BPM: nodes, signatures, the KM's hash of the BPM key, IBB digests and coverage.
+/// KM and BPM: nodes, signatures, the KM's hash of the BPM key, IBB digests and coverage. Findings that
+/// depend on bytes outside the manifest (IBB digests and gaps, the KM naming the BPM key) are notes on the
+/// root node: `scan` descends only into nodes whose bytes changed, and the root changes with any byte, so
+/// an IBB edit is reported even though the BPM itself is untouched. A signature finding stays on its
+/// manifest (it depends on the manifest's bytes alone).
+fn bootguard_pass(
+    pass: &mut Pass,
+    space: Space,
+    table: &fit::Table,
+    km: Option<(u64, bootguard::KeyManifest)>,
+    bpm: Option<(u64, bootguard::BootPolicy)>,
+) {
+    let data = Arc::clone(&pass.data);
+    let bytes: &[u8] = &data;
+    let mut km_key_hash = String::new();
+    let mut km_hashes = Vec::new();
+    if let Some((off, k)) = &km {
+        let mut r = km_node(&data, *off, k);
+        let check = verify_ks(&bytes[*off as usize..], k.signed_len, &k.key_signature);
+        sig_note(
+            &mut r,
+            Code::BootguardSignatureInvalid,
+            "key manifest signature",
+            &check,
+        );
+        km_key_hash = r.attr_str("key-hash").unwrap_or_default().to_string();
+        km_hashes = k.hashes.clone();
+        if check == SigCheck::Valid {
+            pass.cover(*off, k.size, "bootguard-manifest", &km_key_hash);
+        }
+        pass.plan.push(r);
+    }
+    let Some((off, b)) = bpm else {
+        return;
+    };
+    let mut r = bpm_node(&data, off, &b);
+    let bpm_bytes = &bytes[off as usize..];
+    let mut signed = false;
+    if let Some(ks) = &b.key_signature {
+        let check = verify_ks(bpm_bytes, b.signed_len, ks);
+        signed = check == SigCheck::Valid;
+        sig_note(
+            &mut r,
+            Code::BootguardSignatureInvalid,
+            "boot policy manifest signature",
+            &check,
+        );
+        let bpm_key = ks.key.hash_input(false);
+        let bpm_key_sha256 =
+            keys::hex(&keys::digest(keys::ALG_SHA256, &[&bpm_key]).unwrap_or_default());
+        r.attrs.insert("key-hash".into(), bpm_key_sha256.into());
+        if km.is_some() {
+            let named: Vec<_> = km_hashes
+                .iter()
+                .filter(|(usage, _)| usage & 1 != 0)
+                .collect();
+            let matches = named
+                .iter()
+                .any(|(_, h)| keys::digest(h.alg, &[&bpm_key]).is_some_and(|d| d == h.digest));
+            r.attrs.insert("km-names-key".into(), matches.into());
+            if !matches {
+                pass.root_notes.push(Note::new(
+                    Code::BootguardKmBpmKeyMismatch,
+                    "the boot policy manifest is signed by a key whose hash the key manifest does not list",
+                    Some(off),
+                ));
+            }
+        }
+    }
+    if signed {
+        pass.cover(off, b.size, "bootguard-manifest", &km_key_hash);
+    }
+    // IBB segments and digests.
+    let mut hashed: Vec<(u64, u64)> = Vec::new();
+    let mut ibb = Vec::new();
+    // Hostile BPMs may list many sets, segments and digests over the same bytes: at most four times the
+    // BIOS space is hashed, the rest is reported as not verified (limit-exceeded).
+    let mut budget = (space.end - space.start).saturating_mul(4);
+    for set in &b.ibb_sets {
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut outside = false;
+        let mut segs = Vec::new();
+        for s in &set.segments {
+            let so = space.offset_of(s.base as u64);
+            segs.push(json!({
+                "base": format!("0x{:08X}", s.base), "size": s.size, "flags": s.flags,
+                "hashed": s.hashed(), "offset": so,
+            }));
+            if !s.hashed() {
+                continue;
+            }
+            match so {
+                Some(o) if o + s.size as u64 <= space.end => {
+                    parts.push(&bytes[o as usize..(o + s.size as u64) as usize]);
+                    hashed.push((o, s.size as u64));
+                }
+                _ => outside = true,
+            }
+        }
+        let mut digests = Vec::new();
+        for h in &set.digests {
+            let cost: u64 = parts.iter().map(|p| p.len() as u64).sum();
+            let status = if outside {
+                "segment-outside-image"
+            } else if cost > budget {
+                pass.root_notes.push(Note::new(
+                    Code::LimitExceeded,
+                    format!(
+                        "IBB set {}: digest not computed (hashing limit reached)",
+                        set.set_number
+                    ),
+                    Some(off),
+                ));
+                "not-verified"
+            } else {
+                budget -= cost;
+                match keys::digest(h.alg, &parts) {
+                    Some(d) if d == h.digest => "valid",
+                    Some(_) => "mismatch",
+                    None => "not-verified",
+                }
+            };
+            if matches!(status, "mismatch" | "segment-outside-image") {
+                pass.root_notes.push(Note::new(
+                    Code::BootguardIbbMismatch,
+                    format!(
+                        "IBB set {} {} digest: {status}",
+                        set.set_number,
+                        keys::alg_name(h.alg)
+                    ),
+                    Some(off),
+                ));
+            }
+            digests.push(json!({"alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest), "status": status}));
+        }
+        let mut v = json!({
+            "set": set.set_number, "flags": format!("0x{:X}", set.flags),
+            "entry-point": format!("0x{:08X}", set.entry_point), "segments": segs, "digests": digests,
+        });
+        if set.post_ibb.alg != keys::ALG_NULL && !set.post_ibb.digest.iter().all(|&x| x == 0) {
+            v["post-ibb-digest"] = json!({"alg": keys::alg_name(set.post_ibb.alg), "digest": keys::hex(&set.post_ibb.digest), "status": "not-verified"});
+        }
+        if let Some(obb) = &set.obb {
+            if obb.alg != keys::ALG_NULL {
+                v["obb-digest"] =
+                    json!({"alg": keys::alg_name(obb.alg), "digest": keys::hex(&obb.digest)});
+            }
+        }
+        ibb.push(v);
+    }
+    r.attrs.insert("ibb".into(), Value::Array(ibb));
+    if signed {
+        for &(o, l) in &hashed {
+            pass.cover(o, l, "bootguard-ibb", &km_key_hash);
+        }
+    }
+    // The reset vector and the FIT must be inside hashed IBB segments.
+    let covered = |o: u64, l: u64| hashed.iter().any(|&(s, n)| s <= o && o + l <= s + n);
+    let reset = space.end - 0x10;
+    let fit_len = table.entries.len() as u64 * 16;
+    for (what, o, l) in [
+        ("reset vector", reset, 0x10),
+        ("FIT", table.offset, fit_len),
+    ] {
+        if !covered(o, l) {
+            pass.root_notes.push(Note::new(
+                Code::BootguardUnsignedIbbGap,
+                format!("the {what} at 0x{o:X} is not inside a hashed IBB segment"),
+                Some(o),
+            ));
+        }
+    }
+    pass.plan.push(r);
+}
+
+fn verify_ks(b: &[u8], signed_len: u64, ks: &bootguard::KeySignature) -> SigCheck {
+    match b.get(..signed_len as usize) {
+        Some(msg) => keys::verify(&ks.key, ks.scheme, ks.hash_alg, &ks.sig, msg),
+        None => SigCheck::Invalid("signed part past the end".into()),
+    }
+}
+
+/// The node of a Key Manifest (standalone or in an image), with its key hash attributes.
+pub fn km_node(data: &Arc<Data>, off: u64, k: &bootguard::KeyManifest) -> Region {
+    let ks = &k.key_signature;
+    let alg = if keys::digest_len(k.pubkey_hash_alg).is_some() && k.pubkey_hash_alg != keys::ALG_SM3
+    {
+        k.pubkey_hash_alg
+    } else {
+        keys::ALG_SHA256
+    };
+    let full = keys::hex(&keys::digest(alg, &[&ks.key.hash_input(true)]).unwrap_or_default());
+    let modulus = keys::hex(&keys::digest(alg, &[&ks.key.hash_input(false)]).unwrap_or_default());
+    let mut r = Region::new(RegionKind::Blob, "key-manifest", data, off, k.size)
+        .with_attr("structure", "bootguard-km")
+        .with_attr("struct-version", format!("0x{:02X}", k.struct_version))
+        .with_attr(
+            "generation",
+            if bootguard::is_cbnt(k.struct_version) {
+                "cbnt"
+            } else {
+                "boot-guard-1.0"
+            },
+        )
+        .with_attr("km-revision", k.revision)
+        .with_attr("km-svn", k.svn)
+        .with_attr("km-id", k.id)
+        .with_attr("key-hash-alg", keys::alg_name(alg))
+        .with_attr("key-hash", full)
+        .with_attr("key-hash-modulus-only", modulus)
+        .with_attr("signature-scheme", keys::alg_name(ks.scheme))
+        .with_attr("signature-hash", keys::alg_name(ks.hash_alg));
+    key_attrs(&mut r, "key", &ks.key);
+    let hashes: Vec<Value> = k
+        .hashes
+        .iter()
+        .map(|(u, h)| json!({"usage": format!("0x{u:X}"), "alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest)}))
+        .collect();
+    r.attrs.insert("key-hashes".into(), Value::Array(hashes));
+    r
+}
+
+/// The node of a Boot Policy Manifest with one child per element.
+pub fn bpm_node(data: &Arc<Data>, off: u64, b: &bootguard::BootPolicy) -> Region {
+    let mut r = Region::new(RegionKind::Blob, "boot-policy-manifest", data, off, b.size)
+        .with_attr("structure", "bootguard-bpm")
+        .with_attr("struct-version", format!("0x{:02X}", b.struct_version))
+        .with_attr(
+            "generation",
+            if bootguard::is_cbnt(b.struct_version) {
+                "cbnt"
+            } else {
+                "boot-guard-1.0"
+            },
+        )
+        .with_attr("bpm-revision", b.revision)
+        .with_attr("bpm-svn", b.svn)
+        .with_attr("acm-svn", b.acm_svn);
+    if let Some(ks) = &b.key_signature {
+        key_attrs(&mut r, "key", &ks.key);
+        r.attrs
+            .insert("signature-scheme".into(), keys::alg_name(ks.scheme).into());
+        r.attrs
+            .insert("signature-hash".into(), keys::alg_name(ks.hash_alg).into());
+    }
+    for e in &b.elements {
+        let name = e.id.trim_matches('_').to_ascii_lowercase();
+        r.children.push(
+            Region::new(RegionKind::Header, name, data, off + e.offset, e.size)
+                .with_attr("version", format!("0x{:02X}", e.version)),
+        );
+    }
+    let (d, s, e) = (Arc::clone(data), r.offset, r.end());
+    region::fill_gaps(&d, s, e, &mut r.children, 0xFF, RegionKind::Padding);
+    r
+}
+
+/// Registry probe for standalone KM/BPM files.
+pub fn probe_manifest(b: &[u8]) -> Option<crate::formats::Confidence> {
+    bootguard::probe(b).map(|_| crate::formats::Confidence::High)
+}
+
+/// Registry parser for standalone KM/BPM files: the structure and its elements. The signature is checked
+/// and reported as an attribute; findings about it need the image the manifest protects (the ACM only
+/// enforces a manifest the FIT names), so a loose file gets no finding.
+pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::error::ParseError> {
+    let b = node.bytes();
+    let mut r = match bootguard::probe(b) {
+        Some("key-manifest") => {
+            let k = bootguard::key_manifest(b)?;
+            let mut r = km_node(&node.data, node.offset, &k);
+            let c = verify_ks(b, k.signed_len, &k.key_signature);
+            r.attrs.insert("signature".into(), c.as_str().into());
+            r
+        }
+        _ => {
+            let p = bootguard::boot_policy(b)?;
+            let mut r = bpm_node(&node.data, node.offset, &p);
+            if let Some(ks) = &p.key_signature {
+                let c = verify_ks(b, p.signed_len, ks);
+                r.attrs.insert("signature".into(), c.as_str().into());
+            }
+            r
+        }
+    };
+    r.size = r.size.min(node.size);
+    Ok(vec![r])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::ParseOptions;
+
+    /// Deterministic pseudo-random bytes (xorshift).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Random images with a FIT whose entries point at mangled KM/BPM/ACM/microcode headers: the pass
+    /// never panics and every node it adds lies inside the image (a bounded stand-in for the fuzz targets).
+    #[test]
+    fn mangled_fit_targets_are_bounded() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let size = 0x8000usize;
+        let base = FOUR_GIB - size as u64;
+        let ctx = Ctx::new(&ParseOptions::default());
+        for round in 0..1500 {
+            let mut b: Vec<u8> = (0..size).map(|_| rng.next() as u8).collect();
+            let fit_off = 0x7000usize;
+            let n = 1 + (rng.next() % 6) as usize;
+            let mut fit = b"_FIT_   ".to_vec();
+            fit.extend([n as u8, 0, 0, 0, 0, 1, 0x80, 0]);
+            for _ in 1..n {
+                let t = [1u8, 2, 0x0B, 0x0C, 7, 0x7F][(rng.next() % 6) as usize];
+                let off = (rng.next() % 0x7000) & !0xF;
+                let addr = if rng.next() % 8 == 0 {
+                    rng.next()
+                } else {
+                    base + off
+                };
+                fit.extend(addr.to_le_bytes());
+                fit.extend((rng.next() as u32 & 0xFF_FFFF).to_le_bytes());
+                fit.extend([0, 1, t, 0]);
+                let o = off as usize;
+                let head: &[u8] = match t {
+                    0x0B => b"__KEYM__",
+                    0x0C => b"__ACBP__",
+                    _ => b"",
+                };
+                b[o..o + head.len()].copy_from_slice(head);
+                if t == 1 {
+                    b[o] = 1;
+                    b[o + 1..o + 4].fill(0);
+                    b[o + 20..o + 24].copy_from_slice(&1u32.to_le_bytes());
+                }
+                if t == 2 {
+                    b[o..o + 2].copy_from_slice(&2u16.to_le_bytes());
+                    b[o + 16..o + 20].copy_from_slice(&0x8086u32.to_le_bytes());
+                }
+                if head.len() == 8 {
+                    b[o + 8] = if round % 2 == 0 { 0x10 } else { 0x21 };
+                }
+            }
+            fit.truncate(n * 16);
+            b[fit_off..fit_off + fit.len()].copy_from_slice(&fit);
+            b[size - 0x40..size - 0x38].copy_from_slice(&(base + fit_off as u64).to_le_bytes());
+            let data = Arc::new(Data::Owned(b));
+            let mut root = Region::new(RegionKind::Image, "", &data, 0, size as u64)
+                .with_attr("format", "uefi");
+            annotate(&ctx, &mut root);
+            root.walk(&mut |r| assert!(r.end() <= size as u64, "{} past the end", r.name));
+            let fit_placed = root.children.iter().any(|c| c.name == "fit");
+            let straddle = root.notes.iter().any(|n| n.code == Code::FitInvalid);
+            assert!(fit_placed || straddle, "round {round}");
+        }
+    }
+}
