@@ -181,21 +181,28 @@ pub fn read_toc(b: &[u8]) -> Result<Toc, ParseError> {
 }
 
 /// A FIP at the start of the buffer: the ToC name, a terminated ToC, and every payload after the ToC.
+/// When data follows the package (a flash with firmware volumes after its FIP), the confidence is low, so
+/// that the `uefi` format takes the image and places the FIP in front of its first volume.
 pub fn probe(b: &[u8]) -> Option<Confidence> {
+    let ext = extent(b)?;
+    let rest = b.get(ext as usize..).unwrap_or(&[]);
+    Some(if rest.iter().all(|&x| x == 0xFF || x == 0x00) {
+        Confidence::High
+    } else {
+        Confidence::Low
+    })
+}
+
+/// The length of the FIP at the start of `b`: the ToC name, a terminated ToC, at least one entry, and
+/// every payload after the ToC and inside `b`.
+pub fn extent(b: &[u8]) -> Option<u64> {
     let toc = read_toc(b).ok()?;
     let sane = !toc.entries.is_empty()
         && toc
             .entries
             .iter()
             .all(|e| e.offset >= toc.toc_len && e.offset.saturating_add(e.size) <= b.len() as u64);
-    sane.then_some(Confidence::High)
-}
-
-/// The length of the FIP at the start of `b`, when [`probe`] accepts it.
-pub fn extent(b: &[u8]) -> Option<u64> {
-    probe(b)?;
-    let t = read_toc(b).ok()?;
-    Some(t.extent.min(b.len() as u64))
+    sane.then_some(toc.extent.min(b.len() as u64))
 }
 
 /// A hash extension of a certificate: which OID, the digest algorithm and the digest.
