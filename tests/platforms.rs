@@ -373,6 +373,18 @@ fn the_vtf_pad_file_holds_ap_startup_data_and_the_fit_and_nothing_else() {
         .find(|&i| g[i] != 0 && g[i] != 0xFF)
         .unwrap();
     assert_eq!(f["ranges"][0]["length"], (last + 1 - at) as u64, "{f:#}");
+    // A FIT header stretched over data planted after the table does not explain that data.
+    let mut t = g.clone();
+    t[0x5DCEA0] = 0x5A;
+    t[0x5DCE48] = 7;
+    fwscan::formats::uefi::build::fix_file_checksums(&mut t[hdr..(off + size) as usize]);
+    std::fs::write(&p, &t).unwrap();
+    let (rc, v) = check_json(&p);
+    assert_eq!(rc, 1);
+    assert_eq!(codes(&v), vec!["padding-not-empty"], "{v:#}");
+    // The malformed table is not taken for a FIT: the finding starts at it and covers the planted byte.
+    assert_eq!(v["findings"][0]["ranges"][0]["offset"], 0x5DCE40, "{v:#}");
+    assert_eq!(v["findings"][0]["ranges"][0]["length"], 0x61, "{v:#}");
 }
 
 #[test]

@@ -620,15 +620,22 @@ fn non_blank_range(r: &Region) -> Option<ByteRange> {
     })
 }
 
-/// Gives every `padding-not-empty` finding made from a parser note the node's whole non-blank range (a
-/// note carries one offset only).
+/// Gives every `padding-not-empty` finding made from a parser note a range from the note's offset (the
+/// first byte the parser could not explain) to the node's last non-blank byte (a note carries one offset
+/// only).
 fn widen_padding_ranges(root: &Region, out: &mut [Finding]) {
     let mut ranges: HashMap<&str, ByteRange> = HashMap::new();
     root.walk(&mut |r| {
-        if r.notes.iter().any(|n| n.code == Code::PaddingNotEmpty) {
-            if let Some(range) = non_blank_range(r) {
-                ranges.insert(r.path.as_str(), range);
+        let Some(note) = r.notes.iter().find(|n| n.code == Code::PaddingNotEmpty) else {
+            return;
+        };
+        if let Some(mut range) = non_blank_range(r) {
+            let end = range.offset + range.length;
+            if let Some(o) = note.offset.filter(|&o| o > range.offset && o < end) {
+                range.offset = o;
+                range.length = end - o;
             }
+            ranges.insert(r.path.as_str(), range);
         }
     });
     for f in out.iter_mut() {

@@ -355,6 +355,9 @@ fn files(
 /// Volume Top File GUID (the file holding the x86 reset vector at the top of the boot volume).
 pub const VTF_GUID: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
 
+/// Most entries of an Intel FIT that explain the bytes of the VTF pad file.
+const MAX_FIT_ENTRIES: u32 = 1024;
+
 /// The 14 code bytes of EDK2 GenFv's AP start-up data (`m128kRecoveryStartupApDataArray`: far jmp
 /// F000:FFD0, then zeros; the last two of its 16 bytes keep a checksum consistent and vary).
 const AP_STARTUP_128K: [u8; 14] = [0xEA, 0xD0, 0xFF, 0x00, 0xF0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -420,7 +423,13 @@ fn explain_vtf_pad(kids: &mut [Region], vol: &[u8], erase: u8) {
                 if db.get(at_us..at_us + 8) == Some(b"_FIT_   ") {
                     let entries = le32(db, at + 8, "FIT size").unwrap_or(0) & 0x00FF_FFFF;
                     let size = u64::from(entries) * 16;
-                    if size >= 16 && at + size <= d.size {
+                    // Only a table that looks like one explains its bytes: a bounded entry count and
+                    // every entry of a type the FIT specification defines (0x01-0x12).
+                    let types_ok = (1..u64::from(entries)).all(|k| {
+                        db.get(at_us + k as usize * 16 + 14)
+                            .is_some_and(|&t| matches!(t & 0x7F, 0x01..=0x12))
+                    });
+                    if (2..=MAX_FIT_ENTRIES).contains(&entries) && types_ok && at + size <= d.size {
                         explained.push((at, size, "fit"));
                         d.attrs.insert("fit-offset".into(), (d.offset + at).into());
                         d.attrs.insert("fit-size".into(), size.into());
