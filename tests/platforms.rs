@@ -14,44 +14,44 @@ use fwscan::formats::{self, ParseOptions};
 use fwscan::input::Data;
 use fwscan::region::{Region, RegionKind};
 
+use crate::harness;
+
 fn fwscan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fwscan"))
-        .args(args)
-        .output()
-        .unwrap()
+    harness::output(args)
 }
 
-/// Whether `what` is available; otherwise prints why and, under CI, fails.
+/// Whether `what` is available; otherwise [`harness::skip`] (prints why, fails under CI).
+#[track_caller]
 fn require(ok: bool, what: &str) -> bool {
     if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("required under CI: {what}");
-        }
-        eprintln!("SKIPPED: {what}");
+        harness::skip(what);
     }
     ok
 }
 
+#[track_caller]
 fn tool(name: &str) -> bool {
-    require(
-        Command::new(name).arg("--version").output().is_ok()
-            || Command::new("sh")
-                .args(["-c", &format!("command -v {name}")])
-                .output()
-                .is_ok_and(|o| o.status.success()),
-        &format!("`{name}` is not installed"),
-    )
+    harness::have_tool(name, "arm-trusted-firmware-tools")
+}
+
+/// The one report of a JSON output (`check` prints an array of reports, one per image).
+fn one_report(stdout: &[u8]) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(stdout).unwrap_or(serde_json::Value::Null);
+    match v {
+        serde_json::Value::Array(mut a) if a.len() == 1 => a.remove(0),
+        other => other,
+    }
 }
 
 fn check_json(path: &Path) -> (i32, serde_json::Value) {
     let out = fwscan(&["check", path.to_str().unwrap(), "--format", "json"]);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let v = one_report(&out.stdout);
+    assert!(
+        !v.is_null(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), v)
 }
 
@@ -93,7 +93,7 @@ fn self_scan(golden: &Path, image: &Path, dir: &Path) -> (i32, serde_json::Value
         "--format",
         "json",
     ]);
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let v = one_report(&out.stdout);
     (out.status.code().unwrap_or(-1), v)
 }
 
@@ -102,7 +102,7 @@ fn parse(bytes: Vec<u8>) -> Region {
 }
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    harness::fixtures()
 }
 
 /// The galagopro3 BIOS region, decompressed with liblzma.

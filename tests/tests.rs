@@ -15,6 +15,7 @@ mod ifd;
 mod layering;
 mod nvram;
 mod pipeline;
+mod platforms;
 mod sarif;
 mod signing;
 mod uefi;
