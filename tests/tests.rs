@@ -17,6 +17,7 @@ mod intel;
 mod layering;
 mod nvram;
 mod pipeline;
+mod platforms;
 mod sarif;
 mod signing;
 mod uefi;

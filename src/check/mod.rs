@@ -10,7 +10,7 @@ pub mod chipsec;
 pub mod rules;
 pub mod secureboot;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
@@ -590,22 +590,12 @@ pub fn padding_checks(root: &Region) -> Vec<Finding> {
                 && !arm_reset_branch(c)
                 && !c.notes.iter().any(|n| n.code == Code::PaddingNotEmpty)
             {
-                let first = c
-                    .bytes()
-                    .iter()
-                    .position(|&b| b != 0xFF && b != 0x00)
-                    .unwrap_or(0);
                 let mut f = Finding::on(
                     Code::PaddingNotEmpty,
                     c,
                     format!("{} bytes between known structures hold data", c.size),
                 );
-                f.ranges = vec![ByteRange {
-                    offset: c.offset.saturating_add(first as u64),
-                    length: c.size.saturating_sub(first as u64),
-                    space: c.space,
-                    base: c.base.clone(),
-                }];
+                f.ranges = non_blank_range(c).into_iter().collect();
                 out.push(f);
             }
             rec(c, out);
@@ -615,18 +605,60 @@ pub fn padding_checks(root: &Region) -> Vec<Finding> {
     out
 }
 
-/// The ArmVirtPkg reset vector: padding at the very start of the image whose only content is one AArch64
-/// `B` instruction jumping to the end of the padding (the first firmware volume), the rest erased. It is
-/// how QEMU's AArch64 firmware (AAVMF, QEMU_EFI.fd) starts; four bytes cannot hide an implant.
+/// The ArmVirtPkg reset vector: padding at the very start of the image whose only content is one branch
+/// instruction jumping to the end of the padding (the first firmware volume), the rest erased: an AArch64
+/// `B imm26` (QEMU's AArch64 firmware, AAVMF/QEMU_EFI.fd) or a 32-bit ARM `B<AL> imm24` such as
+/// `fe 03 00 ea` (AAVMF32). Four bytes cannot hide an implant.
 fn arm_reset_branch(c: &Region) -> bool {
     let b = c.bytes();
     if c.offset != 0 || c.space != crate::region::Space::Image || b.len() < 8 {
         return false;
     }
     let insn = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-    // B imm26: bits 31..26 = 0b000101; target = imm26 * 4 (forward).
-    let target = u64::from(insn & 0x03FF_FFFF) * 4;
-    insn >> 26 == 0b000101 && target == c.size && b[4..].iter().all(|&x| x == 0xFF)
+    crate::formats::util::arm_branch_target(insn) == Some(c.size)
+        && b[4..].iter().all(|&x| x == 0xFF)
+}
+
+/// The byte range of a node's non-blank bytes: from the first byte that is neither 0xFF nor 0x00 to the
+/// last one, in the node's space.
+fn non_blank_range(r: &Region) -> Option<ByteRange> {
+    let b = r.bytes();
+    let blank = |x: &u8| *x == 0xFF || *x == 0x00;
+    let first = b.iter().position(|x| !blank(x))?;
+    let last = b.iter().rposition(|x| !blank(x))?;
+    Some(ByteRange {
+        offset: r.offset.saturating_add(first as u64),
+        length: (last - first + 1) as u64,
+        space: r.space,
+        base: r.base.clone(),
+    })
+}
+
+/// Gives every `padding-not-empty` finding made from a parser note a range from the note's offset (the
+/// first byte the parser could not explain) to the node's last non-blank byte (a note carries one offset
+/// only).
+fn widen_padding_ranges(root: &Region, out: &mut [Finding]) {
+    let mut ranges: HashMap<&str, ByteRange> = HashMap::new();
+    root.walk(&mut |r| {
+        let Some(note) = r.notes.iter().find(|n| n.code == Code::PaddingNotEmpty) else {
+            return;
+        };
+        if let Some(mut range) = non_blank_range(r) {
+            let end = range.offset + range.length;
+            if let Some(o) = note.offset.filter(|&o| o > range.offset && o < end) {
+                range.offset = o;
+                range.length = end - o;
+            }
+            ranges.insert(r.path.as_str(), range);
+        }
+    });
+    for f in out.iter_mut() {
+        if f.code == Code::PaddingNotEmpty {
+            if let Some(r) = ranges.get(f.path.as_str()) {
+                f.ranges = vec![r.clone()];
+            }
+        }
+    }
 }
 
 /// All bytes 0xFF, or all bytes 0x00.
@@ -638,6 +670,7 @@ fn uniform_erased(b: &[u8]) -> bool {
 /// Every baseline-free check on a tree: parser notes, padding, hidden code, Secure Boot, rules.
 pub fn run(root: &Region, rules: &RuleSet) -> Vec<Finding> {
     let mut out = crate::region::note_findings(root);
+    widen_padding_ranges(root, &mut out);
     out.extend(padding_checks(root));
     out.extend(code_outside_ffs(root));
     out.extend(secure_boot_checks(root));

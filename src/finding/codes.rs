@@ -92,6 +92,8 @@ codes! {
     CodeOutsideFfs = "code-outside-ffs", Error, "Executable code (PE/TE header) was found outside any FFS file.";
     GbeChecksum = "gbe-checksum", Warning, "A GbE NVM bank with a valid signature has a wrong checksum (words 0x00-0x3F must sum to 0xBABA).";
     FitHashMismatch = "fit-hash-mismatch", Error, "A FIT image's embedded hash does not match its data.";
+    FipHashMismatch = "fip-hash-mismatch", Error, "An image in an Arm TF-A firmware image package does not match the hash in its trusted-board-boot certificate.";
+    AmdDirectoryChecksum = "amd-directory-checksum", Error, "An AMD PSP, BIOS or combo directory's Fletcher-32 checksum is wrong.";
     UimageHeaderCrc = "uimage-header-crc", Error, "A legacy uImage header CRC is wrong.";
     UimageDataCrc = "uimage-data-crc", Error, "A legacy uImage data CRC is wrong.";
     EnvCrc = "env-crc", Error, "A U-Boot environment CRC is wrong.";

@@ -8,9 +8,11 @@
 //! The registry ([`registry`]) lists every format with a command-line name, a probe and a parser, in the
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
+pub mod amd;
 pub mod bmc;
 pub mod decompress;
 pub mod fdt;
+pub mod fip;
 pub mod fit;
 pub mod gbe;
 pub mod ifd;
@@ -225,6 +227,8 @@ impl Format {
 pub fn registry() -> &'static [Format] {
     &[
         ifd::FORMAT,
+        fip::FORMAT,
+        amd::FORMAT,
         uefi::FORMAT,
         me::FORMAT,
         gbe::FORMAT,

@@ -96,6 +96,20 @@ pub fn guid(b: &[u8]) -> String {
     )
 }
 
+/// The forward target (from the instruction's own address) of an unconditional branch at the start of an
+/// Arm image: AArch64 `B imm26` (bits 31..26 = 0b000101, target = imm26 * 4) or A32 `B` with condition AL
+/// (bits 31..24 = 0xEA, target = 8 + imm24 * 4, the PC reading two instructions ahead). Backward branches
+/// give `None`.
+pub fn arm_branch_target(insn: u32) -> Option<u64> {
+    if insn >> 26 == 0b000101 && insn & 0x0200_0000 == 0 {
+        Some(u64::from(insn & 0x03FF_FFFF) * 4)
+    } else if insn >> 24 == 0xEA && insn & 0x0080_0000 == 0 {
+        Some(8 + u64::from(insn & 0x00FF_FFFF) * 4)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +124,18 @@ mod tests {
         assert!(le64(&b, 0, "x").is_err());
         assert_eq!(align_up(9, 8, "x").unwrap(), 16);
         assert!(align_up(u64::MAX, 8, "x").is_err());
+    }
+
+    #[test]
+    fn arm_branches_decode() {
+        // AAVMF32: `b 0x1000` (A32), QEMU_EFI.fd: `b 0x1000` (AArch64).
+        assert_eq!(
+            arm_branch_target(u32::from_le_bytes([0xfe, 0x03, 0x00, 0xea])),
+            Some(0x1000)
+        );
+        assert_eq!(arm_branch_target(0x1400_0400), Some(0x1000));
+        assert_eq!(arm_branch_target(0xEAFF_FFFE), None);
+        assert_eq!(arm_branch_target(0x9000_0000), None);
     }
 
     #[test]

@@ -386,8 +386,14 @@ pub fn volume(fs: [u8; 16], name: Option<[u8; 16]>, files: &[Vec<u8>], size: usi
     v[0x2C..0x30].copy_from_slice(&0x0004_FEFFu32.to_le_bytes());
     v[0x30..0x32].copy_from_slice(&(hlen as u16).to_le_bytes());
     v[0x37] = 2;
-    v[0x38..0x3C].copy_from_slice(&((size / 0x1000).max(1) as u32).to_le_bytes());
-    v[0x3C..0x40].copy_from_slice(&0x1000u32.to_le_bytes());
+    // The block map adds up to the volume size, as the PI specification requires.
+    let (blocks, block) = if size % 0x1000 == 0 && size > 0 {
+        (size / 0x1000, 0x1000)
+    } else {
+        (1, size)
+    };
+    v[0x38..0x3C].copy_from_slice(&(blocks as u32).to_le_bytes());
+    v[0x3C..0x40].copy_from_slice(&(block as u32).to_le_bytes());
     if let Some(n) = name {
         v[0x34..0x36].copy_from_slice(&(hlen as u16).to_le_bytes());
         v.extend_from_slice(&n);

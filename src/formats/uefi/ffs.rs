@@ -161,10 +161,11 @@ pub fn file(
                     );
                 } else {
                     let mut d = Region::new(RegionKind::Blob, "data", data, dstart, dlen);
+                    let first = body.iter().position(|&x| x != erase).unwrap_or(0) as u64;
                     d.notes.push(Note::new(
                         Code::PaddingNotEmpty,
                         format!("pad file at {off:#x} holds data"),
-                        Some(dstart),
+                        Some(dstart + first),
                     ));
                     kids.push(d);
                 }

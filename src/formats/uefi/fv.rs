@@ -31,9 +31,23 @@ pub struct Candidate {
     pub truncated: bool,
 }
 
-/// Whether `b` (at least the fixed header) looks like a volume header: signature, sane header length,
-/// FvLength not smaller than the header.
-pub fn header_ok(b: &[u8]) -> Option<(u64, u64)> {
+/// What a volume header says about itself, judged on its own bytes (see [`assess`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderFacts {
+    pub fv_len: u64,
+    pub header_len: u64,
+    /// The 16-bit words of the header sum to 0.
+    pub checksum_ok: bool,
+    /// The file system GUID is one of the PI specification's (FFS1/2/3) or an NVRAM volume's.
+    pub known_fs: bool,
+    /// The block map ends with its {0, 0} terminator inside the header and its blocks add up to FvLength.
+    pub block_map_ok: bool,
+}
+
+/// Reads the fixed header and block map of the `_FVH` header at the start of `b`, or `None` when the
+/// fields cannot describe a volume at all (signature, header length, FvLength smaller than the header,
+/// header or block-map terminator past the end of `b`).
+pub fn assess(b: &[u8]) -> Option<HeaderFacts> {
     if slice(b, 0x28, 4, "sig").ok()? != b"_FVH" {
         return None;
     }
@@ -42,9 +56,70 @@ pub fn header_ok(b: &[u8]) -> Option<(u64, u64)> {
     if hlen < MIN_HEADER || hlen % 2 != 0 || fv_len < hlen {
         return None;
     }
-    // The header (with its block map) must be readable.
-    slice(b, 0, hlen, "header").ok()?;
-    Some((fv_len, hlen))
+    let h = slice(b, 0, hlen, "header").ok()?;
+    // Block map: {NumBlocks u32, Length u32} entries from 0x38 up to a {0, 0} terminator that must lie
+    // inside HeaderLength (EDK2's GenFv makes HeaderLength end exactly after it).
+    let mut pos = 0x38usize;
+    let mut total: Option<u64> = Some(0);
+    let mut terminated = false;
+    while pos + 8 <= h.len() {
+        let n = u64::from(u32::from_le_bytes([
+            h[pos],
+            h[pos + 1],
+            h[pos + 2],
+            h[pos + 3],
+        ]));
+        let l = u64::from(u32::from_le_bytes([
+            h[pos + 4],
+            h[pos + 5],
+            h[pos + 6],
+            h[pos + 7],
+        ]));
+        pos += 8;
+        if n == 0 && l == 0 {
+            terminated = true;
+            break;
+        }
+        if n == 0 || l == 0 {
+            total = None;
+            break;
+        }
+        total = total.and_then(|t| t.checked_add(n.checked_mul(l)?));
+    }
+    if !terminated {
+        return None;
+    }
+    let fs = guid(b.get(0x10..0x20)?);
+    let known_fs = matches!(fs.as_str(), guids::FFS1 | guids::FFS2 | guids::FFS3)
+        || guids::NVRAM_FS.contains(&fs.as_str());
+    Some(HeaderFacts {
+        fv_len,
+        header_len: hlen,
+        checksum_ok: header_sum(h) == 0,
+        known_fs,
+        block_map_ok: total == Some(fv_len),
+    })
+}
+
+/// Whether `b` (the bytes from a `_FVH` header to the end of its container) holds a firmware volume, and
+/// if so its FvLength and HeaderLength.
+///
+/// The signature alone proves nothing: `_FVH` is a 32-bit constant in every SEC and PEI core that looks
+/// for volumes (`cmp dword [rdi+0x28], '_FVH'`), and `jffs2`, `squashfs` or compressed data can hold it by
+/// chance. A header is accepted when code or chance cannot plausibly produce it:
+/// - its block map is terminated inside HeaderLength;
+/// - its checksum is right, **or** everything else agrees (a PI or NVRAM file system GUID, a block map
+///   that adds up to FvLength, a volume that fits its container), so that a tampered header with a broken
+///   checksum is still a volume and still reported (`fv-header-checksum`);
+/// - an unknown file system GUID needs both a right checksum and a consistent block map;
+/// - a volume longer than its container (a truncated dump) needs a right checksum and a known GUID.
+pub fn header_ok(b: &[u8]) -> Option<(u64, u64)> {
+    let f = assess(b)?;
+    let fits = f.fv_len <= b.len() as u64;
+    let plausible_fs = f.known_fs || (f.checksum_ok && f.block_map_ok);
+    let consistent = f.checksum_ok || (f.known_fs && f.block_map_ok && fits);
+    let extent = fits || (f.checksum_ok && f.known_fs);
+    (plausible_fs && consistent && extent).then_some((f.fv_len, f.header_len))
 }
 
 /// 16-bit word sum of the header (0 when the checksum is right).
@@ -249,6 +324,7 @@ fn files(
             }
         }
     }
+    explain_vtf_pad(kids, b, erase);
     if prev_end < len {
         // Free space starts at the next 8-byte boundary, as UEFITool counts it; the alignment bytes before
         // it are padding.
@@ -273,5 +349,116 @@ fn files(
             }
             kids.push(fs);
         }
+    }
+}
+
+/// Volume Top File GUID (the file holding the x86 reset vector at the top of the boot volume).
+pub const VTF_GUID: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
+
+/// Most entries of an Intel FIT that explain the bytes of the VTF pad file.
+const MAX_FIT_ENTRIES: u32 = 1024;
+
+/// The 14 code bytes of EDK2 GenFv's AP start-up data (`m128kRecoveryStartupApDataArray`: far jmp
+/// F000:FFD0, then zeros; the last two of its 16 bytes keep a checksum consistent and vary).
+const AP_STARTUP_128K: [u8; 14] = [0xEA, 0xD0, 0xFF, 0x00, 0xF0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+/// `m64kRecoveryStartupApDataArray`: jmp short $-0x30, then zeros.
+const AP_STARTUP_64K: [u8; 14] = [0xEB, 0xCE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// The pad file that EDK2's GenFv puts in front of the Volume Top File holds, by design, the AP start-up
+/// data (16 bytes that application processors jump to) and often the Intel Firmware Interface Table (put
+/// there by FitGen; the FIT pointer at 4 GiB - 0x40 inside the VTF points at it). These are not padding:
+/// when every non-blank byte of that pad file is one of them, its `padding-not-empty` note goes and the
+/// data node says what it holds (`contains`, `ap-startup-offset`, `fit-offset`, `fit-size`). Anything
+/// else in it keeps the note, which then points at the first unexplained byte.
+fn explain_vtf_pad(kids: &mut [Region], vol: &[u8], erase: u8) {
+    let Some(i) = kids
+        .iter()
+        .position(|k| k.kind == RegionKind::File && k.attr_str("guid") == Some(VTF_GUID))
+    else {
+        return;
+    };
+    if i == 0 {
+        return;
+    }
+    // The VTF must end the volume for the FIT pointer to be where the CPU reads it.
+    let vol_len = vol.len() as u64;
+    let Some(vol_off) = kids.first().map(|h| h.offset) else {
+        return;
+    };
+    let vtf_ends_volume = kids[i].end() == vol_off.saturating_add(vol_len);
+    let pad = &mut kids[i - 1];
+    if pad.kind != RegionKind::File || pad.attr_str("type") != Some("pad") {
+        return;
+    }
+    let Some(d) = pad
+        .children
+        .iter_mut()
+        .find(|c| c.kind == RegionKind::Blob && c.name == "data")
+    else {
+        return;
+    };
+    let data = Arc::clone(&d.data);
+    let Ok(db) = slice(&data, d.offset, d.size, "pad data") else {
+        return;
+    };
+    let mut explained: Vec<(u64, u64, &'static str)> = Vec::new();
+    // AP start-up data: 16 bytes on a 16-byte boundary of the flash address space.
+    let mut p = ((16 - (d.offset % 16)) % 16) as usize;
+    while p + 16 <= db.len() {
+        let w = &db[p..p + 14];
+        if w == AP_STARTUP_128K || w == AP_STARTUP_64K {
+            explained.push((p as u64, 16, "ap-startup-data"));
+            d.attrs
+                .insert("ap-startup-offset".into(), (d.offset + p as u64).into());
+        }
+        p += 16;
+    }
+    // The Intel FIT, found through its pointer at 4 GiB - 0x40 (the volume ends at 4 GiB).
+    if vtf_ends_volume && (0x40..=1 << 32).contains(&vol_len) {
+        let ptr = le64(vol, vol_len - 0x40, "FIT pointer").unwrap_or(0);
+        let base = (1u64 << 32) - vol_len;
+        if let Some(rel) = ptr.checked_sub(base).and_then(|r| r.checked_add(vol_off)) {
+            if let Some(at) = rel.checked_sub(d.offset).filter(|&a| a < d.size) {
+                let at_us = at as usize;
+                if db.get(at_us..at_us + 8) == Some(b"_FIT_   ") {
+                    let entries = le32(db, at + 8, "FIT size").unwrap_or(0) & 0x00FF_FFFF;
+                    let size = u64::from(entries) * 16;
+                    // Only a table that looks like one explains its bytes: a bounded entry count and
+                    // every entry of a type the FIT specification defines (0x01-0x12).
+                    let types_ok = (1..u64::from(entries)).all(|k| {
+                        db.get(at_us + k as usize * 16 + 14)
+                            .is_some_and(|&t| matches!(t & 0x7F, 0x01..=0x12))
+                    });
+                    if (2..=MAX_FIT_ENTRIES).contains(&entries) && types_ok && at + size <= d.size {
+                        explained.push((at, size, "fit"));
+                        d.attrs.insert("fit-offset".into(), (d.offset + at).into());
+                        d.attrs.insert("fit-size".into(), size.into());
+                    }
+                }
+            }
+        }
+    }
+    let unexplained = db.iter().enumerate().position(|(j, &x)| {
+        x != erase
+            && !explained
+                .iter()
+                .any(|&(o, n, _)| (j as u64) >= o && (j as u64) < o + n)
+    });
+    match unexplained {
+        None if !explained.is_empty() => {
+            d.notes.retain(|n| n.code != Code::PaddingNotEmpty);
+            let mut what: Vec<&str> = explained.iter().map(|e| e.2).collect();
+            what.dedup();
+            d.attrs.insert("contains".into(), what.join(",").into());
+            d.attrs.insert("role".into(), "vtf-pad".into());
+        }
+        Some(j) => {
+            for n in &mut d.notes {
+                if n.code == Code::PaddingNotEmpty {
+                    n.offset = Some(d.offset + j as u64);
+                }
+            }
+        }
+        None => {}
     }
 }
