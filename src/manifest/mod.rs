@@ -9,6 +9,7 @@
 mod matching;
 pub use matching::{MatchRules, MAX_MATCH_STRING};
 pub mod minisign;
+pub mod secure;
 pub mod state;
 pub mod trust;
 pub mod verify;

@@ -1,0 +1,359 @@
+//! Issue 15 (hardening): one reproducer per point — trust thresholds that a signer cannot rename around,
+//! rules with globs, policy and state files only their owner could have written, bounded decompression
+//! and region trees, manifests as deep as fwscan writes them, non-UTF-8 and very long paths in audits.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use fwscan::manifest::minisign::{SecretKey, SigAlg};
+use fwscan::manifest::verify::trusted_comment;
+use fwscan::manifest::{BaselineOptions, Manifest, Product};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
+
+fn fwscan(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("FWSCAN_TRUST")
+        .env_remove("FWSCAN_STATE")
+        .env_remove("FWSCAN_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run fwscan")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn skip(why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("SKIPPED under CI=true: {why}");
+    }
+    eprintln!("SKIPPED: {why}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Trust (points 1, 2, 4)
+
+struct Keys {
+    dir: tempfile::TempDir,
+    k1: SecretKey,
+    k2: SecretKey,
+}
+
+fn image_bytes(implant: bool) -> Vec<u8> {
+    let mut image: Vec<u8> = (0..20000u32).map(|i| (i * 7 % 251) as u8).collect();
+    if implant {
+        image[5000..5016].copy_from_slice(b"IMPLANT-IMPLANT!");
+    }
+    image
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            dir: tempfile::tempdir().unwrap(),
+            k1: SecretKey::generate().unwrap(),
+            k2: SecretKey::generate().unwrap(),
+        }
+    }
+
+    fn p(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The policy shape of docs/signing.md: vendor key k1 scoped to `OVMF-*`, owner key k2 unscoped,
+    /// `rules` as given.
+    fn policy(&self, rules: Value) -> PathBuf {
+        let (p1, p2) = (self.k1.public(), self.k2.public());
+        let v = json!({"schema_version": 1, "keys": [
+            {"id": p1.id.to_hex(), "public_key": p1.to_base64(), "role": "vendor", "products": ["OVMF-*"]},
+            {"id": p2.id.to_hex(), "public_key": p2.to_base64(), "role": "owner"}],
+            "rules": rules});
+        let p = self.p("trust.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        p
+    }
+
+    /// A baseline of `image` for product/component, signed by `signers`.
+    fn manifest(
+        &self,
+        name: &str,
+        image: &[u8],
+        product: &str,
+        component: &str,
+        signers: &[&SecretKey],
+    ) -> PathBuf {
+        let data = Arc::new(fwscan::input::Data::Owned(image.to_vec()));
+        let tree = fwscan::formats::parse_image(data, &fwscan::formats::ParseOptions::default());
+        let m = Manifest::from_tree(
+            &tree,
+            BaselineOptions {
+                product: Product {
+                    vendor: "Acme".into(),
+                    product: product.into(),
+                    component: component.into(),
+                    version: "1".into(),
+                    build_id: None,
+                },
+                sequence: 3,
+                ..BaselineOptions::default()
+            },
+        )
+        .unwrap();
+        let bytes = m.to_json().into_bytes();
+        let p = self.p(name);
+        std::fs::write(&p, &bytes).unwrap();
+        for (i, k) in signers.iter().enumerate() {
+            let sf = k
+                .sign(&bytes, SigAlg::Prehashed, "t", &trusted_comment(&m, &bytes))
+                .unwrap();
+            let sig = if i == 0 {
+                format!("{}.minisig", p.display())
+            } else {
+                format!("{}.{}.minisig", p.display(), i + 1)
+            };
+            std::fs::write(sig, sf.to_file()).unwrap();
+        }
+        p
+    }
+}
+
+fn rules_of_docs() -> Value {
+    json!([{"product": "OVMF-X64", "component": "bios", "threshold": 2},
+           {"product": "*", "threshold": 1}])
+}
+
+/// `fwscan verify --format json`: (exit code, JSON, stderr).
+fn verify(m: &Path, policy: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let mut args = vec!["verify", s(m), "--trust", s(policy), "--format", "json"];
+    args.extend_from_slice(extra);
+    let o = fwscan(&args);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (
+        o.status.code().unwrap(),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Issue 15 point 1: a signer holding one key of a 2-of-n rule renames the product (or the component)
+/// so that the `*` rule applies; scan must not say CLEAN.
+#[test]
+fn issue15_threshold_is_not_bypassed_by_renaming_the_product() {
+    let k = Keys::new();
+    let policy = k.policy(rules_of_docs());
+    std::fs::write(k.p("implanted.bin"), image_bytes(true)).unwrap();
+    let implanted = image_bytes(true);
+    // The legitimate two-signature manifest of the clean image reports the implant.
+    let good = k.manifest(
+        "good.json",
+        &image_bytes(false),
+        "OVMF-X64",
+        "bios",
+        &[&k.k1, &k.k2],
+    );
+    let o = fwscan(&[
+        "scan",
+        s(&k.p("implanted.bin")),
+        "--manifest",
+        s(&good),
+        "--trust",
+        s(&policy),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+    // The attacker's one-key manifests of the implanted image, renamed out of the 2-of-n rule.
+    for (name, product, component) in [
+        ("r2.json", "OVMF-X64-r2", "bios"),
+        ("bmc.json", "OVMF-X64", "bmc"),
+        ("case.json", "ovmf-x64", "bios"),
+    ] {
+        let bad = k.manifest(name, &implanted, product, component, &[&k.k1]);
+        let o = fwscan(&[
+            "scan",
+            s(&k.p("implanted.bin")),
+            "--manifest",
+            s(&bad),
+            "--trust",
+            s(&policy),
+        ]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{product}/{component} signed by k1 alone must be refused: {out}"
+        );
+        let (rc, v, _) = verify(&bad, &policy, &[]);
+        assert_eq!(rc, 2, "{v}");
+        // k1's scope `OVMF-*` is case-sensitive, so `ovmf-x64` is also outside what k1 may sign.
+        let code = v["code"].as_str().unwrap_or("");
+        assert!(
+            code == "manifest-threshold-not-met"
+                || (product == "ovmf-x64" && code == "manifest-key-not-allowed"),
+            "{v}"
+        );
+    }
+    // A product that the policy names explicitly with threshold 1 stays signable by one key.
+    let policy2 = k.policy(json!([{"product": "OVMF-X64", "component": "bios", "threshold": 2},
+                                  {"product": "OVMF-IA32", "threshold": 1}]));
+    let ia32 = k.manifest("ia32.json", &implanted, "OVMF-IA32", "bios", &[&k.k1]);
+    let (rc, v, _) = verify(&ia32, &policy2, &[]);
+    assert_eq!(rc, 0, "{v}");
+    // ... but `--product` binds a scan to what is being scanned.
+    let o = fwscan(&[
+        "scan",
+        s(&k.p("implanted.bin")),
+        "--manifest",
+        s(&ia32),
+        "--trust",
+        s(&policy2),
+        "--product",
+        "OVMF-X64",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v.to_string().contains("manifest-product-mismatch"),
+        "{v}"
+    );
+    let o = fwscan(&[
+        "scan",
+        s(&k.p("implanted.bin")),
+        "--manifest",
+        s(&good),
+        "--trust",
+        s(&policy2),
+        "--product",
+        "OVMF-X64",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// Issue 15 point 2: a rule written as a glob or in another case applied to nothing (fail open).
+#[test]
+fn issue15_rule_globs_and_case_apply() {
+    let k = Keys::new();
+    let m = k.manifest("m.json", &image_bytes(false), "OVMF-X64", "bios", &[&k.k1]);
+    for rules in [
+        json!([{"product": "OVMF-*", "threshold": 2}]),
+        json!([{"product": "ovmf-x64", "threshold": 2}]),
+        json!([{"product": "OVMF-X6?", "component": "b*", "threshold": 2}]),
+    ] {
+        let policy = k.policy(rules.clone());
+        let (rc, v, _) = verify(&m, &policy, &[]);
+        assert_eq!(rc, 2, "{rules}: {v}");
+        assert_eq!(v["code"], "manifest-threshold-not-met", "{rules}: {v}");
+    }
+    // With both keys it verifies, and the requirement shown is the rule's.
+    let m2 = k.manifest("m2.json", &image_bytes(false), "OVMF-X64", "bios", &[&k.k1, &k.k2]);
+    let policy = k.policy(json!([{"product": "OVMF-*", "threshold": 2, "min_sequence": 2}]));
+    let (rc, v, _) = verify(&m2, &policy, &[]);
+    assert_eq!(rc, 0, "{v}");
+    assert!(v.to_string().contains("2 of 2"), "{v}");
+    // A rule no key may sign for is warned about.
+    let policy = k.policy(json!([{"product": "X11*", "component": "bmc", "threshold": 3}]));
+    let p1 = k.k1.public();
+    let v = json!({"schema_version": 1, "keys": [
+        {"id": p1.id.to_hex(), "public_key": p1.to_base64(), "role": "vendor", "products": ["OVMF-*"]}],
+        "rules": [{"product": "X11*", "component": "bmc", "threshold": 3}]});
+    std::fs::write(&policy, v.to_string()).unwrap();
+    let (_, _, err) = verify(&m, &policy, &[]);
+    assert!(err.contains("warning") && err.contains("X11*"), "{err}");
+}
+
+fn chown(p: &Path, uid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), None).unwrap();
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // A file we just created is owned by our effective uid.
+    let f = tempfile::NamedTempFile::new().unwrap();
+    f.as_file().metadata().unwrap().uid() == 0
+}
+
+/// Issue 15 point 4: a trust policy or anti-rollback state that a local user other than the owner or
+/// root could have written is refused (exit 2, `trust-policy-insecure` / `trust-state-insecure`).
+#[test]
+fn issue15_policy_and_state_files_must_be_private() {
+    let k = Keys::new();
+    let m = k.manifest("m.json", &image_bytes(false), "OVMF-X64", "bios", &[&k.k1]);
+    let policy = k.policy(json!([]));
+    let (rc, v, _) = verify(&m, &policy, &[]);
+    assert_eq!(rc, 0, "baseline: {v}");
+    let refused = |policy: &Path, extra: &[&str], code: &str, why: &str| {
+        let (rc, v, err) = verify(&m, policy, extra);
+        assert_eq!(rc, 2, "{why}: {v} {err}");
+        assert_eq!(v["code"], code, "{why}: {v} {err}");
+    };
+    // World- and group-writable policy.
+    chmod(&policy, 0o666);
+    refused(&policy, &[], "trust-policy-insecure", "world-writable policy");
+    chmod(&policy, 0o664);
+    refused(&policy, &[], "trust-policy-insecure", "group-writable policy");
+    chmod(&policy, 0o644);
+    // Through a symlink.
+    let link = k.p("link.json");
+    std::os::unix::fs::symlink(&policy, &link).unwrap();
+    refused(&link, &[], "trust-policy-insecure", "policy through a symlink");
+    // In a world-writable directory (even a sticky one).
+    let open_dir = k.p("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    let p2 = open_dir.join("trust.json");
+    std::fs::copy(&policy, &p2).unwrap();
+    chmod(&p2, 0o644);
+    chmod(&open_dir, 0o1777);
+    refused(&p2, &[], "trust-policy-insecure", "policy in a world-writable dir");
+    chmod(&open_dir, 0o755);
+    let (rc, v, _) = verify(&m, &p2, &[]);
+    assert_eq!(rc, 0, "{v}");
+    // State: world-writable file, and a missing file in a world-writable directory.
+    let state = k.p("state.json");
+    let (rc, v, _) = verify(&m, &policy, &["--state", s(&state)]);
+    assert_eq!(rc, 0, "{v}");
+    chmod(&state, 0o666);
+    refused(&policy, &["--state", s(&state)], "trust-state-insecure", "world-writable state");
+    chmod(&state, 0o644);
+    chmod(&open_dir, 0o777);
+    let st2 = open_dir.join("state.json");
+    refused(&policy, &["--state", s(&st2)], "trust-state-insecure", "state in a world-writable dir");
+    chmod(&open_dir, 0o755);
+    // Owned by another (non-root) user: needs root to set up.
+    if is_root() {
+        chown(&policy, 65534);
+        refused(&policy, &[], "trust-policy-insecure", "policy owned by nobody");
+        chown(&policy, 0);
+        chown(&state, 65534);
+        refused(&policy, &["--state", s(&state)], "trust-state-insecure", "state owned by nobody");
+        chown(&state, 0);
+        chown(&open_dir, 65534);
+        refused(&p2, &[], "trust-policy-insecure", "directory owned by nobody");
+        chown(&open_dir, 0);
+    } else {
+        skip("not root: cannot chown files to another user");
+    }
+}
+
+/// Issue 15 point 12: trust policies are JSON; `audit --help` showed `--trust trust.toml`.
+#[test]
+fn issue15_help_shows_json_policies() {
+    for cmd in ["audit", "scan", "verify"] {
+        let o = fwscan(&[cmd, "--help"]);
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success());
+        assert!(
+            !help.contains("trust.toml") && !help.contains("t.toml"),
+            "{cmd} --help: {help}"
+        );
+    }
+}
