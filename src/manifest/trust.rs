@@ -322,12 +322,10 @@ impl TrustPolicy {
     /// specific matching rules (see the module documentation). Use [`TrustPolicy::requirement_for`] to
     /// verify: it also keeps signers from renaming around a stricter rule.
     pub fn requirement(&self, product: &str, component: &str) -> Requirement {
-        self.matching(product, component)
-            .0
-            .unwrap_or(Requirement {
-                threshold: 1,
-                min_sequence: 0,
-            })
+        self.matching(product, component).0.unwrap_or(Requirement {
+            threshold: 1,
+            min_sequence: 0,
+        })
     }
 
     /// The requirement of the most specific matching rules, and whether one of them is explicit (names
@@ -388,12 +386,12 @@ impl TrustPolicy {
             min_sequence: 0,
         });
         if !explicit {
-            if let Some((r, k)) = self.rules.iter().filter(|r| r.threshold > 1).find_map(|r| {
-                signers
-                    .iter()
-                    .find(|k| key_may_reach(k, r))
-                    .map(|k| (r, k))
-            }) {
+            if let Some((r, k)) = self
+                .rules
+                .iter()
+                .filter(|r| r.threshold > 1)
+                .find_map(|r| signers.iter().find(|k| key_may_reach(k, r)).map(|k| (r, k)))
+            {
                 return Err(format!(
                     "product `{product}` component `{component}` matches no explicit rule of the trust policy, \
                      while key {} ({}) may also sign for rule product `{}` component `{}` which needs {} \

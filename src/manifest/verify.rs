@@ -284,7 +284,8 @@ pub fn verify_manifest(
     let parse = |bytes: &[u8]| {
         Manifest::parse(bytes, mp).map_err(|e| refuse(Code::ManifestInvalid, mp, e.to_string()))
     };
-    let check_product = |m: &Manifest| match &opts.expected_product {
+    let check_product = |m: &Manifest| {
+        match &opts.expected_product {
         Some(want) if *want != m.product.product => Err(refuse(
             Code::ManifestProductMismatch,
             mp,
@@ -294,6 +295,7 @@ pub fn verify_manifest(
             ),
         )),
         _ => Ok(()),
+    }
     };
     if opts.insecure_unsigned {
         let m = parse(&bytes)?;

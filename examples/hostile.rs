@@ -1,0 +1,43 @@
+//! Writes the hostile inputs of issue 15 (see `fwscan::formats::uefi::hostile`) into a directory, for
+//! `benches/hostile.sh`: `cargo run --example hostile -- DIR [--small]`.
+
+use fwscan::formats::uefi::hostile::{self, Codec};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().expect("usage: hostile DIR [--small]"));
+    let small = args.next().as_deref() == Some("--small");
+    std::fs::create_dir_all(&dir).expect("create DIR");
+    let write = |name: &str, bytes: Vec<u8>| {
+        let p = dir.join(name);
+        std::fs::write(&p, &bytes).expect("write");
+        println!("{} {}", p.display(), bytes.len());
+    };
+    let (count, size) = if small {
+        (20, 1u64 << 20)
+    } else {
+        (400, 64u64 << 20)
+    };
+    for codec in Codec::ALL {
+        // Tiano/EFI streams claim exactly the per-section cap (a larger claim is refused unread).
+        write(
+            &format!("bomb-{}-{count}.bin", codec.name()),
+            hostile::bomb_volume(codec, count, size),
+        );
+    }
+    let files = if small { 10_000 } else { 1_000_000 };
+    write(
+        &format!("empty-files-{files}.bin"),
+        hostile::empty_files_volume(files, false),
+    );
+    let same = if small { 2_000 } else { 200_000 };
+    write(
+        &format!("same-guid-files-{same}.bin"),
+        hostile::empty_files_volume(same, true),
+    );
+    let ovmf = if small { 1_000 } else { 152_000 };
+    write(
+        &format!("empty-files-{ovmf}.bin"),
+        hostile::empty_files_volume(ovmf, false),
+    );
+}
