@@ -502,3 +502,93 @@ fn issue15_region_count_is_capped_per_image() {
         Err(_) => skip("Debian package ovmf is not installed"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Fleet robustness (points 9, 11)
+
+/// Issue 15 point 9: `img-\xff.bin` and `img-\xfe.bin` both became `img-�.bin`, and `merge` dropped one
+/// as a duplicate. Names are escaped reversibly; shards hash the raw bytes.
+#[test]
+fn issue15_non_utf8_names_stay_distinct_through_audit_and_merge() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dumps");
+    std::fs::create_dir(&root).unwrap();
+    for (i, n) in [&b"img-\xff.bin"[..], b"img-\xfe.bin", b"img-\\xff.bin"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(root.join(OsStr::from_bytes(n)), vec![i as u8; 4096]).unwrap();
+    }
+    let mans = dir.path().join("mans");
+    std::fs::create_dir(&mans).unwrap();
+    let rows = dir.path().join("rows.jsonl");
+    let o = fwscan(&[
+        "audit",
+        s(&root),
+        "--manifests",
+        s(&mans),
+        "--insecure-unsigned",
+        "-o",
+        s(&rows),
+    ]);
+    assert!(o.status.code().is_some(), "{o:?}");
+    let text = std::fs::read_to_string(&rows).unwrap();
+    let mut paths: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["path"].as_str().map(str::to_string))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), 3, "{text}");
+    assert!(!text.contains('\u{fffd}'), "{text}");
+    for p in &paths {
+        let raw = fwscan::audit::walk::unescape_name(p);
+        assert!(
+            root.join(OsStr::from_bytes(&raw)).exists(),
+            "{p} does not name a file"
+        );
+    }
+    let o = fwscan(&["merge", s(&rows), "--format", "json"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("\"images\": 3") || out.contains("\"images\":3"),
+        "merge: {out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Issue 15 point 11: a path swapped for a FIFO between the walk's `metadata()` and `open()` blocked the
+/// audit (a plain `open` of a FIFO waits for a writer). The image reader opens through
+/// `input::open_regular`, which must return at once for a FIFO, deciding on the opened descriptor.
+#[test]
+fn issue15_opening_a_fifo_never_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status();
+    if !st.is_ok_and(|s| s.success()) {
+        return skip("mkfifo (coreutils) is not available");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f2 = fifo.clone();
+    let t = std::thread::spawn(move || {
+        let r = fwscan::input::open_regular(&f2);
+        let _ = tx.send(r.is_err());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(refused) => assert!(refused, "a FIFO was accepted as an image"),
+        Err(_) => {
+            // Unblock the stuck open() so the test can end, then fail.
+            let _ = std::fs::OpenOptions::new().write(true).open(&fifo);
+            let _ = t.join();
+            panic!("opening a FIFO blocked");
+        }
+    }
+    t.join().unwrap();
+    // A regular file still opens.
+    let f = dir.path().join("img.bin");
+    std::fs::write(&f, b"data").unwrap();
+    assert!(fwscan::input::open_regular(&f).is_ok());
+}
