@@ -592,3 +592,37 @@ fn issue15_opening_a_fifo_never_blocks() {
     std::fs::write(&f, b"data").unwrap();
     assert!(fwscan::input::open_regular(&f).is_ok());
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Parsers (point 13): the committed seed corpora are what `examples/gen_fuzz_seeds.rs` writes, and they
+// parse as the format of their target (a seed that fails at the header would start fuzzing nowhere).
+
+#[test]
+fn issue15_fuzz_seeds_parse_as_their_format() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for (target, file, format) in [
+        ("fit", "fit.itb", "fit"),
+        ("uimage", "none.img", "uimage"),
+        ("uimage", "gzip.img", "uimage"),
+        ("ubootenv", "env.bin", "uboot-env"),
+        ("uefi_fv", "volume.bin", "uefi"),
+    ] {
+        let bytes = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {
+            panic!("{target}/{file}: {e} (run `cargo run --example gen_fuzz_seeds`)")
+        });
+        let opts = ParseOptions {
+            format: Some(format.into()),
+            ..ParseOptions::default()
+        };
+        let tree = parse(bytes, &opts);
+        let mut notes = Vec::new();
+        tree.walk(&mut |r| notes.extend(r.notes.iter().map(|n| n.message.clone())));
+        assert!(notes.is_empty(), "{target}/{file}: {notes:?}");
+        assert!(!tree.children.is_empty(), "{target}/{file}: nothing parsed");
+    }
+    let dtb = std::fs::read(corpus.join("fdt/partitions.dtb")).unwrap();
+    let f = fwscan::formats::fdt::Fdt::parse(&dtb).unwrap();
+    assert_eq!(f.str_list(&f.root, "compatible"), vec!["aspeed,ast2600"]);
+    let parts = fwscan::formats::bmc::fixed_partitions(&dtb).unwrap();
+    assert_eq!(parts.first().map(|p| p.1.len()), Some(2), "{parts:?}");
+}
