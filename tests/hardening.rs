@@ -3,7 +3,7 @@
 //! and region trees, manifests as deep as fwscan writes them, non-UTF-8 and very long paths in audits.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use fwscan::manifest::minisign::{SecretKey, SigAlg};
@@ -11,17 +11,8 @@ use fwscan::manifest::verify::trusted_comment;
 use fwscan::manifest::{BaselineOptions, Manifest, Product};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fwscan");
-
 fn fwscan(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("FWSCAN_TRUST")
-        .env_remove("FWSCAN_STATE")
-        .env_remove("FWSCAN_PASSWORD")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run fwscan")
+    crate::harness::output(args)
 }
 
 fn s(p: &Path) -> &str {
@@ -29,10 +20,7 @@ fn s(p: &Path) -> &str {
 }
 
 fn skip(why: &str) {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("SKIPPED under CI=true: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
+    crate::harness::skip(why)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -489,8 +477,15 @@ fn issue15_region_count_is_capped_per_image() {
         assert!(files <= 1000, "{files} file nodes");
         assert!(nodes <= 5000, "{nodes} nodes");
         assert_eq!(notes_with(&tree, "regions in this image"), 1);
-        let limit = fwscan::compare::all_notes(&tree);
-        assert!(limit.iter().any(|f| f.code.as_str() == "limit-exceeded"));
+        let mut limit = 0;
+        tree.walk(&mut |r| {
+            limit += r
+                .notes
+                .iter()
+                .filter(|n| n.code.as_str() == "limit-exceeded")
+                .count()
+        });
+        assert!(limit >= 1);
     }
     // The default leaves real firmware alone: OVMF parses without the note.
     let ovmf = Path::new("/usr/share/OVMF/OVMF_CODE_4M.fd");

@@ -11,6 +11,7 @@ mod audit;
 mod basics;
 mod bmc;
 mod check;
+mod hardening;
 mod ifd;
 mod layering;
 mod nvram;

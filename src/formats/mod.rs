@@ -30,6 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::input::Data;
 use crate::region::{self, Note, Policy, Region, RegionKind};
 

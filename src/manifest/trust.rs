@@ -36,7 +36,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::minisign::{KeyId, PublicKey};
-use crate::compare::Code;
+use crate::finding::Code;
 use crate::region::glob_match;
 
 /// Policy files larger than this are refused before parsing.
