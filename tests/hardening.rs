@@ -621,3 +621,40 @@ fn issue15_fuzz_seeds_parse_as_their_format() {
     let parts = fwscan::formats::bmc::fixed_partitions(&dtb).unwrap();
     assert_eq!(parts.first().map(|p| p.1.len()), Some(2), "{parts:?}");
 }
+
+/// Issue 15 point 8: serde_json reads at most 128 nesting levels, so a region tree of about 63 levels made
+/// a manifest that `baseline` wrote and `sign`/`verify`/`scan` refused. One limit, checked when the
+/// manifest is built: a tree deeper than `MAX_REGION_DEPTH` is refused, one as deep as it round-trips.
+#[test]
+fn issue15_manifests_are_never_deeper_than_fwscan_can_read() {
+    use fwscan::manifest::MAX_REGION_DEPTH;
+    use fwscan::region::{Region, RegionKind};
+    let data = Arc::new(fwscan::input::Data::Owned(vec![0x5Au8; 4096]));
+    let chain = |levels: usize| {
+        let mut node = Region::new(RegionKind::Blob, "leaf", &data, 0, 16);
+        for i in 1..levels {
+            let mut parent = Region::new(RegionKind::FsDir, format!("d{i}"), &data, 0, 16);
+            parent.children.push(node);
+            node = parent;
+        }
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, 4096);
+        root.children.push(node);
+        fwscan::region::finalize(&mut root);
+        root
+    };
+    let ok = chain(MAX_REGION_DEPTH - 1);
+    assert_eq!(fwscan::manifest::region_depth(&ok), MAX_REGION_DEPTH);
+    let m = Manifest::from_tree(&ok, BaselineOptions::default()).unwrap();
+    Manifest::parse(m.to_json().as_bytes(), Path::new("deep.json"))
+        .expect("a manifest baseline writes must be readable");
+    for levels in [MAX_REGION_DEPTH, 63, 70] {
+        let deep = chain(levels);
+        let r = Manifest::from_tree(&deep, BaselineOptions::default());
+        let e =
+            r.expect_err("a tree deeper than a manifest can hold must be refused at baseline time");
+        assert!(e.to_string().contains("levels deep"), "{e}");
+    }
+    // The squashfs parser's own depth limit keeps real trees well inside it.
+    let limit = fwscan::formats::squashfs::MAX_DEPTH;
+    assert!(limit + 12 <= MAX_REGION_DEPTH, "{limit}");
+}
