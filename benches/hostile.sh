@@ -20,7 +20,7 @@ if [ -z "${WORK:-}" ]; then
 fi
 mkdir -p "$WORK/cases"
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
-(cd "$here" && cargo build --release --quiet --bin fwscan --example hostile)
+[ -n "${SKIP_BUILD:-}" ] || (cd "$here" && cargo build --release --quiet --bin fwscan --example hostile)
 T=${CARGO_TARGET_DIR:-$here/target}/release
 BIN=$T/fwscan
 [ -n "$(ls "$WORK/cases" 2>/dev/null)" ] || "$T/examples/hostile" "$WORK/cases" >/dev/null

@@ -5,6 +5,8 @@
 //! in the blob so that callers can make regions of them (a FIT image's `data`). Limits: at most
 //! [`MAX_NODES`] nodes, [`MAX_DEPTH`] levels; every offset is checked. Nothing here panics.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use crate::error::ParseError;
 use crate::formats::util::{be32, slice};
 
@@ -343,6 +345,7 @@ fn align4(v: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
