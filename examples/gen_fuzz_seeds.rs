@@ -4,8 +4,9 @@
 //! committed in `fuzz/seeds/` (`fuzz/corpus/` is libFuzzer's working corpus and not kept); fuzz with both:
 //! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run fdt corpus/fdt seeds/fdt -- -rss_limit_mb=2048 -timeout=10`.
 //!
-//! Targets without a generator yet (their parsers need writers fwscan does not have: squashfs, jffs2,
-//! UBI, Intel IFD/ME/GbE, NVRAM stores, PE, whole BMC flashes) get no seeds and start from nothing.
+//! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env; the
+//! first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel IFD/ME/GbE,
+//! NVRAM stores, whole BMC flashes) and `pe_describe` get no seeds and start from nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,6 +133,16 @@ fn main() {
         std::fs::create_dir_all(&d).expect("mkdir");
         std::fs::write(d.join(name), bytes).expect("write");
     };
+    // The `registry` target: the first byte picks the format (its index in the registry).
+    let put_format = |format: &str, name: &str, bytes: &[u8]| {
+        let i = fwscan::formats::registry()
+            .iter()
+            .position(|f| f.name == format)
+            .unwrap_or_else(|| panic!("no format {format} in the registry"));
+        let mut seed = vec![u8::try_from(i).expect("fewer than 256 formats")];
+        seed.extend_from_slice(bytes);
+        put("registry", &format!("{format}-{name}"), &seed);
+    };
     let code: Vec<u8> = (0..512u32)
         .map(|i| {
             if i % 7 == 0 {
@@ -200,10 +211,10 @@ fn main() {
         &[f, f2, pad_file(64)],
         0x4000,
     );
-    put("uefi_fv", "volume.bin", &fv);
+    put_format("uefi", "volume.bin", &fv);
     put("parse_image", "volume.bin", &fv);
-    put(
-        "uefi_fv",
+    put_format(
+        "uefi",
         "ffs3.bin",
         &volume(FFS3, None, &[pad_file(32)], 0x1000),
     );
@@ -289,12 +300,11 @@ fn main() {
         ],
     });
     put("fdt", "fit.itb", &fit);
-    put("fit", "fit.itb", &fit);
-    put("bmc", "fit.itb", &fit);
-    put("uimage", "none.img", &uimage(&kernel, 0));
+    put_format("fit", "fit.itb", &fit);
+    put_format("uimage", "none.img", &uimage(&kernel, 0));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &kernel).expect("gzip");
-    put(
+    put_format(
         "uimage",
         "gzip.img",
         &uimage(&gz.finish().expect("gzip"), 1),
@@ -307,7 +317,7 @@ fn main() {
         ],
         0x1000,
     );
-    put("ubootenv", "env.bin", &env);
+    put_format("uboot-env", "env.bin", &env);
     put(
         "layout",
         "layout.txt",

@@ -595,16 +595,21 @@ fn issue15_opening_a_fifo_never_blocks() {
 #[test]
 fn issue15_fuzz_seeds_parse_as_their_format() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
-    for (target, file, format) in [
-        ("fit", "fit.itb", "fit"),
-        ("uimage", "none.img", "uimage"),
-        ("uimage", "gzip.img", "uimage"),
-        ("ubootenv", "env.bin", "uboot-env"),
-        ("uefi_fv", "volume.bin", "uefi"),
+    for (file, format) in [
+        ("fit-fit.itb", "fit"),
+        ("uimage-none.img", "uimage"),
+        ("uimage-gzip.img", "uimage"),
+        ("uboot-env-env.bin", "uboot-env"),
+        ("uefi-volume.bin", "uefi"),
     ] {
-        let bytes = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {
+        let target = "registry";
+        let seed = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {
             panic!("{target}/{file}: {e} (run `cargo run --example gen_fuzz_seeds`)")
         });
+        // The first byte selects the format: it must select this one.
+        let formats = fwscan::formats::registry();
+        assert_eq!(formats[usize::from(seed[0]) % formats.len()].name, format);
+        let bytes = seed[1..].to_vec();
         let opts = ParseOptions {
             format: Some(format.into()),
             ..ParseOptions::default()
