@@ -12,6 +12,7 @@ mod basics;
 mod bmc;
 mod check;
 mod fleet;
+mod hardening;
 mod ifd;
 mod intel;
 mod layering;

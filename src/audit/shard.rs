@@ -19,9 +19,10 @@ impl Shard {
     }
 }
 
-/// The shard (0..n) that `rel` belongs to.
+/// The shard (0..n) that `rel` belongs to: a hash of the path's raw bytes (`rel` is escaped by
+/// [`super::walk::escape_name`]; for UTF-8 names without `\\` the bytes are the text itself).
 pub fn shard_of(rel: &str, n: u64) -> u64 {
-    let d = crate::hash::sha256(rel.as_bytes());
+    let d = crate::hash::sha256(&super::walk::unescape_name(rel));
     let mut b = [0u8; 8];
     b.copy_from_slice(&d[..8]);
     u64::from_be_bytes(b) % n.max(1)

@@ -13,6 +13,58 @@ use std::path::{Path, PathBuf};
 use crate::finding::Code;
 use crate::region::glob_match;
 
+/// A file name as text, reversibly (issue 15): valid UTF-8 stays as it is except that `\` becomes
+/// `\\`; every byte that is not part of valid UTF-8 becomes `\xNN`. `img-\xff.bin` and `img-\xfe.bin`
+/// stay two rows (a lossy conversion made both `img-�.bin`); [`unescape_name`] gives the bytes back.
+pub fn escape_name(name: &std::ffi::OsStr) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::with_capacity(name.len());
+    for chunk in name.as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '\\' {
+                out.push_str("\\\\");
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The raw bytes of a name (or relative path) written by [`escape_name`]; text that is not such an
+/// escape is taken as it is.
+pub fn unescape_name(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0usize;
+    while let Some(&c) = b.get(i) {
+        if c == b'\\' {
+            if b.get(i.saturating_add(1)) == Some(&b'\\') {
+                out.push(b'\\');
+                i = i.saturating_add(2);
+                continue;
+            }
+            if b.get(i.saturating_add(1)) == Some(&b'x') {
+                let hex = b.get(i.saturating_add(2)..i.saturating_add(4));
+                if let Some(v) = hex
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(v);
+                    i = i.saturating_add(4);
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+        i = i.saturating_add(1);
+    }
+    out
+}
+
 /// What the walk yields.
 #[derive(Debug, Clone)]
 pub enum Entry {
@@ -140,16 +192,13 @@ pub fn walk<F: FnMut(Entry) -> bool>(roots: &[PathBuf], opts: &WalkOptions, emit
             Ok(m) => {
                 let rel = root
                     .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| root.display().to_string());
+                    .map(escape_name)
+                    .unwrap_or_else(|| escape_name(root.as_os_str()));
                 w.file(root.clone(), rel, &m);
             }
             Err(e) => w.send(Entry::Error {
                 root: i,
-                rel: root
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
+                rel: root.file_name().map(escape_name).unwrap_or_default(),
                 path: root.clone(),
                 code: Code::ReadError,
                 message: format!("{}: {e}", root.display()),
@@ -300,9 +349,9 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
             }
             let path = dir.join(&name);
             let child_rel = if rel.is_empty() {
-                name.to_string_lossy().into_owned()
+                escape_name(&name)
             } else {
-                format!("{rel}/{}", name.to_string_lossy())
+                format!("{rel}/{}", escape_name(&name))
             };
             if self.excluded(&child_rel) {
                 continue;

@@ -20,7 +20,7 @@ use super::{emit, ReportFormat};
 /// Audit a fleet: scan every image under ROOT... against the manifest chosen for it from a catalogue.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan audit /srv/dumps --manifests /srv/manifests --trust trust.toml -o results.jsonl\n  fwscan audit /srv/dumps --manifests m/ --insecure-unsigned --format sarif -o results.jsonl > audit.sarif\n  fwscan audit /srv/dumps --manifests m/ --trust t.toml --shard $JOB_COMPLETION_INDEX/8 -o shard-$JOB_COMPLETION_INDEX.jsonl\n  fwscan merge shard-*.jsonl\n\nRows (JSON Lines, one per image, flushed as each image finishes) go to --output; the summary goes to\nstdout (to stderr when the rows go to stdout). See docs/audit.md.\n\nExit codes: 0 all clean, 1 findings (including unknown-firmware), 2 anything undecided or nothing scanned."
+    after_help = "Examples:\n  fwscan audit /srv/dumps --manifests /srv/manifests --trust trust.json -o results.jsonl\n  fwscan audit /srv/dumps --manifests m/ --insecure-unsigned --format sarif -o results.jsonl > audit.sarif\n  fwscan audit /srv/dumps --manifests m/ --trust trust.json --shard $JOB_COMPLETION_INDEX/8 -o shard-$JOB_COMPLETION_INDEX.jsonl\n  fwscan merge shard-*.jsonl\n\nRows (JSON Lines, one per image, flushed as each image finishes) go to --output; the summary goes to\nstdout (to stderr when the rows go to stdout). See docs/audit.md.\n\nExit codes: 0 all clean, 1 findings (including unknown-firmware), 2 anything undecided or nothing scanned."
 )]
 pub struct Args {
     /// Directories (or files) to audit.

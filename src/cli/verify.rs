@@ -34,6 +34,10 @@ pub struct TrustArgs {
     /// Signature file(s) to use instead of MANIFEST.minisig, MANIFEST.2.minisig, ... Repeatable.
     #[arg(id = "sig_files", long = "sig", value_name = "FILE")]
     pub signatures: Vec<PathBuf>,
+    /// The product the image is known to be (from the hardware, the asset inventory): a manifest for
+    /// any other product is refused (manifest-product-mismatch), whoever signed it.
+    #[arg(long, value_name = "PRODUCT")]
+    pub product: Option<String>,
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
@@ -66,11 +70,15 @@ impl TrustArgs {
                     message: "no trust policy: pass --trust POLICY, set FWSCAN_TRUST, or install /etc/fwscan/trust.json (or use --insecure-unsigned)".into(),
                 });
             };
-            Some(TrustPolicy::load(&p).map_err(|message| TrustError {
-                code: Code::TrustPolicyInvalid,
+            let policy = TrustPolicy::load(&p).map_err(|(code, message)| TrustError {
+                code,
                 path: p.clone(),
                 message,
-            })?)
+            })?;
+            for w in &policy.warnings {
+                eprintln!("fwscan: warning: trust policy {}: {w}", p.display());
+            }
+            Some(policy)
         } else {
             None
         };
@@ -80,6 +88,7 @@ impl TrustArgs {
         o.update_state = !at_override;
         o.allow_legacy = self.allow_legacy;
         o.signatures = self.signatures.clone();
+        o.expected_product = self.product.clone();
         Ok(o)
     }
 }

@@ -130,6 +130,9 @@ codes! {
     KeyExpired = "key-expired", Error, "A manifest is signed by a trusted key whose expiry time has passed.";
     TrustPolicyInvalid = "trust-policy-invalid", Error, "The trust policy is missing, oversized or invalid.";
     TrustStateInvalid = "trust-state-invalid", Error, "The anti-rollback state file is corrupt or cannot be written.";
+    TrustPolicyInsecure = "trust-policy-insecure", Error, "The trust policy (or a directory above it) could have been written by a user other than its owner or root, or is reached through a symbolic link.";
+    TrustStateInsecure = "trust-state-insecure", Error, "The anti-rollback state file (or a directory above it) could have been written by a user other than its owner or root, or is reached through a symbolic link.";
+    ManifestProductMismatch = "manifest-product-mismatch", Error, "The manifest is for another product than the one the scan was bound to (--product).";
     AmbiguousManifest = "ambiguous-manifest", Error, "Two or more approved manifests match this image equally well; none was guessed.";
     InternalError = "internal-error", Error, "fwscan failed on this input (a bug, reported on stderr); it could not be decided.";
     FileChanged = "file-changed", Error, "The image file was truncated, grown or replaced between listing and reading, or during the read.";

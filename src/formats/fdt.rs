@@ -5,6 +5,8 @@
 //! in the blob so that callers can make regions of them (a FIT image's `data`). Limits: at most
 //! [`MAX_NODES`] nodes, [`MAX_DEPTH`] levels; every offset is checked. Nothing here panics.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use crate::error::ParseError;
 use crate::formats::util::{be32, slice};
 
@@ -123,8 +125,14 @@ impl<'a> Fdt<'a> {
         let h = header(b)?;
         let blob = slice(b, 0, h.totalsize, "fdt blob")?;
         let strings = slice(blob, h.off_strings, h.size_strings, "fdt strings")?;
-        let end = h.off_struct + h.size_struct;
-        let mut pos = h.off_struct;
+        // The structure block alone: every read below is bounded by it, so a block that ends inside a
+        // token, a name or a property is a `Truncated` error. `pos` is relative to the block; offsets in
+        // errors and in `Prop::offset` are relative to the blob (`base + pos`, both within a u32).
+        let sb = slice(blob, h.off_struct, h.size_struct, "fdt structure block")?;
+        let base = h.off_struct;
+        let at = |pos: u64| base.saturating_add(pos);
+        let end = sb.len() as u64;
+        let mut pos = 0u64;
         let mut stack: Vec<Node> = Vec::new();
         let mut root: Option<Node> = None;
         let mut count = 0usize;
@@ -132,39 +140,45 @@ impl<'a> Fdt<'a> {
             if pos >= end {
                 return Err(ParseError::Truncated {
                     what: "fdt structure block (no FDT_END)",
-                    offset: pos,
+                    offset: at(pos),
                     need: 4,
                     have: 0,
                 });
             }
-            let tok = be32(blob, pos, "fdt token")?;
-            pos += 4;
+            let tok = be32(sb, pos, "fdt token").map_err(|_| ParseError::Truncated {
+                what: "fdt token",
+                offset: at(pos),
+                need: 4,
+                have: end.saturating_sub(pos),
+            })?;
+            let tok_at = pos;
+            pos = pos.saturating_add(4);
             match tok {
                 BEGIN_NODE => {
-                    let rest = slice(blob, pos, end - pos, "fdt node name")?;
+                    let rest = sb.get(pos as usize..).unwrap_or(&[]);
                     let nul = rest
                         .iter()
                         .position(|&c| c == 0)
                         .ok_or(ParseError::Invalid {
                             what: "fdt node name",
-                            offset: pos,
-                            detail: "not NUL-terminated".into(),
+                            offset: at(pos),
+                            detail: "not NUL-terminated inside the structure block".into(),
                         })?;
-                    let name = String::from_utf8_lossy(&rest[..nul]).into_owned();
-                    pos = align4(pos + nul as u64 + 1);
-                    count += 1;
+                    let name = String::from_utf8_lossy(rest.get(..nul).unwrap_or(&[])).into_owned();
+                    pos = align4(pos.saturating_add(nul as u64).saturating_add(1));
+                    count = count.saturating_add(1);
                     if count > MAX_NODES || stack.len() >= MAX_DEPTH {
                         return Err(ParseError::Limit {
                             what: format!(
                                 "device tree deeper than {MAX_DEPTH} or more than {MAX_NODES} nodes"
                             ),
-                            offset: pos,
+                            offset: at(pos),
                         });
                     }
                     if root.is_some() {
                         return Err(ParseError::Invalid {
                             what: "fdt structure",
-                            offset: pos,
+                            offset: at(pos),
                             detail: "second root node".into(),
                         });
                     }
@@ -176,7 +190,7 @@ impl<'a> Fdt<'a> {
                 END_NODE => {
                     let node = stack.pop().ok_or(ParseError::Invalid {
                         what: "fdt structure",
-                        offset: pos,
+                        offset: at(pos),
                         detail: "FDT_END_NODE without a node".into(),
                     })?;
                     match stack.last_mut() {
@@ -185,51 +199,45 @@ impl<'a> Fdt<'a> {
                     }
                 }
                 PROP => {
-                    let len = u64::from(be32(blob, pos, "fdt prop len")?);
-                    let nameoff = u64::from(be32(blob, pos + 4, "fdt prop nameoff")?);
-                    pos += 8;
-                    slice(blob, pos, len, "fdt prop value")?;
-                    if pos + len > end {
-                        return Err(ParseError::Truncated {
-                            what: "fdt prop value",
-                            offset: pos,
-                            need: len,
-                            have: end - pos,
-                        });
-                    }
-                    let sname = strings
-                        .get(nameoff as usize..)
-                        .and_then(|s| s.iter().position(|&c| c == 0).map(|n| &s[..n]))
+                    let len = u64::from(be32(sb, pos, "fdt prop len")?);
+                    let nameoff = u64::from(be32(sb, pos.saturating_add(4), "fdt prop nameoff")?);
+                    pos = pos.saturating_add(8);
+                    // Bounded by the structure block, not just the blob.
+                    slice(sb, pos, len, "fdt prop value")?;
+                    let sname = usize::try_from(nameoff)
+                        .ok()
+                        .and_then(|o| strings.get(o..))
+                        .and_then(|s| s.iter().position(|&c| c == 0).and_then(|n| s.get(..n)))
                         .ok_or(ParseError::Invalid {
                             what: "fdt prop name",
-                            offset: pos,
+                            offset: at(pos),
                             detail: format!("string offset {nameoff:#x} outside the strings block"),
                         })?;
                     let node = stack.last_mut().ok_or(ParseError::Invalid {
                         what: "fdt structure",
-                        offset: pos,
+                        offset: at(pos),
                         detail: "property outside a node".into(),
                     })?;
-                    count += 1;
+                    count = count.saturating_add(1);
                     if count > MAX_NODES {
                         return Err(ParseError::Limit {
                             what: format!("more than {MAX_NODES} device-tree nodes and properties"),
-                            offset: pos,
+                            offset: at(pos),
                         });
                     }
                     node.props.push(Prop {
                         name: String::from_utf8_lossy(sname).into_owned(),
-                        offset: pos,
+                        offset: at(pos),
                         len,
                     });
-                    pos = align4(pos + len);
+                    pos = align4(pos.saturating_add(len));
                 }
                 NOP => {}
                 END => break,
                 other => {
                     return Err(ParseError::Invalid {
                         what: "fdt token",
-                        offset: pos - 4,
+                        offset: at(tok_at),
                         detail: format!("{other:#x}"),
                     })
                 }
@@ -240,7 +248,7 @@ impl<'a> Fdt<'a> {
             _ => {
                 return Err(ParseError::Invalid {
                     what: "fdt structure",
-                    offset: pos,
+                    offset: at(pos),
                     detail: "unbalanced nodes".into(),
                 })
             }
@@ -337,6 +345,7 @@ fn align4(v: u64) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -406,6 +415,20 @@ mod tests {
             let mut t = b.clone();
             t[i] ^= 0xFF;
             let _ = Fdt::parse(&t);
+        }
+    }
+
+    /// Issue 15 point 13: a structure block whose size ends inside a token or a property header made
+    /// `end - pos` underflow (`attempt to subtract with overflow` at the node name and the prop value).
+    #[test]
+    fn struct_size_ending_inside_a_token_is_an_error_not_an_overflow() {
+        let b = tiny();
+        let st_len = u32::from_be_bytes(b[36..40].try_into().unwrap());
+        for size in 0..=st_len {
+            let mut t = b.clone();
+            t[36..40].copy_from_slice(&size.to_be_bytes());
+            let r = Fdt::parse(&t);
+            assert_eq!(r.is_ok(), size == st_len, "size_dt_struct {size}");
         }
     }
 }

@@ -11,6 +11,8 @@
 //! followed by `ih_size` data bytes: nodes `header` and `image[NAME]`; wrong CRCs are `uimage-header-crc` /
 //! `uimage-data-crc` notes. Reference: `dumpimage -l`.
 
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::sync::Arc;
 
 use sha2::Digest as _;
@@ -138,12 +140,15 @@ pub fn fill(
     policy: Policy,
 ) {
     children.sort_by_key(|c| (c.offset, c.size));
-    let mut out = Vec::with_capacity(children.len() * 2 + 1);
+    let mut out = Vec::with_capacity(children.len().saturating_mul(2).saturating_add(1));
     let mut cursor = start;
     for c in children.drain(..) {
         let to = c.offset.min(end);
         if to > cursor && Arc::ptr_eq(&c.data, data) {
-            out.push(Region::new(kind, name, data, cursor, to - cursor).with_policy(policy));
+            out.push(
+                Region::new(kind, name, data, cursor, to.saturating_sub(cursor))
+                    .with_policy(policy),
+            );
         }
         if Arc::ptr_eq(&c.data, data) {
             cursor = cursor.max(c.end());
@@ -151,7 +156,9 @@ pub fn fill(
         out.push(c);
     }
     if cursor < end {
-        out.push(Region::new(kind, name, data, cursor, end - cursor).with_policy(policy));
+        out.push(
+            Region::new(kind, name, data, cursor, end.saturating_sub(cursor)).with_policy(policy),
+        );
     }
     *children = out;
 }
@@ -166,15 +173,18 @@ pub fn first_non_blank(b: &[u8], blank: u8) -> Option<usize> {
             .chunks_exact(8)
             .all(|w| u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]) == word);
         if !all {
-            return c.iter().position(|&x| x != blank).map(|p| base + p);
+            return c
+                .iter()
+                .position(|&x| x != blank)
+                .map(|p| base.saturating_add(p));
         }
-        base += 64;
+        base = base.saturating_add(64);
     }
     chunks
         .remainder()
         .iter()
         .position(|&x| x != blank)
-        .map(|p| base + p)
+        .map(|p| base.saturating_add(p))
 }
 
 /// The blank slack node after a partition's content (`not-blank` note when it holds data).
@@ -182,8 +192,14 @@ pub fn slack(data: &Arc<Data>, start: u64, end: u64, blank: u8) -> Option<Region
     if end <= start {
         return None;
     }
-    let mut r = Region::new(RegionKind::FreeSpace, "slack", data, start, end - start)
-        .with_policy(Policy::Blank);
+    let mut r = Region::new(
+        RegionKind::FreeSpace,
+        "slack",
+        data,
+        start,
+        end.saturating_sub(start),
+    )
+    .with_policy(Policy::Blank);
     let b = r.bytes();
     if let Some(first) = first_non_blank(b, blank) {
         let count = b.iter().filter(|&&x| x != blank).count();
@@ -191,9 +207,9 @@ pub fn slack(data: &Arc<Data>, start: u64, end: u64, blank: u8) -> Option<Region
             Code::NotBlank,
             format!(
                 "{count} non-blank byte(s) in the slack after the content (first at {:#x})",
-                start + first as u64
+                start.saturating_add(first as u64)
             ),
-            Some(start + first as u64),
+            Some(start.saturating_add(first as u64)),
         ));
     }
     Some(r)
@@ -257,13 +273,13 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             }
         };
         if img.prop("data").is_none() {
-            extent = extent.max(off + len);
+            extent = extent.max(off.saturating_add(len));
         }
         let mut r = Region::new(
             RegionKind::FitImage,
             format!("image[{}]", sanitize(&img.name)),
             &node.data,
-            base + off,
+            base.saturating_add(off),
             len,
         )
         .with_attr("name", img.name.clone());
@@ -302,7 +318,7 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                             hex::encode(&stored),
                             hex::encode(computed.as_deref().unwrap_or(&[]))
                         ),
-                        Some(base + off),
+                        Some(base.saturating_add(off)),
                     ));
                 }
                 hashes.push(serde_json::json!({
@@ -338,7 +354,7 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     fill(
         &node.data,
         base,
-        base + extent,
+        base.saturating_add(extent),
         &mut kids,
         RegionKind::Header,
         "fdt",
@@ -381,7 +397,12 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     fit.notes = notes;
     fit.children = kids;
     let mut out = vec![fit];
-    out.extend(slack(&node.data, base + extent, node.end(), ctx.opts.blank));
+    out.extend(slack(
+        &node.data,
+        base.saturating_add(extent),
+        node.end(),
+        ctx.opts.blank,
+    ));
     Ok(out)
 }
 
@@ -474,7 +495,7 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
         header.notes.push(Note::new(
             Code::UimageHeaderCrc,
             format!("uImage header CRC is {hcrc:#010x}, the header hashes to {computed_h:#010x}"),
-            Some(base + 4),
+            Some(base.saturating_add(4)),
         ));
     }
     let mut container_notes = Vec::new();
@@ -483,7 +504,7 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
         container_notes.push(Note::new(
             Code::PartitionOutOfBounds,
             format!("uImage data size {size:#x} exceeds the {avail:#x} bytes available"),
-            Some(base + 12),
+            Some(base.saturating_add(12)),
         ));
         avail
     } else {
@@ -493,7 +514,7 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
         RegionKind::FitImage,
         format!("image[{}]", sanitize(&name)),
         &node.data,
-        base + 64,
+        base.saturating_add(64),
         dlen,
     )
     .with_attr("name", name.clone())
@@ -508,22 +529,28 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
             img.notes.push(Note::new(
                 Code::UimageDataCrc,
                 format!("uImage data CRC is {dcrc:#010x}, the data hashes to {computed:#010x}"),
-                Some(base + 64),
+                Some(base.saturating_add(64)),
             ));
         }
     }
-    let extent = 64 + dlen;
+    let extent = dlen.saturating_add(64);
     let mut u = Region::new(RegionKind::FitImage, "uimage", &node.data, base, extent)
         .with_attr("format", "uimage")
         .with_attr("name", name);
     u.notes = container_notes;
     u.children = vec![header, img];
     let mut out = vec![u];
-    out.extend(slack(&node.data, base + extent, node.end(), ctx.opts.blank));
+    out.extend(slack(
+        &node.data,
+        base.saturating_add(extent),
+        node.end(),
+        ctx.opts.blank,
+    ));
     Ok(out)
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

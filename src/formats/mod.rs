@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::input::Data;
 use crate::region::{self, Note, Policy, Region, RegionKind};
 
@@ -47,6 +48,10 @@ pub struct ParseOptions {
     pub max_decompressed_total: u64,
     /// Bytes one decompressed stream may produce.
     pub max_decompressed_section: u64,
+    /// Most nodes the parsers may create for one image (files, sections, variables, ...). Past it the
+    /// rest of a container is one opaque, hashed node with a `limit-exceeded` note (issue 15: a volume of
+    /// a million empty files must not need gigabytes).
+    pub max_regions: u64,
     /// Decompress and parse compressed sections now (`inspect`, `baseline`); when false they stay leaves
     /// with an expander, and `scan` expands only those whose compressed digest differs.
     pub eager: bool,
@@ -64,6 +69,7 @@ impl Default for ParseOptions {
             max_depth: 24,
             max_decompressed_total: 256 << 20,
             max_decompressed_section: 64 << 20,
+            max_regions: DEFAULT_MAX_REGIONS,
             eager: true,
             blank: 0xFF,
             layout: None,
@@ -72,12 +78,18 @@ impl Default for ParseOptions {
     }
 }
 
-/// Parsing context: options, depth and the shared decompression budget of one image.
+/// Default [`ParseOptions::max_regions`]: far above real firmware (a 32 MiB vendor BIOS has a few
+/// thousand nodes, a BMC squashfs some tens of thousands) and small enough that a tree of that many nodes
+/// stays within a few hundred MiB.
+pub const DEFAULT_MAX_REGIONS: u64 = 200_000;
+
+/// Parsing context: options, depth, and the shared decompression budget and region budget of one image.
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub opts: Arc<ParseOptions>,
     pub depth: u32,
     budget: Arc<AtomicU64>,
+    regions: Arc<AtomicU64>,
 }
 
 impl Ctx {
@@ -86,7 +98,34 @@ impl Ctx {
             opts: Arc::new(opts.clone()),
             depth: 0,
             budget: Arc::new(AtomicU64::new(opts.max_decompressed_total)),
+            regions: Arc::new(AtomicU64::new(opts.max_regions)),
         }
+    }
+
+    /// Takes one node from the image's region budget; `false` once it is spent. A parser's loop calls
+    /// this before building each node it creates in bulk (files, sections, variables) and, when it is
+    /// refused, ends the container with [`Ctx::limit_node`] over the rest.
+    pub fn take_region(&self) -> bool {
+        self.regions
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                cur.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    /// The opaque node that stands for the rest of a container once the region budget is spent: hashed
+    /// like any leaf, with a `limit-exceeded` note.
+    pub fn limit_node(&self, data: &Arc<Data>, offset: u64, len: u64, what: &str) -> Region {
+        let mut r = Region::new(RegionKind::Blob, "unparsed", data, offset, len);
+        r.notes.push(Note::new(
+            Code::LimitExceeded,
+            format!(
+                "{what}: more than {} regions in this image; the rest of this container is one opaque node",
+                self.opts.max_regions
+            ),
+            Some(offset),
+        ));
+        r
     }
 
     /// A context one level deeper, or a limit error.
@@ -129,6 +168,21 @@ impl Ctx {
                 Err(actual) => cur = actual,
             }
         }
+    }
+}
+
+/// The image's decompression budget pays for decompressed bytes as they are produced (see
+/// [`decompress::Meter`]): what is left is taken, and `false` says it did not cover `n` (the budget is
+/// then spent and every later decompression of the image stops at once).
+impl decompress::Meter for Ctx {
+    fn pay(&self, n: u64) -> bool {
+        let prev = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                Some(cur.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        prev >= n
     }
 }
 

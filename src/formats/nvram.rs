@@ -152,6 +152,7 @@ fn store_at(b: &[u8], off: u64) -> Option<StoreKind> {
 struct Out<'a> {
     data: &'a Arc<Data>,
     base: u64,
+    ctx: &'a Ctx,
 }
 
 impl Out<'_> {
@@ -177,11 +178,12 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 };
 
 /// The `nvram` parser: an NVRAM volume or a run of bare stores.
-pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let out = Out {
         data: &node.data,
         base: node.offset,
+        ctx,
     };
     let mut kids = Vec::new();
     let (start, end) = if is_nvram_fv(b) {
@@ -237,6 +239,18 @@ fn scan_stores(b: &[u8], out: &Out, start: u64, end: u64, kids: &mut Vec<Region>
             cursor += 1;
             continue;
         };
+        if !out.ctx.take_region() {
+            if cursor > gap_start {
+                kids.push(out.free(gap_start, cursor - gap_start));
+            }
+            kids.push(out.ctx.limit_node(
+                out.data,
+                out.base.saturating_add(cursor),
+                end - cursor,
+                "nvram",
+            ));
+            return;
+        }
         let (store, store_end) = parse_store(b, out, cursor, end, kind);
         if store_end <= cursor {
             cursor += 1;

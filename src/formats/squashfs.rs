@@ -36,8 +36,8 @@ use crate::region::{Note, Region, RegionKind};
 pub const MAGIC: &[u8; 4] = b"hsqs";
 /// Most entries read from one filesystem.
 pub const MAX_ENTRIES: usize = 200_000;
-/// Deepest path.
-pub const MAX_DEPTH: usize = 64;
+/// Deepest path (kept well below `manifest::MAX_REGION_DEPTH` levels of the whole region tree).
+pub const MAX_DEPTH: usize = 40;
 
 pub fn probe(b: &[u8]) -> Option<Confidence> {
     if b.get(..4)? != MAGIC || le16(b, 28, "squashfs major").ok()? != 4 {

@@ -67,6 +67,29 @@ pub enum ReadMode {
     Mapped,
 }
 
+/// Opens a file for reading only if it is a regular file, deciding on the opened descriptor (`fstat`),
+/// not on the path: the path may have been swapped for a FIFO after an earlier check, so it is opened
+/// with `O_NONBLOCK` (which changes nothing for reads of a regular file) and never blocks (issue 15).
+pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        error: source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(io)?;
+    let md = file.metadata().map_err(io)?;
+    if !md.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((file, md))
+}
+
 /// Reads one image file. Errors name the file.
 pub fn read_image(path: &Path, opts: &ReadOptions) -> Result<Arc<Data>, Error> {
     read_image_with_mode(path, opts).map(|(d, _)| d)
@@ -82,13 +105,7 @@ pub fn read_image_with_mode(
         error: source,
     };
     regular_file(path)?;
-    let file = File::open(path).map_err(io)?;
-    let before = file.metadata().map_err(io)?;
-    if !before.is_file() {
-        return Err(Error::NotRegularFile {
-            path: path.to_path_buf(),
-        });
-    }
+    let (file, before) = open_regular(path)?;
     let size = before.len();
     if size > opts.max_size {
         return Err(Error::TooLarge {

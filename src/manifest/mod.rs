@@ -9,6 +9,7 @@
 mod matching;
 pub use matching::{MatchRules, MAX_MATCH_STRING};
 pub mod minisign;
+pub mod secure;
 pub mod state;
 pub mod trust;
 pub mod verify;
@@ -28,6 +29,11 @@ use crate::region::{self, Policy, Region, RegionKind, Space};
 pub const SCHEMA_VERSION: u32 = 1;
 /// Manifests larger than this are refused before parsing.
 pub const MAX_MANIFEST_SIZE: u64 = 64 << 20;
+/// Deepest region tree a manifest holds (the root is level 1). One region level is two JSON levels (the
+/// node object and its `children` array) and serde_json reads at most 128, so 60 levels leave room for the
+/// manifest object and nested attribute values. `baseline` refuses a deeper tree rather than write a
+/// manifest that `sign`, `verify` and `scan` could not read (issue 15).
+pub const MAX_REGION_DEPTH: usize = 60;
 /// Most nodes a manifest may hold.
 pub const MAX_NODES: usize = 2_000_000;
 
@@ -246,6 +252,15 @@ impl Manifest {
             });
         }
         inherit_policy(&mut tree, None, &pinned);
+        let depth = region_depth(&tree);
+        if depth > MAX_REGION_DEPTH {
+            return Err(bad(
+                Path::new("<baseline>"),
+                format!(
+                    "the region tree is {depth} levels deep; a manifest holds at most {MAX_REGION_DEPTH} (mark the deep part --ignore or --mutable, or raise the parser's depth limits)"
+                ),
+            ));
+        }
         let hashed = hash::hash_tree(&tree, opts.alg, opts.block_size);
         let root = to_node(&tree, &hashed);
         let whole = if opts.alg == Alg::Sha256 {
@@ -453,6 +468,17 @@ fn inherit_policy(r: &mut Region, parent: Option<Policy>, pinned: &HashSet<Strin
     for c in &mut r.children {
         inherit_policy(c, mine, pinned);
     }
+}
+
+/// Levels of a region tree (a leaf root is 1), without recursion.
+pub fn region_depth(root: &Region) -> usize {
+    let mut max = 0usize;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((r, d)) = stack.pop() {
+        max = max.max(d);
+        stack.extend(r.children.iter().map(|c| (c, d.saturating_add(1))));
+    }
+    max
 }
 
 fn to_node(r: &Region, h: &HashedNode) -> Node {

@@ -16,9 +16,18 @@
 //! ```
 //!
 //! Keys come only from here, never from a manifest or a signature file. `products`/`components` are
-//! globs (`*`, `?`); absent means any. A rule with no `component` applies to every component of the
-//! product; the most specific matching rule wins (product+component, then product, then `*`). With no
-//! matching rule the threshold is 1 and there is no minimum sequence.
+//! globs (`*`, `?`); absent means any. Rule `product`/`component` are globs too, matched without regard
+//! to ASCII case (a rule must never silently fail to apply). A rule with no `component` applies to every
+//! component of the product; the most specific matching rules win (literal product, then a product glob,
+//! then `*`; with a component before without; ties take the strictest threshold and minimum sequence).
+//! With no matching rule the threshold is 1 and there is no minimum sequence.
+//!
+//! The product and component are chosen by the signer, so a name alone must not lower the bar
+//! (issue 15): a manifest that matches no explicit rule (only `*`, or none) is refused while a rule asking
+//! for more than one signature could apply to a product one of its signing keys may sign — the key
+//! cannot rename its way out of the stricter rule. Binding a scan to the product being scanned
+//! (`--product`) closes the rest. Rules that no key may sign for, or whose threshold more keys than could
+//! sign are asked for, are reported in [`TrustPolicy::warnings`].
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -27,12 +36,15 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::minisign::{KeyId, PublicKey};
+use crate::finding::Code;
 use crate::region::glob_match;
 
 /// Policy files larger than this are refused before parsing.
 pub const MAX_POLICY_SIZE: u64 = 1 << 20;
 /// Most keys (and revoked ids, and rules) a policy may list.
 pub const MAX_ENTRIES: usize = 4096;
+/// Longest product/component glob (in a key scope or a rule).
+pub const MAX_GLOB_LEN: usize = 256;
 /// The policy schema version this build reads.
 pub const POLICY_SCHEMA_VERSION: u32 = 1;
 
@@ -122,6 +134,8 @@ pub struct TrustPolicy {
     pub rules: Vec<Rule>,
     /// Where it was read from (for messages and reports).
     pub source: String,
+    /// Rules that can never be satisfied (no key may sign for them, or fewer keys than the threshold).
+    pub warnings: Vec<String>,
 }
 
 /// Threshold and minimum sequence that apply to one manifest.
@@ -139,11 +153,15 @@ fn kebab(s: &str) -> bool {
 }
 
 impl TrustPolicy {
-    /// Reads a policy file (size-capped before reading). Errors are messages; the caller names the
-    /// file and the code (`trust-policy-invalid`).
-    pub fn load(path: &Path) -> Result<TrustPolicy, String> {
-        let bytes = crate::input::read_capped(path, MAX_POLICY_SIZE).map_err(|e| e.to_string())?;
+    /// Reads a policy file (size-capped before reading) after checking that only its owner or root could
+    /// have written it ([`super::secure::check_file`], code `trust-policy-insecure`); other errors are
+    /// `trust-policy-invalid`. The caller names the file.
+    pub fn load(path: &Path) -> Result<TrustPolicy, (Code, String)> {
+        super::secure::check_file(path).map_err(|e| (Code::TrustPolicyInsecure, e))?;
+        let bytes = crate::input::read_capped(path, MAX_POLICY_SIZE)
+            .map_err(|e| (Code::TrustPolicyInvalid, e.to_string()))?;
         TrustPolicy::parse(&bytes, &path.display().to_string())
+            .map_err(|e| (Code::TrustPolicyInvalid, e))
     }
 
     /// Parses and validates policy bytes.
@@ -209,6 +227,12 @@ impl TrustPolicy {
                         k.id
                     ));
                 }
+                if let Some(long) = g.iter().find(|p| p.is_empty() || p.len() > MAX_GLOB_LEN) {
+                    return Err(format!(
+                        "key {}: glob `{long}` must be 1 to {MAX_GLOB_LEN} bytes",
+                        k.id
+                    ));
+                }
             }
             keys.push(Key {
                 public,
@@ -230,7 +254,18 @@ impl TrustPolicy {
             if r.product.is_empty() {
                 return Err("a rule has an empty product".into());
             }
-            if !seen.insert((r.product.clone(), r.component.clone())) {
+            let too_long = |g: &str| g.is_empty() || g.len() > MAX_GLOB_LEN;
+            if too_long(&r.product) || r.component.as_deref().is_some_and(too_long) {
+                return Err(format!(
+                    "rule for `{}`: product and component must be 1 to {MAX_GLOB_LEN} bytes",
+                    r.product
+                ));
+            }
+            let key = (
+                r.product.to_ascii_lowercase(),
+                r.component.as_ref().map(|c| c.to_ascii_lowercase()),
+            );
+            if !seen.insert(key) {
                 return Err(format!(
                     "two rules for product `{}` component `{}`",
                     r.product,
@@ -238,12 +273,44 @@ impl TrustPolicy {
                 ));
             }
         }
-        Ok(TrustPolicy {
+        let mut p = TrustPolicy {
             keys,
             revoked,
             rules: f.rules,
             source: source.to_string(),
-        })
+            warnings: Vec::new(),
+        };
+        p.warnings = p.rule_warnings();
+        Ok(p)
+    }
+
+    /// Rules that no manifest can satisfy: no (non-revoked) key may sign for them, or the threshold
+    /// asks for more distinct keys than may sign.
+    fn rule_warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.rules {
+            let n = self
+                .keys
+                .iter()
+                .filter(|k| !self.revoked.contains(&k.public.id) && key_may_reach(k, r))
+                .count();
+            let what = format!(
+                "rule product `{}` component `{}`",
+                r.product,
+                r.component.as_deref().unwrap_or("*")
+            );
+            if n == 0 {
+                out.push(format!(
+                    "{what} matches no key's products/components scope: no manifest can satisfy it"
+                ));
+            } else if (n as u64) < u64::from(r.threshold) {
+                out.push(format!(
+                    "{what} asks for {} signatures but only {n} key(s) may sign for it",
+                    r.threshold
+                ));
+            }
+        }
+        out
     }
 
     /// The key with this id, if trusted.
@@ -251,32 +318,157 @@ impl TrustPolicy {
         self.keys.iter().find(|k| k.public.id == id)
     }
 
-    /// Threshold and minimum sequence for a manifest of `product`/`component`.
+    /// Threshold and minimum sequence for a manifest of `product`/`component`, by name alone: the most
+    /// specific matching rules (see the module documentation). Use [`TrustPolicy::requirement_for`] to
+    /// verify: it also keeps signers from renaming around a stricter rule.
     pub fn requirement(&self, product: &str, component: &str) -> Requirement {
+        self.matching(product, component).0.unwrap_or(Requirement {
+            threshold: 1,
+            min_sequence: 0,
+        })
+    }
+
+    /// The requirement of the most specific matching rules, and whether one of them is explicit (names
+    /// the product by a literal or a glob other than a bare `*`).
+    fn matching(&self, product: &str, component: &str) -> (Option<Requirement>, bool) {
         let score = |r: &Rule| -> Option<u8> {
-            let exact_product = r.product == product;
-            if !exact_product && r.product != "*" {
+            if !name_match(&r.product, product) {
                 return None;
             }
+            let p = if r.product == "*" {
+                0
+            } else if r.product.contains(['*', '?']) {
+                1
+            } else {
+                2
+            };
             match &r.component {
-                Some(c) if c == component => Some(if exact_product { 4 } else { 2 }),
+                Some(c) if name_match(c, component) => Some(p * 2 + 1),
                 Some(_) => None,
-                None => Some(if exact_product { 3 } else { 1 }),
+                None => Some(p * 2),
             }
         };
-        self.rules
+        let scored: Vec<(u8, &Rule)> = self
+            .rules
             .iter()
             .filter_map(|r| score(r).map(|s| (s, r)))
-            .max_by_key(|(s, _)| *s)
-            .map(|(_, r)| Requirement {
-                threshold: r.threshold,
-                min_sequence: r.min_sequence,
-            })
-            .unwrap_or(Requirement {
+            .collect();
+        let Some(best) = scored.iter().map(|(s, _)| *s).max() else {
+            return (None, false);
+        };
+        let top = scored.iter().filter(|(s, _)| *s == best).map(|(_, r)| r);
+        let req = top.fold(
+            Requirement {
                 threshold: 1,
                 min_sequence: 0,
-            })
+            },
+            |a, r| Requirement {
+                threshold: a.threshold.max(r.threshold),
+                min_sequence: a.min_sequence.max(r.min_sequence),
+            },
+        );
+        (Some(req), best >= 2)
     }
+
+    /// Threshold and minimum sequence for a manifest of `product`/`component` signed by `signers`.
+    /// `Err` (refuse, `manifest-threshold-not-met`) when the manifest matches no explicit rule while a
+    /// rule with a threshold above 1 could apply to a product/component one of the signers may sign: the
+    /// signer chose the name, so it must not choose its way out of the stricter rule.
+    pub fn requirement_for(
+        &self,
+        product: &str,
+        component: &str,
+        signers: &[&Key],
+    ) -> Result<Requirement, String> {
+        let (req, explicit) = self.matching(product, component);
+        let req = req.unwrap_or(Requirement {
+            threshold: 1,
+            min_sequence: 0,
+        });
+        if !explicit {
+            if let Some((r, k)) = self
+                .rules
+                .iter()
+                .filter(|r| r.threshold > 1)
+                .find_map(|r| signers.iter().find(|k| key_may_reach(k, r)).map(|k| (r, k)))
+            {
+                return Err(format!(
+                    "product `{product}` component `{component}` matches no explicit rule of the trust policy, \
+                     while key {} ({}) may also sign for rule product `{}` component `{}` which needs {} \
+                     signatures; add a rule for this product (or narrow the key's scope)",
+                    k.public.id,
+                    k.role,
+                    r.product,
+                    r.component.as_deref().unwrap_or("*"),
+                    r.threshold
+                ));
+            }
+        }
+        Ok(req)
+    }
+}
+
+/// Whether a key's products/components scope overlaps a rule's product/component globs.
+fn key_may_reach(k: &Key, r: &Rule) -> bool {
+    let overlaps = |scope: &Option<Vec<String>>, pat: Option<&str>| match (scope, pat) {
+        (None, _) | (_, None) => true,
+        (Some(g), Some(p)) => g.iter().any(|s| globs_intersect(s, p)),
+    };
+    overlaps(&k.products, Some(&r.product)) && overlaps(&k.components, r.component.as_deref())
+}
+
+/// A product/component glob (`*` any run, `?` one character) over a whole name, ignoring ASCII case.
+pub fn name_match(pat: &str, name: &str) -> bool {
+    let (p, n) = (pat.as_bytes(), name.as_bytes());
+    // Classic two-pointer wildcard match with backtracking to the last `*`: O(|p|·|n|) worst case.
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while j < n.len() {
+        match p.get(i) {
+            Some(b'*') => {
+                star = Some((i, j));
+                i = i.saturating_add(1);
+            }
+            Some(&c) if c == b'?' || c.eq_ignore_ascii_case(&n[j]) => {
+                i = i.saturating_add(1);
+                j = j.saturating_add(1);
+            }
+            _ => match star {
+                Some((si, sj)) => {
+                    i = si.saturating_add(1);
+                    j = sj.saturating_add(1);
+                    star = Some((si, j));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(i..).unwrap_or(&[]).iter().all(|&c| c == b'*')
+}
+
+/// Whether some name matches both globs (ASCII case ignored). Patterns are at most
+/// [`MAX_GLOB_LEN`] bytes (checked when the policy is read), so the table stays small.
+pub fn globs_intersect(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let w = b.len().saturating_add(1);
+    // ok[i][j]: a[i..] and b[j..] have a common match; filled from the ends.
+    let mut ok = vec![false; a.len().saturating_add(1).saturating_mul(w)];
+    let idx = |i: usize, j: usize| i.saturating_mul(w).saturating_add(j);
+    for i in (0..=a.len()).rev() {
+        for j in (0..=b.len()).rev() {
+            let v = match (a.get(i), b.get(j)) {
+                (None, None) => true,
+                (Some(b'*'), _) => ok[idx(i + 1, j)] || (j < b.len() && ok[idx(i, j + 1)]),
+                (_, Some(b'*')) => ok[idx(i, j + 1)] || (i < a.len() && ok[idx(i + 1, j)]),
+                (Some(&x), Some(&y)) => {
+                    (x == b'?' || y == b'?' || x.eq_ignore_ascii_case(&y)) && ok[idx(i + 1, j + 1)]
+                }
+                _ => false,
+            };
+            ok[idx(i, j)] = v;
+        }
+    }
+    ok[0]
 }
 
 #[cfg(test)]
@@ -333,5 +525,21 @@ mod tests {
             pk.to_base64()
         );
         assert!(TrustPolicy::parse(twice.as_bytes(), "t").is_err());
+    }
+
+    #[test]
+    fn name_globs_and_intersections() {
+        assert!(name_match("OVMF-*", "OVMF-X64"));
+        assert!(name_match("ovmf-x64", "OVMF-X64"));
+        assert!(name_match("*", ""));
+        assert!(name_match("a*b*c", "aXXbYYc"));
+        assert!(!name_match("a*b*c", "aXXbYY"));
+        assert!(!name_match("OVMF-X64", "OVMF-X64-r2"));
+        assert!(globs_intersect("OVMF-*", "OVMF-X64"));
+        assert!(globs_intersect("OVMF-*", "*-X64"));
+        assert!(globs_intersect("OVMF-*", "ovmf-?64"));
+        assert!(!globs_intersect("OVMF-*", "X11*"));
+        assert!(!globs_intersect("a?", "abc"));
+        assert!(globs_intersect("*", "anything"));
     }
 }

@@ -15,12 +15,18 @@
 //!    and if that fails but another trusted key verifies it, `manifest-key-id-mismatch`, else
 //!    `manifest-signature-invalid`; the global signature over the trusted comment
 //!    (`manifest-signature-invalid`); key expiry (`key-expired`);
-//! 4. the manifest is parsed (`manifest-invalid`); each trusted comment must agree with the body
+//! 4. the manifest is parsed (`manifest-invalid`); with an expected product (`--product`) the
+//!    manifest's must be it (`manifest-product-mismatch`); each trusted comment must agree with the body
 //!    (`manifest-comment-mismatch`); each key must be allowed for the product/component
 //!    (`manifest-key-not-allowed`);
-//! 5. distinct keys ≥ the policy threshold (`manifest-threshold-not-met`);
+//! 5. distinct keys ≥ the policy threshold (`manifest-threshold-not-met`); a manifest whose
+//!    product/component matches no explicit rule is refused the same way while a rule asking for more
+//!    than one signature could apply to a product one of its signers may sign
+//!    ([`TrustPolicy::requirement_for`]);
 //! 6. expiry at `now` (`manifest-expired`);
 //! 7. sequence ≥ the policy minimum and ≥ the highest sequence in the state file (`manifest-rollback`);
+//!    a state file (or its directory) that another user could have written is refused
+//!    (`trust-state-insecure`, [`super::secure`]);
 //! 8. the state file is updated (atomically) only now, after everything passed.
 
 use std::collections::BTreeSet;
@@ -74,6 +80,9 @@ pub struct VerifyOptions {
     pub insecure_unsigned: bool,
     /// Signature files to use instead of discovering `MANIFEST.minisig`, `MANIFEST.N.minisig`.
     pub signatures: Vec<PathBuf>,
+    /// The product the scanned image is known to be (`--product`): a manifest for any other product is
+    /// refused (`manifest-product-mismatch`), so a signer cannot pick a laxer rule by naming another one.
+    pub expected_product: Option<String>,
 }
 
 impl VerifyOptions {
@@ -88,6 +97,7 @@ impl VerifyOptions {
             allow_legacy: false,
             insecure_unsigned: false,
             signatures: Vec::new(),
+            expected_product: None,
         }
     }
 }
@@ -274,8 +284,22 @@ pub fn verify_manifest(
     let parse = |bytes: &[u8]| {
         Manifest::parse(bytes, mp).map_err(|e| refuse(Code::ManifestInvalid, mp, e.to_string()))
     };
+    let check_product = |m: &Manifest| {
+        match &opts.expected_product {
+        Some(want) if *want != m.product.product => Err(refuse(
+            Code::ManifestProductMismatch,
+            mp,
+            format!(
+                "the manifest is for product `{}`, the scan is bound to product `{want}` (--product)",
+                m.product.product
+            ),
+        )),
+        _ => Ok(()),
+    }
+    };
     if opts.insecure_unsigned {
         let m = parse(&bytes)?;
+        check_product(&m)?;
         return Ok(Verification {
             manifest: m.accept_unsigned_insecure(),
             signers: Vec::new(),
@@ -406,6 +430,7 @@ pub fn verify_manifest(
     }
     // 4. Parse the (now authenticated) bytes; comments and key scopes.
     let m = parse(&bytes)?;
+    check_product(&m)?;
     let (product, component) = (&m.product.product, &m.product.component);
     for (id, key, detail, sf) in &accepted {
         if let Err(why) = check_comment(&sf.trusted_comment, &m, &sha256) {
@@ -427,7 +452,10 @@ pub fn verify_manifest(
         }
     }
     // 5. Threshold over distinct keys.
-    let req = policy.requirement(product, component);
+    let signer_keys: Vec<&super::trust::Key> = accepted.iter().map(|(_, k, _, _)| *k).collect();
+    let req = policy
+        .requirement_for(product, component, &signer_keys)
+        .map_err(|why| refuse(Code::ManifestThresholdNotMet, mp, why))?;
     let distinct: BTreeSet<KeyId> = accepted.iter().map(|(id, _, _, _)| *id).collect();
     if (distinct.len() as u64) < u64::from(req.threshold) {
         return Err(refuse(
@@ -475,6 +503,8 @@ pub fn verify_manifest(
     let mut previous = None;
     let mut _lock = None;
     if let Some(sp) = &opts.state {
+        super::secure::check_file_or_dir(sp)
+            .map_err(|e| refuse(Code::TrustStateInsecure, sp, e))?;
         if opts.update_state {
             _lock = Some(
                 super::state::StateLock::acquire(sp)

@@ -314,6 +314,26 @@ fn read_c_len(b: &mut Bits, t: &mut Tables) -> Result<(), Error> {
 
 /// Decompresses one EFI 1.1 or Tiano stream, producing at most `limit` bytes.
 pub fn decompress(src: &[u8], version: Version, limit: u64) -> Result<Vec<u8>, Error> {
+    decompress_metered(src, version, limit, &super::Unmetered)
+}
+
+/// [`decompress`], paying what was produced to `meter` whether the stream decoded or failed (output
+/// never exceeds the header's size, itself at most `limit`).
+pub fn decompress_metered(
+    src: &[u8],
+    version: Version,
+    limit: u64,
+    meter: &dyn super::Meter,
+) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    let r = decode(src, version, limit, &mut out);
+    if !meter.pay(out.len() as u64) {
+        return Err(Error::Budget);
+    }
+    r.map(|()| out)
+}
+
+fn decode(src: &[u8], version: Version, limit: u64, out: &mut Vec<u8>) -> Result<(), Error> {
     if src.len() < 8 {
         return Err(bad("stream shorter than its 8-byte header"));
     }
@@ -331,9 +351,9 @@ pub fn decompress(src: &[u8], version: Version, limit: u64) -> Result<Vec<u8>, E
         Version::Tiano => 5,
     };
     let orig = orig as usize;
-    let mut out: Vec<u8> = Vec::with_capacity(orig.min(1 << 20));
+    out.reserve(orig.min(1 << 20));
     if orig == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let mut b = Bits {
         src: &body[..comp],
@@ -404,7 +424,7 @@ pub fn decompress(src: &[u8], version: Version, limit: u64) -> Result<Vec<u8>, E
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

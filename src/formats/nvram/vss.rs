@@ -51,6 +51,17 @@ pub(super) fn vss_store(
         if le16(b, cursor, "variable start").ok() != Some(VSS_START_ID) {
             break;
         }
+        if !out.ctx.take_region() {
+            store.notes.push(Note::new(
+                Code::LimitExceeded,
+                format!(
+                    "more than {} regions in this image; the store's remaining variables stay in it unparsed",
+                    out.ctx.opts.max_regions
+                ),
+                Some(out.base.saturating_add(cursor)),
+            ));
+            break;
+        }
         match vss_variable(b, out, cursor, store_end, sig.is_none()) {
             Ok((v, len)) => {
                 vars.push(v);

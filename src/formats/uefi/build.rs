@@ -258,6 +258,9 @@ pub fn efi_compress(data: &[u8], v: Version) -> Vec<u8> {
             }
             if l > best.0 {
                 best = (l, d);
+                if l == 256 {
+                    break; // the longest match there is
+                }
             }
         }
         if best.0 >= 3 {

@@ -297,6 +297,11 @@ fn files(
             // An erased file header: the rest of the volume is free space.
             break;
         }
+        if !ctx.take_region() {
+            kids.push(ctx.limit_node(data, off + pos, len - pos, "ffs"));
+            prev_end = len;
+            break;
+        }
         match ffs::file(ctx, data, off + pos, len - pos, ver, erase) {
             Ok(mut f) => {
                 if f.attr_str("type") != Some("pad") {

@@ -14,6 +14,7 @@ pub mod build;
 pub mod ffs;
 pub mod fv;
 pub mod guids;
+pub mod hostile;
 pub mod section;
 
 use crate::error::ParseError;

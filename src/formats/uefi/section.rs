@@ -129,6 +129,10 @@ pub fn sections(
                 break;
             }
         };
+        if !ctx.take_region() {
+            out.push(ctx.limit_node(data, start + pos, len - pos, "section"));
+            break;
+        }
         let s = section(ctx, data, start + pos, h);
         if s.attr_str("type") == Some("ui") && ui.is_none() {
             ui = s
@@ -382,23 +386,44 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
         }
     };
     let c = ctx.deeper(s.offset)?;
+    // Every attempt pays what it produced to the image's budget as it decodes (ctx is the meter), so a
+    // stream that fails or overruns the per-section cap still costs its output, and decoding stops once
+    // the budget is spent (issue 15).
     let limit = ctx.decompress_limit();
+    let spent = || ParseError::Limit {
+        what: format!(
+            "{algo}: the image's decompression budget of {} bytes is spent",
+            ctx.opts.max_decompressed_total
+        ),
+        offset: s.offset,
+    };
+    if limit == 0 {
+        return Err(spent());
+    }
     let res = match algo {
-        "lzma" => decompress::lzma(payload, limit),
-        "lzmaf86" => decompress::lzma_f86(payload, limit),
-        "brotli" => decompress::brotli(payload, limit),
-        "gzip" => decompress::gzip(payload, limit),
-        "tiano" => decompress::efi::decompress(payload, decompress::efi::Version::Tiano, limit),
-        _ => efi_standard(payload, limit),
+        "lzma" => decompress::lzma_metered(payload, limit, ctx),
+        "lzmaf86" => decompress::lzma_f86_metered(payload, limit, ctx),
+        "brotli" => decompress::brotli_metered(payload, limit, ctx),
+        "gzip" => decompress::gzip_metered(payload, limit, ctx),
+        "tiano" => decompress::efi::decompress_metered(
+            payload,
+            decompress::efi::Version::Tiano,
+            limit,
+            ctx,
+        ),
+        _ => efi_standard(payload, limit, ctx),
     };
     let out = match res {
         Ok(v) => v,
+        // A limit below the per-section cap is what was left of the image's budget.
+        Err(DError::Limit(n)) if n < ctx.opts.max_decompressed_section => return Err(spent()),
         Err(DError::Limit(n)) => {
             return Err(ParseError::Limit {
                 what: format!("{algo} stream would decompress to more than {n} bytes"),
                 offset: s.offset,
             })
         }
+        Err(DError::Budget) => return Err(spent()),
         Err(DError::Failed(d)) => {
             return Err(ParseError::Decompress {
                 offset: s.offset,
@@ -406,7 +431,6 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
             })
         }
     };
-    ctx.charge(out.len() as u64, s.offset)?;
     let len = out.len() as u64;
     let d = Arc::new(Data::Owned(out));
     let (kids, _) = sections(&c, &d, 0, len);
@@ -416,13 +440,16 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
 /// Compression type 1 is EFI 1.1 or Tiano and the stream does not say which. Both decoders can
 /// "succeed" on the wrong variant with garbage output, so like UEFITool try both and keep the output that
 /// is a well-formed run of sections (Tiano first when both are).
-fn efi_standard(payload: &[u8], limit: u64) -> Result<Vec<u8>, DError> {
-    use decompress::efi::{decompress as efi, Version};
-    let t = efi(payload, Version::Tiano, limit);
-    if matches!(&t, Ok(v) if sections_fit(v)) {
+fn efi_standard(payload: &[u8], limit: u64, ctx: &Ctx) -> Result<Vec<u8>, DError> {
+    use decompress::efi::{decompress_metered as efi, Version};
+    let t = efi(payload, Version::Tiano, limit, ctx);
+    if matches!(&t, Ok(v) if sections_fit(v)) || t == Err(DError::Budget) {
         return t;
     }
-    let e = efi(payload, Version::Efi11, limit);
+    let e = efi(payload, Version::Efi11, limit, ctx);
+    if e == Err(DError::Budget) {
+        return e;
+    }
     match (t, e) {
         (_, Ok(e)) if sections_fit(&e) => Ok(e),
         (Ok(t), _) => Ok(t),

@@ -1,0 +1,360 @@
+//! Writes small valid inputs for the fuzz targets into `fuzz/seeds/TARGET/` (issue 15: seeded fuzzing
+//! starts past the headers and found the `fdt` overflows that unseeded runs missed). Every seed is made
+//! here, by code, from fwscan's own writers: `cargo run --example gen_fuzz_seeds [-- OUT_DIR]`. They are
+//! committed in `fuzz/seeds/` (`fuzz/corpus/` is libFuzzer's working corpus and not kept); fuzz with both:
+//! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run fdt corpus/fdt seeds/fdt -- -rss_limit_mb=2048 -timeout=10`.
+//!
+//! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env; the
+//! first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel IFD/ME/GbE,
+//! NVRAM stores, whole BMC flashes) and `pe_describe` get no seeds and start from nothing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fwscan::formats::decompress::efi::Version;
+use fwscan::formats::uefi::build::*;
+use fwscan::manifest::minisign::{SecretKey, SigAlg};
+use fwscan::manifest::{BaselineOptions, Manifest};
+
+/// A flattened device tree writer: enough for seeds (nodes, string/cell/byte properties).
+enum P<'a> {
+    Str(&'a str, &'a str),
+    Cells(&'a str, &'a [u32]),
+    Bytes(&'a str, &'a [u8]),
+}
+
+struct N<'a> {
+    name: &'a str,
+    props: Vec<P<'a>>,
+    kids: Vec<N<'a>>,
+}
+
+fn fdt(root: &N) -> Vec<u8> {
+    fn w(v: &mut Vec<u8>, x: u32) {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    fn pad(v: &mut Vec<u8>) {
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+    }
+    fn name_off(strings: &mut Vec<u8>, n: &str) -> u32 {
+        let off = strings.len() as u32;
+        strings.extend_from_slice(n.as_bytes());
+        strings.push(0);
+        off
+    }
+    fn node(st: &mut Vec<u8>, strings: &mut Vec<u8>, n: &N) {
+        w(st, 1);
+        st.extend_from_slice(n.name.as_bytes());
+        st.push(0);
+        pad(st);
+        for p in &n.props {
+            let (name, val): (&str, Vec<u8>) = match p {
+                P::Str(k, v) => (k, [v.as_bytes(), &[0]].concat()),
+                P::Cells(k, c) => (k, c.iter().flat_map(|x| x.to_be_bytes()).collect()),
+                P::Bytes(k, b) => (k, b.to_vec()),
+            };
+            w(st, 3);
+            w(st, val.len() as u32);
+            let o = name_off(strings, name);
+            w(st, o);
+            st.extend_from_slice(&val);
+            pad(st);
+        }
+        for k in &n.kids {
+            node(st, strings, k);
+        }
+        w(st, 2);
+    }
+    let (mut st, mut strings) = (Vec::new(), Vec::new());
+    node(&mut st, &mut strings, root);
+    w(&mut st, 9);
+    let off_struct = 40 + 16u32; // header, then an empty memory reservation map
+    let off_strings = off_struct + st.len() as u32;
+    let total = off_strings + strings.len() as u32;
+    let mut b = Vec::new();
+    for x in [
+        0xD00D_FEED,
+        total,
+        off_struct,
+        off_strings,
+        40,
+        17,
+        16,
+        0,
+        strings.len() as u32,
+        st.len() as u32,
+    ] {
+        w(&mut b, x);
+    }
+    b.extend_from_slice(&[0u8; 16]);
+    b.extend_from_slice(&st);
+    b.extend_from_slice(&strings);
+    b
+}
+
+fn uimage(data: &[u8], comp: u8) -> Vec<u8> {
+    let mut h = vec![0u8; 64];
+    h[0..4].copy_from_slice(&0x2705_1956u32.to_be_bytes());
+    h[8..12].copy_from_slice(&1_700_000_000u32.to_be_bytes());
+    h[12..16].copy_from_slice(&(data.len() as u32).to_be_bytes());
+    h[16..20].copy_from_slice(&0x8000u32.to_be_bytes());
+    h[20..24].copy_from_slice(&0x8000u32.to_be_bytes());
+    h[24..28].copy_from_slice(&crc32fast::hash(data).to_be_bytes());
+    h[28] = 5; // Linux
+    h[29] = 2; // ARM
+    h[30] = 2; // kernel
+    h[31] = comp;
+    h[32..40].copy_from_slice(b"fwscan\0\0");
+    let hc = crc32fast::hash(&h);
+    h[4..8].copy_from_slice(&hc.to_be_bytes());
+    [h, data.to_vec()].concat()
+}
+
+fn ubootenv(vars: &[&str], size: usize) -> Vec<u8> {
+    let mut body: Vec<u8> = Vec::new();
+    for v in vars {
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    body.resize(size - 4, 0);
+    [crc32fast::hash(&body).to_le_bytes().to_vec(), body].concat()
+}
+
+fn main() {
+    let out = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds"));
+    let put = |target: &str, name: &str, bytes: &[u8]| {
+        let d = out.join(target);
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join(name), bytes).expect("write");
+    };
+    // The `registry` target: the first byte picks the format (its index in the registry).
+    let put_format = |format: &str, name: &str, bytes: &[u8]| {
+        let i = fwscan::formats::registry()
+            .iter()
+            .position(|f| f.name == format)
+            .unwrap_or_else(|| panic!("no format {format} in the registry"));
+        let mut seed = vec![u8::try_from(i).expect("fewer than 256 formats")];
+        seed.extend_from_slice(bytes);
+        put("registry", &format!("{format}-{name}"), &seed);
+    };
+    let code: Vec<u8> = (0..512u32)
+        .map(|i| {
+            if i % 7 == 0 {
+                0xE8
+            } else {
+                (i * 31 % 251) as u8
+            }
+        })
+        .collect();
+    put("bcj_x86", "calls.bin", &code);
+
+    let text = b"firmware firmware firmware volume volume".repeat(4);
+    put(
+        "efi_decompress",
+        "efi11.bin",
+        &efi_compress(&text, Version::Efi11),
+    );
+    put(
+        "efi_decompress",
+        "tiano.bin",
+        &efi_compress(&text, Version::Tiano),
+    );
+    put(
+        "efi_decompress",
+        "stored.bin",
+        &efi_store(&text, Version::Tiano),
+    );
+
+    let pe = [b"MZ".to_vec(), vec![0u8; 62]].concat();
+    let secs = sections(&[
+        section(0x10, &pe),
+        ui("Seed"),
+        lzma_section(&sections(&[section(0x19, b"raw"), ui("Inner")])),
+        gzip_section(&section(0x19, b"gzip raw")),
+        brotli_section(&section(0x19, b"brotli raw")),
+        crc32_section(&section(0x19, b"crc")),
+        compression_section(1, 0, &efi_compress(b"", Version::Tiano)),
+    ]);
+    put("uefi_sections", "mixed.bin", &secs);
+    let f = file(
+        guid_bytes("11111111-2222-3333-4444-555555555555"),
+        0x07,
+        &secs,
+        0,
+    );
+    let inner = volume(
+        FFS2,
+        None,
+        &[file(
+            guid_bytes("AAAAAAAA-1111-2222-3333-444444444444"),
+            0x07,
+            &section(0x10, &pe),
+            0,
+        )],
+        0x1000,
+    );
+    let f2 = file(
+        guid_bytes("22222222-2222-3333-4444-555555555555"),
+        0x0B,
+        &fv_image(&inner),
+        0,
+    );
+    let fv = volume(
+        FFS2,
+        Some(guid_bytes("AAAAAAAA-0000-0000-0000-000000000000")),
+        &[f, f2, pad_file(64)],
+        0x4000,
+    );
+    put_format("uefi", "volume.bin", &fv);
+    put("parse_image", "volume.bin", &fv);
+    put_format(
+        "uefi",
+        "ffs3.bin",
+        &volume(FFS3, None, &[pad_file(32)], 0x1000),
+    );
+
+    let tree = N {
+        name: "",
+        props: vec![
+            P::Str("compatible", "aspeed,ast2600"),
+            P::Cells("#address-cells", &[1]),
+        ],
+        kids: vec![N {
+            name: "flash@0",
+            props: vec![P::Str("compatible", "jedec,spi-nor")],
+            kids: vec![N {
+                name: "partitions",
+                props: vec![
+                    P::Str("compatible", "fixed-partitions"),
+                    P::Cells("#address-cells", &[1]),
+                    P::Cells("#size-cells", &[1]),
+                ],
+                kids: vec![
+                    N {
+                        name: "u-boot@0",
+                        props: vec![P::Cells("reg", &[0, 0x60000]), P::Str("label", "u-boot")],
+                        kids: vec![],
+                    },
+                    N {
+                        name: "kernel@100000",
+                        props: vec![
+                            P::Cells("reg", &[0x100000, 0x900000]),
+                            P::Str("label", "kernel"),
+                        ],
+                        kids: vec![],
+                    },
+                ],
+            }],
+        }],
+    };
+    let dtb = fdt(&tree);
+    put("fdt", "partitions.dtb", &dtb);
+    let kernel = b"kernel image bytes".repeat(8);
+    let digest = fwscan::hash::sha256(&kernel);
+    let fit = fdt(&N {
+        name: "",
+        props: vec![
+            P::Str("description", "seed FIT"),
+            P::Cells("#address-cells", &[1]),
+        ],
+        kids: vec![
+            N {
+                name: "images",
+                props: vec![],
+                kids: vec![
+                    N {
+                        name: "kernel-1",
+                        props: vec![
+                            P::Str("type", "kernel"),
+                            P::Str("compression", "none"),
+                            P::Bytes("data", &kernel),
+                        ],
+                        kids: vec![N {
+                            name: "hash-1",
+                            props: vec![P::Str("algo", "sha256"), P::Bytes("value", &digest)],
+                            kids: vec![],
+                        }],
+                    },
+                    N {
+                        name: "fdt-1",
+                        props: vec![P::Str("type", "flat_dt"), P::Bytes("data", &dtb)],
+                        kids: vec![],
+                    },
+                ],
+            },
+            N {
+                name: "configurations",
+                props: vec![P::Str("default", "conf-1")],
+                kids: vec![N {
+                    name: "conf-1",
+                    props: vec![P::Str("kernel", "kernel-1"), P::Str("fdt", "fdt-1")],
+                    kids: vec![],
+                }],
+            },
+        ],
+    });
+    put("fdt", "fit.itb", &fit);
+    put_format("fit", "fit.itb", &fit);
+    put_format("uimage", "none.img", &uimage(&kernel, 0));
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &kernel).expect("gzip");
+    put_format(
+        "uimage",
+        "gzip.img",
+        &uimage(&gz.finish().expect("gzip"), 1),
+    );
+    let env = ubootenv(
+        &[
+            "bootcmd=bootm 20080000",
+            "bootdelay=2",
+            "ethaddr=00:11:22:33:44:55",
+        ],
+        0x1000,
+    );
+    put_format("uboot-env", "env.bin", &env);
+    put(
+        "layout",
+        "layout.txt",
+        b"00000000:00000fff fd\n00001000:0007ffff bios\n",
+    );
+
+    let data = Arc::new(fwscan::input::Data::Owned(fv.clone()));
+    let parsed = fwscan::formats::parse_image(data, &fwscan::formats::ParseOptions::default());
+    let m = Manifest::from_tree(&parsed, BaselineOptions::default()).expect("manifest");
+    let json = m.to_json();
+    put("manifest", "manifest.json", json.as_bytes());
+    // A fresh key per run: the signature and key files only need to be well-formed.
+    let sk = SecretKey::generate().expect("key");
+    let sig = sk
+        .sign(json.as_bytes(), SigAlg::Prehashed, "seed", "fwscan seed")
+        .expect("sign");
+    put(
+        "minisign_parsers",
+        "manifest.minisig",
+        sig.to_file().as_bytes(),
+    );
+    put(
+        "minisign_parsers",
+        "key.pub",
+        sk.public().to_file().as_bytes(),
+    );
+    let pk = sk.public();
+    let policy = format!(
+        r#"{{"schema_version":1,"keys":[{{"id":"{}","public_key":"{}","role":"vendor","products":["OVMF-*"]}}],"rules":[{{"product":"OVMF-*","component":"bios","threshold":1,"min_sequence":1}}]}}"#,
+        pk.id,
+        pk.to_base64()
+    );
+    put("trust_policy", "policy.json", policy.as_bytes());
+    put(
+        "rules",
+        "threats.toml",
+        include_str!("../signatures/threats.toml").as_bytes(),
+    );
+    println!("seeds written under {}", out.display());
+}
