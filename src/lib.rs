@@ -34,6 +34,7 @@
 pub mod audit;
 pub mod check;
 pub mod compare;
+pub mod coverage;
 pub mod error;
 pub mod finding;
 pub mod formats;

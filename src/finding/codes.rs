@@ -99,6 +99,12 @@ codes! {
     SecureBootTestKey = "secure-boot-test-key", Error, "A Secure Boot PK or KEK certificate is a known test key.";
     DbxMissing = "dbx-missing", Warning, "The Secure Boot forbidden-signature database (dbx) is missing or empty.";
     KnownThreat = "known-threat", Error, "A known implant or vulnerable component matched a signature rule.";
+    // --- Intel ME / CSME / SPS (docs/intel-me.md) ------------------------------------------------------
+    FptHeaderChecksum = "fpt-header-checksum", Error, "An ME region's $FPT partition table header checksum is wrong.";
+    CpdHeaderChecksum = "cpd-header-checksum", Error, "A CSE code partition directory ($CPD) header checksum is wrong.";
+    MeManifestSignatureInvalid = "me-manifest-signature-invalid", Error, "An ME/CSME/SPS partition manifest's RSA signature does not verify with its embedded public key.";
+    MeManifestUntrustedKey = "me-manifest-untrusted-key", Error, "An ME/CSME/SPS partition manifest is signed by a key that is not a known Intel key.";
+    MeModuleHashMismatch = "me-module-hash-mismatch", Error, "An ME module or module metadata file does not match the hash its signed manifest lists.";
     // --- inputs, manifests and trust -----------------------------------------------------------------
     ReadError = "read-error", Error, "The image could not be read (missing, unreadable, not a regular file, changed during the read).";
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";
