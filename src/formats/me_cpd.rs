@@ -399,3 +399,120 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
     );
     Ok(kids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    /// A version-1 `$CPD` "TEST" with entries (name, offset, length), checksum fixed, in `len` bytes.
+    fn cpd(entries: &[(&str, u32, u32)], len: usize) -> Vec<u8> {
+        let mut b = vec![0xFFu8; len];
+        b[0..4].copy_from_slice(CPD_SIG);
+        b[4..8].copy_from_slice(&(entries.len() as u32).to_le_bytes());
+        b[8] = 1;
+        b[9] = 1;
+        b[10] = 0x10;
+        b[11] = 0;
+        b[12..16].copy_from_slice(b"TEST");
+        for (i, (n, o, l)) in entries.iter().enumerate() {
+            let e = 0x10 + i * 0x18;
+            b[e..e + 0x18].fill(0);
+            b[e..e + n.len()].copy_from_slice(n.as_bytes());
+            b[e + 12..e + 16].copy_from_slice(&o.to_le_bytes());
+            b[e + 16..e + 20].copy_from_slice(&l.to_le_bytes());
+        }
+        fix(&mut b);
+        b
+    }
+
+    fn fix(b: &mut [u8]) {
+        b[11] = 0;
+        let s = b[..0x10].iter().fold(0u8, |a, &c| a.wrapping_add(c));
+        b[11] = s.wrapping_neg();
+    }
+
+    fn run(b: &[u8]) -> Result<Vec<Region>, ParseError> {
+        let data = Arc::new(Data::Owned(b.to_vec()));
+        let p = Region::new(RegionKind::Partition, "TEST", &data, 0, b.len() as u64);
+        parse(&p, 0xFF)
+    }
+
+    fn codes(kids: &[Region]) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for k in kids {
+            v.extend(k.notes.iter().map(|n| n.code.as_str()));
+        }
+        v
+    }
+
+    #[test]
+    fn entries_checksum_and_manifest() {
+        let mut man = super::super::me_manifest::tests::manifest(0x300);
+        // One well-formed extension (type 0x32) fills the rest of the manifest.
+        man[0x284..0x288].copy_from_slice(&0x32u32.to_le_bytes());
+        man[0x288..0x28C].copy_from_slice(&0x7Cu32.to_le_bytes());
+        let mut b = cpd(&[("TEST.man", 0x100, 0x300), ("mod", 0x400, 0x100)], 0x800);
+        b[0x100..0x400].copy_from_slice(&man);
+        let kids = run(&b).unwrap();
+        let names: Vec<&str> = kids.iter().map(|k| k.name.as_str()).collect();
+        assert_eq!(names, ["cpd", "padding", "TEST.man", "mod", "padding"]);
+        // Garbage key and signature: both findings, and nothing is covered.
+        assert_eq!(
+            codes(&kids),
+            ["me-manifest-signature-invalid", "me-manifest-untrusted-key"]
+        );
+        assert!(kids.iter().all(|k| !k.attrs.contains_key("covered-by")));
+        b[13] ^= 1;
+        assert!(codes(&run(&b).unwrap()).contains(&"cpd-header-checksum"));
+    }
+
+    #[test]
+    fn malformed_directories_become_notes() {
+        // 2^32 - 1 entries.
+        let mut b = cpd(&[("a", 0x100, 0x10)], 0x200);
+        b[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        fix(&mut b);
+        assert!(codes(&run(&b).unwrap()).contains(&"partition-out-of-bounds"));
+        // Past the end, overlapping, inside the directory.
+        let b = cpd(
+            &[
+                ("a", 0x100, 0x1000),
+                ("b", 0x100, 0x20),
+                ("c", 0x110, 0x20),
+                ("d", 0x8, 0x20),
+                ("e", 0xFFFF_FFFF, 0xFFFF_FFFF),
+            ],
+            0x200,
+        );
+        let kids = run(&b).unwrap();
+        let c = codes(&kids);
+        assert_eq!(
+            c.iter()
+                .filter(|&&x| x == "partition-out-of-bounds")
+                .count(),
+            3,
+            "{c:?}"
+        );
+        assert!(c.contains(&"partition-overlap"));
+        // A manifest whose extension has length 0, and one whose extension runs past the manifest.
+        for (t, l) in [(3u32, 0u32), (15, 0x1000)] {
+            let mut man = super::super::me_manifest::tests::manifest(0x300);
+            man[0x284..0x288].copy_from_slice(&t.to_le_bytes());
+            man[0x288..0x28C].copy_from_slice(&l.to_le_bytes());
+            let mut b = cpd(&[("TEST.man", 0x100, 0x300)], 0x400);
+            b[0x100..0x400].copy_from_slice(&man);
+            assert!(codes(&run(&b).unwrap()).contains(&"unparsed"));
+        }
+        // Every truncation: no panic, every node inside.
+        let man = super::super::me_manifest::tests::manifest(0x300);
+        let mut b = cpd(&[("TEST.man", 0x100, 0x300), ("x.met", 0x400, 0x40)], 0x480);
+        b[0x100..0x400].copy_from_slice(&man);
+        for cut in 0..b.len() {
+            if let Ok(kids) = run(&b[..cut]) {
+                assert!(kids.iter().all(|k| k.end() <= cut as u64), "cut {cut}");
+            }
+        }
+    }
+}

@@ -254,3 +254,52 @@ pub fn stored_hash(h: &[u8]) -> String {
     v.reverse();
     hex::encode(v)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A structurally valid RSA-2048 manifest of `size` bytes (garbage key and signature).
+    pub(crate) fn manifest(size: usize) -> Vec<u8> {
+        let mut m = vec![0u8; size];
+        m[0..4].copy_from_slice(&4u32.to_le_bytes());
+        m[4..8].copy_from_slice(&0xA1u32.to_le_bytes());
+        m[0x18..0x1C].copy_from_slice(&((size / 4) as u32).to_le_bytes());
+        m[0x1C..0x20].copy_from_slice(MN2_TAG);
+        m[0x78..0x7C].copy_from_slice(&0x40u32.to_le_bytes());
+        m[0x7C..0x80].copy_from_slice(&1u32.to_le_bytes());
+        for (i, b) in m[0x80..0x180].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) | 1;
+        }
+        m[0x180..0x184].copy_from_slice(&65537u32.to_le_bytes());
+        m
+    }
+
+    #[test]
+    fn bad_signature_and_unknown_key_are_reported() {
+        let m = parse(&manifest(0x300)).unwrap();
+        assert!(matches!(m.signature, SigStatus::Invalid(_)));
+        assert!(m.known_key.is_none());
+        assert!(!m.trusted());
+    }
+
+    #[test]
+    fn hostile_sizes_are_errors() {
+        let good = manifest(0x300);
+        for (off, v) in [
+            (0x78, 0u32),        // key size 0
+            (0x78, 1 << 20),     // key size 2^20 dwords
+            (0x7C, 0),           // exponent size 0
+            (0x04, 0xFFFF_FFFF), // header length
+            (0x18, 0xFFFF_FFFF), // manifest size 2^34
+            (0x18, 0x10),        // manifest smaller than its header
+        ] {
+            let mut m = good.clone();
+            m[off..off + 4].copy_from_slice(&v.to_le_bytes());
+            assert!(parse(&m).is_err(), "{off:#x}={v:#x}");
+        }
+        for cut in 0..good.len() {
+            assert!(parse(&good[..cut]).is_err() || cut >= 0x300);
+        }
+    }
+}

@@ -291,3 +291,104 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
     );
     Ok(kids)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::ParseOptions;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    /// A partition: manifest with `mods` `$MME` entries (name, offset, size, compression), in `len` bytes.
+    fn part(mods: &[(&str, u32, u32, u32)], len: usize) -> Vec<u8> {
+        let msize = MME_OFFSET as usize + mods.len() * 0x60;
+        let mut b = vec![0xFFu8; len];
+        b[..msize].copy_from_slice(&super::super::me_manifest::tests::manifest(msize));
+        b[0x20..0x24].copy_from_slice(&(mods.len() as u32).to_le_bytes());
+        for (i, (n, o, s, c)) in mods.iter().enumerate() {
+            let e = MME_OFFSET as usize + i * 0x60;
+            b[e..e + 0x60].fill(0);
+            b[e..e + 4].copy_from_slice(b"$MME");
+            b[e + 4..e + 4 + n.len()].copy_from_slice(n.as_bytes());
+            b[e + 0x38..e + 0x3C].copy_from_slice(&o.to_le_bytes());
+            b[e + 0x3C..e + 0x40].copy_from_slice(&(s * 2).to_le_bytes());
+            b[e + 0x40..e + 0x44].copy_from_slice(&s.to_le_bytes());
+            b[e + 0x50..e + 0x54].copy_from_slice(&(c << 4).to_le_bytes());
+        }
+        b
+    }
+
+    fn run(b: &[u8]) -> Result<Vec<Region>, ParseError> {
+        let data = Arc::new(Data::Owned(b.to_vec()));
+        let p = Region::new(RegionKind::Partition, "FTPR", &data, 0, b.len() as u64);
+        parse(&Ctx::new(&ParseOptions::default()), &p)
+    }
+
+    fn notes(kids: &[Region]) -> Vec<(String, &'static str)> {
+        kids.iter()
+            .flat_map(|k| k.notes.iter().map(|n| (k.name.clone(), n.code.as_str())))
+            .collect()
+    }
+
+    #[test]
+    fn modules_are_hashed_and_bad_ones_reported() {
+        // Zeroed hashes: an uncompressed module and a corrupt LZMA stream both mismatch.
+        let b = part(
+            &[("PLAIN", 0x400, 0x40, 0), ("PACKED", 0x440, 0x40, 2)],
+            0x600,
+        );
+        let kids = run(&b).unwrap();
+        let n = notes(&kids);
+        assert!(
+            n.contains(&("PLAIN".into(), "me-module-hash-mismatch")),
+            "{n:?}"
+        );
+        assert!(
+            n.contains(&("PACKED".into(), "me-module-hash-mismatch")),
+            "{n:?}"
+        );
+        // The right hash (stored byte-reversed) verifies.
+        let mut b = b;
+        let mut h = Sha256::digest(&b[0x400..0x440]).to_vec();
+        h.reverse();
+        b[MME_OFFSET as usize + 0x14..MME_OFFSET as usize + 0x34].copy_from_slice(&h);
+        let kids = run(&b).unwrap();
+        let plain = kids.iter().find(|k| k.name == "PLAIN").unwrap();
+        assert_eq!(plain.attr_str("hash-status"), Some("verified"));
+        // Untrusted manifest: verified hash, but no coverage.
+        assert!(!plain.attrs.contains_key("covered-by"));
+    }
+
+    #[test]
+    fn malformed_module_tables_become_notes() {
+        let mut b = part(&[("A", 0x400, 0x40, 0)], 0x600);
+        b[0x20..0x24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(run(&b).is_ok());
+        let b = part(
+            &[
+                ("PAST", 0x500, 0x1000, 0),
+                ("WRAP", 0xFFFF_FFF0, 0x20, 2),
+                ("OVER", 0x10, 0x20, 0),
+                ("H1", 0x5F0, 0x100, 1),
+            ],
+            0x600,
+        );
+        let kids = run(&b).unwrap();
+        let n: Vec<&str> = notes(&kids).into_iter().map(|x| x.1).collect();
+        assert_eq!(
+            n.iter()
+                .filter(|&&c| c == "partition-out-of-bounds")
+                .count(),
+            2,
+            "{n:?}"
+        );
+        assert!(n.contains(&"partition-overlap"), "{n:?}");
+        assert!(n.contains(&"unparsed"), "{n:?}"); // Huffman without an LLUT
+        let b = part(&[("A", 0x400, 0x40, 0), ("B", 0x440, 0x40, 2)], 0x600);
+        for cut in 0..b.len() {
+            if let Ok(kids) = run(&b[..cut]) {
+                assert!(kids.iter().all(|k| k.end() <= cut as u64), "cut {cut}");
+            }
+        }
+    }
+}
