@@ -4,60 +4,19 @@
 //! and Debian's OVMF. Cross-checked with `fwupdtool firmware-parse` (Debian fwupd) for the `$FPT` and `$CPD`
 //! tables; signatures proved both ways with a key made by `openssl`.
 //!
-//! Self-contained helpers (no shared harness needed): a missing fixture or tool prints `SKIPPED: why`, and
-//! fails under `CI=true`.
+//! A missing fixture or tool prints `SKIPPED: why`, and fails under `CI=true` (the shared harness).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
-fn fwscan() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_fwscan"));
-    c.env_remove("FWSCAN_TRUST").env_remove("FWSCAN_STATE");
-    c
-}
+use crate::harness::{fwscan, have_tool, skip};
 
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-#[track_caller]
-fn skip(why: &str) {
-    if under_ci() {
-        panic!("a required reference tool or fixture is missing under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-    println!("SKIPPED: {why}");
-}
-
+/// A fixture's bytes, or `None` after a skip.
 fn fixture(rel: &str) -> Option<Vec<u8>> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures")
-        .join(rel);
-    match std::fs::read(&p) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            skip(&format!(
-                "{} is missing ({e}; see ../shared/fixtures/README.md)",
-                p.display()
-            ));
-            None
-        }
-    }
-}
-
-fn have_tool(tool: &str, package: &str) -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(&format!(
-            "`{tool}` is not installed (Debian package {package})"
-        ));
-    }
-    ok
+    let p = crate::harness::fixture(rel)?;
+    Some(std::fs::read(p).unwrap())
 }
 
 const SPS: &str = "intel/purley-sps-me-region.bin";

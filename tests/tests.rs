@@ -12,6 +12,7 @@ mod basics;
 mod bmc;
 mod check;
 mod ifd;
+mod intel_me;
 mod layering;
 mod nvram;
 mod pipeline;
