@@ -85,7 +85,7 @@ def walk(n):
 walk(d["root"])
 assert "me/FTPR/FTPR.man" in paths, "no ME manifest found"
 assert any(p.startswith("bios/") for p in paths), "no BIOS content found"
-print(f"fwscan: {len(paths)} nodes, {len(d[\"findings\"])} findings")'
+print("fwscan: %d nodes, %d findings" % (len(paths), len(d["findings"])))'
 inspect=$(mean_us "$FWSCAN" inspect --format json flash.bin)
 inspect_text=$(mean_us "$FWSCAN" inspect flash.bin)
 coverage=$(mean_us "$FWSCAN" inspect --coverage flash.bin)
