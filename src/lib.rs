@@ -39,6 +39,7 @@
 pub mod audit;
 pub mod check;
 pub mod compare;
+pub mod coverage;
 pub mod error;
 pub mod export;
 pub mod finding;

@@ -15,6 +15,7 @@ mod fleet;
 mod hardening;
 mod ifd;
 mod intel;
+mod intel_me;
 mod layering;
 mod nvram;
 mod pipeline;

@@ -109,6 +109,12 @@ codes! {
     BootguardKmBpmKeyMismatch = "bootguard-km-bpm-key-mismatch", Error, "The boot policy manifest is signed by a key that the key manifest does not name.";
     BootguardIbbMismatch = "bootguard-ibb-mismatch", Error, "An IBB digest of the boot policy manifest does not match the IBB segments in the image.";
     BootguardUnsignedIbbGap = "bootguard-unsigned-ibb-gap", Error, "The reset vector or the FIT is not inside a hashed IBB segment of the boot policy manifest.";
+    // --- Intel ME / CSME / SPS (docs/intel-me.md) ------------------------------------------------------
+    FptHeaderChecksum = "fpt-header-checksum", Error, "An ME region's $FPT partition table header checksum is wrong.";
+    CpdHeaderChecksum = "cpd-header-checksum", Error, "A CSE code partition directory ($CPD) header checksum is wrong.";
+    MeManifestSignatureInvalid = "me-manifest-signature-invalid", Error, "An ME/CSME/SPS partition manifest's RSA signature does not verify with its embedded public key.";
+    MeManifestUntrustedKey = "me-manifest-untrusted-key", Error, "An ME/CSME/SPS partition manifest is signed by a key that is not a known Intel key.";
+    MeModuleHashMismatch = "me-module-hash-mismatch", Error, "An ME module or module metadata file does not match the hash its signed manifest lists.";
     // --- inputs, manifests and trust -----------------------------------------------------------------
     ReadError = "read-error", Error, "The image could not be read (missing, unreadable, not a regular file, changed during the read).";
     ManifestInvalid = "manifest-invalid", Error, "The manifest is malformed, oversized or not of schema v1.";

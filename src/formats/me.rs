@@ -8,6 +8,14 @@
 //!
 //! Each present partition becomes a `Partition` node named by its 4-character name (`FTPR`, `MFS`, ...).
 //! Per-machine partitions (`signatures/me-partitions.txt`, plus types NVRAM and EFFS) are mutable.
+//!
+//! Header checksum (header version 0x20, ME 6 to CSME 15 and SPS): the `header length` bytes that end at
+//! `$FPT + 0x20` sum to 0 mod 256. With a 0x20-byte header that is the `$FPT` header alone (Purley SPS 4);
+//! with a 0x30-byte header the 16-byte ROM-bypass vector is included (Lumpy ME 8). Header version 0x21
+//! (CSME 16+) uses a CRC32 instead, reported as not verified. A wrong sum is `fpt-header-checksum`.
+//!
+//! Code partitions are parsed further: a `$CPD` directory (CSE: ME 11+, SPS 4+, TXE 3+) by [`super::me_cpd`],
+//! an ME 6-10 `$MN2` manifest with `$MME` modules by [`super::me_mn2`].
 
 use super::util::{le32, slice, u8_at};
 use super::{Confidence, Ctx};
@@ -80,16 +88,18 @@ fn part_name(raw: &[u8]) -> String {
 /// The registry entry.
 pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "me",
-    description: "Intel ME region ($FPT partition table)",
+    description:
+        "Intel ME/CSME/SPS region ($FPT partitions, $CPD directories, $MN2 manifests, modules)",
     probe,
     parse: |ctx, node| parse(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    // A bare ME region file ($FPT at 0 or 0x10) is recognised on its own too.
+    scope: crate::formats::Scope::Both,
     component: Some("bios"),
     policy: None,
     not_inside: &[],
 };
 
-pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
     let base = node.offset;
@@ -111,6 +121,7 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         .with_attr("header-version", format!("{hdr_ver:#04x}"))
         .with_attr("header-length", hdr_len)
         .with_attr("rom-bypass", fpt == 0x10);
+    checksum(b, fpt, hdr_ver, hdr_len, base, &mut table);
     if declared > count {
         let code = if declared > MAX_ENTRIES && fits > MAX_ENTRIES {
             Code::LimitExceeded
@@ -168,12 +179,66 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
         if is_per_machine(&name) || matches!(flags & 0x7F, 2 | 4) {
             p.policy = Policy::Mutable;
+        } else if flags & 0x7F == 0 {
+            parse_code_partition(ctx, &mut p);
         }
         kids.push(p);
     }
     kids.push(table);
     kids.sort_by_key(|k| k.offset);
     Ok(kids)
+}
+
+/// Verifies the header checksum (version 0x20) and records the result on the table node.
+fn checksum(b: &[u8], fpt: u64, hdr_ver: u8, hdr_len: u8, base: u64, table: &mut Region) {
+    let hdr_len = u64::from(hdr_len);
+    let end = fpt + 0x20;
+    let status = match (hdr_ver, end.checked_sub(hdr_len)) {
+        (0x20, Some(start)) if matches!(hdr_len, 0x20 | 0x30) => {
+            match slice(b, start, hdr_len, "$FPT header") {
+                Ok(h) => {
+                    let sum = h.iter().fold(0u8, |a, &c| a.wrapping_add(c));
+                    if sum == 0 {
+                        "valid"
+                    } else {
+                        table.notes.push(Note::new(
+                            Code::FptHeaderChecksum,
+                            format!(
+                                "$FPT header bytes {:#x}..{end:#x} sum to {sum:#04x}, not 0",
+                                base + start
+                            ),
+                            Some(base + fpt + 11),
+                        ));
+                        "invalid"
+                    }
+                }
+                Err(_) => "truncated",
+            }
+        }
+        (0x21, _) => "not verified (CRC32, header version 0x21)",
+        _ => "not verified (unknown header version or length)",
+    };
+    table.attrs.insert("checksum".into(), status.into());
+}
+
+/// Parses a code partition's content: a `$CPD` directory or an ME 6-10 manifest. Errors become notes.
+fn parse_code_partition(ctx: &Ctx, p: &mut Region) {
+    let b = p.bytes();
+    let res = if super::me_cpd::probe(b) {
+        p.attrs.insert("format".into(), "me-cpd".into());
+        ctx.deeper(p.offset)
+            .and_then(|_| super::me_cpd::parse(p, ctx.opts.blank))
+    } else if super::me_mn2::probe(b) {
+        p.attrs.insert("format".into(), "me-mn2".into());
+        ctx.deeper(p.offset)
+            .and_then(|c| super::me_mn2::parse(&c, p))
+    } else {
+        return;
+    };
+    match res {
+        Ok(kids) => p.children = kids,
+        Err(e) => p.notes.push(super::unparsed_note("me", &e)),
+    }
 }
 
 #[cfg(test)]

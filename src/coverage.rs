@@ -1,0 +1,325 @@
+//! Coverage: which protection covers each byte of an image (`fwscan inspect --coverage`).
+//!
+//! The parsers record what a verified signature covers as data on the tree:
+//! - a node entirely covered carries the attribute `covered-by` = a protection name (an ME module whose
+//!   hash matches its signed manifest, a microcode update, an ACM);
+//! - byte ranges that are not nodes (Boot Guard IBB segments) are objects `{"offset", "size",
+//!   "protection", "by"}` in the root node's attribute `coverage` (a JSON array).
+//!
+//! Every other byte gets a default from its leaf node: `none` for per-machine or ignored data (a `mutable`
+//! or `ignore` node or a descendant of one, unless `pinned`) and for blank bytes (`blank` policy: free
+//! space, erased padding); `baseline-only` for the rest (static bytes that only an fwscan baseline protects).
+//!
+//! Overlaps: the strongest protection wins per byte, in the order of [`Protection::ALL`]: hardware-rooted
+//! signatures first (Boot Guard IBB, verified by the ACM with the OEM key fused in the chipset; the ACM,
+//! microcode and ME manifests, verified by the CPU or ME ROM with Intel's keys), then a vendor's release
+//! package signature, then the baseline, then nothing. The ranges are contiguous, sorted and cover the image
+//! exactly once, so the totals sum to the image size.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::region::{Policy, Region, Space};
+
+/// A protection, strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protection {
+    /// Inside an Initial Boot Block segment whose digest a verified Boot Policy Manifest carries.
+    BootguardIbb,
+    /// A startup/BIOS ACM whose RSA signature verified.
+    Acm,
+    /// A microcode update (signed by Intel, verified by the CPU on load).
+    Microcode,
+    /// Covered by a verified ME/CSME/SPS partition manifest signed by a known Intel key.
+    MeManifest,
+    /// Covered by the vendor signature of a release package.
+    VendorPackage,
+    /// Static bytes that only an fwscan baseline protects.
+    BaselineOnly,
+    /// Per-machine or mutable data, free space, blank bytes: nothing protects them.
+    None,
+}
+
+impl Protection {
+    /// Every protection, strongest first (the overlap order).
+    pub const ALL: [Protection; 7] = [
+        Protection::BootguardIbb,
+        Protection::Acm,
+        Protection::Microcode,
+        Protection::MeManifest,
+        Protection::VendorPackage,
+        Protection::BaselineOnly,
+        Protection::None,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protection::BootguardIbb => "bootguard-ibb",
+            Protection::Acm => "acm",
+            Protection::Microcode => "microcode",
+            Protection::MeManifest => "me-manifest",
+            Protection::VendorPackage => "vendor-package",
+            Protection::BaselineOnly => "baseline-only",
+            Protection::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protection> {
+        Protection::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// One contiguous range with one protection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Range {
+    pub offset: u64,
+    pub size: u64,
+    pub protection: Protection,
+    /// What gives the protection (the node path or the `by` of a root range); absent for the defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// The coverage of one image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    pub size: u64,
+    pub ranges: Vec<Range>,
+    /// Bytes per protection, every protection listed (strongest first), zeros included.
+    pub totals: BTreeMap<&'static str, u64>,
+}
+
+impl Coverage {
+    /// Bytes with protection `p`.
+    pub fn total(&self, p: Protection) -> u64 {
+        self.totals.get(p.as_str()).copied().unwrap_or(0)
+    }
+}
+
+struct Interval {
+    start: u64,
+    end: u64,
+    prot: Protection,
+    by: Option<String>,
+}
+
+/// Computes the coverage of a finalized tree.
+pub fn compute(root: &Region) -> Coverage {
+    let size = root.size;
+    let mut iv = Vec::new();
+    collect(root, root, false, false, &mut iv);
+    if let Some(serde_json::Value::Array(items)) = root.attrs.get("coverage") {
+        for it in items {
+            let off = it.get("offset").and_then(serde_json::Value::as_u64);
+            let len = it.get("size").and_then(serde_json::Value::as_u64);
+            let prot = it
+                .get("protection")
+                .and_then(serde_json::Value::as_str)
+                .and_then(Protection::parse);
+            if let (Some(off), Some(len), Some(prot)) = (off, len, prot) {
+                let end = off.saturating_add(len).min(size);
+                if off < end {
+                    let by = it
+                        .get("by")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string);
+                    iv.push(Interval {
+                        start: off,
+                        end,
+                        prot,
+                        by,
+                    });
+                }
+            }
+        }
+    }
+    sweep(size, iv)
+}
+
+/// Adds the intervals of `r` and its image-space descendants.
+fn collect(root: &Region, r: &Region, mutable: bool, pinned: bool, out: &mut Vec<Interval>) {
+    let mutable = mutable || matches!(r.policy, Policy::Mutable | Policy::Ignore);
+    let pinned = pinned || r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
+    let start = r.offset.min(root.size);
+    let end = r.end().min(root.size);
+    if let Some(p) = r.attr_str("covered-by").and_then(Protection::parse) {
+        if start < end {
+            out.push(Interval {
+                start,
+                end,
+                prot: p,
+                by: Some(if r.path.is_empty() {
+                    "/".into()
+                } else {
+                    r.path.clone()
+                }),
+            });
+        }
+    }
+    let in_image = |c: &Region| c.space == Space::Image && Arc::ptr_eq(&c.data, &root.data);
+    let mut any = false;
+    for c in r.children.iter().filter(|c| in_image(c)) {
+        any = true;
+        collect(root, c, mutable, pinned, out);
+    }
+    if !any && start < end {
+        let prot = if r.policy == Policy::Blank || (mutable && !pinned) {
+            Protection::None
+        } else {
+            Protection::BaselineOnly
+        };
+        out.push(Interval {
+            start,
+            end,
+            prot,
+            by: None,
+        });
+    }
+}
+
+/// Resolves overlaps (strongest wins, then the first `by` in path order) and fills holes with `none`.
+fn sweep(size: u64, iv: Vec<Interval>) -> Coverage {
+    // Events: (position, is_start, interval index); ends before starts at one position.
+    let mut ev: Vec<(u64, bool, usize)> = Vec::with_capacity(iv.len() * 2);
+    for (i, x) in iv.iter().enumerate() {
+        ev.push((x.start, true, i));
+        ev.push((x.end, false, i));
+    }
+    ev.sort_unstable();
+    // Active intervals per protection, ordered by (by, index) so the winner is deterministic.
+    let mut active: Vec<BTreeMap<(Option<&str>, usize), ()>> = vec![BTreeMap::new(); 7];
+    let rank = |p: Protection| Protection::ALL.iter().position(|&q| q == p).unwrap_or(6);
+    let mut ranges: Vec<Range> = Vec::new();
+    let mut push = |from: u64, to: u64, prot: Protection, by: Option<&str>| {
+        if from >= to {
+            return;
+        }
+        if let Some(last) = ranges.last_mut() {
+            if last.protection == prot
+                && last.by.as_deref() == by
+                && last.offset + last.size == from
+            {
+                last.size += to - from;
+                return;
+            }
+        }
+        ranges.push(Range {
+            offset: from,
+            size: to - from,
+            protection: prot,
+            by: by.map(str::to_string),
+        });
+    };
+    let mut cursor = 0u64;
+    let mut k = 0;
+    while cursor < size {
+        // Apply every event at `cursor`.
+        while k < ev.len() && ev[k].0 <= cursor {
+            let (_, is_start, i) = ev[k];
+            let key = (iv[i].by.as_deref(), i);
+            let r = rank(iv[i].prot);
+            if is_start {
+                active[r].insert(key, ());
+            } else {
+                active[r].remove(&key);
+            }
+            k += 1;
+        }
+        let next = ev.get(k).map_or(size, |e| e.0.min(size));
+        let winner = active
+            .iter()
+            .enumerate()
+            .find_map(|(r, m)| m.keys().next().map(|(by, _)| (Protection::ALL[r], *by)));
+        match winner {
+            Some((p, by)) => push(cursor, next, p, by),
+            None => push(cursor, next, Protection::None, None),
+        }
+        // `next > cursor`: every event at or before `cursor` was applied.
+        cursor = next;
+    }
+    let mut totals: BTreeMap<&'static str, u64> =
+        Protection::ALL.iter().map(|p| (p.as_str(), 0)).collect();
+    for r in &ranges {
+        *totals.entry(r.protection.as_str()).or_insert(0) += r.size;
+    }
+    Coverage {
+        size,
+        ranges,
+        totals,
+    }
+}
+
+/// Text rendering: ranges, then totals with percentages.
+pub fn text(c: &Coverage) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "coverage of {} bytes ({:#x})", c.size, c.size);
+    let _ = writeln!(s, "{:<12} {:<12} {:<16} by", "offset", "size", "protection");
+    for r in &c.ranges {
+        let _ = writeln!(
+            s,
+            "{:<#12x} {:<#12x} {:<16} {}",
+            r.offset,
+            r.size,
+            r.protection.as_str(),
+            r.by.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(s, "totals:");
+    for p in Protection::ALL {
+        let n = c.total(p);
+        let pct = if c.size == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / c.size as f64
+        };
+        let _ = writeln!(s, "  {:<16} {:>12} bytes {:>6.2}%", p.as_str(), n, pct);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Data;
+    use crate::region::RegionKind;
+
+    #[test]
+    fn strongest_wins_and_totals_sum() {
+        let data = Arc::new(Data::Owned(vec![0u8; 100]));
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, 100);
+        let a =
+            Region::new(RegionKind::Blob, "a", &data, 0, 40).with_attr("covered-by", "me-manifest");
+        let b = Region::new(RegionKind::Blob, "b", &data, 40, 30).with_policy(Policy::Mutable);
+        let c = Region::new(RegionKind::Blob, "c", &data, 70, 20);
+        root.children = vec![a, b, c];
+        root.attrs.insert(
+            "coverage".into(),
+            serde_json::json!([{"offset": 30, "size": 20, "protection": "bootguard-ibb", "by": "bpm"},
+                               {"offset": 95, "size": 1000, "protection": "acm"}]),
+        );
+        crate::region::finalize(&mut root);
+        let cov = compute(&root);
+        let got: Vec<(u64, u64, &str)> = cov
+            .ranges
+            .iter()
+            .map(|r| (r.offset, r.size, r.protection.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 30, "me-manifest"),
+                (30, 20, "bootguard-ibb"),
+                (50, 20, "none"),
+                (70, 20, "baseline-only"),
+                (90, 5, "none"),
+                (95, 5, "acm"),
+            ]
+        );
+        assert_eq!(cov.totals.values().sum::<u64>(), 100);
+        assert_eq!(cov.total(Protection::None), 25);
+    }
+}

@@ -1,0 +1,394 @@
+//! ME 6-10 code partitions: the `$MN2` manifest at the partition start and its `$MME` module entries.
+//!
+//! Layout (me_cleaner, MEAnalyzer; proved on the Lumpy ME 8 fixture): the manifest ([`super::me_manifest`])
+//! is followed, 12 bytes after the signature (partition name and reserved bytes), at 0x290, by `count`
+//! (manifest 0x20) module entries of 0x60 bytes (0x80 in some versions: the size is told by where the next
+//! `$MME` tag is): `$MME`, name[16], SHA-256[32] (byte-reversed), u32 load base (0x34), u32 offset from the
+//! partition start (0x38), u32 uncompressed size (0x3C), u32 stored size (0x40), ..., u32 flags (0x50; bits
+//! 6:4 compression: 0 none, 1 Huffman, 2 LZMA).
+//!
+//! The module hash covers the uncompressed module. Uncompressed modules are hashed as stored; LZMA modules
+//! (an LZMA "alone" stream) are decompressed within the parse budget and hashed, which the fixture proves
+//! (every LZMA module of both Lumpy code partitions matches); Huffman modules share one `LLUT` chunk table
+//! whose dictionaries are not public, so their hashes are reported as "not verifiable offline" and the
+//! `LLUT` area is one node listing them.
+
+use sha2::{Digest, Sha256};
+
+use super::decompress;
+use super::me_manifest::{self, stored_hash};
+use super::util::{le32, slice};
+use super::Ctx;
+use crate::error::ParseError;
+use crate::finding::Code;
+use crate::region::{self, Note, Region, RegionKind};
+
+/// Where the `$MME` entries start (after the 0x284-byte RSA-2048 header, the partition name and 8 bytes).
+pub const MME_OFFSET: u64 = 0x290;
+/// Most module entries read (real manifests have fewer than 64).
+pub const MAX_MODULES: u64 = 256;
+
+/// Whether a code partition starts with an ME 6-10 manifest.
+pub fn probe(b: &[u8]) -> bool {
+    me_manifest::looks_like(b)
+}
+
+fn module_name(raw: &[u8]) -> String {
+    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+    let n: String = raw[..end]
+        .iter()
+        .map(|&c| {
+            if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') {
+                (c as char).to_string()
+            } else {
+                format!("%{c:02X}")
+            }
+        })
+        .collect();
+    if n.is_empty() {
+        "unnamed".into()
+    } else {
+        n
+    }
+}
+
+struct Module {
+    name: String,
+    hash: String,
+    off: u64,
+    usize_: u64,
+    size: u64,
+    comp: u32,
+    at: u64,
+}
+
+/// Parses the code partition `part` (manifest, modules, `LLUT`) into children with image offsets.
+pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
+    let b = part.bytes();
+    let len = b.len() as u64;
+    let base = part.offset;
+    let man = me_manifest::parse(b).map_err(|detail| ParseError::Invalid {
+        what: "$MN2 manifest",
+        offset: base,
+        detail,
+    })?;
+    let mut mnode = Region::new(RegionKind::Header, "manifest", &part.data, base, man.size)
+        .with_attr("entry", "manifest");
+    man.describe(&mut mnode);
+    let trusted = man.trusted();
+
+    // Module entry size: 0x60, or 0x80 when the second tag is there.
+    let tag_at = |o: u64| slice(b, o, 4, "$MME").ok() == Some(b"$MME".as_slice());
+    let declared = u64::from(man.modules);
+    let esize = if !tag_at(MME_OFFSET) {
+        0
+    } else if declared == 1 || tag_at(MME_OFFSET + 0x60) {
+        0x60
+    } else if tag_at(MME_OFFSET + 0x80) {
+        0x80
+    } else {
+        0
+    };
+    let mut mods = Vec::new();
+    if esize == 0 {
+        if declared > 0 {
+            mnode.notes.push(Note::new(
+                Code::Unparsed,
+                format!(
+                    "manifest declares {declared} modules but no $MME entries at {MME_OFFSET:#x}"
+                ),
+                Some(base + MME_OFFSET),
+            ));
+        }
+    } else {
+        let fits = man
+            .size
+            .saturating_sub(MME_OFFSET)
+            .checked_div(esize)
+            .unwrap_or(0);
+        let count = declared.min(fits).min(MAX_MODULES);
+        if declared > count {
+            mnode.notes.push(Note::new(
+                Code::LimitExceeded,
+                format!(
+                    "manifest declares {declared} modules; {count} fit in it (limit {MAX_MODULES})"
+                ),
+                Some(base + 0x20),
+            ));
+        }
+        for i in 0..count {
+            let e = MME_OFFSET + i * esize;
+            let raw = slice(b, e, esize, "$MME entry")?;
+            if &raw[..4] != b"$MME" {
+                mnode.notes.push(Note::new(
+                    Code::Unparsed,
+                    format!("module entry {i} at {e:#x} has no $MME tag"),
+                    Some(base + e),
+                ));
+                break;
+            }
+            mods.push(Module {
+                name: module_name(&raw[4..20]),
+                hash: stored_hash(&raw[0x14..0x34]),
+                off: u64::from(le32(raw, 0x38, "offset")?),
+                usize_: u64::from(le32(raw, 0x3C, "uncompressed size")?),
+                size: u64::from(le32(raw, 0x40, "size")?),
+                comp: (le32(raw, 0x50, "flags")? >> 4) & 7,
+                at: base + e,
+            });
+        }
+    }
+
+    let mut kids = vec![mnode];
+    // Huffman modules: one LLUT node from their shared offset to the next other module (or the end).
+    let huff: Vec<&Module> = mods.iter().filter(|m| m.comp == 1).collect();
+    let mut placed: Vec<(u64, u64, String)> = vec![(0, man.size, "manifest".into())];
+    if let Some(first) = huff.first() {
+        let start = first.off;
+        let end = mods
+            .iter()
+            .filter(|m| m.comp != 1 && m.off > start)
+            .map(|m| m.off)
+            .min()
+            .unwrap_or(len)
+            .min(len);
+        if start >= man.size && start < end {
+            let names: Vec<String> = huff.iter().map(|m| m.name.clone()).collect();
+            let mut n = Region::new(
+                RegionKind::Blob,
+                "llut",
+                &part.data,
+                base + start,
+                end - start,
+            )
+            .with_attr("entry", "huffman-chunks")
+            .with_attr("compression", "huffman")
+            .with_attr("modules", names.join(","))
+            .with_attr(
+                "hash-status",
+                "not verifiable offline (Huffman: hash covers decompressed data)",
+            );
+            if slice(b, start, 4, "LLUT").ok() != Some(b"LLUT".as_slice()) {
+                n.notes.push(Note::new(
+                    Code::Unparsed,
+                    "Huffman modules point at bytes that are not an LLUT chunk table",
+                    Some(base + start),
+                ));
+            } else if trusted {
+                n.attrs.insert("covered-by".into(), "me-manifest".into());
+            }
+            placed.push((start, end, "llut".into()));
+            kids.push(n);
+        }
+    }
+    for m in mods.iter().filter(|m| m.comp != 1) {
+        let end = m.off.checked_add(m.size).filter(|&e| e <= len);
+        let Some(end) = end else {
+            kids[0].notes.push(Note::new(
+                Code::PartitionOutOfBounds,
+                format!(
+                    "module {} ({:#x}+{:#x}) extends past the {len:#x}-byte partition",
+                    m.name, m.off, m.size
+                ),
+                Some(m.at),
+            ));
+            continue;
+        };
+        if m.size == 0 {
+            continue;
+        }
+        if let Some((_, _, other)) = placed.iter().find(|(s, e, _)| m.off < *e && *s < end) {
+            kids[0].notes.push(Note::new(
+                Code::PartitionOverlap,
+                format!(
+                    "module {} ({:#x}+{:#x}) overlaps {other}",
+                    m.name, m.off, m.size
+                ),
+                Some(m.at),
+            ));
+            continue;
+        }
+        placed.push((m.off, end, m.name.clone()));
+        let data = &b[m.off as usize..end as usize];
+        let mut n = Region::new(
+            RegionKind::Blob,
+            m.name.clone(),
+            &part.data,
+            base + m.off,
+            m.size,
+        )
+        .with_attr("entry", "module");
+        n.attrs.insert(
+            "compression".into(),
+            match m.comp {
+                0 => "none".into(),
+                2 => "lzma".into(),
+                c => format!("unknown-{c}"),
+            }
+            .into(),
+        );
+        // Err((definite, why)): definite when the stored bytes cannot produce any hash (corrupt stream).
+        let got: Result<String, (bool, String)> = match m.comp {
+            0 => Ok(hex::encode(Sha256::digest(data))),
+            2 => {
+                let limit = ctx.decompress_limit().min(m.usize_);
+                match decompress::lzma(data, limit) {
+                    Ok(out) => ctx
+                        .charge(out.len() as u64, base + m.off)
+                        .map(|()| hex::encode(Sha256::digest(&out)))
+                        .map_err(|e| (false, e.to_string())),
+                    Err(decompress::Error::Limit(n)) if n < m.usize_ => {
+                        Err((false, format!("decompression budget of {n} bytes reached")))
+                    }
+                    Err(e) => Err((true, format!("LZMA: {e}"))),
+                }
+            }
+            c => Err((false, format!("unknown compression {c}"))),
+        };
+        match got {
+            Ok(h) if h == m.hash => {
+                n.attrs.insert("hash-status".into(), "verified".into());
+                if trusted {
+                    n.attrs.insert("covered-by".into(), "me-manifest".into());
+                }
+            }
+            Ok(h) => {
+                n.attrs.insert("hash-status".into(), "mismatch".into());
+                n.notes.push(Note::new(
+                    Code::MeModuleHashMismatch,
+                    format!(
+                        "module {} hashes to {h}; the manifest lists {}",
+                        m.name, m.hash
+                    ),
+                    Some(n.offset),
+                ));
+            }
+            Err((true, e)) => {
+                n.attrs.insert("hash-status".into(), "mismatch".into());
+                n.notes.push(Note::new(
+                    Code::MeModuleHashMismatch,
+                    format!(
+                        "module {} does not decompress ({e}), so it cannot match the manifest's hash {}",
+                        m.name, m.hash
+                    ),
+                    Some(n.offset),
+                ));
+            }
+            Err((false, e)) => {
+                n.attrs
+                    .insert("hash-status".into(), format!("not verified: {e}").into());
+            }
+        }
+        kids.push(n);
+    }
+    region::fill_gaps(
+        &part.data,
+        part.offset,
+        part.end(),
+        &mut kids,
+        ctx.opts.blank,
+        RegionKind::Padding,
+    );
+    Ok(kids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::ParseOptions;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    /// A partition: manifest with `mods` `$MME` entries (name, offset, size, compression), in `len` bytes.
+    fn part(mods: &[(&str, u32, u32, u32)], len: usize) -> Vec<u8> {
+        let msize = MME_OFFSET as usize + mods.len() * 0x60;
+        let mut b = vec![0xFFu8; len];
+        b[..msize].copy_from_slice(&super::super::me_manifest::tests::manifest(msize));
+        b[0x20..0x24].copy_from_slice(&(mods.len() as u32).to_le_bytes());
+        for (i, (n, o, s, c)) in mods.iter().enumerate() {
+            let e = MME_OFFSET as usize + i * 0x60;
+            b[e..e + 0x60].fill(0);
+            b[e..e + 4].copy_from_slice(b"$MME");
+            b[e + 4..e + 4 + n.len()].copy_from_slice(n.as_bytes());
+            b[e + 0x38..e + 0x3C].copy_from_slice(&o.to_le_bytes());
+            b[e + 0x3C..e + 0x40].copy_from_slice(&(s * 2).to_le_bytes());
+            b[e + 0x40..e + 0x44].copy_from_slice(&s.to_le_bytes());
+            b[e + 0x50..e + 0x54].copy_from_slice(&(c << 4).to_le_bytes());
+        }
+        b
+    }
+
+    fn run(b: &[u8]) -> Result<Vec<Region>, ParseError> {
+        let data = Arc::new(Data::Owned(b.to_vec()));
+        let p = Region::new(RegionKind::Partition, "FTPR", &data, 0, b.len() as u64);
+        parse(&Ctx::new(&ParseOptions::default()), &p)
+    }
+
+    fn notes(kids: &[Region]) -> Vec<(String, &'static str)> {
+        kids.iter()
+            .flat_map(|k| k.notes.iter().map(|n| (k.name.clone(), n.code.as_str())))
+            .collect()
+    }
+
+    #[test]
+    fn modules_are_hashed_and_bad_ones_reported() {
+        // Zeroed hashes: an uncompressed module and a corrupt LZMA stream both mismatch.
+        let b = part(
+            &[("PLAIN", 0x400, 0x40, 0), ("PACKED", 0x440, 0x40, 2)],
+            0x600,
+        );
+        let kids = run(&b).unwrap();
+        let n = notes(&kids);
+        assert!(
+            n.contains(&("PLAIN".into(), "me-module-hash-mismatch")),
+            "{n:?}"
+        );
+        assert!(
+            n.contains(&("PACKED".into(), "me-module-hash-mismatch")),
+            "{n:?}"
+        );
+        // The right hash (stored byte-reversed) verifies.
+        let mut b = b;
+        let mut h = Sha256::digest(&b[0x400..0x440]).to_vec();
+        h.reverse();
+        b[MME_OFFSET as usize + 0x14..MME_OFFSET as usize + 0x34].copy_from_slice(&h);
+        let kids = run(&b).unwrap();
+        let plain = kids.iter().find(|k| k.name == "PLAIN").unwrap();
+        assert_eq!(plain.attr_str("hash-status"), Some("verified"));
+        // Untrusted manifest: verified hash, but no coverage.
+        assert!(!plain.attrs.contains_key("covered-by"));
+    }
+
+    #[test]
+    fn malformed_module_tables_become_notes() {
+        let mut b = part(&[("A", 0x400, 0x40, 0)], 0x600);
+        b[0x20..0x24].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(run(&b).is_ok());
+        let b = part(
+            &[
+                ("PAST", 0x500, 0x1000, 0),
+                ("WRAP", 0xFFFF_FFF0, 0x20, 2),
+                ("OVER", 0x10, 0x20, 0),
+                ("H1", 0x5F0, 0x100, 1),
+            ],
+            0x600,
+        );
+        let kids = run(&b).unwrap();
+        let n: Vec<&str> = notes(&kids).into_iter().map(|x| x.1).collect();
+        assert_eq!(
+            n.iter()
+                .filter(|&&c| c == "partition-out-of-bounds")
+                .count(),
+            2,
+            "{n:?}"
+        );
+        assert!(n.contains(&"partition-overlap"), "{n:?}");
+        assert!(n.contains(&"unparsed"), "{n:?}"); // Huffman without an LLUT
+        let b = part(&[("A", 0x400, 0x40, 0), ("B", 0x440, 0x40, 2)], 0x600);
+        for cut in 0..b.len() {
+            if let Ok(kids) = run(&b[..cut]) {
+                assert!(kids.iter().all(|k| k.end() <= cut as u64), "cut {cut}");
+            }
+        }
+    }
+}
