@@ -116,6 +116,11 @@ pub struct ParseArgs {
     /// Largest file read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_image_size: u64,
+    /// OpenBMC system key that signs update tarballs' MANIFEST and publickey, as
+    /// `KEYTYPE=PEMFILE` or `KEYTYPE:HASHTYPE=PEMFILE` (HashType defaults to RSA-SHA256); repeatable.
+    /// Without one a tarball is only checked against its own publickey and its signer is not trusted.
+    #[arg(long = "openbmc-key", value_name = "KEYTYPE[:HASH]=PEM")]
+    pub openbmc_keys: Vec<String>,
 }
 
 impl ParseArgs {
@@ -124,9 +129,14 @@ impl ParseArgs {
             Some(p) => Some(read_layout(p)?),
             None => None,
         };
+        let mut openbmc_keys = Vec::new();
+        for spec in &self.openbmc_keys {
+            openbmc_keys.push(read_openbmc_key(spec)?);
+        }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
             layout,
+            openbmc_keys,
             ..ParseOptions::default()
         })
     }
@@ -207,4 +217,30 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Reads an `--openbmc-key KEYTYPE[:HASHTYPE]=PEMFILE` argument; the key must parse as RSA.
+fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::SystemKey> {
+    let (ty, path) = spec.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!("--openbmc-key `{spec}`: expected KEYTYPE[:HASHTYPE]=PEMFILE")
+    })?;
+    let (key_type, hash_type) = match ty.split_once(':') {
+        Some((k, h)) => (k.to_string(), h.to_string()),
+        None => (ty.to_string(), "RSA-SHA256".to_string()),
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?
+        .len();
+    if len > 64 << 10 {
+        anyhow::bail!("--openbmc-key {path}: {len} bytes is too large for a public key");
+    }
+    let pem =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
+    fwscan::formats::obmc_tar::public_key(pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
+    Ok(fwscan::formats::obmc_tar::SystemKey {
+        key_type,
+        hash_type,
+        pem,
+    })
 }

@@ -9,7 +9,10 @@
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
 pub mod bmc;
+pub mod compressed;
+pub mod cpio;
 pub mod decompress;
+pub mod dtb;
 pub mod fdt;
 pub mod fit;
 pub mod gbe;
@@ -18,6 +21,7 @@ pub mod jffs2;
 pub mod layout;
 pub mod me;
 pub mod nvram;
+pub mod obmc_tar;
 pub mod pe;
 pub mod squashfs;
 pub mod squashfs_inodes;
@@ -25,6 +29,7 @@ pub mod uboot;
 pub mod ubootenv;
 pub mod uefi;
 pub mod util;
+pub mod zimage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,6 +58,9 @@ pub struct ParseOptions {
     pub layout: Option<Layout>,
     /// Force a top-level format by registry name (`raw` disables detection).
     pub format: Option<String>,
+    /// OpenBMC system keys (as in `/etc/activationdata/KEYTYPE/`) that `MANIFEST.sig` and `publickey.sig`
+    /// of an update tarball are verified with; empty: the tarball is only checked against its own key.
+    pub openbmc_keys: Vec<obmc_tar::SystemKey>,
 }
 
 impl Default for ParseOptions {
@@ -65,6 +73,7 @@ impl Default for ParseOptions {
             blank: 0xFF,
             layout: None,
             format: None,
+            openbmc_keys: Vec::new(),
         }
     }
 }
@@ -185,6 +194,13 @@ pub fn registry() -> &'static [Format] {
             parse: nvram::parse,
             top_level: true,
         },
+        Format {
+            name: "tar",
+            description: "tar archive; OpenBMC update tarball (MANIFEST, publickey, image-* parsed, RSA signatures verified)",
+            probe: obmc_tar::probe,
+            parse: obmc_tar::parse,
+            top_level: true,
+        },
         // --- BMC (docs/bmc.md) ---
         Format {
             name: "fit",
@@ -237,6 +253,41 @@ pub fn registry() -> &'static [Format] {
             top_level: false,
         },
         Format {
+            name: "cpio",
+            description: "cpio archive, newc/crc (initramfs): files with their digests",
+            probe: cpio::probe,
+            parse: cpio::parse,
+            top_level: false,
+        },
+        Format {
+            name: "xz",
+            description: "xz stream (decompressed and parsed)",
+            probe: compressed::probe_xz,
+            parse: compressed::parse_xz,
+            top_level: false,
+        },
+        Format {
+            name: "gzip",
+            description: "gzip stream (decompressed and parsed)",
+            probe: compressed::probe_gzip,
+            parse: compressed::parse_gzip,
+            top_level: false,
+        },
+        Format {
+            name: "zimage",
+            description: "ARM Linux zImage (self-decompressing kernel, extent from its header)",
+            probe: zimage::probe,
+            parse: zimage::parse,
+            top_level: false,
+        },
+        Format {
+            name: "fdt",
+            description: "flattened device tree blob (nodes; fixed-partitions listed as information)",
+            probe: dtb::probe,
+            parse: dtb::parse,
+            top_level: false,
+        },
+        Format {
             name: "bmc",
             description: "BMC SPI flash (device-tree, OpenBMC preset, MegaRAC or UBI layout)",
             probe: bmc::probe,
@@ -265,6 +316,12 @@ pub fn detect(bytes: &[u8], top_level: bool) -> Option<&'static Format> {
         }
     }
     best.map(|(f, _)| f)
+}
+
+/// The format of a whole file: a whole-image format (flash, volume, package), else a stand-alone
+/// component (FIT, uImage, U-Boot, squashfs, ...; see [`bmc::STANDALONE`]).
+pub fn detect_file(bytes: &[u8]) -> Option<&'static Format> {
+    detect(bytes, true).or_else(|| bmc::detect_component(bytes))
 }
 
 /// Parses a whole image into a finalized region tree. Never fails: what cannot be parsed stays an opaque
@@ -299,7 +356,7 @@ pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
         let fmt = match forced {
             Some("raw") => None,
             Some(name) => by_name(name),
-            None => detect(&data, true),
+            None => detect_file(&data),
         };
         match fmt {
             Some(f) => {
