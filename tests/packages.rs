@@ -612,3 +612,256 @@ fn openbmc_tarball_signed_with_sha512() {
         "{f:?}"
     );
 }
+
+// --- UEFI capsules ----------------------------------------------------------------------------------------
+
+/// EDK2's BaseTools (PyPI `edk2-basetools`): GenerateCapsule.py and its test certificates.
+fn edk2_basetools() -> Option<PathBuf> {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import edk2basetools, os; print(os.path.dirname(edk2basetools.__file__))",
+        ])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        skip("python3 package edk2-basetools (GenerateCapsule.py) is not installed");
+        return None;
+    }
+    Some(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+fn ovmf_code() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    if p.is_file() {
+        Some(p)
+    } else {
+        skip("/usr/share/OVMF/OVMF_CODE_4M.fd missing (Debian: ovmf)");
+        None
+    }
+}
+
+const FW_GUID: &str = "6e0e1d3c-0cb8-4c51-b5fa-6a3ef7d9fdd1";
+
+#[test]
+fn fmp_capsule_from_generate_capsule_is_verified_and_its_signer_named() {
+    let (Some(bt), Some(code)) = (edk2_basetools(), ovmf_code()) else {
+        return;
+    };
+    if !have("openssl") {
+        return;
+    }
+    let certs = bt.join("Pkcs7Sign");
+    let dir = b::scratch("pkg-capsule");
+    std::fs::write(dir.join("driver.efi"), b"MZ-not-really-a-driver").unwrap();
+    let cap = dir.join("fw.cap");
+    run(
+        &dir,
+        "python3",
+        &[
+            "-m",
+            "edk2basetools.Capsule.GenerateCapsule",
+            "--encode",
+            "--guid",
+            FW_GUID,
+            "--fw-version",
+            "2",
+            "--lsv",
+            "1",
+            "--monotonic-count",
+            "7",
+            "--capflag",
+            "PersistAcrossReset",
+            "--embedded-driver",
+            "driver.efi",
+            "--signer-private-cert",
+            certs.join("TestCert.pem").to_str().unwrap(),
+            "--other-public-cert",
+            certs.join("TestSub.pub.pem").to_str().unwrap(),
+            "--trusted-public-cert",
+            certs.join("TestRoot.pub.pem").to_str().unwrap(),
+            "-o",
+            cap.to_str().unwrap(),
+            code.to_str().unwrap(),
+        ],
+    );
+    let doc = inspect(&cap, &[]);
+    assert_eq!(doc["root"]["attrs"]["format"], "capsule");
+    let n = nodes(&doc);
+    let p = format!("payload[{}]", FW_GUID.to_ascii_uppercase());
+    assert!(n.contains_key("driver[0]"), "{:?}", n.keys());
+    let auth = format!("{p}/authentication");
+    assert_eq!(n[&auth]["attrs"]["monotonic-count"], 7);
+    assert!(attr(&n, &auth, "signature").starts_with("valid"));
+    assert!(attr(&n, &auth, "signer-subject").contains("CN=TestCert"));
+    assert!(attr(&n, &auth, "signer-issuer").contains("CN=TestSub"));
+    assert!(attr(&n, &auth, "signer").starts_with("not trusted"));
+    assert_eq!(
+        n[&format!("{p}/fmp-payload-header")]["attrs"]["fw-version"],
+        2
+    );
+    // The firmware inside is OVMF, parsed as UEFI, byte for byte the file we packed.
+    let img = &n[&format!("{p}/image")];
+    assert_eq!(img["attrs"]["format"], "uefi");
+    let o = Command::new("sha256sum").arg(&code).output().unwrap();
+    let want = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(img["digest"].as_str().unwrap_or(""), want, "{img}");
+    assert!(n.keys().any(|k| k.starts_with(&format!("{p}/image/fv["))));
+    assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
+    assert_eq!(check(&cap, &[]), 0);
+
+    // Trusted through TestSub to the EDK2 TestRoot; untrusted with an unrelated certificate.
+    let root = certs.join("TestRoot.pub.pem");
+    let doc = inspect(&cap, &["--capsule-cert", root.to_str().unwrap()]);
+    assert!(attr(&nodes(&doc), &auth, "signer").contains("CN=TestRoot"));
+    assert_eq!(check(&cap, &["--capsule-cert", root.to_str().unwrap()]), 0);
+    run(
+        &dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "o.key",
+            "-out",
+            "o.pem",
+            "-subj",
+            "/CN=other",
+            "-days",
+            "1",
+        ],
+    );
+    let doc = inspect(
+        &cap,
+        &["--capsule-cert", dir.join("o.pem").to_str().unwrap()],
+    );
+    assert!(findings(&doc)
+        .iter()
+        .any(|(c, q, _)| c == "vendor-untrusted" && *q == p));
+    assert_eq!(
+        check(
+            &cap,
+            &["--capsule-cert", dir.join("o.pem").to_str().unwrap()]
+        ),
+        1
+    );
+
+    // A payload byte changed after signing: GenerateCapsule --decode refuses it, and so do we.
+    let mut bytes = std::fs::read(&cap).unwrap();
+    let at = bytes.len() - 0x10000;
+    bytes[at] ^= 0x01;
+    let bad = dir.join("bad.cap");
+    std::fs::write(&bad, &bytes).unwrap();
+    let reference = Command::new("python3")
+        .args([
+            "-m",
+            "edk2basetools.Capsule.GenerateCapsule",
+            "--decode",
+            "--signer-private-cert",
+        ])
+        .arg(certs.join("TestCert.pem"))
+        .arg("--other-public-cert")
+        .arg(certs.join("TestSub.pub.pem"))
+        .arg("--trusted-public-cert")
+        .arg(certs.join("TestRoot.pub.pem"))
+        .arg("-o")
+        .arg(dir.join("decoded.bin"))
+        .arg(&bad)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        !reference.status.success(),
+        "GenerateCapsule accepted the changed capsule"
+    );
+    let doc = inspect(&bad, &[]);
+    let f = findings(&doc);
+    assert!(
+        f.iter().any(|(c, q, m)| c == "vendor-signature-invalid"
+            && *q == p
+            && m.contains("changed after signing")),
+        "{f:?}"
+    );
+    assert_eq!(check(&bad, &[]), 1);
+}
+
+/// An `EFI_CAPSULE_HEADER` of `header_size` bytes (`guid`, then RomImageOffset for AMI) around `payload`.
+fn plain_capsule(
+    guid: [u8; 16],
+    header_size: u32,
+    rom_offset: Option<u16>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut c = vec![0u8; header_size as usize];
+    c[..16].copy_from_slice(&guid);
+    c[16..20].copy_from_slice(&header_size.to_le_bytes());
+    c[20..24].copy_from_slice(&0x0005_0000u32.to_le_bytes());
+    let total = header_size as usize + payload.len();
+    c[24..28].copy_from_slice(&(total as u32).to_le_bytes());
+    if let Some(r) = rom_offset {
+        c[28..30].copy_from_slice(&r.to_le_bytes());
+    }
+    c.extend_from_slice(payload);
+    c
+}
+
+#[test]
+fn plain_and_ami_aptio_capsules_carry_uefi_payloads() {
+    let Some(code) = ovmf_code() else { return };
+    let fd = std::fs::read(&code).unwrap();
+    let dir = b::scratch("pkg-capsule-plain");
+    // EFI_CAPSULE_GUID 3B6686BD-0D76-4030-B70E-B5519E2FC5A0 with a 0x50-byte header; AMI Aptio
+    // (unsigned GUID 14EEBB90-890A-43DB-AED1-5D3C4588A418) with its 0x800-byte header.
+    let efi = [
+        0xBD, 0x86, 0x66, 0x3B, 0x76, 0x0D, 0x30, 0x40, 0xB7, 0x0E, 0xB5, 0x51, 0x9E, 0x2F, 0xC5,
+        0xA0,
+    ];
+    let ami = [
+        0x90, 0xBB, 0xEE, 0x14, 0x0A, 0x89, 0xDB, 0x43, 0xAE, 0xD1, 0x5D, 0x3C, 0x45, 0x88, 0xA4,
+        0x18,
+    ];
+    for (name, cap, kind, hdr) in [
+        (
+            "plain.cap",
+            plain_capsule(efi, 0x50, None, &fd),
+            "uefi",
+            0x50u64,
+        ),
+        (
+            "ami.cap",
+            plain_capsule(
+                ami,
+                0x20,
+                Some(0x800),
+                &[vec![0u8; 0x800 - 0x20], fd.clone()].concat(),
+            ),
+            "ami-aptio",
+            0x800,
+        ),
+        (
+            "ami-800.cap",
+            plain_capsule(ami, 0x800, Some(0x800), &fd),
+            "ami-aptio",
+            0x800,
+        ),
+    ] {
+        let f = dir.join(name);
+        std::fs::write(&f, &cap).unwrap();
+        let doc = inspect(&f, &[]);
+        assert_eq!(doc["root"]["attrs"]["format"], "capsule", "{name}");
+        let n = nodes(&doc);
+        assert_eq!(attr(&n, "capsule-header", "capsule-type"), kind, "{name}");
+        assert_eq!(n["capsule-header"]["size"], hdr, "{name}");
+        assert_eq!(attr(&n, "payload", "format"), "uefi", "{name}");
+        assert!(n.keys().any(|k| k.starts_with("payload/fv[")), "{name}");
+        assert!(findings(&doc).is_empty(), "{name}: {:?}", findings(&doc));
+        assert_eq!(check(&f, &[]), 0, "{name}");
+    }
+}

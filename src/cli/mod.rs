@@ -121,6 +121,11 @@ pub struct ParseArgs {
     /// Without one a tarball is only checked against its own publickey and its signer is not trusted.
     #[arg(long = "openbmc-key", value_name = "KEYTYPE[:HASH]=PEM")]
     pub openbmc_keys: Vec<String>,
+    /// Vendor X.509 certificate or CA (PEM or DER) a UEFI capsule's PKCS#7 signer must chain to;
+    /// repeatable. Without one a capsule's signature is checked against its own signer certificate and
+    /// the signer is not trusted.
+    #[arg(long = "capsule-cert", value_name = "CERT")]
+    pub capsule_certs: Vec<PathBuf>,
 }
 
 impl ParseArgs {
@@ -133,10 +138,15 @@ impl ParseArgs {
         for spec in &self.openbmc_keys {
             openbmc_keys.push(read_openbmc_key(spec)?);
         }
+        let mut capsule_certs = Vec::new();
+        for p in &self.capsule_certs {
+            capsule_certs.push(read_cert(p)?);
+        }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
             layout,
             openbmc_keys,
+            capsule_certs,
             ..ParseOptions::default()
         })
     }
@@ -243,4 +253,30 @@ fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::Sys
         hash_type,
         pem,
     })
+}
+
+/// Reads a `--capsule-cert` file: one X.509 certificate, PEM or DER; returns its DER.
+fn read_cert(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use x509_cert::der::{Decode, DecodePem, Encode};
+    let len = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("--capsule-cert {}: {e}", path.display()))?
+        .len();
+    if len > 1 << 20 {
+        anyhow::bail!(
+            "--capsule-cert {}: {len} bytes is too large for a certificate",
+            path.display()
+        );
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("--capsule-cert {}: {e}", path.display()))?;
+    let cert = x509_cert::Certificate::from_der(&bytes)
+        .or_else(|_| x509_cert::Certificate::from_pem(&bytes))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--capsule-cert {}: not an X.509 certificate: {e}",
+                path.display()
+            )
+        })?;
+    cert.to_der()
+        .map_err(|e| anyhow::anyhow!("--capsule-cert {}: {e}", path.display()))
 }

@@ -9,6 +9,7 @@
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 
 pub mod bmc;
+pub mod capsule;
 pub mod compressed;
 pub mod cpio;
 pub mod decompress;
@@ -61,6 +62,9 @@ pub struct ParseOptions {
     /// OpenBMC system keys (as in `/etc/activationdata/KEYTYPE/`) that `MANIFEST.sig` and `publickey.sig`
     /// of an update tarball are verified with; empty: the tarball is only checked against its own key.
     pub openbmc_keys: Vec<obmc_tar::SystemKey>,
+    /// Vendor X.509 certificates or CAs (DER) that a UEFI capsule's PKCS#7 signer must chain to; empty:
+    /// the signature is verified with the signer's own certificate and the signer is not trusted.
+    pub capsule_certs: Vec<Vec<u8>>,
 }
 
 impl Default for ParseOptions {
@@ -74,6 +78,7 @@ impl Default for ParseOptions {
             layout: None,
             format: None,
             openbmc_keys: Vec::new(),
+            capsule_certs: Vec::new(),
         }
     }
 }
@@ -170,6 +175,13 @@ pub fn registry() -> &'static [Format] {
             description: "Intel flash descriptor image (FLREG regions)",
             probe: ifd::probe,
             parse: ifd::parse,
+            top_level: true,
+        },
+        Format {
+            name: "capsule",
+            description: "UEFI capsule (EFI_CAPSULE_HEADER, FMP with PKCS#7 authentication, AMI Aptio)",
+            probe: capsule::probe,
+            parse: capsule::parse,
             top_level: true,
         },
         uefi::FORMAT,
