@@ -14,6 +14,7 @@ mod check;
 mod ifd;
 mod layering;
 mod nvram;
+mod packages;
 mod pipeline;
 mod sarif;
 mod signing;

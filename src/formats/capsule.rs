@@ -23,8 +23,8 @@
 
 use x509_cert::der::{Decode, Encode};
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::util::{guid, le16, le32, le64, slice};
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Region, RegionKind};
@@ -568,6 +568,12 @@ pub fn verify_pkcs7(p7: &[u8], data: &[u8], trusted: &[Vec<u8>]) -> Result<Verif
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all_notes(t: &Region) -> Vec<crate::region::Note> {
+        let mut v = Vec::new();
+        t.walk(&mut |r| v.extend(r.notes.iter().cloned()));
+        v
+    }
     use crate::formats::ParseOptions;
     use crate::input::Data;
     use std::sync::Arc;
@@ -625,7 +631,7 @@ mod tests {
             assert!(verify_pkcs7(p7, b"x", &[]).is_err());
             let t = tree(fmp_with(p7, 1));
             assert_eq!(t.attr_str("format"), Some("capsule"));
-            let notes = crate::compare::all_notes(&t);
+            let notes = all_notes(&t);
             assert!(
                 notes.iter().any(|n| n.code == Code::VendorSignatureInvalid),
                 "{notes:?}"
@@ -633,7 +639,7 @@ mod tests {
         }
         // 65535 items: a limit, not an allocation.
         let t = tree(fmp_with(&[0x30, 0x00], 0xFFFF));
-        assert!(!crate::compare::all_notes(&t).is_empty());
+        assert!(!all_notes(&t).is_empty());
         // Every truncation of a capsule parses without a panic.
         let c = fmp_with(&[0x30, 0x03, 0x02, 0x01, 0x00], 1);
         for cut in 0..c.len() {

@@ -10,8 +10,8 @@
 //! their target. Names are labels only: nothing is ever written to disk. Bytes after the trailer are
 //! padding. A malformed header ends the listing with an opaque `unparsed` node over the rest.
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::util::slice;
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Region, RegionKind};
@@ -236,6 +236,12 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all_notes(t: &Region) -> Vec<crate::region::Note> {
+        let mut v = Vec::new();
+        t.walk(&mut |r| v.extend(r.notes.iter().cloned()));
+        v
+    }
     use crate::formats::ParseOptions;
     use crate::input::Data;
     use std::sync::Arc;
@@ -292,16 +298,16 @@ mod tests {
         );
         let ash = t.children.iter().find(|c| c.name == "bin/ash").unwrap();
         assert_eq!(ash.attr_str("target"), Some("sh"));
-        assert!(crate::compare::all_notes(&t).is_empty());
+        assert!(all_notes(&t).is_empty());
         // Truncated inside the data of bin/sh: listing stops with an unparsed node, no panic.
         for cut in [120usize, 250, 300, 350, 400] {
             let t = tree(a[..cut].to_vec());
-            assert!(!crate::compare::all_notes(&t).is_empty(), "cut {cut}");
+            assert!(!all_notes(&t).is_empty(), "cut {cut}");
         }
         // A name size past the end.
         let mut bad = a.clone();
         bad[6 + 8 * 11..6 + 8 * 12].copy_from_slice(b"FFFFFFFF");
         let t = tree(bad);
-        assert!(!crate::compare::all_notes(&t).is_empty());
+        assert!(!all_notes(&t).is_empty());
     }
 }

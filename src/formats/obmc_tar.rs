@@ -29,8 +29,8 @@
 
 use std::collections::HashMap;
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};
 
@@ -733,6 +733,12 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn all_notes(t: &Region) -> Vec<crate::region::Note> {
+        let mut v = Vec::new();
+        t.walk(&mut |r| v.extend(r.notes.iter().cloned()));
+        v
+    }
     use crate::formats::ParseOptions;
     use crate::input::Data;
     use std::sync::Arc;
@@ -787,7 +793,7 @@ mod tests {
             t.find("../../etc/passwd").is_some()
                 || t.children.iter().any(|c| c.name == "../../etc/passwd")
         );
-        let notes = crate::compare::all_notes(&t);
+        let notes = all_notes(&t);
         assert!(
             notes.iter().any(|n| n.code == Code::PartitionOutOfBounds),
             "{notes:?}"

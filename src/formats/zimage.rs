@@ -5,8 +5,8 @@
 //! One node `kernel` (kind `blob`) over the image's extent; bytes after it are an `appended-dtb` (parsed
 //! as a device tree) or `trailing` bytes. An extent past the end of the file is a `partition-out-of-bounds` note and is clipped.
 
-use crate::compare::Code;
 use crate::error::ParseError;
+use crate::finding::Code;
 use crate::formats::util::{le32, le64, slice};
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Region, RegionKind};
