@@ -122,6 +122,16 @@ pub struct ParseArgs {
     /// Largest file read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_image_size: u64,
+    /// OpenBMC system key that signs update tarballs' MANIFEST and publickey, as
+    /// `KEYTYPE=PEMFILE` or `KEYTYPE:HASHTYPE=PEMFILE` (HashType defaults to RSA-SHA256); repeatable.
+    /// Without one a tarball is only checked against its own publickey and its signer is not trusted.
+    #[arg(long = "openbmc-key", value_name = "KEYTYPE[:HASH]=PEM")]
+    pub openbmc_keys: Vec<String>,
+    /// Vendor X.509 certificate or CA (PEM or DER) a UEFI capsule's PKCS#7 signer must chain to;
+    /// repeatable. Without one a capsule's signature is checked against its own signer certificate and
+    /// the signer is not trusted.
+    #[arg(long = "capsule-cert", value_name = "CERT")]
+    pub capsule_certs: Vec<PathBuf>,
 }
 
 impl ParseArgs {
@@ -130,9 +140,19 @@ impl ParseArgs {
             Some(p) => Some(read_layout(p)?),
             None => None,
         };
+        let mut openbmc_keys = Vec::new();
+        for spec in &self.openbmc_keys {
+            openbmc_keys.push(read_openbmc_key(spec)?);
+        }
+        let mut capsule_certs = Vec::new();
+        for p in &self.capsule_certs {
+            capsule_certs.push(read_cert(p)?);
+        }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
             layout,
+            openbmc_keys,
+            capsule_certs,
             ..ParseOptions::default()
         })
     }
@@ -264,4 +284,56 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// Reads an `--openbmc-key KEYTYPE[:HASHTYPE]=PEMFILE` argument; the key must parse as RSA.
+fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::SystemKey> {
+    let (ty, path) = spec.split_once('=').ok_or_else(|| {
+        anyhow::anyhow!("--openbmc-key `{spec}`: expected KEYTYPE[:HASHTYPE]=PEMFILE")
+    })?;
+    let (key_type, hash_type) = match ty.split_once(':') {
+        Some((k, h)) => (k.to_string(), h.to_string()),
+        None => (ty.to_string(), "RSA-SHA256".to_string()),
+    };
+    let len = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?
+        .len();
+    if len > 64 << 10 {
+        anyhow::bail!("--openbmc-key {path}: {len} bytes is too large for a public key");
+    }
+    let pem =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
+    fwscan::formats::obmc_tar::public_key(pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
+    Ok(fwscan::formats::obmc_tar::SystemKey {
+        key_type,
+        hash_type,
+        pem,
+    })
+}
+
+/// Reads a `--capsule-cert` file: one X.509 certificate, PEM or DER; returns its DER.
+fn read_cert(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use x509_cert::der::{Decode, DecodePem, Encode};
+    let len = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("--capsule-cert {}: {e}", path.display()))?
+        .len();
+    if len > 1 << 20 {
+        anyhow::bail!(
+            "--capsule-cert {}: {len} bytes is too large for a certificate",
+            path.display()
+        );
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("--capsule-cert {}: {e}", path.display()))?;
+    let cert = x509_cert::Certificate::from_der(&bytes)
+        .or_else(|_| x509_cert::Certificate::from_pem(&bytes))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--capsule-cert {}: not an X.509 certificate: {e}",
+                path.display()
+            )
+        })?;
+    cert.to_der()
+        .map_err(|e| anyhow::anyhow!("--capsule-cert {}: {e}", path.display()))
 }

@@ -142,6 +142,9 @@ codes! {
     AmbiguousManifest = "ambiguous-manifest", Error, "Two or more approved manifests match this image equally well; none was guessed.";
     InternalError = "internal-error", Error, "fwscan failed on this input (a bug, reported on stderr); it could not be decided.";
     FileChanged = "file-changed", Error, "The image file was truncated, grown or replaced between listing and reading, or during the read.";
+    // --- vendor signatures of release packages (OpenBMC tarballs) --------------------------------------
+    VendorSignatureInvalid = "vendor-signature-invalid", Error, "A vendor signature in a release package does not verify (the file it covers changed after signing, or the signature or key is missing or malformed).";
+    VendorUntrusted = "vendor-untrusted", Error, "A release package is signed, but by no vendor key of the trust policy.";
 }
 
 impl std::fmt::Display for Code {

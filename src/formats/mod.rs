@@ -10,7 +10,11 @@
 
 pub mod amd;
 pub mod bmc;
+pub mod capsule;
+pub mod compressed;
+pub mod cpio;
 pub mod decompress;
+pub mod dtb;
 pub mod fdt;
 pub mod fip;
 pub mod fit;
@@ -24,6 +28,7 @@ pub mod me_cpd;
 pub mod me_manifest;
 pub mod me_mn2;
 pub mod nvram;
+pub mod obmc_tar;
 pub mod pe;
 pub mod squashfs;
 pub mod squashfs_inodes;
@@ -31,6 +36,7 @@ pub mod uboot;
 pub mod ubootenv;
 pub mod uefi;
 pub mod util;
+pub mod zimage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -64,6 +70,12 @@ pub struct ParseOptions {
     pub layout: Option<Layout>,
     /// Force a top-level format by registry name (`raw` disables detection).
     pub format: Option<String>,
+    /// OpenBMC system keys (as in `/etc/activationdata/KEYTYPE/`) that `MANIFEST.sig` and `publickey.sig`
+    /// of an update tarball are verified with; empty: the tarball is only checked against its own key.
+    pub openbmc_keys: Vec<obmc_tar::SystemKey>,
+    /// Vendor X.509 certificates or CAs (DER) that a UEFI capsule's PKCS#7 signer must chain to; empty:
+    /// the signature is verified with the signer's own certificate and the signer is not trusted.
+    pub capsule_certs: Vec<Vec<u8>>,
 }
 
 impl Default for ParseOptions {
@@ -77,6 +89,8 @@ impl Default for ParseOptions {
             blank: 0xFF,
             layout: None,
             format: None,
+            openbmc_keys: Vec::new(),
+            capsule_certs: Vec::new(),
         }
     }
 }
@@ -286,10 +300,30 @@ pub fn registry() -> &'static [Format] {
         ifd::FORMAT,
         fip::FORMAT,
         amd::FORMAT,
+        Format {
+            name: "capsule",
+            description: "UEFI capsule (EFI_CAPSULE_HEADER, FMP with PKCS#7 authentication, AMI Aptio)",
+            probe: capsule::probe,
+            parse: |ctx, node| capsule::parse(ctx, node).map(Into::into),
+            scope: Scope::Flash,
+            component: Some("bios"),
+            policy: None,
+            not_inside: &[],
+        },
         uefi::FORMAT,
         me::FORMAT,
         gbe::FORMAT,
         nvram::FORMAT,
+        Format {
+            name: "tar",
+            description: "tar archive; OpenBMC update tarball (MANIFEST, publickey, image-* parsed, RSA signatures verified)",
+            probe: obmc_tar::probe,
+            parse: |ctx, node| obmc_tar::parse(ctx, node).map(Into::into),
+            scope: Scope::Flash,
+            component: Some("bmc"),
+            policy: None,
+            not_inside: &[],
+        },
         Format {
             name: "intel-manifest",
             description: "Intel Boot Guard / CBnT key or boot policy manifest (__KEYM__, __ACBP__)",
@@ -308,6 +342,56 @@ pub fn registry() -> &'static [Format] {
         bmc::ubi::FORMAT,
         ubootenv::FORMAT,
         uboot::FORMAT,
+        Format {
+            name: "cpio",
+            description: "cpio archive, newc/crc (initramfs): files with their digests",
+            probe: cpio::probe,
+            parse: |ctx, node| cpio::parse(ctx, node).map(Into::into),
+            scope: Scope::Content,
+            component: Some("bmc"),
+            policy: Some(Policy::Static),
+            not_inside: &[],
+        },
+        Format {
+            name: "xz",
+            description: "xz stream (decompressed and parsed)",
+            probe: compressed::probe_xz,
+            parse: |ctx, node| compressed::parse_xz(ctx, node).map(Into::into),
+            scope: Scope::Content,
+            component: Some("bmc"),
+            policy: None,
+            not_inside: &[],
+        },
+        Format {
+            name: "gzip",
+            description: "gzip stream (decompressed and parsed)",
+            probe: compressed::probe_gzip,
+            parse: |ctx, node| compressed::parse_gzip(ctx, node).map(Into::into),
+            scope: Scope::Content,
+            component: Some("bmc"),
+            policy: None,
+            not_inside: &[],
+        },
+        Format {
+            name: "zimage",
+            description: "ARM Linux zImage (self-decompressing kernel, extent from its header)",
+            probe: zimage::probe,
+            parse: |ctx, node| zimage::parse(ctx, node).map(Into::into),
+            scope: Scope::Content,
+            component: Some("bmc"),
+            policy: Some(Policy::Static),
+            not_inside: &[],
+        },
+        Format {
+            name: "fdt",
+            description: "flattened device tree blob (nodes; fixed-partitions listed as information)",
+            probe: dtb::probe,
+            parse: |ctx, node| dtb::parse(ctx, node).map(Into::into),
+            scope: Scope::Content,
+            component: Some("bmc"),
+            policy: None,
+            not_inside: &[],
+        },
         bmc::FORMAT,
     ]
 }
@@ -344,6 +428,12 @@ pub fn detect_inside(
         }
     }
     best.map(|(f, _)| f)
+}
+
+/// The format of a whole file: a whole-image format (flash, volume, package), else a stand-alone
+/// component (FIT, uImage, U-Boot, squashfs, ...; see [`bmc::STANDALONE`]).
+pub fn detect_file(bytes: &[u8]) -> Option<&'static Format> {
+    detect(bytes, true).or_else(|| bmc::detect_component(bytes))
 }
 
 /// The component a top-level format name implies (`layout` and `raw` imply none).
@@ -403,7 +493,7 @@ pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
         let fmt = match forced {
             Some("raw") => None,
             Some(name) => by_name(name),
-            None => detect(&data, true),
+            None => detect_file(&data),
         };
         match fmt {
             Some(f) => {

@@ -1,7 +1,8 @@
 //! U-Boot environment: a little-endian CRC32 over the rest of the environment, then NUL-separated
 //! `name=value` pairs ending with an empty string (a redundant environment has one flag byte after the CRC).
 //! The environment size is not stored; it is found by trying the partition size and power-of-two sizes
-//! (as `mkenvimage -s` makes them) until the CRC matches. No match is an `env-crc` note.
+//! (as `mkenvimage -s` makes them) until the CRC matches. No match is an `env-crc` note on one static opaque
+//! node (no variables are read from bytes whose CRC does not hold).
 //!
 //! The environment (`env`, kind `environment`) is per-machine data: [`Policy::Mutable`]. Variables that
 //! decide what boots (list in `signatures/uboot-env-pinned.txt`) are pinned: attribute `pinned: true` and
@@ -191,6 +192,9 @@ fn env_region(node: &Region, rel: u64, b: &[u8], name: &str) -> Result<Region, P
         .with_attr("crc", format!("{stored:#010x}"))
         .with_attr("redundant", hdr == 5);
     if found.is_none() {
+        // Without a valid CRC the bytes are not known to be an environment: one static opaque node, never a
+        // set of per-machine variables (which would hide any change made to them).
+        env.policy = Policy::Static;
         env.notes.push(Note::new(
             Code::EnvCrc,
             format!(
@@ -198,6 +202,7 @@ fn env_region(node: &Region, rel: u64, b: &[u8], name: &str) -> Result<Region, P
             ),
             Some(base),
         ));
+        return Ok(env);
     }
     let body = slice(b, hdr, size.saturating_sub(hdr), "env body")?;
     let mut pos = 0usize;

@@ -4,7 +4,9 @@
 //! partition):
 //! 1. a layout given by the user or the manifest (handled by [`crate::formats::parse_image`]);
 //! 2. `device-tree`: a `fixed-partitions` node in a device tree (`flat_dt` image) inside a kernel FIT found
-//!    at an erase-block boundary; offsets come from `reg`, names from `label` (else the node name);
+//!    at an erase-block boundary; offsets come from `reg`, names from `label` (else the node name); only
+//!    when the file is a flash image (the FIT lies after other content, or every partition fits the file):
+//!    a stand-alone FIT is never laid out by the layout inside it;
 //! 3. `preset:openbmc-32M|64M|128M`: the OpenBMC static layouts, only when the image has the preset's
 //!    size and the content confirms it (U-Boot at 0, FIT/uImage at the kernel offset, squashfs at rofs);
 //! 4. `megarac`: AMI `$MODULE$` flash module headers, one partition per module;
@@ -166,6 +168,12 @@ fn device_tree_layout(b: &[u8]) -> Option<Discovered> {
                         if entries.is_empty() {
                             continue;
                         }
+                        // A layout read from a device tree is a flash layout only when the file is a flash
+                        // image: the FIT lies after other content, or every partition fits in the file. A
+                        // stand-alone kernel FIT is never laid out by the layout it carries.
+                        if off == 0 && entries.iter().any(|p| p.end >= len) {
+                            continue;
+                        }
                         let mut notes: Vec<Note> = problems
                             .iter()
                             .map(|p| {
@@ -319,6 +327,42 @@ fn ubi_layout(b: &[u8]) -> Option<Discovered> {
         off += FIT_STEP;
     }
     None
+}
+
+/// Component formats also recognised as files of their own (a partition image, a release package member),
+/// when no whole-flash format matches. A U-Boot environment only with a valid CRC, never by guessing.
+pub const STANDALONE: &[&str] = &[
+    "fit",
+    "uimage",
+    "squashfs",
+    "jffs2",
+    "ubi",
+    "uboot-env",
+    "u-boot",
+    "cpio",
+    "xz",
+    "gzip",
+    "zimage",
+    "fdt",
+];
+
+/// The most confident stand-alone component format of a whole file (see [`STANDALONE`]).
+pub fn detect_component(b: &[u8]) -> Option<&'static crate::formats::Format> {
+    let mut best: Option<(&'static crate::formats::Format, Confidence)> = None;
+    for f in crate::formats::registry()
+        .iter()
+        .filter(|f| STANDALONE.contains(&f.name))
+    {
+        if f.name == "uboot-env" && crate::formats::ubootenv::find_env(b).is_none() {
+            continue;
+        }
+        if let Some(c) = (f.probe)(b) {
+            if best.is_none_or(|(_, x)| c > x) {
+                best = Some((f, c));
+            }
+        }
+    }
+    best.map(|(f, _)| f)
 }
 
 /// Whether a partition name means per-machine data.

@@ -1,0 +1,649 @@
+//! UEFI capsules (`.cap`): `EFI_CAPSULE_HEADER` (GUID, `HeaderSize`, `Flags`, `CapsuleImageSize`; UEFI
+//! spec 2.10 §8.5.3), FMP capsules (`EFI_FIRMWARE_MANAGEMENT_CAPSULE_HEADER` §23.3) with their embedded
+//! drivers and payloads (`EFI_FIRMWARE_MANAGEMENT_CAPSULE_IMAGE_HEADER` versions 1-3), authenticated
+//! payloads (`EFI_FIRMWARE_IMAGE_AUTHENTICATION`: monotonic count + `WIN_CERTIFICATE_UEFI_GUID` of type
+//! `EFI_CERT_TYPE_PKCS7_GUID`), EDK2's FMP payload header (`MSS1`), and AMI Aptio capsules (whose ROM
+//! image starts at `RomImageOffset`, the `u16` after the standard header, as UEFITool reads it).
+//!
+//! **Signature.** As EDK2's `FmpAuthenticationLibPkcs7` (`FmpAuthenticatedHandlerPkcs7`): the PKCS#7
+//! `SignedData` in `CertData` is verified over `payload ‖ MonotonicCount` (the bytes after the
+//! authentication header, then the count as a little-endian `u64`), detached; with signed attributes
+//! the `messageDigest` must match and the signature covers their DER. The signer certificate is named
+//! (`signer-subject`, `signer-issuer`). The chain is checked as EDK2's `Pkcs7Verify` does (partial chains
+//! allowed, times not checked): the signer, or a certificate it chains to through the message's own
+//! certificates, must be one of the vendor certificates given ([`ParseOptions::capsule_certs`]). CMS and
+//! X.509 are decoded with the RustCrypto `cms` and `x509-cert` crates, RSA PKCS#1 v1.5 with `rsa`.
+//!
+//! A signature that does not verify is `vendor-signature-invalid` on the payload; a valid signature whose
+//! signer chains to none of the given certificates is `vendor-untrusted`; without any given, the signer
+//! is reported as not trusted (attribute `signer`), which is not a finding. The firmware image inside is
+//! parsed as a file of its own (a UEFI volume, a BIOS region, ...).
+//!
+//! [`ParseOptions::capsule_certs`]: crate::formats::ParseOptions::capsule_certs
+
+use x509_cert::der::{Decode, Encode};
+
+use crate::error::ParseError;
+use crate::finding::Code;
+use crate::formats::util::{guid, le16, le32, le64, slice};
+use crate::formats::{Confidence, Ctx};
+use crate::region::{Note, Region, RegionKind};
+
+pub const FMP_CAPSULE: &str = "6DCBD5ED-E82D-4C44-BDA1-7194199AD92A";
+pub const EFI_CAPSULE: &str = "3B6686BD-0D76-4030-B70E-B5519E2FC5A0";
+pub const APTIO_SIGNED: &str = "4A3CA68B-7723-48FB-803D-578CC1FEC44D";
+pub const APTIO_UNSIGNED: &str = "14EEBB90-890A-43DB-AED1-5D3C4588A418";
+pub const PKCS7_CERT: &str = "4AAFD29D-68DF-49EE-8AA9-347D375665A7";
+const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0EF1;
+/// Most embedded drivers plus payloads read from one FMP capsule.
+const MAX_ITEMS: u64 = 256;
+/// Longest certificate chain followed.
+const MAX_CHAIN: usize = 8;
+
+fn header(b: &[u8]) -> Option<(String, u64, u32, u64)> {
+    let g = guid(slice(b, 0, 16, "capsule guid").ok()?);
+    let hs = u64::from(le32(b, 16, "capsule header size").ok()?);
+    let flags = le32(b, 20, "capsule flags").ok()?;
+    let size = u64::from(le32(b, 24, "capsule image size").ok()?);
+    Some((g, hs, flags, size))
+}
+
+pub fn probe(b: &[u8]) -> Option<Confidence> {
+    let (g, hs, _, size) = header(b)?;
+    let len = b.len() as u64;
+    if hs < 28 || hs > len || size < hs {
+        return None;
+    }
+    if [FMP_CAPSULE, EFI_CAPSULE, APTIO_SIGNED, APTIO_UNSIGNED].contains(&g.as_str()) {
+        return Some(Confidence::High);
+    }
+    // Another vendor's GUID: only when the declared size is exactly the file's.
+    (size == len && hs <= 0x1000).then_some(Confidence::Low)
+}
+
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+    let b = node.bytes();
+    let base = node.offset;
+    let len = b.len() as u64;
+    let (g, hs, flags, size) = header(b).ok_or(ParseError::Invalid {
+        what: "capsule header",
+        offset: base,
+        detail: "shorter than EFI_CAPSULE_HEADER".into(),
+    })?;
+    let aptio = g == APTIO_SIGNED || g == APTIO_UNSIGNED;
+    let mut body_at = hs;
+    if aptio {
+        // AMI: the ROM image starts at RomImageOffset (UEFITool's reading); else at HeaderSize.
+        if let Ok(rom) = le16(b, 28, "Aptio RomImageOffset") {
+            let rom = u64::from(rom);
+            if rom >= 32 && rom <= len {
+                body_at = rom;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let kind = if g == FMP_CAPSULE {
+        "fmp"
+    } else if aptio {
+        "ami-aptio"
+    } else {
+        "uefi"
+    };
+    let mut h = Region::new(
+        RegionKind::Header,
+        "capsule-header",
+        &node.data,
+        base,
+        body_at,
+    )
+    .with_attr("capsule-guid", g.clone())
+    .with_attr("capsule-type", kind)
+    .with_attr("header-size", hs)
+    .with_attr("flags", format!("{flags:#010x}"))
+    .with_attr("capsule-image-size", size);
+    if g == APTIO_SIGNED {
+        h.attrs.insert(
+            "signature".into(),
+            "not verified: AMI's own capsule signature format is not read".into(),
+        );
+    }
+    let end = if size > len {
+        h.notes.push(Note::new(
+            Code::PartitionOutOfBounds,
+            format!("capsule: CapsuleImageSize {size:#x} exceeds the {len:#x}-byte file"),
+            Some(base + 24),
+        ));
+        len
+    } else {
+        size
+    };
+    out.push(h);
+    if g == FMP_CAPSULE {
+        out.extend(fmp(ctx, node, body_at, end)?);
+    } else if body_at < end {
+        let mut p = Region::new(
+            RegionKind::Blob,
+            "payload",
+            &node.data,
+            base + body_at,
+            end - body_at,
+        );
+        parse_file(ctx, &mut p);
+        out.push(p);
+    }
+    if end < len {
+        out.push(Region::new(
+            RegionKind::Blob,
+            "trailing",
+            &node.data,
+            base + end,
+            len - end,
+        ));
+    }
+    Ok(out)
+}
+
+/// Parses `r` as a file of its own when its format is known.
+fn parse_file(ctx: &Ctx, r: &mut Region) {
+    if let Some(f) = crate::formats::detect_file(r.bytes()) {
+        match ctx.deeper(r.offset) {
+            Ok(c) => {
+                crate::formats::parse_into(&c, r, f);
+            }
+            Err(e) => r.notes.push(crate::formats::unparsed_note(f.name, &e)),
+        }
+    }
+}
+
+fn fmp(ctx: &Ctx, node: &Region, at: u64, end: u64) -> Result<Vec<Region>, ParseError> {
+    let b = node.bytes().get(..end as usize).unwrap_or(&[]);
+    let base = node.offset;
+    let version = le32(b, at, "FMP capsule version")?;
+    let drivers = u64::from(le16(b, at + 4, "EmbeddedDriverCount")?);
+    let payloads = u64::from(le16(b, at + 6, "PayloadItemCount")?);
+    let items = drivers + payloads;
+    if items > MAX_ITEMS {
+        return Err(ParseError::Limit {
+            what: format!("FMP capsule lists {items} items (limit {MAX_ITEMS})"),
+            offset: base + at + 4,
+        });
+    }
+    let list_len = 8 + 8 * items;
+    slice(b, at, list_len, "FMP ItemOffsetList")?;
+    let mut offs = Vec::new();
+    for i in 0..items {
+        let o = le64(b, at + 8 + 8 * i, "item offset")?;
+        let abs = at
+            .checked_add(o)
+            .filter(|&x| x >= at + list_len && x <= end);
+        offs.push(abs.ok_or(ParseError::Invalid {
+            what: "FMP item offset",
+            offset: base + at + 8 + 8 * i,
+            detail: format!("{o:#x} is outside the capsule"),
+        })?);
+    }
+    let mut out = vec![Region::new(
+        RegionKind::Header,
+        "fmp-header",
+        &node.data,
+        base + at,
+        list_len,
+    )
+    .with_attr("fmp-version", version)
+    .with_attr("embedded-drivers", drivers)
+    .with_attr("payloads", payloads)];
+    for (i, &o) in offs.iter().enumerate() {
+        let next = offs.get(i + 1).copied().filter(|&n| n >= o).unwrap_or(end);
+        if (i as u64) < drivers {
+            let mut d = Region::new(
+                RegionKind::File,
+                format!("driver[{i}]"),
+                &node.data,
+                base + o,
+                next - o,
+            );
+            for (k, v) in crate::formats::pe::describe(d.bytes(), false) {
+                d.attrs.insert(k.into(), v);
+            }
+            out.push(d);
+        } else {
+            out.push(payload(ctx, node, o, next)?);
+        }
+    }
+    Ok(out)
+}
+
+fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, ParseError> {
+    let b = node.bytes();
+    let base = node.offset;
+    let version = le32(b, at, "FMP image header version")?;
+    let hdr_len = match version {
+        1 => 32,
+        2 => 40,
+        _ => 48,
+    };
+    let h = slice(b, at, hdr_len, "FMP image header")?;
+    let type_id = guid(&h[4..20]);
+    let index = h[20];
+    let image_size = u64::from(le32(h, 24, "UpdateImageSize")?);
+    let vendor_size = u64::from(le32(h, 28, "UpdateVendorCodeSize")?);
+    let instance = if version >= 2 {
+        le64(h, 32, "HardwareInstance")?
+    } else {
+        0
+    };
+    let support = if version >= 3 {
+        le64(h, 40, "ImageCapsuleSupport")?
+    } else {
+        0
+    };
+    let img_at = at + hdr_len;
+    let avail = next.saturating_sub(img_at);
+    let mut p = Region::new(
+        RegionKind::File,
+        format!("payload[{type_id}]"),
+        &node.data,
+        base + at,
+        next - at,
+    )
+    .with_attr("update-image-type-id", type_id.clone())
+    .with_attr("update-image-index", index)
+    .with_attr("image-header-version", version)
+    .with_attr("hardware-instance", instance)
+    .with_attr("image-capsule-support", support);
+    let mut kids = vec![Region::new(
+        RegionKind::Header,
+        "image-header",
+        &node.data,
+        base + at,
+        hdr_len,
+    )];
+    let img_len = if image_size.saturating_add(vendor_size) > avail {
+        p.notes.push(Note::new(
+            Code::PartitionOutOfBounds,
+            format!("FMP payload: image {image_size:#x} + vendor code {vendor_size:#x} bytes exceed the {avail:#x} available"),
+            Some(base + at + 24),
+        ));
+        image_size.min(avail)
+    } else {
+        image_size
+    };
+    let img = slice(b, img_at, img_len, "FMP image")?;
+    // Authentication: EFI_FIRMWARE_IMAGE_AUTHENTICATION when the v3 header says so, or when a
+    // WIN_CERTIFICATE_UEFI_GUID of type PKCS7 is where it would be.
+    let auth = auth_len(img).filter(|_| support & 1 == 1 || version < 3 || support == 0);
+    let mut cursor = img_at;
+    if let Some(alen) = auth {
+        let mut a = Region::new(
+            RegionKind::Header,
+            "authentication",
+            &node.data,
+            base + img_at,
+            alen,
+        )
+        .with_attr("monotonic-count", le64(img, 0, "MonotonicCount")?);
+        let cert = &img[32..alen as usize];
+        let signed = &img[alen as usize..];
+        let mut data = signed.to_vec();
+        data.extend_from_slice(&img[..8]);
+        match verify_pkcs7(cert, &data, &ctx.opts.capsule_certs) {
+            Ok(v) => {
+                a.attrs
+                    .insert("signer-subject".into(), v.subject.clone().into());
+                a.attrs
+                    .insert("signer-issuer".into(), v.issuer.clone().into());
+                let what = format!(
+                    "valid: PKCS#7 over payload and monotonic count, signed by `{}`",
+                    v.subject
+                );
+                a.attrs.insert("signature".into(), what.into());
+                match (&v.anchor, ctx.opts.capsule_certs.is_empty()) {
+                    (Some(anchor), _) => {
+                        a.attrs.insert(
+                            "signer".into(),
+                            format!("trusted: chains to vendor certificate `{anchor}`").into(),
+                        );
+                    }
+                    (None, true) => {
+                        a.attrs.insert(
+                            "signer".into(),
+                            "not trusted: no vendor certificate given".into(),
+                        );
+                    }
+                    (None, false) => p.notes.push(Note::new(
+                        Code::VendorUntrusted,
+                        format!(
+                            "capsule payload {type_id}: signer `{}` (issuer `{}`) chains to none of the {} vendor certificate(s) given",
+                            v.subject,
+                            v.issuer,
+                            ctx.opts.capsule_certs.len()
+                        ),
+                        Some(base + img_at),
+                    )),
+                }
+            }
+            Err(e) => p.notes.push(Note::new(
+                Code::VendorSignatureInvalid,
+                format!("capsule payload {type_id}: {e}"),
+                Some(base + img_at),
+            )),
+        }
+        kids.push(a);
+        cursor += alen;
+    }
+    // EDK2's FMP payload header (`MSS1`, HeaderSize, FwVersion, LowestSupportedVersion).
+    let rest = img_at + img_len;
+    if slice(b, cursor, 4, "fmp payload header").ok() == Some(&b"MSS1"[..]) {
+        let hlen = u64::from(le32(b, cursor + 4, "payload header size")?);
+        if hlen >= 16 && cursor + hlen <= rest {
+            kids.push(
+                Region::new(
+                    RegionKind::Header,
+                    "fmp-payload-header",
+                    &node.data,
+                    base + cursor,
+                    hlen,
+                )
+                .with_attr("fw-version", le32(b, cursor + 8, "FwVersion")?)
+                .with_attr(
+                    "lowest-supported-version",
+                    le32(b, cursor + 12, "LowestSupportedVersion")?,
+                ),
+            );
+            cursor += hlen;
+        }
+    }
+    if cursor < rest {
+        let mut fw = Region::new(
+            RegionKind::Blob,
+            "image",
+            &node.data,
+            base + cursor,
+            rest - cursor,
+        );
+        parse_file(ctx, &mut fw);
+        kids.push(fw);
+    }
+    let vend = vendor_size.min(next.saturating_sub(rest));
+    if vend > 0 {
+        kids.push(Region::new(
+            RegionKind::Blob,
+            "vendor-code",
+            &node.data,
+            base + rest,
+            vend,
+        ));
+    }
+    p.children = kids;
+    crate::region::fill_gaps(
+        &node.data,
+        p.offset,
+        p.end(),
+        &mut p.children,
+        ctx.opts.blank,
+        RegionKind::Padding,
+    );
+    Ok(p)
+}
+
+/// Length of the `EFI_FIRMWARE_IMAGE_AUTHENTICATION` at the start of `img` (8 + `dwLength`), when it is
+/// a `WIN_CERTIFICATE_UEFI_GUID` with a PKCS#7 certificate type.
+fn auth_len(img: &[u8]) -> Option<u64> {
+    let dw = u64::from(le32(img, 8, "dwLength").ok()?);
+    let rev = le16(img, 12, "wRevision").ok()?;
+    let typ = le16(img, 14, "wCertificateType").ok()?;
+    let cert_type = guid(slice(img, 16, 16, "CertType").ok()?);
+    let total = dw.checked_add(8)?;
+    (rev == 0x0200
+        && typ == WIN_CERT_TYPE_EFI_GUID
+        && cert_type == PKCS7_CERT
+        && dw >= 24
+        && total <= img.len() as u64)
+        .then_some(total)
+}
+
+/// A verified PKCS#7 signature: its signer, and the given certificate it chains to, if any.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub subject: String,
+    pub issuer: String,
+    pub anchor: Option<String>,
+}
+
+fn hash_of(oid: &str) -> Option<&'static str> {
+    match oid {
+        "2.16.840.1.101.3.4.2.1" | "1.2.840.113549.1.1.11" => Some("SHA256"),
+        "2.16.840.1.101.3.4.2.2" | "1.2.840.113549.1.1.12" => Some("SHA384"),
+        "2.16.840.1.101.3.4.2.3" | "1.2.840.113549.1.1.13" => Some("SHA512"),
+        _ => None,
+    }
+}
+
+fn digest(h: &str, data: &[u8]) -> Vec<u8> {
+    use sha2::Digest as _;
+    match h {
+        "SHA256" => sha2::Sha256::digest(data).to_vec(),
+        "SHA384" => sha2::Sha384::digest(data).to_vec(),
+        _ => sha2::Sha512::digest(data).to_vec(),
+    }
+}
+
+fn rsa_key(cert: &x509_cert::Certificate) -> Result<rsa::RsaPublicKey, String> {
+    use rsa::pkcs8::DecodePublicKey;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    rsa::RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|e| format!("signer key is not RSA ({e}); only RSA PKCS#1 v1.5 is verified"))
+}
+
+/// Whether `cert`'s signature verifies with `issuer`'s key.
+fn signed_by(cert: &x509_cert::Certificate, issuer: &x509_cert::Certificate) -> bool {
+    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
+        return false;
+    }
+    let (Some(h), Ok(key), Ok(tbs)) = (
+        hash_of(&cert.signature_algorithm.oid.to_string()),
+        rsa_key(issuer),
+        cert.tbs_certificate.to_der(),
+    ) else {
+        return false;
+    };
+    let Some(sig) = cert.signature.as_bytes() else {
+        return false;
+    };
+    crate::formats::obmc_tar::verify_rsa(&key, h, &tbs, sig).unwrap_or(false)
+}
+
+/// Verifies a DER PKCS#7 `SignedData` (with or without its `ContentInfo` wrapper, as EDK2 accepts) over
+/// the detached `data`, and checks the signer's chain against `trusted` (DER certificates).
+pub fn verify_pkcs7(p7: &[u8], data: &[u8], trusted: &[Vec<u8>]) -> Result<Verified, String> {
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::{SignedData, SignerIdentifier};
+    const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+    const MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+    let sd = match ContentInfo::from_der(p7) {
+        Ok(ci) if ci.content_type.to_string() == SIGNED_DATA => ci
+            .content
+            .to_der()
+            .and_then(|d| SignedData::from_der(&d))
+            .map_err(|e| format!("PKCS#7 SignedData is malformed: {e}"))?,
+        Ok(ci) => {
+            return Err(format!(
+                "PKCS#7 content type {} is not signedData",
+                ci.content_type
+            ))
+        }
+        Err(_) => SignedData::from_der(p7).map_err(|e| format!("PKCS#7 is malformed: {e}"))?,
+    };
+    let certs: Vec<x509_cert::Certificate> = sd
+        .certificates
+        .as_ref()
+        .map(|s| {
+            s.0.iter()
+                .filter_map(|c| match c {
+                    cms::cert::CertificateChoices::Certificate(c) => Some(c.clone()),
+                    _ => None,
+                })
+                .take(64)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(content) = &sd.encap_content_info.econtent {
+        if content.value() != data {
+            return Err("PKCS#7 carries attached content that is not the signed payload".into());
+        }
+    }
+    let si = sd
+        .signer_infos
+        .0
+        .iter()
+        .next()
+        .ok_or("PKCS#7 has no SignerInfo")?;
+    let signer = certs
+        .iter()
+        .find(|c| match &si.sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => {
+                c.tbs_certificate.issuer == ias.issuer
+                    && c.tbs_certificate.serial_number == ias.serial_number
+            }
+            SignerIdentifier::SubjectKeyIdentifier(_) => false,
+        })
+        .ok_or("the signer's certificate is not in the PKCS#7 message")?;
+    let h = hash_of(&si.digest_alg.oid.to_string())
+        .ok_or_else(|| format!("digest algorithm {} is not supported", si.digest_alg.oid))?;
+    let key = rsa_key(signer)?;
+    let message = match &si.signed_attrs {
+        Some(attrs) => {
+            let md = attrs
+                .iter()
+                .find(|a| a.oid.to_string() == MESSAGE_DIGEST)
+                .and_then(|a| a.values.iter().next())
+                .ok_or("signed attributes have no messageDigest")?;
+            if md.value() != digest(h, data).as_slice() {
+                return Err(format!(
+                    "the {h} digest of payload ‖ monotonic count does not match the signed messageDigest: the payload changed after signing"
+                ));
+            }
+            attrs.to_der().map_err(|e| e.to_string())?
+        }
+        None => data.to_vec(),
+    };
+    if !crate::formats::obmc_tar::verify_rsa(&key, h, &message, si.signature.as_bytes())? {
+        return Err("the PKCS#7 signature does not verify with the signer's certificate".into());
+    }
+    let subject = signer.tbs_certificate.subject.to_string();
+    let issuer = signer.tbs_certificate.issuer.to_string();
+    // Chain: signer → issuers among the message's certificates and the trusted ones; any trusted
+    // certificate on the way is an anchor (partial chains, as EDK2 allows).
+    let anchors: Vec<x509_cert::Certificate> = trusted
+        .iter()
+        .filter_map(|d| x509_cert::Certificate::from_der(d).ok())
+        .collect();
+    let mut anchor = None;
+    let mut cur = signer.clone();
+    for _ in 0..MAX_CHAIN {
+        if let Some(a) = anchors.iter().find(|a| **a == cur || signed_by(&cur, a)) {
+            anchor = Some(a.tbs_certificate.subject.to_string());
+            break;
+        }
+        let Some(up) = certs
+            .iter()
+            .find(|c| **c != cur && signed_by(&cur, c))
+            .cloned()
+        else {
+            break;
+        };
+        cur = up;
+    }
+    Ok(Verified {
+        subject,
+        issuer,
+        anchor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_notes(t: &Region) -> Vec<crate::region::Note> {
+        let mut v = Vec::new();
+        t.walk(&mut |r| v.extend(r.notes.iter().cloned()));
+        v
+    }
+    use crate::formats::ParseOptions;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    fn tree(b: Vec<u8>) -> Region {
+        crate::formats::parse_image(Arc::new(Data::Owned(b)), &ParseOptions::default())
+    }
+
+    /// An FMP capsule with one v3 payload whose authentication carries `p7`.
+    fn fmp_with(p7: &[u8], items: u16) -> Vec<u8> {
+        let mut c = vec![0u8; 0x20];
+        c[..16].copy_from_slice(&[
+            0xED, 0xD5, 0xCB, 0x6D, 0x2D, 0xE8, 0x44, 0x4C, 0xBD, 0xA1, 0x71, 0x94, 0x19, 0x9A,
+            0xD9, 0x2A,
+        ]);
+        c[16..20].copy_from_slice(&0x20u32.to_le_bytes());
+        c.extend_from_slice(&1u32.to_le_bytes());
+        c.extend_from_slice(&0u16.to_le_bytes());
+        c.extend_from_slice(&items.to_le_bytes());
+        c.extend_from_slice(&16u64.to_le_bytes());
+        let mut img = 9u64.to_le_bytes().to_vec();
+        img.extend_from_slice(&((24 + p7.len()) as u32).to_le_bytes());
+        img.extend_from_slice(&0x0200u16.to_le_bytes());
+        img.extend_from_slice(&0x0EF1u16.to_le_bytes());
+        img.extend_from_slice(&[
+            0x9D, 0xD2, 0xAF, 0x4A, 0xDF, 0x68, 0xEE, 0x49, 0x8A, 0xA9, 0x34, 0x7D, 0x37, 0x56,
+            0x65, 0xA7,
+        ]);
+        img.extend_from_slice(p7);
+        img.extend_from_slice(b"payload bytes");
+        let mut h = 3u32.to_le_bytes().to_vec();
+        h.extend_from_slice(&[0x11; 16]);
+        h.extend_from_slice(&[1, 0, 0, 0]);
+        h.extend_from_slice(&(img.len() as u32).to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&0u64.to_le_bytes());
+        h.extend_from_slice(&1u64.to_le_bytes());
+        c.extend_from_slice(&h);
+        c.extend_from_slice(&img);
+        let total = c.len() as u32;
+        c[24..28].copy_from_slice(&total.to_le_bytes());
+        c
+    }
+
+    #[test]
+    fn hostile_pkcs7_and_fmp_headers_are_findings_not_panics() {
+        for p7 in [
+            &[][..],
+            &[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF, 0x06][..],
+            &[
+                0x30, 0x80, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02,
+            ][..],
+            &[0x30; 64][..],
+        ] {
+            assert!(verify_pkcs7(p7, b"x", &[]).is_err());
+            let t = tree(fmp_with(p7, 1));
+            assert_eq!(t.attr_str("format"), Some("capsule"));
+            let notes = all_notes(&t);
+            assert!(
+                notes.iter().any(|n| n.code == Code::VendorSignatureInvalid),
+                "{notes:?}"
+            );
+        }
+        // 65535 items: a limit, not an allocation.
+        let t = tree(fmp_with(&[0x30, 0x00], 0xFFFF));
+        assert!(!all_notes(&t).is_empty());
+        // Every truncation of a capsule parses without a panic.
+        let c = fmp_with(&[0x30, 0x03, 0x02, 0x01, 0x00], 1);
+        for cut in 0..c.len() {
+            let _ = tree(c[..cut].to_vec());
+        }
+    }
+}

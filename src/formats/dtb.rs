@@ -1,0 +1,78 @@
+//! A flattened device tree blob of its own (`*.dtb`): one static node `fdt` over `totalsize` bytes with the
+//! tree's facts as attributes (`model`, `compatible`, node count, top-level nodes) and every
+//! `fixed-partitions` node it declares listed as information (`fixed-partitions`: `path: name
+//! start..=end`). A layout found here is never applied to the file itself: a `.dtb` is not a flash image.
+//! Bytes after `totalsize` are `slack` that must be blank. The reader is [`crate::formats::fdt`].
+
+use crate::error::ParseError;
+use crate::formats::fdt::{self, Fdt};
+use crate::formats::{Confidence, Ctx};
+use crate::region::{Region, RegionKind};
+
+pub fn probe(b: &[u8]) -> Option<Confidence> {
+    if !fdt::probe(b) {
+        return None;
+    }
+    Fdt::parse(b).ok().map(|_| Confidence::Medium)
+}
+
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+    let b = node.bytes();
+    let f = Fdt::parse(b)?;
+    let mut count = 0usize;
+    let mut stack = vec![&f.root];
+    while let Some(n) = stack.pop() {
+        count += 1;
+        if count > fdt::MAX_NODES {
+            break;
+        }
+        stack.extend(n.children.iter());
+    }
+    let mut r = Region::new(
+        RegionKind::Blob,
+        "fdt",
+        &node.data,
+        node.offset,
+        f.totalsize,
+    )
+    .with_attr("fdt-version", f.version)
+    .with_attr("nodes", count)
+    .with_attr(
+        "top-level-nodes",
+        f.root
+            .children
+            .iter()
+            .take(64)
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    if let Some(m) = f.str_prop(&f.root, "model") {
+        r.attrs.insert("model".into(), m.into());
+    }
+    let compat = f.str_list(&f.root, "compatible");
+    if !compat.is_empty() {
+        r.attrs.insert("compatible".into(), compat.into());
+    }
+    if let Ok(sets) = crate::formats::bmc::fixed_partitions(b) {
+        let list: Vec<String> = sets
+            .iter()
+            .flat_map(|(path, entries, _)| {
+                entries
+                    .iter()
+                    .map(move |e| format!("{path}: {} {:#x}..={:#x}", e.name, e.start, e.end))
+            })
+            .collect();
+        if !list.is_empty() {
+            r.attrs.insert("fixed-partitions".into(), list.into());
+        }
+    }
+    let end = node.offset + f.totalsize;
+    let mut out = vec![r];
+    out.extend(crate::formats::fit::slack(
+        &node.data,
+        end,
+        node.end(),
+        ctx.opts.blank,
+    ));
+    Ok(out)
+}

@@ -1,0 +1,825 @@
+//! tar archives, and OpenBMC update tarballs in particular (`obmc-phosphor-image-*.static.mtd.tar`,
+//! `*.ubi.mtd.tar`, `*.static.mtd.all.tar` with `image-bmc`): `MANIFEST`, `publickey`, `image-*` and one
+//! `.sig` per file, plus `image-full.sig`.
+//!
+//! **Reading.** A small bounded reader (POSIX ustar, GNU `L`/`K` long names, pax `path`/`linkpath`):
+//! 512-byte headers with their checksum checked, octal or base-256 sizes; nothing is extracted and no
+//! name is ever used as a path on disk (a `../x` member is a label). At most [`MAX_ENTRIES`] members; a
+//! member whose size runs past the end of the file is clipped and noted, and the listing stops there.
+//! Every member is a node named by its path (`fs-file`, `fs-dir`, `fs-symlink`; hard links are `blob`s
+//! with their `target`), with `tar-header[NAME]` and `tar-pad[NAME]` nodes around it and `end` after the
+//! archive. Each `image-*` member is parsed as the component it holds (FIT, U-Boot, squashfs, JFFS2, UBI,
+//! a whole flash for `image-bmc`); `MANIFEST`'s `key=value` lines become its attributes.
+//!
+//! **Signatures** are verified as phosphor-bmc-code-mgmt does (`bmc/image_verify.cpp`), RSA PKCS#1 v1.5
+//! with the digest named by `HashType` (`RSA-SHA256`, `RSA-SHA384`, `RSA-SHA512`):
+//! - `MANIFEST.sig` and `publickey.sig` with a *system key* ([`SystemKey`], the keys an OpenBMC keeps
+//!   in `/etc/activationdata/KEYTYPE/publickey` with its `hashfunc`), any one of them sufficing. With
+//!   system keys given and none verifying both files: `vendor-untrusted` on `MANIFEST`. Without any, the
+//!   package can only be checked for self-consistency: when `publickey.sig` verifies with the package's
+//!   own `publickey` (the usual OpenBMC build, where one key signs everything), `MANIFEST.sig` must too;
+//!   the signer is reported as not trusted (attribute `signer`), which is not a finding.
+//! - every `image-*` file with its `.sig` and the package's `publickey` (a missing `.sig` is invalid);
+//! - `image-full.sig` (for `purpose` BMC packages, as the reference does) over the concatenation, in this
+//!   order and skipping absent ones, of `image-bmc.sig`, `image-hostfw.sig`, `image-kernel.sig`,
+//!   `image-rofs.sig`, `image-rwfs.sig`, `image-u-boot.sig`, `MANIFEST.sig`, `publickey.sig`.
+//!
+//! A signature that does not verify is `vendor-signature-invalid` on the file it covers, naming it. Each
+//! verified file carries a `signature` attribute saying which key verified it.
+
+use std::collections::HashMap;
+
+use crate::error::ParseError;
+use crate::finding::Code;
+use crate::formats::{Confidence, Ctx};
+use crate::region::{Note, Policy, Region, RegionKind};
+
+/// Most members listed from one archive.
+pub const MAX_ENTRIES: usize = 100_000;
+/// Largest `MANIFEST`, `publickey`, `.sig` or long-name member read.
+const MAX_SMALL: u64 = 64 << 10;
+const BLOCK: u64 = 512;
+
+/// The files `image-full.sig` covers, in the order the reference concatenates them.
+pub const FULL_ORDER: &[&str] = &[
+    "image-bmc.sig",
+    "image-hostfw.sig",
+    "image-kernel.sig",
+    "image-rofs.sig",
+    "image-rwfs.sig",
+    "image-u-boot.sig",
+    "MANIFEST.sig",
+    "publickey.sig",
+];
+
+/// An OpenBMC system key: what `/etc/activationdata/KEYTYPE/{publickey,hashfunc}` hold on a BMC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemKey {
+    /// The key type (`OpenBMC`, a vendor name), as in `MANIFEST`'s `KeyType`.
+    pub key_type: String,
+    /// The `HashType` of its `hashfunc` file (`RSA-SHA256`, ...).
+    pub hash_type: String,
+    /// The RSA public key, PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
+    pub pem: String,
+}
+
+/// One tar member.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: String,
+    pub typ: u8,
+    /// First header block (including GNU/pax extension headers before it).
+    pub hdr: u64,
+    pub data: u64,
+    pub size: u64,
+    pub link: String,
+}
+
+/// The members of a tar archive at the start of `b`, and where the archive ends (the first zero block, or
+/// where reading stopped); a problem that stopped the listing comes with its offset.
+pub fn entries(b: &[u8]) -> (Vec<Entry>, u64, Option<(Code, String, u64)>) {
+    let len = b.len() as u64;
+    let mut out = Vec::new();
+    let mut pos = 0u64;
+    let mut ext_start: Option<u64> = None;
+    let mut long_name: Option<String> = None;
+    let mut long_link: Option<String> = None;
+    loop {
+        let Some(block) = b.get(pos as usize..(pos + BLOCK) as usize) else {
+            let problem = (pos < len).then(|| {
+                (
+                    Code::Unparsed,
+                    format!(
+                        "tar: {} trailing bytes are not a whole header block",
+                        len - pos
+                    ),
+                    pos,
+                )
+            });
+            return (out, pos, problem);
+        };
+        if block.iter().all(|&c| c == 0) {
+            return (out, pos, None);
+        }
+        if out.len() >= MAX_ENTRIES {
+            return (
+                out,
+                pos,
+                Some((
+                    Code::LimitExceeded,
+                    format!("tar: more than {MAX_ENTRIES} members; the rest is not listed"),
+                    pos,
+                )),
+            );
+        }
+        if !checksum_ok(block) {
+            return (
+                out,
+                pos,
+                Some((Code::Unparsed, "tar: header checksum is wrong".into(), pos)),
+            );
+        }
+        let Some(size) = number(&block[124..136]) else {
+            return (
+                out,
+                pos,
+                Some((
+                    Code::Unparsed,
+                    "tar: size field is not a number".into(),
+                    pos,
+                )),
+            );
+        };
+        let data = pos + BLOCK;
+        let next = data
+            .checked_add(size)
+            .and_then(|e| e.checked_add(BLOCK - 1))
+            .map(|e| e / BLOCK * BLOCK);
+        let typ = block[156];
+        let hdr = *ext_start.get_or_insert(pos);
+        let avail = len.saturating_sub(data);
+        let body = &b[data.min(len) as usize..(data + size.min(avail)).min(len) as usize];
+        match typ {
+            b'L' | b'K' | b'x' | b'g' => {
+                if size > MAX_SMALL || size > avail {
+                    return (
+                        out,
+                        pos,
+                        Some((
+                            Code::Unparsed,
+                            format!(
+                                "tar: extension header of {size} bytes is too large or truncated"
+                            ),
+                            pos,
+                        )),
+                    );
+                }
+                match typ {
+                    b'L' => long_name = Some(cstr(body)),
+                    b'K' => long_link = Some(cstr(body)),
+                    b'x' => {
+                        for (k, v) in pax(body) {
+                            match k.as_str() {
+                                "path" => long_name = Some(v),
+                                "linkpath" => long_link = Some(v),
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                let mut name = long_name.take().unwrap_or_else(|| {
+                    let n = cstr(&block[..100]);
+                    let prefix = cstr(&block[345..500]);
+                    if &block[257..262] == b"ustar" && !prefix.is_empty() && block[263] == b'0' {
+                        format!("{prefix}/{n}")
+                    } else {
+                        n
+                    }
+                });
+                if name.is_empty() {
+                    name = "unnamed".into();
+                }
+                let link = long_link.take().unwrap_or_else(|| cstr(&block[157..257]));
+                ext_start = None;
+                // Links, directories and devices have no data in the archive whatever their size says.
+                let has_data = matches!(typ, b'0' | 0 | b'7');
+                out.push(Entry {
+                    name,
+                    typ,
+                    hdr,
+                    data,
+                    size: if has_data { size.min(avail) } else { 0 },
+                    link,
+                });
+                if has_data && size > avail {
+                    return (
+                        out,
+                        len,
+                        Some((
+                            Code::PartitionOutOfBounds,
+                            format!("tar: member's size {size:#x} runs past the end of the archive ({avail:#x} bytes left)"),
+                            pos,
+                        )),
+                    );
+                }
+            }
+        }
+        let Some(n) = next.filter(|&n| n > pos) else {
+            return (
+                out,
+                pos,
+                Some((Code::Unparsed, "tar: member size overflows".into(), pos)),
+            );
+        };
+        pos = n;
+    }
+}
+
+fn cstr(b: &[u8]) -> String {
+    let s = b.split(|&c| c == 0).next().unwrap_or(&[]);
+    String::from_utf8_lossy(s)
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect()
+}
+
+/// `len key=value\n` records of a pax extended header.
+fn pax(b: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < b.len() && out.len() < 256 {
+        let rest = &b[pos..];
+        let Some(sp) = rest.iter().position(|&c| c == b' ') else {
+            break;
+        };
+        let Some(n) = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            break;
+        };
+        if n <= sp + 1 || n > rest.len() {
+            break;
+        }
+        let rec = &rest[sp + 1..n];
+        let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
+        if let Some(eq) = rec.iter().position(|&c| c == b'=') {
+            out.push((cstr(&rec[..eq]), cstr(&rec[eq + 1..])));
+        }
+        pos += n;
+    }
+    out
+}
+
+/// An octal (NUL/space terminated) or base-256 number field.
+fn number(f: &[u8]) -> Option<u64> {
+    if f.first().is_some_and(|&c| c & 0x80 != 0) {
+        let mut v = u64::from(f[0] & 0x7F);
+        for &c in &f[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(c))?;
+        }
+        return Some(v);
+    }
+    let s: Vec<u8> = f
+        .iter()
+        .copied()
+        .skip_while(|&c| c == b' ' || c == 0)
+        .take_while(|&c| c != b' ' && c != 0)
+        .collect();
+    if s.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(std::str::from_utf8(&s).ok()?, 8).ok()
+}
+
+fn checksum_ok(block: &[u8]) -> bool {
+    let Some(stored) = number(&block[148..156]) else {
+        return false;
+    };
+    let mut unsigned = 0u64;
+    let mut signed = 0i64;
+    for (i, &c) in block.iter().enumerate() {
+        let c = if (148..156).contains(&i) { b' ' } else { c };
+        unsigned += u64::from(c);
+        signed += i64::from(c as i8);
+    }
+    stored == unsigned || i64::try_from(stored).is_ok_and(|s| s == signed)
+}
+
+pub fn probe(b: &[u8]) -> Option<Confidence> {
+    let block = b.get(..BLOCK as usize)?;
+    if &block[257..262] != b"ustar" || !checksum_ok(block) {
+        return None;
+    }
+    // An OpenBMC package names its MANIFEST among the first members.
+    let (list, _, _) = entries(b.get(..(64 * 1024).min(b.len()))?);
+    if list
+        .iter()
+        .any(|e| e.name.trim_start_matches("./") == "MANIFEST")
+    {
+        Some(Confidence::High)
+    } else {
+        Some(Confidence::Medium)
+    }
+}
+
+/// The digest named by an OpenBMC `HashType` (`EVP_get_digestbyname` names).
+fn hash_name(h: &str) -> Option<&'static str> {
+    let u = h.trim().to_ascii_uppercase();
+    let u = u.strip_prefix("RSA-").unwrap_or(&u);
+    match u.replace('-', "").as_str() {
+        "SHA256" => Some("SHA256"),
+        "SHA384" => Some("SHA384"),
+        "SHA512" => Some("SHA512"),
+        _ => None,
+    }
+}
+
+/// Parses an RSA public key in PEM (SubjectPublicKeyInfo, else PKCS#1).
+pub fn public_key(pem: &[u8]) -> Result<rsa::RsaPublicKey, String> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let text = std::str::from_utf8(pem).map_err(|_| "not PEM text".to_string())?;
+    let start = text.find("-----BEGIN ").ok_or("no PEM `-----BEGIN` line")?;
+    let end_at = text[start..]
+        .find("-----END ")
+        .map(|e| start + e)
+        .ok_or("no PEM `-----END` line")?;
+    let close = text[end_at + 9..]
+        .find("-----")
+        .map(|e| end_at + 9 + e + 5)
+        .ok_or("unterminated PEM `-----END` line")?;
+    let block = &text[start..close];
+    rsa::RsaPublicKey::from_public_key_pem(block)
+        .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(block))
+        .map_err(|e| format!("not an RSA public key: {e}"))
+}
+
+/// Verifies an RSA PKCS#1 v1.5 signature over `data` with the digest of `hash_type`. `Err` when the hash
+/// type is not supported; `Ok(false)` when the signature does not verify.
+pub fn verify_rsa(
+    key: &rsa::RsaPublicKey,
+    hash_type: &str,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<bool, String> {
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::signature::Verifier;
+    let h =
+        hash_name(hash_type).ok_or_else(|| format!("HashType `{hash_type}` is not supported"))?;
+    let Ok(sig) = Signature::try_from(sig) else {
+        return Ok(false);
+    };
+    let k = key.clone();
+    Ok(match h {
+        "SHA256" => VerifyingKey::<sha2::Sha256>::new(k)
+            .verify(data, &sig)
+            .is_ok(),
+        "SHA384" => VerifyingKey::<sha2::Sha384>::new(k)
+            .verify(data, &sig)
+            .is_ok(),
+        _ => VerifyingKey::<sha2::Sha512>::new(k)
+            .verify(data, &sig)
+            .is_ok(),
+    })
+}
+
+/// `key=value` lines of a `MANIFEST` (as phosphor's `Version::getValue` reads them).
+pub fn manifest_fields(b: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(b)
+        .lines()
+        .take(1024)
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn clean(name: &str) -> String {
+    let n = name.trim_start_matches("./");
+    if n.is_empty() {
+        ".".into()
+    } else {
+        n.to_string()
+    }
+}
+
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+    let b = node.bytes();
+    let base = node.offset;
+    let (list, end, problem) = entries(b);
+    if list.is_empty() && problem.is_some() {
+        let (_, msg, at) = problem.unwrap_or((Code::Unparsed, String::new(), 0));
+        return Err(ParseError::Invalid {
+            what: "tar",
+            offset: base + at,
+            detail: msg,
+        });
+    }
+    let mut out: Vec<Region> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for e in &list {
+        let name = clean(&e.name);
+        out.push(
+            Region::new(
+                RegionKind::Header,
+                format!("tar-header[{name}]"),
+                &node.data,
+                base + e.hdr,
+                e.data - e.hdr,
+            )
+            .with_attr("tar-path", e.name.clone()),
+        );
+        let kind = match e.typ {
+            b'0' | 0 | b'7' => RegionKind::FsFile,
+            b'5' => RegionKind::FsDir,
+            b'2' => RegionKind::FsSymlink,
+            _ => RegionKind::Blob,
+        };
+        let mut r = Region::new(kind, name.clone(), &node.data, base + e.data, e.size)
+            .with_attr("tar-path", e.name.clone())
+            .with_attr("size", e.size);
+        if matches!(e.typ, b'1' | b'2') {
+            r.attrs.insert("target".into(), e.link.clone().into());
+        }
+        let padded = e.size.div_ceil(BLOCK) * BLOCK;
+        let pad_end = (e.data + padded).min(b.len() as u64);
+        let pad = (e.data + e.size < pad_end).then(|| {
+            Region::new(
+                RegionKind::Padding,
+                format!("tar-pad[{name}]"),
+                &node.data,
+                base + e.data + e.size,
+                pad_end - e.data - e.size,
+            )
+        });
+        by_name.entry(name).or_insert(out.len());
+        out.push(r);
+        out.extend(pad);
+    }
+    if let Some((code, msg, at)) = problem {
+        let at = at.min(b.len() as u64);
+        let mut r = Region::new(
+            RegionKind::Blob,
+            "unparsed",
+            &node.data,
+            base + at,
+            b.len() as u64 - at,
+        );
+        r.notes.push(Note::new(code, msg, Some(base + at)));
+        out.push(r);
+    } else if end < b.len() as u64 {
+        out.push(Region::new(
+            RegionKind::Padding,
+            "end",
+            &node.data,
+            base + end,
+            b.len() as u64 - end,
+        ));
+    }
+
+    // Components.
+    for r in out.iter_mut() {
+        if r.kind == RegionKind::FsFile
+            && r.name.starts_with("image-")
+            && !r.name.ends_with(".sig")
+            && r.size > 0
+        {
+            if let Some(f) = crate::formats::detect_file(r.bytes()) {
+                match ctx.deeper(r.offset) {
+                    Ok(c) => {
+                        crate::formats::parse_into(&c, r, f);
+                    }
+                    Err(e) => r.notes.push(crate::formats::unparsed_note(f.name, &e)),
+                }
+            }
+        }
+    }
+    verify(ctx, &mut out, &by_name);
+    Ok(out)
+}
+
+fn small<'a>(out: &'a [Region], by_name: &HashMap<String, usize>, name: &str) -> Option<&'a [u8]> {
+    let r = &out[*by_name.get(name)?];
+    (r.kind == RegionKind::FsFile && r.size <= MAX_SMALL).then(|| r.bytes())
+}
+
+fn note(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, code: Code, msg: String) {
+    if let Some(&i) = by_name.get(name) {
+        let at = out[i].offset;
+        out[i].notes.push(Note::new(code, msg, Some(at)));
+    }
+}
+
+fn attr(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, k: &str, v: String) {
+    if let Some(&i) = by_name.get(name) {
+        out[i].attrs.insert(k.into(), v.into());
+    }
+}
+
+/// Signature verification (see the module documentation); results as attributes and notes on `out`.
+fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
+    let Some(manifest) = small(out, by_name, "MANIFEST").map(<[u8]>::to_vec) else {
+        return;
+    };
+    let fields = manifest_fields(&manifest);
+    let get = |k: &str| fields.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    if let Some(&i) = by_name.get("MANIFEST") {
+        for (k, v) in fields.iter().take(64) {
+            out[i]
+                .attrs
+                .insert(format!("manifest.{k}"), v.clone().into());
+        }
+        out[i].policy = Policy::Static;
+    }
+    let sigs: Vec<String> = by_name
+        .keys()
+        .filter(|n| n.ends_with(".sig"))
+        .cloned()
+        .collect();
+    let Some(pk_bytes) = small(out, by_name, "publickey").map(<[u8]>::to_vec) else {
+        if !sigs.is_empty() {
+            note(
+                out,
+                by_name,
+                "MANIFEST",
+                Code::VendorSignatureInvalid,
+                "MANIFEST: the package has signature files but no `publickey` to verify them with"
+                    .into(),
+            );
+        } else {
+            attr(
+                out,
+                by_name,
+                "MANIFEST",
+                "signer",
+                "none: the package is not signed".into(),
+            );
+        }
+        return;
+    };
+    let hash_type = get("HashType").unwrap_or_else(|| "RSA-SHA256".into());
+    let key_type = get("KeyType").unwrap_or_default();
+    let pk = match public_key(&pk_bytes) {
+        Ok(k) => k,
+        Err(e) => {
+            note(
+                out,
+                by_name,
+                "publickey",
+                Code::VendorSignatureInvalid,
+                format!("publickey: {e}; no file of the package can be verified"),
+            );
+            return;
+        }
+    };
+    if hash_name(&hash_type).is_none() {
+        note(
+            out,
+            by_name,
+            "MANIFEST",
+            Code::VendorSignatureInvalid,
+            format!("MANIFEST: HashType `{hash_type}` is not a supported RSA digest (RSA-SHA256, RSA-SHA384, RSA-SHA512)"),
+        );
+        return;
+    }
+    // One file and its .sig with `key`: None when either is missing.
+    let check = |out: &[Region], file: &str, key: &rsa::RsaPublicKey, h: &str| -> Option<bool> {
+        let data = out.get(*by_name.get(file)?)?.bytes();
+        let sig = small(out, by_name, &format!("{file}.sig"))?;
+        Some(verify_rsa(key, h, data, sig).unwrap_or(false))
+    };
+
+    // System level: MANIFEST.sig and publickey.sig.
+    let self_pk = check(out, "publickey", &pk, &hash_type);
+    let self_mf = check(out, "MANIFEST", &pk, &hash_type);
+    let keys = &ctx.opts.openbmc_keys;
+    if !keys.is_empty() {
+        let mut trusted = None;
+        for k in keys {
+            let Ok(sk) = public_key(k.pem.as_bytes()) else {
+                continue;
+            };
+            if check(out, "MANIFEST", &sk, &k.hash_type) == Some(true)
+                && check(out, "publickey", &sk, &k.hash_type) == Some(true)
+            {
+                trusted = Some(k);
+                break;
+            }
+        }
+        match trusted {
+            Some(k) => {
+                let m = format!(
+                    "trusted: system key of KeyType `{}` ({}) verifies MANIFEST.sig and publickey.sig{}",
+                    k.key_type,
+                    k.hash_type,
+                    if k.key_type == key_type || key_type.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (MANIFEST names KeyType `{key_type}`)")
+                    }
+                );
+                attr(out, by_name, "MANIFEST", "signer", m.clone());
+                attr(out, by_name, "MANIFEST", "signature", m.clone());
+                attr(out, by_name, "publickey", "signature", m);
+            }
+            None => note(
+                out,
+                by_name,
+                "MANIFEST",
+                Code::VendorUntrusted,
+                format!(
+                    "MANIFEST.sig and publickey.sig do not both verify with any of the {} OpenBMC system key(s) of the trust policy (MANIFEST names KeyType `{key_type}`)",
+                    keys.len()
+                ),
+            ),
+        }
+    } else {
+        match (self_pk, self_mf) {
+            (Some(true), Some(true)) => {
+                let m = "self-signed: verifies with the package's own publickey; signer not trusted (no OpenBMC system key given)".to_string();
+                attr(out, by_name, "MANIFEST", "signer", m.clone());
+                attr(out, by_name, "MANIFEST", "signature", m.clone());
+                attr(out, by_name, "publickey", "signature", m);
+            }
+            (Some(true), Some(false)) => note(
+                out,
+                by_name,
+                "MANIFEST",
+                Code::VendorSignatureInvalid,
+                format!("MANIFEST.sig does not verify MANIFEST with the package's publickey ({hash_type}), which signed publickey.sig: MANIFEST changed after signing"),
+            ),
+            (Some(true), None) => note(
+                out,
+                by_name,
+                "MANIFEST",
+                Code::VendorSignatureInvalid,
+                "MANIFEST has no MANIFEST.sig".into(),
+            ),
+            _ => attr(
+                out,
+                by_name,
+                "MANIFEST",
+                "signer",
+                "not verified: MANIFEST.sig and publickey.sig need a system key (none given)".into(),
+            ),
+        }
+    }
+
+    // Every image file with the package's publickey.
+    let images: Vec<String> = by_name
+        .keys()
+        .filter(|n| n.starts_with("image-") && !n.ends_with(".sig") && *n != "image-full")
+        .cloned()
+        .collect();
+    let mut images = images;
+    images.sort();
+    for img in &images {
+        match check(out, img, &pk, &hash_type) {
+            Some(true) => attr(
+                out,
+                by_name,
+                img,
+                "signature",
+                format!("valid: {img}.sig with the package's publickey ({hash_type})"),
+            ),
+            Some(false) => note(
+                out,
+                by_name,
+                img,
+                Code::VendorSignatureInvalid,
+                format!("{img}.sig does not verify {img} with the package's publickey ({hash_type}): {img} changed after signing"),
+            ),
+            None => note(
+                out,
+                by_name,
+                img,
+                Code::VendorSignatureInvalid,
+                format!("{img} has no {img}.sig"),
+            ),
+        }
+    }
+
+    // image-full.sig, for BMC packages.
+    let bmc = get("purpose").is_some_and(|p| p.ends_with(".BMC") || p == "BMC");
+    if let Some(full_sig) = small(out, by_name, "image-full.sig").map(<[u8]>::to_vec) {
+        if bmc {
+            let mut cat = Vec::new();
+            let mut parts = Vec::new();
+            for n in FULL_ORDER {
+                if let Some(s) = small(out, by_name, n) {
+                    cat.extend_from_slice(s);
+                    parts.push(*n);
+                }
+            }
+            if verify_rsa(&pk, &hash_type, &cat, &full_sig).unwrap_or(false) {
+                attr(
+                    out,
+                    by_name,
+                    "image-full.sig",
+                    "signature",
+                    format!(
+                        "valid: over {} with the package's publickey ({hash_type})",
+                        parts.join(" + ")
+                    ),
+                );
+            } else {
+                note(
+                    out,
+                    by_name,
+                    "image-full.sig",
+                    Code::VendorSignatureInvalid,
+                    format!(
+                        "image-full.sig does not verify the concatenation of {} with the package's publickey ({hash_type})",
+                        parts.join(" + ")
+                    ),
+                );
+            }
+        } else {
+            attr(
+                out,
+                by_name,
+                "image-full.sig",
+                "signature",
+                "not checked: only BMC packages' image-full.sig is verified (as phosphor-bmc-code-mgmt)"
+                    .into(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_notes(t: &Region) -> Vec<crate::region::Note> {
+        let mut v = Vec::new();
+        t.walk(&mut |r| v.extend(r.notes.iter().cloned()));
+        v
+    }
+    use crate::formats::ParseOptions;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    fn hdr(name: &str, size: u64, typ: u8) -> Vec<u8> {
+        let mut h = vec![0u8; 512];
+        h[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
+        h[100..107].copy_from_slice(b"0000644");
+        if size < 1 << 33 {
+            h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        } else {
+            // GNU base-256 for sizes octal cannot hold.
+            h[124] = 0x80;
+            h[128..136].copy_from_slice(&size.to_be_bytes());
+        }
+        h[136..147].copy_from_slice(b"00000000000");
+        h[156] = typ;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].fill(b' ');
+        let sum: u32 = h.iter().map(|&c| u32::from(c)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h
+    }
+
+    fn member(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut v = hdr(name, data.len() as u64, b'0');
+        v.extend_from_slice(data);
+        v.resize(v.len().div_ceil(512) * 512, 0);
+        v
+    }
+
+    fn tree(b: Vec<u8>) -> Region {
+        crate::formats::parse_image(Arc::new(Data::Owned(b)), &ParseOptions::default())
+    }
+
+    #[test]
+    fn hostile_archives_are_bounded_and_noted() {
+        // `..` names and links are labels; a size past the end is clipped and noted.
+        let mut a = member("../../etc/passwd", b"root::0:0\n");
+        a.extend(hdr("link", 0, b'2'));
+        a.extend(member(
+            "MANIFEST",
+            b"purpose=xyz.openbmc_project.Software.Version.VersionPurpose.BMC\n",
+        ));
+        let mut big = hdr("image-kernel", 1 << 40, b'0');
+        big.extend_from_slice(&[1, 2, 3]);
+        a.extend(big);
+        let t = tree(a);
+        assert_eq!(t.attr_str("format"), Some("tar"));
+        assert!(
+            t.find("../../etc/passwd").is_some()
+                || t.children.iter().any(|c| c.name == "../../etc/passwd")
+        );
+        let notes = all_notes(&t);
+        assert!(
+            notes.iter().any(|n| n.code == Code::PartitionOutOfBounds),
+            "{notes:?}"
+        );
+        // 10^5 + 1 empty members: bounded, a limit note.
+        let mut many = Vec::new();
+        let h = hdr("f", 0, b'0');
+        for _ in 0..=MAX_ENTRIES {
+            many.extend_from_slice(&h);
+        }
+        let (list, _, problem) = entries(&many);
+        assert_eq!(list.len(), MAX_ENTRIES);
+        assert_eq!(problem.map(|p| p.0), Some(Code::LimitExceeded));
+        // A wrong checksum stops the listing.
+        let mut bad = member("MANIFEST", b"x=y\n");
+        bad[0] ^= 1;
+        let (list, _, problem) = entries(&bad);
+        assert!(list.is_empty() && problem.is_some());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(number(b"00000001750\0"), Some(0o1750));
+        assert_eq!(number(b"   17 \0\0\0\0\0\0"), Some(0o17));
+        assert_eq!(number(&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]), Some(256));
+        assert_eq!(number(&[0xFF; 12]), None);
+        assert_eq!(number(b"0000000009\0\0"), None);
+    }
+}

@@ -1,0 +1,828 @@
+//! Release packages and stand-alone components (issue 11): the real BMC files in `../shared/fixtures/bmc/`
+//! recognised by content, a kernel FIT made with `mkimage -f` from the AST2500 zImage and device tree, and
+//! OpenBMC update tarballs built exactly as OpenBMC builds them (`openssl dgst -sign` per file,
+//! `image-full.sig`, MANIFEST with KeyType/HashType) from parts made with mkimage, mksquashfs, mkenvimage
+//! and mkfs.jffs2, with signatures verified and tampering named.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{have_tool, run as fwscan, skip};
+use crate::support::bmc as b;
+
+fn have(tool: &str) -> bool {
+    have_tool(tool, "see .ci/run")
+}
+
+fn fixture(name: &str) -> Option<PathBuf> {
+    crate::harness::fixture(&format!("bmc/{name}"))
+}
+
+fn inspect(img: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["inspect", img.to_str().unwrap(), "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = fwscan(&args);
+    assert_eq!(code, 0, "inspect failed: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn nodes(doc: &Value) -> BTreeMap<String, Value> {
+    fn rec(n: &Value, out: &mut BTreeMap<String, Value>) {
+        out.insert(n["path"].as_str().unwrap().to_string(), n.clone());
+        for c in n["children"].as_array().into_iter().flatten() {
+            rec(c, out);
+        }
+    }
+    let mut out = BTreeMap::new();
+    rec(&doc["root"], &mut out);
+    out
+}
+
+fn findings(doc: &Value) -> Vec<(String, String, String)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn attr<'a>(n: &'a BTreeMap<String, Value>, path: &str, key: &str) -> &'a str {
+    n.get(path)
+        .unwrap_or_else(|| panic!("no node {path}: {:?}", n.keys().collect::<Vec<_>>()))["attrs"]
+        [key]
+        .as_str()
+        .unwrap_or("")
+}
+
+fn run(dir: &Path, prog: &str, args: &[&str]) {
+    let out = Command::new(prog)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{prog}: {e}"));
+    assert!(
+        out.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn check(img: &Path, extra: &[&str]) -> i32 {
+    let mut args = vec!["check", img.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    fwscan(&args).0
+}
+
+#[test]
+fn real_bmc_files_are_recognised_by_content() {
+    let cases = [
+        ("ast2500-evb-u-boot.bin", "u-boot"),
+        ("npcm750-u-boot.bin", "u-boot"),
+        ("ast2500-evb-zImage", "zimage"),
+        ("ast2500-evb.dtb", "fdt"),
+        ("npcm750-linux-uimage", "uimage"),
+        ("npcm750-u-boot-env.bin", "uboot-env"),
+        ("ast2500-evb-rootfs.cpio.xz", "xz"),
+    ];
+    for (f, fmt) in cases {
+        let Some(p) = fixture(f) else { return };
+        let doc = inspect(&p, &[]);
+        assert_eq!(doc["root"]["attrs"]["format"], fmt, "{f}");
+        assert!(findings(&doc).is_empty(), "{f}: {:?}", findings(&doc));
+        assert_eq!(check(&p, &[]), 0, "{f}");
+    }
+    // U-Boot: its version string.
+    let doc = inspect(&fixture("npcm750-u-boot.bin").unwrap(), &[]);
+    let text = doc.to_string();
+    assert!(text.contains("\"version\":\"U-Boot 2019"), "{text:.300}");
+    // The device tree: its OpenBMC 32 MiB layout listed as information, not applied.
+    let doc = inspect(&fixture("ast2500-evb.dtb").unwrap(), &[]);
+    let n = nodes(&doc);
+    let parts = n["fdt"]["attrs"]["fixed-partitions"].as_array().unwrap();
+    let parts: Vec<&str> = parts.iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(
+        parts
+            .iter()
+            .any(|p| p.ends_with("rofs 0x4c0000..=0x1bfffff")),
+        "{parts:?}"
+    );
+    assert_eq!(n.len(), 2, "{:?}", n.keys());
+}
+
+#[test]
+fn initramfs_cpio_files_match_busybox_cpio() {
+    let Some(p) = fixture("ast2500-evb-rootfs.cpio.xz") else {
+        return;
+    };
+    if !have("busybox") || !have("xz") {
+        return;
+    }
+    let dir = b::scratch("pkg-cpio");
+    let out = Command::new("xz").args(["-dc"]).arg(&p).output().unwrap();
+    std::fs::write(dir.join("rootfs.cpio"), &out.stdout).unwrap();
+    let listing = Command::new("sh")
+        .args(["-c", "busybox cpio -t < rootfs.cpio"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").to_string())
+        .collect();
+    assert!(names.len() > 100, "{}", names.len());
+    let doc = inspect(&p, &[]);
+    let n = nodes(&doc);
+    assert_eq!(n["decompressed"]["attrs"]["format"], "cpio");
+    for name in &names {
+        assert!(n.contains_key(&format!("decompressed/{name}")), "{name}");
+    }
+    let files = n
+        .values()
+        .filter(|v| v["path"].as_str().unwrap().starts_with("decompressed/"))
+        .filter(|v| v["kind"] != "header")
+        .count();
+    assert_eq!(
+        files,
+        names.len() + 1,
+        "records besides `.` and the trailer"
+    );
+    // File digests as sha256sum gives them after busybox extracts the files.
+    run(
+        &dir,
+        "sh",
+        &[
+            "-c",
+            "busybox cpio -i -d etc/passwd etc/hostname etc/os-release < rootfs.cpio",
+        ],
+    );
+    for f in ["etc/passwd", "etc/hostname"] {
+        let o = Command::new("sha256sum").arg(dir.join(f)).output().unwrap();
+        let want = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            attr(&n, &format!("decompressed/{f}"), "sha256"),
+            want,
+            "{f}"
+        );
+    }
+    // A symbolic link carries its target, as `readlink` reads it from the extracted tree.
+    let target = std::fs::read_link(dir.join("etc/os-release")).unwrap();
+    assert_eq!(
+        attr(&n, "decompressed/etc/os-release", "target"),
+        target.to_str().unwrap()
+    );
+}
+
+#[test]
+fn lone_uimage_and_environment_crcs_are_checked() {
+    let Some(p) = fixture("npcm750-linux-uimage") else {
+        return;
+    };
+    let dir = b::scratch("pkg-crc");
+    let clean = std::fs::read(&p).unwrap();
+    for (what, off, code, path) in [
+        (
+            "data",
+            0x1000usize,
+            "uimage-data-crc",
+            "uimage/image[Linux-4.17.4.01.03]",
+        ),
+        ("header", 0x10, "uimage-header-crc", "uimage/header"),
+    ] {
+        let mut bad = clean.clone();
+        bad[off] ^= 0x01;
+        let f = dir.join(format!("uimage-{what}"));
+        std::fs::write(&f, &bad).unwrap();
+        let got = findings(&inspect(&f, &[]));
+        assert!(
+            got.iter().any(|(c, p, _)| c == code && p == path),
+            "{what}: {got:?}"
+        );
+        assert_eq!(check(&f, &[]), 1, "{what}");
+    }
+    // An environment whose CRC fails is one static opaque node with `env-crc`, never variables.
+    let Some(p) = fixture("npcm750-u-boot-env.bin") else {
+        return;
+    };
+    let mut env = std::fs::read(&p).unwrap();
+    env[0x20] ^= 0x01;
+    let f = dir.join("env-bad");
+    std::fs::write(&f, &env).unwrap();
+    let tree = fwscan::formats::parse_image(
+        std::sync::Arc::new(fwscan::input::Data::Owned(env.clone())),
+        &fwscan::formats::ParseOptions {
+            format: Some("uboot-env".into()),
+            ..Default::default()
+        },
+    );
+    let e = tree.find("env").expect("env node");
+    assert_eq!(e.policy, fwscan::region::Policy::Static);
+    assert!(e.children.is_empty());
+    assert!(e.notes.iter().any(|n| n.code.as_str() == "env-crc"));
+    // Without a hint it is not guessed to be an environment at all.
+    let doc = inspect(&f, &[]);
+    assert_ne!(doc["root"]["attrs"]["format"], "uboot-env");
+}
+
+#[test]
+fn kernel_fit_with_a_flash_layout_inside_is_a_fit() {
+    let (Some(z), Some(dtb)) = (fixture("ast2500-evb-zImage"), fixture("ast2500-evb.dtb")) else {
+        return;
+    };
+    if !have("mkimage") {
+        return;
+    }
+    let dir = b::scratch("pkg-fit");
+    std::fs::copy(z, dir.join("zImage")).unwrap();
+    std::fs::copy(dtb, dir.join("board.dtb")).unwrap();
+    std::fs::write(dir.join("k.its"), KERNEL_ITS).unwrap();
+    run(&dir, "mkimage", &["-f", "k.its", "image-kernel"]);
+    let img = dir.join("image-kernel");
+    let doc = inspect(&img, &[]);
+    assert_eq!(doc["root"]["attrs"]["format"], "fit");
+    let n = nodes(&doc);
+    assert!(n.contains_key("fit/image[kernel-1]"), "{:?}", n.keys());
+    assert!(
+        !n.keys().any(|k| k.contains("u-boot-env")),
+        "{:?}",
+        n.keys()
+    );
+    assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
+    assert_eq!(check(&img, &[]), 0);
+    let m = dir.join("k.json");
+    let (code, _, err) = fwscan(&["baseline", img.to_str().unwrap(), "-o", m.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let scan = |p: &Path| {
+        fwscan(&[
+            "scan",
+            p.to_str().unwrap(),
+            "--manifest",
+            m.to_str().unwrap(),
+            "--insecure-unsigned",
+            "--format",
+            "json",
+        ])
+    };
+    assert_eq!(scan(&img).0, 0);
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[0x61000] ^= 0x40;
+    let bad = dir.join("image-kernel-bad");
+    std::fs::write(&bad, &bytes).unwrap();
+    let (code, out, _) = scan(&bad);
+    assert_eq!(code, 1, "{out}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        findings(&doc)
+            .iter()
+            .any(|(_, p, _)| p == "fit/image[kernel-1]"),
+        "{out}"
+    );
+}
+
+const KERNEL_ITS: &str = r#"/dts-v1/;
+/ {
+  description = "kernel";
+  #address-cells = <1>;
+  images {
+    kernel-1 { description = "Linux"; data = /incbin/("zImage"); type = "kernel"; arch = "arm"; os = "linux"; compression = "none"; load = <0x80001000>; entry = <0x80001000>; hash-1 { algo = "sha256"; }; };
+    fdt-1 { description = "dtb"; data = /incbin/("board.dtb"); type = "flat_dt"; arch = "arm"; compression = "none"; hash-1 { algo = "sha256"; }; };
+  };
+  configurations { default = "conf-1"; conf-1 { kernel = "kernel-1"; fdt = "fdt-1"; hash-1 { algo = "sha256"; }; }; };
+};
+"#;
+
+// --- OpenBMC update tarballs ---------------------------------------------------------------------------
+
+const IMAGES: &[&str] = &["image-kernel", "image-rofs", "image-rwfs", "image-u-boot"];
+/// The order phosphor-bmc-code-mgmt concatenates signatures in for `image-full.sig`.
+const FULL: &[&str] = &[
+    "image-bmc.sig",
+    "image-hostfw.sig",
+    "image-kernel.sig",
+    "image-rofs.sig",
+    "image-rwfs.sig",
+    "image-u-boot.sig",
+    "MANIFEST.sig",
+    "publickey.sig",
+];
+
+struct Pkg {
+    dir: PathBuf,
+    hash: &'static str,
+}
+
+impl Pkg {
+    /// Writes the parts and MANIFEST, makes a key, signs as OpenBMC's image_types_phosphor does.
+    fn new(name: &str, hash: &'static str, manifest_hash: &str) -> Option<Pkg> {
+        if !b::available() || !have("openssl") || !have("tar") {
+            return None;
+        }
+        let dir = b::scratch(name);
+        let p = b::build(&dir, b::LAYOUT_32, b::UBOOT_32, true);
+        for (n, bytes) in [
+            ("image-u-boot", &p.uboot),
+            ("image-kernel", &p.kernel),
+            ("image-rofs", &p.rofs),
+            ("image-rwfs", &p.rwfs),
+        ] {
+            std::fs::write(dir.join(n), bytes).unwrap();
+        }
+        std::fs::write(
+            dir.join("MANIFEST"),
+            format!(
+                "purpose=xyz.openbmc_project.Software.Version.VersionPurpose.BMC\nversion=2.16.0-test\nKeyType=OpenBMC\nHashType={manifest_hash}\nMachineName=evb-ast2500\n"
+            ),
+        )
+        .unwrap();
+        run(&dir, "openssl", &["genrsa", "-out", "key.pem", "2048"]);
+        run(
+            &dir,
+            "openssl",
+            &["rsa", "-in", "key.pem", "-pubout", "-out", "publickey"],
+        );
+        run(&dir, "openssl", &["genrsa", "-out", "other.pem", "2048"]);
+        run(
+            &dir,
+            "openssl",
+            &["rsa", "-in", "other.pem", "-pubout", "-out", "other.pub"],
+        );
+        let pkg = Pkg { dir, hash };
+        pkg.sign_all();
+        Some(pkg)
+    }
+
+    fn sign(&self, file: &str) {
+        run(
+            &self.dir,
+            "openssl",
+            &[
+                "dgst",
+                &format!("-{}", self.hash),
+                "-sign",
+                "key.pem",
+                "-out",
+                &format!("{file}.sig"),
+                file,
+            ],
+        );
+    }
+
+    fn sign_all(&self) {
+        for f in IMAGES.iter().chain(["MANIFEST", "publickey"].iter()) {
+            self.sign(f);
+        }
+        self.sign_full();
+    }
+
+    fn sign_full(&self) {
+        let mut cat = Vec::new();
+        for s in FULL {
+            if let Ok(b) = std::fs::read(self.dir.join(s)) {
+                cat.extend(b);
+            }
+        }
+        std::fs::write(self.dir.join("image-full"), cat).unwrap();
+        self.sign("image-full");
+        std::fs::remove_file(self.dir.join("image-full")).unwrap();
+    }
+
+    fn tar(&self, out: &str) -> PathBuf {
+        let mut args = vec!["-cf", out, "MANIFEST", "publickey"];
+        args.extend_from_slice(IMAGES);
+        let sigs: Vec<String> = IMAGES
+            .iter()
+            .map(|s| format!("{s}.sig"))
+            .chain([
+                "MANIFEST.sig".into(),
+                "publickey.sig".into(),
+                "image-full.sig".into(),
+            ])
+            .collect();
+        args.extend(sigs.iter().map(String::as_str));
+        run(&self.dir, "tar", &args);
+        self.dir.join(out)
+    }
+
+    fn edit(&self, file: &str, f: impl FnOnce(&mut Vec<u8>)) {
+        let p = self.dir.join(file);
+        let mut b = std::fs::read(&p).unwrap();
+        f(&mut b);
+        std::fs::write(p, b).unwrap();
+    }
+}
+
+fn member_names(tar: &Path) -> Vec<String> {
+    let o = Command::new("tar").arg("-tf").arg(tar).output().unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn openbmc_tarball_is_listed_parsed_and_its_signatures_verify() {
+    let Some(pkg) = Pkg::new("pkg-tar", "sha256", "RSA-SHA256") else {
+        return;
+    };
+    let tar = pkg.tar("obmc.static.mtd.tar");
+    let doc = inspect(&tar, &[]);
+    assert_eq!(doc["root"]["attrs"]["format"], "tar");
+    let n = nodes(&doc);
+    // Every member, as `tar -t` lists them.
+    let members = member_names(&tar);
+    assert_eq!(members.len(), 13);
+    for m in &members {
+        assert!(n.contains_key(m.as_str()), "{m}: {:?}", n.keys());
+    }
+    // Each image file parsed as its component.
+    for (f, fmt) in [
+        ("image-kernel", "fit"),
+        ("image-rofs", "squashfs"),
+        ("image-rwfs", "jffs2"),
+        ("image-u-boot", "u-boot"),
+    ] {
+        assert_eq!(attr(&n, f, "format"), fmt, "{f}");
+        assert!(attr(&n, f, "signature").starts_with("valid"), "{f}");
+        assert!(
+            n.keys().any(|k| k.starts_with(&format!("{f}/"))),
+            "{f} has no tree"
+        );
+    }
+    assert!(n
+        .keys()
+        .any(|k| k.starts_with("image-rofs/") && k.ends_with("busybox")));
+    assert_eq!(attr(&n, "MANIFEST", "manifest.KeyType"), "OpenBMC");
+    assert_eq!(attr(&n, "MANIFEST", "manifest.MachineName"), "evb-ast2500");
+    assert!(attr(&n, "MANIFEST", "signer").starts_with("self-signed"));
+    assert!(attr(&n, "image-full.sig", "signature").starts_with("valid"));
+    assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
+    assert_eq!(check(&tar, &[]), 0);
+
+    // With the system key in hand: trusted. With another one: vendor-untrusted.
+    let key = format!("OpenBMC={}", pkg.dir.join("publickey").display());
+    let doc = inspect(&tar, &["--openbmc-key", &key]);
+    assert!(attr(&nodes(&doc), "MANIFEST", "signer").starts_with("trusted"));
+    assert_eq!(check(&tar, &["--openbmc-key", &key]), 0);
+    let other = format!("OpenBMC={}", pkg.dir.join("other.pub").display());
+    let doc = inspect(&tar, &["--openbmc-key", &other]);
+    assert!(findings(&doc)
+        .iter()
+        .any(|(c, p, _)| c == "vendor-untrusted" && p == "MANIFEST"));
+    assert_eq!(check(&tar, &["--openbmc-key", &other]), 1);
+
+    // A file changed after signing is named; so is a changed MANIFEST.
+    pkg.edit("image-rofs", |b| {
+        let l = b.len();
+        b[l / 2] ^= 0x01;
+    });
+    let doc = inspect(&pkg.tar("rofs-changed.tar"), &[]);
+    let f = findings(&doc);
+    assert!(
+        f.iter().any(|(c, p, m)| c == "vendor-signature-invalid"
+            && p == "image-rofs"
+            && m.contains("image-rofs")),
+        "{f:?}"
+    );
+    assert!(!f
+        .iter()
+        .any(|(c, p, _)| c == "vendor-signature-invalid" && p == "image-kernel"));
+    pkg.edit("image-rofs", |b| {
+        let l = b.len();
+        b[l / 2] ^= 0x01;
+    });
+    pkg.edit("MANIFEST", |b| {
+        b.extend_from_slice(b"ExtendedVersion=evil\n")
+    });
+    let doc = inspect(&pkg.tar("manifest-changed.tar"), &[]);
+    let f = findings(&doc);
+    assert!(
+        f.iter()
+            .any(|(c, p, _)| c == "vendor-signature-invalid" && p == "MANIFEST"),
+        "{f:?}"
+    );
+    // A resigned MANIFEST with a stale image-full.sig: the full-image signature fails.
+    pkg.sign("MANIFEST");
+    let doc = inspect(&pkg.tar("full-stale.tar"), &[]);
+    let f = findings(&doc);
+    assert_eq!(
+        f.iter()
+            .map(|x| (x.0.as_str(), x.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("vendor-signature-invalid", "image-full.sig")],
+        "{f:?}"
+    );
+    pkg.sign_full();
+    assert!(findings(&inspect(&pkg.tar("resigned.tar"), &[])).is_empty());
+    // A missing .sig.
+    let mut args = vec![
+        "-cf",
+        "no-sig.tar",
+        "MANIFEST",
+        "publickey",
+        "MANIFEST.sig",
+        "publickey.sig",
+    ];
+    args.extend_from_slice(IMAGES);
+    run(&pkg.dir, "tar", &args);
+    let f = findings(&inspect(&pkg.dir.join("no-sig.tar"), &[]));
+    assert_eq!(
+        f.iter()
+            .filter(|x| x.0 == "vendor-signature-invalid")
+            .count(),
+        4,
+        "{f:?}"
+    );
+}
+
+#[test]
+fn openbmc_tarball_signed_with_sha512() {
+    let Some(pkg) = Pkg::new("pkg-tar512", "sha512", "RSA-SHA512") else {
+        return;
+    };
+    let tar = pkg.tar("obmc512.tar");
+    let doc = inspect(&tar, &[]);
+    assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
+    assert!(attr(&nodes(&doc), "image-kernel", "signature").contains("RSA-SHA512"));
+    // The MANIFEST naming another digest than the one signed with: every signature fails.
+    pkg.edit("MANIFEST", |b| {
+        let s = String::from_utf8(b.clone())
+            .unwrap()
+            .replace("RSA-SHA512", "RSA-SHA256");
+        *b = s.into_bytes();
+    });
+    pkg.sign_all();
+    let f = findings(&inspect(&pkg.tar("mismatch.tar"), &[]));
+    assert!(
+        f.iter()
+            .filter(|x| x.0 == "vendor-signature-invalid")
+            .count()
+            >= 4,
+        "{f:?}"
+    );
+}
+
+// --- UEFI capsules ----------------------------------------------------------------------------------------
+
+/// EDK2's BaseTools (PyPI `edk2-basetools`): GenerateCapsule.py and its test certificates.
+fn edk2_basetools() -> Option<PathBuf> {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import edk2basetools, os; print(os.path.dirname(edk2basetools.__file__))",
+        ])
+        .output()
+        .ok()?;
+    if !o.status.success() {
+        skip("python3 package edk2-basetools (GenerateCapsule.py) is not installed");
+        return None;
+    }
+    Some(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+}
+
+fn ovmf_code() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/share/OVMF/OVMF_CODE_4M.fd");
+    if p.is_file() {
+        Some(p)
+    } else {
+        skip("/usr/share/OVMF/OVMF_CODE_4M.fd missing (Debian: ovmf)");
+        None
+    }
+}
+
+const FW_GUID: &str = "6e0e1d3c-0cb8-4c51-b5fa-6a3ef7d9fdd1";
+
+#[test]
+fn fmp_capsule_from_generate_capsule_is_verified_and_its_signer_named() {
+    let (Some(bt), Some(code)) = (edk2_basetools(), ovmf_code()) else {
+        return;
+    };
+    if !have("openssl") {
+        return;
+    }
+    let certs = bt.join("Pkcs7Sign");
+    let dir = b::scratch("pkg-capsule");
+    std::fs::write(dir.join("driver.efi"), b"MZ-not-really-a-driver").unwrap();
+    let cap = dir.join("fw.cap");
+    run(
+        &dir,
+        "python3",
+        &[
+            "-m",
+            "edk2basetools.Capsule.GenerateCapsule",
+            "--encode",
+            "--guid",
+            FW_GUID,
+            "--fw-version",
+            "2",
+            "--lsv",
+            "1",
+            "--monotonic-count",
+            "7",
+            "--capflag",
+            "PersistAcrossReset",
+            "--embedded-driver",
+            "driver.efi",
+            "--signer-private-cert",
+            certs.join("TestCert.pem").to_str().unwrap(),
+            "--other-public-cert",
+            certs.join("TestSub.pub.pem").to_str().unwrap(),
+            "--trusted-public-cert",
+            certs.join("TestRoot.pub.pem").to_str().unwrap(),
+            "-o",
+            cap.to_str().unwrap(),
+            code.to_str().unwrap(),
+        ],
+    );
+    let doc = inspect(&cap, &[]);
+    assert_eq!(doc["root"]["attrs"]["format"], "capsule");
+    let n = nodes(&doc);
+    let p = format!("payload[{}]", FW_GUID.to_ascii_uppercase());
+    assert!(n.contains_key("driver[0]"), "{:?}", n.keys());
+    let auth = format!("{p}/authentication");
+    assert_eq!(n[&auth]["attrs"]["monotonic-count"], 7);
+    assert!(attr(&n, &auth, "signature").starts_with("valid"));
+    assert!(attr(&n, &auth, "signer-subject").contains("CN=TestCert"));
+    assert!(attr(&n, &auth, "signer-issuer").contains("CN=TestSub"));
+    assert!(attr(&n, &auth, "signer").starts_with("not trusted"));
+    assert_eq!(
+        n[&format!("{p}/fmp-payload-header")]["attrs"]["fw-version"],
+        2
+    );
+    // The firmware inside is OVMF, parsed as UEFI, byte for byte the file we packed.
+    let img = &n[&format!("{p}/image")];
+    assert_eq!(img["attrs"]["format"], "uefi");
+    let o = Command::new("sha256sum").arg(&code).output().unwrap();
+    let want = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(img["digest"].as_str().unwrap_or(""), want, "{img}");
+    assert!(n.keys().any(|k| k.starts_with(&format!("{p}/image/fv["))));
+    assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
+    assert_eq!(check(&cap, &[]), 0);
+
+    // Trusted through TestSub to the EDK2 TestRoot; untrusted with an unrelated certificate.
+    let root = certs.join("TestRoot.pub.pem");
+    let doc = inspect(&cap, &["--capsule-cert", root.to_str().unwrap()]);
+    assert!(attr(&nodes(&doc), &auth, "signer").contains("CN=TestRoot"));
+    assert_eq!(check(&cap, &["--capsule-cert", root.to_str().unwrap()]), 0);
+    run(
+        &dir,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "o.key",
+            "-out",
+            "o.pem",
+            "-subj",
+            "/CN=other",
+            "-days",
+            "1",
+        ],
+    );
+    let doc = inspect(
+        &cap,
+        &["--capsule-cert", dir.join("o.pem").to_str().unwrap()],
+    );
+    assert!(findings(&doc)
+        .iter()
+        .any(|(c, q, _)| c == "vendor-untrusted" && *q == p));
+    assert_eq!(
+        check(
+            &cap,
+            &["--capsule-cert", dir.join("o.pem").to_str().unwrap()]
+        ),
+        1
+    );
+
+    // A payload byte changed after signing: GenerateCapsule --decode refuses it, and so do we.
+    let mut bytes = std::fs::read(&cap).unwrap();
+    let at = bytes.len() - 0x10000;
+    bytes[at] ^= 0x01;
+    let bad = dir.join("bad.cap");
+    std::fs::write(&bad, &bytes).unwrap();
+    let reference = Command::new("python3")
+        .args([
+            "-m",
+            "edk2basetools.Capsule.GenerateCapsule",
+            "--decode",
+            "--signer-private-cert",
+        ])
+        .arg(certs.join("TestCert.pem"))
+        .arg("--other-public-cert")
+        .arg(certs.join("TestSub.pub.pem"))
+        .arg("--trusted-public-cert")
+        .arg(certs.join("TestRoot.pub.pem"))
+        .arg("-o")
+        .arg(dir.join("decoded.bin"))
+        .arg(&bad)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        !reference.status.success(),
+        "GenerateCapsule accepted the changed capsule"
+    );
+    let doc = inspect(&bad, &[]);
+    let f = findings(&doc);
+    assert!(
+        f.iter().any(|(c, q, m)| c == "vendor-signature-invalid"
+            && *q == p
+            && m.contains("changed after signing")),
+        "{f:?}"
+    );
+    assert_eq!(check(&bad, &[]), 1);
+}
+
+/// An `EFI_CAPSULE_HEADER` of `header_size` bytes (`guid`, then RomImageOffset for AMI) around `payload`.
+fn plain_capsule(
+    guid: [u8; 16],
+    header_size: u32,
+    rom_offset: Option<u16>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut c = vec![0u8; header_size as usize];
+    c[..16].copy_from_slice(&guid);
+    c[16..20].copy_from_slice(&header_size.to_le_bytes());
+    c[20..24].copy_from_slice(&0x0005_0000u32.to_le_bytes());
+    let total = header_size as usize + payload.len();
+    c[24..28].copy_from_slice(&(total as u32).to_le_bytes());
+    if let Some(r) = rom_offset {
+        c[28..30].copy_from_slice(&r.to_le_bytes());
+    }
+    c.extend_from_slice(payload);
+    c
+}
+
+#[test]
+fn plain_and_ami_aptio_capsules_carry_uefi_payloads() {
+    let Some(code) = ovmf_code() else { return };
+    let fd = std::fs::read(&code).unwrap();
+    let dir = b::scratch("pkg-capsule-plain");
+    // EFI_CAPSULE_GUID 3B6686BD-0D76-4030-B70E-B5519E2FC5A0 with a 0x50-byte header; AMI Aptio
+    // (unsigned GUID 14EEBB90-890A-43DB-AED1-5D3C4588A418) with its 0x800-byte header.
+    let efi = [
+        0xBD, 0x86, 0x66, 0x3B, 0x76, 0x0D, 0x30, 0x40, 0xB7, 0x0E, 0xB5, 0x51, 0x9E, 0x2F, 0xC5,
+        0xA0,
+    ];
+    let ami = [
+        0x90, 0xBB, 0xEE, 0x14, 0x0A, 0x89, 0xDB, 0x43, 0xAE, 0xD1, 0x5D, 0x3C, 0x45, 0x88, 0xA4,
+        0x18,
+    ];
+    for (name, cap, kind, hdr) in [
+        (
+            "plain.cap",
+            plain_capsule(efi, 0x50, None, &fd),
+            "uefi",
+            0x50u64,
+        ),
+        (
+            "ami.cap",
+            plain_capsule(
+                ami,
+                0x20,
+                Some(0x800),
+                &[vec![0u8; 0x800 - 0x20], fd.clone()].concat(),
+            ),
+            "ami-aptio",
+            0x800,
+        ),
+        (
+            "ami-800.cap",
+            plain_capsule(ami, 0x800, Some(0x800), &fd),
+            "ami-aptio",
+            0x800,
+        ),
+    ] {
+        let f = dir.join(name);
+        std::fs::write(&f, &cap).unwrap();
+        let doc = inspect(&f, &[]);
+        assert_eq!(doc["root"]["attrs"]["format"], "capsule", "{name}");
+        let n = nodes(&doc);
+        assert_eq!(attr(&n, "capsule-header", "capsule-type"), kind, "{name}");
+        assert_eq!(n["capsule-header"]["size"], hdr, "{name}");
+        assert_eq!(attr(&n, "payload", "format"), "uefi", "{name}");
+        assert!(n.keys().any(|k| k.starts_with("payload/fv[")), "{name}");
+        assert!(findings(&doc).is_empty(), "{name}: {:?}", findings(&doc));
+        assert_eq!(check(&f, &[]), 0, "{name}");
+    }
+}
