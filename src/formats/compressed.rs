@@ -49,12 +49,7 @@ pub fn parse_gzip(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 /// A metered decompressor: input, per-stream cap, the image's budget.
 type Decoder = fn(&[u8], u64, &dyn decompress::Meter) -> Result<Vec<u8>, DError>;
 
-fn inflate(
-    ctx: &Ctx,
-    node: &Region,
-    algo: &str,
-    f: Decoder,
-) -> Result<Vec<Region>, ParseError> {
+fn inflate(ctx: &Ctx, node: &Region, algo: &str, f: Decoder) -> Result<Vec<Region>, ParseError> {
     // Every byte produced is paid from the image's budget as it is produced (success or not).
     let out = match f(node.bytes(), ctx.decompress_limit(), ctx) {
         Ok(v) => v,
