@@ -8,6 +8,7 @@ use std::process::Command;
 use fwscan::formats::uefi::build;
 
 use crate::harness::{self, fwscan, have_tool};
+use crate::support::spi::w32;
 use serde_json::Value;
 use sha2::Digest;
 
@@ -751,10 +752,6 @@ fn build_image(dir: &Path, cbnt: bool, keys: Keys) -> Built {
         bpm: (bpm_off, bpm_bytes.len()),
         acm: acm_off,
     }
-}
-
-fn w32(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
 }
 
 /// A full SPI image: an Intel flash descriptor (IFD v2 fields as in tests/ifd.rs) with only FLREG0

@@ -12,6 +12,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::harness::{fwscan, have_tool, skip};
+use crate::support::spi::descriptor;
 
 /// A fixture's bytes, or `None` after a skip.
 fn fixture(rel: &str) -> Option<Vec<u8>> {
@@ -423,38 +424,6 @@ fn fwupd_children(xml: &str) -> Vec<(String, Option<u64>, Option<u64>)> {
         }
     }
     out
-}
-
-fn w32(b: &mut [u8], o: usize, v: u32) {
-    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-/// A 4 KiB IFD v2 descriptor with the given FLREGs (index, base, limit in 4 KiB units).
-fn descriptor(regs: &[(usize, u32, u32)]) -> Vec<u8> {
-    let mut d = vec![0xFFu8; 0x1000];
-    w32(&mut d, 0x10, 0x0FF0_A55A);
-    w32(&mut d, 0x14, 0x0004_0003);
-    w32(&mut d, 0x18, 0x1010_0308);
-    w32(&mut d, 0x1C, 0x0000_0030);
-    let clk = 6u32;
-    w32(
-        &mut d,
-        0x30,
-        (clk << 17) | (clk << 21) | (clk << 24) | (clk << 27) | 0xF4,
-    );
-    w32(&mut d, 0x34, 0);
-    w32(&mut d, 0x38, 0);
-    for i in 0..16 {
-        w32(&mut d, 0x40 + 4 * i, 0x0000_7FFF);
-    }
-    for &(i, base, limit) in regs {
-        w32(&mut d, 0x40 + 4 * i, (limit << 16) | base);
-    }
-    for i in 0..3 {
-        w32(&mut d, 0x80 + 4 * i, 0xFFFF_0000);
-    }
-    w32(&mut d, 0xEFC, 0);
-    d
 }
 
 /// 8 MiB: descriptor, the real SPS region at 0x1000, OVMF VARS + CODE as the BIOS region at 0x400000.

@@ -110,6 +110,53 @@ pub fn arm_branch_target(insn: u32) -> Option<u64> {
     }
 }
 
+/// A deterministic mutation run for a parser's unit tests (cargo-fuzz is not needed to run it): random
+/// 32/64-bit fields of `good` overwritten with boundary values, `rounds` times; every image is parsed as
+/// `format` and every node must stay inside the input.
+#[cfg(test)]
+pub fn mutations_stay_in_bounds(good: &[u8], format: &str, rounds: usize) {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let interesting = [
+        0u64,
+        1,
+        0x7F,
+        0xFF,
+        0xFFFF,
+        0xFFFF_FFFF,
+        0x8000_0000,
+        u64::MAX,
+        0x20000,
+    ];
+    for _ in 0..rounds {
+        let mut b = good.to_vec();
+        for _ in 0..(next() % 8 + 1) {
+            let at = (next() % b.len() as u64) as usize;
+            let v = interesting[(next() % interesting.len() as u64) as usize];
+            let w = if next() % 2 == 0 { 4 } else { 8 };
+            let end = (at + w).min(b.len());
+            b[at..end].copy_from_slice(&v.to_le_bytes()[..end - at]);
+        }
+        let len = b.len() as u64;
+        let data = std::sync::Arc::new(crate::input::Data::Owned(b));
+        let opts = crate::formats::ParseOptions {
+            format: Some(format.into()),
+            ..Default::default()
+        };
+        let t = crate::formats::parse_image(data, &opts);
+        t.walk(&mut |r| {
+            if std::sync::Arc::ptr_eq(&r.data, &t.data) {
+                assert!(r.end() <= len, "{} past the end", r.path);
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

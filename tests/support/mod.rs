@@ -1,2 +1,3 @@
 pub mod bmc;
+pub mod spi;
 pub mod testdata;
