@@ -436,7 +436,7 @@ fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
 
 fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
     let bytes = r.bytes();
-    let Some(first) = bytes.iter().position(|&b| b != cx.blank) else {
+    let Some(first) = crate::region::first_not(bytes, cx.blank) else {
         return Vec::new();
     };
     let last = bytes.iter().rposition(|&b| b != cx.blank).unwrap_or(first);

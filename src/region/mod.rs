@@ -185,7 +185,7 @@ impl Region {
 
     /// True when every byte of the node equals `blank`.
     pub fn is_blank(&self, blank: u8) -> bool {
-        self.bytes().iter().all(|&b| b == blank)
+        first_not(self.bytes(), blank).is_none()
     }
 }
 
@@ -218,6 +218,27 @@ pub fn note_findings(r: &Region) -> Vec<Finding> {
     let mut out = Vec::new();
     r.walk(&mut |x| out.extend(Finding::from_notes(x, &x.notes, &|_| false)));
     out
+}
+
+/// The offset of the first byte of `b` that is not `v` (eight bytes at a time: erased flash is most of an
+/// image, and a byte loop with an early exit does not vectorise).
+pub fn first_not(b: &[u8], v: u8) -> Option<usize> {
+    let pattern = u64::from_ne_bytes([v; 8]);
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0usize;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        if u64::from_ne_bytes(w) != pattern {
+            return c.iter().position(|&x| x != v).map(|p| at + p);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&x| x != v)
+        .map(|p| at + p)
 }
 
 /// Joins a parent path and a child name (the root's path is empty).
@@ -396,6 +417,18 @@ mod tests {
         assert_eq!(root.children[0].path, "x");
         assert_eq!(root.children[1].path, "x#2");
         assert!(root.find("x#2").is_some());
+    }
+
+    #[test]
+    fn first_not_finds_the_first_other_byte() {
+        for len in [0usize, 1, 7, 8, 9, 64, 100] {
+            assert_eq!(first_not(&vec![0xFF; len], 0xFF), None);
+            for at in 0..len {
+                let mut b = vec![0xFF; len];
+                b[at] = 0;
+                assert_eq!(first_not(&b, 0xFF), Some(at), "len {len} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -154,7 +154,7 @@ pub fn file(
             // `scan` to decompress it even when its digest matches.
             kids.push(header);
             if dlen > 0 {
-                if body.iter().all(|&x| x == erase) {
+                if crate::region::first_not(body, erase).is_none() {
                     kids.push(
                         Region::new(RegionKind::FreeSpace, "free-space", data, dstart, dlen)
                             .with_policy(blank_policy(ctx, erase)),

@@ -344,7 +344,7 @@ fn files(
             )
             .with_policy(ffs::blank_policy(ctx, erase));
             let bytes = &b[start as usize..];
-            if let Some(i) = bytes.iter().position(|&x| x != erase) {
+            if let Some(i) = crate::region::first_not(bytes, erase) {
                 let n = bytes.iter().filter(|&&x| x != erase).count();
                 fs.notes.push(Note::new(
                     Code::NotBlank,
