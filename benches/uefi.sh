@@ -27,11 +27,14 @@ def walk(n):
 walk(json.load(sys.stdin)["root"])' > "$WORK/lzma.pos"
 read -r LOFF LLEN < "$WORK/lzma.pos"
 python3 -c "import sys; d=open('$WORK/image.fd','rb').read(); open('$WORK/main.lzma','wb').write(d[$LOFF:$LOFF+$LLEN])"
+# The changed path: one byte in the middle of the main volume's LZMA stream, so the comparison expands the
+# module that holds it (and the checks run once, on the expanded tree).
+python3 -c "d=bytearray(open('$WORK/image.fd','rb').read()); d[$LOFF+$LLEN//2]^=1; open('$WORK/changed.fd','wb').write(d)"
 
 # mean wall time in microseconds of RUNS runs of "$@" (hyperfine when installed)
 mean_us() {
     if command -v hyperfine >/dev/null; then
-        hyperfine -N --runs "$RUNS" --export-json "$WORK/h.json" "$*" >/dev/null 2>&1
+        hyperfine -N -i --runs "$RUNS" --export-json "$WORK/h.json" "$*" >/dev/null 2>&1
         python3 -c "import json; print(int(json.load(open('$WORK/h.json'))['results'][0]['mean']*1e6))"
         return
     fi
@@ -50,6 +53,7 @@ inspect=$(mean_us "$FWSCAN" inspect --format json image.fd)
 uefiextract=$(mean_us UEFIExtract image.fd report)
 lzma=$(mean_us xz --format=lzma -dc main.lzma)
 scan=$(mean_us "$FWSCAN" scan image.fd -m m.json --insecure-unsigned)
+changed=$(mean_us "$FWSCAN" scan changed.fd -m m.json --insecure-unsigned)
 sha=$(mean_us openssl dgst -sha256 image.fd)
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo "image: $IMAGE ($(stat -c %s "$IMAGE") bytes), $RUNS runs each, mean wall time"
@@ -57,7 +61,9 @@ echo "fwscan inspect --format json   ${inspect} us"
 echo "UEFIExtract IMAGE report       ${uefiextract} us"
 echo "xz -d of the main LZMA volume  ${lzma} us"
 echo "fwscan scan (clean, manifest)  ${scan} us"
+echo "fwscan scan (module changed)   ${changed} us"
 echo "openssl dgst -sha256           ${sha} us"
 echo "ratio inspect / UEFIExtract    $(ratio "$inspect" "$uefiextract")   (target <= 0.5)"
 echo "ratio inspect / bare LZMA      $(ratio "$inspect" "$lzma")"
-echo "ratio scan / openssl sha256    $(ratio "$scan" "$sha")   (target <= 2)"
+echo "ratio scan / openssl sha256    $(ratio "$scan" "$sha")   (target <= 1.5)"
+echo "ratio changed scan / clean scan $(ratio "$changed" "$scan")   (one expansion of the changed module, one check pass)"
