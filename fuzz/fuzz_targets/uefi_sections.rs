@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use fwscan::formats::uefi::section;
-use fwscan::formats::{self, Ctx, ParseOptions};
+use fwscan::formats::{Ctx, ParseOptions};
 use fwscan::input::Data;
 use libfuzzer_sys::fuzz_target;
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         let ctx = Ctx::new(&opts);
         let (mut secs, _) = section::sections(&ctx, &d, 0, data.len() as u64);
         for s in &mut secs {
-            formats::expand(&ctx, s);
+            s.expand();
         }
     }
 });
