@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{run as fwscan, skip, BIN};
 use crate::support;
-use crate::support::spi::{descriptor, noise, w32};
+use crate::support::spi::{descriptor, me_region, noise};
 
 const OVMF: &str = "/usr/share/OVMF";
 
@@ -26,33 +26,6 @@ fn ovmf(names: &[&str]) -> Option<Vec<u8>> {
         }
     }
     Some(out)
-}
-
-/// An ME region with a `$FPT` of three partitions (FTPR code, MFS data, NFTP code).
-fn me_region(len: usize) -> Vec<u8> {
-    let parts: [(&str, u32, u32, u32); 3] = [
-        ("FTPR", 0x1000, 0x20000, 0),
-        ("MFS", 0x21000, 0x10000, 1),
-        ("NFTP", 0x31000, 0x40000, 0),
-    ];
-    let mut b = vec![0xFFu8; len];
-    b[0x10..0x14].copy_from_slice(b"$FPT");
-    w32(&mut b, 0x14, parts.len() as u32);
-    b[0x18] = 0x10;
-    b[0x19] = 0x10;
-    b[0x1A] = 0x20;
-    b[0x1C..0x30].fill(0);
-    for (i, (n, off, size, flags)) in parts.iter().enumerate() {
-        let e = 0x30 + i * 0x20;
-        b[e..e + 0x20].fill(0);
-        b[e..e + n.len()].copy_from_slice(n.as_bytes());
-        w32(&mut b, e + 8, *off);
-        w32(&mut b, e + 12, *size);
-        w32(&mut b, e + 28, *flags);
-        let (o, s) = (*off as usize, *size as usize);
-        b[o..o + s].copy_from_slice(&noise(s, i as u32 + 7));
-    }
-    b
 }
 
 /// A GbE region with the given MAC address and a valid checksum.

@@ -44,6 +44,22 @@ pub fn split(out: Output) -> (i32, String, String) {
     )
 }
 
+/// `fwscan inspect --format json PATH`, which must succeed.
+#[track_caller]
+pub fn inspect_json(path: &Path) -> serde_json::Value {
+    let out = fwscan()
+        .args(["inspect", "--format", "json"])
+        .arg(path)
+        .output()
+        .expect("run fwscan");
+    assert!(
+        out.status.success(),
+        "fwscan inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("inspect JSON")
+}
+
 /// Whether the tests run under CI, where nothing may be skipped.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

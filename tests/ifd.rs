@@ -38,35 +38,8 @@ const IMAGE_SECURITY: &str = "D719B2CB-3D3A-4596-A3BC-DAD00E67656F";
 const GLOBAL: &str = "8BE4DF61-93CA-11D2-AA0D-00E098032B8C";
 
 use crate::harness::fwscan;
-use crate::support::spi::{descriptor, noise, w32};
-
-/// ME partitions (name, offset in the region, size, flags).
-const ME_PARTS: [(&str, u32, u32, u32); 3] = [
-    ("FTPR", 0x1000, 0x20000, 0),
-    ("MFS", 0x21000, 0x10000, 1),
-    ("NFTP", 0x31000, 0x40000, 0),
-];
-
-fn me_region(len: usize) -> Vec<u8> {
-    let mut b = vec![0xFFu8; len];
-    b[0x10..0x14].copy_from_slice(b"$FPT");
-    w32(&mut b, 0x14, ME_PARTS.len() as u32);
-    b[0x18] = 0x10;
-    b[0x19] = 0x10;
-    b[0x1A] = 0x20;
-    b[0x1C..0x30].fill(0);
-    for (i, (n, off, size, flags)) in ME_PARTS.iter().enumerate() {
-        let e = 0x30 + i * 0x20;
-        b[e..e + 0x20].fill(0);
-        b[e..e + n.len()].copy_from_slice(n.as_bytes());
-        w32(&mut b, e + 8, *off);
-        w32(&mut b, e + 12, *size);
-        w32(&mut b, e + 28, *flags);
-        let (o, s) = (*off as usize, *size as usize);
-        b[o..o + s].copy_from_slice(&noise(s, i as u32 + 7));
-    }
-    b
-}
+use crate::harness::inspect_json;
+use crate::support::spi::{descriptor, me_region, w32, ME_PARTS};
 
 fn gbe_fix_checksum(b: &mut [u8]) {
     let sum = (0..0x3F).fold(0u16, |s, i| {
@@ -121,20 +94,6 @@ fn write(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, b).unwrap();
     p
-}
-
-fn inspect_json(path: &Path) -> Value {
-    let out = fwscan()
-        .args(["inspect", "--format", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn walk<'a>(n: &'a Value, f: &mut dyn FnMut(&'a Value)) {

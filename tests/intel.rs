@@ -7,6 +7,7 @@ use std::process::Command;
 
 use fwscan::formats::uefi::build;
 
+use crate::harness::inspect_json as inspect;
 use crate::harness::{self, fwscan, have_tool};
 use crate::support::spi::w32;
 use serde_json::Value;
@@ -15,20 +16,6 @@ use sha2::Digest;
 /// A fixture of `../shared/fixtures/intel/`, or `None` after a skip.
 fn fixture(name: &str) -> Option<PathBuf> {
     harness::fixture(&format!("intel/{name}"))
-}
-
-fn inspect(path: &Path) -> Value {
-    let out = fwscan()
-        .args(["inspect", "--format", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Finding codes of `fwscan check`.

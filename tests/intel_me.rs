@@ -11,6 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::harness::inspect_json;
 use crate::harness::{fwscan, have_tool, skip};
 use crate::support::spi::descriptor;
 
@@ -27,20 +28,6 @@ fn write(dir: &Path, name: &str, b: &[u8]) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, b).unwrap();
     p
-}
-
-fn inspect_json(p: &Path) -> Value {
-    let out = fwscan()
-        .args(["inspect", "--format", "json"])
-        .arg(p)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `check IMAGE --format json`: (exit code, findings as (code, path, message)).

@@ -18,6 +18,7 @@ const GLOBAL: &str = "8BE4DF61-93CA-11D2-AA0D-00E098032B8C";
 const IMAGE_SECURITY: &str = "D719B2CB-3D3A-4596-A3BC-DAD00E67656F";
 
 use crate::harness::fwscan;
+use crate::harness::inspect_json;
 
 fn ovmf(name: &str) -> Option<PathBuf> {
     let p = Path::new(OVMF).join(name);
@@ -30,20 +31,6 @@ fn ovmf(name: &str) -> Option<PathBuf> {
         ));
         None
     }
-}
-
-fn inspect_json(path: &Path) -> Value {
-    let out = fwscan()
-        .args(["inspect", "--format", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn walk<'a>(n: &'a Value, f: &mut dyn FnMut(&'a Value)) {

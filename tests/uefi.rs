@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use crate::harness::inspect_json;
 use fwscan::formats::uefi::build::{self as b, guid_bytes};
 use fwscan::formats::{self, ParseOptions};
 use fwscan::input::Data;
@@ -37,20 +38,6 @@ fn have_uefiextract() -> bool {
         crate::harness::skip("UEFIExtract is not installed (Debian package uefitool-cli)");
     }
     ok
-}
-
-fn inspect_json(path: &Path) -> Value {
-    let out = Command::new(bin())
-        .args(["inspect", "--format", "json"])
-        .arg(path)
-        .output()
-        .expect("run fwscan");
-    assert!(
-        out.status.success(),
-        "fwscan inspect failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("inspect JSON")
 }
 
 fn parse_bytes(bytes: Vec<u8>, eager: bool) -> Region {

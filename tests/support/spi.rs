@@ -44,3 +44,32 @@ pub fn noise(len: usize, seed: u32) -> Vec<u8> {
         })
         .collect()
 }
+
+/// ME partitions (name, offset in the region, size, flags).
+pub const ME_PARTS: [(&str, u32, u32, u32); 3] = [
+    ("FTPR", 0x1000, 0x20000, 0),
+    ("MFS", 0x21000, 0x10000, 1),
+    ("NFTP", 0x31000, 0x40000, 0),
+];
+
+/// An ME region of `len` bytes with a `$FPT` of [`ME_PARTS`] (FTPR code, MFS data, NFTP code) holding noise.
+pub fn me_region(len: usize) -> Vec<u8> {
+    let mut b = vec![0xFFu8; len];
+    b[0x10..0x14].copy_from_slice(b"$FPT");
+    w32(&mut b, 0x14, ME_PARTS.len() as u32);
+    b[0x18] = 0x10;
+    b[0x19] = 0x10;
+    b[0x1A] = 0x20;
+    b[0x1C..0x30].fill(0);
+    for (i, (n, off, size, flags)) in ME_PARTS.iter().enumerate() {
+        let e = 0x30 + i * 0x20;
+        b[e..e + 0x20].fill(0);
+        b[e..e + n.len()].copy_from_slice(n.as_bytes());
+        w32(&mut b, e + 8, *off);
+        w32(&mut b, e + 12, *size);
+        w32(&mut b, e + 28, *flags);
+        let (o, s) = (*off as usize, *size as usize);
+        b[o..o + s].copy_from_slice(&noise(s, i as u32 + 7));
+    }
+    b
+}
