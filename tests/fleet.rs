@@ -1315,3 +1315,56 @@ fn kubernetes_indexed_job_example_validates_offline() {
         assert_eq!(run(&f).status.code(), Some(1), "{what} not caught");
     }
 }
+
+/// Issue 15.10: an image whose path is longer than PATH_MAX (18 levels of 250-character names, 4,5xx
+/// bytes) is scanned: the walk lists and the audit reads it relative to its directory's descriptor. On
+/// the path alone the kernel refuses it (`ENAMETOOLONG`) and it was a `read-error`.
+#[test]
+fn images_under_paths_longer_than_path_max_are_scanned() {
+    use rustix::fs::{Mode, OFlags};
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    baseline(&bios, &mdir, "ACME", &[]);
+    let mut m = bios.clone();
+    change_nvram(&mut m, 0);
+    // Built one level at a time relative to the parent's descriptor (no chdir: tests share the cwd).
+    let mut dir =
+        rustix::fs::open(&fleet, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+    let mut rel = Vec::new();
+    for level in 0..18 {
+        let name = format!("{level:02}{}", "d".repeat(248));
+        rustix::fs::mkdirat(&dir, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+        dir = rustix::fs::openat(
+            &dir,
+            name.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        rel.push(name);
+    }
+    let f = rustix::fs::openat(
+        &dir,
+        "machine.bin",
+        OFlags::WRONLY | OFlags::CREATE,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    std::io::Write::write_all(&mut std::fs::File::from(f), &m).unwrap();
+    rel.push("machine.bin".into());
+    let rel = rel.join("/");
+    assert!(fleet.join(&rel).as_os_str().len() > 4096);
+    // The short neighbour is scanned as before.
+    std::fs::write(fleet.join("short.bin"), &m).unwrap();
+
+    let (code, rows) = audit(&fleet, &mdir, &d.path().join("rows.jsonl"));
+    assert_clean_by_structure(&rows, "short.bin", "ACME");
+    assert_clean_by_structure(&rows, &rel, "ACME");
+    assert!(rows.iter().all(|r| r["error"].is_null()), "{rows:?}");
+    assert_eq!(code, 0);
+}

@@ -269,7 +269,7 @@ fn scan_inner(
         Err(e) => return ImageRow::error(root, rel, listed.size, Code::ReadError, e.to_string()),
     };
     // The file read must be the file listed: same inode, size and modification time.
-    let now = std::fs::metadata(path).map(|m| FileId::of(&m));
+    let now = input::metadata(path).map(|m| FileId::of(&m));
     if now.as_ref().ok() != Some(&listed) || data.len() as u64 != listed.size {
         let what = match now {
             Ok(n) if (n.dev, n.ino) != (listed.dev, listed.ino) => "replaced".to_string(),

@@ -184,7 +184,7 @@ pub fn walk<F: FnMut(Entry) -> bool>(roots: &[PathBuf], opts: &WalkOptions, emit
             return;
         }
         w.root = i;
-        match std::fs::metadata(root) {
+        match crate::input::metadata(root) {
             Ok(m) if m.is_dir() => {
                 let mut stack = Vec::new();
                 w.dir(root, "", &m, &mut stack, 0);
@@ -312,7 +312,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
             });
             return;
         }
-        let read = match std::fs::read_dir(dir) {
+        let mut names = match crate::input::dir_names(dir) {
             Ok(r) => r,
             Err(e) => {
                 self.send(Entry::Error {
@@ -325,22 +325,6 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                 return;
             }
         };
-        let mut names: Vec<std::ffi::OsString> = Vec::new();
-        for e in read {
-            match e {
-                Ok(e) => names.push(e.file_name()),
-                Err(e) => {
-                    self.send(Entry::Error {
-                        root: self.root,
-                        rel: rel.to_string(),
-                        path: dir.to_path_buf(),
-                        code: Code::ReadError,
-                        message: format!("{}: cannot list directory: {e}", dir.display()),
-                    });
-                    return;
-                }
-            }
-        }
         names.sort();
         stack.push(id);
         for name in names {
@@ -356,7 +340,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
             if self.excluded(&child_rel) {
                 continue;
             }
-            let lm = match std::fs::symlink_metadata(&path) {
+            let lm = match crate::input::symlink_metadata(&path) {
                 Ok(m) => m,
                 Err(e) => {
                     self.send(Entry::Error {
@@ -374,7 +358,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                     self.file(path, child_rel, &lm);
                     continue;
                 }
-                match std::fs::metadata(&path) {
+                match crate::input::metadata(&path) {
                     Ok(m) => m,
                     Err(e) => {
                         // Dangling link, or a loop of links (ELOOP).

@@ -76,11 +76,19 @@ pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), Error> {
         path: path.to_path_buf(),
         error: source,
     };
-    let file = std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
         .open(path)
-        .map_err(io)?;
+    {
+        Err(e) if too_long(&e) => long::open(
+            path,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+        )
+        .map(File::from),
+        r => r,
+    }
+    .map_err(io)?;
     let md = file.metadata().map_err(io)?;
     if !md.is_file() {
         return Err(Error::NotRegularFile {
@@ -189,7 +197,7 @@ fn on_read_only_mount(file: &File) -> bool {
 /// Metadata of `path` if it is a regular file (following links). Checked before opening: opening a FIFO
 /// would block, and a directory is a distinct, clear error.
 pub fn regular_file(path: &Path) -> Result<std::fs::Metadata, Error> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Io {
+    let meta = metadata(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         error: source,
     })?;
@@ -220,7 +228,7 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
             limit,
         });
     }
-    let file = File::open(path).map_err(io)?;
+    let (file, _) = open_regular(path)?;
     let mut buf = Vec::new();
     file.take(limit.saturating_add(1))
         .read_to_end(&mut buf)
@@ -233,6 +241,125 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
         });
     }
     Ok(buf)
+}
+
+fn too_long(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::NAMETOOLONG.raw_os_error())
+}
+
+/// `std::fs::metadata`, also for paths longer than the kernel's `PATH_MAX` (issue 15.10): such a path is
+/// resolved one directory at a time by descriptor (`openat`).
+pub fn metadata(path: &Path) -> std::io::Result<std::fs::Metadata> {
+    match std::fs::metadata(path) {
+        Err(e) if too_long(&e) => long::metadata(path, true),
+        r => r,
+    }
+}
+
+/// `std::fs::symlink_metadata`, also for paths longer than `PATH_MAX` (see [`metadata`]).
+pub fn symlink_metadata(path: &Path) -> std::io::Result<std::fs::Metadata> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if too_long(&e) => long::metadata(path, false),
+        r => r,
+    }
+}
+
+/// The names in directory `path` (without `.` and `..`), also for paths longer than `PATH_MAX` (see
+/// [`metadata`]). Unsorted.
+pub fn dir_names(path: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    match std::fs::read_dir(path) {
+        Ok(rd) => rd.map(|e| e.map(|e| e.file_name())).collect(),
+        Err(e) if too_long(&e) => long::dir_names(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Paths longer than `PATH_MAX` (4096 bytes on Linux): the kernel refuses them whole (`ENAMETOOLONG`), but
+/// every component is at most `NAME_MAX`, so they are opened one directory at a time, each relative to the
+/// descriptor of its parent (`openat`). Symbolic links met on the way are followed, as path resolution
+/// would; at most one descriptor per level is open at a time.
+mod long {
+    use std::ffi::{OsStr, OsString};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Component, Path};
+
+    use rustix::fs::{Mode, OFlags, CWD};
+
+    fn dir_flags() -> OFlags {
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
+    }
+
+    /// The directory `path`, opened component by component.
+    fn open_dir(path: &Path) -> std::io::Result<OwnedFd> {
+        let mut fd: Option<OwnedFd> = None;
+        for c in path.components() {
+            let name: &OsStr = match c {
+                Component::RootDir => {
+                    fd = Some(rustix::fs::open("/", dir_flags(), Mode::empty())?);
+                    continue;
+                }
+                Component::CurDir => continue,
+                Component::ParentDir => OsStr::new(".."),
+                Component::Normal(n) => n,
+                Component::Prefix(_) => {
+                    return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput))
+                }
+            };
+            let next = match &fd {
+                Some(d) => rustix::fs::openat(d, name, dir_flags(), Mode::empty())?,
+                None => rustix::fs::openat(CWD, name, dir_flags(), Mode::empty())?,
+            };
+            fd = Some(next);
+        }
+        match fd {
+            Some(fd) => Ok(fd),
+            None => Ok(rustix::fs::open(".", dir_flags(), Mode::empty())?),
+        }
+    }
+
+    /// The parent directory of `path`, opened by [`open_dir`], and the last component's name.
+    fn parent(path: &Path) -> std::io::Result<(OwnedFd, &OsStr)> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::from(rustix::io::Errno::NAMETOOLONG))?;
+        let dir = open_dir(path.parent().unwrap_or(Path::new(".")))?;
+        Ok((dir, name))
+    }
+
+    /// `path` opened with `flags` (plus `O_CLOEXEC`) relative to its parent's descriptor.
+    pub fn open(path: &Path, flags: OFlags) -> std::io::Result<OwnedFd> {
+        let (dir, name) = parent(path)?;
+        Ok(rustix::fs::openat(
+            &dir,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)
+    }
+
+    /// Metadata through an `O_PATH` descriptor (which opens nothing: a FIFO does not block), of the link
+    /// itself unless `follow`.
+    pub fn metadata(path: &Path, follow: bool) -> std::io::Result<std::fs::Metadata> {
+        let mut flags = OFlags::PATH;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        std::fs::File::from(open(path, flags)?).metadata()
+    }
+
+    pub fn dir_names(path: &Path) -> std::io::Result<Vec<OsString>> {
+        let fd = open_dir(path)?;
+        let mut out = Vec::new();
+        for e in rustix::fs::Dir::read_from(&fd)? {
+            let e = e?;
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                out.push(OsStr::from_bytes(n).to_os_string());
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
