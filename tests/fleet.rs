@@ -1368,3 +1368,122 @@ fn images_under_paths_longer_than_path_max_are_scanned() {
     assert!(rows.iter().all(|r| r["error"].is_null()), "{rows:?}");
     assert_eq!(code, 0);
 }
+
+/// Issue 15.1 (audit bound to the hardware identity): two products whose manifests match the same content
+/// equally. A dump whose sidecar `X.bin.product` (or a `--product-map` entry) says product A is compared
+/// with A's manifest, never B's, although B's matches it byte for byte; a machine of a product with no
+/// manifest is unknown firmware, not a clean row of another product; the sidecar itself is not an image.
+/// On today's main the sidecars are ignored (ambiguous-manifest) and scanned as images.
+#[test]
+fn an_image_is_only_compared_with_manifests_of_its_hardware_product() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(fleet.join("rack7")).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    baseline(&bios, &mdir, "ACME-A", &[]);
+    baseline(&bios, &mdir, "ACME-B", &[]);
+    let mut m = bios.clone();
+    change_nvram(&mut m, 0);
+    for n in [
+        "a.bin",
+        "b.bin",
+        "c.bin",
+        "none.bin",
+        "rack7/x.bin",
+        "exact.bin",
+    ] {
+        std::fs::write(fleet.join(n), if n == "exact.bin" { &bios } else { &m }).unwrap();
+    }
+    std::fs::write(
+        fleet.join("a.bin.product"),
+        "# dmidecode -s system-product-name\nACME-A\n",
+    )
+    .unwrap();
+    std::fs::write(fleet.join("b.bin.product"), "ACME-B\n").unwrap();
+    std::fs::write(fleet.join("c.bin.product"), "ACME-C\n").unwrap();
+    // Byte-identical to both golden images: still only the machine's product.
+    std::fs::write(fleet.join("exact.bin.product"), "ACME-B").unwrap();
+    let pmap = d.path().join("products.json");
+    std::fs::write(
+        &pmap,
+        r#"[{"path": "rack7/**", "product": "ACME-A"}, {"path": "*.bin", "product": "ACME-C"}]"#,
+    )
+    .unwrap();
+    let out = d.path().join("rows.jsonl");
+    let (_, _, err) = fwscan(&[
+        "audit",
+        fleet.to_str().unwrap(),
+        "--manifests",
+        mdir.to_str().unwrap(),
+        "--insecure-unsigned",
+        "--product-map",
+        pmap.to_str().unwrap(),
+        "-q",
+        "--no-timing",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let all: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("{e}: {err}"))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .collect();
+    let rows: Vec<Value> = all
+        .iter()
+        .filter(|r| r["kind"] == "image")
+        .cloned()
+        .collect();
+    let product = |name: &str| row(&rows, name)["manifest"]["product"]["product"].clone();
+    for (name, want) in [
+        ("a.bin", "ACME-A"),
+        ("b.bin", "ACME-B"),
+        ("rack7/x.bin", "ACME-A"),
+    ] {
+        assert_eq!(
+            row(&rows, name)["verdict"],
+            "clean",
+            "{name}: {}",
+            row(&rows, name)
+        );
+        assert_eq!(product(name), want, "{name}");
+    }
+    let e = row(&rows, "exact.bin");
+    assert_eq!(e["verdict"], "clean", "{e}");
+    assert_eq!(e["manifest"]["product"]["product"], "ACME-B", "{e}");
+    // ACME-C has no manifest: both A and B match the content, neither is chosen.
+    for name in ["c.bin", "none.bin"] {
+        let r = row(&rows, name);
+        assert_eq!(r["verdict"], "findings", "{name}: {r}");
+        assert!(r["manifest"].is_null(), "{name}: {r}");
+        assert_eq!(r["findings"][0]["code"], "unknown-firmware", "{name}: {r}");
+        assert!(
+            r["findings"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("ACME-C"),
+            "{name}: {r}"
+        );
+    }
+    // The sidecars are read with their dumps, not scanned.
+    assert!(!rows
+        .iter()
+        .any(|r| r["path"].as_str().unwrap().ends_with(".product")));
+    assert_eq!(
+        all.iter()
+            .filter(|r| r["kind"] == "skipped" && r["reason"] == "product-sidecar")
+            .count(),
+        4
+    );
+    // Without an identity the two products are ambiguous, as before.
+    std::fs::remove_file(fleet.join("b.bin.product")).unwrap();
+    let (code, rows) = audit(&fleet, &mdir, &d.path().join("rows2.jsonl"));
+    assert_eq!(code, 2);
+    assert_eq!(row(&rows, "b.bin")["error"]["code"], "ambiguous-manifest");
+    assert_eq!(
+        row(&rows, "a.bin")["manifest"]["product"]["product"],
+        "ACME-A"
+    );
+}

@@ -78,6 +78,17 @@ pub struct ImageFacts<'a> {
     tree: Option<Region>,
     /// Eagerly parsed trees, one per (layout, format) a manifest asked for.
     trees: Vec<(String, Region)>,
+    /// The product the machine's hardware identity says ([`Catalogue::identity`]): only manifests of this
+    /// product can be chosen.
+    pub product: Option<Identity>,
+}
+
+/// A machine's hardware identity: the product it is, and where that was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub product: String,
+    /// `X.bin.product` (the sidecar file) or `--product-map FILE`.
+    pub source: String,
 }
 
 impl std::fmt::Debug for ImageFacts<'_> {
@@ -110,6 +121,7 @@ impl<'a> ImageFacts<'a> {
             decompress_limit,
             tree: None,
             trees: Vec::new(),
+            product: None,
         }
     }
 
@@ -299,7 +311,23 @@ pub struct Catalogue {
     /// Manifest files that were refused (path, why).
     pub refused: Vec<(PathBuf, Refusal)>,
     map: Vec<(String, MapTarget)>,
+    /// `--product-map`: path globs and the product of the machines whose dumps they match.
+    product_map: Vec<ProductMapEntry>,
+    product_map_path: Option<PathBuf>,
 }
+
+/// One entry of a `--product-map` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductMapEntry {
+    path: String,
+    product: String,
+}
+
+/// Suffix of the sidecar file that gives a dump's hardware identity: `X.bin.product` for `X.bin`.
+pub const PRODUCT_SIDECAR_SUFFIX: &str = ".product";
+/// Largest sidecar or product-map file read.
+const MAX_IDENTITY_FILE: u64 = 1 << 20;
 
 /// How a manifest was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,11 +430,103 @@ impl Catalogue {
         Ok(())
     }
 
+    /// Reads a `--product-map` file: a JSON array of `{"path": GLOB, "product": NAME}`, first match wins;
+    /// globs match the path relative to the root, as `--map` does.
+    pub fn load_product_map(&mut self, path: &Path) -> Result<(), crate::Error> {
+        let bytes = crate::input::read_capped(path, MAX_IDENTITY_FILE)?;
+        let entries: Vec<ProductMapEntry> = serde_json::from_slice(&bytes).map_err(|e| {
+            crate::Error::Other(format!(
+                "{}: expected a JSON array of {{\"path\": GLOB, \"product\": NAME}}: {e}",
+                path.display()
+            ))
+        })?;
+        if let Some(e) = entries.iter().find(|e| e.product.trim().is_empty()) {
+            return Err(crate::Error::Other(format!(
+                "{}: entry `{}` names no product",
+                path.display(),
+                e.path
+            )));
+        }
+        self.product_map = entries;
+        self.product_map_path = Some(path.to_path_buf());
+        Ok(())
+    }
+
+    /// The hardware identity of the dump at `path` (`rel` relative to its root): the first non-empty line
+    /// (not a `#` comment) of its sidecar file `PATH.product`, else the first `--product-map` entry whose
+    /// glob matches `rel`, else none. A sidecar that exists but cannot be read, is not UTF-8 or names no
+    /// product is a `read-error`: the identity the collector recorded must not be silently dropped.
+    pub fn identity(&self, rel: &str, path: &Path) -> Result<Option<Identity>, Refusal> {
+        let mut side = path.as_os_str().to_owned();
+        side.push(PRODUCT_SIDECAR_SUFFIX);
+        let side = PathBuf::from(side);
+        let bad = |message: String| Refusal {
+            code: Code::ReadError,
+            message: format!("{}: {message}", side.display()),
+        };
+        match crate::input::symlink_metadata(&side) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(bad(e.to_string())),
+            Ok(_) => {
+                let bytes = crate::input::read_capped(&side, MAX_IDENTITY_FILE)
+                    .map_err(|e| bad(e.to_string()))?;
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| bad("product file is not UTF-8".into()))?;
+                let product = text
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'))
+                    .ok_or_else(|| bad("product file names no product".into()))?;
+                return Ok(Some(Identity {
+                    product: product.to_string(),
+                    source: side
+                        .file_name()
+                        .map(crate::audit::walk::escape_name)
+                        .unwrap_or_default(),
+                }));
+            }
+        }
+        Ok(self
+            .product_map
+            .iter()
+            .find(|e| glob_match(&e.path, rel))
+            .map(|e| Identity {
+                product: e.product.trim().to_string(),
+                source: format!(
+                    "--product-map {}",
+                    self.product_map_path
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                ),
+            }))
+    }
+
     /// Chooses the manifest for an image at `rel` (path relative to its root).
+    ///
+    /// When the image carries a hardware identity (`img.product`), only manifests of that product are
+    /// looked at, however well another matches by content; a `--map` line naming a manifest of another
+    /// product is refused (`manifest-product-mismatch`).
     pub fn select(&self, rel: &str, img: &mut ImageFacts<'_>) -> Selection {
+        let bound = img.product.clone();
+        let of_product = |i: usize| {
+            bound
+                .as_ref()
+                .is_none_or(|b| self.entries[i].verified.manifest().product.product == b.product)
+        };
         for (glob, target) in &self.map {
             if glob_match(glob, rel) {
                 return match target {
+                    MapTarget::Entry(i) if !of_product(*i) => Selection::Refused(Refusal {
+                        code: Code::ManifestProductMismatch,
+                        message: format!(
+                            "--map names {} for this image, a manifest of product `{}`; the machine is `{}` ({})",
+                            self.entries[*i].path.display(),
+                            self.entries[*i].verified.manifest().product.product,
+                            bound.as_ref().map_or("", |b| b.product.as_str()),
+                            bound.as_ref().map_or("", |b| b.source.as_str()),
+                        ),
+                    }),
                     MapTarget::Entry(i) => Selection::Chosen(*i, SelectedBy::Map, None),
                     MapTarget::Refused(r) => Selection::Refused(r.clone()),
                 };
@@ -414,6 +534,9 @@ impl Catalogue {
         }
         let mut scored: Vec<Candidate> = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
+            if !of_product(i) {
+                continue;
+            }
             if let Some(c) = candidate(i, e.verified.manifest(), img) {
                 scored.push(c);
             }
@@ -427,9 +550,9 @@ impl Catalogue {
                 .entries
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| {
+                .filter(|&(i, e)| {
                     let m = e.verified.manifest();
-                    m.image.size == img.size && m.image.sha256 == img.sha256()
+                    of_product(i) && m.image.size == img.size && m.image.sha256 == img.sha256()
                 })
                 .map(|(i, _)| i)
                 .collect();
@@ -457,7 +580,11 @@ impl Catalogue {
             let m = e.verified.manifest();
             // A manifest whose own `match` rules fail has said the image is not its firmware.
             let declines = m.r#match.as_ref().is_some_and(|r| !r.is_empty());
-            if declines || scored.iter().any(|c| c.index == i) || m.image.size != img.size {
+            if declines
+                || !of_product(i)
+                || scored.iter().any(|c| c.index == i)
+                || m.image.size != img.size
+            {
                 continue;
             }
             if reproduces_pinned_region(m, img) {

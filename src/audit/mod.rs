@@ -299,6 +299,10 @@ fn scan_inner(
         row.error = Some(crate::finding::ErrorInfo { code, message });
         row
     };
+    facts.product = match cat.identity(rel, path) {
+        Ok(p) => p,
+        Err(r) => return undecided(row, r.code, r.message),
+    };
     let selection = cat.select(rel, &mut facts);
     row.sha256 = facts.sha256_if_computed().map(str::to_string);
     let (idx, how, score) = match selection {
@@ -340,9 +344,15 @@ fn scan_inner(
             row.sha256 = Some(sha.clone());
             row.findings = vec![Finding::general(
                 Code::UnknownFirmware,
-                format!(
-                    "no approved manifest matches this image ({size} bytes, format {format}, sha256 {sha})"
-                ),
+                match &facts.product {
+                    None => format!(
+                        "no approved manifest matches this image ({size} bytes, format {format}, sha256 {sha})"
+                    ),
+                    Some(p) => format!(
+                        "no approved manifest of product `{}` (the machine's identity, {}) matches this image ({size} bytes, format {format}, sha256 {sha})",
+                        p.product, p.source
+                    ),
+                },
             )];
             row.findings_total = 1;
             return row;

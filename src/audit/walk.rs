@@ -161,6 +161,17 @@ pub fn path_glob(glob: &str, rel: &str) -> bool {
     }
 }
 
+/// Whether `name` is the hardware-identity sidecar (`X.product`) of a sibling `X` in the sorted `names`:
+/// it is read with its dump, not scanned as an image.
+fn is_sidecar(name: &std::ffi::OsStr, names: &[std::ffi::OsString]) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let suffix = crate::audit::catalogue::PRODUCT_SIDECAR_SUFFIX.as_bytes();
+    name.as_bytes()
+        .strip_suffix(suffix)
+        .filter(|stem| !stem.is_empty())
+        .is_some_and(|stem| names.binary_search_by(|n| n.as_bytes().cmp(stem)).is_ok())
+}
+
 struct Walker<'a, F: FnMut(Entry) -> bool> {
     opts: &'a WalkOptions,
     root: usize,
@@ -327,17 +338,26 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
         };
         names.sort();
         stack.push(id);
-        for name in names {
+        for name in &names {
             if self.stopped {
                 break;
             }
-            let path = dir.join(&name);
+            let path = dir.join(name);
             let child_rel = if rel.is_empty() {
-                escape_name(&name)
+                escape_name(name)
             } else {
-                format!("{rel}/{}", escape_name(&name))
+                format!("{rel}/{}", escape_name(name))
             };
             if self.excluded(&child_rel) {
+                continue;
+            }
+            if is_sidecar(name, &names) {
+                self.send(Entry::Skipped {
+                    root: self.root,
+                    rel: child_rel,
+                    path,
+                    reason: "product-sidecar",
+                });
                 continue;
             }
             let lm = match crate::input::symlink_metadata(&path) {

@@ -41,6 +41,11 @@ pub struct Args {
     /// Explicit mapping, CSV lines `path-glob,manifest` (first match wins; overrides automatic choice).
     #[arg(long, value_name = "CSV")]
     pub map: Option<PathBuf>,
+    /// Hardware identity of the machines: JSON array of `{"path": GLOB, "product": NAME}` (first match
+    /// wins). A dump is only ever compared with manifests of its machine's product. A sidecar file
+    /// `X.bin.product` next to a dump names its product too, and takes precedence.
+    #[arg(long, value_name = "JSON")]
+    pub product_map: Option<PathBuf>,
     /// Write result rows (JSON Lines) here; `-` is stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -171,6 +176,9 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         .with_context(|| format!("reading manifests from {}", a.manifests.display()))?;
     if let Some(m) = &a.map {
         cat.load_map(m, &load)?;
+    }
+    if let Some(m) = &a.product_map {
+        cat.load_product_map(m)?;
     }
     for (p, r) in &cat.refused {
         eprintln!(
