@@ -3,6 +3,7 @@
 //! `fixed-partitions` node it declares listed as information (`fixed-partitions`: `path: name
 //! start..=end`). A layout found here is never applied to the file itself: a `.dtb` is not a flash image.
 //! Bytes after `totalsize` are `slack` that must be blank. The reader is [`crate::formats::fdt`].
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::error::ParseError;
 use crate::formats::fdt::{self, Fdt};
@@ -22,7 +23,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let mut count = 0usize;
     let mut stack = vec![&f.root];
     while let Some(n) = stack.pop() {
-        count += 1;
+        count = count.saturating_add(1);
         if count > fdt::MAX_NODES {
             break;
         }
@@ -66,7 +67,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             r.attrs.insert("fixed-partitions".into(), list.into());
         }
     }
-    let end = node.offset + f.totalsize;
+    let end = node.offset.saturating_add(f.totalsize);
+
     let mut out = vec![r];
     out.extend(crate::formats::fit::slack(
         &node.data,

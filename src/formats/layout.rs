@@ -1,5 +1,6 @@
 //! Flash layouts: flashrom's layout file format (`start:end name`, hexadecimal, inclusive end), also the
 //! form in which device-tree and preset layouts are carried in manifests.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ impl Layout {
             if line.is_empty() {
                 continue;
             }
-            let lineno = i + 1;
+            let lineno = i.saturating_add(1);
             let (range, name) = line
                 .split_once(char::is_whitespace)
                 .ok_or((lineno, "expected `start:end name`".to_string()))?;
@@ -149,7 +150,9 @@ impl Layout {
                     continue;
                 }
             }
-            let size = e.size().min(len - e.start);
+            // `e.start < len` (checked above).
+            let size = e.size().min(len.saturating_sub(e.start));
+
             let mut r = Region::new(
                 kind,
                 e.name.clone(),

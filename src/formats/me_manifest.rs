@@ -27,6 +27,7 @@
 //!
 //! The public-key hash fwscan reports is SHA-256 of the modulus and exponent as stored (little-endian, the
 //! form Intel's ROM compares and unME11 lists); `signatures/me-keys.txt` names the known Intel keys.
+#![deny(clippy::arithmetic_side_effects)]
 
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384};
@@ -118,7 +119,7 @@ impl Manifest {
                 node.notes.push(Note::new(
                     Code::MeManifestSignatureInvalid,
                     format!("manifest signature does not verify: {why}"),
-                    Some(node.offset + HEADER_LEN),
+                    Some(node.offset.saturating_add(HEADER_LEN)),
                 ));
             }
         }
@@ -129,7 +130,7 @@ impl Manifest {
                     "manifest is signed by a key that is not a known Intel key (public key SHA-256 {})",
                     self.key_hash
                 ),
-                Some(node.offset + HEADER_LEN),
+                Some(node.offset.saturating_add(HEADER_LEN)),
             ));
         }
         if self.trusted() {
@@ -139,6 +140,9 @@ impl Manifest {
 }
 
 /// Parses and verifies the manifest at the start of `b` (`b` may extend past it).
+// Reviewed: the lengths are 32-bit dword counts times 4 held in u64 (below 2^34), and the key lengths
+// are 256 or 384 bytes once checked: no sum or product here can overflow.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(b: &[u8]) -> Result<Manifest, String> {
     let e = |x: crate::error::ParseError| x.to_string();
     if !looks_like(b) {

@@ -7,6 +7,7 @@
 //!
 //! The registry ([`registry`]) lists every format with a command-line name, a probe and a parser, in the
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod amd;
 pub mod bmc;
@@ -154,7 +155,9 @@ impl Ctx {
             });
         }
         let mut c = self.clone();
-        c.depth += 1;
+        // Below `max_depth` (checked just above): cannot overflow.
+        c.depth = c.depth.saturating_add(1);
+
         Ok(c)
     }
 

@@ -1,6 +1,7 @@
 //! PE32/PE32+ and TE images inside FFS sections, read with goblin: machine, subsystem, entry point, image
 //! size and the Authenticode SHA-256 digest (goblin's Authenticode ranges). TE images have no Authenticode
 //! definition; their `authenticode-sha256` is the SHA-256 of the whole TE body.
+#![deny(clippy::arithmetic_side_effects)]
 
 use goblin::pe::options::ParseOptions;
 use serde_json::Value;
@@ -68,7 +69,7 @@ fn describe_inner(body: &[u8], te: bool) -> Vec<(&'static str, Value)> {
                 let size = t
                     .sections
                     .iter()
-                    .map(|s| u64::from(s.virtual_address) + u64::from(s.virtual_size))
+                    .map(|s| u64::from(s.virtual_address).saturating_add(u64::from(s.virtual_size)))
                     .max()
                     .unwrap_or(0);
                 out.push(("image-size", size.into()));

@@ -18,6 +18,7 @@
 //! ([`Ctx::charge`]); at most [`MAX_ENTRIES`] entries and [`MAX_DEPTH`] path levels; directory loops are
 //! refused by backhand (it tracks visited directory inodes). When parsing is lazy (`scan`), the filesystem
 //! is only decompressed if its compressed bytes differ from the baseline.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -87,7 +88,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                 "squashfs bytes_used {bytes_used:#x} does not fit the {:#x}-byte partition",
                 b.len()
             ),
-            Some(at + 40),
+            Some(at.saturating_add(40)),
         ));
         b.len() as u64
     } else {
@@ -96,7 +97,13 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             .div_ceil(0x1000)
             .saturating_mul(0x1000)
             .min(b.len() as u64);
-        let pad = slice(b, bytes_used, padded - bytes_used, "squashfs padding")?;
+        // `bytes_used <= b.len()` in this branch, so `padded >= bytes_used`.
+        let pad = slice(
+            b,
+            bytes_used,
+            padded.saturating_sub(bytes_used),
+            "squashfs padding",
+        )?;
         if pad.iter().all(|&c| c == 0) {
             padded
         } else {
@@ -112,7 +119,12 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     fs.notes = notes;
     crate::formats::now_or_later(ctx, &mut fs, "squashfs", expand);
     let mut out = vec![fs];
-    out.extend(slack(&node.data, at + extent, node.end(), ctx.opts.blank));
+    out.extend(slack(
+        &node.data,
+        at.saturating_add(extent),
+        node.end(),
+        ctx.opts.blank,
+    ));
     Ok(out)
 }
 
@@ -148,7 +160,7 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
         if t >= bytes_used.min(b.len() as u64) {
             return Err(ParseError::Invalid {
                 what: "squashfs superblock",
-                offset: at + off,
+                offset: at.saturating_add(off),
                 detail: format!("{what} at {t:#x} is outside the filesystem"),
             });
         }
@@ -212,7 +224,11 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
         }
         let name = segs.last().copied().unwrap_or("unnamed").to_string();
         let parent_path = if segs.len() > 1 {
-            Some(format!("/{}", segs[..segs.len() - 1].join("/")))
+            // `segs.len() > 1`.
+            Some(format!(
+                "/{}",
+                segs[..segs.len().saturating_sub(1)].join("/")
+            ))
         } else {
             None
         };

@@ -1,4 +1,5 @@
 //! Bounds-checked little helpers shared by the parsers. Nothing here panics on any input.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::error::ParseError;
 
@@ -102,9 +103,15 @@ pub fn guid(b: &[u8]) -> String {
 /// give `None`.
 pub fn arm_branch_target(insn: u32) -> Option<u64> {
     if insn >> 26 == 0b000101 && insn & 0x0200_0000 == 0 {
-        Some(u64::from(insn & 0x03FF_FFFF) * 4)
+        // 26 bits times 4: at most 2^28.
+        Some(u64::from(insn & 0x03FF_FFFF).saturating_mul(4))
     } else if insn >> 24 == 0xEA && insn & 0x0080_0000 == 0 {
-        Some(8 + u64::from(insn & 0x00FF_FFFF) * 4)
+        // 24 bits times 4, plus 8: below 2^27.
+        Some(
+            u64::from(insn & 0x00FF_FFFF)
+                .saturating_mul(4)
+                .saturating_add(8),
+        )
     } else {
         None
     }
@@ -114,6 +121,7 @@ pub fn arm_branch_target(insn: u32) -> Option<u64> {
 /// 32/64-bit fields of `good` overwritten with boundary values, `rounds` times; every image is parsed as
 /// `format` and every node must stay inside the input.
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test code: `b` is a non-empty fixture
 pub fn mutations_stay_in_bounds(good: &[u8], format: &str, rounds: usize) {
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = || {

@@ -4,6 +4,7 @@
 //!
 //! One node `kernel` (kind `blob`) over the image's extent; bytes after it are an `appended-dtb` (parsed
 //! as a device tree) or `trailing` bytes. An extent past the end of the file is a `partition-out-of-bounds` note and is clipped.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::error::ParseError;
 use crate::finding::Code;
@@ -58,18 +59,21 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             Some(node.offset),
         ));
     }
-    let end = node.offset + claimed.min(have);
+    // `claimed.min(have)` is at most the node's size, so `end <= node.end()`.
+    let end = node.offset.saturating_add(claimed.min(have));
     let mut out = vec![k];
     if end < node.end() {
         // What follows: an appended device tree (CONFIG_ARM_APPENDED_DTB), else static trailing bytes
         // (blank ones become `blank` padding).
-        let rest = &b[(end - node.offset) as usize..];
+        let rest = b
+            .get(end.saturating_sub(node.offset) as usize..)
+            .unwrap_or(&[]);
         let mut t = Region::new(
             RegionKind::Blob,
             "trailing",
             &node.data,
             end,
-            node.end() - end,
+            node.end().saturating_sub(end),
         );
         if crate::formats::fdt::probe(rest) {
             t.name = "appended-dtb".into();

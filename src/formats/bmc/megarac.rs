@@ -6,6 +6,7 @@
 //! u32 @36 (relative to the header), module size u32 @40, flags u16 @44, load address u32 @46, CRC32 @50,
 //! end signature 0x55AA @62. This follows the structure published in MegaRAC SP-X GPL sources; it has not
 //! been checked against many real images, so modules are listed but their CRC is only reported.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::formats::util::{le16, le32, slice};
 
@@ -34,12 +35,15 @@ pub fn modules(b: &[u8]) -> Vec<Module> {
     while off < b.len() as u64 && out.len() < MAX_MODULES {
         if slice(b, off, 8, "fmh").ok() == Some(&SIGNATURE[..]) {
             if let Some(m) = module_at(b, off) {
-                off = off.saturating_add(m.allocated.max(STEP)).div_ceil(STEP) * STEP;
+                off = off
+                    .saturating_add(m.allocated.max(STEP))
+                    .div_ceil(STEP)
+                    .saturating_mul(STEP);
                 out.push(m);
                 continue;
             }
         }
-        off += STEP;
+        off = off.saturating_add(STEP);
     }
     out
 }
@@ -71,7 +75,9 @@ fn module_at(b: &[u8], off: u64) -> Option<Module> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     fn fmh(name: &[u8], allocated: u32, module_size: u32) -> [u8; 64] {

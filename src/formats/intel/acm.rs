@@ -7,6 +7,7 @@
 //! stored little-endian. The signature covers the first 128 bytes of the header (everything before the
 //! key) and the module body after the header (from `header_len * 4` to `size * 4`): the key, signature and
 //! scratch area are excluded, as Intel's TXT specification describes the signed part.
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::keys::{self, PubKey, SigCheck};
 use crate::error::ParseError;
@@ -43,12 +44,13 @@ pub fn probe(b: &[u8]) -> bool {
 pub fn parse(b: &[u8]) -> Result<Acm, ParseError> {
     let what = "ACM header";
     let module_type = le16(b, 0, what)?;
-    let header_len = le32(b, 4, what)? as u64 * 4;
+    // Dword counts of 32 bits times 4: below 2^34, no overflow in u64.
+    let header_len = u64::from(le32(b, 4, what)?).saturating_mul(4);
     let header_version = le32(b, 8, what)?;
     let vendor = le32(b, 16, what)?;
     let date = le32(b, 20, what)?;
-    let size = le32(b, 24, what)? as u64 * 4;
-    let key_size = le32(b, 120, what)? as u64 * 4;
+    let size = u64::from(le32(b, 24, what)?).saturating_mul(4);
+    let key_size = u64::from(le32(b, 120, what)?).saturating_mul(4);
     if module_type != 2 {
         return Err(ParseError::Invalid {
             what,
@@ -74,13 +76,15 @@ pub fn parse(b: &[u8]) -> Result<Acm, ParseError> {
     }
     let module = slice(b, 0, size, what)?;
     let modulus = slice(module, 128, key_size, what)?.to_vec();
+    // `key_size` is 256 or 384 (checked above): these sums are small.
+    let key_end = key_size.saturating_add(128);
     let (exponent, sig_off) = if v3 {
-        (65537, 128 + key_size)
+        (65537, key_end)
     } else {
-        (le32(module, 128 + key_size, what)?, 128 + key_size + 4)
+        (le32(module, key_end, what)?, key_end.saturating_add(4))
     };
     let sig = slice(module, sig_off, key_size, what)?;
-    if sig_off + key_size > header_len {
+    if sig_off.saturating_add(key_size) > header_len {
         return Err(ParseError::Invalid {
             what,
             offset: 4,

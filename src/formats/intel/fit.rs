@@ -5,6 +5,7 @@
 //! `_FIT_   `, size = number of entries, version 0x0100, type 0). Each entry: address u64, size u24 (in
 //! 16-byte units; in bytes for KM and BPM), reserved u8, version u16, type u7 + checksum-valid bit,
 //! checksum u8. With the header's checksum-valid bit set, the bytes of the whole table sum to zero.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -50,7 +51,8 @@ impl Entry {
     pub fn size_bytes(&self) -> u64 {
         match self.kind {
             TYPE_KEY_MANIFEST | TYPE_BOOT_POLICY => self.size as u64,
-            _ => self.size as u64 * 16,
+            // A 24-bit field times 16: at most 2^28.
+            _ => (self.size as u64).saturating_mul(16),
         }
     }
 }
@@ -80,9 +82,10 @@ pub fn parse(b: &[u8], offset: u64) -> Result<Table, String> {
     if count == 0 || count > MAX_ENTRIES {
         return Err(format!("FIT header says {count} entries"));
     }
-    let len = (count * 16) as usize;
+    // `count <= MAX_ENTRIES` (checked above).
+    let len = count.saturating_mul(16) as usize;
     let table = b
-        .get(o..o + len)
+        .get(o..o.saturating_add(len))
         .filter(|t| t.len() == len)
         .ok_or_else(|| format!("FIT of {count} entries runs past the end of the image"))?;
     let entries = table.chunks_exact(16).map(Entry::read).collect();

@@ -9,6 +9,7 @@
 //!
 //! RustCrypto's `rsa`, `p256` and `p384` do the arithmetic; `sha1`/`sha2` the digests. SM2/SM3 are not
 //! verified (reported as such, never as valid).
+#![deny(clippy::arithmetic_side_effects)]
 
 use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
 use sha2::Digest;
@@ -112,8 +113,8 @@ impl PubKey {
 
     pub fn bits(&self) -> usize {
         match self {
-            PubKey::Rsa { modulus_le, .. } => modulus_le.len() * 8,
-            PubKey::Ecc { x_le, .. } | PubKey::Sm2 { x_le, .. } => x_le.len() * 8,
+            PubKey::Rsa { modulus_le, .. } => modulus_le.len().saturating_mul(8),
+            PubKey::Ecc { x_le, .. } | PubKey::Sm2 { x_le, .. } => x_le.len().saturating_mul(8),
         }
     }
 
@@ -234,7 +235,7 @@ fn verify_ecdsa(x_le: &[u8], y_le: &[u8], scheme: u16, hashed: &[u8], sig: &[u8]
         ));
     }
     let n = x_le.len();
-    if y_le.len() != n || sig.len() != 2 * n {
+    if y_le.len() != n || Some(sig.len()) != n.checked_mul(2) {
         return SigCheck::Invalid("ECDSA key and signature sizes disagree".into());
     }
     let (x, y) = (reversed(x_le), reversed(y_le));
@@ -277,7 +278,7 @@ fn verify_ecdsa(x_le: &[u8], y_le: &[u8], scheme: u16, hashed: &[u8], sig: &[u8]
                 .is_ok_and(|sig| vk.verify_prehash(hashed, &sig).is_ok())
             })
         }
-        _ => return SigCheck::Invalid(format!("ECC key of {} bits", n * 8)),
+        _ => return SigCheck::Invalid(format!("ECC key of {} bits", n.saturating_mul(8))),
     };
     if ok {
         SigCheck::Valid

@@ -4,6 +4,7 @@
 //! 0x00 Name GUID  0x10 HeaderChecksum u8  0x11 FileChecksum u8  0x12 Type u8  0x13 Attributes u8
 //! 0x14 Size[3]  0x17 State u8  (0x18 ExtendedSize u64 when Attributes & FFS_ATTRIB_LARGE_FILE)
 //! ```
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 
@@ -94,14 +95,14 @@ pub fn file(
     if size < hsize {
         return Err(ParseError::Invalid {
             what: "FFS file size",
-            offset: off + 0x14,
+            offset: off.saturating_add(0x14),
             detail: format!("{size} bytes is smaller than the {hsize}-byte header"),
         });
     }
     if size > avail {
         return Err(ParseError::Invalid {
             what: "FFS file size",
-            offset: off + 0x14,
+            offset: off.saturating_add(0x14),
             detail: format!("{size:#x} bytes runs past the end of the volume ({avail:#x} left)"),
         });
     }
@@ -125,7 +126,7 @@ pub fn file(
                 "file {name}: header checksum is {:#04x}, should be {want:#04x}",
                 hdr[0x10]
             ),
-            Some(off + 0x10),
+            Some(off.saturating_add(0x10)),
         ));
     }
     let want_data = if attrs & ATTR_CHECKSUM != 0 {
@@ -140,12 +141,13 @@ pub fn file(
                 "file {name}: data checksum is {:#04x}, should be {want_data:#04x}",
                 hdr[0x11]
             ),
-            Some(off + 0x11),
+            Some(off.saturating_add(0x11)),
         ));
     }
     let header = Region::new(RegionKind::Header, "header", data, off, hsize);
-    let dstart = off + hsize;
-    let dlen = size - hsize;
+    // `hsize <= size <= avail` (checked above): the file lies inside the volume.
+    let dstart = off.saturating_add(hsize);
+    let dlen = size.saturating_sub(hsize);
     let mut kids = vec![];
     match typ {
         TYPE_PAD => {
@@ -165,7 +167,7 @@ pub fn file(
                     d.notes.push(Note::new(
                         Code::PaddingNotEmpty,
                         format!("pad file at {off:#x} holds data"),
-                        Some(dstart + first),
+                        Some(dstart.saturating_add(first)),
                     ));
                     kids.push(d);
                 }

@@ -7,6 +7,7 @@
 //! let v = bomb_volume(Codec::Gzip, 3, 4096);
 //! assert_eq!(&v[0x28..0x2C], b"_FVH");
 //! ```
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::build::{self, guid_bytes, FFS2};
 use crate::formats::decompress::efi::Version;
@@ -93,8 +94,11 @@ pub fn bomb_volume(codec: Codec, count: usize, size: u64) -> Vec<u8> {
             build::file(g, 0x07, &sec, 0)
         })
         .collect();
-    let need: usize = files.iter().map(|f| f.len() + 8).sum::<usize>() + 0x1000;
-    let size = need.div_ceil(0x1000) * 0x1000;
+    let need: usize = files
+        .iter()
+        .map(|f| f.len().saturating_add(8))
+        .fold(0x1000usize, usize::saturating_add);
+    let size = need.div_ceil(0x1000).saturating_mul(0x1000);
     build::volume(FFS2, None, &files, size)
 }
 
@@ -110,6 +114,11 @@ pub fn empty_files_volume(count: usize, same_guid: bool) -> Vec<u8> {
         };
         files.push(build::file(g, 0x02, &[], 0));
     }
-    let size = (count * 24 + 0x2000).div_ceil(0x1000) * 0x1000;
+    let size = count
+        .saturating_mul(24)
+        .saturating_add(0x2000)
+        .div_ceil(0x1000)
+        .saturating_mul(0x1000);
+
     build::volume(FFS2, None, &files, size)
 }

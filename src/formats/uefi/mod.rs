@@ -9,6 +9,7 @@
 //! Module layout follows goblin: [`fv`] (volume header and file list), [`ffs`] (file headers), [`section`]
 //! (sections, encapsulation and decompression), [`build`] (writers for tests and fixture generators),
 //! [`guids`] (names of well-known GUIDs, data in `signatures/uefi-guids.csv`).
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod build;
 pub mod ffs;
@@ -56,7 +57,8 @@ pub fn parse_image(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> 
         .filter(|c| c.offset > 0)
         .and_then(|c| find_fip(&bytes[..c.offset as usize], bytes));
     if let Some((o, ext)) = fip {
-        cands = fv::scan(bytes, o + ext).collect();
+        // `find_fip` bounds the extent by the bytes after `o`.
+        cands = fv::scan(bytes, o.saturating_add(ext)).collect();
     }
     for c in cands {
         let off = crate::formats::util::add(node.offset, c.offset, "volume offset")?;
@@ -69,7 +71,9 @@ pub fn parse_image(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> 
             detail: "no valid _FVH header".into(),
         });
     }
-    let first = out.first().map_or(node.size, |v| v.offset - node.offset);
+    let first = out
+        .first()
+        .map_or(node.size, |v| v.offset.saturating_sub(node.offset));
     if first > 0 {
         out.extend(prefix(ctx, node, first, fip));
     }
@@ -82,8 +86,8 @@ fn find_fip(head: &[u8], all: &[u8]) -> Option<(u64, u64)> {
     let magic = crate::formats::fip::TOC_NAME.to_le_bytes();
     (0..head.len())
         .step_by(FIP_ALIGN)
-        .filter(|&i| head.get(i..i + 4) == Some(&magic[..]))
-        .find_map(|i| Some((i as u64, crate::formats::fip::extent(&all[i..])?)))
+        .filter(|&i| head.get(i..i.saturating_add(4)) == Some(&magic[..]))
+        .find_map(|i| Some((i as u64, crate::formats::fip::extent(all.get(i..)?)?)))
 }
 
 /// Where FIPs are looked for in the code in front of the first volume (TF-A aligns them to at least 512).
@@ -132,10 +136,13 @@ fn prefix(ctx: &Ctx, node: &Region, first: u64, fip_at: Option<(u64, u64)>) -> V
             RegionKind::Partition,
             "fip",
             &node.data,
-            node.offset + o,
+            node.offset.saturating_add(o),
             ext,
         );
-        if let (Some(fmt), Ok(c)) = (crate::formats::by_name("fip"), ctx.deeper(node.offset + o)) {
+        if let (Some(fmt), Ok(c)) = (
+            crate::formats::by_name("fip"),
+            ctx.deeper(node.offset.saturating_add(o)),
+        ) {
             crate::formats::parse_into(&c, &mut f, fmt);
         }
         out.push(f);
