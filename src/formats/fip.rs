@@ -14,6 +14,7 @@
 //! compared with the image it covers: a mismatch is a `fip-hash-mismatch` note on that image. The
 //! certificate signatures themselves are not verified here (the root of trust key hash lives in the SoC's
 //! fuses, not in the flash).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -146,7 +147,8 @@ pub fn read_toc(b: &[u8]) -> Result<Toc, ParseError> {
         let offset = le64(e, 16, "entry offset")?;
         let size = le64(e, 24, "entry size")?;
         let eflags = le64(e, 32, "entry flags")?;
-        pos += ENTRY;
+        // The entry was read at `pos` (slice() checked it lies inside `b`).
+        pos = pos.saturating_add(ENTRY);
         if u.iter().all(|&x| x == 0) {
             terminated = true;
             extent = extent.max(offset);
@@ -154,7 +156,7 @@ pub fn read_toc(b: &[u8]) -> Result<Toc, ParseError> {
         }
         let end = offset.checked_add(size).ok_or(ParseError::Overflow {
             what: "FIP entry end",
-            offset: pos - ENTRY,
+            offset: pos.saturating_sub(ENTRY),
         })?;
         extent = extent.max(end);
         entries.push(Entry {
@@ -214,6 +216,8 @@ pub struct CertHash {
 }
 
 /// Reads a DER length at `b[*i]`.
+// Reviewed: `*i` indexes `b` (checked by get()); the length has at most 4 bytes, below 2^32.
+#[allow(clippy::arithmetic_side_effects)]
 fn der_len(b: &[u8], i: &mut usize) -> Option<usize> {
     let first = *b.get(*i)?;
     *i += 1;
@@ -233,6 +237,8 @@ fn der_len(b: &[u8], i: &mut usize) -> Option<usize> {
 }
 
 /// Reads one DER TLV of tag `tag` at `b[*i]`, returning its contents.
+// Reviewed: positions are indices into the slice (below its length, at most isize::MAX) plus small constants: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn der_tlv<'a>(b: &'a [u8], i: &mut usize, tag: u8) -> Option<&'a [u8]> {
     if *b.get(*i)? != tag {
         return None;
@@ -331,7 +337,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let mut claimed: Vec<(u64, u64)> = Vec::new();
     let mut notes = Vec::new();
     for (i, e) in toc.entries.iter().enumerate() {
-        let entry_off = HEADER + i as u64 * ENTRY;
+        let entry_off = (i as u64).saturating_mul(ENTRY).saturating_add(HEADER);
         let ty = types.get(&e.uuid);
         let name = ty.map_or_else(|| format!("image[{}]", e.uuid), |t| t.name.clone());
         let end = e.offset.saturating_add(e.size);
@@ -342,15 +348,18 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                     "FIP entry {name} ({:#x}+{:#x}) lies outside the package's {:#x} bytes after its ToC",
                     e.offset, e.size, node.size
                 ),
-                Some(node.offset + entry_off),
+                Some(node.offset.saturating_add(entry_off)),
             ));
             continue;
         }
-        if claimed.iter().any(|&(o, n)| e.offset < o + n && o < end) {
+        if claimed
+            .iter()
+            .any(|&(o, n)| e.offset < o.saturating_add(n) && o < end)
+        {
             notes.push(Note::new(
                 Code::PartitionOverlap,
                 format!("FIP entry {name} overlaps another entry"),
-                Some(node.offset + entry_off),
+                Some(node.offset.saturating_add(entry_off)),
             ));
             continue;
         }
@@ -362,7 +371,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             RegionKind::FitImage,
             &name,
             &node.data,
-            node.offset + e.offset,
+            // `e.offset + e.size <= node.size` (checked above).
+            node.offset.saturating_add(e.offset),
             e.size,
         );
         r.attrs.insert("name".into(), name.clone().into());
@@ -470,7 +480,9 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     /// A FIP of `(uuid bytes, payload)` entries, payloads back to back after the ToC.

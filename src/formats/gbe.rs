@@ -8,6 +8,7 @@
 //! signature, `bank1-mac` and `bank1-checksum`. They are per-machine (`Policy::Mutable`): programming a MAC
 //! rewrites the checksum word too. Everything else stays static. A valid bank with a wrong checksum gets a
 //! `gbe-checksum` note (e1000e refuses such an NVM).
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::util::{le16, slice};
 use super::{Confidence, Ctx};
@@ -25,7 +26,7 @@ pub fn probe(_b: &[u8]) -> Option<Confidence> {
 
 /// Whether the bank at `off` carries the valid-NVM signature (word 0x13 bits 15:14 == 10b).
 pub fn bank_valid(b: &[u8], off: u64) -> bool {
-    le16(b, off + 0x26, "gbe signature word").is_ok_and(|w| w >> 14 == 0b10)
+    le16(b, off.saturating_add(0x26), "gbe signature word").is_ok_and(|w| w >> 14 == 0b10)
 }
 
 /// Sum of words 0x00-0x3F of the bank at `off`.
@@ -73,7 +74,7 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                 RegionKind::Blob,
                 format!("{prefix}mac"),
                 &node.data,
-                node.offset + bank,
+                node.offset.saturating_add(bank),
                 6,
             )
             .with_policy(Policy::Mutable)
@@ -84,7 +85,7 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             RegionKind::Blob,
             format!("{prefix}checksum"),
             &node.data,
-            node.offset + bank + 0x7E,
+            node.offset.saturating_add(bank).saturating_add(0x7E),
             2,
         )
         .with_policy(Policy::Mutable);
@@ -96,7 +97,7 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                     format!(
                         "GbE NVM bank at +{bank:#x}: words 0x00-0x3F sum to {sum:#06x}, expected {NVM_SUM:#06x}"
                     ),
-                    Some(node.offset + bank + 0x7E),
+                    Some(node.offset.saturating_add(bank).saturating_add(0x7E)),
                 ));
             }
         }
@@ -107,18 +108,22 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 
 /// Sets the checksum word of the bank at `off` so that words 0x00-0x3F sum to 0xBABA (for tests/tools).
 pub fn fix_checksum(b: &mut [u8], off: usize) {
-    if b.len() < off + 0x80 {
+    if off.checked_add(0x80).is_none_or(|end| b.len() < end) {
         return;
     }
+    #[allow(clippy::arithmetic_side_effects)] // `off + 0x80 <= b.len()` (checked just above)
     let sum = (0..0x3F).fold(0u16, |s, i| {
         s.wrapping_add(u16::from_le_bytes([b[off + 2 * i], b[off + 2 * i + 1]]))
     });
     let ck = NVM_SUM.wrapping_sub(sum);
+    #[allow(clippy::arithmetic_side_effects)] // as above
     b[off + 0x7E..off + 0x80].copy_from_slice(&ck.to_le_bytes());
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
     use crate::formats::ParseOptions;
     use crate::input::Data;

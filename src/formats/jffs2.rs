@@ -1,6 +1,7 @@
 //! JFFS2 (the OpenBMC writable overlay, `rwfs`): per-machine data, [`Policy::Mutable`] as a whole. The
 //! parser walks the node log (little-endian, magic 0x1985, 4-byte aligned) and lists the live file names
 //! from directory-entry nodes in the `files` attribute, for `inspect`. Nothing in it is compared.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
@@ -34,6 +35,8 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     not_inside: &[],
 };
 
+// Reviewed: `pos <= len` (the loop condition) and `totlen` is a 32-bit value checked against `len - pos`: every sum is at most len + 2^32 in u64; each step moves forward by at least 4.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;

@@ -5,6 +5,7 @@
 //! blank bytes between the two); everything after it is `slack` that must be blank. A payload appended
 //! right after the binary without a blank gap is part of the content, so it is found by the baseline
 //! comparison (`region-modified` on `binary`), not by the slack rule.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::error::ParseError;
 use crate::formats::fit::{slack, UIMAGE_MAGIC};
@@ -16,6 +17,8 @@ pub const GAP: usize = 0x1000;
 /// How far into a partition the version string is looked for.
 const VERSION_WINDOW: usize = 1 << 20;
 
+// Reviewed: positions are indices into the slice (below its length, at most isize::MAX) plus small constants: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn version(b: &[u8]) -> Option<String> {
     let w = &b[..b.len().min(VERSION_WINDOW)];
     let pat = b"U-Boot ";
@@ -48,6 +51,8 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
 }
 
 /// End of the content of `b` (see the module documentation).
+// Reviewed: positions are indices into the slice (below its length, at most isize::MAX) plus small constants: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn content_end(b: &[u8], blank: u8) -> usize {
     let mut pos = 0usize;
     loop {
@@ -115,7 +120,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let mut out = vec![bin];
     out.extend(slack(
         &node.data,
-        node.offset + end,
+        node.offset.saturating_add(end),
         node.end(),
         ctx.opts.blank,
     ));

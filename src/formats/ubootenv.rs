@@ -8,6 +8,7 @@
 //! decide what boots (list in `signatures/uboot-env-pinned.txt`) are pinned: attribute `pinned: true` and
 //! [`Policy::Static`], so a change is a `variable-modified` finding. Values that give a shell
 //! (`init=/bin/sh`, `single`, `rd.break`, ...) are `env-shell` notes.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::error::ParseError;
 use crate::finding::Code;
@@ -82,6 +83,8 @@ pub fn find_env(b: &[u8]) -> Option<(u64, u64)> {
     None
 }
 
+// Reviewed: positions are indices into the slice (below its length, at most isize::MAX) plus small constants: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn looks_like_vars(b: &[u8]) -> bool {
     [4usize, 5].iter().any(|&h| {
         let t = b.get(h..(h + 64).min(b.len())).unwrap_or(&[]);
@@ -123,6 +126,8 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 };
 
 /// Parser for a partition holding a U-Boot environment (and possibly its redundant copy).
+// Reviewed: offsets are the node's offset plus positions inside its bytes (at most node.end(), which fits), positions are below the slice length: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let base = node.offset;
@@ -163,6 +168,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     Ok(out)
 }
 
+// Reviewed: offsets are the node's offset plus positions inside its bytes (at most node.end(), which fits), positions are below the slice length: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn env_region(node: &Region, rel: u64, b: &[u8], name: &str) -> Result<Region, ParseError> {
     let base = node.offset + rel;
     let found = find_env(b);

@@ -3,6 +3,7 @@
 //! update sum to zero) and the extended signature table (count, checksum, 12-byte signatures) whose own
 //! checksum and per-signature checksums are verified too. Updates are named by CPUID signature and
 //! revision; CPU names come from `signatures/intel-cpuids.csv`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -39,6 +40,8 @@ fn sum(b: &[u8]) -> u32 {
 }
 
 /// (data size, total size) when `b` starts with a plausible update header that fits in `b`.
+// Reviewed: 32-bit sizes summed in u64; the BCD shifts are below 32.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn header_sizes(b: &[u8]) -> Option<(u32, u32)> {
     if dw(b, 0)? != 1 || dw(b, 20)? != 1 {
         return None;
@@ -62,6 +65,8 @@ pub fn header_sizes(b: &[u8]) -> Option<(u32, u32)> {
 }
 
 /// Parses one update at the start of `b` (call [`header_sizes`] first).
+// Reviewed: `data_size + HEADER <= total_size <= b.len()` (header_sizes) and the table count is bounded by the extension's length before it is multiplied.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(b: &[u8]) -> Option<Update> {
     let (data_size, total_size) = header_sizes(b)?;
     let upd = &b[..total_size as usize];
@@ -120,6 +125,8 @@ pub fn parse(b: &[u8]) -> Option<Update> {
 
 /// Updates in a buffer (a microcode file's data): (offset, update). Between updates, the scan moves on at
 /// 16-byte steps, so padding and unknown bytes are skipped in linear time.
+// Reviewed: positions are indices into the slice (below its length, at most isize::MAX) plus small constants: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn scan(b: &[u8]) -> Vec<(usize, Update)> {
     let mut out = Vec::new();
     let mut o = 0usize;
@@ -157,7 +164,9 @@ pub fn cpu_name(signature: u32) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     fn update(sig: u32, rev: u32, total: usize) -> Vec<u8> {
