@@ -17,6 +17,7 @@
 //! bounded by the next descriptor section after FRBA. Region order and names: `descriptor`, `bios`, `me`,
 //! `gbe`, `pdr`, `devexp1`, `bios2`, `microcode`, `ec`, `devexp2`, `ie`, `10gbe0`, `10gbe1`,
 //! `reserved13`, `reserved14`, `ptt`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::util::{le32, u8_at};
 use super::{Confidence, Ctx};
@@ -140,10 +141,12 @@ pub fn regions(b: &[u8]) -> Result<(DescriptorMap, u32, Vec<UsedRegion>), ParseE
         .filter(|&o| o > m.frba)
         .min()
         .unwrap_or(DESCRIPTOR_SIZE);
-    let count = max.min((next - m.frba) / 4).max(1);
+    // `next > m.frba` (filtered), or DESCRIPTOR_SIZE, above FRBA (< 0xE00 by sane()).
+    let count = max.min(next.saturating_sub(m.frba) / 4).max(1);
     let mut out = Vec::new();
     for i in 0..count {
-        let Ok(r) = le32(b, m.frba + 4 * i, "FLREG") else {
+        // `i < 16`: a small offset past FRBA.
+        let Ok(r) = le32(b, m.frba.saturating_add(i.saturating_mul(4)), "FLREG") else {
             break;
         };
         let base = u64::from(r & 0x7FFF);
@@ -153,7 +156,12 @@ pub fn regions(b: &[u8]) -> Result<(DescriptorMap, u32, Vec<UsedRegion>), ParseE
         if base > limit || (i > 0 && base == 0 && limit == 0) {
             continue;
         }
-        out.push((i as usize, base << 12, (limit + 1 - base) << 12));
+        // 15-bit fields, `base <= limit`: no overflow.
+        out.push((
+            i as usize,
+            base << 12,
+            limit.saturating_add(1).saturating_sub(base) << 12,
+        ));
     }
     Ok((m, flcomp, out))
 }
@@ -170,6 +178,8 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     not_inside: &["ifd"],
 };
 
+// Reviewed: FLREG bases and sizes are 15-bit fields shifted by 12 (below 2^28), FRBA is below 0xE00 and `i < 16`, node offsets fit with their size: no sum here can overflow; `len - off` only when `off < len`.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
@@ -303,7 +313,9 @@ fn parse_region(ctx: &Ctx, r: &mut Region) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
     use crate::formats::ParseOptions;
     use crate::input::Data;

@@ -19,6 +19,7 @@
 //! are its `header` (header and name) and its `data`. Stores, variables and free space are
 //! `Policy::Mutable`; parsers leave the variable's children static, so a pinned variable is compared
 //! byte for byte.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 
@@ -112,18 +113,18 @@ fn store_at(b: &[u8], off: u64) -> Option<StoreKind> {
     let sig = le32(b, off, "store signature").ok()?;
     match sig {
         SIG_VSS | SIG_SVS | SIG_NSS => {
-            let size = le32(b, off + 4, "store size").ok()?;
-            let fmt = util::u8_at(b, off + 8, "store format").ok()?;
+            let size = le32(b, off.saturating_add(4), "store size").ok()?;
+            let fmt = util::u8_at(b, off.saturating_add(8), "store format").ok()?;
             (size > 16 && size != u32::MAX && (fmt == 0x5A || fmt == 0xFF))
                 .then_some(StoreKind::Vss(sig))
         }
         SIG_NVAR => {
-            let size = le16(b, off + 4, "nvar size").ok()?;
+            let size = le16(b, off.saturating_add(4), "nvar size").ok()?;
             (size >= 10).then_some(StoreKind::Nvar)
         }
         _ => {
             if util::u8_at(b, off, "evsa type").ok() == Some(0xEC)
-                && le32(b, off + 4, "evsa signature").ok() == Some(SIG_EVSA)
+                && le32(b, off.saturating_add(4), "evsa signature").ok() == Some(SIG_EVSA)
             {
                 return Some(StoreKind::Evsa);
             }
@@ -137,8 +138,8 @@ fn store_at(b: &[u8], off: u64) -> Option<StoreKind> {
             }
             let auth = g == AUTH_VSS2_GUID;
             if auth || VSS2_GUIDS.contains(&g.as_str()) {
-                let size = le32(b, off + 16, "store size").ok()?;
-                let fmt = util::u8_at(b, off + 20, "store format").ok()?;
+                let size = le32(b, off.saturating_add(16), "store size").ok()?;
+                let fmt = util::u8_at(b, off.saturating_add(20), "store format").ok()?;
                 if size > 28 && size != u32::MAX && (fmt == 0x5A || fmt == 0xFF) {
                     return Some(StoreKind::Vss2(auth));
                 }
@@ -231,6 +232,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 }
 
 /// Finds stores in `[start, end)`; every byte in between becomes mutable free space.
+// Reviewed: `start <= cursor < end <= b.len()` and `gap_start <= cursor` throughout: the subtractions are non-negative and `cursor + 1` fits.
+#[allow(clippy::arithmetic_side_effects)]
 fn scan_stores(b: &[u8], out: &Out, start: u64, end: u64, kids: &mut Vec<Region>) {
     let mut cursor = start;
     let mut gap_start = start;
@@ -352,8 +355,12 @@ fn variable(
     let h = header_len.min(len);
     v.children
         .push(out.region(RegionKind::Header, "header", off, h));
-    v.children
-        .push(out.region(RegionKind::Blob, "data", off + h, len - h));
+    v.children.push(out.region(
+        RegionKind::Blob,
+        "data",
+        off.saturating_add(h),
+        len.saturating_sub(h), // `h <= len`
+    ));
     v
 }
 
@@ -373,6 +380,7 @@ pub fn variables(root: &Region) -> Vec<(String, String, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
     use super::nvar::{NVAR_ASCII_NAME, NVAR_DATA_ONLY, NVAR_GUID, NVAR_RUNTIME, NVAR_VALID};
     use super::*;

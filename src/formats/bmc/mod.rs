@@ -16,6 +16,7 @@
 //! UBI); bytes after the content are `slack` that must be blank. Overlapping partitions, partitions past
 //! the end of the flash and partitions whose content disagrees with their name are notes
 //! (`partition-overlap`, `partition-out-of-bounds`, `layout-mismatch`), never a panic.
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod megarac;
 pub mod presets;
@@ -67,7 +68,7 @@ pub fn fixed_partitions(dtb: &[u8]) -> Result<Vec<PartitionSet>, ParseError> {
     let mut stack: Vec<(&fdt::Node, String)> = vec![(&f.root, String::new())];
     let mut seen = 0usize;
     while let Some((n, path)) = stack.pop() {
-        seen += 1;
+        seen = seen.saturating_add(1);
         if seen > fdt::MAX_NODES {
             break;
         }
@@ -81,20 +82,22 @@ pub fn fixed_partitions(dtb: &[u8]) -> Result<Vec<PartitionSet>, ParseError> {
             let mut problems = Vec::new();
             for c in &n.children {
                 let cells = f.cells(c, "reg");
-                if cells.len() < ac + sc {
+                // `ac` and `sc` are 1 or 2 (clamped above): these sums are at most 4.
+                let want = ac.saturating_add(sc);
+                if cells.len() < want {
                     if c.prop("reg").is_some() {
                         problems.push(format!(
                             "`{}`: reg has {} cells, need {}",
                             c.name,
                             cells.len(),
-                            ac + sc
+                            want
                         ));
                     }
                     continue;
                 }
                 let num = |s: &[u32]| s.iter().fold(0u64, |a, &x| (a << 32) | u64::from(x));
                 let start = num(&cells[..ac]);
-                let size = num(&cells[ac..ac + sc]);
+                let size = num(&cells[ac..want]);
                 let label = f
                     .str_prop(c, "label")
                     .unwrap_or_else(|| c.base_name().to_string());
@@ -112,7 +115,8 @@ pub fn fixed_partitions(dtb: &[u8]) -> Result<Vec<PartitionSet>, ParseError> {
                     problems.push(format!("`{}`: zero size", c.name));
                     continue;
                 }
-                let Some(end) = start.checked_add(size - 1) else {
+                // `size > 0` (checked just above).
+                let Some(end) = start.checked_add(size.saturating_sub(1)) else {
                     problems.push(format!("`{}`: {start:#x}+{size:#x} overflows", c.name));
                     continue;
                 };
@@ -153,7 +157,10 @@ fn device_tree_layout(b: &[u8]) -> Option<Discovered> {
                     let Some((doff, dlen)) = img.data else {
                         continue;
                     };
-                    let Some(dtb) = here.get(doff as usize..(doff + dlen) as usize) else {
+                    let Some(dtb) = doff
+                        .checked_add(dlen)
+                        .and_then(|end| here.get(doff as usize..end as usize))
+                    else {
                         continue;
                     };
                     let Ok(found) = fixed_partitions(dtb) else {
@@ -205,7 +212,7 @@ fn device_tree_layout(b: &[u8]) -> Option<Discovered> {
                 }
             }
         }
-        off += FIT_STEP;
+        off = off.saturating_add(FIT_STEP);
     }
     None
 }
@@ -221,7 +228,7 @@ fn preset_layout(b: &[u8]) -> Option<Discovered> {
             p.parts
                 .iter()
                 .find(|x| x.0 == name)
-                .and_then(|&(_, o, s)| b.get(o as usize..(o + s) as usize))
+                .and_then(|&(_, o, s)| b.get(o as usize..o.saturating_add(s) as usize))
         };
         let ok = at("u-boot").is_some_and(|x| uboot::probe(x).is_some() || is_kernel(x))
             && at("kernel").is_some_and(is_kernel)
@@ -236,7 +243,8 @@ fn preset_layout(b: &[u8]) -> Option<Discovered> {
                         .map(|&(n, o, s)| LayoutEntry {
                             name: n.into(),
                             start: o,
-                            end: o + s - 1,
+                            // Preset tables: constant, non-empty partitions.
+                            end: o.saturating_add(s).saturating_sub(1),
                             policy: None,
                         })
                         .collect(),
@@ -259,7 +267,7 @@ fn megarac_layout(b: &[u8]) -> Option<Discovered> {
         .map(|m| LayoutEntry {
             name: m.name.clone(),
             start: m.start,
-            end: m.start.saturating_add(m.allocated - 1),
+            end: m.start.saturating_add(m.allocated.saturating_sub(1)),
             policy: None,
         })
         .collect::<Vec<_>>();
@@ -292,20 +300,20 @@ fn ubi_layout(b: &[u8]) -> Option<Discovered> {
                         entries.push(LayoutEntry {
                             name: "u-boot".into(),
                             start: 0,
-                            end: e - 1,
+                            end: e.saturating_sub(1),
                             policy: None,
                         });
                         entries.push(LayoutEntry {
                             name: "u-boot-env".into(),
                             start: e,
-                            end: off - 1,
+                            end: off.saturating_sub(1),
                             policy: None,
                         });
                     }
                     None => entries.push(LayoutEntry {
                         name: "u-boot".into(),
                         start: 0,
-                        end: off - 1,
+                        end: off.saturating_sub(1),
                         policy: None,
                     }),
                 }
@@ -313,7 +321,9 @@ fn ubi_layout(b: &[u8]) -> Option<Discovered> {
             entries.push(LayoutEntry {
                 name: "ubi".into(),
                 start: off,
-                end: len - 1,
+                // `off < len`.
+                end: len.saturating_sub(1),
+
                 policy: None,
             });
             return Some(Discovered {
@@ -324,7 +334,7 @@ fn ubi_layout(b: &[u8]) -> Option<Discovered> {
                 notes: Vec::new(),
             });
         }
-        off += FIT_STEP;
+        off = off.saturating_add(FIT_STEP);
     }
     None
 }

@@ -2,11 +2,14 @@
 //! Relative CALL/JMP targets (E8/E9 followed by a 32-bit displacement whose top byte is 00 or FF) were
 //! turned into absolute addresses by the encoder; decoding turns them back. Written from the filter's
 //! description (xz `simple/x86.c` behaviour, start position 0).
+#![deny(clippy::arithmetic_side_effects)]
 
 fn ms_byte_ok(b: u8) -> bool {
     b == 0 || b == 0xFF
 }
 
+// Reviewed: `buf.len() >= 5` (checked), `pos <= buf.len() - 5` (the loop condition) so `pos + 4` indexes `buf`; `i` is 0..=3 from BIT, so the shifts stay in 0..=32 and their subtractions are positive.
+#[allow(clippy::arithmetic_side_effects)]
 fn code(buf: &mut [u8], encode: bool) {
     const ALLOWED: [bool; 8] = [true, true, true, false, true, false, false, false];
     const BIT: [u32; 8] = [0, 1, 2, 2, 3, 3, 3, 3];
@@ -83,7 +86,9 @@ pub fn x86_encode(buf: &mut [u8]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     fn sample() -> Vec<u8> {
