@@ -9,6 +9,7 @@
 //! regular files carry the SHA-256 of their data (`sha256`, comparable with `sha256sum`), symbolic links
 //! their target. Names are labels only: nothing is ever written to disk. Bytes after the trailer are
 //! padding. A malformed header ends the listing with an opaque `unparsed` node over the rest.
+#![deny(clippy::arithmetic_side_effects)]
 
 use crate::error::ParseError;
 use crate::finding::Code;
@@ -53,6 +54,8 @@ fn hex8(b: &[u8], off: u64) -> Result<u32, ParseError> {
         })
 }
 
+// Reviewed: `at + HDR <= b.len()` (the slice just above) and `i` is a field index below 14.
+#[allow(clippy::arithmetic_side_effects)]
 fn header(b: &[u8], at: u64) -> Result<Header, ParseError> {
     let m = slice(b, at, 6, "cpio magic")?;
     let crc = match m {
@@ -98,6 +101,8 @@ fn clean_path(raw: &[u8]) -> String {
     }
 }
 
+// Reviewed: `pos < len` in the loop; the name and data were sliced out of `b` before their ends are used, so `name_end`, `data_at + filesize` and their 4-byte paddings are at most len + 3; `rec_end >= pos`; node offsets plus positions inside the node fit.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
@@ -234,7 +239,9 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     fn all_notes(t: &Region) -> Vec<crate::region::Note> {

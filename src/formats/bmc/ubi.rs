@@ -5,6 +5,7 @@
 //! content is parsed; volumes holding read-only images (squashfs, FIT, uImage) are pinned static, the
 //! others (UBIFS, environments) are per-machine. The `volumes` attribute lists every volume (id, name,
 //! type, reserved PEBs, LEBs found).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     not_inside: &["bmc", "ubi", "u-boot"],
 };
 
+// Reviewed: `peb` is a power of two in 16 KiB..=2 MiB (peb_size), `vid_off + 64 <= peb` and `data_off < peb` (checked above), `i < b.len() / peb` so every PEB offset is inside the node; the volume table index is below MAX_VOLUMES and names at most 128 bytes: no overflow.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let peb = peb_size(b).ok_or(ParseError::Invalid {
@@ -185,6 +188,8 @@ fn clean(name: &str) -> String {
 /// and parses its content. Volumes holding a read-only image (squashfs, FIT, uImage) are pinned static
 /// inside the (mutable) UBI area, whose raw bytes change with erase counters and wear levelling; others
 /// (UBIFS, environments) are per-machine.
+// Reviewed: `leb_size.max(1)` is never 0; `next < lnum` (u32) before it is incremented; each resize is charged to the image's budget first, so `buf.len()` stays below it.
+#[allow(clippy::arithmetic_side_effects)]
 fn volume(
     ctx: &Ctx,
     node: &Region,

@@ -14,6 +14,7 @@
 //! What each signature covers is recorded on the root node's `coverage` attribute as
 //! `{offset, size, protection, by}` objects (protections `bootguard-ibb`, `bootguard-manifest`, `acm`,
 //! `microcode`), for `inspect --coverage`.
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod acm;
 pub mod bootguard;
@@ -45,12 +46,13 @@ pub struct Space {
 impl Space {
     /// Image offset of a physical address, if it lies in this space.
     pub fn offset_of(&self, phys: u64) -> Option<u64> {
-        let size = self.end - self.start;
+        let size = self.end.checked_sub(self.start)?;
         let base = FOUR_GIB.checked_sub(size)?;
         if phys < base || phys >= FOUR_GIB {
             return None;
         }
-        Some(self.start + (phys - base))
+        // `phys - base < size`, so the result is below `end`.
+        Some(self.start.saturating_add(phys.saturating_sub(base)))
     }
 }
 
@@ -125,7 +127,7 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
     for (off, size) in blobs {
         let bytes = slice_of(&pass.data, off, size);
         for (o, u) in microcode::scan(bytes) {
-            let node = microcode_node(&pass.data, off + o as u64, &u);
+            let node = microcode_node(&pass.data, off.saturating_add(o as u64), &u);
             pass.cover(node.offset, node.size, "microcode", "intel");
             pass.plan.push(node);
         }
@@ -282,7 +284,7 @@ fn fit_pass(pass: &mut Pass, space: Space) {
         return;
     };
     let Some(ptr) = bytes
-        .get(ptr_off as usize..ptr_off as usize + 8)
+        .get(ptr_off as usize..(ptr_off as usize).saturating_add(8))
         .map(|p| u64::from_le_bytes(p.try_into().unwrap_or([0; 8])))
     else {
         return;
@@ -298,7 +300,7 @@ fn fit_pass(pass: &mut Pass, space: Space) {
         Ok(t) => t,
         // A pointer without a table is common on non-Intel images: no FIT, no note.
         Err(_)
-            if bytes.get(table_off as usize..table_off as usize + 8)
+            if bytes.get(table_off as usize..(table_off as usize).saturating_add(8))
                 != Some(fit::FIT_SIGNATURE) =>
         {
             return
@@ -314,7 +316,7 @@ fn fit_pass(pass: &mut Pass, space: Space) {
         "fit",
         &data,
         table_off,
-        table.entries.len() as u64 * 16,
+        (table.entries.len() as u64).saturating_mul(16),
     )
     .with_attr("structure", "intel-fit")
     .with_attr("pointer", format!("0x{ptr:08X}"))
@@ -333,7 +335,7 @@ fn fit_pass(pass: &mut Pass, space: Space) {
     let mut bpm: Option<(u64, bootguard::BootPolicy)> = None;
     let mut targets: Vec<(u64, u64, u8)> = Vec::new();
     for (i, e) in table.entries.iter().enumerate() {
-        let eoff = table_off + i as u64 * 16;
+        let eoff = table_off.saturating_add((i as u64).saturating_mul(16));
         let mut en = Region::new(
             RegionKind::Header,
             format!("entry[{}]", fit::type_name(e.kind)),
@@ -445,7 +447,7 @@ fn fit_pass(pass: &mut Pass, space: Space) {
         if let Some(s) = size {
             if let Some(&(o, l, t)) = targets
                 .iter()
-                .find(|&&(o, l, _)| o < toff + s && toff < o + l)
+                .find(|&&(o, l, _)| o < toff.saturating_add(s) && toff < o.saturating_add(l))
             {
                 en.notes.push(Note::new(
                     Code::FitInvalid,
@@ -566,7 +568,7 @@ fn bootguard_pass(
     let mut ibb = Vec::new();
     // Hostile BPMs may list many sets, segments and digests over the same bytes: at most four times the
     // BIOS space is hashed, the rest is reported as not verified (limit-exceeded).
-    let mut budget = (space.end - space.start).saturating_mul(4);
+    let mut budget = space.end.saturating_sub(space.start).saturating_mul(4);
     for set in &b.ibb_sets {
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut outside = false;
@@ -581,8 +583,9 @@ fn bootguard_pass(
                 continue;
             }
             match so {
-                Some(o) if o + s.size as u64 <= space.end => {
-                    parts.push(&bytes[o as usize..(o + s.size as u64) as usize]);
+                Some(o) if o.saturating_add(s.size as u64) <= space.end => {
+                    // `o + size <= space.end`, inside the image.
+                    parts.push(&bytes[o as usize..o.saturating_add(s.size as u64) as usize]);
                     hashed.push((o, s.size as u64));
                 }
                 _ => outside = true,
@@ -604,7 +607,8 @@ fn bootguard_pass(
                 ));
                 "not-verified"
             } else {
-                budget -= cost;
+                // `cost <= budget` (checked just above).
+                budget = budget.saturating_sub(cost);
                 match keys::digest(h.alg, &parts) {
                     Some(d) if d == h.digest => "valid",
                     Some(_) => "mismatch",
@@ -646,9 +650,13 @@ fn bootguard_pass(
         }
     }
     // The reset vector and the FIT must be inside hashed IBB segments.
-    let covered = |o: u64, l: u64| hashed.iter().any(|&(s, n)| s <= o && o + l <= s + n);
-    let reset = space.end - 0x10;
-    let fit_len = table.entries.len() as u64 * 16;
+    let covered = |o: u64, l: u64| {
+        hashed
+            .iter()
+            .any(|&(s, n)| s <= o && o.saturating_add(l) <= s.saturating_add(n))
+    };
+    let reset = space.end.saturating_sub(0x10);
+    let fit_len = (table.entries.len() as u64).saturating_mul(16);
     for (what, o, l) in [
         ("reset vector", reset, 0x10),
         ("FIT", table.offset, fit_len),
@@ -737,8 +745,14 @@ pub fn bpm_node(data: &Arc<Data>, off: u64, b: &bootguard::BootPolicy) -> Region
     for e in &b.elements {
         let name = e.id.trim_matches('_').to_ascii_lowercase();
         r.children.push(
-            Region::new(RegionKind::Header, name, data, off + e.offset, e.size)
-                .with_attr("version", format!("0x{:02X}", e.version)),
+            Region::new(
+                RegionKind::Header,
+                name,
+                data,
+                off.saturating_add(e.offset),
+                e.size,
+            )
+            .with_attr("version", format!("0x{:02X}", e.version)),
         );
     }
     let (d, s, e) = (Arc::clone(data), r.offset, r.end());

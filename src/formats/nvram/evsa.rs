@@ -1,10 +1,13 @@
 //! Phoenix EVSA stores: a 20-byte store entry (type 0xEC, `EVSA`), then GUID (0xED/0xE1), name
 //! (0xEE/0xE2) and data (0xEF/0xE3, 0x83 = deleted) entries.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
 use super::*;
 
+// Reviewed: `off < end <= b.len()` and `size` is clipped to `end - off`; in the loop `cursor + 4 <= store_end`, so the small field offsets and `store_end - cursor` cannot overflow, and `cursor + len <= store_end` before `cursor` advances; `out.base` plus an offset in the node fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub(super) fn evsa_store(b: &[u8], out: &Out, off: u64, end: u64) -> (Region, u64) {
     let mut notes = Vec::new();
     let declared = u64::from(le32(b, off + 12, "evsa store size").unwrap_or(0));

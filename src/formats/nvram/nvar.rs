@@ -1,5 +1,6 @@
 //! AMI NVAR entries: 10-byte header (`NVAR`, u16 size, u24 next, u8 attributes), GUID or GUID-store
 //! index, ASCII or UCS-2 name, data; updates are chained through `next`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
@@ -22,6 +23,8 @@ struct NvarEntry {
     name: Option<String>,
 }
 
+// Reviewed: `off <= end <= b.len()`; in the loop `cursor + 10 <= end` and `cursor + size <= end` (checked before use); `p` moves past `cursor` by at most the entry's bytes plus 2 and is clipped to `entry_end` before subtracting; a chain target is an offset plus a 24-bit value.
+#[allow(clippy::arithmetic_side_effects)]
 pub(super) fn nvar_store(b: &[u8], out: &Out, off: u64, end: u64) -> (Region, u64) {
     let mut store = out
         .region(RegionKind::NvramStore, "nvar", off, end - off)
