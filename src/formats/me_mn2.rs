@@ -12,6 +12,7 @@
 //! (every LZMA module of both Lumpy code partitions matches); Huffman modules share one `LLUT` chunk table
 //! whose dictionaries are not public, so their hashes are reported as "not verifiable offline" and the
 //! `LLUT` area is one node listing them.
+#![deny(clippy::arithmetic_side_effects)]
 
 use sha2::{Digest, Sha256};
 
@@ -63,6 +64,8 @@ struct Module {
 }
 
 /// Parses the code partition `part` (manifest, modules, `LLUT`) into children with image offsets.
+// Reviewed: module offsets and sizes are 32-bit values in u64, checked against the partition (`len`) before their sum is used; the entry count is bounded by what fits in the manifest (`fits`), so `MME_OFFSET + i * esize` stays inside it; `base` plus an offset inside the partition fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
     let b = part.bytes();
     let len = b.len() as u64;
@@ -293,7 +296,9 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
     use crate::formats::ParseOptions;
     use crate::input::Data;

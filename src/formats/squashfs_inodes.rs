@@ -7,6 +7,7 @@
 //! `catch_unwind` stops it; one crafted dump would end a fleet audit). So the bound is ours: every inode
 //! is walked with checked arithmetic on the decompressed inode table, and a block list that cannot fit in
 //! the rest of the table is refused first, with a message that says why.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::io::Read;
 
@@ -18,6 +19,8 @@ pub const MAX_TABLE: u64 = 64 << 20;
 
 /// Decompresses the metadata blocks in `fs[start..end]` (gzip/zlib = 1, xz = 4; others are left to
 /// the reader, which refuses them).
+// Reviewed: `off < end` and a block is at most 0x7FFF bytes plus its 2-byte header; the table is capped at MAX_TABLE.
+#[allow(clippy::arithmetic_side_effects)]
 fn metadata(
     fs: &[u8],
     start: u64,
@@ -72,6 +75,8 @@ fn metadata(
 }
 
 /// Blocks a regular file of `size` bytes has, computed without overflow (`None` when it cannot be).
+// Reviewed: `block_size >= 4096` (checked by the caller).
+#[allow(clippy::arithmetic_side_effects)]
 fn block_count(size: u64, block_size: u64, block_log: u32, fragment: u32) -> Option<u64> {
     if fragment == 0xFFFF_FFFF {
         size.checked_add(block_size - 1).map(|v| v >> block_log)
@@ -81,6 +86,8 @@ fn block_count(size: u64, block_size: u64, block_log: u32, fragment: u32) -> Opt
 }
 
 /// Walks every inode of the table. `fs` is the filesystem (superblock at 0).
+// Reviewed: offsets are below the inode table's length (capped at MAX_TABLE) plus 32-bit sizes and small constants (at most 65535 directory index entries of 2^32 + 13 bytes: below 2^49); a block list is multiplied only when it fits the table.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn check(fs: &[u8]) -> Result<(), ParseError> {
     let inode_count = u64::from(le32(fs, 4, "inode count")?);
     let block_size = u64::from(le32(fs, 12, "block size")?);
