@@ -10,6 +10,7 @@
 //! let v = volume(FFS2, Some(guid_bytes("AAAAAAAA-0000-0000-0000-000000000000")), &[f], 0x10000);
 //! assert_eq!(&v[0x28..0x2C], b"_FVH");
 //! ```
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::ffs::{header_checksum, sum8, ATTR_CHECKSUM, ATTR_LARGE_FILE, FIXED_CHECKSUM};
 use super::fv::header_sum;
@@ -28,6 +29,8 @@ pub const BROTLI: [u8; 16] = guid_const(super::guids::BROTLI);
 /// CRC32 GUID-defined section GUID.
 pub const CRC32: [u8; 16] = guid_const(super::guids::CRC32);
 
+// Reviewed: ASCII hex digit arithmetic on a checked digit range.
+#[allow(clippy::arithmetic_side_effects)]
 const fn hexval(c: u8) -> u8 {
     match c {
         b'0'..=b'9' => c - b'0',
@@ -37,6 +40,8 @@ const fn hexval(c: u8) -> u8 {
     }
 }
 
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 const fn guid_const(s: &str) -> [u8; 16] {
     let b = s.as_bytes();
     assert!(b.len() == 36);
@@ -62,6 +67,8 @@ pub fn section(typ: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// A section with type-specific header bytes `extra` before `body`.
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn section_with(typ: u8, extra: &[u8], body: &[u8]) -> Vec<u8> {
     let n = 4 + extra.len() + body.len();
     let mut v = Vec::with_capacity(n + 4);
@@ -97,6 +104,8 @@ pub fn ui(name: &str) -> Vec<u8> {
 }
 
 /// A GUID-defined section with `payload` after a 20-byte (GUID, data offset, attributes) header.
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn guided(g: [u8; 16], attributes: u16, extra: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut hdr = g.to_vec();
     let common = if 4 + 20 + extra.len() + payload.len() < 0xFF_FFFF {
@@ -111,6 +120,8 @@ pub fn guided(g: [u8; 16], attributes: u16, extra: &[u8], payload: &[u8]) -> Vec
 }
 
 /// EDK2-style LZMA "alone" stream (13-byte header with the real uncompressed size).
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn lzma_compress(data: &[u8]) -> Vec<u8> {
     use liblzma::stream::{Action, LzmaOptions, Status, Stream};
     let opts = LzmaOptions::new_preset(6).expect("preset");
@@ -162,6 +173,8 @@ pub fn compression_section(ct: u8, uncompressed_len: u32, payload: &[u8]) -> Vec
 
 /// A valid EFI 1.1/Tiano stream that stores `data` as literals (one block per 65535 bytes, every literal
 /// an 8-bit code). Enough to exercise the decoder's table and block handling.
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn efi_store(data: &[u8], v: Version) -> Vec<u8> {
     struct W {
         out: Vec<u8>,
@@ -219,6 +232,8 @@ struct BitW {
 }
 
 impl BitW {
+    // Reviewed: a bit writer for the builder; `bits <= 32` from its callers, buffer sizes in memory.
+    #[allow(clippy::arithmetic_side_effects)]
     fn put(&mut self, val: u32, bits: u32) {
         for i in (0..bits).rev() {
             self.acc = self.acc << 1 | ((val >> i) & 1);
@@ -230,6 +245,7 @@ impl BitW {
             }
         }
     }
+    #[allow(clippy::arithmetic_side_effects)] // as `put`
     fn finish(mut self) -> Vec<u8> {
         if self.n > 0 {
             let pad = 8 - self.n;
@@ -242,6 +258,8 @@ impl BitW {
 /// A valid EFI 1.1/Tiano stream with real LZ77 matches (greedy, distances up to 127) and fixed code
 /// tables: literals 0 and 1 get 8-bit codes, every other literal/length symbol 9 bits, the 8 position
 /// symbols 3 bits. Not a good compressor; it exercises the decoder's match path and UEFIExtract reads it.
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn efi_compress(data: &[u8], v: Version) -> Vec<u8> {
     let pbit = if v == Version::Tiano { 5 } else { 4 };
     // Symbols: (literal/length symbol, optional (position symbol, extra bits, extra count)).
@@ -333,6 +351,8 @@ pub fn efi_compress(data: &[u8], v: Version) -> Vec<u8> {
 /// An FFS file with correct header and data checksums. `attributes` may include `ATTR_CHECKSUM` (data
 /// checksum computed) and `ATTR_LARGE_FILE` (32-byte header, for FFSv3 volumes; set automatically when the
 /// file needs it).
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn file(g: [u8; 16], typ: u8, body: &[u8], attributes: u8) -> Vec<u8> {
     let mut attributes = attributes;
     if 24 + body.len() > 0xFF_FFFF {
@@ -428,6 +448,8 @@ pub fn fix_volume_checksum(v: &mut [u8]) {
 
 /// A Brotli stream (EDK2 framing: u64 size, u64 scratch size, stream) storing `data` in uncompressed
 /// meta-blocks; valid Brotli that exercises the Brotli section path without an encoder.
+// Reviewed: builder of well-formed images from the caller's own data (tests, fixture generators), never given parsed input; sizes are those of in-memory buffers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn brotli_store(data: &[u8]) -> Vec<u8> {
     struct W {
         out: Vec<u8>,
