@@ -26,6 +26,7 @@
 //!
 //! A signature that does not verify is `vendor-signature-invalid` on the file it covers, naming it. Each
 //! verified file carries a `signature` attribute saying which key verified it.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
@@ -85,13 +86,15 @@ pub fn entries(b: &[u8]) -> (Vec<Entry>, u64, Option<(Code, String, u64)>) {
     let mut long_name: Option<String> = None;
     let mut long_link: Option<String> = None;
     loop {
-        let Some(block) = b.get(pos as usize..(pos + BLOCK) as usize) else {
+        // `pos` may lie far past the end (a directory's size moves it without data), up to
+        // u64::MAX - 511: the block's end saturates (it overflowed, issue 15.13).
+        let Some(block) = b.get(pos as usize..pos.saturating_add(BLOCK) as usize) else {
             let problem = (pos < len).then(|| {
                 (
                     Code::Unparsed,
                     format!(
                         "tar: {} trailing bytes are not a whole header block",
-                        len - pos
+                        len.saturating_sub(pos)
                     ),
                     pos,
                 )
@@ -130,15 +133,17 @@ pub fn entries(b: &[u8]) -> (Vec<Entry>, u64, Option<(Code, String, u64)>) {
                 )),
             );
         };
-        let data = pos + BLOCK;
+        // The header block was read at `pos`, so `pos + BLOCK <= len`.
+        let data = pos.saturating_add(BLOCK);
         let next = data
             .checked_add(size)
-            .and_then(|e| e.checked_add(BLOCK - 1))
-            .map(|e| e / BLOCK * BLOCK);
+            .and_then(|e| e.checked_add(BLOCK.saturating_sub(1)))
+            .map(|e| (e / BLOCK).saturating_mul(BLOCK));
         let typ = block[156];
         let hdr = *ext_start.get_or_insert(pos);
         let avail = len.saturating_sub(data);
-        let body = &b[data.min(len) as usize..(data + size.min(avail)).min(len) as usize];
+        let body =
+            &b[data.min(len) as usize..data.saturating_add(size.min(avail)).min(len) as usize];
         match typ {
             b'L' | b'K' | b'x' | b'g' => {
                 if size > MAX_SMALL || size > avail {
@@ -227,6 +232,8 @@ fn cstr(b: &[u8]) -> String {
 }
 
 /// `len key=value\n` records of a pax extended header.
+// Reviewed: `pos` and `n` index the record text (`n <= rest.len()`).
+#[allow(clippy::arithmetic_side_effects)]
 fn pax(b: &[u8]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut pos = 0usize;
@@ -275,6 +282,8 @@ fn number(f: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(&s).ok()?, 8).ok()
 }
 
+// Reviewed: a sum of 512 bytes.
+#[allow(clippy::arithmetic_side_effects)]
 fn checksum_ok(block: &[u8]) -> bool {
     let Some(stored) = number(&block[148..156]) else {
         return false;
@@ -319,6 +328,8 @@ fn hash_name(h: &str) -> Option<&'static str> {
 }
 
 /// Parses an RSA public key in PEM (SubjectPublicKeyInfo, else PKCS#1).
+// Reviewed: indices into the PEM text found by `find`, plus the lengths of the markers.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn public_key(pem: &[u8]) -> Result<rsa::RsaPublicKey, String> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
@@ -386,6 +397,8 @@ fn clean(name: &str) -> String {
     }
 }
 
+// Reviewed: a member's data and padding lie inside `b` (entries() clips sizes to what is left), `hdr <= data`, and `base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let base = node.offset;
@@ -731,7 +744,9 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     fn all_notes(t: &Region) -> Vec<crate::region::Note> {
@@ -762,6 +777,18 @@ mod tests {
         let sum: u32 = h.iter().map(|&c| u32::from(c)).sum();
         h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
         h
+    }
+
+    /// A directory whose size field moves the next header to u64::MAX - 511: reading that header's
+    /// block computed `pos + 512` unchecked (overflow panic in debug builds).
+    #[test]
+    fn a_directory_size_near_u64_max_is_a_note_not_an_overflow() {
+        let mut v = hdr("d/", u64::MAX - 1023, b'5');
+        v.extend(member("f", b"x"));
+        let (list, end, problem) = entries(&v);
+        assert_eq!(list.len(), 1);
+        assert_eq!(end, u64::MAX - 511);
+        assert!(problem.is_none(), "{problem:?}");
     }
 
     fn member(name: &str, data: &[u8]) -> Vec<u8> {

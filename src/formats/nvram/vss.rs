@@ -1,10 +1,13 @@
 //! VSS and VSS2 variable stores (EDK2 `VariableFormat.h`, UEFITool `nvram.h`) and the FTW working block.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
 use super::*;
 
 /// `sig`: `Some($VSS-signature)`, `Some(0)` for a plain VSS2 store, `None` for an authenticated VSS2 one.
+// Reviewed: `off < end <= b.len()`, `size` is clipped to `end - off` and the header is at least 16 bytes; in the loop `cursor + 2 <= store_end` and a variable's length fits what is left (vss_variable); `out.base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub(super) fn vss_store(
     b: &[u8],
     out: &Out,
@@ -117,6 +120,8 @@ pub fn vss_state(v: u8) -> &'static str {
     }
 }
 
+// Reviewed: `off + 2 <= end <= b.len()` (caller); header fields are small constants past `off`; the variable's length is a checked sum, compared with `end` before use.
+#[allow(clippy::arithmetic_side_effects)]
 fn vss_variable(
     b: &[u8],
     out: &Out,
@@ -202,6 +207,8 @@ fn name_live_copies(vars: &mut [Region]) {
     }
 }
 
+// Reviewed: `off < end <= b.len()` and `size` is clipped to `end - off`.
+#[allow(clippy::arithmetic_side_effects)]
 pub(super) fn ftw_store(b: &[u8], out: &Out, off: u64, end: u64) -> (Region, u64) {
     // EFI_FAULT_TOLERANT_WORKING_BLOCK_HEADER: GUID, CRC32, state, 3 reserved, WriteQueueSize (u64 in
     // EDK2; some vendors use u32).
