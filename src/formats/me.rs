@@ -16,6 +16,7 @@
 //!
 //! Code partitions are parsed further: a `$CPD` directory (CSE: ME 11+, SPS 4+, TXE 3+) by [`super::me_cpd`],
 //! an ME 6-10 `$MN2` manifest with `$MME` modules by [`super::me_mn2`].
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::util::{le32, slice, u8_at};
 use super::{Confidence, Ctx};
@@ -62,6 +63,8 @@ fn part_type(t: u32) -> String {
 }
 
 /// A 4-byte partition name as a path segment (printable ASCII kept, anything else hex-escaped).
+// Reviewed: a position in a 4-byte field, plus one.
+#[allow(clippy::arithmetic_side_effects)]
 fn part_name(raw: &[u8]) -> String {
     let trimmed: &[u8] = {
         let end = raw
@@ -99,6 +102,8 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     not_inside: &[],
 };
 
+// Reviewed: `fpt` is 0 or 0x10 and the entry count is bounded by what fits in the region (and MAX_ENTRIES), so table offsets stay below `len`; partition offsets and sizes are 32-bit values in u64 (`off < len` before `len - off`); `base` plus an offset in the node fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
@@ -190,6 +195,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 }
 
 /// Verifies the header checksum (version 0x20) and records the result on the table node.
+// Reviewed: `fpt` is 0 or 0x10 and the header length at most 0x30.
+#[allow(clippy::arithmetic_side_effects)]
 fn checksum(b: &[u8], fpt: u64, hdr_ver: u8, hdr_len: u8, base: u64, table: &mut Region) {
     let hdr_len = u64::from(hdr_len);
     let end = fpt + 0x20;
@@ -242,7 +249,9 @@ fn parse_code_partition(ctx: &Ctx, p: &mut Region) {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
     use crate::formats::ParseOptions;
     use crate::input::Data;

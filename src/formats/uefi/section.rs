@@ -2,6 +2,7 @@
 //! 0xFFFFFF, then u32 extended size), 4-byte aligned. Encapsulation sections (compression, GUID-defined,
 //! FV image) hold more sections or a volume; compressed ones are decompressed within the image's budget,
 //! or left with an expander when parsing lazily.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub struct Header {
 }
 
 /// Reads a section header at `off` of `b`.
+// Reviewed: `off` was just read (le24) inside `b`, so `off + 3` and `off + 4` fit.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn header(b: &[u8], off: u64) -> Result<Header, ParseError> {
     let size = u64::from(le24(b, off, "section size")?);
     let typ = slice(b, off + 3, 1, "section type")?[0];
@@ -92,6 +95,8 @@ fn path_safe(s: &str) -> String {
 }
 
 /// Parses the sections in `data[start..start+len]`; returns them and the UI name found among them.
+// Reviewed: `pos <= len` (aligned up by at most 3 from a position inside the buffer) and a section is taken only when `pos + size <= len` (size >= its 4-byte header: progress); `start + pos` is inside the data.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn sections(
     ctx: &Ctx,
     data: &Arc<Data>,
@@ -153,6 +158,8 @@ fn unparsed(data: &Arc<Data>, off: u64, len: u64, e: ParseError) -> Region {
 }
 
 /// Builds the node of one section (whose header was read) and its children.
+// Reviewed: `off + h.size` lies inside the data (sections() checked it) and `h.hsize <= h.size`; body offsets are small constants past the header checked against the section's size before subtracting (the data offset `doff` is compared with `h.hsize + 20` and `h.size` first).
+#[allow(clippy::arithmetic_side_effects)]
 pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
     let tname = type_name(h.typ);
     let mut s = Region::new(RegionKind::Section, tname, data, off, h.size)
@@ -246,7 +253,14 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
             if ct == 0 {
                 let hdr = Region::new(RegionKind::Header, "header", data, off, h.hsize + 5);
                 let (secs, _) = match ctx.deeper(off) {
-                    Ok(c) => sections(&c, data, body_off + 5, h.size - h.hsize - 5),
+                    // The 5-byte header was read from the body: `h.size - h.hsize >= 5`.
+                    Ok(c) => sections(
+                        &c,
+                        data,
+                        body_off.saturating_add(5),
+                        h.size.saturating_sub(h.hsize).saturating_sub(5),
+                    ),
+
                     Err(e) => {
                         s.notes.push(formats::unparsed_note("section", &e));
                         (vec![], None)
@@ -333,6 +347,8 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
 
 /// Decompresses a compression or GUID-defined section and parses the sections inside. Used eagerly and as
 /// the node's expander in lazy mode.
+// Reviewed: header fields at small constant offsets; sizes subtract with saturating_sub.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
     let b = s.bytes();
     let h = header(b, 0)?;
@@ -459,6 +475,8 @@ fn efi_standard(payload: &[u8], limit: u64, ctx: &Ctx) -> Result<Vec<u8>, DError
 }
 
 /// Whether `b` is exactly a sequence of 4-byte aligned sections.
+// Reviewed: as sections(): positions below `len` plus at most 3, sizes checked against `len - pos`.
+#[allow(clippy::arithmetic_side_effects)]
 fn sections_fit(b: &[u8]) -> bool {
     let len = b.len() as u64;
     let mut pos = 0u64;
