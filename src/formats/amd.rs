@@ -24,6 +24,7 @@
 //! image that holds firmware volumes is parsed as such. PSP entries that start with the 256-byte `$PS1`
 //! header are marked `signed` with their key id; their RSA signatures are not verified (AMD's keys are
 //! not public offline; `signature-verification` says so).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -75,6 +76,8 @@ pub fn type_name(bios: bool, t: u8) -> String {
 }
 
 /// AMD's Fletcher-32 over 16-bit little-endian words (as amdfwtool and PSPTool compute it).
+// Reviewed: 16-bit words summed for at most 360 steps between folds: c0 < 2^25 and c1 < 2^34, far from u64::MAX.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn fletcher32(b: &[u8]) -> u32 {
     let mut c0: u64 = 0xFFFF;
     let mut c1: u64 = 0xFFFF;
@@ -97,6 +100,8 @@ pub fn fletcher32(b: &[u8]) -> u32 {
 /// The image offset an EFS or directory pointer designates, if any: 0, 0xFFFFFFFF and 0xFFFFFFFE mean
 /// none; x86 physical addresses and flash offsets are masked to the 16 MiB window (or to the image size
 /// when it is a smaller power of two).
+// Reviewed: `len > 0`, so the window (a power of two, at most 2^24, or len's next power of two) is at least 1.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn map_addr(p: u64, len: u64) -> Option<u64> {
     if p == 0 || p == 0xFFFF_FFFF || p == 0xFFFF_FFFE || len == 0 {
         return None;
@@ -116,6 +121,8 @@ pub fn map_addr(p: u64, len: u64) -> Option<u64> {
 
 /// Where the EFS is: the first of [`EFS_OFFSETS`] (masked to the image when it is smaller than 16 MiB)
 /// holding the signature and at least one pointer to a directory.
+// Reviewed: `len` is a power of two (so at least 1) when it is masked; EFS offsets and pointer indices are small constants.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn find_efs(b: &[u8]) -> Option<u64> {
     let len = b.len() as u64;
     for &o in &EFS_OFFSETS {
@@ -193,6 +200,8 @@ impl Walker<'_> {
         }
     }
 
+    // Reviewed: `off` holds a directory magic inside the image (`off + 4 <= len`); the entry count is bounded by what fits after it (`avail`, MAX_ENTRIES) before `hsize + n * esize`, and entries index that slice; node offsets plus offsets inside the node fit.
+    #[allow(clippy::arithmetic_side_effects)]
     fn dir(&mut self, off: u64, from: &'static str) {
         if !self.seen.insert(off) || self.seen.len() > MAX_DIRS {
             return;
@@ -403,6 +412,8 @@ pub const FORMAT: formats::Format = formats::Format {
 };
 
 /// The registry parser.
+// Reviewed: `efs < len` (find_efs); EFS field offsets are small constants; regions pushed are inside the node (offset >= node.offset), their spans inside it too; `steps` is bounded by the loop.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let efs = find_efs(b).ok_or(ParseError::Invalid {
@@ -513,6 +524,9 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 }
 
 /// Writers for test images (public layout), used by the unit and integration tests and the fuzz seeds.
+// Reviewed: writes well-formed fixtures from its caller's data (tests, fixture generators); never given
+// parsed input.
+#[allow(clippy::arithmetic_side_effects)]
 pub mod build {
     use super::fletcher32;
 
@@ -597,6 +611,7 @@ pub mod build {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
     use super::build::*;
     use super::*;

@@ -15,6 +15,7 @@
 //! the module's SHA-256). fwscan checks the chain manifest signature → `.met` hash → module hash where the
 //! hashed bytes are the stored bytes (uncompressed modules); Huffman and LZMA modules are reported with
 //! `hash-status` "not verifiable offline" (their hash covers decompressed data).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 
@@ -70,6 +71,8 @@ fn entry_name(raw: &[u8]) -> String {
 
 /// Walks the extensions in `m[from..to]`: calls `f(type, extension bytes)`; a malformed one ends the walk
 /// with an error message.
+// Reviewed: `o + 8 <= to` before the fields are read and `o + l <= to` (`l` a 32-bit value in u64) before the slice and the step; at most MAX_EXTENSIONS steps.
+#[allow(clippy::arithmetic_side_effects)]
 fn extensions(m: &[u8], from: u64, to: u64, f: &mut dyn FnMut(u32, &[u8])) -> Option<String> {
     let mut o = from;
     for _ in 0..MAX_EXTENSIONS {
@@ -93,6 +96,8 @@ fn extensions(m: &[u8], from: u64, to: u64, f: &mut dyn FnMut(u32, &[u8])) -> Op
 }
 
 /// `.met` hashes listed by a manifest's extensions 3 and 15 (name → size and SHA-256).
+// Reviewed: `e + 0x34 <= ext.len()` before each entry is read.
+#[allow(clippy::arithmetic_side_effects)]
 fn met_hashes(m: &[u8], man: &Manifest, notes: &mut Vec<String>) -> HashMap<String, MetHash> {
     let mut out = HashMap::new();
     let err = extensions(m, man.body, man.size, &mut |t, ext| {
@@ -136,6 +141,8 @@ fn mod_attr(met: &[u8]) -> Option<ModAttr> {
 }
 
 /// Parses the `$CPD` directory at the start of partition `part` into its children (offsets in the image).
+// Reviewed: the header length is 0x10..=0x40 and was sliced out of `b`; the entry count is bounded by what fits after it; entries are 32-bit offsets and sizes in u64, kept only when `off + size <= len` (checked_add); `base` plus an offset inside the partition fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
     let b = part.bytes();
     let len = b.len() as u64;
@@ -401,7 +408,9 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
     use crate::input::Data;
     use std::sync::Arc;
