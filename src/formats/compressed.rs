@@ -4,6 +4,7 @@
 //! The stream node keeps the digest of the compressed bytes; its one child `decompressed` (kind `blob`,
 //! in a new buffer) carries the content's tree. A stream that does not decompress, or would exceed the
 //! budget, is an `unparsed`/`decompress-failed`/`limit-exceeded` note on an opaque node.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The OpenBMC static flash layouts (`openbmc-flash-layout.dtsi`, `-64.dtsi`, `-128.dtsi` in Linux's
 //! `arch/arm/boot/dts/aspeed/`), used only when the content at their offsets confirms them.
+#![deny(clippy::arithmetic_side_effects)]
 
 /// A preset: its name, flash size and `(name, offset, size)` partitions.
 #[derive(Debug, Clone, Copy)]

@@ -9,6 +9,7 @@
 //! this bounds the CPU time of one image as well as its memory. LZMA uses `liblzma` (with a memory limit for its dictionary), Brotli
 //! `brotli-decompressor`, gzip/zlib/deflate `flate2`; the EFI 1.1 / Tiano decompressor ([`efi`]) and the
 //! x86 BCJ filter ([`bcj`]) are written here (no well-kept crate does them) and have fuzz targets.
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod bcj;
 pub mod efi;

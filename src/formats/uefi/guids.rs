@@ -1,5 +1,6 @@
 //! Names of well-known GUIDs (file systems, section GUIDs, common EDK2 modules), read from
 //! `signatures/uefi-guids.csv` (embedded at build time).
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
