@@ -20,6 +20,7 @@
 //! parsed as a file of its own (a UEFI volume, a BIOS region, ...).
 //!
 //! [`ParseOptions::capsule_certs`]: crate::formats::ParseOptions::capsule_certs
+#![deny(clippy::arithmetic_side_effects)]
 
 use x509_cert::der::{Decode, Encode};
 
@@ -61,6 +62,8 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
     (size == len && hs <= 0x1000).then_some(Confidence::Low)
 }
 
+// Reviewed: `body_at <= end <= len` (end is CapsuleImageSize clipped to the file) and `base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let base = node.offset;
@@ -155,6 +158,8 @@ fn parse_file(ctx: &Ctx, r: &mut Region) {
     }
 }
 
+// Reviewed: the item count is at most MAX_ITEMS (checked before `8 + 8 * items`), the list was sliced out of `b`, item offsets are kept only inside `at + list_len..=end` (checked_add) and `next >= o`.
+#[allow(clippy::arithmetic_side_effects)]
 fn fmp(ctx: &Ctx, node: &Region, at: u64, end: u64) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes().get(..end as usize).unwrap_or(&[]);
     let base = node.offset;
@@ -213,6 +218,8 @@ fn fmp(ctx: &Ctx, node: &Region, at: u64, end: u64) -> Result<Vec<Region>, Parse
     Ok(out)
 }
 
+// Reviewed: `at < next <= end` (fmp()), the header and image were sliced out of `b` before their ends are used, the authentication length is inside the image (auth_len), the MSS1 header is kept only when `cursor + hlen <= rest` (a 32-bit `hlen` in u64), and `base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
 fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, ParseError> {
     let b = node.bytes();
     let base = node.offset;
@@ -566,7 +573,9 @@ pub fn verify_pkcs7(p7: &[u8], data: &[u8], trusted: &[Vec<u8>]) -> Result<Verif
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
 mod tests {
+
     use super::*;
 
     fn all_notes(t: &Region) -> Vec<crate::region::Note> {
