@@ -5,6 +5,7 @@
 //! position alphabet) and LZ77 codes. EFI 1.1 and Tiano differ only in the width of the position-table
 //! count (4 and 5 bits). Written from the specification; every table index and every back-reference is
 //! checked, so corrupt input is an error, never a panic or an unbounded allocation.
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::Error;
 
@@ -35,6 +36,9 @@ struct Bits<'a> {
 }
 
 impl Bits<'_> {
+    // Reviewed: `n <= 32` (every caller passes a code length <= 16 or a field width <= 16); `n > count`
+    // before `n - count`, `n <= count` after the loop; `pos` indexes `src` (checked by get()).
+    #[allow(clippy::arithmetic_side_effects)]
     fn fill(&mut self, mut n: u32) {
         // n <= 32
         self.buf = if n >= 32 { 0 } else { self.buf << n };
@@ -54,6 +58,8 @@ impl Bits<'_> {
         self.buf |= self.sub >> self.count;
     }
 
+    // Reviewed: `1 <= n <= 32` (n == 0 returns first; widths are at most 16, or p - 1 <= 29).
+    #[allow(clippy::arithmetic_side_effects)]
     fn get(&mut self, n: u32) -> u32 {
         if n == 0 {
             return 0;
@@ -78,6 +84,8 @@ fn bad(what: &str) -> Error {
 }
 
 /// Builds a decoding table (direct lookup of `table_bits` bits, then a binary tree in left/right).
+// Reviewed: code lengths are checked <= 16 first; `count[i] << (16 - i)` is at most 510 << 15 and their sum below 2^24; `table_bits` is 8 or 12 (the callers' constants), so `16 - table_bits` and `15 - table_bits` are positive and `len - table_bits` runs only when `len > table_bits`; `avail` is checked against the tree's length before it grows.
+#[allow(clippy::arithmetic_side_effects)]
 fn make_table(
     n_char: usize,
     bit_len: &[u8],
@@ -206,6 +214,8 @@ fn walk(t: &Tables, mut v: u16, n: usize, buf: u32, first_bit: u32) -> Result<u1
     Ok(v)
 }
 
+// Reviewed: `i` is bounded by NPT, `c <= 16` (checked) before `c - 3`.
+#[allow(clippy::arithmetic_side_effects)]
 fn read_pt_len(
     b: &mut Bits,
     t: &mut Tables,
@@ -264,6 +274,8 @@ fn read_pt_len(
     make_table(nn, &pt_len[..], PTBITS, pt_table, left, right)
 }
 
+// Reviewed: `i` is bounded by NC; `c` comes from walk() below NT (19), so `c - 2` runs for 3..=18 only; the repeat counts are 4- and 9-bit fields plus small constants.
+#[allow(clippy::arithmetic_side_effects)]
 fn read_c_len(b: &mut Bits, t: &mut Tables) -> Result<(), Error> {
     let number = b.get(CBIT) as usize;
     if number == 0 {
@@ -333,6 +345,8 @@ pub fn decompress_metered(
     r.map(|()| out)
 }
 
+// Reviewed: `p` comes from walk() below MAXNP (31): `1 << (p - 1)` is at most 2^29 and `dist + 1` fits; `from + k < out.len()` (from = len - dist - 1, k < len of the match, and the loop stops at `orig`); `block_left > 0` before it is decremented; `idle` is bounded by the checks.
+#[allow(clippy::arithmetic_side_effects)]
 fn decode(src: &[u8], version: Version, limit: u64, out: &mut Vec<u8>) -> Result<(), Error> {
     if src.len() < 8 {
         return Err(bad("stream shorter than its 8-byte header"));
@@ -419,7 +433,7 @@ fn decode(src: &[u8], version: Version, limit: u64, out: &mut Vec<u8>) -> Result
         }
         if b.pos >= b.src.len() && b.count == 0 {
             idle += 1;
-            if idle > (orig as u64) * 2 + 64 {
+            if idle > (orig as u64).saturating_mul(2).saturating_add(64) {
                 return Err(bad("input exhausted"));
             }
         }
