@@ -5,6 +5,7 @@
 //! 0x30 HeaderLength u16  0x32 Checksum u16  0x34 ExtHeaderOffset u16  0x36 Reserved  0x37 Revision
 //! 0x38 BlockMap[] {NumBlocks u32, Length u32} ... {0, 0}
 //! ```
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -47,6 +48,8 @@ pub struct HeaderFacts {
 /// Reads the fixed header and block map of the `_FVH` header at the start of `b`, or `None` when the
 /// fields cannot describe a volume at all (signature, header length, FvLength smaller than the header,
 /// header or block-map terminator past the end of `b`).
+// Reviewed: `pos + 8 <= h.len()` (the loop condition) before each block-map entry is read; the total uses checked arithmetic.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn assess(b: &[u8]) -> Option<HeaderFacts> {
     if slice(b, 0x28, 4, "sig").ok()? != b"_FVH" {
         return None;
@@ -130,6 +133,8 @@ pub fn header_sum(h: &[u8]) -> u16 {
 }
 
 /// Iterates over volumes in `bytes` from `from`, skipping over each volume found.
+// Reviewed: `hit >= 0x28` before `hit - 0x28`; `start < bytes.len()`; a volume's length is at most what is left after `start` and more than 0x2C, so `pos` moves forward and stays within the buffer.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn scan(bytes: &[u8], from: u64) -> impl Iterator<Item = Candidate> + '_ {
     let finder = memchr::memmem::Finder::new(b"_FVH");
     let mut pos = from as usize;
@@ -162,6 +167,8 @@ pub fn scan(bytes: &[u8], from: u64) -> impl Iterator<Item = Candidate> + '_ {
 }
 
 /// Builds the node of the volume at `off` (in `data`) of `len` bytes, with its children.
+// Reviewed: header fields are 16-bit (HeaderLength, ExtHeaderOffset) or 32-bit (ExtHeaderSize) values in u64, and `off` plus offsets inside the volume fit.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn volume(ctx: &Ctx, data: &Arc<Data>, off: u64, len: u64, truncated: bool) -> Region {
     let mut v = Region::new(RegionKind::Volume, "fv", data, off, len);
     let b = v.bytes();
@@ -266,6 +273,8 @@ pub fn volume(ctx: &Ctx, data: &Arc<Data>, off: u64, len: u64, truncated: bool) 
 }
 
 #[allow(clippy::too_many_arguments)]
+// Reviewed: `pos < len` (aligned up by at most 7 from a position inside the volume) and a file's size is at most `len - pos` (ffs::file), so `pos` only grows within the volume; `off` plus an offset inside it fits.
+#[allow(clippy::arithmetic_side_effects)]
 fn files(
     ctx: &Ctx,
     data: &Arc<Data>,
@@ -375,6 +384,8 @@ const AP_STARTUP_64K: [u8; 14] = [0xEB, 0xCE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
 /// when every non-blank byte of that pad file is one of them, its `padding-not-empty` note goes and the
 /// data node says what it holds (`contains`, `ap-startup-offset`, `fit-offset`, `fit-size`). Anything
 /// else in it keeps the note, which then points at the first unexplained byte.
+// Reviewed: `i >= 1`; `p + 16 <= db.len()` in the loop; the FIT pointer's offsets use checked_sub/checked_add; the FIT entry count is 24-bit (times 16: below 2^28) and `at < d.size`; offsets inside the pad data fit with its node's offset.
+#[allow(clippy::arithmetic_side_effects)]
 fn explain_vtf_pad(kids: &mut [Region], vol: &[u8], erase: u8) {
     let Some(i) = kids
         .iter()
