@@ -352,6 +352,11 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                 continue;
             }
             if is_sidecar(name, &names) {
+                if !self.opts.include.is_empty()
+                    && !self.opts.include.iter().any(|g| path_glob(g, &child_rel))
+                {
+                    continue;
+                }
                 self.send(Entry::Skipped {
                     root: self.root,
                     rel: child_rel,
