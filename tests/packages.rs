@@ -826,3 +826,404 @@ fn plain_and_ami_aptio_capsules_carry_uefi_payloads() {
         assert_eq!(check(&f, &[]), 0, "{name}");
     }
 }
+
+// --- baselines from release packages, dumps scanned against them (issue 11 points 4 and 5) -------------
+
+/// A trust policy (no minisign keys) with these vendor keys, written where only its owner can write.
+fn vendor_policy(dir: &Path, keys: &[Value]) -> PathBuf {
+    let p = dir.join("trust.json");
+    let doc = serde_json::json!({ "schema_version": 1, "keys": [], "vendor_keys": keys });
+    std::fs::write(&p, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn scan_json(img: &Path, manifests: &[&Path], extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["scan", img.to_str().unwrap()];
+    for m in manifests {
+        args.extend(["--manifest", m.to_str().unwrap()]);
+    }
+    args.extend(["--insecure-unsigned", "--format", "json"]);
+    args.extend_from_slice(extra);
+    let (code, out, err) = fwscan(&args);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    (code, v)
+}
+
+fn codes_paths(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn uncovered_paths(report: &Value) -> Vec<String> {
+    report["uncovered"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|u| u["path"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn openbmc_tarball_baseline_scans_the_flash_assembled_from_its_parts() {
+    let Some(pkg) = Pkg::new("pkg-anchor", "sha256", "RSA-SHA256") else {
+        return;
+    };
+    let tar = pkg.tar("obmc.static.mtd.tar");
+    let m = pkg.dir.join("pkg.manifest.json");
+    let base = |extra: &[&str]| -> (i32, String) {
+        let mut args = vec![
+            "baseline",
+            tar.to_str().unwrap(),
+            "-o",
+            m.to_str().unwrap(),
+            "--product",
+            "evb-ast2500",
+            "--component",
+            "bmc",
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = fwscan(&args);
+        (code, err)
+    };
+    // Signed only by the package's own key: refused, unless explicitly waived.
+    let _ = std::fs::remove_file(&m);
+    let (code, err) = base(&["--trust", "/nonexistent/trust.json"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = base(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("vendor-untrusted"), "{err}");
+    assert!(!m.exists());
+    // The vendor key in the trust policy, scoped to the BMC component: accepted for bmc, not for bios.
+    let pem = std::fs::read_to_string(pkg.dir.join("publickey")).unwrap();
+    let key = serde_json::json!({"id": "evb-openbmc", "type": "openbmc", "key_type": "OpenBMC",
+        "hash_type": "RSA-SHA256", "pem": pem, "components": ["bmc"]});
+    let policy_dir = pkg.dir.join("policy");
+    std::fs::create_dir_all(&policy_dir).unwrap();
+    let policy = vendor_policy(&policy_dir, &[key]);
+    let (code, err) = base(&["--trust", policy.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let man: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    let parts = man["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 4, "{parts:?}");
+    for p in parts {
+        assert_eq!(p["anchor"]["kind"], "partition");
+        assert_eq!(p["signature"]["trusted"], true, "{p}");
+        assert_eq!(p["signature"]["covers"], p["path"]);
+    }
+    assert!(man["vendor_signatures"].as_array().unwrap().len() >= 6);
+    // `verify` reports the package's signatures with the same policy.
+    let (code, out, _) = fwscan(&[
+        "verify",
+        tar.to_str().unwrap(),
+        "--trust",
+        policy.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "verified");
+    assert_eq!(v["kind"], "openbmc-tarball");
+    let (code, out, _) = fwscan(&[
+        "verify",
+        tar.to_str().unwrap(),
+        "--trust",
+        policy.to_str().unwrap(),
+        "--product",
+        "x",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let bios_only = vendor_policy(
+        &policy_dir,
+        &[
+            serde_json::json!({"id": "evb-openbmc", "type": "openbmc", "key_type": "OpenBMC",
+            "pem": pem, "components": ["bios"]}),
+        ],
+    );
+    let (code, err) = base(&["--trust", bios_only.to_str().unwrap()]);
+    assert_eq!(
+        code, 2,
+        "a key scoped to bios vouched for a bmc package: {err}"
+    );
+    let policy = vendor_policy(
+        &policy_dir,
+        &[
+            serde_json::json!({"id": "evb-openbmc", "type": "openbmc", "key_type": "OpenBMC",
+            "pem": pem, "components": ["bmc"]}),
+        ],
+    );
+    assert_eq!(base(&["--trust", policy.to_str().unwrap()]).0, 0);
+
+    // The 32 MiB flash a BMC has, assembled from the same parts plus a per-machine environment.
+    let env = b::env(&pkg.dir, b::ENV, "machine-env.bin");
+    let part = |n: &str| std::fs::read(pkg.dir.join(format!("image-{n}"))).unwrap();
+    let (uboot, kernel, rofs, rwfs) = (part("u-boot"), part("kernel"), part("rofs"), part("rwfs"));
+    let flash = |rofs: &[u8]| {
+        b::assemble(
+            b::LAYOUT_32,
+            &[
+                ("u-boot", &uboot),
+                ("u-boot-env", &env),
+                ("kernel", &kernel),
+                ("rofs", rofs),
+                ("rwfs", &rwfs),
+            ],
+        )
+    };
+    let dump = pkg.dir.join("flash.bin");
+    std::fs::write(&dump, flash(&rofs)).unwrap();
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 0, "{}", r["findings"]);
+    let anchors: Vec<(String, String)> = r["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["part"].as_str().unwrap().into(),
+                a["region"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        anchors,
+        [
+            ("image-u-boot", "u-boot"),
+            ("image-kernel", "kernel"),
+            ("image-rofs", "rofs"),
+            ("image-rwfs", "rwfs")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // The environment is per machine and in no package: listed, not a finding.
+    assert_eq!(uncovered_paths(&r), ["u-boot-env"]);
+
+    // A rofs whose busybox was replaced: the file is named.
+    let evil = pkg.dir.join("evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    let root = b::make_root(&evil);
+    let mut bb = std::fs::read(root.join("bin/busybox")).unwrap();
+    let mid = bb.len() / 2;
+    bb[mid] ^= 0x40;
+    std::fs::write(root.join("bin/busybox"), bb).unwrap();
+    let evil_rofs = b::squashfs(&evil, &root, "rofs.sqsh");
+    std::fs::write(&dump, flash(&evil_rofs)).unwrap();
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 1);
+    let f = codes_paths(&r);
+    assert!(
+        f.iter().any(|(c, p)| c == "file-modified"
+            && p.starts_with("rofs/")
+            && p.ends_with("bin/busybox")),
+        "{f:?}"
+    );
+    assert!(!f.iter().any(|(c, _)| c == "anchor-not-found"), "{f:?}");
+
+    // Code hidden in the erased space after the kernel image: found, although no package file covers it.
+    let mut img = flash(&rofs);
+    let at = 0x80000 + kernel.len() + 0x1000;
+    img[at..at + 16].copy_from_slice(b"\x90\x90implant-here!!");
+    std::fs::write(&dump, &img).unwrap();
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 1);
+    let f = codes_paths(&r);
+    assert!(
+        f.iter()
+            .any(|(c, p)| c == "not-blank" && p.starts_with("kernel")),
+        "{f:?}"
+    );
+
+    // A file changed after signing: no baseline from it.
+    pkg.edit("image-kernel", |b| {
+        let l = b.len();
+        b[l - 100] ^= 1;
+    });
+    let tar2 = pkg.tar("changed.tar");
+    let (code, _, err) = fwscan(&[
+        "baseline",
+        tar2.to_str().unwrap(),
+        "-o",
+        pkg.dir.join("x.json").to_str().unwrap(),
+        "--component",
+        "bmc",
+        "--trust",
+        policy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("vendor-signature-invalid at image-kernel"),
+        "{err}"
+    );
+    assert!(!pkg.dir.join("x.json").exists());
+}
+
+#[test]
+fn capsule_baseline_scans_a_vars_and_code_dump() {
+    let (Some(bt), Some(code)) = (edk2_basetools(), ovmf_code()) else {
+        return;
+    };
+    let vars = PathBuf::from("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    if !have("openssl") || !vars.is_file() {
+        skip("openssl or /usr/share/OVMF/OVMF_VARS_4M.fd missing (Debian: openssl ovmf)");
+        return;
+    }
+    let certs = bt.join("Pkcs7Sign");
+    let dir = b::scratch("pkg-capsule-anchor");
+    let cap = dir.join("fw.cap");
+    let encode = |payload: &Path, out: &Path| {
+        run(
+            &dir,
+            "python3",
+            &[
+                "-m",
+                "edk2basetools.Capsule.GenerateCapsule",
+                "--encode",
+                "--guid",
+                FW_GUID,
+                "--fw-version",
+                "2",
+                "--lsv",
+                "1",
+                "--monotonic-count",
+                "3",
+                "--signer-private-cert",
+                certs.join("TestCert.pem").to_str().unwrap(),
+                "--other-public-cert",
+                certs.join("TestSub.pub.pem").to_str().unwrap(),
+                "--trusted-public-cert",
+                certs.join("TestRoot.pub.pem").to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                payload.to_str().unwrap(),
+            ],
+        )
+    };
+    encode(&code, &cap);
+    let m = dir.join("cap.manifest.json");
+    let base = |cap: &Path, extra: &[&str]| -> (i32, String) {
+        let mut args = vec![
+            "baseline",
+            cap.to_str().unwrap(),
+            "-o",
+            m.to_str().unwrap(),
+            "--product",
+            "OVMF-X64",
+        ];
+        args.extend_from_slice(extra);
+        let (code, _, err) = fwscan(&args);
+        (code, err)
+    };
+    let (c, err) = base(&cap, &[]);
+    assert_eq!(c, 2, "an untrusted signer was accepted: {err}");
+    assert!(err.contains("vendor-untrusted"), "{err}");
+    let root_pem = std::fs::read_to_string(certs.join("TestRoot.pub.pem")).unwrap();
+    let policy_dir = dir.join("policy");
+    std::fs::create_dir_all(&policy_dir).unwrap();
+    let policy = vendor_policy(
+        &policy_dir,
+        &[
+            serde_json::json!({"id": "edk2-test-root", "type": "x509", "pem": root_pem,
+            "products": ["OVMF-*"], "components": ["bios"]}),
+        ],
+    );
+    let (c, err) = base(&cap, &["--trust", policy.to_str().unwrap()]);
+    assert_eq!(c, 0, "{err}");
+    let man: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    let parts = man["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!(parts[0]["anchor"]["kind"], "volumes");
+    assert_eq!(parts[0]["signature"]["scheme"], "uefi-pkcs7");
+    assert!(parts[0]["signature"]["signer"]
+        .as_str()
+        .unwrap()
+        .contains("TestRoot"));
+
+    // The flash a VM has: the variable store in front of the code.
+    let code_bytes = std::fs::read(&code).unwrap();
+    let mut flash = std::fs::read(&vars).unwrap();
+    let vars_len = flash.len();
+    flash.extend_from_slice(&code_bytes);
+    let dump = dir.join("OVMF_4M.fd");
+    std::fs::write(&dump, &flash).unwrap();
+    let (c, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(c, 0, "{}", r["findings"]);
+    assert_eq!(r["anchors"][0]["offset"], vars_len as u64);
+    let unc = r["uncovered"].as_array().unwrap();
+    assert_eq!(unc.len(), 1, "{unc:?}");
+    assert_eq!(unc[0]["offset"], 0);
+    assert_eq!(unc[0]["size"], vars_len as u64);
+    // Not covered is visible in every format.
+    for (fmt, needle) in [
+        ("text", "not covered by any baseline"),
+        ("sarif", "\"uncovered\""),
+        ("junit", "fwscan.uncovered"),
+    ] {
+        let (_, out, _) = fwscan(&[
+            "scan",
+            dump.to_str().unwrap(),
+            "--manifest",
+            m.to_str().unwrap(),
+            "--insecure-unsigned",
+            "--format",
+            fmt,
+        ]);
+        assert!(out.contains(needle), "{fmt}: {out}");
+    }
+    // Both halves with a baseline each: nothing is left uncovered.
+    let vm = dir.join("vars.manifest.json");
+    let (c, _, err) = fwscan(&[
+        "baseline",
+        vars.to_str().unwrap(),
+        "-o",
+        vm.to_str().unwrap(),
+        "--mutable",
+        "*",
+    ]);
+    assert_eq!(c, 0, "{err}");
+    let (c, r) = scan_json(&dump, &[&m, &vm], &[]);
+    assert_eq!(c, 0, "{}", r["findings"]);
+    assert_eq!(r["anchors"].as_array().unwrap().len(), 2);
+    assert!(uncovered_paths(&r).is_empty(), "{}", r["uncovered"]);
+    assert_eq!(r["manifests"].as_array().unwrap().len(), 2);
+
+    // A DXE driver patched in the dump: named.
+    let (patched, guid, name) = crate::uefi::patch_dxe_driver(&code_bytes, 10);
+    let mut bad = std::fs::read(&vars).unwrap();
+    bad.extend_from_slice(&patched);
+    std::fs::write(&dump, &bad).unwrap();
+    let (c, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(c, 1);
+    let f = r["findings"].as_array().unwrap();
+    assert!(
+        f.iter().any(|f| f["code"] == "module-modified"
+            && f["path"].as_str().unwrap().contains(&guid)
+            && f["name"].as_str() == Some(name.as_str())),
+        "{f:?}"
+    );
+
+    // A payload byte changed after signing: no baseline from it.
+    let mut tampered = std::fs::read(&cap).unwrap();
+    let l = tampered.len();
+    tampered[l - 0x1000] ^= 0x01;
+    let bad_cap = dir.join("tampered.cap");
+    std::fs::write(&bad_cap, tampered).unwrap();
+    let (c, err) = base(&bad_cap, &["--trust", policy.to_str().unwrap()]);
+    assert_eq!(c, 2);
+    assert!(err.contains("vendor-signature-invalid"), "{err}");
+}

@@ -40,7 +40,7 @@ fn have_uefiextract() -> bool {
     ok
 }
 
-fn parse_bytes(bytes: Vec<u8>, eager: bool) -> Region {
+pub(crate) fn parse_bytes(bytes: Vec<u8>, eager: bool) -> Region {
     let opts = ParseOptions {
         eager,
         ..ParseOptions::default()
@@ -425,7 +425,7 @@ fn chipsec_executables_aavmf() {
 
 const DXEFV: &str = "7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1";
 
-fn find<'a>(r: &'a Region, pred: &dyn Fn(&Region) -> bool) -> Option<&'a Region> {
+pub(crate) fn find<'a>(r: &'a Region, pred: &dyn Fn(&Region) -> bool) -> Option<&'a Region> {
     if pred(r) {
         return Some(r);
     }
@@ -512,7 +512,7 @@ fn assert_one(findings: &[Value], code: &str, guid: &str, name: Option<&str>) {
 
 /// The compressed main volume of OVMF: the guided LZMA section, its file, its volume, and the decompressed
 /// bytes (sections holding PEIFV and DXEFV).
-struct Compact {
+pub(crate) struct Compact {
     vol_off: usize,
     vol_len: usize,
     vol_hdr: usize,
@@ -525,7 +525,7 @@ struct Compact {
     decompressed: Vec<u8>,
 }
 
-fn compact(image: &[u8], tree: &Region) -> Compact {
+pub(crate) fn compact(image: &[u8], tree: &Region) -> Compact {
     let sec = find(tree, &|r| {
         r.attr_str("guid") == Some("EE4E5898-3914-4259-9D6E-DC7BD79403CF")
             && r.kind == RegionKind::Section
@@ -556,7 +556,7 @@ fn compact(image: &[u8], tree: &Region) -> Compact {
 }
 
 /// Rebuilds the compressed section, its file and its volume around new decompressed bytes.
-fn rebuild(image: &[u8], c: &Compact, decompressed: &[u8]) -> Vec<u8> {
+pub(crate) fn rebuild(image: &[u8], c: &Compact, decompressed: &[u8]) -> Vec<u8> {
     let old = &image[c.sec_off..c.sec_off + c.sec_len];
     let doff = u16::from_le_bytes([old[20], old[21]]) as usize;
     let attrs = u16::from_le_bytes([old[22], old[23]]);
@@ -611,7 +611,7 @@ fn tamper_secmain_byte_flip() {
 }
 
 /// The n-th DXE driver of DXEFV (offsets in the decompressed buffer).
-fn dxe_driver(tree: &Region, n: usize) -> Region {
+pub(crate) fn dxe_driver(tree: &Region, n: usize) -> Region {
     let fv = find(tree, &|r| {
         r.attr_str("guid") == Some(DXEFV) && r.kind == RegionKind::Volume
     })
@@ -622,6 +622,25 @@ fn dxe_driver(tree: &Region, n: usize) -> Region {
         .nth(n)
         .expect("driver")
         .clone()
+}
+
+/// `image` (an OVMF with its DXE drivers in an LZMA-compressed volume) with one byte of the `n`-th DXE
+/// driver's PE image flipped, the section recompressed and every checksum fixed; and the driver's GUID
+/// and UI name.
+pub(crate) fn patch_dxe_driver(image: &[u8], n: usize) -> (Vec<u8>, String, String) {
+    let tree = parse_bytes(image.to_vec(), true);
+    let c = compact(image, &tree);
+    let drv = dxe_driver(&tree, n);
+    let pe = find(&drv, &|r| r.attr_str("type") == Some("pe32")).unwrap();
+    let mut d = c.decompressed.clone();
+    let at = (pe.offset + pe.size / 3) as usize;
+    d[at] ^= 0xFF;
+    b::fix_file_checksums(&mut d[drv.offset as usize..(drv.offset + drv.size) as usize]);
+    (
+        rebuild(image, &c, &d),
+        drv.attr_str("guid").unwrap().to_string(),
+        drv.attr_str("ui-name").unwrap().to_string(),
+    )
 }
 
 #[test]

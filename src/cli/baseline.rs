@@ -5,8 +5,9 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use fwscan::hash::Alg;
+use fwscan::input;
+use fwscan::manifest::package;
 use fwscan::manifest::{BaselineOptions, Manifest, PolicyRules, Product};
-use fwscan::{formats, input};
 
 use super::ParseArgs;
 
@@ -67,6 +68,14 @@ pub struct Args {
     /// Declare a `match` rule for `audit`: `/etc/os-release` must contain KEY=VALUE. Repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
     pub match_os_release: Vec<String>,
+    /// Trust policy whose `vendor_keys` verify a release package's signatures (OpenBMC tarball, UEFI
+    /// capsule). Default: $FWSCAN_TRUST, then /etc/fwscan/trust.json.
+    #[arg(long, value_name = "POLICY")]
+    pub trust: Option<PathBuf>,
+    /// Make the baseline from a release package even though its vendor signatures do not verify or its
+    /// signer is not trusted (the manifest records the signatures as untrusted).
+    #[arg(long)]
+    pub insecure_unsigned: bool,
     #[command(flatten)]
     pub parse: ParseArgs,
 }
@@ -80,7 +89,55 @@ pub enum HashArg {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let opts = a.parse.parse_options()?;
     let data = input::read_image(&a.image, &a.parse.read_options())?;
-    let tree = formats::parse_image(data, &opts);
+    let policy = match super::verify::policy_path(a.trust.as_deref()) {
+        Some(p) => match super::verify::load_policy(&p) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
+                return Ok(super::EXIT_ERROR);
+            }
+        },
+        None => None,
+    };
+    // A release package is verified with the vendor keys scoped to this product and component.
+    let (tree, parts, vendor) = package::parse_verified(
+        data,
+        &opts,
+        policy.as_ref(),
+        Some(&a.product),
+        Some(&a.component),
+    );
+    if let Some(kind) = vendor.package {
+        if vendor.verified() {
+            eprintln!(
+                "fwscan: {}: {kind}: vendor signatures verified ({} signature(s), signer trusted)",
+                a.image.display(),
+                vendor.signatures.len()
+            );
+        } else {
+            let level = if a.insecure_unsigned {
+                "warning"
+            } else {
+                "error"
+            };
+            for p in &vendor.problems {
+                eprintln!(
+                    "fwscan: {level}: {}: {} at {}: {}",
+                    a.image.display(),
+                    p.code,
+                    if p.path.is_empty() { "/" } else { &p.path },
+                    p.message
+                );
+            }
+            if !a.insecure_unsigned {
+                eprintln!(
+                    "fwscan: error: {}: refusing to make a baseline from a {kind} whose vendor signatures are not verified (trust the vendor key in the trust policy's `vendor_keys`, or pass --insecure-unsigned)",
+                    a.image.display()
+                );
+                return Ok(super::EXIT_ERROR);
+            }
+        }
+    }
     let now = SystemTime::now();
     let m = Manifest::from_tree(
         &tree,
@@ -110,6 +167,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         },
     )?;
     let mut m = m;
+    m.parts = parts;
+    m.vendor_signatures = vendor.signatures;
     let rules = fwscan::audit::catalogue::MatchRules {
         size: a.match_size.then_some(tree.size),
         format: None,

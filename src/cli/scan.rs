@@ -19,9 +19,11 @@ use super::{ParseArgs, ReportFormat, EXIT_ERROR};
 pub struct Args {
     /// Image file.
     pub image: PathBuf,
-    /// Baseline manifest (JSON).
-    #[arg(long, short)]
-    pub manifest: PathBuf,
+    /// Baseline manifest (JSON). Repeatable: several manifests (e.g. BIOS, ME and BMC parts of one
+    /// release, or a release package's baseline against a whole flash dump) are each compared where their
+    /// parts are found, and what none covers is listed as not covered.
+    #[arg(long, short, required = true)]
+    pub manifest: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Compare against a manifest whose signature is NOT verified. The report says so.
@@ -46,30 +48,29 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     };
     let format = a.format.into();
     // Verification before comparison: the only way to a VerifiedManifest.
-    let verified = match a.trust.options(!a.insecure_unsigned).and_then(|mut o| {
-        o.insecure_unsigned = a.insecure_unsigned;
-        verify::load_verified(&a.manifest, &o)
-    }) {
-        Ok(v) => v,
-        Err(e) => {
-            let r = Report::error("scan", image(0), e.code, e.to_string());
-            eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
-            return Ok(super::render(format, "scan", Shape::One, &[r]).unwrap_or(EXIT_ERROR));
+    let mut verified = Vec::new();
+    for path in &a.manifest {
+        match a.trust.options(!a.insecure_unsigned).and_then(|mut o| {
+            o.insecure_unsigned = a.insecure_unsigned;
+            verify::load_verified(path, &o)
+        }) {
+            Ok(v) => verified.push((v, path.display().to_string())),
+            Err(e) => {
+                let r = Report::error("scan", image(0), e.code, format!("{}: {e}", path.display()));
+                eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
+                return Ok(super::render(format, "scan", Shape::One, &[r]).unwrap_or(EXIT_ERROR));
+            }
         }
-    };
+    }
     let rules = super::check::load_rules(&a.rules)?;
     let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)))
         .with_fail_policy(a.gate.policy());
     let report = match input::read_image(&a.image, &a.parse.read_options()) {
         Ok(data) => {
             let size = data.len() as u64;
-            let manifest_path = a.manifest.display().to_string();
-            scanner.run(
-                "scan",
-                image(size),
-                data,
-                Baseline::Manifest(&verified, &manifest_path),
-            )
+            let ms: Vec<_> = verified.iter().map(|(v, p)| (v, p.as_str())).collect();
+            let b = Baseline::choose(&ms, &data[..], &scanner.parse);
+            scanner.run("scan", image(size), data, b)
         }
         Err(e) => {
             eprintln!("fwscan: error: {e}");

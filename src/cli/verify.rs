@@ -46,13 +46,31 @@ fn env_path(var: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// The policy path in effect: `given`, then `$FWSCAN_TRUST`, then [`DEFAULT_TRUST`] if it exists.
+pub fn policy_path(given: Option<&Path>) -> Option<PathBuf> {
+    given
+        .map(Path::to_path_buf)
+        .or_else(|| env_path("FWSCAN_TRUST"))
+        .or_else(|| Some(PathBuf::from(DEFAULT_TRUST)).filter(|p| p.exists()))
+}
+
+/// Loads the policy at `path` (warnings to stderr).
+pub fn load_policy(path: &Path) -> Result<TrustPolicy, TrustError> {
+    let policy = TrustPolicy::load(path).map_err(|(code, message)| TrustError {
+        code,
+        path: path.to_path_buf(),
+        message,
+    })?;
+    for w in &policy.warnings {
+        eprintln!("fwscan: warning: trust policy {}: {w}", path.display());
+    }
+    Ok(policy)
+}
+
 impl TrustArgs {
     /// The policy path in effect, if any.
     pub fn policy_path(&self) -> Option<PathBuf> {
-        self.trust
-            .clone()
-            .or_else(|| env_path("FWSCAN_TRUST"))
-            .or_else(|| Some(PathBuf::from(DEFAULT_TRUST)).filter(|p| p.exists()))
+        policy_path(self.trust.as_deref())
     }
 
     /// Builds the verification options, reading the clock once. `need_policy` = false skips the policy
@@ -70,15 +88,7 @@ impl TrustArgs {
                     message: "no trust policy: pass --trust POLICY, set FWSCAN_TRUST, or install /etc/fwscan/trust.json (or use --insecure-unsigned)".into(),
                 });
             };
-            let policy = TrustPolicy::load(&p).map_err(|(code, message)| TrustError {
-                code,
-                path: p.clone(),
-                message,
-            })?;
-            for w in &policy.warnings {
-                eprintln!("fwscan: warning: trust policy {}: {w}", p.display());
-            }
-            Some(policy)
+            Some(load_policy(&p)?)
         } else {
             None
         };
@@ -99,7 +109,9 @@ impl TrustArgs {
     after_help = "Examples:\n  fwscan verify golden.manifest.json --trust trust.json\n  fwscan verify golden.manifest.json --trust trust.json --state /var/lib/fwscan/state.json\n  fwscan verify old.manifest.json --trust trust.json --at 2025-01-01T00:00:00Z --format json\n\nSignatures are read from MANIFEST.minisig and MANIFEST.2.minisig ... MANIFEST.16.minisig.\nExit codes: 0 verified, 2 refused (the code says why, e.g. manifest-signature-invalid, manifest-rollback)."
 )]
 pub struct Args {
-    /// Manifest file (JSON).
+    /// Manifest file (JSON), or a release package (OpenBMC tarball, UEFI capsule) whose vendor signatures
+    /// are checked with the trust policy's `vendor_keys`.
+    #[arg(value_name = "MANIFEST|PACKAGE")]
     pub manifest: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -132,7 +144,110 @@ fn refused(a: &Args, e: &TrustError) -> u8 {
     super::EXIT_ERROR
 }
 
+/// True when `path` looks like a release package rather than a JSON manifest.
+fn is_package(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
+    n > 0 && first != Some(&b'{')
+}
+
+/// `fwscan verify PACKAGE`: the vendor signatures of a release package, with the trust policy's vendor
+/// keys (scoped by `--product`).
+fn run_package(a: &Args) -> anyhow::Result<u8> {
+    let policy = match a.trust.policy_path() {
+        Some(p) => match load_policy(&p) {
+            Ok(p) => Some(p),
+            Err(e) => return Ok(refused(a, &e)),
+        },
+        None => None,
+    };
+    let data = match fwscan::input::read_image(&a.manifest, &Default::default()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("fwscan: error: {e}");
+            return Ok(super::EXIT_ERROR);
+        }
+    };
+    let (_, parts, check) = fwscan::manifest::package::parse_verified(
+        data,
+        &fwscan::formats::ParseOptions::default(),
+        policy.as_ref(),
+        a.trust.product.as_deref(),
+        None,
+    );
+    let Some(kind) = check.package else {
+        let e = TrustError {
+            code: Code::ManifestInvalid,
+            path: a.manifest.clone(),
+            message: "neither a manifest (JSON) nor a release package fwscan verifies (OpenBMC tarball, UEFI capsule)".into(),
+        };
+        return Ok(refused(a, &e));
+    };
+    let verified = check.verified();
+    match a.format {
+        Format::Json => {
+            let j = serde_json::json!({
+                "package": a.manifest.display().to_string(),
+                "kind": kind,
+                "verdict": if verified { "verified" } else { "refused" },
+                "policy": a.trust.policy_path().map(|p| p.display().to_string()),
+                "signatures": check.signatures,
+                "parts": parts,
+                "problems": check.problems.iter().map(|p| serde_json::json!({
+                    "code": p.code.as_str(), "path": p.path, "message": p.message,
+                })).collect::<Vec<_>>(),
+            });
+            emit(&(serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"));
+        }
+        Format::Text => {
+            let mut o = format!("package:   {} ({kind})\n", a.manifest.display());
+            for s in &check.signatures {
+                o += &format!(
+                    "signature: {} [{}] {}; signer {}\n",
+                    if s.covers.is_empty() { "/" } else { &s.covers },
+                    s.scheme,
+                    s.status,
+                    s.signer
+                );
+            }
+            for p in &parts {
+                o += &format!(
+                    "part:      {} -> {}\n",
+                    if p.path.is_empty() { "/" } else { &p.path },
+                    p.anchor.describe()
+                );
+            }
+            for p in &check.problems {
+                o += &format!(
+                    "problem:   {} {}: {}\n",
+                    p.code,
+                    if p.path.is_empty() { "/" } else { &p.path },
+                    p.message
+                );
+            }
+            o += if verified {
+                "verdict:   VERIFIED (every vendor signature verifies; the signer is trusted)\n"
+            } else {
+                "verdict:   REFUSED\n"
+            };
+            emit(&o);
+        }
+    }
+    Ok(if verified {
+        super::EXIT_CLEAN
+    } else {
+        super::EXIT_ERROR
+    })
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
+    if is_package(&a.manifest) {
+        return run_package(&a);
+    }
     let opts = match a.trust.options(true) {
         Ok(o) => o,
         Err(e) => return Ok(refused(&a, &e)),

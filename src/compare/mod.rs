@@ -19,6 +19,9 @@ use crate::hash::{self, Alg};
 use crate::manifest::{Node, VerifiedManifest};
 use crate::region::{Policy, Region, RegionKind};
 
+mod parts;
+pub use parts::{compare_parts, Anchored, Uncovered};
+
 /// What a scan found and what it did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ScanResult {
@@ -26,6 +29,13 @@ pub struct ScanResult {
     /// Regions not compared because of their policy (mutable or ignored).
     pub skipped: Vec<Skipped>,
     pub stats: ScanStats,
+    /// Where each part of a baseline was found, when the image was compared part by part
+    /// ([`compare_parts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<Anchored>,
+    /// Regions of the image no baseline part covers (information, not findings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<Uncovered>,
 }
 
 /// A region that was not compared.
@@ -167,6 +177,8 @@ pub fn compare(m: &VerifiedManifest, image: &mut Region) -> ScanResult {
     ScanResult {
         findings,
         skipped,
+        anchors: Vec::new(),
+        uncovered: Vec::new(),
         stats: ScanStats {
             bytes_hashed: cx.hashed.load(Ordering::Relaxed),
             nodes_compared: cx.compared.load(Ordering::Relaxed),
@@ -339,7 +351,7 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         cx.expanded.fetch_add(1, Ordering::Relaxed);
     }
     let mut findings = new_notes(n, r);
-    let child_findings = diff_children(cx, n, r);
+    let child_findings = diff_children(cx, n, r, None);
     let own_static = n.policy == Policy::Static;
     let (headers, structural): (Vec<Finding>, Vec<Finding>) = child_findings
         .into_iter()
@@ -464,18 +476,35 @@ fn new_notes(n: &Node, r: &Region) -> Vec<Finding> {
     Finding::from_notes(r, &r.notes, &|c| n.notes.iter().any(|a| a == c.as_str())).collect()
 }
 
-fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
+/// Compares `r`'s children with `n`'s by identity path. With a `span` (absolute image offsets), only
+/// `r`'s children inside it take part: the rest belongs to no baseline (see [`compare_parts`]).
+fn diff_children(cx: &Cx, n: &Node, r: &mut Region, span: Option<(u64, u64)>) -> Vec<Finding> {
     let mutable_parent = n.policy == Policy::Mutable;
+    let inside = |c: &Region| match span {
+        None => true,
+        Some((start, end)) => {
+            c.space != crate::region::Space::Image
+                || (c.offset >= start && c.offset.saturating_add(c.size) <= end)
+        }
+    };
     let by_path: HashMap<&str, usize> = n
         .children
         .iter()
         .enumerate()
         .map(|(i, c)| (c.path.as_str(), i))
         .collect();
+    let taking: Vec<bool> = r.children.iter().map(inside).collect();
     let pairs: Vec<Option<usize>> = r
         .children
         .iter()
-        .map(|c| by_path.get(c.path.as_str()).copied())
+        .zip(&taking)
+        .map(|(c, t)| {
+            if *t {
+                by_path.get(c.path.as_str()).copied()
+            } else {
+                None
+            }
+        })
         .collect();
     let matched: HashSet<usize> = pairs.iter().flatten().copied().collect();
     // Order of matched children: those outside a longest increasing run moved. Blank nodes (alignment
@@ -493,7 +522,9 @@ fn diff_children(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         .children
         .par_iter_mut()
         .zip(pairs.par_iter())
-        .map(|(rc, p)| match p {
+        .zip(taking.par_iter())
+        .map(|((rc, p), t)| match p {
+            None if !*t => Vec::new(),
             Some(i) => {
                 let nc = &n.children[*i];
                 let mut out = diff(cx, nc, rc);

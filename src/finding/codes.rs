@@ -145,6 +145,7 @@ codes! {
     // --- vendor signatures of release packages (OpenBMC tarballs) --------------------------------------
     VendorSignatureInvalid = "vendor-signature-invalid", Error, "A vendor signature in a release package does not verify (the file it covers changed after signing, or the signature or key is missing or malformed).";
     VendorUntrusted = "vendor-untrusted", Error, "A release package is signed, but by no vendor key of the trust policy.";
+    AnchorNotFound = "anchor-not-found", Error, "A part of a baseline anchored by identity (a release package's image file, a firmware payload's volumes) was not found in the image.";
 }
 
 impl std::fmt::Display for Code {

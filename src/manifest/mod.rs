@@ -9,6 +9,8 @@
 mod matching;
 pub use matching::{MatchRules, MAX_MATCH_STRING};
 pub mod minisign;
+pub mod package;
+pub use package::{Anchor, Part, VendorSignature};
 pub mod secure;
 pub mod state;
 pub mod trust;
@@ -177,6 +179,13 @@ pub struct Manifest {
     /// Rules `audit` uses to pick this manifest for an image (see `docs/audit.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#match: Option<MatchRules>,
+    /// Parts of the tree anchored by identity, so that an image laid out otherwise (a flash dump of what a
+    /// release package holds) is compared part by part (see [`package`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+    /// The vendor signatures of the release package the baseline was made from, as verified then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vendor_signatures: Vec<VendorSignature>,
     pub root: Node,
 }
 
@@ -288,6 +297,8 @@ impl Manifest {
             layout: opts.layout,
             policy: opts.rules,
             r#match: None,
+            parts: package::parts_of(&tree),
+            vendor_signatures: Vec::new(),
             root,
         };
         m.validate(Path::new("<new manifest>"))?;
@@ -376,6 +387,22 @@ impl Manifest {
                 "root node must have an empty path, offset 0 and the image size",
             ));
         }
+        if self.parts.len() > package::MAX_PARTS {
+            return Err(bad(path, format!("more than {} parts", package::MAX_PARTS)));
+        }
+        for p in &self.parts {
+            if self.node(&p.path).is_none() {
+                return Err(bad(
+                    path,
+                    format!("part `{}` is not a node of the tree", p.path),
+                ));
+            }
+            if let Anchor::Partition { name } = &p.anchor {
+                if name.is_empty() || name.len() > 64 || name.contains('/') {
+                    return Err(bad(path, format!("part `{}`: bad partition name", p.path)));
+                }
+            }
+        }
         let count = self.root.count();
         if count > MAX_NODES {
             return Err(bad(path, format!("{count} nodes, more than {MAX_NODES}")));
@@ -426,6 +453,19 @@ impl Manifest {
             self.validate_node(c, path)?;
         }
         Ok(())
+    }
+
+    /// The node at an identity path (empty: the root).
+    pub fn node(&self, path: &str) -> Option<&Node> {
+        let mut cur = &self.root;
+        // Names may hold `/` (tar members): descend by path prefix, not by splitting.
+        while cur.path != path {
+            cur = cur.children.iter().find(|c| {
+                path.strip_prefix(c.path.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })?;
+        }
+        Some(cur)
     }
 
     /// Expiry as a time, if any.

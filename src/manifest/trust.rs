@@ -101,6 +101,141 @@ pub struct PolicyFile {
     pub revoked: Vec<String>,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// Vendor keys and certificates that sign release packages (OpenBMC tarballs, UEFI capsules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vendor_keys: Vec<VendorKeyFile>,
+}
+
+/// A vendor key or certificate of a release package signature scheme, as written in the policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorKeyFile {
+    /// A name for reports (`acme-bmc-2026`).
+    pub id: String,
+    /// `openbmc` (an RSA public key as in `/etc/activationdata/KEYTYPE/publickey`) or `x509` (a
+    /// certificate or CA a capsule's PKCS#7 signer must chain to).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `openbmc`: the `KeyType` of the package's MANIFEST this key answers for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_type: Option<String>,
+    /// `openbmc`: the `HashType` (`RSA-SHA256`, `RSA-SHA384`, `RSA-SHA512`); default `RSA-SHA256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_type: Option<String>,
+    /// PEM: `BEGIN PUBLIC KEY` / `BEGIN RSA PUBLIC KEY` (openbmc) or `BEGIN CERTIFICATE` (x509).
+    pub pem: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Product globs this key may sign packages for; absent = any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub products: Option<Vec<String>>,
+    /// Component globs; absent = any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub components: Option<Vec<String>>,
+}
+
+/// A validated vendor key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VendorKey {
+    OpenBmc {
+        id: String,
+        key: crate::formats::obmc_tar::SystemKey,
+        products: Option<Vec<String>>,
+        components: Option<Vec<String>>,
+    },
+    X509 {
+        id: String,
+        /// DER.
+        cert: Vec<u8>,
+        products: Option<Vec<String>>,
+        components: Option<Vec<String>>,
+    },
+}
+
+impl VendorKey {
+    pub fn id(&self) -> &str {
+        match self {
+            VendorKey::OpenBmc { id, .. } | VendorKey::X509 { id, .. } => id,
+        }
+    }
+
+    /// May this key sign packages of `product`/`component` (`None`: any)?
+    pub fn allows(&self, product: Option<&str>, component: Option<&str>) -> bool {
+        let (p, c) = match self {
+            VendorKey::OpenBmc {
+                products,
+                components,
+                ..
+            }
+            | VendorKey::X509 {
+                products,
+                components,
+                ..
+            } => (products, components),
+        };
+        let ok = |globs: &Option<Vec<String>>, v: Option<&str>| match (globs, v) {
+            (Some(g), Some(v)) => g.iter().any(|p| glob_match(p, v)),
+            _ => true,
+        };
+        ok(p, product) && ok(c, component)
+    }
+
+    fn parse(k: VendorKeyFile) -> Result<VendorKey, String> {
+        let at = |m: String| format!("vendor key {}: {m}", k.id);
+        if k.id.is_empty() || k.id.len() > 128 || k.id.chars().any(char::is_control) {
+            return Err("a vendor key id must be 1 to 128 printable characters".into());
+        }
+        for g in k.products.iter().chain(k.components.iter()) {
+            if g.is_empty()
+                || g.len() > MAX_ENTRIES
+                || g.iter().any(|p| p.is_empty() || p.len() > MAX_GLOB_LEN)
+            {
+                return Err(at(format!("products/components must list 1 to {MAX_ENTRIES} globs of 1 to {MAX_GLOB_LEN} bytes")));
+            }
+        }
+        match k.kind.as_str() {
+            "openbmc" => {
+                let key_type = k
+                    .key_type
+                    .filter(|t| !t.is_empty() && t.len() <= 64)
+                    .ok_or_else(|| at("type openbmc needs key_type (MANIFEST's KeyType)".into()))?;
+                let hash_type = k.hash_type.unwrap_or_else(|| "RSA-SHA256".into());
+                if !matches!(
+                    hash_type.as_str(),
+                    "RSA-SHA256" | "RSA-SHA384" | "RSA-SHA512"
+                ) {
+                    return Err(at(format!(
+                        "hash_type `{hash_type}`: RSA-SHA256, RSA-SHA384 or RSA-SHA512"
+                    )));
+                }
+                crate::formats::obmc_tar::public_key(k.pem.as_bytes()).map_err(at)?;
+                Ok(VendorKey::OpenBmc {
+                    id: k.id,
+                    key: crate::formats::obmc_tar::SystemKey {
+                        key_type,
+                        hash_type,
+                        pem: k.pem,
+                    },
+                    products: k.products,
+                    components: k.components,
+                })
+            }
+            "x509" => {
+                use x509_cert::der::{DecodePem, Encode};
+                let cert = x509_cert::Certificate::from_pem(k.pem.as_bytes())
+                    .map_err(|e| at(format!("not a PEM X.509 certificate: {e}")))?
+                    .to_der()
+                    .map_err(|e| at(e.to_string()))?;
+                Ok(VendorKey::X509 {
+                    id: k.id,
+                    cert,
+                    products: k.products,
+                    components: k.components,
+                })
+            }
+            other => Err(at(format!("type `{other}`: openbmc or x509"))),
+        }
+    }
 }
 
 /// A key of a validated policy.
@@ -136,6 +271,8 @@ pub struct TrustPolicy {
     pub source: String,
     /// Rules that can never be satisfied (no key may sign for them, or fewer keys than the threshold).
     pub warnings: Vec<String>,
+    /// Vendor keys and certificates of release packages.
+    pub vendor_keys: Vec<VendorKey>,
 }
 
 /// Threshold and minimum sequence that apply to one manifest.
@@ -273,12 +410,24 @@ impl TrustPolicy {
                 ));
             }
         }
+        if f.vendor_keys.len() > MAX_ENTRIES {
+            return Err(format!("more than {MAX_ENTRIES} vendor keys"));
+        }
+        let mut vendor_keys = Vec::with_capacity(f.vendor_keys.len());
+        let mut vendor_ids = HashSet::new();
+        for k in f.vendor_keys {
+            if !vendor_ids.insert(k.id.clone()) {
+                return Err(format!("vendor key {}: listed twice", k.id));
+            }
+            vendor_keys.push(VendorKey::parse(k)?);
+        }
         let mut p = TrustPolicy {
             keys,
             revoked,
             rules: f.rules,
             source: source.to_string(),
             warnings: Vec::new(),
+            vendor_keys,
         };
         p.warnings = p.rule_warnings();
         Ok(p)
@@ -311,6 +460,28 @@ impl TrustPolicy {
             }
         }
         out
+    }
+
+    /// The vendor keys that may sign packages of `product`/`component` (`None`: any), as the parsers take
+    /// them: OpenBMC system keys and capsule certificates.
+    pub fn vendor_parse_keys(
+        &self,
+        product: Option<&str>,
+        component: Option<&str>,
+    ) -> (Vec<crate::formats::obmc_tar::SystemKey>, Vec<Vec<u8>>) {
+        let mut obmc = Vec::new();
+        let mut certs = Vec::new();
+        for k in self
+            .vendor_keys
+            .iter()
+            .filter(|k| k.allows(product, component))
+        {
+            match k {
+                VendorKey::OpenBmc { key, .. } => obmc.push(key.clone()),
+                VendorKey::X509 { cert, .. } => certs.push(cert.clone()),
+            }
+        }
+        (obmc, certs)
     }
 
     /// The key with this id, if trusted.

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::compare::{ScanResult, ScanStats, Skipped};
+use crate::compare::{Anchored, ScanResult, ScanStats, Skipped, Uncovered};
 pub use crate::finding::{sort_findings, ErrorInfo, ToolInfo};
 use crate::finding::{Code, Finding, Verdict};
 use crate::manifest::{Product, Trust, VerifiedManifest};
@@ -92,6 +92,15 @@ pub struct Report {
     pub findings: Vec<Finding>,
     #[serde(default)]
     pub skipped: Vec<Skipped>,
+    /// Every baseline, when the image was compared with more than one (`manifest` is the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub manifests: Vec<ManifestRef>,
+    /// Where each baseline part was found, when the image was compared part by part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub anchors: Vec<Anchored>,
+    /// Regions of the image no baseline covers (information, not findings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncovered: Vec<Uncovered>,
     #[serde(default)]
     pub stats: ScanStats,
     pub error: Option<ErrorInfo>,
@@ -120,8 +129,20 @@ impl Report {
             summary,
             findings,
             skipped: result.skipped,
+            manifests: Vec::new(),
+            anchors: result.anchors,
+            uncovered: result.uncovered,
             stats: result.stats,
             error: None,
+        }
+    }
+
+    /// The baselines of this report: all of them when there were several, else the one (if any).
+    pub fn baselines(&self) -> &[ManifestRef] {
+        if self.manifests.is_empty() {
+            self.manifest.as_slice()
+        } else {
+            &self.manifests
         }
     }
 
@@ -138,6 +159,9 @@ impl Report {
             summary: Summary::default(),
             findings: Vec::new(),
             skipped: Vec::new(),
+            manifests: Vec::new(),
+            anchors: Vec::new(),
+            uncovered: Vec::new(),
             stats: ScanStats::default(),
             error: Some(ErrorInfo { code, message }),
         }
@@ -157,7 +181,7 @@ impl Report {
             "fwscan {}: {} ({} bytes)",
             self.command, self.image.path, self.image.size
         );
-        if let Some(m) = &self.manifest {
+        for m in self.baselines() {
             let p = &m.product;
             let _ = writeln!(
                 o,
@@ -176,6 +200,23 @@ impl Report {
             );
             let _ = writeln!(o, "trust: {}", m.trust.summary);
         }
+        for a in &self.anchors {
+            let _ = writeln!(
+                o,
+                "compared: {} of {} at {} {} (found by {})",
+                if a.part.is_empty() {
+                    "the baseline".to_string()
+                } else {
+                    format!("part `{}`", a.part)
+                },
+                self.baselines()
+                    .get(a.manifest)
+                    .map_or("?", |m| m.path.as_str()),
+                display_path(&a.region),
+                span(a.offset, a.size, Space::Image, None),
+                a.anchor
+            );
+        }
         if let Some(e) = &self.error {
             let _ = writeln!(o, "ERROR {}: {}", e.code, e.message);
         }
@@ -192,6 +233,21 @@ impl Report {
                 self.skipped
                     .iter()
                     .map(|s| format!("{} [{}]", display_path(&s.path), s.policy.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        if !self.uncovered.is_empty() {
+            let _ = writeln!(
+                o,
+                "not covered by any baseline (information): {}",
+                self.uncovered
+                    .iter()
+                    .map(|u| format!(
+                        "{} {}",
+                        display_path(&u.path),
+                        span(u.offset, u.size, Space::Image, None)
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             );
@@ -308,46 +364,103 @@ pub fn render(
 
 /// The trust status of one report's baseline: `none` (no baseline), `verified`, or `UNVERIFIED`.
 pub fn trust_status(r: &Report) -> &'static str {
-    match &r.manifest {
-        None => "none",
-        Some(m) if m.trust.verified => "verified",
-        Some(_) => "UNVERIFIED",
+    let b = r.baselines();
+    if b.is_empty() {
+        "none"
+    } else if b.iter().all(|m| m.trust.verified) {
+        "verified"
+    } else {
+        "UNVERIFIED"
     }
 }
 
 fn signer_ids(r: &Report) -> Vec<String> {
-    r.manifest
+    r.baselines()
         .iter()
         .flat_map(|m| m.trust.signers.iter().map(|s| s.key_id.clone()))
         .collect()
 }
 
-/// SARIF `properties` of a run: per image, the trust status, signer key ids and the trust summary.
+fn uncovered_text(r: &Report) -> String {
+    r.uncovered
+        .iter()
+        .map(|u| format!("{}@{:#x}+{:#x}", display_path(&u.path), u.offset, u.size))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// SARIF `properties` of a run: per image, the trust status, signer key ids and the trust summary, and
+/// for a comparison part by part where each part was found and what no baseline covers.
 pub fn trust_properties(reports: &[Report]) -> serde_json::Value {
     let baselines: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| {
-            serde_json::json!({
+            let mut v = serde_json::json!({
                 "image": r.image.path,
                 "trust": trust_status(r),
                 "signers": signer_ids(r),
                 "manifest": r.manifest.as_ref().map(|m| m.path.clone()),
                 "summary": r.manifest.as_ref().map(|m| m.trust.summary.clone()),
-            })
+            });
+            if !r.manifests.is_empty() {
+                v["manifests"] = r.manifests.iter().map(|m| m.path.clone()).collect();
+            }
+            if !r.anchors.is_empty() {
+                v["anchors"] = serde_json::to_value(&r.anchors).unwrap_or_default();
+            }
+            if !r.uncovered.is_empty() {
+                v["uncovered"] = serde_json::to_value(&r.uncovered).unwrap_or_default();
+            }
+            v
         })
         .collect();
     let all_verified = reports
         .iter()
-        .all(|r| r.manifest.as_ref().is_none_or(|m| m.trust.verified));
+        .all(|r| r.baselines().iter().all(|m| m.trust.verified));
     serde_json::json!({ "fwscan": { "baselines_verified": all_verified, "baselines": baselines } })
 }
 
 fn trust_junit(r: &Report) -> Vec<(&'static str, String)> {
     let mut p = vec![("fwscan.trust", trust_status(r).to_string())];
-    if let Some(m) = &r.manifest {
-        p.push(("fwscan.manifest", m.path.clone()));
+    if !r.baselines().is_empty() {
+        p.push((
+            "fwscan.manifest",
+            r.baselines()
+                .iter()
+                .map(|m| m.path.clone())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
         p.push(("fwscan.signers", signer_ids(r).join(",")));
-        p.push(("fwscan.trust.summary", m.trust.summary.clone()));
+        p.push((
+            "fwscan.trust.summary",
+            r.baselines()
+                .iter()
+                .map(|m| m.trust.summary.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    if !r.anchors.is_empty() {
+        p.push((
+            "fwscan.anchors",
+            r.anchors
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}={}@{:#x}+{:#x}",
+                        display_path(&a.part),
+                        display_path(&a.region),
+                        a.offset,
+                        a.size
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        ));
+    }
+    if !r.uncovered.is_empty() {
+        p.push(("fwscan.uncovered", uncovered_text(r)));
     }
     p
 }

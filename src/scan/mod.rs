@@ -27,6 +27,37 @@ pub enum Baseline<'a> {
     None,
     /// A verified manifest, and the path it was loaded from (for the report).
     Manifest(&'a VerifiedManifest, &'a str),
+    /// Several manifests, or one made from an image laid out otherwise (a release package, a BIOS region
+    /// against a whole flash dump): each part found by its anchor and compared there
+    /// ([`compare::compare_parts`]).
+    Parts(&'a [(&'a VerifiedManifest, &'a str)]),
+}
+
+impl<'a> Baseline<'a> {
+    /// How to compare `bytes` with `ms`: one manifest of an image laid out like this one (same size and
+    /// format, or a manifest without parts, or a layout or format the user forced) is compared whole;
+    /// otherwise part by part.
+    pub fn choose(
+        ms: &'a [(&'a VerifiedManifest, &'a str)],
+        bytes: &[u8],
+        opts: &ParseOptions,
+    ) -> Baseline<'a> {
+        match ms {
+            [] => Baseline::None,
+            [(v, path)] => {
+                let m = v.manifest();
+                let forced = opts.format.is_some() || opts.layout.is_some() || m.layout.is_some();
+                let detected = formats::detect_file(bytes).map_or("raw", |f| f.name);
+                let same = bytes.len() as u64 == m.image.size && detected == m.image.format;
+                if m.parts.is_empty() || forced || same {
+                    Baseline::Manifest(v, path)
+                } else {
+                    Baseline::Parts(ms)
+                }
+            }
+            _ => Baseline::Parts(ms),
+        }
+    }
 }
 
 /// The scan pipeline with its options. Cheap to share between threads (`audit` runs one per worker).
@@ -82,11 +113,16 @@ impl Scanner {
 
     /// The whole pipeline on an image's bytes.
     pub fn run(&self, command: &str, image: ImageRef, data: Arc<Data>, b: Baseline<'_>) -> Report {
-        let m = match b {
-            Baseline::Manifest(v, _) => Some(v.manifest()),
-            Baseline::None => None,
+        let tree = match b {
+            Baseline::Manifest(v, _) => self.parse(data, Some(v.manifest())),
+            Baseline::None => self.parse(data, None),
+            Baseline::Parts(_) => {
+                // The image's own layout: the baselines' formats and layouts describe other files.
+                let mut o = self.parse.clone();
+                o.eager = false;
+                formats::parse_image(data, &o)
+            }
         };
-        let tree = self.parse(data, m);
         self.run_tree(command, image, tree, b)
     }
 
@@ -104,6 +140,31 @@ impl Scanner {
                 let mut r = compare::compare(v, &mut tree);
                 r.findings.extend(self.checks(&tree, true));
                 (r, Some(ManifestRef::of(v, path)))
+            }
+            Baseline::Parts(ms) => {
+                let vs: Vec<&VerifiedManifest> = ms.iter().map(|(v, _)| *v).collect();
+                let mut r = compare::compare_parts(&vs, &mut tree);
+                r.findings.extend(self.checks(&tree, true));
+                let refs: Vec<ManifestRef> = ms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (v, path))| {
+                        let mut m = ManifestRef::of(v, path);
+                        m.regions = r
+                            .anchors
+                            .iter()
+                            .filter(|a| a.manifest == i)
+                            .map(|a| a.region.clone())
+                            .collect();
+                        m
+                    })
+                    .collect();
+                self.fail.apply(&mut r.findings);
+                let mut report = Report::new(command, image, refs.first().cloned(), r);
+                if refs.len() > 1 {
+                    report.manifests = refs;
+                }
+                return report;
             }
             Baseline::None => (
                 ScanResult {

@@ -1,0 +1,460 @@
+//! Comparison part by part: baselines anchored by identity (issue 11).
+//!
+//! A baseline made from a release package (or from a BIOS region, a firmware volume file) describes only
+//! part of what a flash dump holds, laid out otherwise. Each part of such a manifest carries an
+//! [`Anchor`]; here every part is looked up in the image by its anchor, its subtree is moved onto the
+//! region found (paths and offsets re-rooted) and compared with the ordinary walk, and what no part of
+//! any manifest covers is listed as [`Uncovered`]: information, never a finding.
+//!
+//! - `partition NAME`: the dump's partition (or flash region) of that name. The part's content lies at its
+//!   start; what the partition holds beyond it (erased space after the image file) must be blank, and
+//!   anything else in it is reported as added.
+//! - `volumes`: the part's firmware volumes, found by name and size among the image's volumes; the
+//!   position most of them agree on places the whole part. Only the image's regions inside the part's
+//!   span take part, so an NVRAM volume in front of it (or a descriptor, ME, GbE region around it) is not
+//!   a finding but uncovered.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use super::{diff_children, Cx, ScanResult, ScanStats, Skipped};
+use crate::finding::{ByteRange, Code, Finding};
+use crate::manifest::{Anchor, Node, Part, VerifiedManifest};
+use crate::region::{self, Policy, Region, RegionKind, Space};
+
+/// Where one part of a baseline was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchored {
+    /// Which manifest (its index in the scan's list; the report names it).
+    pub manifest: usize,
+    /// The part's path in the baseline (empty: its root).
+    pub part: String,
+    /// How it was found (`partition `kernel``, `firmware volumes`).
+    pub anchor: String,
+    /// The image region it was compared with (empty: the image).
+    pub region: String,
+    /// The span of the image it covers.
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// A region of the image that no baseline part covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uncovered {
+    pub path: String,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// Deepest level of the image searched for an anchor.
+const MAX_SEARCH_DEPTH: usize = 8;
+
+/// Regions of the image (outside decompressed data), breadth first, with their depth.
+fn flash_regions(root: &Region) -> Vec<&Region> {
+    let mut out = Vec::new();
+    let mut level = vec![root];
+    for _ in 0..MAX_SEARCH_DEPTH {
+        let mut next = Vec::new();
+        for r in level {
+            out.push(r);
+            next.extend(r.children.iter().filter(|c| c.space == Space::Image));
+        }
+        if next.is_empty() {
+            break;
+        }
+        level = next;
+    }
+    out
+}
+
+/// A name without its occurrence suffix (`fv[X]#2` → `fv[X]`).
+fn base_name(name: &str) -> &str {
+    match name.rsplit_once('#') {
+        Some((b, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => b,
+        _ => name,
+    }
+}
+
+/// Where an anchor puts a part: the image region to compare with and the span of the image it covers.
+struct Place {
+    region: String,
+    start: u64,
+    end: u64,
+    /// Added to the baseline's image offsets to get the image's.
+    shift: i128,
+    /// Only the region's children inside the span take part, and only the part's children inside this
+    /// span of the baseline (its volumes, without a package header around them).
+    span_only: Option<(u64, u64)>,
+}
+
+fn locate(root: &Region, part: &Node, anchor: &Anchor) -> Option<Place> {
+    match anchor {
+        Anchor::Partition { name } => {
+            let d = flash_regions(root).into_iter().find(|r| {
+                matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
+                    && r.name.eq_ignore_ascii_case(name)
+            })?;
+            Some(Place {
+                region: d.path.clone(),
+                start: d.offset,
+                end: d.offset.saturating_add(d.size),
+                shift: i128::from(d.offset) - i128::from(part.offset),
+                span_only: None,
+            })
+        }
+        Anchor::Volumes => {
+            let mine: Vec<(&str, u64, u64)> = part
+                .children
+                .iter()
+                .filter(|c| c.kind == RegionKind::Volume && c.space == Space::Image)
+                .filter_map(|c| {
+                    Some((
+                        base_name(&c.name),
+                        c.size,
+                        c.offset.checked_sub(part.offset)?,
+                    ))
+                })
+                .collect();
+            let theirs: Vec<&Region> = flash_regions(root)
+                .into_iter()
+                .filter(|r| r.kind == RegionKind::Volume)
+                .collect();
+            // Votes for a start of the part: each volume found by name and size at some offset.
+            let mut votes: BTreeMap<(u64, String), usize> = BTreeMap::new();
+            for d in &theirs {
+                let parent = d.path.rsplit_once('/').map_or("", |(p, _)| p);
+                for (name, size, rel) in &mine {
+                    if base_name(&d.name) == *name && d.size == *size {
+                        if let Some(start) = d.offset.checked_sub(*rel) {
+                            *votes.entry((start, parent.to_string())).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            let best = votes.values().copied().max()?;
+            let ((start, parent), _) = votes.into_iter().find(|(_, v)| *v == best)?;
+            // The volumes' extent, not the part's: a capsule's header is not in the flash.
+            let first = mine.iter().map(|m| m.2).min()?;
+            let last = mine.iter().filter_map(|m| m.2.checked_add(m.1)).max()?;
+            Some(Place {
+                region: parent,
+                start: start.saturating_add(first),
+                end: start.saturating_add(last),
+                shift: i128::from(start) - i128::from(part.offset),
+                span_only: Some((
+                    part.offset.saturating_add(first),
+                    part.offset.saturating_add(last),
+                )),
+            })
+        }
+    }
+}
+
+/// Moves a baseline subtree from path `from` to path `to`, offsets by `shift`.
+fn reroot(n: &Node, from: &str, to: &str, shift: i128) -> Node {
+    let move_path = |p: &str| -> String {
+        let rest = if from.is_empty() {
+            p
+        } else {
+            p.strip_prefix(from).unwrap_or(p).trim_start_matches('/')
+        };
+        region::join(to, rest)
+    };
+    let offset = if n.space == Space::Image {
+        u64::try_from(i128::from(n.offset).saturating_add(shift)).unwrap_or(0)
+    } else {
+        n.offset
+    };
+    Node {
+        name: n.name.clone(),
+        path: move_path(&n.path),
+        kind: n.kind,
+        space: n.space,
+        base: n.base.as_deref().map(move_path),
+        offset,
+        size: n.size,
+        policy: n.policy,
+        digest: n.digest.clone(),
+        blocks: n.blocks.clone(),
+        attrs: n.attrs.clone(),
+        notes: n.notes.clone(),
+        children: n
+            .children
+            .iter()
+            .map(|c| reroot(c, from, to, shift))
+            .collect(),
+    }
+}
+
+fn find_mut<'a>(root: &'a mut Region, path: &str) -> Option<&'a mut Region> {
+    let mut cur = root;
+    while cur.path != path {
+        cur = cur.children.iter_mut().find(|c| {
+            path.strip_prefix(c.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })?;
+    }
+    Some(cur)
+}
+
+/// Compares one part with the region its anchor found.
+fn compare_part(cx: &Cx, part: &Node, place: &Place, d: &mut Region) -> Vec<Finding> {
+    if d.is_lazy() {
+        d.expand();
+    }
+    let mut out = Vec::new();
+    if part.children.is_empty() {
+        // An opaque part (a U-Boot binary fwscan did not split): its bytes at the start of the region.
+        let len = usize::try_from(part.size).unwrap_or(usize::MAX);
+        let bytes = d.bytes();
+        let actual = bytes.get(..len).map(|b| cx.digest(b));
+        if actual.is_none() || actual != part.digest {
+            let mut f = Finding::on(
+                super::code_for(d.kind, super::Change::Modified),
+                d,
+                format!(
+                    "the first {} bytes differ from the baseline's `{}`",
+                    part.size, part.path
+                ),
+            );
+            f.expected_digest = part.digest.clone();
+            f.actual_digest = actual;
+            f.expected_size = Some(part.size);
+            f.ranges = vec![ByteRange {
+                offset: d.offset,
+                length: part.size.min(d.size),
+                space: d.space,
+                base: d.base.clone(),
+            }];
+            out.push(f);
+        }
+        if let Some(rest) = bytes.get(len..) {
+            if let Some(first) = region::first_not(rest, cx.blank) {
+                let mut f = Finding::on(
+                    Code::NotBlank,
+                    d,
+                    format!(
+                        "data after the baseline's `{}` in a region that must be blank there",
+                        part.path
+                    ),
+                );
+                f.ranges = vec![ByteRange {
+                    offset: d
+                        .offset
+                        .saturating_add(part.size)
+                        .saturating_add(first as u64),
+                    length: (rest.len() - first) as u64,
+                    space: d.space,
+                    base: d.base.clone(),
+                }];
+                out.push(f);
+            }
+        }
+        return out;
+    }
+    if part.policy == Policy::Ignore {
+        cx.skip(&d.path, part.policy, d.size);
+        return out;
+    }
+    let synth = Node {
+        name: d.name.clone(),
+        path: d.path.clone(),
+        kind: d.kind,
+        space: d.space,
+        base: d.base.clone(),
+        offset: d.offset,
+        size: d.size,
+        policy: part.policy,
+        digest: None,
+        blocks: Vec::new(),
+        attrs: part.attrs.clone(),
+        notes: part.notes.clone(),
+        children: part
+            .children
+            .iter()
+            .filter(|c| match place.span_only {
+                None => true,
+                Some((s, e)) => {
+                    c.space != Space::Image
+                        || (c.offset >= s && c.offset.saturating_add(c.size) <= e)
+                }
+            })
+            .map(|c| reroot(c, &part.path, &d.path, place.shift))
+            .collect(),
+    };
+    let span = place.span_only.map(|_| (place.start, place.end));
+    out.extend(diff_children(cx, &synth, d, span));
+    out
+}
+
+/// Compares an image with one or more manifests part by part (each manifest's [`Part`]s, or its whole
+/// tree as one `volumes` part when it lists none but holds firmware volumes). Every part is compared where
+/// its anchor finds it; a part that cannot be found is an `anchor-not-found` finding; regions no part
+/// covers are listed in [`ScanResult::uncovered`].
+pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult {
+    let mut findings = Vec::new();
+    let mut anchors = Vec::new();
+    let mut skipped = Vec::new();
+    let mut stats = ScanStats::default();
+    let mut covered: Vec<(u64, u64)> = Vec::new();
+    for (i, v) in ms.iter().enumerate() {
+        let man = v.manifest();
+        let cx = Cx {
+            alg: man.hash.algorithm,
+            block: man.hash.block_size,
+            blank: man.image.blank_byte,
+            _m: v,
+            hashed: AtomicU64::new(0),
+            compared: AtomicU64::new(0),
+            expanded: AtomicU64::new(0),
+            skipped: std::sync::Mutex::new(Vec::new()),
+        };
+        let implied;
+        let parts: &[Part] = if man.parts.is_empty() {
+            implied = vec![Part {
+                path: String::new(),
+                anchor: Anchor::Volumes,
+                signature: None,
+            }];
+            &implied
+        } else {
+            &man.parts
+        };
+        for p in parts {
+            let Some(node) = man.node(&p.path) else {
+                continue;
+            };
+            let Some(place) = locate(image, node, &p.anchor) else {
+                let mut f = Finding::general(
+                    Code::AnchorNotFound,
+                    format!(
+                        "{} of the baseline `{}` ({} {}): not found in the image",
+                        if p.path.is_empty() {
+                            "the whole".to_string()
+                        } else {
+                            format!("part `{}`", p.path)
+                        },
+                        man.product.product,
+                        man.product.component,
+                        p.anchor.describe()
+                    ),
+                );
+                f.path = p.path.clone();
+                f.expected_digest = node.digest.clone();
+                f.expected_size = Some(node.size);
+                findings.push(f);
+                continue;
+            };
+            let Some(d) = find_mut(image, &place.region) else {
+                continue;
+            };
+            findings.extend(compare_part(&cx, node, &place, d));
+            covered.push((place.start, place.end));
+            anchors.push(Anchored {
+                manifest: i,
+                part: p.path.clone(),
+                anchor: p.anchor.describe(),
+                region: place.region.clone(),
+                offset: place.start,
+                size: place.end.saturating_sub(place.start),
+            });
+        }
+        stats.bytes_hashed = stats
+            .bytes_hashed
+            .saturating_add(cx.hashed.load(Ordering::Relaxed));
+        stats.nodes_compared = stats
+            .nodes_compared
+            .saturating_add(cx.compared.load(Ordering::Relaxed));
+        stats.nodes_expanded = stats
+            .nodes_expanded
+            .saturating_add(cx.expanded.load(Ordering::Relaxed));
+        skipped.extend(cx.skipped.into_inner().unwrap_or_default());
+    }
+    // Two parts on one span: they overlap, so which baseline decides is ambiguous.
+    covered.sort_unstable();
+    for w in covered.windows(2) {
+        if w[1].0 < w[0].1 {
+            let mut f = Finding::general(
+                Code::AmbiguousManifest,
+                format!(
+                    "two baseline parts cover the same bytes ({:#x}-{:#x} and {:#x}-{:#x})",
+                    w[0].0, w[0].1, w[1].0, w[1].1
+                ),
+            );
+            f.offset = Some(w[1].0);
+            findings.push(f);
+        }
+    }
+    let mut uncovered = Vec::new();
+    not_covered(image, &covered, &mut uncovered);
+    skipped.sort_by(|a: &Skipped, b| a.path.cmp(&b.path));
+    ScanResult {
+        findings,
+        skipped,
+        stats,
+        anchors,
+        uncovered,
+    }
+}
+
+/// Bytes of `[start, end)` inside the covered spans.
+fn overlap(covered: &[(u64, u64)], start: u64, end: u64) -> u64 {
+    covered
+        .iter()
+        .map(|&(s, e)| e.min(end).saturating_sub(s.max(start)))
+        .sum()
+}
+
+/// The outermost regions no part covers; a leaf covered in part contributes its uncovered stretches.
+fn not_covered(r: &Region, covered: &[(u64, u64)], out: &mut Vec<Uncovered>) {
+    if r.space != Space::Image || r.size == 0 {
+        return;
+    }
+    let end = r.offset.saturating_add(r.size);
+    let o = overlap(covered, r.offset, end);
+    if o == 0 {
+        out.push(Uncovered {
+            path: r.path.clone(),
+            offset: r.offset,
+            size: r.size,
+        });
+        return;
+    }
+    if o >= r.size {
+        return;
+    }
+    let kids: Vec<&Region> = r
+        .children
+        .iter()
+        .filter(|c| c.space == Space::Image)
+        .collect();
+    if kids.is_empty() {
+        let mut at = r.offset;
+        for &(s, e) in covered {
+            if e <= at || s >= end {
+                continue;
+            }
+            if s > at {
+                out.push(Uncovered {
+                    path: r.path.clone(),
+                    offset: at,
+                    size: s - at,
+                });
+            }
+            at = at.max(e);
+        }
+        if at < end {
+            out.push(Uncovered {
+                path: r.path.clone(),
+                offset: at,
+                size: end - at,
+            });
+        }
+        return;
+    }
+    for c in kids {
+        not_covered(c, covered, out);
+    }
+}

@@ -1,0 +1,318 @@
+//! Baselines from release packages (issue 11): which parts of a package tree are anchored where in a
+//! flash dump, and which vendor signatures cover them.
+//!
+//! A vendor ships an OpenBMC update tarball or a UEFI capsule, and the field has flash dumps laid out
+//! differently: the tarball's `image-kernel` is the dump's `kernel` partition followed by erased space,
+//! a capsule's firmware volumes are a span of a SPI dump's BIOS region, after an NVRAM volume the
+//! capsule never held. A manifest made from a package therefore lists its **parts**, each with an
+//! [`Anchor`] that finds it in an image by identity (a partition name, the names and sizes of firmware
+//! volumes), never by file offset. `scan` compares each part where its anchor puts it and lists what no
+//! part covers.
+//!
+//! The vendor's own signatures are what make such a baseline vendor-signed: [`vendor_check`] collects
+//! what the parsers verified (OpenBMC RSA signatures, capsule PKCS#7) and refuses a package whose
+//! signatures do not verify or whose signer no vendor key of the trust policy vouches for.
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::Code;
+use crate::region::{Region, RegionKind, Space};
+
+/// Most parts a manifest may list.
+pub const MAX_PARTS: usize = 64;
+
+/// How a part of a baseline is found in an image laid out otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Anchor {
+    /// A flash partition (BMC layout) or flash region (Intel descriptor) of this name. The part's content
+    /// lies at its start; the rest of the partition must be blank.
+    Partition { name: String },
+    /// UEFI firmware volumes: the part lies where its volumes are found by name and size (most volumes
+    /// agreeing on one position).
+    Volumes,
+}
+
+impl Anchor {
+    pub fn describe(&self) -> String {
+        match self {
+            Anchor::Partition { name } => format!("partition `{name}`"),
+            Anchor::Volumes => "firmware volumes".to_string(),
+        }
+    }
+}
+
+/// A part of the baseline tree and where it is found in another image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Part {
+    /// Path of the part's node in the baseline tree (empty: the root).
+    pub path: String,
+    pub anchor: Anchor,
+    /// The vendor signature that covered this part when the baseline was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<VendorSignature>,
+}
+
+/// A vendor signature of a release package, as verified when the baseline was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorSignature {
+    /// `openbmc-rsa` (phosphor-bmc-code-mgmt) or `uefi-pkcs7` (EDK2 FMP authentication).
+    pub scheme: String,
+    /// Path of the node the signature covers (a tarball member, a capsule payload).
+    pub covers: String,
+    /// What verifying it said.
+    pub status: String,
+    /// Who signed, and why fwscan trusts (or does not trust) the signer.
+    pub signer: String,
+    /// The signer chains to a vendor key or certificate given (trust policy or command line).
+    pub trusted: bool,
+}
+
+/// A reason a package is not vendor-verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub code: Code,
+    pub path: String,
+    pub message: String,
+}
+
+/// What is known about a package's vendor signatures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VendorCheck {
+    /// The tree is a release package (OpenBMC tarball, UEFI capsule).
+    pub package: Option<&'static str>,
+    pub signatures: Vec<VendorSignature>,
+    /// Empty: every signature verifies and the signer is trusted.
+    pub problems: Vec<Problem>,
+}
+
+impl VendorCheck {
+    pub fn verified(&self) -> bool {
+        self.package.is_some() && self.problems.is_empty()
+    }
+}
+
+const OPENBMC_PARTS: &[(&str, &str)] = &[
+    ("image-u-boot", "u-boot"),
+    ("image-kernel", "kernel"),
+    ("image-rofs", "rofs"),
+    ("image-rwfs", "rwfs"),
+];
+
+fn is_openbmc_tar(tree: &Region) -> bool {
+    tree.attr_str("format") == Some("tar")
+        && tree.children.iter().any(|c| c.name == "MANIFEST")
+        && tree
+            .children
+            .iter()
+            .any(|c| OPENBMC_PARTS.iter().any(|(m, _)| c.name == *m) || c.name == "image-bmc")
+}
+
+fn is_capsule(tree: &Region) -> bool {
+    tree.attr_str("format") == Some("capsule")
+}
+
+/// Deepest level searched for firmware volumes.
+const MAX_ANCHOR_DEPTH: usize = 6;
+
+/// The parts of a baseline tree: an OpenBMC tarball's image files by partition; otherwise the shallowest
+/// nodes (not inside decompressed data) whose children are firmware volumes.
+pub fn parts_of(tree: &Region) -> Vec<Part> {
+    let mut out = Vec::new();
+    if is_openbmc_tar(tree) {
+        for (member, partition) in OPENBMC_PARTS {
+            if let Some(c) = tree.children.iter().find(|c| c.name == *member) {
+                out.push(Part {
+                    path: c.path.clone(),
+                    anchor: Anchor::Partition {
+                        name: partition.to_string(),
+                    },
+                    signature: None,
+                });
+            }
+        }
+        return out;
+    }
+    let mut level: Vec<&Region> = vec![tree];
+    for _ in 0..MAX_ANCHOR_DEPTH {
+        let holders: Vec<&Region> = level
+            .iter()
+            .copied()
+            .filter(|r| r.children.iter().any(|c| c.kind == RegionKind::Volume))
+            .collect();
+        if !holders.is_empty() {
+            out.extend(holders.into_iter().take(MAX_PARTS).map(|r| Part {
+                path: r.path.clone(),
+                anchor: Anchor::Volumes,
+                signature: None,
+            }));
+            return out;
+        }
+        level = level
+            .iter()
+            .flat_map(|r| r.children.iter())
+            .filter(|c| c.space == Space::Image && !c.children.is_empty())
+            .collect();
+        if level.is_empty() {
+            break;
+        }
+    }
+    out
+}
+
+fn find<'a>(tree: &'a Region, path: &str) -> Option<&'a Region> {
+    let mut cur = tree;
+    while cur.path != path {
+        cur = cur.children.iter().find(|c| {
+            path.strip_prefix(c.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })?;
+    }
+    Some(cur)
+}
+
+fn starts(r: &Region, key: &str, prefix: &str) -> bool {
+    r.attr_str(key).is_some_and(|s| s.starts_with(prefix))
+}
+
+/// Collects the vendor signatures of a package tree and every reason it is not vendor-verified: a
+/// signature that does not verify, a signer no vendor key vouches for, a payload without a signature.
+/// `parts` get the signature that covers each of them.
+pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
+    let mut c = VendorCheck::default();
+    tree.walk(&mut |r| {
+        for n in &r.notes {
+            if matches!(n.code, Code::VendorSignatureInvalid | Code::VendorUntrusted) {
+                c.problems.push(Problem {
+                    code: n.code,
+                    path: r.path.clone(),
+                    message: n.message.clone(),
+                });
+            }
+        }
+    });
+    if is_openbmc_tar(tree) {
+        c.package = Some("openbmc-tarball");
+        let manifest = find(tree, "MANIFEST");
+        let signer = manifest
+            .and_then(|m| m.attr_str("signer"))
+            .unwrap_or("unknown: MANIFEST.sig was not verified")
+            .to_string();
+        let trusted = signer.starts_with("trusted");
+        if !trusted && c.problems.is_empty() {
+            c.problems.push(Problem {
+                code: Code::VendorUntrusted,
+                path: "MANIFEST".into(),
+                message: format!(
+                    "the package is signed by its own key only ({signer}); give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key"
+                ),
+            });
+        }
+        for r in &tree.children {
+            let Some(status) = r.attr_str("signature") else {
+                continue;
+            };
+            c.signatures.push(VendorSignature {
+                scheme: "openbmc-rsa".into(),
+                covers: r.path.clone(),
+                status: status.to_string(),
+                signer: signer.clone(),
+                trusted: trusted && status.starts_with("valid"),
+            });
+        }
+        for p in parts.iter_mut() {
+            p.signature = c.signatures.iter().find(|s| s.covers == p.path).cloned();
+            if p.signature.is_none() && !c.problems.iter().any(|x| x.path == p.path) {
+                c.problems.push(Problem {
+                    code: Code::VendorSignatureInvalid,
+                    path: p.path.clone(),
+                    message: format!("{}: no verified signature covers it", p.path),
+                });
+            }
+        }
+    } else if is_capsule(tree) {
+        c.package = Some("uefi-capsule");
+        tree.walk(&mut |r| {
+            if r.name == "authentication" && starts(r, "signature", "valid") {
+                let covers = r
+                    .path
+                    .rsplit_once('/')
+                    .map(|(p, _)| p.to_string())
+                    .unwrap_or_default();
+                let signer = r.attr_str("signer").unwrap_or("unknown").to_string();
+                c.signatures.push(VendorSignature {
+                    scheme: "uefi-pkcs7".into(),
+                    covers,
+                    status: r.attr_str("signature").unwrap_or_default().to_string(),
+                    trusted: signer.starts_with("trusted"),
+                    signer,
+                });
+            }
+        });
+        for s in &c.signatures {
+            if !s.trusted && !c.problems.iter().any(|x| x.path.starts_with(&s.covers)) {
+                c.problems.push(Problem {
+                    code: Code::VendorUntrusted,
+                    path: s.covers.clone(),
+                    message: format!(
+                        "{}: {}; give the vendor's certificate or CA in the trust policy (`vendor_keys`) or with --capsule-cert",
+                        s.covers, s.signer
+                    ),
+                });
+            }
+        }
+        for p in parts.iter_mut() {
+            p.signature = c
+                .signatures
+                .iter()
+                .filter(|s| p.path == s.covers || p.path.starts_with(&format!("{}/", s.covers)))
+                .max_by_key(|s| s.covers.len())
+                .cloned();
+            if p.signature.is_none() && !c.problems.iter().any(|x| p.path.starts_with(&x.path)) {
+                c.problems.push(Problem {
+                    code: Code::VendorUntrusted,
+                    path: p.path.clone(),
+                    message: format!(
+                        "{}: no verified vendor signature covers this firmware (unsigned capsule, or a signature fwscan does not verify)",
+                        if p.path.is_empty() { "the capsule" } else { &p.path }
+                    ),
+                });
+            }
+        }
+        if parts.is_empty() && c.problems.is_empty() && c.signatures.is_empty() {
+            c.problems.push(Problem {
+                code: Code::VendorUntrusted,
+                path: String::new(),
+                message: "the capsule carries no signature fwscan verifies".into(),
+            });
+        }
+    }
+    c.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    c.problems.dedup();
+    c
+}
+
+/// Parses a file with the vendor keys of `policy` (those scoped to `product`/`component`, `None`: any)
+/// added to `opts`, eagerly, and checks its vendor signatures: what `baseline` and `verify` do with a
+/// release package.
+pub fn parse_verified(
+    data: std::sync::Arc<crate::input::Data>,
+    opts: &crate::formats::ParseOptions,
+    policy: Option<&super::trust::TrustPolicy>,
+    product: Option<&str>,
+    component: Option<&str>,
+) -> (Region, Vec<Part>, VendorCheck) {
+    let mut o = opts.clone();
+    if let Some(p) = policy {
+        let (obmc, certs) = p.vendor_parse_keys(product, component);
+        o.openbmc_keys.extend(obmc);
+        o.capsule_certs.extend(certs);
+    }
+    o.eager = true;
+    let tree = crate::formats::parse_image(data, &o);
+    let mut parts = parts_of(&tree);
+    let check = vendor_check(&tree, &mut parts);
+    (tree, parts, check)
+}
