@@ -327,11 +327,21 @@ struct Pkg {
 impl Pkg {
     /// Writes the parts and MANIFEST, makes a key, signs as OpenBMC's image_types_phosphor does.
     fn new(name: &str, hash: &'static str, manifest_hash: &str) -> Option<Pkg> {
+        Pkg::for_flash(name, hash, manifest_hash, b::LAYOUT_32)
+    }
+
+    /// A package whose kernel's device tree declares `layout` (the flash it is made for).
+    fn for_flash(
+        name: &str,
+        hash: &'static str,
+        manifest_hash: &str,
+        layout: &[(&str, u64, u64)],
+    ) -> Option<Pkg> {
         if !b::available() || !have("openssl") || !have("tar") {
             return None;
         }
         let dir = b::scratch(name);
-        let p = b::build(&dir, b::LAYOUT_32, b::UBOOT_32, true);
+        let p = b::build(&dir, layout, b::UBOOT_32, true);
         for (n, bytes) in [
             ("image-u-boot", &p.uboot),
             ("image-kernel", &p.kernel),
@@ -875,6 +885,63 @@ fn uncovered_paths(report: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[test]
+fn openbmc_tarball_baseline_scans_a_64_mib_flash_laid_out_by_its_device_tree() {
+    let Some(pkg) = Pkg::for_flash("pkg-anchor-64", "sha512", "RSA-SHA512", b::LAYOUT_64) else {
+        return;
+    };
+    let tar = pkg.tar("obmc.static.mtd.tar");
+    let m = pkg.dir.join("pkg.manifest.json");
+    let (code, _, err) = fwscan(&[
+        "baseline",
+        tar.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+        "--component",
+        "bmc",
+        "--openbmc-key",
+        &format!("OpenBMC:RSA-SHA512={}", pkg.dir.join("publickey").display()),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let part = |n: &str| std::fs::read(pkg.dir.join(format!("image-{n}"))).unwrap();
+    let env = b::env(&pkg.dir, b::ENV, "machine-env.bin");
+    let (uboot, kernel, rofs, rwfs) = (part("u-boot"), part("kernel"), part("rofs"), part("rwfs"));
+    let mut img = b::assemble(
+        b::LAYOUT_64,
+        &[
+            ("u-boot", &uboot),
+            ("u-boot-env", &env),
+            ("kernel", &kernel),
+            ("rofs", &rofs),
+            ("rwfs", &rwfs),
+        ],
+    );
+    assert_eq!(img.len(), 64 << 20);
+    let dump = pkg.dir.join("flash64.bin");
+    std::fs::write(&dump, &img).unwrap();
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 0, "{}", r["findings"]);
+    let kernel_at = r["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["part"] == "image-kernel")
+        .map(|a| a["offset"].as_u64().unwrap());
+    assert_eq!(kernel_at, Some(0x100000), "{}", r["anchors"]);
+    assert_eq!(uncovered_paths(&r), ["u-boot-env"]);
+    // A byte of the kernel changed in the dump: the FIT image is named.
+    img[0x100000 + kernel.len() / 2] ^= 0x01;
+    std::fs::write(&dump, &img).unwrap();
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 1);
+    let f = codes_paths(&r);
+    assert!(
+        f.iter()
+            .any(|(_, p)| p.starts_with("kernel/fit/image[kernel-1]")),
+        "{f:?}"
+    );
 }
 
 #[test]

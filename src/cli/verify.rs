@@ -144,15 +144,16 @@ fn refused(a: &Args, e: &TrustError) -> u8 {
     super::EXIT_ERROR
 }
 
-/// True when `path` looks like a release package rather than a JSON manifest.
+/// True when `path` starts like a release package (a tar archive, a UEFI capsule) rather than a manifest.
 fn is_package(path: &Path) -> bool {
     use std::io::Read;
-    let mut head = [0u8; 512];
+    let mut head = vec![0u8; 4096];
     let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
+        .and_then(|f| f.take(4096).read(&mut head))
         .unwrap_or(0);
-    let first = head[..n].iter().find(|b| !b.is_ascii_whitespace());
-    n > 0 && first != Some(&b'{')
+    let head = &head[..n];
+    fwscan::formats::obmc_tar::probe(head).is_some()
+        || fwscan::formats::capsule::probe(head).is_some()
 }
 
 /// `fwscan verify PACKAGE`: the vendor signatures of a release package, with the trust policy's vendor

@@ -458,3 +458,80 @@ fn not_covered(r: &Region, covered: &[(u64, u64)], out: &mut Vec<Uncovered>) {
         not_covered(c, covered, out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Data;
+    use std::sync::Arc;
+
+    fn tree() -> Region {
+        let data = Arc::new(Data::Owned(vec![0xFF; 0x4000]));
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, 0x4000);
+        for (i, name) in ["a", "b", "c", "d"].iter().enumerate() {
+            root.children.push(Region::new(
+                RegionKind::Partition,
+                *name,
+                &data,
+                i as u64 * 0x1000,
+                0x1000,
+            ));
+        }
+        region::finalize(&mut root);
+        root
+    }
+
+    #[test]
+    fn what_no_part_covers_is_listed_outermost_and_in_stretches() {
+        let t = tree();
+        let mut out = Vec::new();
+        // `b` whole, half of `c`.
+        not_covered(&t, &[(0x1000, 0x2000), (0x2000, 0x2800)], &mut out);
+        let got: Vec<(String, u64, u64)> = out
+            .into_iter()
+            .map(|u| (u.path, u.offset, u.size))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a".to_string(), 0, 0x1000),
+                ("c".to_string(), 0x2800, 0x800),
+                ("d".to_string(), 0x3000, 0x1000)
+            ]
+        );
+        let mut out = Vec::new();
+        not_covered(&t, &[(0, 0x4000)], &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_partition_anchor_finds_its_partition_and_shifts_offsets() {
+        let t = tree();
+        let part = Node {
+            name: "image-c".into(),
+            path: "image-c".into(),
+            kind: RegionKind::File,
+            space: Space::Image,
+            base: None,
+            offset: 0x200,
+            size: 0x100,
+            policy: Policy::Static,
+            digest: None,
+            blocks: Vec::new(),
+            attrs: Default::default(),
+            notes: Vec::new(),
+            children: Vec::new(),
+        };
+        let p = locate(&t, &part, &Anchor::Partition { name: "C".into() })
+            .expect("found, case ignored");
+        assert_eq!((p.region.as_str(), p.start, p.end), ("c", 0x2000, 0x3000));
+        let mut child = part.clone();
+        child.path = "image-c/x".into();
+        child.offset = 0x210;
+        let moved = reroot(&child, "image-c", "c", p.shift);
+        assert_eq!((moved.path.as_str(), moved.offset), ("c/x", 0x2010));
+        assert!(locate(&t, &part, &Anchor::Partition { name: "e".into() }).is_none());
+        assert_eq!(base_name("fv[X]#2"), "fv[X]");
+        assert_eq!(base_name("a#b"), "a#b");
+    }
+}
