@@ -1294,3 +1294,92 @@ fn capsule_baseline_scans_a_vars_and_code_dump() {
     assert_eq!(c, 2);
     assert!(err.contains("vendor-signature-invalid"), "{err}");
 }
+
+#[test]
+fn bios_and_me_baselines_scan_a_whole_spi_dump_each_in_its_region() {
+    let (Some(code), Some(me_path)) = (
+        ovmf_code(),
+        crate::harness::fixture("intel/purley-sps-me-region.bin"),
+    ) else {
+        return;
+    };
+    let vars = PathBuf::from("/usr/share/OVMF/OVMF_VARS_4M.fd");
+    if !vars.is_file() {
+        skip("/usr/share/OVMF/OVMF_VARS_4M.fd missing (Debian: ovmf)");
+        return;
+    }
+    let dir = b::scratch("spi-anchor");
+    let me = std::fs::read(&me_path).unwrap();
+    let code_bytes = std::fs::read(&code).unwrap();
+    let mut bios = std::fs::read(&vars).unwrap();
+    let vars_len = bios.len();
+    bios.extend_from_slice(&code_bytes);
+    assert_eq!(bios.len(), 4 << 20);
+    // An 8 MiB SPI flash: descriptor, the real SPS ME region at 4 KiB, BIOS (VARS+CODE) in the top half.
+    let me_limit = (0x1000 + me.len() as u32 - 1) >> 12;
+    let mut img = vec![0xFFu8; 8 << 20];
+    img[..0x1000].copy_from_slice(&crate::support::spi::descriptor(&[
+        (0, 0, 0),
+        (1, 0x400, 0x7FF),
+        (2, 1, me_limit),
+    ]));
+    img[0x1000..0x1000 + me.len()].copy_from_slice(&me);
+    img[4 << 20..].copy_from_slice(&bios);
+    let spi = dir.join("spi.bin");
+    std::fs::write(&spi, &img).unwrap();
+
+    let (bm, mm) = (dir.join("bios.json"), dir.join("me.json"));
+    for (src, out, comp) in [(&code, &bm, "bios"), (&me_path, &mm, "me")] {
+        let (c, _, err) = fwscan(&[
+            "baseline",
+            src.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--component",
+            comp,
+        ]);
+        assert_eq!(c, 0, "{err}");
+    }
+    let (c, r) = scan_json(&spi, &[&bm, &mm], &[]);
+    assert_eq!(c, 0, "{}", r["findings"]);
+    let anchors: Vec<(u64, String, u64)> = r["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["manifest"].as_u64().unwrap(),
+                a["region"].as_str().unwrap().to_string(),
+                a["offset"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        anchors,
+        [
+            (0, "bios".to_string(), (4 << 20) + vars_len as u64),
+            (1, "me".to_string(), 0x1000)
+        ]
+    );
+    let unc = uncovered_paths(&r);
+    assert!(unc.contains(&"descriptor".to_string()), "{unc:?}");
+    assert!(unc.iter().any(|p| p.starts_with("bios/fv[FFF12B8D")), "{unc:?}");
+    assert!(!unc.iter().any(|p| p.starts_with("me")), "{unc:?}");
+
+    // A byte of the ME's FTPR code partition changed: found in the ME region, the BIOS still clean.
+    let ftpr = r#"me/FTPR"#;
+    let at = 0x1000 + 0x32000 + 0x1000;
+    img[at] ^= 0x01;
+    std::fs::write(&spi, &img).unwrap();
+    let (c, r) = scan_json(&spi, &[&bm, &mm], &[]);
+    assert_eq!(c, 1);
+    let f = codes_paths(&r);
+    assert!(f.iter().all(|(_, p)| p.starts_with(ftpr)), "{f:?}");
+    assert!(!f.is_empty());
+    img[at] ^= 0x01;
+    // The BIOS baseline alone: the ME region is then listed as not covered.
+    std::fs::write(&spi, &img).unwrap();
+    let (c, r) = scan_json(&spi, &[&bm], &[]);
+    assert_eq!(c, 0, "{}", r["findings"]);
+    assert!(uncovered_paths(&r).iter().any(|p| p == "me"));
+}

@@ -117,8 +117,9 @@ fn is_capsule(tree: &Region) -> bool {
 /// Deepest level searched for firmware volumes.
 const MAX_ANCHOR_DEPTH: usize = 6;
 
-/// The parts of a baseline tree: an OpenBMC tarball's image files by partition; otherwise the shallowest
-/// nodes (not inside decompressed data) whose children are firmware volumes.
+/// The parts of a baseline tree: an OpenBMC tarball's image files by partition; an ME region file as the
+/// flash's `me` region; otherwise the shallowest nodes (not inside decompressed data) whose children are
+/// firmware volumes.
 pub fn parts_of(tree: &Region) -> Vec<Part> {
     let mut out = Vec::new();
     if is_openbmc_tar(tree) {
@@ -133,6 +134,15 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
                 });
             }
         }
+        return out;
+    }
+    // An ME region file is the `me` region of an Intel descriptor's flash.
+    if tree.attr_str("format") == Some("me") {
+        out.push(Part {
+            path: String::new(),
+            anchor: Anchor::Partition { name: "me".into() },
+            signature: None,
+        });
         return out;
     }
     let mut level: Vec<&Region> = vec![tree];
