@@ -81,20 +81,6 @@ fn nodes(doc: &Value) -> BTreeMap<String, Value> {
     out
 }
 
-fn finding_codes(doc: &Value) -> Vec<(String, String)> {
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["path"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 type Found = Vec<(String, String, String)>;
 
 /// Scans `image` against the 32 MiB baseline: exit code, (code, path, message) of each finding, and how
@@ -112,18 +98,7 @@ fn scan32(base: &Base, name: &str, image: &[u8]) -> (i32, Found, u64) {
         "json",
     ]);
     let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
-    let findings = doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["path"].as_str().unwrap().to_string(),
-                f["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let findings = crate::harness::code_path_messages(&doc);
     let _ = std::fs::remove_file(&path);
     (
         code,
@@ -305,7 +280,11 @@ fn check_inspect(img: &Path, dir: &Path, p: &Pieces, layout: &[(&str, u64, u64)]
     let files = n["rwfs/jffs2"]["attrs"]["files"].as_array().unwrap();
     assert!(files.iter().any(|f| f == "/etc/hostname"), "{files:?}");
     // A clean image has no findings at all.
-    assert_eq!(finding_codes(&doc), vec![], "clean image has findings");
+    assert_eq!(
+        crate::harness::code_paths(&doc),
+        vec![],
+        "clean image has findings"
+    );
 }
 
 #[test]
@@ -498,7 +477,7 @@ fn tampering_is_detected_and_named() {
     );
     let stale = dir.join("stale.bin");
     std::fs::write(&stale, &img).unwrap();
-    let codes = finding_codes(&inspect(&stale));
+    let codes = crate::harness::code_paths(&inspect(&stale));
     assert!(
         codes.contains(&(
             "fit-hash-mismatch".into(),
@@ -826,7 +805,7 @@ fn legacy_uimage_kernel_with_the_32m_preset() {
     assert_eq!(k["attrs"]["type"], "kernel");
     assert_eq!(k["attrs"]["arch"], "arm");
     assert!(listing.contains("Linux-6.6.0-test"));
-    assert_eq!(finding_codes(&doc), vec![]);
+    assert_eq!(crate::harness::code_paths(&doc), vec![]);
     // Data and header CRCs.
     let mut bad = img.clone();
     bad[0x80000 + 64 + 1000] ^= 1;
@@ -922,7 +901,7 @@ fn ubi_layout_lists_volumes() {
             "json",
         ]);
         let doc: Value = serde_json::from_str(&out).unwrap();
-        (code, finding_codes(&doc))
+        (code, crate::harness::code_paths(&doc))
     };
     let peb = 0x10000usize;
     let mut moved = img.clone();
@@ -1015,7 +994,7 @@ fn user_layouts_are_applied_and_content_is_parsed() {
     assert_eq!(n["bmc/rofs"]["offset"].as_u64(), Some(0x100000 + 0x4C0000));
     let bb = &n["bmc/rofs/squashfs/bin/busybox"];
     assert_eq!(bb["kind"], "fs-file");
-    assert_eq!(finding_codes(&doc), vec![]);
+    assert_eq!(crate::harness::code_paths(&doc), vec![]);
 }
 
 /// A crafted extended file inode claiming a 2^60-byte file: the squashfs reader sizes a file's block

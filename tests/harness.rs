@@ -44,6 +44,30 @@ pub fn split(out: Output) -> (i32, String, String) {
     )
 }
 
+/// `(code, path)` of every finding of a report (or of an `inspect` document).
+pub fn code_paths(doc: &serde_json::Value) -> Vec<(String, String)> {
+    doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `(code, path, message)` of every finding of a report (or of an `inspect` document).
+pub fn code_path_messages(doc: &serde_json::Value) -> Vec<(String, String, String)> {
+    code_paths(doc)
+        .into_iter()
+        .zip(doc["findings"].as_array().unwrap())
+        .map(|((c, p), f)| (c, p, f["message"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
 /// `fwscan inspect --format json PATH`, which must succeed.
 #[track_caller]
 pub fn inspect_json(path: &Path) -> serde_json::Value {

@@ -309,20 +309,6 @@ fn scan(img: &Path, man: &Path) -> (i32, Value) {
     (out.status.code().unwrap(), v)
 }
 
-fn codes_paths(rep: &Value) -> Vec<(String, String)> {
-    rep["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["path"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 /// (offset, size) of the `data` child of the node whose path ends with `suffix`.
 fn var_data(root: &Value, suffix: &str) -> (usize, usize) {
     let mut hit = None;
@@ -375,7 +361,7 @@ fn tamper_tests_on_the_spi_image() {
     let (code, rep) = case("mac-bad.bin", &|b| b[0x1000 + 5] = 0x98);
     assert_eq!(code, 1);
     assert_eq!(
-        codes_paths(&rep),
+        crate::harness::code_paths(&rep),
         [("gbe-checksum".into(), "gbe/checksum".into())]
     );
 
@@ -389,7 +375,7 @@ fn tamper_tests_on_the_spi_image() {
     let (off, len) = var_data(root, &format!("var[{IMAGE_SECURITY}:dbx]"));
     let (code, rep) = case("dbx.bin", &|b| b[off + len / 2] ^= 0x40);
     assert_eq!(code, 1);
-    let cp = codes_paths(&rep);
+    let cp = crate::harness::code_paths(&rep);
     assert_eq!(cp.len(), 1, "{rep:#}");
     assert_eq!(cp[0].0, "variable-modified");
     assert!(
@@ -400,7 +386,7 @@ fn tamper_tests_on_the_spi_image() {
     let (code, rep) = case("ftpr.bin", &|b| b[0x10000 + 0x1000 + 0x1234] ^= 0x01);
     assert_eq!(code, 1);
     assert_eq!(
-        codes_paths(&rep),
+        crate::harness::code_paths(&rep),
         [("region-modified".into(), "me/FTPR".into())]
     );
     // A byte in MFS (per-machine ME data): clean.
@@ -410,7 +396,7 @@ fn tamper_tests_on_the_spi_image() {
     let (code, rep) = case("desc.bin", &|b| b[0x100] ^= 0x01);
     assert_eq!(code, 1);
     assert_eq!(
-        codes_paths(&rep),
+        crate::harness::code_paths(&rep),
         [("region-modified".into(), "descriptor".into())]
     );
 }

@@ -42,18 +42,7 @@ fn nodes(doc: &Value) -> BTreeMap<String, Value> {
 }
 
 fn findings(doc: &Value) -> Vec<(String, String, String)> {
-    doc["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["path"].as_str().unwrap().to_string(),
-                f["message"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
+    crate::harness::code_path_messages(doc)
 }
 
 fn attr<'a>(n: &'a BTreeMap<String, Value>, path: &str, key: &str) -> &'a str {
@@ -614,6 +603,39 @@ fn ovmf_code() -> Option<PathBuf> {
 
 const FW_GUID: &str = "6e0e1d3c-0cb8-4c51-b5fa-6a3ef7d9fdd1";
 
+/// An FMP capsule of `payload` made by EDK2's `GenerateCapsule.py`, signed with its test certificate chain
+/// (TestCert → TestSub → TestRoot).
+fn generate_capsule(dir: &Path, bt: &Path, payload: &Path, out: &Path, extra: &[&str]) {
+    let certs = bt.join("Pkcs7Sign");
+    let (cert, sub, root) = (
+        certs.join("TestCert.pem"),
+        certs.join("TestSub.pub.pem"),
+        certs.join("TestRoot.pub.pem"),
+    );
+    let mut args = vec![
+        "-m",
+        "edk2basetools.Capsule.GenerateCapsule",
+        "--encode",
+        "--guid",
+        FW_GUID,
+        "--fw-version",
+        "2",
+        "--lsv",
+        "1",
+        "--signer-private-cert",
+        cert.to_str().unwrap(),
+        "--other-public-cert",
+        sub.to_str().unwrap(),
+        "--trusted-public-cert",
+        root.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(payload.to_str().unwrap());
+    run(dir, "python3", &args);
+}
+
 #[test]
 fn fmp_capsule_from_generate_capsule_is_verified_and_its_signer_named() {
     let (Some(bt), Some(code)) = (edk2_basetools(), ovmf_code()) else {
@@ -626,34 +648,18 @@ fn fmp_capsule_from_generate_capsule_is_verified_and_its_signer_named() {
     let dir = b::scratch("pkg-capsule");
     std::fs::write(dir.join("driver.efi"), b"MZ-not-really-a-driver").unwrap();
     let cap = dir.join("fw.cap");
-    run(
+    generate_capsule(
         &dir,
-        "python3",
+        &bt,
+        &code,
+        &cap,
         &[
-            "-m",
-            "edk2basetools.Capsule.GenerateCapsule",
-            "--encode",
-            "--guid",
-            FW_GUID,
-            "--fw-version",
-            "2",
-            "--lsv",
-            "1",
             "--monotonic-count",
             "7",
             "--capflag",
             "PersistAcrossReset",
             "--embedded-driver",
             "driver.efi",
-            "--signer-private-cert",
-            certs.join("TestCert.pem").to_str().unwrap(),
-            "--other-public-cert",
-            certs.join("TestSub.pub.pem").to_str().unwrap(),
-            "--trusted-public-cert",
-            certs.join("TestRoot.pub.pem").to_str().unwrap(),
-            "-o",
-            cap.to_str().unwrap(),
-            code.to_str().unwrap(),
         ],
     );
     let doc = inspect(&cap, &[]);
@@ -862,20 +868,6 @@ fn scan_json(img: &Path, manifests: &[&Path], extra: &[&str]) -> (i32, Value) {
     (code, v)
 }
 
-fn codes_paths(report: &Value) -> Vec<(String, String)> {
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["code"].as_str().unwrap().to_string(),
-                f["path"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn uncovered_paths(report: &Value) -> Vec<String> {
     report["uncovered"]
         .as_array()
@@ -936,7 +928,7 @@ fn openbmc_tarball_baseline_scans_a_64_mib_flash_laid_out_by_its_device_tree() {
     std::fs::write(&dump, &img).unwrap();
     let (code, r) = scan_json(&dump, &[&m], &[]);
     assert_eq!(code, 1);
-    let f = codes_paths(&r);
+    let f = crate::harness::code_paths(&r);
     assert!(
         f.iter()
             .any(|(_, p)| p.starts_with("kernel/fit/image[kernel-1]")),
@@ -1093,7 +1085,7 @@ fn openbmc_tarball_baseline_scans_the_flash_assembled_from_its_parts() {
     std::fs::write(&dump, flash(&evil_rofs)).unwrap();
     let (code, r) = scan_json(&dump, &[&m], &[]);
     assert_eq!(code, 1);
-    let f = codes_paths(&r);
+    let f = crate::harness::code_paths(&r);
     assert!(
         f.iter().any(|(c, p)| c == "file-modified"
             && p.starts_with("rofs/")
@@ -1109,7 +1101,7 @@ fn openbmc_tarball_baseline_scans_the_flash_assembled_from_its_parts() {
     std::fs::write(&dump, &img).unwrap();
     let (code, r) = scan_json(&dump, &[&m], &[]);
     assert_eq!(code, 1);
-    let f = codes_paths(&r);
+    let f = crate::harness::code_paths(&r);
     assert!(
         f.iter()
             .any(|(c, p)| c == "not-blank" && p.starts_with("kernel")),
@@ -1153,35 +1145,7 @@ fn capsule_baseline_scans_a_vars_and_code_dump() {
     let certs = bt.join("Pkcs7Sign");
     let dir = b::scratch("pkg-capsule-anchor");
     let cap = dir.join("fw.cap");
-    let encode = |payload: &Path, out: &Path| {
-        run(
-            &dir,
-            "python3",
-            &[
-                "-m",
-                "edk2basetools.Capsule.GenerateCapsule",
-                "--encode",
-                "--guid",
-                FW_GUID,
-                "--fw-version",
-                "2",
-                "--lsv",
-                "1",
-                "--monotonic-count",
-                "3",
-                "--signer-private-cert",
-                certs.join("TestCert.pem").to_str().unwrap(),
-                "--other-public-cert",
-                certs.join("TestSub.pub.pem").to_str().unwrap(),
-                "--trusted-public-cert",
-                certs.join("TestRoot.pub.pem").to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                payload.to_str().unwrap(),
-            ],
-        )
-    };
-    encode(&code, &cap);
+    generate_capsule(&dir, &bt, &code, &cap, &["--monotonic-count", "3"]);
     let m = dir.join("cap.manifest.json");
     let base = |cap: &Path, extra: &[&str]| -> (i32, String) {
         let mut args = vec![
@@ -1363,7 +1327,10 @@ fn bios_and_me_baselines_scan_a_whole_spi_dump_each_in_its_region() {
     );
     let unc = uncovered_paths(&r);
     assert!(unc.contains(&"descriptor".to_string()), "{unc:?}");
-    assert!(unc.iter().any(|p| p.starts_with("bios/fv[FFF12B8D")), "{unc:?}");
+    assert!(
+        unc.iter().any(|p| p.starts_with("bios/fv[FFF12B8D")),
+        "{unc:?}"
+    );
     assert!(!unc.iter().any(|p| p.starts_with("me")), "{unc:?}");
 
     // A byte of the ME's FTPR code partition changed: found in the ME region, the BIOS still clean.
@@ -1373,7 +1340,7 @@ fn bios_and_me_baselines_scan_a_whole_spi_dump_each_in_its_region() {
     std::fs::write(&spi, &img).unwrap();
     let (c, r) = scan_json(&spi, &[&bm, &mm], &[]);
     assert_eq!(c, 1);
-    let f = codes_paths(&r);
+    let f = crate::harness::code_paths(&r);
     assert!(f.iter().all(|(_, p)| p.starts_with(ftpr)), "{f:?}");
     assert!(!f.is_empty());
     img[at] ^= 0x01;

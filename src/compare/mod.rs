@@ -65,7 +65,21 @@ struct Cx<'a> {
     skipped: std::sync::Mutex<Vec<Skipped>>,
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
+    fn new(m: &'a VerifiedManifest) -> Cx<'a> {
+        let man = m.manifest();
+        Cx {
+            alg: man.hash.algorithm,
+            block: man.hash.block_size,
+            blank: man.image.blank_byte,
+            _m: m,
+            hashed: AtomicU64::new(0),
+            compared: AtomicU64::new(0),
+            expanded: AtomicU64::new(0),
+            skipped: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
     fn digest(&self, bytes: &[u8]) -> String {
         self.hashed.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         hash::digest(self.alg, bytes)
@@ -129,16 +143,7 @@ struct Hashed {
 /// what was parsed.
 pub fn compare(m: &VerifiedManifest, image: &mut Region) -> ScanResult {
     let man = m.manifest();
-    let cx = Cx {
-        alg: man.hash.algorithm,
-        block: man.hash.block_size,
-        blank: man.image.blank_byte,
-        _m: m,
-        hashed: AtomicU64::new(0),
-        compared: AtomicU64::new(0),
-        expanded: AtomicU64::new(0),
-        skipped: std::sync::Mutex::new(Vec::new()),
-    };
+    let cx = Cx::new(m);
     let mut findings = Vec::new();
     if image.size != man.image.size {
         let mut f = Finding::on(

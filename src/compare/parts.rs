@@ -15,7 +15,7 @@
 //!   a finding but uncovered.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
@@ -191,10 +191,10 @@ fn reroot(n: &Node, from: &str, to: &str, shift: i128) -> Node {
 fn find_mut<'a>(root: &'a mut Region, path: &str) -> Option<&'a mut Region> {
     let mut cur = root;
     while cur.path != path {
-        cur = cur.children.iter_mut().find(|c| {
-            path.strip_prefix(c.path.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })?;
+        cur = cur
+            .children
+            .iter_mut()
+            .find(|c| region::leads_to(&c.path, path))?;
     }
     Some(cur)
 }
@@ -301,16 +301,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
     let mut covered: Vec<(u64, u64)> = Vec::new();
     for (i, v) in ms.iter().enumerate() {
         let man = v.manifest();
-        let cx = Cx {
-            alg: man.hash.algorithm,
-            block: man.hash.block_size,
-            blank: man.image.blank_byte,
-            _m: v,
-            hashed: AtomicU64::new(0),
-            compared: AtomicU64::new(0),
-            expanded: AtomicU64::new(0),
-            skipped: std::sync::Mutex::new(Vec::new()),
-        };
+        let cx = Cx::new(v);
         let implied;
         let parts: &[Part] = if man.parts.is_empty() {
             implied = vec![Part {

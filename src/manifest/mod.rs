@@ -460,10 +460,10 @@ impl Manifest {
         let mut cur = &self.root;
         // Names may hold `/` (tar members): descend by path prefix, not by splitting.
         while cur.path != path {
-            cur = cur.children.iter().find(|c| {
-                path.strip_prefix(c.path.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            })?;
+            cur = cur
+                .children
+                .iter()
+                .find(|c| region::leads_to(&c.path, path))?;
         }
         Some(cur)
     }

@@ -175,10 +175,10 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
 fn find<'a>(tree: &'a Region, path: &str) -> Option<&'a Region> {
     let mut cur = tree;
     while cur.path != path {
-        cur = cur.children.iter().find(|c| {
-            path.strip_prefix(c.path.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })?;
+        cur = cur
+            .children
+            .iter()
+            .find(|c| crate::region::leads_to(&c.path, path))?;
     }
     Some(cur)
 }

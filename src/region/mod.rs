@@ -242,6 +242,14 @@ pub fn first_not(b: &[u8], v: u8) -> Option<usize> {
 }
 
 /// Joins a parent path and a child name (the root's path is empty).
+/// True when the node at path `node` is `target` or one of its ancestors. Names may hold `/` (tar
+/// members), so a path is found by descending through the children this holds for, never by splitting.
+pub fn leads_to(node: &str, target: &str) -> bool {
+    target
+        .strip_prefix(node)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 pub fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
