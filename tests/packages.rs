@@ -1215,6 +1215,11 @@ fn capsule_baseline_scans_a_vars_and_code_dump() {
             fmt,
         ]);
         assert!(out.contains(needle), "{fmt}: {out}");
+        if fmt == "sarif" {
+            let f = dir.join("anchored.sarif");
+            std::fs::write(&f, &out).unwrap();
+            crate::sarif::check_with_multitool(&f);
+        }
     }
     // Both halves with a baseline each: nothing is left uncovered.
     let vm = dir.join("vars.manifest.json");

@@ -45,7 +45,7 @@ fn validate(file: &Path) -> Option<(bool, String)> {
     None
 }
 
-fn check_with_multitool(file: &Path) {
+pub(crate) fn check_with_multitool(file: &Path) {
     match validate(file) {
         None => crate::harness::skip(&format!(
             "SKIPPED multitool validation of {}: sarif-multitool/npx not available",
