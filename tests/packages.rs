@@ -1073,6 +1073,62 @@ fn openbmc_tarball_baseline_scans_the_flash_assembled_from_its_parts() {
     // The environment is per machine and in no package: listed, not a finding.
     assert_eq!(uncovered_paths(&r), ["u-boot-env"]);
 
+    // A fleet audit with the package's baseline mapped to the dumps: compared part by part there too.
+    let fleet = pkg.dir.join("fleet");
+    let mans = pkg.dir.join("mans");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mans).unwrap();
+    std::fs::copy(&m, mans.join("bmc.json")).unwrap();
+    std::fs::write(fleet.join("bmc-0001.bin"), flash(&rofs)).unwrap();
+    let mut tampered = flash(&rofs);
+    let at = 0x80000 + kernel.len() / 2;
+    tampered[at] ^= 0x01;
+    std::fs::write(fleet.join("bmc-0002.bin"), tampered).unwrap();
+    let map = pkg.dir.join("map.csv");
+    std::fs::write(&map, format!("*.bin,{}\n", mans.join("bmc.json").display())).unwrap();
+    let rows = pkg.dir.join("rows.jsonl");
+    let (code, _, err) = fwscan(&[
+        "audit",
+        fleet.to_str().unwrap(),
+        "--manifests",
+        mans.to_str().unwrap(),
+        "--map",
+        map.to_str().unwrap(),
+        "--insecure-unsigned",
+        "-q",
+        "-o",
+        rows.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let rows: Vec<Value> = std::fs::read_to_string(&rows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "image")
+        .collect();
+    let verdict = |name: &str| {
+        let r = rows.iter().find(|r| r["path"] == name).unwrap();
+        (
+            r["verdict"].as_str().unwrap().to_string(),
+            r["findings"].clone(),
+        )
+    };
+    assert_eq!(
+        verdict("bmc-0001.bin").0,
+        "clean",
+        "{:?}",
+        verdict("bmc-0001.bin")
+    );
+    let (v, f) = verdict("bmc-0002.bin");
+    assert_eq!(v, "findings");
+    assert!(
+        f.as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["path"].as_str().unwrap().starts_with("kernel/")),
+        "{f}"
+    );
+
     // A rofs whose busybox was replaced: the file is named.
     let evil = pkg.dir.join("evil");
     std::fs::create_dir_all(&evil).unwrap();

@@ -395,7 +395,11 @@ fn scan_inner(
             size,
             sha256: None,
         };
-        let b = crate::scan::Baseline::Manifest(v, &manifest_path);
+        // A manifest of an image laid out otherwise (a release package's baseline) is compared part by
+        // part, on the image parsed with its own layout.
+        let pair = [(v, manifest_path.as_str())];
+        let b = crate::scan::Baseline::choose(&pair, &data[..], &scanner.parse);
+        let tree = tree.filter(|_| matches!(b, crate::scan::Baseline::Manifest(..)));
         let report = match tree {
             Some(t) => scanner.run_tree("audit", image, t, b),
             None => {

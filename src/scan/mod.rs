@@ -113,6 +113,26 @@ impl Scanner {
 
     /// The whole pipeline on an image's bytes.
     pub fn run(&self, command: &str, image: ImageRef, data: Arc<Data>, b: Baseline<'_>) -> Report {
+        // One manifest of a file of the same format but another size (a BIOS region against a dump with
+        // an extra NVRAM volume): part by part when every part is found there, else as a whole (a
+        // truncated or damaged dump is reported against the whole baseline, with its size).
+        if let Baseline::Parts([(v, path)]) = b {
+            let m = v.manifest();
+            if formats::detect_file(&data[..]).map_or("raw", |f| f.name) == m.image.format {
+                let mut o = self.parse.clone();
+                o.eager = false;
+                let tree = formats::parse_image(data.clone(), &o);
+                let report = self.run_tree(command, image.clone(), tree, b);
+                if !report
+                    .findings
+                    .iter()
+                    .any(|f| f.code == Code::AnchorNotFound)
+                {
+                    return report;
+                }
+                return self.run(command, image, data, Baseline::Manifest(v, path));
+            }
+        }
         let tree = match b {
             Baseline::Manifest(v, _) => self.parse(data, Some(v.manifest())),
             Baseline::None => self.parse(data, None),
