@@ -74,6 +74,7 @@ pub struct ImageFacts<'a> {
     guids: Option<HashSet<String>>,
     os_release: Option<BTreeMap<String, String>>,
     decompress_limit: u64,
+    max_regions: u64,
     /// The lazily parsed tree (parsed once for GUID evidence; handed to the comparison afterwards).
     tree: Option<Region>,
     /// Eagerly parsed trees, one per (layout, format) a manifest asked for.
@@ -119,10 +120,17 @@ impl<'a> ImageFacts<'a> {
             guids: None,
             os_release: None,
             decompress_limit,
+            max_regions: formats::DEFAULT_MAX_REGIONS,
             tree: None,
             trees: Vec::new(),
             product: None,
         }
+    }
+
+    /// Sets the region cap of the trees parsed for selection ([`ParseOptions::max_regions`]).
+    pub fn with_max_regions(mut self, n: u64) -> Self {
+        self.max_regions = n;
+        self
     }
 
     /// SHA-256 of the whole image, computed on first use (one hash pass).
@@ -158,6 +166,7 @@ impl<'a> ImageFacts<'a> {
         let opts = ParseOptions {
             eager,
             max_decompressed_total: self.decompress_limit,
+            max_regions: self.max_regions,
             ..ParseOptions::default()
         };
         formats::parse_image(std::sync::Arc::clone(self.data), &opts)
@@ -177,6 +186,7 @@ impl<'a> ImageFacts<'a> {
                 let opts = ParseOptions {
                     eager: true,
                     max_decompressed_total: self.decompress_limit,
+                    max_regions: self.max_regions,
                     layout: m.layout.clone(),
                     format,
                     ..ParseOptions::default()
@@ -725,11 +735,7 @@ fn identity_kind(k: RegionKind) -> bool {
 
 /// The identity key of a node: kind, region path (names, GUIDs, file paths) and, for code, its machine
 /// type (an IA32 and an X64 build of the same tree differ in every module).
-fn identity_key(
-    kind: RegionKind,
-    path: &str,
-    attrs: &BTreeMap<String, serde_json::Value>,
-) -> String {
+fn identity_key(kind: RegionKind, path: &str, attrs: &crate::finding::Attrs) -> String {
     let machine = attrs.get("machine").and_then(|v| v.as_str()).unwrap_or("");
     format!("{}\u{0}{path}\u{0}{machine}", kind.as_str())
 }

@@ -44,6 +44,8 @@ pub struct AuditOptions {
     pub shard: Option<Shard>,
     /// Cap on all decompressed data of one image.
     pub max_decompressed: u64,
+    /// Most regions built for one image ([`ParseOptions::max_regions`]; 0 means the default).
+    pub max_regions: u64,
     /// Record per-image wall time (and the slowest list).
     pub timing: bool,
     /// Record the SHA-256 of every image (one more hash pass over images that are compared region by
@@ -54,6 +56,17 @@ pub struct AuditOptions {
     pub rules: Option<std::sync::Arc<crate::check::RuleSet>>,
     /// What fails the run (`--fail-on`, `--ignore-category`); applied to each row's findings.
     pub fail_policy: crate::finding::FailPolicy,
+}
+
+impl AuditOptions {
+    /// The region cap of one image ([`AuditOptions::max_regions`], or the default when 0).
+    pub fn regions(&self) -> u64 {
+        if self.max_regions == 0 {
+            crate::formats::DEFAULT_MAX_REGIONS
+        } else {
+            self.max_regions
+        }
+    }
 }
 
 impl std::fmt::Debug for AuditOptions {
@@ -288,7 +301,7 @@ fn scan_inner(
         );
     }
     let size = data.len() as u64;
-    let mut facts = ImageFacts::new(&data, opts.max_decompressed);
+    let mut facts = ImageFacts::new(&data, opts.max_decompressed).with_max_regions(opts.regions());
     if opts.image_digests {
         facts.sha256();
     }
@@ -378,6 +391,7 @@ fn scan_inner(
         let scanner = crate::scan::Scanner::new(
             ParseOptions {
                 max_decompressed_total: opts.max_decompressed,
+                max_regions: opts.regions(),
                 ..ParseOptions::default()
             },
             opts.rules.clone(),

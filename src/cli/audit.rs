@@ -70,6 +70,10 @@ pub struct Args {
     /// Cap on all decompressed data of one image, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_decompressed: u64,
+    /// Most regions (files, sections, variables, file-system entries) built for one image; past it the
+    /// rest of a container is one opaque, hashed node with a `limit-exceeded` finding.
+    #[arg(long, value_name = "N", default_value_t = fwscan::formats::DEFAULT_MAX_REGIONS)]
+    pub max_regions: u64,
     /// Images scanned in parallel (default: number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<usize>,
@@ -249,6 +253,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         },
         shard: a.shard,
         max_decompressed: a.max_decompressed.saturating_mul(1 << 20),
+        max_regions: a.max_regions,
         timing: !a.no_timing,
         rules: Some(std::sync::Arc::new(super::check::load_rules(&a.rules)?)),
         image_digests: a.image_digests,

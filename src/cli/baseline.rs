@@ -192,7 +192,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         rules.validate().map_err(|e| anyhow::anyhow!(e))?;
         // The golden image must satisfy its own rules, or the manifest would never be chosen.
         let mut facts =
-            fwscan::audit::catalogue::ImageFacts::new(&tree.data, opts.max_decompressed_total);
+            fwscan::audit::catalogue::ImageFacts::new(&tree.data, opts.max_decompressed_total)
+                .with_max_regions(opts.max_regions);
         if !fwscan::audit::catalogue::rules_match(&rules, &mut facts) {
             anyhow::bail!(
                 "{}: the image does not satisfy its own --match-* rules",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use fwscan::{formats, hash, input, manifest};
+use fwscan::{formats, hash, input};
 
 use super::{emit, Format, ParseArgs};
 
@@ -45,27 +45,20 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }
         return Ok(super::EXIT_CLEAN);
     }
-    let notes = fwscan::region::note_findings(&tree);
     match a.format {
         Format::Text => {
             let hashed = hash::hash_tree(&tree, hash::Alg::Sha256, u64::MAX);
             emit(&fwscan::report::tree_text(&tree, &hashed));
         }
         Format::Json => {
-            let root = manifest::describe(&tree, hash::Alg::Sha256);
-            let doc = serde_json::json!({
-                "schema_version": 1,
-                "tool": fwscan::report::ToolInfo::default(),
-                "image": {
-                    "path": a.image.display().to_string(),
-                    "size": tree.size,
-                    "sha256": root.digest,
-                },
-                "format": tree.attr_str("format").unwrap_or("raw"),
-                "root": root,
-                "findings": notes,
-            });
-            emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+            // Streamed node by node (issue 15): no copy of the tree is built for the output.
+            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let path = a.image.display().to_string();
+            match fwscan::report::inspect::write_inspect_json(out, &path, &tree) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => anyhow::bail!("writing the tree: {e}"),
+            }
         }
     }
     Ok(super::EXIT_CLEAN)

@@ -119,6 +119,10 @@ pub struct ParseArgs {
     /// Cap on all decompressed data of one image, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 256)]
     pub max_decompressed: u64,
+    /// Most regions (files, sections, variables, file-system entries) built for one image; past it the
+    /// rest of a container is one opaque, hashed node with a `limit-exceeded` finding.
+    #[arg(long, value_name = "N", default_value_t = fwscan::formats::DEFAULT_MAX_REGIONS)]
+    pub max_regions: u64,
     /// Largest file read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     pub max_image_size: u64,
@@ -150,6 +154,7 @@ impl ParseArgs {
         }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
+            max_regions: self.max_regions,
             layout,
             openbmc_keys,
             capsule_certs,

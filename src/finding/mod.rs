@@ -6,14 +6,14 @@
 //! crate, so parsers, the region tree, manifests, the comparison, checks, audits and reports can all use it
 //! without importing each other (cargo-deny's `diag.rs` plays the same role).
 
+mod attrs;
 mod codes;
 mod kinds;
 pub mod policy;
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
+pub use attrs::{AttrKey, Attrs};
 pub use codes::{Code, Severity};
 pub use kinds::{Policy, RegionKind, Space};
 pub use policy::{Category, FailOn, FailPolicy};
@@ -56,7 +56,7 @@ pub trait Located {
     /// Identity path (`""` is the whole image).
     fn path(&self) -> &str;
     fn kind(&self) -> RegionKind;
-    fn attrs(&self) -> &BTreeMap<String, serde_json::Value>;
+    fn attrs(&self) -> &Attrs;
     fn offset(&self) -> u64;
     fn size(&self) -> u64;
     fn space(&self) -> Space;
@@ -181,10 +181,10 @@ impl Finding {
 }
 
 /// The human name of a node: `ui-name`, `name`, `file-path` or `guid` attribute.
-pub fn display_name(attrs: &BTreeMap<String, serde_json::Value>) -> Option<String> {
+pub fn display_name(attrs: &Attrs) -> Option<String> {
     ["ui-name", "name", "file-path", "guid"]
         .iter()
-        .find_map(|k| attrs.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+        .find_map(|k| attrs.get(k).and_then(|v| v.as_str()).map(str::to_string))
 }
 
 /// The program that made a report or results file.

@@ -103,7 +103,7 @@ fn clean_path(raw: &[u8]) -> String {
 
 // Reviewed: `pos < len` in the loop; the name and data were sliced out of `b` before their ends are used, so `name_end`, `data_at + filesize` and their 4-byte paddings are at most len + 3; `rec_end >= pos`; node offsets plus positions inside the node fit.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
     let base = node.offset;
@@ -111,7 +111,7 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let mut pos = 0u64;
     let mut ended = false;
     while pos < len {
-        if out.len() >= MAX_ENTRIES {
+        if out.len() >= MAX_ENTRIES || !ctx.take_region() {
             let mut r = Region::new(
                 RegionKind::Blob,
                 "unlisted",
@@ -121,7 +121,10 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             );
             r.notes.push(Note::new(
                 Code::LimitExceeded,
-                format!("cpio: more than {MAX_ENTRIES} records; the rest is one opaque node"),
+                format!(
+                    "cpio: more than {MAX_ENTRIES} records, or more than {} regions in this image; the rest is one opaque node",
+                    ctx.opts.max_regions
+                ),
                 Some(base + pos),
             ));
             out.push(r);

@@ -508,7 +508,7 @@ fn note(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, code: 
 
 fn attr(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, k: &str, v: String) {
     if let Some(&i) = by_name.get(name) {
-        out[i].attrs.insert(k.into(), v.into());
+        out[i].attrs.insert(k.to_owned().into(), v.into());
     }
 }
 
@@ -523,7 +523,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
         for (k, v) in fields.iter().take(64) {
             out[i]
                 .attrs
-                .insert(format!("manifest.{k}"), v.clone().into());
+                .insert(format!("manifest.{k}").into(), v.clone().into());
         }
         out[i].policy = Policy::Static;
     }

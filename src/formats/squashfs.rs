@@ -215,6 +215,13 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
             ));
             break;
         }
+        if !ctx.take_region() {
+            limit_note = Some(format!(
+                "more than {} regions in this image; the rest are not listed",
+                ctx.opts.max_regions
+            ));
+            break;
+        }
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         if segs.len() > MAX_DEPTH {
             limit_note = Some(format!(
@@ -370,7 +377,7 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
         }
         if let Some(elf) = &e.elf {
             for (k, v) in elf {
-                r.attrs.insert(k.clone(), v.clone());
+                r.attrs.insert(k.clone().into(), v.clone());
             }
         }
         r.notes = e.notes.clone();

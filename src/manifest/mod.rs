@@ -16,7 +16,7 @@ pub mod state;
 pub mod trust;
 pub mod verify;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::formats::Layout;
 use crate::hash::{self, Alg, HashedNode};
-use crate::region::{self, Policy, Region, RegionKind, Space};
+use crate::region::{self, Attrs, Policy, Region, RegionKind, Space};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -102,8 +102,8 @@ pub struct Node {
     pub digest: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blocks: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub attrs: BTreeMap<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Attrs::is_empty")]
+    pub attrs: Attrs,
     /// Codes of parser notes present in the golden image (accepted, not reported again by `scan`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -118,7 +118,7 @@ impl crate::finding::Located for Node {
     fn kind(&self) -> RegionKind {
         self.kind
     }
-    fn attrs(&self) -> &BTreeMap<String, serde_json::Value> {
+    fn attrs(&self) -> &crate::finding::Attrs {
         &self.attrs
     }
     fn offset(&self) -> u64 {

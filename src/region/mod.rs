@@ -6,14 +6,13 @@
 //! Every byte of a container belongs to one of its children: parsers return the children they understand
 //! and [`fill_gaps`] turns what is left into `padding` (or `free-space`) nodes, which are hashed too.
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::finding::Finding;
 use crate::input::Data;
 
-pub use crate::finding::{Note, Policy, RegionKind, Space};
+pub use crate::finding::{AttrKey, Attrs, Note, Policy, RegionKind, Space};
 
 /// What a lazily parsed node carries to parse itself later: the parser and the parse context of its image
 /// (limits, depth, and the image's shared decompression budget), so that the limits of one image hold
@@ -41,7 +40,7 @@ pub struct Region {
     pub size: u64,
     pub policy: Policy,
     /// Format-specific facts (GUID, type, UI name, PE details, ...), shown by `inspect`.
-    pub attrs: BTreeMap<String, serde_json::Value>,
+    pub attrs: Attrs,
     pub notes: Vec<Note>,
     pub children: Vec<Region>,
     /// The buffer the node's bytes live in.
@@ -84,7 +83,7 @@ impl Region {
             offset,
             size,
             policy: Policy::Static,
-            attrs: BTreeMap::new(),
+            attrs: Attrs::new(),
             notes: Vec::new(),
             children: Vec::new(),
             data: Arc::clone(data),
@@ -97,8 +96,12 @@ impl Region {
         self
     }
 
-    pub fn with_attr(mut self, key: &str, value: impl Into<serde_json::Value>) -> Region {
-        self.attrs.insert(key.to_string(), value.into());
+    pub fn with_attr(
+        mut self,
+        key: impl Into<AttrKey>,
+        value: impl Into<serde_json::Value>,
+    ) -> Region {
+        self.attrs.insert(key.into(), value.into());
         self
     }
 
@@ -196,7 +199,7 @@ impl crate::finding::Located for Region {
     fn kind(&self) -> RegionKind {
         self.kind
     }
-    fn attrs(&self) -> &BTreeMap<String, serde_json::Value> {
+    fn attrs(&self) -> &Attrs {
         &self.attrs
     }
     fn offset(&self) -> u64 {
@@ -254,7 +257,12 @@ pub fn join(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_string()
     } else {
-        format!("{parent}/{name}")
+        // Exact capacity: `format!` would reserve about twice the length (issue 15: one path per node).
+        let mut s = String::with_capacity(parent.len() + 1 + name.len());
+        s.push_str(parent);
+        s.push('/');
+        s.push_str(name);
+        s
     }
 }
 
@@ -271,11 +279,16 @@ fn finalize_children(node: &mut Region, path: &str, base: Option<&str>) {
     // Children are kept in offset order inside one buffer; decompressed children keep parser order.
     let mut seen: HashMap<String, usize> = HashMap::new();
     let parent_data = Arc::clone(&node.data);
+    // The tree lives for the whole run: no spare capacity in its vectors.
+    node.children.shrink_to_fit();
+    node.notes.shrink_to_fit();
     for child in &mut node.children {
         let n = seen.entry(child.name.clone()).or_insert(0);
         *n += 1;
         if *n > 1 {
-            child.name = format!("{}#{}", child.name, n);
+            let mut s = format!("{}#{}", child.name, n);
+            s.shrink_to_fit();
+            child.name = s;
         }
         child.path = join(path, &child.name);
         if Arc::ptr_eq(&child.data, &parent_data) {
@@ -288,6 +301,7 @@ fn finalize_children(node: &mut Region, path: &str, base: Option<&str>) {
             child.base = Some(path.to_string());
             child.space = Space::Decompressed;
         }
+        child.attrs.shrink_to_fit();
         let (p, b) = (child.path.clone(), child.base.clone());
         finalize_children(child, &p, b.as_deref());
     }
@@ -306,7 +320,20 @@ pub fn fill_gaps(
     kind: RegionKind,
 ) {
     children.sort_by_key(|c| (c.offset, c.size));
-    let mut out = Vec::with_capacity(children.len() * 2 + 1);
+    // Count the gaps first: the vector is kept for the life of the tree, so it is allocated once at its
+    // final size (a volume of many files would otherwise keep twice its children's space).
+    let mut gaps = 0usize;
+    let mut cursor = start;
+    for c in children.iter().filter(|c| Arc::ptr_eq(&c.data, data)) {
+        if c.offset > cursor {
+            gaps += 1;
+        }
+        cursor = cursor.max(c.end());
+    }
+    if cursor < end {
+        gaps += 1;
+    }
+    let mut out = Vec::with_capacity(children.len() + gaps);
     let mut cursor = start;
     for c in children.drain(..) {
         if c.offset > cursor && Arc::ptr_eq(&c.data, data) {

@@ -253,12 +253,12 @@ fn microcode_node(data: &Arc<Data>, off: u64, u: &microcode::Update) -> Region {
 
 fn key_attrs(r: &mut Region, prefix: &str, key: &PubKey) {
     r.attrs.insert(
-        format!("{prefix}-type"),
+        format!("{prefix}-type").into(),
         format!("{}-{}", key.kind(), key.bits()).into(),
     );
     if let PubKey::Rsa { exponent, .. } = key {
         r.attrs
-            .insert(format!("{prefix}-exponent"), (*exponent).into());
+            .insert(format!("{prefix}-exponent").into(), (*exponent).into());
     }
 }
 
