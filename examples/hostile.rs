@@ -1,5 +1,9 @@
 //! Writes the hostile inputs of issue 15 (see `fwscan::formats::uefi::hostile`) into a directory, for
 //! `benches/hostile.sh`: `cargo run --example hostile -- DIR [--small]`.
+//!
+//! `DIR/NAME.bin` is a hostile case; `DIR/clean/NAME.bin` is its clean counterpart (the same generator with
+//! benign parameters: the same files with 4 KiB sections, or 100 empty files), the "golden image" that
+//! `scan` and `audit` compare the case against.
 
 use fwscan::formats::uefi::hostile::{self, Codec};
 
@@ -7,10 +11,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().expect("usage: hostile DIR [--small]"));
     let small = args.next().as_deref() == Some("--small");
-    std::fs::create_dir_all(&dir).expect("create DIR");
-    let write = |name: &str, bytes: Vec<u8>| {
+    std::fs::create_dir_all(dir.join("clean")).expect("create DIR");
+    let write = |name: &str, bytes: Vec<u8>, clean: Vec<u8>| {
         let p = dir.join(name);
         std::fs::write(&p, &bytes).expect("write");
+        std::fs::write(dir.join("clean").join(name), &clean).expect("write");
         println!("{} {}", p.display(), bytes.len());
     };
     let (count, size) = if small {
@@ -30,21 +35,25 @@ fn main() {
         write(
             &format!("bomb-{}-{n}.bin", codec.name()),
             hostile::bomb_volume(codec, n, size),
+            hostile::bomb_volume(codec, n, 4096),
         );
     }
     let files = if small { 10_000 } else { 1_000_000 };
     write(
         &format!("empty-files-{files}.bin"),
         hostile::empty_files_volume(files, false),
+        hostile::empty_files_volume(100, false),
     );
     let same = if small { 2_000 } else { 200_000 };
     write(
         &format!("same-guid-files-{same}.bin"),
         hostile::empty_files_volume(same, true),
+        hostile::empty_files_volume(100, true),
     );
     let ovmf = if small { 1_000 } else { 152_000 };
     write(
         &format!("empty-files-{ovmf}.bin"),
         hostile::empty_files_volume(ovmf, false),
+        hostile::empty_files_volume(100, false),
     );
 }
