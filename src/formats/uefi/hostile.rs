@@ -87,6 +87,12 @@ pub fn bomb_section(codec: Codec, size: u64) -> Vec<u8> {
 
 /// A firmware volume of `count` FFS files, each holding one [`bomb_section`] of `size` bytes.
 pub fn bomb_volume(codec: Codec, count: usize, size: u64) -> Vec<u8> {
+    bomb_volume_sized(codec, count, size, 0)
+}
+
+/// [`bomb_volume`] in a volume of at least `volume_size` bytes (a clean counterpart of the same size as
+/// its case, so that a baseline of one is found at the place of the other).
+pub fn bomb_volume_sized(codec: Codec, count: usize, size: u64, volume_size: usize) -> Vec<u8> {
     let sec = bomb_section(codec, size);
     let files: Vec<Vec<u8>> = (0..count)
         .map(|i| {
@@ -98,13 +104,21 @@ pub fn bomb_volume(codec: Codec, count: usize, size: u64) -> Vec<u8> {
         .iter()
         .map(|f| f.len().saturating_add(8))
         .fold(0x1000usize, usize::saturating_add);
-    let size = need.div_ceil(0x1000).saturating_mul(0x1000);
+    let size = need
+        .div_ceil(0x1000)
+        .saturating_mul(0x1000)
+        .max(volume_size);
     build::volume(FFS2, None, &files, size)
 }
 
 /// A firmware volume of `count` empty FFS files (24-byte headers, no body), with distinct GUIDs or all
 /// the same one.
 pub fn empty_files_volume(count: usize, same_guid: bool) -> Vec<u8> {
+    empty_files_volume_sized(count, same_guid, 0)
+}
+
+/// [`empty_files_volume`] in a volume of at least `volume_size` bytes.
+pub fn empty_files_volume_sized(count: usize, same_guid: bool, volume_size: usize) -> Vec<u8> {
     let mut files = Vec::with_capacity(count);
     for i in 0..count {
         let g = if same_guid {
@@ -118,7 +132,7 @@ pub fn empty_files_volume(count: usize, same_guid: bool) -> Vec<u8> {
         .saturating_mul(24)
         .saturating_add(0x2000)
         .div_ceil(0x1000)
-        .saturating_mul(0x1000);
-
+        .saturating_mul(0x1000)
+        .max(volume_size);
     build::volume(FFS2, None, &files, size)
 }
