@@ -2,8 +2,8 @@
 //! `benches/hostile.sh`: `cargo run --example hostile -- DIR [--small]`.
 //!
 //! `DIR/NAME.bin` is a hostile case; `DIR/clean/NAME.bin` is its clean counterpart (the same generator with
-//! benign parameters: the same files with 4 KiB sections, or 100 empty files), the "golden image" that
-//! `scan` and `audit` compare the case against.
+//! benign parameters: the same files with 4 KiB sections, or 100 empty files, in a volume of the case's
+//! size), the "golden image" that `scan` and `audit` compare the case against.
 
 use fwscan::formats::uefi::hostile::{self, Codec};
 
@@ -32,28 +32,34 @@ fn main() {
             Codec::Brotli => count / 32,
             _ => count,
         };
-        write(
-            &format!("bomb-{}-{n}.bin", codec.name()),
-            hostile::bomb_volume(codec, n, size),
-            hostile::bomb_volume(codec, n, 4096),
-        );
+        let case = hostile::bomb_volume(codec, n, size);
+        let clean = hostile::bomb_volume_sized(codec, n, 4096, case.len());
+        write(&format!("bomb-{}-{n}.bin", codec.name()), case, clean);
     }
     let files = if small { 10_000 } else { 1_000_000 };
     write(
         &format!("empty-files-{files}.bin"),
         hostile::empty_files_volume(files, false),
-        hostile::empty_files_volume(100, false),
+        hostile::empty_files_volume_sized(
+            100,
+            false,
+            hostile::empty_files_volume(files, false).len(),
+        ),
     );
     let same = if small { 2_000 } else { 200_000 };
     write(
         &format!("same-guid-files-{same}.bin"),
         hostile::empty_files_volume(same, true),
-        hostile::empty_files_volume(100, true),
+        hostile::empty_files_volume_sized(100, true, hostile::empty_files_volume(same, true).len()),
     );
     let ovmf = if small { 1_000 } else { 152_000 };
     write(
         &format!("empty-files-{ovmf}.bin"),
         hostile::empty_files_volume(ovmf, false),
-        hostile::empty_files_volume(100, false),
+        hostile::empty_files_volume_sized(
+            100,
+            false,
+            hostile::empty_files_volume(ovmf, false).len(),
+        ),
     );
 }
