@@ -2,7 +2,7 @@
 //! compare, and stream one JSON Lines row per image; then summarize with bounded memory.
 //!
 //! ```text
-//! walk (one thread, sorted, shard filter) --bounded channel--> rayon workers: read → identify →
+//! walk (one thread, sorted, shard filter) --bounded channel--> N workers (one image each): read → identify →
 //!   select manifest → parse → compare::scan → row --mutex--> write_all + flush, summary counters
 //! ```
 //!
@@ -18,8 +18,6 @@ pub mod walk;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use rayon::iter::{ParallelBridge, ParallelIterator};
 
 use crate::finding::ToolInfo;
 use crate::finding::{Code, Finding, Verdict};
@@ -159,6 +157,59 @@ pub fn run(
     let shard = opts.shard;
     let walk_opts = opts.walk.clone();
     let roots = opts.roots.clone();
+    // One image per worker at a time: dedicated threads pull from the channel, so a worker waiting inside
+    // a parallel hash never picks up a second image (rayon's work stealing would), and the images in
+    // memory are bounded by the worker count (`--jobs`).
+    let rx = Mutex::new(rx);
+    let handle = |e: Entry| -> Row {
+        match e {
+            Entry::File {
+                root,
+                rel,
+                path,
+                meta,
+            } => {
+                // A bug on one image (a parser panic) must not end the audit of the fleet.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    scan_one(cat, opts, &labels[root], &rel, &path, meta)
+                }));
+                Row::Image(Box::new(r.unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    ImageRow::error(
+                        &labels[root],
+                        &rel,
+                        meta.size,
+                        Code::InternalError,
+                        format!("{}: internal error: {what}", path.display()),
+                    )
+                })))
+            }
+            Entry::Skipped {
+                root, rel, reason, ..
+            } => Row::Skipped(SkippedRow {
+                path: rel,
+                root: labels[root].clone(),
+                reason: reason.into(),
+            }),
+            Entry::Error {
+                root,
+                rel,
+                code,
+                message,
+                ..
+            } => Row::Image(Box::new(ImageRow::error(
+                &labels[root],
+                &rel,
+                0,
+                code,
+                message,
+            ))),
+        }
+    };
     std::thread::scope(|scope| {
         scope.spawn(move || {
             walk::walk(&roots, &walk_opts, |e| {
@@ -172,56 +223,17 @@ pub fn run(
                 tx.send(e).is_ok()
             });
         });
-        rx.into_iter().par_bridge().for_each(|e| {
-            let row = match e {
-                Entry::File {
-                    root,
-                    rel,
-                    path,
-                    meta,
-                } => {
-                    // A bug on one image (a parser panic) must not end the audit of the fleet.
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        scan_one(cat, opts, &labels[root], &rel, &path, meta)
-                    }));
-                    Row::Image(Box::new(r.unwrap_or_else(|p| {
-                        let what = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "panic".into());
-                        ImageRow::error(
-                            &labels[root],
-                            &rel,
-                            meta.size,
-                            Code::InternalError,
-                            format!("{}: internal error: {what}", path.display()),
-                        )
-                    })))
-                }
-                Entry::Skipped {
-                    root, rel, reason, ..
-                } => Row::Skipped(SkippedRow {
-                    path: rel,
-                    root: labels[root].clone(),
-                    reason: reason.into(),
-                }),
-                Entry::Error {
-                    root,
-                    rel,
-                    code,
-                    message,
-                    ..
-                } => Row::Image(Box::new(ImageRow::error(
-                    &labels[root],
-                    &rel,
-                    0,
-                    code,
-                    message,
-                ))),
-            };
-            emit(row);
-        });
+        for _ in 0..rayon::current_num_threads().max(1) {
+            let (rx, handle, emit) = (&rx, &handle, &emit);
+            scope.spawn(move || loop {
+                let next = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(p) => p.into_inner().recv(),
+                };
+                let Ok(e) = next else { break };
+                emit(handle(e));
+            });
+        }
     });
     let written = match sink.lock() {
         Ok(s) => s.out.rows,
