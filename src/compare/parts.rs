@@ -14,7 +14,7 @@
 //!   span take part, so an NVRAM volume in front of it (or a descriptor, ME, GbE region around it) is not
 //!   a finding but uncovered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
@@ -51,14 +51,35 @@ pub struct Uncovered {
 /// Deepest level of the image searched for an anchor.
 const MAX_SEARCH_DEPTH: usize = 8;
 
-/// Regions of the image (outside decompressed data), breadth first, with their depth.
-fn flash_regions(root: &Region) -> Vec<&Region> {
+/// A region of the image an anchor can find (a partition, a flash region, a volume).
+struct Candidate {
+    kind: RegionKind,
+    name: String,
+    path: String,
+    offset: u64,
+    size: u64,
+}
+
+/// The image's partitions, flash regions and volumes outside decompressed data, breadth first, down to
+/// [`MAX_SEARCH_DEPTH`]: built once per scan, whatever the number of parts.
+fn candidates(root: &Region) -> Vec<Candidate> {
     let mut out = Vec::new();
     let mut level = vec![root];
     for _ in 0..MAX_SEARCH_DEPTH {
         let mut next = Vec::new();
         for r in level {
-            out.push(r);
+            if matches!(
+                r.kind,
+                RegionKind::Partition | RegionKind::FlashRegion | RegionKind::Volume
+            ) {
+                out.push(Candidate {
+                    kind: r.kind,
+                    name: r.name.clone(),
+                    path: r.path.clone(),
+                    offset: r.offset,
+                    size: r.size,
+                });
+            }
             next.extend(r.children.iter().filter(|c| c.space == Space::Image));
         }
         if next.is_empty() {
@@ -89,10 +110,10 @@ struct Place {
     span_only: Option<(u64, u64)>,
 }
 
-fn locate(root: &Region, part: &Node, anchor: &Anchor) -> Option<Place> {
+fn locate(index: &[Candidate], part: &Node, anchor: &Anchor) -> Option<Place> {
     match anchor {
         Anchor::Partition { name } => {
-            let d = flash_regions(root).into_iter().find(|r| {
+            let d = index.iter().find(|r| {
                 matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
                     && r.name.eq_ignore_ascii_case(name)
             })?;
@@ -117,19 +138,21 @@ fn locate(root: &Region, part: &Node, anchor: &Anchor) -> Option<Place> {
                     ))
                 })
                 .collect();
-            let theirs: Vec<&Region> = flash_regions(root)
-                .into_iter()
-                .filter(|r| r.kind == RegionKind::Volume)
-                .collect();
+            // The part's offsets of its volumes by name and size: one lookup per volume of the image.
+            let mut by_id: HashMap<(&str, u64), Vec<u64>> = HashMap::new();
+            for (name, size, rel) in &mine {
+                by_id.entry((name, *size)).or_default().push(*rel);
+            }
             // Votes for a start of the part: each volume found by name and size at some offset.
-            let mut votes: BTreeMap<(u64, String), usize> = BTreeMap::new();
-            for d in &theirs {
+            let mut votes: BTreeMap<(u64, &str), usize> = BTreeMap::new();
+            for d in index.iter().filter(|r| r.kind == RegionKind::Volume) {
                 let parent = d.path.rsplit_once('/').map_or("", |(p, _)| p);
-                for (name, size, rel) in &mine {
-                    if base_name(&d.name) == *name && d.size == *size {
-                        if let Some(start) = d.offset.checked_sub(*rel) {
-                            *votes.entry((start, parent.to_string())).or_default() += 1;
-                        }
+                for rel in by_id
+                    .get(&(base_name(&d.name), d.size))
+                    .map_or(&[][..], Vec::as_slice)
+                {
+                    if let Some(start) = d.offset.checked_sub(*rel) {
+                        *votes.entry((start, parent)).or_default() += 1;
                     }
                 }
             }
@@ -139,7 +162,7 @@ fn locate(root: &Region, part: &Node, anchor: &Anchor) -> Option<Place> {
             let first = mine.iter().map(|m| m.2).min()?;
             let last = mine.iter().filter_map(|m| m.2.checked_add(m.1)).max()?;
             Some(Place {
-                region: parent,
+                region: parent.to_string(),
                 start: start.saturating_add(first),
                 end: start.saturating_add(last),
                 shift: i128::from(start) - i128::from(part.offset),
@@ -299,6 +322,9 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
     let mut skipped = Vec::new();
     let mut stats = ScanStats::default();
     let mut covered: Vec<(u64, u64)> = Vec::new();
+    // Anchors look among the image's own regions, which comparing (expanding compressed nodes) does not
+    // change: listed once for all parts.
+    let index = candidates(image);
     for (i, v) in ms.iter().enumerate() {
         let man = v.manifest();
         let cx = Cx::new(v);
@@ -317,7 +343,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
             let Some(node) = man.node(&p.path) else {
                 continue;
             };
-            let Some(place) = locate(image, node, &p.anchor) else {
+            let Some(place) = locate(&index, node, &p.anchor) else {
                 let mut f = Finding::general(
                     Code::AnchorNotFound,
                     format!(
@@ -513,15 +539,24 @@ mod tests {
             notes: Vec::new(),
             children: Vec::new(),
         };
-        let p = locate(&t, &part, &Anchor::Partition { name: "C".into() })
-            .expect("found, case ignored");
+        let p = locate(
+            &candidates(&t),
+            &part,
+            &Anchor::Partition { name: "C".into() },
+        )
+        .expect("found, case ignored");
         assert_eq!((p.region.as_str(), p.start, p.end), ("c", 0x2000, 0x3000));
         let mut child = part.clone();
         child.path = "image-c/x".into();
         child.offset = 0x210;
         let moved = reroot(&child, "image-c", "c", p.shift);
         assert_eq!((moved.path.as_str(), moved.offset), ("c/x", 0x2010));
-        assert!(locate(&t, &part, &Anchor::Partition { name: "e".into() }).is_none());
+        assert!(locate(
+            &candidates(&t),
+            &part,
+            &Anchor::Partition { name: "e".into() }
+        )
+        .is_none());
         assert_eq!(base_name("fv[X]#2"), "fv[X]");
         assert_eq!(base_name("a#b"), "a#b");
     }

@@ -50,7 +50,7 @@ struct ModAttr {
 }
 
 /// Entry name as a path segment (printable ASCII kept, anything else hex-escaped).
-fn entry_name(raw: &[u8]) -> String {
+pub(crate) fn entry_name(raw: &[u8]) -> String {
     let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
     let n: String = raw[..end]
         .iter()

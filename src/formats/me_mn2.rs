@@ -34,25 +34,6 @@ pub fn probe(b: &[u8]) -> bool {
     me_manifest::looks_like(b)
 }
 
-fn module_name(raw: &[u8]) -> String {
-    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
-    let n: String = raw[..end]
-        .iter()
-        .map(|&c| {
-            if c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') {
-                (c as char).to_string()
-            } else {
-                format!("%{c:02X}")
-            }
-        })
-        .collect();
-    if n.is_empty() {
-        "unnamed".into()
-    } else {
-        n
-    }
-}
-
 struct Module {
     name: String,
     hash: String,
@@ -131,7 +112,7 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
                 break;
             }
             mods.push(Module {
-                name: module_name(&raw[4..20]),
+                name: super::me_cpd::entry_name(&raw[4..20]),
                 hash: stored_hash(&raw[0x14..0x34]),
                 off: u64::from(le32(raw, 0x38, "offset")?),
                 usize_: u64::from(le32(raw, 0x3C, "uncompressed size")?),

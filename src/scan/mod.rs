@@ -29,8 +29,9 @@ pub enum Baseline<'a> {
     Manifest(&'a VerifiedManifest, &'a str),
     /// Several manifests, or one made from an image laid out otherwise (a release package, a BIOS region
     /// against a whole flash dump): each part found by its anchor and compared there
-    /// ([`compare::compare_parts`]).
-    Parts(&'a [(&'a VerifiedManifest, &'a str)]),
+    /// ([`compare::compare_parts`]). The flag: one manifest of a file of the image's own format, compared as
+    /// a whole instead when one of its parts is not found.
+    Parts(&'a [(&'a VerifiedManifest, &'a str)], bool),
 }
 
 impl<'a> Baseline<'a> {
@@ -47,15 +48,19 @@ impl<'a> Baseline<'a> {
             [(v, path)] => {
                 let m = v.manifest();
                 let forced = opts.format.is_some() || opts.layout.is_some() || m.layout.is_some();
-                let detected = formats::detect_file(bytes).map_or("raw", |f| f.name);
-                let same = bytes.len() as u64 == m.image.size && detected == m.image.format;
-                if m.parts.is_empty() || forced || same {
+                if m.parts.is_empty() || forced {
+                    return Baseline::Manifest(v, path);
+                }
+                // Detected once, only for a manifest with parts.
+                let same_format =
+                    formats::detect_file(bytes).map_or("raw", |f| f.name) == m.image.format;
+                if same_format && bytes.len() as u64 == m.image.size {
                     Baseline::Manifest(v, path)
                 } else {
-                    Baseline::Parts(ms)
+                    Baseline::Parts(ms, same_format)
                 }
             }
-            _ => Baseline::Parts(ms),
+            _ => Baseline::Parts(ms, false),
         }
     }
 }
@@ -111,37 +116,34 @@ impl Scanner {
         formats::parse_image(data, &self.parse_options(m))
     }
 
+    /// Parses an image with its own layout, lazily (a comparison part by part).
+    fn parse_own(&self, data: Arc<Data>) -> Region {
+        let mut o = self.parse.clone();
+        o.eager = false;
+        formats::parse_image(data, &o)
+    }
+
     /// The whole pipeline on an image's bytes.
     pub fn run(&self, command: &str, image: ImageRef, data: Arc<Data>, b: Baseline<'_>) -> Report {
         // One manifest of a file of the same format but another size (a BIOS region against a dump with
         // an extra NVRAM volume): part by part when every part is found there, else as a whole (a
         // truncated or damaged dump is reported against the whole baseline, with its size).
-        if let Baseline::Parts([(v, path)]) = b {
-            let m = v.manifest();
-            if formats::detect_file(&data[..]).map_or("raw", |f| f.name) == m.image.format {
-                let mut o = self.parse.clone();
-                o.eager = false;
-                let tree = formats::parse_image(data.clone(), &o);
-                let report = self.run_tree(command, image.clone(), tree, b);
-                if !report
-                    .findings
-                    .iter()
-                    .any(|f| f.code == Code::AnchorNotFound)
-                {
-                    return report;
-                }
-                return self.run(command, image, data, Baseline::Manifest(v, path));
+        if let Baseline::Parts([(v, path)], true) = b {
+            let report = self.run_tree(command, image.clone(), self.parse_own(data.clone()), b);
+            if !report
+                .findings
+                .iter()
+                .any(|f| f.code == Code::AnchorNotFound)
+            {
+                return report;
             }
+            return self.run(command, image, data, Baseline::Manifest(v, path));
         }
         let tree = match b {
             Baseline::Manifest(v, _) => self.parse(data, Some(v.manifest())),
             Baseline::None => self.parse(data, None),
-            Baseline::Parts(_) => {
-                // The image's own layout: the baselines' formats and layouts describe other files.
-                let mut o = self.parse.clone();
-                o.eager = false;
-                formats::parse_image(data, &o)
-            }
+            // The image's own layout: the baselines' formats and layouts describe other files.
+            Baseline::Parts(..) => self.parse_own(data),
         };
         self.run_tree(command, image, tree, b)
     }
@@ -161,7 +163,7 @@ impl Scanner {
                 r.findings.extend(self.checks(&tree, true));
                 (r, Some(ManifestRef::of(v, path)))
             }
-            Baseline::Parts(ms) => {
+            Baseline::Parts(ms, _) => {
                 let vs: Vec<&VerifiedManifest> = ms.iter().map(|(v, _)| *v).collect();
                 let mut r = compare::compare_parts(&vs, &mut tree);
                 r.findings.extend(self.checks(&tree, true));
