@@ -463,7 +463,34 @@ fn build_fip() -> Option<Fip> {
         );
         o
     };
-    run(&[
+    // The images and certificates, as cert_create writes them and fiptool packs them.
+    let parts: &[&str] = &[
+        "--tb-fw",
+        "bl2.bin",
+        "--soc-fw",
+        "bl31.bin",
+        "--tos-fw",
+        "bl32.bin",
+        "--nt-fw",
+        "bl33.bin",
+        "--tb-fw-cert",
+        "tb_fw.crt",
+        "--trusted-key-cert",
+        "tk.crt",
+        "--soc-fw-key-cert",
+        "sockey.crt",
+        "--soc-fw-cert",
+        "soc.crt",
+        "--tos-fw-key-cert",
+        "toskey.crt",
+        "--tos-fw-cert",
+        "tos.crt",
+        "--nt-fw-key-cert",
+        "ntkey.crt",
+        "--nt-fw-cert",
+        "nt.crt",
+    ];
+    let mut args: Vec<&str> = vec![
         "cert_create",
         "-n",
         "--tfw-nvctr",
@@ -472,62 +499,13 @@ fn build_fip() -> Option<Fip> {
         "0",
         "--rot-key",
         "rot.pem",
-        "--tb-fw",
-        "bl2.bin",
-        "--soc-fw",
-        "bl31.bin",
-        "--tos-fw",
-        "bl32.bin",
-        "--nt-fw",
-        "bl33.bin",
-        "--tb-fw-cert",
-        "tb_fw.crt",
-        "--trusted-key-cert",
-        "tk.crt",
-        "--soc-fw-key-cert",
-        "sockey.crt",
-        "--soc-fw-cert",
-        "soc.crt",
-        "--tos-fw-key-cert",
-        "toskey.crt",
-        "--tos-fw-cert",
-        "tos.crt",
-        "--nt-fw-key-cert",
-        "ntkey.crt",
-        "--nt-fw-cert",
-        "nt.crt",
-    ]);
-    run(&[
-        "fiptool",
-        "create",
-        "--align",
-        "16",
-        "--tb-fw",
-        "bl2.bin",
-        "--soc-fw",
-        "bl31.bin",
-        "--tos-fw",
-        "bl32.bin",
-        "--nt-fw",
-        "bl33.bin",
-        "--tb-fw-cert",
-        "tb_fw.crt",
-        "--trusted-key-cert",
-        "tk.crt",
-        "--soc-fw-key-cert",
-        "sockey.crt",
-        "--soc-fw-cert",
-        "soc.crt",
-        "--tos-fw-key-cert",
-        "toskey.crt",
-        "--tos-fw-cert",
-        "tos.crt",
-        "--nt-fw-key-cert",
-        "ntkey.crt",
-        "--nt-fw-cert",
-        "nt.crt",
-        "fip.bin",
-    ]);
+    ];
+    args.extend_from_slice(parts);
+    run(&args);
+    let mut args: Vec<&str> = vec!["fiptool", "create", "--align", "16"];
+    args.extend_from_slice(parts);
+    args.push("fip.bin");
+    run(&args);
     let o = run(&["fiptool", "info", "fip.bin"]);
     let info = String::from_utf8_lossy(&o.stdout)
         .lines()
