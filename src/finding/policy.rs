@@ -108,6 +108,7 @@ const CATEGORIES: &[(Category, &[Code])] = &[
         &[
             Code::ReadError,
             Code::AmbiguousManifest,
+            Code::UnrecognizedImage,
             Code::InternalError,
             Code::FileChanged,
         ],
