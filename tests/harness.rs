@@ -139,3 +139,10 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
     let p = fixtures().join(rel);
     have_file(&p, "../shared/fixtures, see its README").then_some(p)
 }
+
+/// Whether a file is one repeated byte 0x00 or 0xFF (an erased chip or store, or a failed read).
+pub fn all_one_byte(path: &Path) -> bool {
+    let b = std::fs::read(path).unwrap_or_default();
+    b.first()
+        .is_some_and(|&x| (x == 0 || x == 0xFF) && b.iter().all(|&y| y == x))
+}

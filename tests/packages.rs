@@ -1365,8 +1365,20 @@ fn bios_and_me_baselines_scan_a_whole_spi_dump_each_in_its_region() {
         ]);
         assert_eq!(c, 0, "{err}");
     }
+    // Fail closed (issue 19): the descriptor is in neither baseline, so the dump is not CLEAN; it is the
+    // only finding, and it names the descriptor.
+    let only_descriptor = |r: &Value| {
+        let f = crate::harness::code_paths(r);
+        assert_eq!(
+            f,
+            [("not-covered".to_string(), "descriptor".to_string())],
+            "{}",
+            r["findings"]
+        );
+    };
     let (c, r) = scan_json(&spi, &[&bm, &mm], &[]);
-    assert_eq!(c, 0, "{}", r["findings"]);
+    assert_eq!(c, 1, "{}", r["findings"]);
+    only_descriptor(&r);
     let anchors: Vec<(u64, String, u64)> = r["anchors"]
         .as_array()
         .unwrap()
@@ -1402,12 +1414,125 @@ fn bios_and_me_baselines_scan_a_whole_spi_dump_each_in_its_region() {
     let (c, r) = scan_json(&spi, &[&bm, &mm], &[]);
     assert_eq!(c, 1);
     let f = crate::harness::code_paths(&r);
-    assert!(f.iter().all(|(_, p)| p.starts_with(ftpr)), "{f:?}");
-    assert!(!f.is_empty());
+    assert!(
+        f.iter()
+            .all(|(_, p)| p.starts_with(ftpr) || p == "descriptor"),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|(_, p)| p.starts_with(ftpr)), "{f:?}");
     img[at] ^= 0x01;
-    // The BIOS baseline alone: the ME region is then listed as not covered.
+    // The BIOS baseline alone: the ME region is then not covered either, a finding that names it.
     std::fs::write(&spi, &img).unwrap();
     let (c, r) = scan_json(&spi, &[&bm], &[]);
-    assert_eq!(c, 0, "{}", r["findings"]);
+    assert_eq!(c, 1, "{}", r["findings"]);
     assert!(uncovered_paths(&r).iter().any(|p| p == "me"));
+    let f = crate::harness::code_paths(&r);
+    assert!(
+        f.iter().all(|(c, _)| c == "not-covered")
+            && f.iter().any(|(_, p)| p == "me")
+            && f.iter().any(|(_, p)| p == "descriptor"),
+        "{f:?}"
+    );
+}
+
+/// Issue 19, attack 2: the dump chooses its own layout. A small FIT in the blank half of `u-boot-env`
+/// declares `u-boot` at a genuine copy hidden in the rofs tail and calls offset 0 `spare`; the U-Boot at 0,
+/// which the SoC executes, is implanted. The flash is laid out by the vendor-signed package's layout, so
+/// the implant is compared and found, and the dump's own layout is a `layout-mismatch`.
+#[test]
+fn a_layout_declared_inside_the_dump_never_moves_the_anchors() {
+    let Some(pkg) = Pkg::new("pkg-layout-attack", "sha256", "RSA-SHA256") else {
+        return;
+    };
+    let tar = pkg.tar("obmc.static.mtd.tar");
+    let m = pkg.dir.join("pkg.manifest.json");
+    let (code, _, err) = fwscan(&[
+        "baseline",
+        tar.to_str().unwrap(),
+        "-o",
+        m.to_str().unwrap(),
+        "--component",
+        "bmc",
+        "--openbmc-key",
+        &format!("OpenBMC:RSA-SHA256={}", pkg.dir.join("publickey").display()),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let man: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+    assert_eq!(
+        man["flash_layout"]["source"], "package-device-tree",
+        "{}",
+        man["flash_layout"]
+    );
+    let part = |n: &str| std::fs::read(pkg.dir.join(format!("image-{n}"))).unwrap();
+    let env = b::env(&pkg.dir, b::ENV, "machine-env.bin");
+    let (uboot, kernel, rofs, rwfs) = (part("u-boot"), part("kernel"), part("rofs"), part("rwfs"));
+    let mut evil_uboot = uboot.clone();
+    let mid = evil_uboot.len() / 2;
+    evil_uboot[mid] ^= 0x20;
+    let mut img = b::assemble(
+        b::LAYOUT_32,
+        &[
+            ("u-boot", &evil_uboot),
+            ("u-boot-env", &env),
+            ("kernel", &kernel),
+            ("rofs", &rofs),
+            ("rwfs", &rwfs),
+        ],
+    );
+    // The genuine U-Boot in the erased tail of rofs, and the attacker's layout pointing at it.
+    let copy_at = 0x1B00000usize;
+    img[copy_at..copy_at + uboot.len()].copy_from_slice(&uboot);
+    let evil_layout: &[(&str, u64, u64)] = &[
+        ("spare", 0x0, 0x60000),
+        ("u-boot-env", 0x60000, 0x10000),
+        ("layout", 0x70000, 0x10000),
+        ("kernel", 0x80000, 0x440000),
+        ("rofs", 0x4C0000, 0x1640000),
+        ("u-boot", 0x1B00000, 0x100000),
+        ("rwfs", 0x1C00000, 0x400000),
+    ];
+    let evil_dir = pkg.dir.join("evil-layout");
+    std::fs::create_dir_all(&evil_dir).unwrap();
+    let small = b::fit(
+        &evil_dir,
+        &b::kernel_bytes(9, 1024),
+        &b::dts(Some(evil_layout)),
+        "layout.fit",
+    );
+    assert!(small.len() <= 0x10000, "{}", small.len());
+    img[0x70000..0x70000 + small.len()].copy_from_slice(&small);
+    let dump = pkg.dir.join("evil-layout.bin");
+    std::fs::write(&dump, &img).unwrap();
+    // The dump really declares that layout: inspect lays it out so.
+    let doc = inspect(&dump, &[]);
+    let n = nodes(&doc);
+    assert!(
+        n.contains_key("spare"),
+        "{:?}",
+        n.keys().collect::<Vec<_>>()
+    );
+
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 1, "{}", r["findings"]);
+    let f = crate::harness::code_paths(&r);
+    assert!(
+        f.iter()
+            .any(|(c, p)| c == "region-modified" && p.starts_with("u-boot/")),
+        "the U-Boot at offset 0 was not compared: {f:?}"
+    );
+    assert!(f.iter().any(|(c, _)| c == "layout-mismatch"), "{f:?}");
+    let uboot_at = r["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["part"] == "image-u-boot")
+        .map(|a| a["offset"].as_u64().unwrap());
+    assert_eq!(uboot_at, Some(0), "{}", r["anchors"]);
+    // Without the attacker's FIT and with the genuine U-Boot, the same flash is clean.
+    img[0x70000..0x70000 + small.len()].fill(0xFF);
+    img[copy_at..copy_at + uboot.len()].fill(0xFF);
+    img[..uboot.len()].copy_from_slice(&uboot);
+    std::fs::write(&dump, &img).unwrap();
+    let (code, r) = scan_json(&dump, &[&m], &[]);
+    assert_eq!(code, 0, "{}", r["findings"]);
 }

@@ -145,7 +145,7 @@ fn scan_stops_changed_compressed_sections_at_the_budget() {
 fn two_images(dir: &Path) -> (String, String) {
     let a = dir.join("a.bin");
     let c = dir.join("b.bin");
-    std::fs::write(&a, vec![0xFFu8; 8192]).unwrap();
+    std::fs::write(&a, compressed_volume(1, 2048, 9)).unwrap();
     std::fs::write(&c, compressed_volume(1, 4096, 3)).unwrap();
     (a.display().to_string(), c.display().to_string())
 }

@@ -11,6 +11,7 @@ mod audit;
 mod basics;
 mod bmc;
 mod check;
+mod failclosed;
 mod fleet;
 mod hardening;
 mod ifd;

@@ -48,6 +48,9 @@ pub struct Uncovered {
     pub size: u64,
 }
 
+/// The BMC partition the SoC boots from, at flash offset 0.
+const BOOT_PARTITION: &str = "u-boot";
+
 /// Deepest level of the image searched for an anchor.
 const MAX_SEARCH_DEPTH: usize = 8;
 
@@ -110,8 +113,78 @@ struct Place {
     span_only: Option<(u64, u64)>,
 }
 
-fn locate(index: &[Candidate], part: &Node, anchor: &Anchor) -> Option<Place> {
+/// Where the x86 CPU's reset vector is in the image: the top of the descriptor's BIOS region (the chipset
+/// maps it below 4 GiB), else the top of the file (a dump of the BIOS alone). The region path and the top.
+/// Both come from the hardware's view of the flash, never from a volume or file found in it.
+fn reset_top(root: &Region) -> (String, u64) {
+    root.children
+        .iter()
+        .find(|c| c.kind == RegionKind::FlashRegion && c.name.eq_ignore_ascii_case("bios"))
+        .map_or((String::new(), root.size), |b| (b.path.clone(), b.end()))
+}
+
+/// The end, relative to the part's start, of the part's volume holding the Volume Top File (the x86 reset
+/// vector ends that volume), if it has one.
+fn vtf_end(part: &Node) -> Option<u64> {
+    part.children
+        .iter()
+        .filter(|v| v.kind == RegionKind::Volume && v.space == Space::Image)
+        .filter(|v| {
+            v.children.iter().any(|f| {
+                f.kind == RegionKind::File
+                    && f.attrs.get("guid").and_then(serde_json::Value::as_str)
+                        == Some(region::VTF_GUID)
+            })
+        })
+        .filter_map(|v| v.offset.checked_add(v.size)?.checked_sub(part.offset))
+        .max()
+}
+
+/// The part's volumes as (name without occurrence suffix, size, offset relative to the part).
+fn part_volumes(part: &Node) -> Vec<(&str, u64, u64)> {
+    part.children
+        .iter()
+        .filter(|c| c.kind == RegionKind::Volume && c.space == Space::Image)
+        .filter_map(|c| {
+            Some((
+                base_name(&c.name),
+                c.size,
+                c.offset.checked_sub(part.offset)?,
+            ))
+        })
+        .collect()
+}
+
+/// The image's volumes that are copies of the part's (same name and size) outside the span where the
+/// part was placed: a second copy of a baselined part is ambiguous, whichever one the hardware runs.
+fn copies_elsewhere<'a>(index: &'a [Candidate], part: &Node, place: &Place) -> Vec<&'a Candidate> {
+    let ids: std::collections::HashSet<(&str, u64)> = part_volumes(part)
+        .into_iter()
+        .map(|(n, s, _)| (n, s))
+        .collect();
+    index
+        .iter()
+        .filter(|d| d.kind == RegionKind::Volume && ids.contains(&(base_name(&d.name), d.size)))
+        .filter(|d| d.offset < place.start || d.offset.saturating_add(d.size) > place.end)
+        .collect()
+}
+
+fn locate(index: &[Candidate], top: &(String, u64), part: &Node, anchor: &Anchor) -> Option<Place> {
     match anchor {
+        // The SoC boots from flash offset 0: U-Boot is compared with what is there, whatever the layout
+        // calls it.
+        Anchor::Partition { name } if name.eq_ignore_ascii_case(BOOT_PARTITION) => {
+            let d = index
+                .iter()
+                .find(|r| r.kind == RegionKind::Partition && r.offset == 0)?;
+            Some(Place {
+                region: d.path.clone(),
+                start: d.offset,
+                end: d.offset.saturating_add(d.size),
+                shift: i128::from(d.offset) - i128::from(part.offset),
+                span_only: None,
+            })
+        }
         Anchor::Partition { name } => {
             let d = index.iter().find(|r| {
                 matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
@@ -126,18 +199,25 @@ fn locate(index: &[Candidate], part: &Node, anchor: &Anchor) -> Option<Place> {
             })
         }
         Anchor::Volumes => {
-            let mine: Vec<(&str, u64, u64)> = part
-                .children
-                .iter()
-                .filter(|c| c.kind == RegionKind::Volume && c.space == Space::Image)
-                .filter_map(|c| {
-                    Some((
-                        base_name(&c.name),
-                        c.size,
-                        c.offset.checked_sub(part.offset)?,
-                    ))
-                })
-                .collect();
+            let mine = part_volumes(part);
+            // The volumes' extent, not the part's: a capsule's header is not in the flash.
+            let first = mine.iter().map(|m| m.2).min()?;
+            let last = mine.iter().filter_map(|m| m.2.checked_add(m.1)).max()?;
+            // x86: the volume with the reset vector lies at the top of the BIOS region, where the CPU runs
+            // it, whatever else the dump holds; the other volumes where the baseline's layout puts them.
+            if let Some(rel_top) = vtf_end(part) {
+                let start = top.1.checked_sub(rel_top)?;
+                return Some(Place {
+                    region: top.0.clone(),
+                    start: start.checked_add(first)?,
+                    end: start.checked_add(last)?,
+                    shift: i128::from(start) - i128::from(part.offset),
+                    span_only: Some((
+                        part.offset.saturating_add(first),
+                        part.offset.saturating_add(last),
+                    )),
+                });
+            }
             // The part's offsets of its volumes by name and size: one lookup per volume of the image.
             let mut by_id: HashMap<(&str, u64), Vec<u64>> = HashMap::new();
             for (name, size, rel) in &mine {
@@ -158,9 +238,6 @@ fn locate(index: &[Candidate], part: &Node, anchor: &Anchor) -> Option<Place> {
             }
             let best = votes.values().copied().max()?;
             let ((start, parent), _) = votes.into_iter().find(|(_, v)| *v == best)?;
-            // The volumes' extent, not the part's: a capsule's header is not in the flash.
-            let first = mine.iter().map(|m| m.2).min()?;
-            let last = mine.iter().filter_map(|m| m.2.checked_add(m.1)).max()?;
             Some(Place {
                 region: parent.to_string(),
                 start: start.saturating_add(first),
@@ -209,6 +286,40 @@ fn reroot(n: &Node, from: &str, to: &str, shift: i128) -> Node {
             .map(|c| reroot(c, from, to, shift))
             .collect(),
     }
+}
+
+/// A baseline child under the name the image's child at its offset has, when the two differ only in the
+/// occurrence suffix (`fv[X]` and `fv[X]#2`: the image holds another copy in front of the anchored one).
+fn same_occurrence(c: Node, d: &Region) -> Node {
+    let Some(ic) = d.children.iter().find(|ic| {
+        ic.offset == c.offset
+            && ic.space == c.space
+            && ic.name != c.name
+            && base_name(&ic.name) == base_name(&c.name)
+    }) else {
+        return c;
+    };
+    fn repath(n: &mut Node, from: &str, to: &str) {
+        let moved = |p: &str| match p.strip_prefix(from) {
+            Some("") => Some(to.to_string()),
+            Some(rest) if rest.starts_with('/') => Some(format!("{to}{rest}")),
+            _ => None,
+        };
+        if let Some(p) = moved(&n.path) {
+            n.path = p;
+        }
+        if let Some(b) = n.base.as_deref().and_then(moved) {
+            n.base = Some(b);
+        }
+        for k in &mut n.children {
+            repath(k, from, to);
+        }
+    }
+    let mut n = c;
+    let from = n.path.clone();
+    repath(&mut n, &from, &ic.path);
+    n.name = ic.name.clone();
+    n
 }
 
 fn find_mut<'a>(root: &'a mut Region, path: &str) -> Option<&'a mut Region> {
@@ -305,6 +416,7 @@ fn compare_part(cx: &Cx, part: &Node, place: &Place, d: &mut Region) -> Vec<Find
                 }
             })
             .map(|c| reroot(c, &part.path, &d.path, place.shift))
+            .map(|c| same_occurrence(c, d))
             .collect(),
     };
     let span = place.span_only.map(|_| (place.start, place.end));
@@ -325,6 +437,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
     // Anchors look among the image's own regions, which comparing (expanding compressed nodes) does not
     // change: listed once for all parts.
     let index = candidates(image);
+    let top = reset_top(image);
     for (i, v) in ms.iter().enumerate() {
         let man = v.manifest();
         let cx = Cx::new(v);
@@ -343,7 +456,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
             let Some(node) = man.node(&p.path) else {
                 continue;
             };
-            let Some(place) = locate(&index, node, &p.anchor) else {
+            let Some(place) = locate(&index, &top, node, &p.anchor) else {
                 let mut f = Finding::general(
                     Code::AnchorNotFound,
                     format!(
@@ -364,6 +477,48 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                 findings.push(f);
                 continue;
             };
+            if p.anchor == Anchor::Volumes {
+                for c in copies_elsewhere(&index, node, &place) {
+                    let mut f = Finding::general(
+                        Code::AnchorAmbiguous,
+                        format!(
+                            "`{}` at {:#x} ({} bytes) is a copy of a volume of the baseline ({} {}) outside \
+                             the span {:#x}-{:#x} where the hardware's anchor places it; that copy is not what the \
+                             baseline vouches for",
+                            c.path,
+                            c.offset,
+                            c.size,
+                            man.product.product,
+                            man.product.component,
+                            place.start,
+                            place.end
+                        ),
+                    );
+                    f.path = c.path.clone();
+                    f.kind = Some(c.kind);
+                    f.offset = Some(c.offset);
+                    f.size = Some(c.size);
+                    findings.push(f);
+                }
+            }
+            if let Anchor::Partition { name } = &p.anchor {
+                let there = index.iter().find(|c| c.path == place.region);
+                if let Some(c) = there.filter(|c| !c.name.eq_ignore_ascii_case(name)) {
+                    let mut f = Finding::general(
+                        Code::LayoutMismatch,
+                        format!(
+                            "the SoC boots from flash offset 0, where the image's layout has `{}`, not `{name}`: \
+                             it is compared with the baseline's `{}`",
+                            c.name, p.path
+                        ),
+                    );
+                    f.path = c.path.clone();
+                    f.kind = Some(c.kind);
+                    f.offset = Some(c.offset);
+                    f.size = Some(c.size);
+                    findings.push(f);
+                }
+            }
             let Some(d) = find_mut(image, &place.region) else {
                 continue;
             };
@@ -406,6 +561,9 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
     }
     let mut uncovered = Vec::new();
     not_covered(image, &covered, &mut uncovered);
+    // Fail closed: uncovered bytes that are neither blank nor per-machine by structure are findings.
+    let blank = ms.first().map_or(0xFF, |v| v.manifest().image.blank_byte);
+    findings.extend(unaccounted_findings(image, &covered, &uncovered, blank));
     skipped.sort_by(|a: &Skipped, b| a.path.cmp(&b.path));
     ScanResult {
         findings,
@@ -476,6 +634,130 @@ fn not_covered(r: &Region, covered: &[(u64, u64)], out: &mut Vec<Uncovered>) {
     }
 }
 
+/// Most byte ranges one `not-covered` finding lists.
+const MAX_RANGES: usize = 64;
+
+/// Appends to `out` the stretches of `r` that no part covers and nothing else accounts for: bytes that are
+/// not blank and not per-machine by structure (a node its parser marked `mutable`: NVRAM stores, U-Boot
+/// environments, rwfs, GbE MAC and configuration words, ME data partitions). A container's headers (its
+/// `header` children and the bytes between its parsed children) are its structure, which its parser
+/// validated; a leaf's bytes (code, data, padding between known structures) are judged byte by byte.
+fn unaccounted(r: &Region, covered: &[(u64, u64)], blank: u8, out: &mut Vec<(u64, u64)>) {
+    if r.space != Space::Image || r.size == 0 {
+        return;
+    }
+    let end = r.end();
+    // Per-machine by structure; a container's header (validated by its parser) is its structure.
+    if overlap(covered, r.offset, end) >= r.size
+        || r.policy == Policy::Mutable
+        || r.kind == RegionKind::Header
+    {
+        return;
+    }
+    let mut kids = r
+        .children
+        .iter()
+        .filter(|c| c.space == Space::Image)
+        .peekable();
+    if kids.peek().is_some() {
+        for c in kids {
+            unaccounted(c, covered, blank, out);
+        }
+        return;
+    }
+    // A leaf: its stretches outside the covered spans, from their first non-blank byte.
+    let mut at = r.offset;
+    let mut stretches = Vec::new();
+    for &(s, e) in covered {
+        if e <= at || s >= end {
+            continue;
+        }
+        if s > at {
+            stretches.push((at, s));
+        }
+        at = at.max(e);
+    }
+    if at < end {
+        stretches.push((at, end));
+    }
+    let bytes = r.bytes();
+    for (s, e) in stretches {
+        let (Some(from), Some(to)) = (s.checked_sub(r.offset), e.checked_sub(r.offset)) else {
+            continue;
+        };
+        let Some(b) = bytes.get(from as usize..to as usize) else {
+            continue;
+        };
+        if let Some(first) = region::first_not(b, blank) {
+            let start = s.saturating_add(first as u64);
+            match out.last_mut() {
+                Some(last) if last.0.saturating_add(last.1) == start => {
+                    last.1 = last.1.saturating_add(e - start)
+                }
+                _ => out.push((start, e - start)),
+            }
+        }
+    }
+}
+
+/// What a region is, for a `not-covered` message.
+fn what(r: &Region) -> String {
+    match r.kind {
+        RegionKind::Padding | RegionKind::Blob | RegionKind::Image => "unknown data".to_string(),
+        RegionKind::Volume => format!("firmware volume `{}`", r.name),
+        RegionKind::File => format!("firmware file `{}`", r.name),
+        k => format!("{} `{}`", k.as_str(), r.name),
+    }
+}
+
+/// One `not-covered` finding per outermost uncovered region holding bytes nothing accounts for.
+fn unaccounted_findings(
+    image: &Region,
+    covered: &[(u64, u64)],
+    uncovered: &[Uncovered],
+    blank: u8,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for u in uncovered {
+        let Some(r) = image.find(&u.path) else {
+            continue;
+        };
+        let mut stretches = Vec::new();
+        unaccounted(r, covered, blank, &mut stretches);
+        let u_end = u.offset.saturating_add(u.size);
+        stretches.retain(|&(s, l)| s < u_end && s.saturating_add(l) > u.offset);
+        if stretches.is_empty() {
+            continue;
+        }
+        let total: u64 = stretches.iter().map(|s| s.1).sum();
+        let n = stretches.len();
+        let mut f = Finding::on(
+            Code::NotCovered,
+            r,
+            format!(
+                "{total} non-blank bytes of {} in {n} range(s) from {:#x}: no verified baseline part covers \
+                 them and no per-machine structure accounts for them",
+                what(r),
+                stretches[0].0
+            ),
+        );
+        f.offset = Some(u.offset);
+        f.size = Some(u.size);
+        f.ranges = stretches
+            .into_iter()
+            .take(MAX_RANGES)
+            .map(|(offset, length)| ByteRange {
+                offset,
+                length,
+                space: Space::Image,
+                base: None,
+            })
+            .collect();
+        out.push(f);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,6 +823,7 @@ mod tests {
         };
         let p = locate(
             &candidates(&t),
+            &reset_top(&t),
             &part,
             &Anchor::Partition { name: "C".into() },
         )
@@ -553,6 +836,7 @@ mod tests {
         assert_eq!((moved.path.as_str(), moved.offset), ("c/x", 0x2010));
         assert!(locate(
             &candidates(&t),
+            &reset_top(&t),
             &part,
             &Anchor::Partition { name: "e".into() }
         )

@@ -77,6 +77,10 @@ pub struct ParseOptions {
     /// Vendor X.509 certificates or CAs (DER) that a UEFI capsule's PKCS#7 signer must chain to; empty:
     /// the signature is verified with the signer's own certificate and the signer is not trusted.
     pub capsule_certs: Vec<Vec<u8>>,
+    /// A BMC flash layout from a verified baseline (the vendor-signed package's device tree, or the OpenBMC
+    /// preset of the flash's size): the `bmc` parser lays the whole flash out by it instead of by what the
+    /// dump declares (issue 19: the dump never chooses its own layout).
+    pub bmc_layout: Option<Layout>,
 }
 
 impl Default for ParseOptions {
@@ -92,6 +96,7 @@ impl Default for ParseOptions {
             format: None,
             openbmc_keys: Vec::new(),
             capsule_certs: Vec::new(),
+            bmc_layout: None,
         }
     }
 }

@@ -183,6 +183,10 @@ pub struct Manifest {
     /// release package holds) is compared part by part (see [`package`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parts: Vec<Part>,
+    /// The flash layout the parts' `partition` anchors refer to, from the vendor-signed package (an
+    /// OpenBMC kernel FIT's device tree). A dump is laid out by it, never by a layout it declares itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash_layout: Option<Layout>,
     /// The vendor signatures of the release package the baseline was made from, as verified then.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vendor_signatures: Vec<VendorSignature>,
@@ -298,6 +302,7 @@ impl Manifest {
             policy: opts.rules,
             r#match: None,
             parts: package::parts_of(&tree),
+            flash_layout: package::flash_layout_of(&tree),
             vendor_signatures: Vec::new(),
             root,
         };

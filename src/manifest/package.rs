@@ -172,6 +172,24 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
     out
 }
 
+/// The flash layout an OpenBMC package's signed kernel FIT carries (its device tree's `fixed-partitions`),
+/// for the `partition` anchors of its parts; `None` for other packages and for kernels without one (a dump
+/// is then laid out by the OpenBMC preset of its flash size).
+pub fn flash_layout_of(tree: &Region) -> Option<crate::formats::layout::Layout> {
+    if !is_openbmc_tar(tree) {
+        return None;
+    }
+    let kernel = tree.children.iter().find(|c| c.name == "image-kernel")?;
+    crate::formats::bmc::fit_flash_layout(kernel.bytes())
+}
+
+/// Whether a manifest's parts are an OpenBMC package's image files, anchored in the BMC flash partitions.
+pub fn is_openbmc_parts(parts: &[Part]) -> bool {
+    parts.iter().any(|p| {
+        matches!(&p.anchor, Anchor::Partition { name } if OPENBMC_PARTS.iter().any(|(_, n)| n == name))
+    })
+}
+
 fn find<'a>(tree: &'a Region, path: &str) -> Option<&'a Region> {
     let mut cur = tree;
     while cur.path != path {

@@ -223,6 +223,11 @@ pub fn note_findings(r: &Region) -> Vec<Finding> {
     out
 }
 
+/// GUID of the UEFI Volume Top File: the file whose last bytes hold the x86 reset vector, at the top of the
+/// boot volume (PI spec, vol. 3). Parsers name it; the part-by-part comparison anchors the volume holding
+/// it where the CPU starts (issue 19).
+pub const VTF_GUID: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
+
 /// The offset of the first byte of `b` that is not `v` (eight bytes at a time: erased flash is most of an
 /// image, and a byte loop with an early exit does not vectorise).
 pub fn first_not(b: &[u8], v: u8) -> Option<usize> {

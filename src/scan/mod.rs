@@ -116,11 +116,25 @@ impl Scanner {
         formats::parse_image(data, &self.parse_options(m))
     }
 
-    /// Parses an image with its own layout, lazily (a comparison part by part).
-    fn parse_own(&self, data: Arc<Data>) -> Region {
+    /// Parses an image for a comparison part by part, lazily: a BMC flash compared with an OpenBMC
+    /// package's baseline is laid out by the baseline ([`trusted_bmc_layout`]); anything else by its own
+    /// structure. Also returns the finding when the layout the dump declares disagrees with the trusted one.
+    fn parse_own(
+        &self,
+        data: Arc<Data>,
+        ms: &[(&VerifiedManifest, &str)],
+    ) -> (Region, Option<Finding>) {
         let mut o = self.parse.clone();
         o.eager = false;
-        formats::parse_image(data, &o)
+        let mut mismatch = None;
+        if o.layout.is_none() && o.format.is_none() {
+            if let Some(l) = trusted_bmc_layout(ms, data.len() as u64) {
+                mismatch = layout_mismatch(&l, &data[..]);
+                o.format = Some(formats::bmc::FORMAT.name.into());
+                o.bmc_layout = Some(l);
+            }
+        }
+        (formats::parse_image(data, &o), mismatch)
     }
 
     /// The whole pipeline on an image's bytes.
@@ -128,8 +142,9 @@ impl Scanner {
         // One manifest of a file of the same format but another size (a BIOS region against a dump with
         // an extra NVRAM volume): part by part when every part is found there, else as a whole (a
         // truncated or damaged dump is reported against the whole baseline, with its size).
-        if let Baseline::Parts([(v, path)], true) = b {
-            let report = self.run_tree(command, image.clone(), self.parse_own(data.clone()), b);
+        if let Baseline::Parts(ms @ [(v, path)], true) = b {
+            let (tree, extra) = self.parse_own(data.clone(), ms);
+            let report = self.run_tree_with(command, image.clone(), tree, b, extra);
             if !report
                 .findings
                 .iter()
@@ -139,13 +154,14 @@ impl Scanner {
             }
             return self.run(command, image, data, Baseline::Manifest(v, path));
         }
-        let tree = match b {
-            Baseline::Manifest(v, _) => self.parse(data, Some(v.manifest())),
-            Baseline::None => self.parse(data, None),
-            // The image's own layout: the baselines' formats and layouts describe other files.
-            Baseline::Parts(..) => self.parse_own(data),
+        let (tree, extra) = match b {
+            Baseline::Manifest(v, _) => (self.parse(data, Some(v.manifest())), None),
+            Baseline::None => (self.parse(data, None), None),
+            // The image's own structure (the baselines' formats and layouts describe other files), a BMC
+            // flash laid out by the baseline.
+            Baseline::Parts(ms, _) => self.parse_own(data, ms),
         };
-        self.run_tree(command, image, tree, b)
+        self.run_tree_with(command, image, tree, b, extra)
     }
 
     /// The pipeline on a tree already parsed with [`Scanner::parse_options`] for the same baseline (an audit
@@ -154,9 +170,29 @@ impl Scanner {
         &self,
         command: &str,
         image: ImageRef,
-        mut tree: Region,
+        tree: Region,
         b: Baseline<'_>,
     ) -> Report {
+        self.run_tree_with(command, image, tree, b, None)
+    }
+
+    /// [`Scanner::run_tree`] with a finding of the parse step (a dump's own layout that disagrees with
+    /// the trusted one).
+    fn run_tree_with(
+        &self,
+        command: &str,
+        image: ImageRef,
+        mut tree: Region,
+        b: Baseline<'_>,
+        extra: Option<Finding>,
+    ) -> Report {
+        // Nothing recognised is not clean: an empty or erased dump (a failed flash read) is not compared,
+        // and a check that found nothing in an image where no parser recognised anything is undecided.
+        if !matches!(b, Baseline::None) {
+            if let Some(why) = unrecognized(&tree, false) {
+                return Report::error(command, image, Code::UnrecognizedImage, why);
+            }
+        }
         let (mut result, manifest) = match b {
             Baseline::Manifest(v, path) => {
                 let mut r = compare::compare(v, &mut tree);
@@ -167,6 +203,7 @@ impl Scanner {
                 let vs: Vec<&VerifiedManifest> = ms.iter().map(|(v, _)| *v).collect();
                 let mut r = compare::compare_parts(&vs, &mut tree);
                 r.findings.extend(self.checks(&tree, true));
+                r.findings.extend(extra);
                 let refs: Vec<ManifestRef> = ms
                     .iter()
                     .enumerate()
@@ -188,13 +225,21 @@ impl Scanner {
                 }
                 return report;
             }
-            Baseline::None => (
-                ScanResult {
-                    findings: self.checks(&tree, false),
-                    ..ScanResult::default()
-                },
-                None,
-            ),
+            Baseline::None => {
+                let findings = self.checks(&tree, false);
+                if findings.is_empty() {
+                    if let Some(why) = unrecognized(&tree, true) {
+                        return Report::error(command, image, Code::UnrecognizedImage, why);
+                    }
+                }
+                (
+                    ScanResult {
+                        findings,
+                        ..ScanResult::default()
+                    },
+                    None,
+                )
+            }
         };
         self.fail.apply(&mut result.findings);
         Report::new(command, image, manifest, result)
@@ -210,6 +255,80 @@ impl Scanner {
             (None, false) => crate::check::run(tree, &RuleSet::empty()),
         }
     }
+}
+
+/// The layout a BMC flash of `size` bytes is laid out by when compared with an OpenBMC package's
+/// baseline: the layout in the vendor-signed package (its kernel FIT's device tree) when it fits the flash,
+/// else the OpenBMC preset of the flash's size. `None` when no baseline is an OpenBMC package's or neither
+/// applies (then the dump's own layout is used, U-Boot still compared at offset 0).
+pub fn trusted_bmc_layout(
+    ms: &[(&VerifiedManifest, &str)],
+    size: u64,
+) -> Option<crate::formats::layout::Layout> {
+    let m = ms
+        .iter()
+        .map(|(v, _)| v.manifest())
+        .find(|m| crate::manifest::package::is_openbmc_parts(&m.parts))?;
+    m.flash_layout
+        .clone()
+        .filter(|l| !l.entries.is_empty() && l.entries.iter().all(|e| e.end < size))
+        .or_else(|| formats::bmc::preset_for_size(size))
+}
+
+/// A `layout-mismatch` finding when the layout a BMC dump declares (a device tree in a FIT, a preset its
+/// content matches, ...) differs from the trusted layout it is compared by.
+fn layout_mismatch(trusted: &crate::formats::layout::Layout, bytes: &[u8]) -> Option<Finding> {
+    let own = formats::bmc::discover(bytes)?.layout;
+    let key = |l: &crate::formats::layout::Layout| {
+        let mut v: Vec<(String, u64, u64)> = l
+            .entries
+            .iter()
+            .map(|e| (e.name.to_ascii_lowercase(), e.start, e.end))
+            .collect();
+        v.sort();
+        v
+    };
+    if key(&own) == key(trusted) {
+        return None;
+    }
+    let mut f = Finding::general(
+        Code::LayoutMismatch,
+        format!(
+            "the dump declares its own flash layout ({}: {}) that differs from the verified baseline's ({}: {}); \
+             the dump is laid out by the baseline's",
+            own.source,
+            own.to_flashrom().trim_end().replace('\n', ", "),
+            trusted.source,
+            trusted.to_flashrom().trim_end().replace('\n', ", ")
+        ),
+    );
+    f.offset = Some(0);
+    Some(f)
+}
+
+/// Why nothing in `tree` can be checked, if so: an empty file; a dump of one repeated byte, 0x00 or 0xFF
+/// (an erased chip, or a flash read that failed); and, when `need_structure` (a check without a baseline),
+/// a file no parser recognised anything in (`raw` with no region found). Such an image is never CLEAN:
+/// [`Code::UnrecognizedImage`], exit 2.
+pub fn unrecognized(tree: &Region, need_structure: bool) -> Option<String> {
+    let bytes = tree.bytes();
+    let Some(&first) = bytes.first() else {
+        return Some("the file is empty: nothing was checked".into());
+    };
+    if (first == 0x00 || first == 0xFF) && crate::region::first_not(bytes, first).is_none() {
+        return Some(format!(
+            "all {} bytes are {first:#04x} (an erased chip or a failed flash read): nothing was checked",
+            bytes.len()
+        ));
+    }
+    if need_structure && tree.children.is_empty() && tree.attr_str("format") == Some("raw") {
+        return Some(format!(
+            "no known structure in {} bytes (no flash descriptor, firmware volume, capsule, BMC layout or \
+             other format fwscan reads): nothing was checked",
+            bytes.len()
+        ));
+    }
+    None
 }
 
 /// A report for an image that could not be read.

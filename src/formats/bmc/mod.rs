@@ -142,6 +142,48 @@ pub fn fixed_partitions(dtb: &[u8]) -> Result<Vec<PartitionSet>, ParseError> {
     Ok(out)
 }
 
+/// The flash layout a kernel FIT carries in its device trees (the first `fixed-partitions` node with
+/// partitions), as a release package holds it: `image-kernel` of an OpenBMC tarball, covered by the
+/// vendor's signature. Source `package-device-tree`.
+pub fn fit_flash_layout(fit_bytes: &[u8]) -> Option<Layout> {
+    let images = fit::fit_images(fit_bytes).ok()?;
+    images
+        .iter()
+        .filter(|i| i.typ.as_deref() == Some("flat_dt"))
+        .filter_map(|img| {
+            let (doff, dlen) = img.data?;
+            let dtb = fit_bytes.get(doff as usize..doff.checked_add(dlen)? as usize)?;
+            fixed_partitions(dtb).ok()
+        })
+        .flatten()
+        .find(|(_, e, problems)| !e.is_empty() && problems.is_empty())
+        .map(|(_, entries, _)| Layout {
+            source: "package-device-tree".into(),
+            entries,
+        })
+}
+
+/// The OpenBMC static preset for a flash of `size` bytes (the chip's size: the hardware's, not a structure
+/// in the dump), as a layout.
+pub fn preset_for_size(size: u64) -> Option<Layout> {
+    presets::PRESETS
+        .iter()
+        .find(|p| p.flash_size == size)
+        .map(|p| Layout {
+            source: format!("preset:{}", p.name),
+            entries: p
+                .parts
+                .iter()
+                .map(|&(n, o, s)| LayoutEntry {
+                    name: n.into(),
+                    start: o,
+                    end: o.saturating_add(s).saturating_sub(1),
+                    policy: None,
+                })
+                .collect(),
+        })
+}
+
 fn device_tree_layout(b: &[u8]) -> Option<Discovered> {
     let len = b.len() as u64;
     let mut off = 0u64;
@@ -452,14 +494,20 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     not_inside: &["bmc"],
 };
 
-/// The `bmc` parser: discovered layout → partitions → content.
+/// The `bmc` parser: layout (a verified baseline's, else discovered) → partitions → content.
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let b = node.bytes();
-    let d = discover(b).ok_or(ParseError::Invalid {
-        what: "BMC flash layout",
-        offset: node.offset,
-        detail: "no device tree, preset, MegaRAC or UBI layout matches".into(),
-    })?;
+    let d = match &ctx.opts.bmc_layout {
+        Some(l) => Discovered {
+            layout: l.clone(),
+            notes: Vec::new(),
+        },
+        None => discover(b).ok_or(ParseError::Invalid {
+            what: "BMC flash layout",
+            offset: node.offset,
+            detail: "no device tree, preset, MegaRAC or UBI layout matches".into(),
+        })?,
+    };
     let mut notes = d.notes;
     let mut parts = place(&d.layout, node, &mut notes);
     for p in &mut parts {

@@ -367,7 +367,7 @@ fn files(
 }
 
 /// Volume Top File GUID (the file holding the x86 reset vector at the top of the boot volume).
-pub const VTF_GUID: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
+pub const VTF_GUID: &str = crate::region::VTF_GUID;
 
 /// Most entries of an Intel FIT that explain the bytes of the VTF pad file.
 const MAX_FIT_ENTRIES: u32 = 1024;
