@@ -77,6 +77,11 @@ pub struct ParseOptions {
     /// Vendor X.509 certificates or CAs (DER) that a UEFI capsule's PKCS#7 signer must chain to; empty:
     /// the signature is verified with the signer's own certificate and the signer is not trusted.
     pub capsule_certs: Vec<Vec<u8>>,
+    /// Boot Guard OEM key hashes (SHA-256 or SHA-384 of the Key Manifest key as the chipset fuses hold
+    /// it; the trust policy's `bootguard-km-hash` vendor keys). A verified IBB counts as hardware-rooted
+    /// coverage (`bootguard-ibb`) only under a KM whose key one of them pins; otherwise it is
+    /// `bootguard-self-signed`.
+    pub bootguard_km_hashes: Vec<Vec<u8>>,
 }
 
 impl Default for ParseOptions {
@@ -92,6 +97,7 @@ impl Default for ParseOptions {
             format: None,
             openbmc_keys: Vec::new(),
             capsule_certs: Vec::new(),
+            bootguard_km_hashes: Vec::new(),
         }
     }
 }
