@@ -11,10 +11,16 @@
 //! space, erased padding); `baseline-only` for the rest (static bytes that only an fwscan baseline protects).
 //!
 //! Overlaps: the strongest protection wins per byte, in the order of [`Protection::ALL`]: hardware-rooted
-//! signatures first (Boot Guard IBB, verified by the ACM with the OEM key fused in the chipset; the ACM,
-//! microcode and ME manifests, verified by the CPU or ME ROM with Intel's keys), then a vendor's release
-//! package signature, then the baseline, then nothing. The ranges are contiguous, sorted and cover the image
-//! exactly once, so the totals sum to the image size.
+//! signatures first (Boot Guard IBB under a key manifest whose key the trust policy pins, verified by the
+//! ACM with the OEM key fused in the chipset; the ACM, microcode and ME manifests, verified by the CPU or ME
+//! ROM with Intel's keys), then a vendor's release package signature, then a Boot Guard IBB whose key
+//! manifest no one pins (self-signed: the image is consistent with itself, which any re-signer achieves),
+//! then the baseline, then nothing. The ranges are contiguous, sorted and cover the image exactly once, so
+//! the totals sum to the image size.
+//!
+//! Why a range got less than it seemed to claim (an IBB digest that mismatched or could not be computed, a
+//! key manifest pinned by nothing) is said by the parsers in the root node's attribute `coverage-notes` (a
+//! JSON array of strings), which [`compute`] passes on as [`Coverage::notes`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +33,9 @@ use crate::region::{Policy, Region, Space};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protection {
-    /// Inside an Initial Boot Block segment whose digest a verified Boot Policy Manifest carries.
+    /// Inside an Initial Boot Block segment whose digest verified against a verified Boot Policy Manifest,
+    /// under a Key Manifest whose key hash the trust policy pins (`bootguard-km-hash`): what the ACM
+    /// enforces with the OEM key hash fused in the chipset, when the pin matches the fuses.
     BootguardIbb,
     /// A startup/BIOS ACM whose RSA signature verified.
     Acm,
@@ -37,6 +45,10 @@ pub enum Protection {
     MeManifest,
     /// Covered by the vendor signature of a release package.
     VendorPackage,
+    /// Inside an IBB segment whose digest verified, under a verified Key Manifest whose key nothing pins:
+    /// the image is consistent with itself, which anyone who re-signs KM, BPM and IBB achieves too (fwscan
+    /// cannot read the chipset fuses from a dump).
+    BootguardSelfSigned,
     /// Static bytes that only an fwscan baseline protects.
     BaselineOnly,
     /// Per-machine or mutable data, free space, blank bytes: nothing protects them.
@@ -45,12 +57,13 @@ pub enum Protection {
 
 impl Protection {
     /// Every protection, strongest first (the overlap order).
-    pub const ALL: [Protection; 7] = [
+    pub const ALL: [Protection; 8] = [
         Protection::BootguardIbb,
         Protection::Acm,
         Protection::Microcode,
         Protection::MeManifest,
         Protection::VendorPackage,
+        Protection::BootguardSelfSigned,
         Protection::BaselineOnly,
         Protection::None,
     ];
@@ -62,6 +75,7 @@ impl Protection {
             Protection::Microcode => "microcode",
             Protection::MeManifest => "me-manifest",
             Protection::VendorPackage => "vendor-package",
+            Protection::BootguardSelfSigned => "bootguard-self-signed",
             Protection::BaselineOnly => "baseline-only",
             Protection::None => "none",
         }
@@ -90,6 +104,9 @@ pub struct Coverage {
     pub ranges: Vec<Range>,
     /// Bytes per protection, every protection listed (strongest first), zeros included.
     pub totals: BTreeMap<&'static str, u64>,
+    /// Why a range got a weaker protection than its structure suggests (from the root's `coverage-notes`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Coverage {
@@ -136,7 +153,15 @@ pub fn compute(root: &Region) -> Coverage {
             }
         }
     }
-    sweep(size, iv)
+    let mut cov = sweep(size, iv);
+    if let Some(serde_json::Value::Array(items)) = root.attrs.get("coverage-notes") {
+        cov.notes = items
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .map(str::to_string)
+            .collect();
+    }
+    cov
 }
 
 /// Adds the intervals of `r` and its image-space descendants.
@@ -190,8 +215,15 @@ fn sweep(size: u64, iv: Vec<Interval>) -> Coverage {
     }
     ev.sort_unstable();
     // Active intervals per protection, ordered by (by, index) so the winner is deterministic.
-    let mut active: Vec<BTreeMap<(Option<&str>, usize), ()>> = vec![BTreeMap::new(); 7];
-    let rank = |p: Protection| Protection::ALL.iter().position(|&q| q == p).unwrap_or(6);
+    let weakest = Protection::ALL.len().saturating_sub(1);
+    let mut active: Vec<BTreeMap<(Option<&str>, usize), ()>> =
+        vec![BTreeMap::new(); Protection::ALL.len()];
+    let rank = |p: Protection| {
+        Protection::ALL
+            .iter()
+            .position(|&q| q == p)
+            .unwrap_or(weakest)
+    };
     let mut ranges: Vec<Range> = Vec::new();
     let mut push = |from: u64, to: u64, prot: Protection, by: Option<&str>| {
         if from >= to {
@@ -249,6 +281,7 @@ fn sweep(size: u64, iv: Vec<Interval>) -> Coverage {
         size,
         ranges,
         totals,
+        notes: Vec::new(),
     }
 }
 
@@ -257,11 +290,11 @@ pub fn text(c: &Coverage) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "coverage of {} bytes ({:#x})", c.size, c.size);
-    let _ = writeln!(s, "{:<12} {:<12} {:<16} by", "offset", "size", "protection");
+    let _ = writeln!(s, "{:<12} {:<12} {:<21} by", "offset", "size", "protection");
     for r in &c.ranges {
         let _ = writeln!(
             s,
-            "{:<#12x} {:<#12x} {:<16} {}",
+            "{:<#12x} {:<#12x} {:<21} {}",
             r.offset,
             r.size,
             r.protection.as_str(),
@@ -276,7 +309,13 @@ pub fn text(c: &Coverage) -> String {
         } else {
             n as f64 * 100.0 / c.size as f64
         };
-        let _ = writeln!(s, "  {:<16} {:>12} bytes {:>6.2}%", p.as_str(), n, pct);
+        let _ = writeln!(s, "  {:<21} {:>12} bytes {:>6.2}%", p.as_str(), n, pct);
+    }
+    if !c.notes.is_empty() {
+        let _ = writeln!(s, "notes:");
+        for n in &c.notes {
+            let _ = writeln!(s, "  {n}");
+        }
     }
     s
 }
@@ -321,5 +360,42 @@ mod tests {
         );
         assert_eq!(cov.totals.values().sum::<u64>(), 100);
         assert_eq!(cov.total(Protection::None), 25);
+        assert!(cov.notes.is_empty());
+    }
+
+    /// A self-signed Boot Guard range loses to a vendor package, wins over the baseline default; the
+    /// root's `coverage-notes` become the coverage's notes.
+    #[test]
+    fn self_signed_ranks_below_vendor_and_notes_pass_through() {
+        assert!(Protection::ALL.len() == 8);
+        let data = Arc::new(Data::Owned(vec![0u8; 100]));
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, 100);
+        let a = Region::new(RegionKind::Blob, "a", &data, 0, 50)
+            .with_attr("covered-by", "vendor-package");
+        let b = Region::new(RegionKind::Blob, "b", &data, 50, 50);
+        root.children = vec![a, b];
+        root.attrs.insert(
+            "coverage".into(),
+            serde_json::json!([{"offset": 40, "size": 40, "protection": "bootguard-self-signed", "by": "km"}]),
+        );
+        root.attrs
+            .insert("coverage-notes".into(), serde_json::json!(["why"]));
+        crate::region::finalize(&mut root);
+        let cov = compute(&root);
+        let got: Vec<(u64, u64, &str)> = cov
+            .ranges
+            .iter()
+            .map(|r| (r.offset, r.size, r.protection.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 50, "vendor-package"),
+                (50, 30, "bootguard-self-signed"),
+                (80, 20, "baseline-only"),
+            ]
+        );
+        assert_eq!(cov.notes, ["why"]);
+        assert!(text(&cov).contains("notes:\n  why"));
     }
 }

@@ -19,7 +19,7 @@ fn fixture(name: &str) -> Option<PathBuf> {
 }
 
 /// Finding codes of `fwscan check`.
-fn check_codes(path: &Path) -> Vec<String> {
+pub(crate) fn check_codes(path: &Path) -> Vec<String> {
     let out = fwscan()
         .args(["check", "--format", "json"])
         .arg(path)
@@ -51,7 +51,7 @@ fn nodes<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn all_nodes(tree: &Value) -> Vec<&Value> {
+pub(crate) fn all_nodes(tree: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
     nodes(&tree["root"], &mut out);
     out
@@ -172,7 +172,7 @@ fn hexnum(s: &str) -> u64 {
     u64::from_str_radix(s.trim_end_matches('h').trim_start_matches("0x"), 16).unwrap()
 }
 
-fn galago() -> Option<PathBuf> {
+pub(crate) fn galago() -> Option<PathBuf> {
     let xz = fixture("galagopro3-bios-region.fd.xz")?;
     let dir = tempfile::tempdir().unwrap().keep();
     let out = dir.join("galago.fd");
@@ -339,7 +339,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 #[derive(Clone)]
-enum Key {
+pub(crate) enum Key {
     Rsa {
         pem: PathBuf,
         modulus_be: Vec<u8>,
@@ -351,7 +351,7 @@ enum Key {
     },
 }
 
-fn genkey(dir: &Path, name: &str, spec: &str) -> Key {
+pub(crate) fn genkey(dir: &Path, name: &str, spec: &str) -> Key {
     let pem = dir.join(format!("{name}.pem"));
     let p = pem.to_str().unwrap();
     if let Some(bits) = spec.strip_prefix("rsa") {
@@ -514,6 +514,7 @@ fn km(dir: &Path, cbnt: bool, km_key: &Key, bpm_key: &Key, scheme: &str) -> Vec<
     v
 }
 
+#[allow(clippy::too_many_arguments)]
 fn bpm(
     dir: &Path,
     cbnt: bool,
@@ -522,6 +523,7 @@ fn bpm(
     ibb_digest256: &[u8],
     ibb_digest384: &[u8],
     seg: (u32, u32),
+    algs: [u16; 2],
 ) -> Vec<u8> {
     let mut segs = Vec::new();
     segs.extend([0u8, 0, 0, 0]);
@@ -547,8 +549,8 @@ fn bpm(
         e.extend(hash_struct(0x10, &[]));
         e.extend(0xFFFF_FFF0u32.to_le_bytes());
         let mut list = Vec::new();
-        list.extend(hash_struct(0x0B, ibb_digest256));
-        list.extend(hash_struct(0x0C, ibb_digest384));
+        list.extend(hash_struct(algs[0], ibb_digest256));
+        list.extend(hash_struct(algs[1], ibb_digest384));
         e.extend(((list.len() + 4) as u16).to_le_bytes());
         e.extend(2u16.to_le_bytes());
         e.extend(list);
@@ -576,7 +578,7 @@ fn bpm(
         e.extend(hash_struct(0x10, &[]));
         e.extend([0u8; 32]);
         e.extend(0xFFFF_FFF0u32.to_le_bytes());
-        e.extend(hash_struct(0x0B, ibb_digest256));
+        e.extend(hash_struct(algs[0], ibb_digest256));
         e.push(2);
         e.extend(&segs);
         v.extend(e);
@@ -628,11 +630,28 @@ const GUID_KM: &str = "5E7D8E6C-0002-4F6B-9E22-3A4B5C6D7E01";
 const GUID_BPM: &str = "5E7D8E6C-0003-4F6B-9E22-3A4B5C6D7E01";
 const GUID_VTF: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
 
-struct Built {
-    image: Vec<u8>,
-    ibb: (usize, usize),
+pub(crate) struct Built {
+    pub(crate) image: Vec<u8>,
+    /// Offset and size of the hashed IBB segment.
+    pub(crate) ibb: (usize, usize),
     bpm: (usize, usize),
     acm: usize,
+}
+
+/// Variations of a built image's BPM (signed as usual): the IBB digests' algorithm ids (default SHA-256,
+/// SHA-384; CBnT lists both, Boot Guard 1.0 the first) and the hashed segment's physical base.
+pub(crate) struct Tweak {
+    pub(crate) ibb_algs: [u16; 2],
+    pub(crate) ibb_base: Option<u32>,
+}
+
+impl Default for Tweak {
+    fn default() -> Self {
+        Tweak {
+            ibb_algs: [0x0B, 0x0C],
+            ibb_base: None,
+        }
+    }
 }
 
 fn phys(off: usize) -> u32 {
@@ -642,9 +661,14 @@ fn phys(off: usize) -> u32 {
 /// One firmware volume mapped below 4 GiB: raw files holding the ACM, KM and BPM, and a VTF-like raw
 /// file at the top with the FIT, IBB code, FIT pointer and reset vector.
 /// The keys of a built image: (KM key, KM scheme), (BPM signing key, key the KM names, BPM scheme), ACM key.
-type Keys<'a> = ((&'a Key, &'a str), (&'a Key, &'a Key, &'a str), &'a Key);
+pub(crate) type Keys<'a> = ((&'a Key, &'a str), (&'a Key, &'a Key, &'a str), &'a Key);
 
-fn build_image(dir: &Path, cbnt: bool, keys: Keys) -> Built {
+pub(crate) fn build_image(dir: &Path, cbnt: bool, keys: Keys) -> Built {
+    build_image_with(dir, cbnt, keys, &Tweak::default())
+}
+
+/// [`build_image`] with a [`Tweak`] of the BPM.
+pub(crate) fn build_image_with(dir: &Path, cbnt: bool, keys: Keys, tweak: &Tweak) -> Built {
     let ((km_key, km_scheme), (bpm_key, named_key, bpm_scheme), acm_key) = keys;
     let body = |n: usize| vec![0u8; n];
     let files = [
@@ -730,7 +754,8 @@ fn build_image(dir: &Path, cbnt: bool, keys: Keys) -> Built {
         bpm_scheme,
         &d256,
         &d384,
-        (phys(ibb.0), ibb.1 as u32),
+        (tweak.ibb_base.unwrap_or(phys(ibb.0)), ibb.1 as u32),
+        tweak.ibb_algs,
     );
     img[bpm_off..bpm_off + bpm_bytes.len()].copy_from_slice(&bpm_bytes);
     Built {
@@ -831,14 +856,15 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
         !statuses.is_empty() && statuses.iter().all(|s| *s == "valid"),
         "{statuses:?}"
     );
-    // Coverage: the IBB range, signed by the KM key.
+    // Coverage: the IBB range, signed by the KM key, which no trust policy pins (tests/bootguard_coverage.rs).
     let cov = t["root"]["attrs"]["coverage"].as_array().expect("coverage");
     let kh = kmn["attrs"]["key-hash"].as_str().unwrap();
     assert!(
-        cov.iter().any(|c| c["protection"] == "bootguard-ibb"
-            && c["offset"].as_u64() == Some(clean.ibb.0 as u64)
-            && c["size"].as_u64() == Some(clean.ibb.1 as u64)
-            && c["by"] == kh),
+        cov.iter()
+            .any(|c| c["protection"] == "bootguard-self-signed"
+                && c["offset"].as_u64() == Some(clean.ibb.0 as u64)
+                && c["size"].as_u64() == Some(clean.ibb.1 as u64)
+                && c["by"] == kh),
         "{cov:?}"
     );
 

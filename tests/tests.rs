@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod basics;
 mod bmc;
+mod bootguard_coverage;
 mod check;
 mod failclosed;
 mod fleet;

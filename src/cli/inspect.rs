@@ -1,6 +1,6 @@
 //! `fwscan inspect`: print the region tree.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use fwscan::{formats, hash, input};
 
@@ -9,7 +9,7 @@ use super::{emit, Format, ParseArgs};
 /// Print the region tree of an image (offsets, sizes, kinds, names, digests, parser notes).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan inspect testdata/layout/image.bin --layout testdata/layout/image.layout\n  fwscan inspect /usr/share/OVMF/OVMF_CODE_4M.fd --format json > tree.json\n  fwscan inspect flash.bin --coverage"
+    after_help = "Examples:\n  fwscan inspect testdata/layout/image.bin --layout testdata/layout/image.layout\n  fwscan inspect /usr/share/OVMF/OVMF_CODE_4M.fd --format json > tree.json\n  fwscan inspect flash.bin --coverage\n  fwscan inspect flash.bin --coverage --trust trust.json   # Boot Guard KM pinned by bootguard-km-hash"
 )]
 pub struct Args {
     /// Image file.
@@ -20,12 +20,23 @@ pub struct Args {
     /// package, baseline only, none) as ranges and totals instead of the tree.
     #[arg(long)]
     pub coverage: bool,
+    /// Trust policy whose `bootguard-km-hash` vendor keys pin the platform's Boot Guard OEM key hash (a
+    /// verified IBB then counts as `bootguard-ibb` instead of `bootguard-self-signed`). Default:
+    /// $FWSCAN_TRUST, then /etc/fwscan/trust.json if it exists; none is required, and a default one that
+    /// cannot be read is skipped with a warning.
+    #[arg(long, value_name = "POLICY")]
+    pub trust: Option<PathBuf>,
     #[command(flatten)]
     pub parse: ParseArgs,
 }
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let opts = a.parse.parse_options()?;
+    let mut opts = a.parse.parse_options()?;
+    if let Some(policy) = policy(a.trust.as_deref()) {
+        // Only the Boot Guard pins, all of them (inspect knows no product); release-package keys still
+        // come from --openbmc-key/--capsule-cert.
+        opts.bootguard_km_hashes = policy?.bootguard_km_hashes(None, None);
+    }
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);
     if a.coverage {
@@ -62,4 +73,20 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }
     }
     Ok(super::EXIT_CLEAN)
+}
+
+/// The trust policy of `inspect`: `--trust`, then `$FWSCAN_TRUST` (either must load), then the default
+/// policy if it exists (skipped with a warning when it cannot be read); `None` when there is none.
+fn policy(given: Option<&Path>) -> Option<anyhow::Result<fwscan::manifest::trust::TrustPolicy>> {
+    let explicit =
+        given.is_some() || std::env::var_os("FWSCAN_TRUST").is_some_and(|v| !v.is_empty());
+    let path = super::verify::policy_path(given)?;
+    match super::verify::load_policy(&path) {
+        Ok(p) => Some(Ok(p)),
+        Err(e) if explicit => Some(Err(anyhow::anyhow!("{e}"))),
+        Err(e) => {
+            eprintln!("fwscan: warning: {e}; inspecting without it");
+            None
+        }
+    }
 }

@@ -81,6 +81,11 @@ pub struct ParseOptions {
     /// preset of the flash's size): the `bmc` parser lays the whole flash out by it instead of by what the
     /// dump declares (issue 19: the dump never chooses its own layout).
     pub bmc_layout: Option<Layout>,
+    /// Boot Guard OEM key hashes (SHA-256 or SHA-384 of the Key Manifest key as the chipset fuses hold
+    /// it; the trust policy's `bootguard-km-hash` vendor keys). A verified IBB counts as hardware-rooted
+    /// coverage (`bootguard-ibb`) only under a KM whose key one of them pins; otherwise it is
+    /// `bootguard-self-signed`.
+    pub bootguard_km_hashes: Vec<Vec<u8>>,
 }
 
 impl Default for ParseOptions {
@@ -97,6 +102,7 @@ impl Default for ParseOptions {
             openbmc_keys: Vec::new(),
             capsule_certs: Vec::new(),
             bmc_layout: None,
+            bootguard_km_hashes: Vec::new(),
         }
     }
 }

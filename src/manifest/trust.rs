@@ -112,8 +112,9 @@ pub struct PolicyFile {
 pub struct VendorKeyFile {
     /// A name for reports (`acme-bmc-2026`).
     pub id: String,
-    /// `openbmc` (an RSA public key as in `/etc/activationdata/KEYTYPE/publickey`) or `x509` (a
-    /// certificate or CA a capsule's PKCS#7 signer must chain to).
+    /// `openbmc` (an RSA public key as in `/etc/activationdata/KEYTYPE/publickey`), `x509` (a
+    /// certificate or CA a capsule's PKCS#7 signer must chain to) or `bootguard-km-hash` (the Boot Guard
+    /// OEM key hash the platform's chipset fuses hold, in `hash`).
     #[serde(rename = "type")]
     pub kind: String,
     /// `openbmc`: the `KeyType` of the package's MANIFEST this key answers for.
@@ -123,7 +124,11 @@ pub struct VendorKeyFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_type: Option<String>,
     /// PEM: `BEGIN PUBLIC KEY` / `BEGIN RSA PUBLIC KEY` (openbmc) or `BEGIN CERTIFICATE` (x509).
+    #[serde(default)]
     pub pem: String,
+    /// `bootguard-km-hash`: hex SHA-256 (or SHA-384) of the Key Manifest's public key as the fuses hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Product globs this key may sign packages for; absent = any.
@@ -150,12 +155,22 @@ pub enum VendorKey {
         products: Option<Vec<String>>,
         components: Option<Vec<String>>,
     },
+    /// A Boot Guard OEM key hash (SHA-256 or SHA-384 of the Key Manifest key, as fused): pins the key
+    /// manifests of the platforms in scope (`formats::intel::km_key_pinned`).
+    BootGuardKm {
+        id: String,
+        hash: Vec<u8>,
+        products: Option<Vec<String>>,
+        components: Option<Vec<String>>,
+    },
 }
 
 impl VendorKey {
     pub fn id(&self) -> &str {
         match self {
-            VendorKey::OpenBmc { id, .. } | VendorKey::X509 { id, .. } => id,
+            VendorKey::OpenBmc { id, .. }
+            | VendorKey::X509 { id, .. }
+            | VendorKey::BootGuardKm { id, .. } => id,
         }
     }
 
@@ -168,6 +183,11 @@ impl VendorKey {
                 ..
             }
             | VendorKey::X509 {
+                products,
+                components,
+                ..
+            }
+            | VendorKey::BootGuardKm {
                 products,
                 components,
                 ..
@@ -233,7 +253,21 @@ impl VendorKey {
                     components: k.components,
                 })
             }
-            other => Err(at(format!("type `{other}`: openbmc or x509"))),
+            "bootguard-km-hash" => {
+                let hash = match (k.hash.as_deref().map(hex::decode), k.pem.is_empty()) {
+                    (Some(Ok(h)), true) if matches!(h.len(), 32 | 48) => h,
+                    _ => return Err(at("type bootguard-km-hash needs `hash`, 64 or 96 hex digits (SHA-256 or SHA-384 of the key manifest key), and no `pem`".into())),
+                };
+                Ok(VendorKey::BootGuardKm {
+                    id: k.id,
+                    hash,
+                    products: k.products,
+                    components: k.components,
+                })
+            }
+            other => Err(at(format!(
+                "type `{other}`: openbmc, x509 or bootguard-km-hash"
+            ))),
         }
     }
 }
@@ -479,9 +513,27 @@ impl TrustPolicy {
             match k {
                 VendorKey::OpenBmc { key, .. } => obmc.push(key.clone()),
                 VendorKey::X509 { cert, .. } => certs.push(cert.clone()),
+                VendorKey::BootGuardKm { .. } => {}
             }
         }
         (obmc, certs)
+    }
+
+    /// The pinned Boot Guard OEM key hashes (`bootguard-km-hash`) for `product`/`component` (`None`: any),
+    /// as [`crate::formats::ParseOptions::bootguard_km_hashes`] takes them.
+    pub fn bootguard_km_hashes(
+        &self,
+        product: Option<&str>,
+        component: Option<&str>,
+    ) -> Vec<Vec<u8>> {
+        self.vendor_keys
+            .iter()
+            .filter(|k| k.allows(product, component))
+            .filter_map(|k| match k {
+                VendorKey::BootGuardKm { hash, .. } => Some(hash.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The key with this id, if trusted.
@@ -696,6 +748,41 @@ mod tests {
             pk.to_base64()
         );
         assert!(TrustPolicy::parse(twice.as_bytes(), "t").is_err());
+    }
+
+    #[test]
+    fn bootguard_km_hash_pins() {
+        let h256 = "ab".repeat(32);
+        let h384 = "CD".repeat(48);
+        let p = TrustPolicy::parse(
+            policy(&format!(
+                r#","vendor_keys":[{{"id":"a","type":"bootguard-km-hash","hash":"{h256}","products":["X11*"]}},
+                   {{"id":"b","type":"bootguard-km-hash","hash":"{h384}"}}]"#
+            ))
+            .as_bytes(),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            p.bootguard_km_hashes(None, None),
+            [vec![0xAB; 32], vec![0xCD; 48]]
+        );
+        assert_eq!(p.bootguard_km_hashes(Some("Y"), None), [vec![0xCD; 48]]);
+        assert_eq!(p.vendor_parse_keys(None, None), (vec![], vec![]));
+        for bad in [
+            r#""hash":"abcd""#.to_string(),
+            format!(r#""hash":"{}""#, "zz".repeat(32)),
+            format!(r#""hash":"{}""#, "ab".repeat(33)),
+            format!(r#""hash":"{h256}","pem":"x""#),
+            String::new(),
+        ] {
+            let text = policy(&format!(
+                r#","vendor_keys":[{{"id":"a","type":"bootguard-km-hash"{}{bad}}}]"#,
+                if bad.is_empty() { "" } else { "," }
+            ));
+            let e = TrustPolicy::parse(text.as_bytes(), "t").unwrap_err();
+            assert!(e.contains("bootguard-km-hash needs `hash`"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -12,8 +12,12 @@
 //! identity path of a baseline made before stays valid; the new nodes sit one level below.
 //!
 //! What each signature covers is recorded on the root node's `coverage` attribute as
-//! `{offset, size, protection, by}` objects (protections `bootguard-ibb`, `bootguard-manifest`, `acm`,
-//! `microcode`), for `inspect --coverage`.
+//! `{offset, size, protection, by}` objects (protections `bootguard-ibb`, `bootguard-self-signed`,
+//! `bootguard-manifest`, `acm`, `microcode`), for `inspect --coverage`. An IBB segment counts only when
+//! the whole chain verified: KM signature, BPM signature by the key the KM names, and the IBB set's digest
+//! (computed and equal); it is `bootguard-ibb` only when the KM key is pinned by a
+//! [`ParseOptions::bootguard_km_hashes`](crate::formats::ParseOptions::bootguard_km_hashes) entry, else
+//! `bootguard-self-signed`. Why a segment counts for less is said in the root's `coverage-notes`.
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod acm;
@@ -87,6 +91,10 @@ struct Pass {
     plan: Vec<Region>,
     coverage: Vec<Value>,
     root_notes: Vec<Note>,
+    /// Pinned Boot Guard OEM key hashes ([`crate::formats::ParseOptions::bootguard_km_hashes`]).
+    km_pins: Vec<Vec<u8>>,
+    /// Why coverage is weaker than the structures suggest (root attribute `coverage-notes`).
+    coverage_notes: Vec<String>,
 }
 
 impl Pass {
@@ -108,6 +116,8 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         plan: Vec::new(),
         coverage: Vec::new(),
         root_notes: Vec::new(),
+        km_pins: ctx.opts.bootguard_km_hashes.clone(),
+        coverage_notes: Vec::new(),
     };
     // Microcode files of the firmware volumes.
     let mut blobs = Vec::new();
@@ -139,6 +149,7 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         plan,
         coverage,
         root_notes,
+        coverage_notes,
         ..
     } = pass;
     for node in plan {
@@ -162,14 +173,44 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         }
     });
     root.notes.extend(root_notes);
-    if !coverage.is_empty() {
-        match root.attrs.get_mut("coverage") {
-            Some(Value::Array(a)) => a.extend(coverage),
-            _ => {
-                root.attrs.insert("coverage".into(), Value::Array(coverage));
+    for (key, items) in [
+        ("coverage", coverage),
+        (
+            "coverage-notes",
+            coverage_notes.into_iter().map(Value::from).collect(),
+        ),
+    ] {
+        if !items.is_empty() {
+            match root.attrs.get_mut(key) {
+                Some(Value::Array(a)) => a.extend(items),
+                _ => {
+                    root.attrs.insert(key.into(), Value::Array(items));
+                }
             }
         }
     }
+}
+
+/// Whether a Key Manifest key is one of the pinned OEM key hashes: the SHA-256 or SHA-384 (by the pin's
+/// length) of the key as the chipset fuses hold it, the modulus (little-endian) followed by the exponent,
+/// or X then Y ([`PubKey::hash_input`]); the Skylake/Kaby Lake form, the modulus alone, counts only with
+/// the exponent 65537 (a modulus-only pin says nothing about the exponent, and a tiny one makes forging
+/// easy).
+pub fn km_key_pinned(key: &PubKey, pins: &[Vec<u8>]) -> bool {
+    let mut forms = vec![key.hash_input(true)];
+    if matches!(key, PubKey::Rsa { exponent, .. } if *exponent == 65537) {
+        forms.push(key.hash_input(false));
+    }
+    pins.iter().any(|pin| {
+        let alg = match pin.len() {
+            32 => keys::ALG_SHA256,
+            48 => keys::ALG_SHA384,
+            _ => return false,
+        };
+        forms
+            .iter()
+            .any(|f| keys::digest(alg, &[f]).is_some_and(|d| d == *pin))
+    })
 }
 
 fn slice_of(data: &Arc<Data>, off: u64, size: u64) -> &[u8] {
@@ -507,6 +548,9 @@ fn bootguard_pass(
     let bytes: &[u8] = &data;
     let mut km_key_hash = String::new();
     let mut km_hashes = Vec::new();
+    // Why the IBB cannot count as Boot Guard coverage at all (the chain KM -> BPM did not verify).
+    let mut broken: Option<&str> = None;
+    let mut pinned = false;
     if let Some((off, k)) = &km {
         let mut r = km_node(&data, *off, k);
         let check = verify_ks(&bytes[*off as usize..], k.signed_len, &k.key_signature);
@@ -518,10 +562,16 @@ fn bootguard_pass(
         );
         km_key_hash = r.attr_str("key-hash").unwrap_or_default().to_string();
         km_hashes = k.hashes.clone();
+        pinned = km_key_pinned(&k.key_signature.key, &pass.km_pins);
+        r.attrs.insert("key-pinned".into(), pinned.into());
         if check == SigCheck::Valid {
             pass.cover(*off, k.size, "bootguard-manifest", &km_key_hash);
+        } else {
+            broken = Some("the key manifest's signature did not verify");
         }
         pass.plan.push(r);
+    } else {
+        broken = Some("the FIT names no key manifest");
     }
     let Some((off, b)) = bpm else {
         return;
@@ -552,6 +602,9 @@ fn bootguard_pass(
                 .any(|(_, h)| keys::digest(h.alg, &[&bpm_key]).is_some_and(|d| d == h.digest));
             r.attrs.insert("km-names-key".into(), matches.into());
             if !matches {
+                broken = broken.or(Some(
+                    "the key manifest does not name the boot policy manifest's key",
+                ));
                 pass.root_notes.push(Note::new(
                     Code::BootguardKmBpmKeyMismatch,
                     "the boot policy manifest is signed by a key whose hash the key manifest does not list",
@@ -562,7 +615,11 @@ fn bootguard_pass(
     }
     if signed {
         pass.cover(off, b.size, "bootguard-manifest", &km_key_hash);
+    } else {
+        broken = broken.or(Some("the boot policy manifest's signature did not verify"));
     }
+    // Segments of the IBB sets whose digest verified.
+    let mut verified: Vec<(u64, u64)> = Vec::new();
     // IBB segments and digests.
     let mut hashed: Vec<(u64, u64)> = Vec::new();
     let mut ibb = Vec::new();
@@ -573,6 +630,7 @@ fn bootguard_pass(
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut outside = false;
         let mut segs = Vec::new();
+        let mut set_hashed: Vec<(u64, u64)> = Vec::new();
         for s in &set.segments {
             let so = space.offset_of(s.base as u64);
             segs.push(json!({
@@ -586,12 +644,13 @@ fn bootguard_pass(
                 Some(o) if o.saturating_add(s.size as u64) <= space.end => {
                     // `o + size <= space.end`, inside the image.
                     parts.push(&bytes[o as usize..o.saturating_add(s.size as u64) as usize]);
-                    hashed.push((o, s.size as u64));
+                    set_hashed.push((o, s.size as u64));
                 }
                 _ => outside = true,
             }
         }
         let mut digests = Vec::new();
+        let mut statuses: Vec<&str> = Vec::new();
         for h in &set.digests {
             let cost: u64 = parts.iter().map(|p| p.len() as u64).sum();
             let status = if outside {
@@ -626,8 +685,29 @@ fn bootguard_pass(
                     Some(off),
                 ));
             }
+            statuses.push(status);
             digests.push(json!({"alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest), "status": status}));
         }
+        // The set counts when a digest was computed and equal and none disagreed (the ACM may check any
+        // of them).
+        let ok = statuses.contains(&"valid")
+            && !statuses
+                .iter()
+                .any(|s| matches!(*s, "mismatch" | "segment-outside-image"));
+        if ok {
+            verified.extend(&set_hashed);
+        } else if !set_hashed.is_empty() || outside {
+            pass.coverage_notes.push(format!(
+                "IBB set {}: no digest verified ({}): its segments count as without Boot Guard",
+                set.set_number,
+                if statuses.is_empty() {
+                    "no digest listed".to_string()
+                } else {
+                    statuses.join(", ")
+                }
+            ));
+        }
+        hashed.extend(set_hashed);
         let mut v = json!({
             "set": set.set_number, "flags": format!("0x{:X}", set.flags),
             "entry-point": format!("0x{:08X}", set.entry_point), "segments": segs, "digests": digests,
@@ -644,10 +724,28 @@ fn bootguard_pass(
         ibb.push(v);
     }
     r.attrs.insert("ibb".into(), Value::Array(ibb));
-    if signed {
-        for &(o, l) in &hashed {
-            pass.cover(o, l, "bootguard-ibb", &km_key_hash);
+    match broken {
+        Some(why) if !verified.is_empty() => pass
+            .coverage_notes
+            .push(format!("IBB segments count as without Boot Guard: {why}")),
+        Some(_) => {}
+        None if !verified.is_empty() => {
+            let protection = if pinned {
+                "bootguard-ibb"
+            } else {
+                pass.coverage_notes.push(format!(
+                    "key manifest key {km_key_hash} is pinned by none of the {} `bootguard-km-hash` key(s) given \
+                     (trust policy, inspect --trust): IBB segments count as bootguard-self-signed, not as \
+                     hardware-verified (fwscan cannot read the chipset fuses from a dump)",
+                    pass.km_pins.len()
+                ));
+                "bootguard-self-signed"
+            };
+            for &(o, l) in &verified {
+                pass.cover(o, l, protection, &km_key_hash);
+            }
         }
+        None => {}
     }
     // The reset vector and the FIT must be inside hashed IBB segments.
     let covered = |o: u64, l: u64| {
@@ -806,6 +904,44 @@ mod tests {
             self.0 ^= self.0 << 17;
             self.0
         }
+    }
+
+    /// A KM key matches a pin of its fused form (modulus then exponent, or X then Y) by SHA-256 or SHA-384,
+    /// the modulus-only form only with the exponent 65537, and nothing else.
+    #[test]
+    fn km_pins_match_the_fused_key_hash() {
+        let modulus_le: Vec<u8> = (0..256u32).map(|i| (i * 7 + 1) as u8).collect();
+        let rsa = |exponent| PubKey::Rsa {
+            modulus_le: modulus_le.clone(),
+            exponent,
+        };
+        let d = |alg, b: &[u8]| keys::digest(alg, &[b]).unwrap();
+        let mut fused = modulus_le.clone();
+        fused.extend(65537u32.to_le_bytes());
+        let k = rsa(65537);
+        assert!(km_key_pinned(&k, &[d(keys::ALG_SHA256, &fused)]));
+        assert!(km_key_pinned(
+            &k,
+            &[vec![0; 32], d(keys::ALG_SHA384, &fused)]
+        ));
+        assert!(km_key_pinned(&k, &[d(keys::ALG_SHA256, &modulus_le)]));
+        assert!(!km_key_pinned(&k, &[]));
+        assert!(!km_key_pinned(&k, &[d(keys::ALG_SHA1, &fused)]));
+        assert!(!km_key_pinned(&k, &[d(keys::ALG_SHA512, &fused)]));
+        // Another exponent: its own fused form only, never the modulus alone.
+        let mut fused3 = modulus_le.clone();
+        fused3.extend(3u32.to_le_bytes());
+        assert!(km_key_pinned(&rsa(3), &[d(keys::ALG_SHA256, &fused3)]));
+        assert!(!km_key_pinned(&rsa(3), &[d(keys::ALG_SHA256, &fused)]));
+        assert!(!km_key_pinned(&rsa(3), &[d(keys::ALG_SHA256, &modulus_le)]));
+        let ecc = PubKey::Ecc {
+            x_le: vec![1; 32],
+            y_le: vec![2; 32],
+        };
+        let mut xy = vec![1u8; 32];
+        xy.extend([2u8; 32]);
+        assert!(km_key_pinned(&ecc, &[d(keys::ALG_SHA256, &xy)]));
+        assert!(!km_key_pinned(&ecc, &[d(keys::ALG_SHA256, &fused)]));
     }
 
     /// Random images with a FIT whose entries point at mangled KM/BPM/ACM/microcode headers: the pass
