@@ -27,6 +27,13 @@
 //!
 //! A signature that does not verify is `vendor-signature-invalid` on the file it covers, naming it. Each
 //! verified file carries a `signature` attribute saying which key verified it.
+//!
+//! **Complete or refused** (issue 19.7): a BMC package without `image-full.sig` is
+//! `vendor-signature-invalid` on `MANIFEST`; one missing an image file of its set (those MANIFEST lists,
+//! else [`WHOLE_FLASH_IMAGE`] or [`PARTITION_IMAGES`]) is `package-ambiguous` on `MANIFEST`; a name
+//! `tar -x` would write twice, a link or directory with a size, or a listing that stops early is
+//! `package-ambiguous`; an RSA key under 2048 bits or with an exponent under 65537 verifying any of it
+//! is `vendor-key-weak`.
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
@@ -481,6 +488,21 @@ fn clean(name: &str) -> String {
     }
 }
 
+/// The key two members collide under: [`clean`], then everything up to the last `..` component removed
+/// (BusyBox tar's rule for `../x` and `a/../x`; GNU tar skips such members), so that no extractor can
+/// write one name twice without fwscan seeing it.
+fn collision_key(name: &str) -> String {
+    let c = clean(name);
+    let parts: Vec<&str> = c.split('/').collect();
+    match parts.iter().rposition(|p| *p == "..") {
+        Some(i) => match parts.get(i.saturating_add(1)..) {
+            Some(rest) if !rest.is_empty() => rest.join("/"),
+            _ => ".".into(),
+        },
+        None => c,
+    }
+}
+
 // Reviewed: a member's data and padding lie inside `b` (entries() clips sizes to what is left), `hdr <= data`, and `base` plus an offset inside the node fits.
 #[allow(clippy::arithmetic_side_effects)]
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
@@ -497,6 +519,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     }
     let mut out: Vec<Region> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut member_at: Vec<usize> = Vec::with_capacity(list.len());
     for e in &list {
         let name = clean(&e.name);
         out.push(
@@ -534,8 +557,14 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         });
         // `tar -x` keeps the last member of a name.
         by_name.insert(name, out.len());
+        member_at.push(out.len());
         out.push(r);
         out.extend(pad);
+    }
+    // An OpenBMC package (a `MANIFEST` member) must read the same whatever extracts it.
+    let package = by_name.contains_key("MANIFEST");
+    if package {
+        ambiguities(&list, &member_at, base, &mut out);
     }
     if let Some((code, msg, at)) = problem {
         let at = at.min(b.len() as u64);
@@ -547,6 +576,14 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             b.len() as u64 - at,
         );
         r.notes.push(Note::new(code, msg, Some(base + at)));
+        if package {
+            // GNU tar skips a bad header and goes on: what it extracts after it is not seen here.
+            r.notes.push(Note::new(
+                Code::PackageAmbiguous,
+                format!("the package's tar listing stops at {:#x}, before its end: members after it are not seen, though tar -x may extract them", base + at),
+                Some(base + at),
+            ));
+        }
         out.push(r);
     } else if end < b.len() as u64 {
         out.push(Region::new(
@@ -579,6 +616,44 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     Ok(out)
 }
 
+/// `package-ambiguous` notes for an OpenBMC package whose members another reader could see otherwise:
+/// a name written twice (`tar -x` keeps the last copy, which no signature check before it saw), a link,
+/// device or directory header with a size (`tar -x` reads its "data" as headers, `tar -t` skips it), a
+/// listing that stops before the end is noted where it stops.
+// Reviewed: offsets inside the archive plus the node's base.
+#[allow(clippy::arithmetic_side_effects)]
+fn ambiguities(list: &[Entry], member_at: &[usize], base: u64, out: &mut [Region]) {
+    let mut first: HashMap<String, &Entry> = HashMap::new();
+    for (e, &i) in list.iter().zip(member_at) {
+        let key = collision_key(&e.name);
+        if let Some(f) = first.get(key.as_str()) {
+            let m = format!(
+                "`{key}` occurs twice, at {:#x} (`{}`) and at {:#x} (`{}`): tar -x writes both to one file and keeps the last, so what is verified need not be what is installed",
+                base + f.hdr,
+                f.name,
+                base + e.hdr,
+                e.name
+            );
+            out[i]
+                .notes
+                .push(Note::new(Code::PackageAmbiguous, m, Some(base + e.hdr)));
+        } else {
+            first.insert(key, e);
+        }
+        if e.ignored_size > 0 {
+            let m = format!(
+                "`{}` (type `{}`) declares {} bytes of data it cannot have: tar -x reads the next header right after it, tar -t skips those bytes",
+                e.name,
+                char::from(e.typ).escape_default(),
+                e.ignored_size
+            );
+            out[i]
+                .notes
+                .push(Note::new(Code::PackageAmbiguous, m, Some(base + e.hdr)));
+        }
+    }
+}
+
 fn small<'a>(out: &'a [Region], by_name: &HashMap<String, usize>, name: &str) -> Option<&'a [u8]> {
     let r = &out[*by_name.get(name)?];
     (r.kind == RegionKind::FsFile && r.size <= MAX_SMALL).then(|| r.bytes())
@@ -597,6 +672,113 @@ fn attr(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, k: &st
     }
 }
 
+/// The image files of a BMC package of a partition layout: static (`*.static.mtd.tar`), UBI
+/// (`*.ubi.mtd.tar`) and eMMC (`*.ext4.mmc.tar`) alike, as `image_types_phosphor.bbclass` makes them and
+/// phosphor-bmc-code-mgmt's `bmcImages` lists them.
+pub const PARTITION_IMAGES: &[&str] = &["image-u-boot", "image-kernel", "image-rofs", "image-rwfs"];
+/// The image file of a whole-flash BMC package (`*.static.mtd.all.tar`).
+pub const WHOLE_FLASH_IMAGE: &str = "image-bmc";
+
+/// The image files `MANIFEST` lists: keys that are image file names (`image-kernel=...`) and the words
+/// of `Files=` or `Images=` values (any case), sorted.
+fn manifest_images(fields: &[(String, String)]) -> Vec<String> {
+    let is_image = |w: &str| {
+        w.len() > 6
+            && w.starts_with("image-")
+            && !w.ends_with(".sig")
+            && w != "image-full"
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    let mut v: Vec<String> = Vec::new();
+    for (k, val) in fields {
+        if is_image(k) {
+            v.push(k.clone());
+        }
+        if k.eq_ignore_ascii_case("files") || k.eq_ignore_ascii_case("images") {
+            v.extend(
+                val.split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+                    .filter(|w| is_image(w))
+                    .map(str::to_string),
+            );
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// `package-ambiguous` on `MANIFEST` for every image file the package must hold and does not: those
+/// `MANIFEST` lists, else (BMC packages) the standard set of its layout: [`WHOLE_FLASH_IMAGE`] when
+/// present, else [`PARTITION_IMAGES`].
+fn completeness(
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+    fields: &[(String, String)],
+    bmc: bool,
+) {
+    let present = |n: &str| {
+        by_name
+            .get(n)
+            .is_some_and(|&i| out[i].kind == RegionKind::FsFile)
+    };
+    let listed = manifest_images(fields);
+    let (required, why): (Vec<String>, &str) = if !listed.is_empty() {
+        (listed, "MANIFEST lists")
+    } else if !bmc {
+        return;
+    } else if present(WHOLE_FLASH_IMAGE) {
+        (
+            vec![WHOLE_FLASH_IMAGE.to_string()],
+            "a whole-flash BMC package holds",
+        )
+    } else {
+        (
+            PARTITION_IMAGES.iter().map(|s| s.to_string()).collect(),
+            "a BMC package of the static, UBI or eMMC layout holds",
+        )
+    };
+    let missing: Vec<&String> = required.iter().filter(|n| !present(n)).collect();
+    for m in missing {
+        note(
+            out,
+            by_name,
+            "MANIFEST",
+            Code::PackageAmbiguous,
+            format!(
+                "{m} is missing: {why} {}; a package without it would leave that part of the flash as it is, unverified",
+                required.join(", ")
+            ),
+        );
+    }
+}
+
+/// Smallest RSA modulus, in bits, of a key fwscan trusts.
+pub const MIN_RSA_BITS: usize = 2048;
+/// Smallest RSA public exponent of a key fwscan trusts.
+pub const MIN_RSA_EXPONENT: u32 = 65537;
+
+/// An RSA key too weak to be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an RSA-{bits} key with public exponent {exponent}: too weak to be trusted (at least {MIN_RSA_BITS} bits and exponent {MIN_RSA_EXPONENT} are required)")]
+pub struct WeakKey {
+    pub bits: usize,
+    pub exponent: String,
+}
+
+/// Whether an RSA key is strong enough: at least [`MIN_RSA_BITS`] bits and exponent [`MIN_RSA_EXPONENT`].
+pub fn key_strength(k: &rsa::RsaPublicKey) -> Result<(), WeakKey> {
+    use rsa::traits::PublicKeyParts;
+    let bits = k.n().bits();
+    if bits < MIN_RSA_BITS || *k.e() < rsa::BigUint::from(MIN_RSA_EXPONENT) {
+        return Err(WeakKey {
+            bits,
+            exponent: k.e().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Signature verification (see the module documentation); results as attributes and notes on `out`.
 fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     let Some(manifest) = small(out, by_name, "MANIFEST").map(<[u8]>::to_vec) else {
@@ -612,6 +794,8 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
         }
         out[i].policy = Policy::Static;
     }
+    let bmc = get("purpose").is_some_and(|p| p.ends_with(".BMC") || p == "BMC");
+    completeness(out, by_name, &fields, bmc);
     let sigs: Vec<String> = by_name
         .keys()
         .filter(|n| n.ends_with(".sig"))
@@ -653,6 +837,15 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
             return;
         }
     };
+    if let Err(w) = key_strength(&pk) {
+        note(
+            out,
+            by_name,
+            "publickey",
+            Code::VendorKeyWeak,
+            format!("publickey: the package's own key, which verifies its image files, is {w}"),
+        );
+    }
     if hash_name(&hash_type).is_none() {
         note(
             out,
@@ -676,6 +869,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     let keys = &ctx.opts.openbmc_keys;
     if !keys.is_empty() {
         let mut trusted = None;
+        let mut weak = None;
         for k in keys {
             let Ok(sk) = public_key(k.pem.as_bytes()) else {
                 continue;
@@ -683,9 +877,26 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
             if check(out, "MANIFEST", &sk, &k.hash_type) == Some(true)
                 && check(out, "publickey", &sk, &k.hash_type) == Some(true)
             {
-                trusted = Some(k);
-                break;
+                match key_strength(&sk) {
+                    Ok(()) => {
+                        trusted = Some(k);
+                        break;
+                    }
+                    Err(w) => weak = weak.or(Some((k, w))),
+                }
             }
+        }
+        if let (None, Some((k, w))) = (trusted, &weak) {
+            note(
+                out,
+                by_name,
+                "MANIFEST",
+                Code::VendorKeyWeak,
+                format!(
+                    "MANIFEST.sig and publickey.sig verify only with the system key of KeyType `{}`, which is {w}",
+                    k.key_type
+                ),
+            );
         }
         match trusted {
             Some(k) => {
@@ -703,6 +914,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                 attr(out, by_name, "MANIFEST", "signature", m.clone());
                 attr(out, by_name, "publickey", "signature", m);
             }
+            None if weak.is_some() => {}
             None => note(
                 out,
                 by_name,
@@ -781,8 +993,17 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     }
 
     // image-full.sig, for BMC packages.
-    let bmc = get("purpose").is_some_and(|p| p.ends_with(".BMC") || p == "BMC");
-    if let Some(full_sig) = small(out, by_name, "image-full.sig").map(<[u8]>::to_vec) {
+    let full_sig = small(out, by_name, "image-full.sig").map(<[u8]>::to_vec);
+    if bmc && full_sig.is_none() {
+        note(
+            out,
+            by_name,
+            "MANIFEST",
+            Code::VendorSignatureInvalid,
+            "image-full.sig is missing: a BMC package (MANIFEST purpose BMC) must carry it, as phosphor-bmc-code-mgmt requires; without it, image files can be removed and signed files of different releases mixed".into(),
+        );
+    }
+    if let Some(full_sig) = full_sig {
         if bmc {
             let mut cat = Vec::new();
             let mut parts = Vec::new();
@@ -967,6 +1188,44 @@ mod tests {
         let mut v = pax_hdr(b'x', &[("GNU.sparse.major", "1")]);
         v.extend(member("s", b"1"));
         assert_eq!(entries(&v).2.map(|p| p.0), Some(Code::Unparsed));
+    }
+
+    #[test]
+    fn names_collide_as_any_tar_would_write_them() {
+        for n in [
+            "image-u-boot",
+            "./image-u-boot",
+            ".//./image-u-boot",
+            "/image-u-boot",
+            "image-u-boot/",
+            "../image-u-boot",
+            "a/../image-u-boot",
+        ] {
+            assert_eq!(collision_key(n), "image-u-boot", "{n}");
+        }
+        assert_eq!(clean("./a//b/"), "a/b");
+        assert_eq!(clean("../x"), "../x");
+        assert_eq!(clean("./"), ".");
+        assert_eq!(collision_key("x../y"), "x../y");
+        assert_eq!(collision_key("a/.."), ".");
+    }
+
+    #[test]
+    fn weak_rsa_keys_are_named() {
+        use rsa::BigUint;
+        let n = |bits: usize| {
+            // An odd modulus of exactly `bits` bits (its factors do not matter for the size check).
+            let mut b = vec![0xC3u8; bits / 8];
+            b[bits / 8 - 1] |= 1;
+            BigUint::from_bytes_be(&b)
+        };
+        let k = |bits, e: u32| rsa::RsaPublicKey::new(n(bits), BigUint::from(e)).unwrap();
+        assert!(key_strength(&k(2048, 65537)).is_ok());
+        let w = key_strength(&k(1024, 65537)).unwrap_err();
+        assert_eq!(w.bits, 1024);
+        assert!(w.to_string().contains("RSA-1024"), "{w}");
+        let w = key_strength(&k(2048, 3)).unwrap_err();
+        assert_eq!(w.exponent, "3");
     }
 
     fn member(name: &str, data: &[u8]) -> Vec<u8> {
