@@ -20,6 +20,7 @@ mod intel;
 mod intel_me;
 mod layering;
 mod nvram;
+mod obmc_complete;
 mod packages;
 mod pipeline;
 mod platforms;

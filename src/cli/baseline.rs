@@ -122,10 +122,13 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             };
             for p in &vendor.problems {
                 eprintln!(
-                    "fwscan: {level}: {}: {} at {}: {}",
+                    "fwscan: {level}: {}: {} at {}{}: {}",
                     a.image.display(),
                     p.code,
                     if p.path.is_empty() { "/" } else { &p.path },
+                    p.offset
+                        .map(|o| format!(" (offset {o:#x})"))
+                        .unwrap_or_default(),
                     p.message
                 );
             }

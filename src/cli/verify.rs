@@ -199,7 +199,7 @@ fn run_package(a: &Args) -> anyhow::Result<u8> {
                 "signatures": check.signatures,
                 "parts": parts,
                 "problems": check.problems.iter().map(|p| serde_json::json!({
-                    "code": p.code.as_str(), "path": p.path, "message": p.message,
+                    "code": p.code.as_str(), "path": p.path, "offset": p.offset, "message": p.message,
                 })).collect::<Vec<_>>(),
             });
             emit(&(serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"));
@@ -224,9 +224,12 @@ fn run_package(a: &Args) -> anyhow::Result<u8> {
             }
             for p in &check.problems {
                 o += &format!(
-                    "problem:   {} {}: {}\n",
+                    "problem:   {} {}{}: {}\n",
                     p.code,
                     if p.path.is_empty() { "/" } else { &p.path },
+                    p.offset
+                        .map(|o| format!(" (offset {o:#x})"))
+                        .unwrap_or_default(),
                     p.message
                 );
             }

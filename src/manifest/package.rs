@@ -76,6 +76,8 @@ pub struct Problem {
     pub code: Code,
     pub path: String,
     pub message: String,
+    /// Where in the package file (the member's header or data, where a listing stopped).
+    pub offset: Option<u64>,
 }
 
 /// What is known about a package's vendor signatures.
@@ -101,13 +103,10 @@ const OPENBMC_PARTS: &[(&str, &str)] = &[
     ("image-rwfs", "rwfs"),
 ];
 
+/// A tar archive with a `MANIFEST` member is an OpenBMC package, whatever image files it (still) holds:
+/// one stripped of them is refused, not taken for a plain archive.
 fn is_openbmc_tar(tree: &Region) -> bool {
-    tree.attr_str("format") == Some("tar")
-        && tree.children.iter().any(|c| c.name == "MANIFEST")
-        && tree
-            .children
-            .iter()
-            .any(|c| OPENBMC_PARTS.iter().any(|(m, _)| c.name == *m) || c.name == "image-bmc")
+    tree.attr_str("format") == Some("tar") && tree.children.iter().any(|c| c.name == "MANIFEST")
 }
 
 fn is_capsule(tree: &Region) -> bool {
@@ -212,11 +211,18 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
     let mut c = VendorCheck::default();
     tree.walk(&mut |r| {
         for n in &r.notes {
-            if matches!(n.code, Code::VendorSignatureInvalid | Code::VendorUntrusted) {
+            if matches!(
+                n.code,
+                Code::VendorSignatureInvalid
+                    | Code::VendorUntrusted
+                    | Code::PackageAmbiguous
+                    | Code::VendorKeyWeak
+            ) {
                 c.problems.push(Problem {
                     code: n.code,
                     path: r.path.clone(),
                     message: n.message.clone(),
+                    offset: n.offset.or(Some(r.offset)),
                 });
             }
         }
@@ -236,6 +242,7 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
                 message: format!(
                     "the package is signed by its own key only ({signer}); give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key"
                 ),
+                offset: manifest.map(|m| m.offset),
             });
         }
         for r in &tree.children {
@@ -257,6 +264,7 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
                     code: Code::VendorSignatureInvalid,
                     path: p.path.clone(),
                     message: format!("{}: no verified signature covers it", p.path),
+                    offset: find(tree, &p.path).map(|r| r.offset),
                 });
             }
         }
@@ -288,6 +296,7 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
                         "{}: {}; give the vendor's certificate or CA in the trust policy (`vendor_keys`) or with --capsule-cert",
                         s.covers, s.signer
                     ),
+                    offset: find(tree, &s.covers).map(|r| r.offset),
                 });
             }
         }
@@ -306,6 +315,7 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
                         "{}: no verified vendor signature covers this firmware (unsigned capsule, or a signature fwscan does not verify)",
                         if p.path.is_empty() { "the capsule" } else { &p.path }
                     ),
+                    offset: find(tree, &p.path).map(|r| r.offset),
                 });
             }
         }
@@ -314,6 +324,7 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
                 code: Code::VendorUntrusted,
                 path: String::new(),
                 message: "the capsule carries no signature fwscan verifies".into(),
+                offset: Some(tree.offset),
             });
         }
     }
