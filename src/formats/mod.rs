@@ -37,6 +37,7 @@ pub mod uboot;
 pub mod ubootenv;
 pub mod uefi;
 pub mod util;
+pub mod x509;
 pub mod zimage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
