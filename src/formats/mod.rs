@@ -75,9 +75,12 @@ pub struct ParseOptions {
     /// OpenBMC system keys (as in `/etc/activationdata/KEYTYPE/`) that `MANIFEST.sig` and `publickey.sig`
     /// of an update tarball are verified with; empty: the tarball is only checked against its own key.
     pub openbmc_keys: Vec<obmc_tar::SystemKey>,
-    /// Vendor X.509 certificates or CAs (DER) that a UEFI capsule's PKCS#7 signer must chain to; empty:
-    /// the signature is verified with the signer's own certificate and the signer is not trusted.
-    pub capsule_certs: Vec<Vec<u8>>,
+    /// Vendor X.509 certificates or CAs (DER, with their path rules) that a UEFI capsule's PKCS#7 signer
+    /// must chain to ([`x509`]); empty: the signature is verified with the signer's own certificate and
+    /// the signer is not trusted.
+    pub capsule_certs: Vec<x509::VendorCert>,
+    /// The time certificate validity is evaluated at (`verify --at`); `None`: the clock.
+    pub at: Option<std::time::SystemTime>,
 }
 
 impl Default for ParseOptions {
@@ -93,6 +96,7 @@ impl Default for ParseOptions {
             format: None,
             openbmc_keys: Vec::new(),
             capsule_certs: Vec::new(),
+            at: None,
         }
     }
 }

@@ -194,7 +194,10 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
     let mut c = VendorCheck::default();
     tree.walk(&mut |r| {
         for n in &r.notes {
-            if matches!(n.code, Code::VendorSignatureInvalid | Code::VendorUntrusted) {
+            if matches!(
+                n.code,
+                Code::VendorSignatureInvalid | Code::VendorUntrusted | Code::VendorKeyWeak
+            ) {
                 c.problems.push(Problem {
                     code: n.code,
                     path: r.path.clone(),
