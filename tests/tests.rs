@@ -10,6 +10,7 @@ mod support;
 mod audit;
 mod basics;
 mod bmc;
+mod chains;
 mod check;
 mod fleet;
 mod hardening;
