@@ -332,8 +332,10 @@ fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::Sys
     }
     let pem =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
-    fwscan::formats::obmc_tar::public_key(pem.as_bytes())
+    let key = fwscan::formats::obmc_tar::public_key(pem.as_bytes())
         .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
+    fwscan::formats::x509::rsa_key_strength(&key)
+        .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e} (vendor-key-weak)"))?;
     Ok(fwscan::formats::obmc_tar::SystemKey {
         key_type,
         hash_type,
