@@ -11,6 +11,7 @@ mod audit;
 mod basics;
 mod bmc;
 mod bootguard_coverage;
+mod chains;
 mod check;
 mod failclosed;
 mod fleet;

@@ -136,6 +136,14 @@ pub struct ParseArgs {
     /// the signer is not trusted.
     #[arg(long = "capsule-cert", value_name = "CERT")]
     pub capsule_certs: Vec<PathBuf>,
+    /// The extendedKeyUsage a capsule signer chaining to a --capsule-cert must allow: code-signing (when
+    /// the signer has the extension, id-kp-codeSigning or anyExtendedKeyUsage) or any (as EDK2).
+    #[arg(long, value_name = "EKU", value_parser = ["code-signing", "any"], default_value = "code-signing")]
+    pub capsule_cert_eku: String,
+    /// Whether certificate validity periods on a path to a --capsule-cert are checked (at the current
+    /// time) or ignored (as EDK2, which has no trusted clock).
+    #[arg(long, value_name = "CHECK", value_parser = ["check", "ignore"], default_value = "check")]
+    pub capsule_cert_validity: String,
 }
 
 impl ParseArgs {
@@ -148,9 +156,25 @@ impl ParseArgs {
         for spec in &self.openbmc_keys {
             openbmc_keys.push(read_openbmc_key(spec)?);
         }
+        use fwscan::formats::x509;
+        let rules = x509::Rules {
+            eku: if self.capsule_cert_eku == "any" {
+                x509::Eku::Any
+            } else {
+                x509::Eku::CodeSigning
+            },
+            validity: if self.capsule_cert_validity == "ignore" {
+                x509::Validity::Ignore
+            } else {
+                x509::Validity::Check
+            },
+        };
         let mut capsule_certs = Vec::new();
         for p in &self.capsule_certs {
-            capsule_certs.push(read_cert(p)?);
+            capsule_certs.push(x509::VendorCert {
+                der: read_cert(p)?,
+                rules,
+            });
         }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
@@ -308,8 +332,10 @@ fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::Sys
     }
     let pem =
         std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
-    fwscan::formats::obmc_tar::public_key(pem.as_bytes())
+    let key = fwscan::formats::obmc_tar::public_key(pem.as_bytes())
         .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
+    fwscan::formats::x509::rsa_key_strength(&key)
+        .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e} (vendor-key-weak)"))?;
     Ok(fwscan::formats::obmc_tar::SystemKey {
         key_type,
         hash_type,

@@ -63,8 +63,10 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         }
     }
     let rules = super::check::load_rules(&a.rules)?;
-    let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)))
-        .with_fail_policy(a.gate.policy());
+    let mut opts = a.parse.parse_options()?;
+    // Certificate validity (capsule signing paths) is evaluated at --at, like manifest expiry.
+    opts.at = a.trust.at;
+    let scanner = Scanner::new(opts, Some(Arc::new(rules))).with_fail_policy(a.gate.policy());
     let report = match input::read_image(&a.image, &a.parse.read_options()) {
         Ok(data) => {
             let size = data.len() as u64;

@@ -173,9 +173,14 @@ fn run_package(a: &Args) -> anyhow::Result<u8> {
             return Ok(super::EXIT_ERROR);
         }
     };
+    // Certificate validity on a capsule's signing path is evaluated at --at, or now.
+    let opts = fwscan::formats::ParseOptions {
+        at: a.trust.at,
+        ..Default::default()
+    };
     let (_, parts, check) = fwscan::manifest::package::parse_verified(
         data,
-        &fwscan::formats::ParseOptions::default(),
+        &opts,
         policy.as_ref(),
         a.trust.product.as_deref(),
         None,

@@ -9,17 +9,22 @@
 //! `SignedData` in `CertData` is verified over `payload ‖ MonotonicCount` (the bytes after the
 //! authentication header, then the count as a little-endian `u64`), detached; with signed attributes
 //! the `messageDigest` must match and the signature covers their DER. The signer certificate is named
-//! (`signer-subject`, `signer-issuer`). The chain is checked as EDK2's `Pkcs7Verify` does (partial chains
-//! allowed, times not checked): the signer, or a certificate it chains to through the message's own
-//! certificates, must be one of the vendor certificates given ([`ParseOptions::capsule_certs`]). CMS and
-//! X.509 are decoded with the RustCrypto `cms` and `x509-cert` crates, RSA PKCS#1 v1.5 with `rsa`.
+//! (`signer-subject`, `signer-issuer`). The CMS digest must be SHA-256 or stronger. The signer, or a
+//! certificate it chains to through the message's own certificates, must be one of the vendor
+//! certificates given ([`ParseOptions::capsule_certs`]), partial chains allowed as in EDK2's
+//! `Pkcs7Verify`, along a certification path that satisfies RFC 5280's rules as [`super::x509`] checks
+//! them (CA and keyCertSign on issuers, path length, SHA-256+, RSA-2048+ with e >= 65537, code-signing
+//! EKU, validity at [`ParseOptions::at`]). CMS and X.509 are decoded with the RustCrypto `cms` and
+//! `x509-cert` crates, RSA PKCS#1 v1.5 with `rsa`.
 //!
 //! A signature that does not verify is `vendor-signature-invalid` on the payload; a valid signature whose
-//! signer chains to none of the given certificates is `vendor-untrusted`; without any given, the signer
-//! is reported as not trusted (attribute `signer`), which is not a finding. The firmware image inside is
+//! signer has no valid path to the given certificates is `vendor-untrusted` (`vendor-key-weak` for a weak
+//! key on the path), naming the certificate and the rule; without any given, the signer is reported as
+//! not trusted (attribute `signer`), which is not a finding. The firmware image inside is
 //! parsed as a file of its own (a UEFI volume, a BIOS region, ...).
 //!
 //! [`ParseOptions::capsule_certs`]: crate::formats::ParseOptions::capsule_certs
+//! [`ParseOptions::at`]: crate::formats::ParseOptions::at
 #![deny(clippy::arithmetic_side_effects)]
 
 use x509_cert::der::{Decode, Encode};
@@ -27,6 +32,7 @@ use x509_cert::der::{Decode, Encode};
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::util::{guid, le16, le32, le64, slice};
+use crate::formats::x509;
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Region, RegionKind};
 
@@ -38,8 +44,6 @@ pub const PKCS7_CERT: &str = "4AAFD29D-68DF-49EE-8AA9-347D375665A7";
 const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0EF1;
 /// Most embedded drivers plus payloads read from one FMP capsule.
 const MAX_ITEMS: u64 = 256;
-/// Longest certificate chain followed.
-const MAX_CHAIN: usize = 8;
 
 fn header(b: &[u8]) -> Option<(String, u64, u32, u64)> {
     let g = guid(slice(b, 0, 16, "capsule guid").ok()?);
@@ -293,7 +297,8 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
         let signed = &img[alen as usize..];
         let mut data = signed.to_vec();
         data.extend_from_slice(&img[..8]);
-        match verify_pkcs7(cert, &data, &ctx.opts.capsule_certs) {
+        let at = ctx.opts.at.unwrap_or_else(std::time::SystemTime::now);
+        match verify_pkcs7(cert, &data, &ctx.opts.capsule_certs, at) {
             Ok(v) => {
                 a.attrs
                     .insert("signer-subject".into(), v.subject.clone().into());
@@ -304,29 +309,29 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
                     v.subject
                 );
                 a.attrs.insert("signature".into(), what.into());
-                match (&v.anchor, ctx.opts.capsule_certs.is_empty()) {
-                    (Some(anchor), _) => {
+                match &v.path {
+                    Some(Ok(path)) => {
                         a.attrs.insert(
                             "signer".into(),
-                            format!("trusted: chains to vendor certificate `{anchor}`").into(),
+                            format!("trusted: chains to vendor certificate `{}`", path.anchor)
+                                .into(),
                         );
                     }
-                    (None, true) => {
+                    None => {
                         a.attrs.insert(
                             "signer".into(),
                             "not trusted: no vendor certificate given".into(),
                         );
                     }
-                    (None, false) => p.notes.push(Note::new(
-                        Code::VendorUntrusted,
-                        format!(
-                            "capsule payload {type_id}: signer `{}` (issuer `{}`) chains to none of the {} vendor certificate(s) given",
-                            v.subject,
-                            v.issuer,
-                            ctx.opts.capsule_certs.len()
-                        ),
-                        Some(base + img_at),
-                    )),
+                    Some(Err(e)) => {
+                        a.attrs
+                            .insert("signer".into(), format!("not trusted: {e}").into());
+                        p.notes.push(Note::new(
+                            e.code(),
+                            format!("capsule payload {type_id}: {e}"),
+                            Some(base + img_at),
+                        ));
+                    }
                 }
             }
             Err(e) => p.notes.push(Note::new(
@@ -409,21 +414,13 @@ fn auth_len(img: &[u8]) -> Option<u64> {
         .then_some(total)
 }
 
-/// A verified PKCS#7 signature: its signer, and the given certificate it chains to, if any.
+/// A verified PKCS#7 signature: its signer, and with vendor certificates given, the certification path
+/// to one of them or why there is none.
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub subject: String,
     pub issuer: String,
-    pub anchor: Option<String>,
-}
-
-fn hash_of(oid: &str) -> Option<&'static str> {
-    match oid {
-        "2.16.840.1.101.3.4.2.1" | "1.2.840.113549.1.1.11" => Some("SHA256"),
-        "2.16.840.1.101.3.4.2.2" | "1.2.840.113549.1.1.12" => Some("SHA384"),
-        "2.16.840.1.101.3.4.2.3" | "1.2.840.113549.1.1.13" => Some("SHA512"),
-        _ => None,
-    }
+    pub path: Option<Result<x509::Validated, x509::PathError>>,
 }
 
 fn digest(h: &str, data: &[u8]) -> Vec<u8> {
@@ -435,38 +432,15 @@ fn digest(h: &str, data: &[u8]) -> Vec<u8> {
     }
 }
 
-fn rsa_key(cert: &x509_cert::Certificate) -> Result<rsa::RsaPublicKey, String> {
-    use rsa::pkcs8::DecodePublicKey;
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    rsa::RsaPublicKey::from_public_key_der(&spki)
-        .map_err(|e| format!("signer key is not RSA ({e}); only RSA PKCS#1 v1.5 is verified"))
-}
-
-/// Whether `cert`'s signature verifies with `issuer`'s key.
-fn signed_by(cert: &x509_cert::Certificate, issuer: &x509_cert::Certificate) -> bool {
-    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
-        return false;
-    }
-    let (Some(h), Ok(key), Ok(tbs)) = (
-        hash_of(&cert.signature_algorithm.oid.to_string()),
-        rsa_key(issuer),
-        cert.tbs_certificate.to_der(),
-    ) else {
-        return false;
-    };
-    let Some(sig) = cert.signature.as_bytes() else {
-        return false;
-    };
-    crate::formats::obmc_tar::verify_rsa(&key, h, &tbs, sig).unwrap_or(false)
-}
-
 /// Verifies a DER PKCS#7 `SignedData` (with or without its `ContentInfo` wrapper, as EDK2 accepts) over
-/// the detached `data`, and checks the signer's chain against `trusted` (DER certificates).
-pub fn verify_pkcs7(p7: &[u8], data: &[u8], trusted: &[Vec<u8>]) -> Result<Verified, String> {
+/// the detached `data`, and validates the signer's certification path to one of `trusted` at time `at`
+/// ([`x509::validate`]).
+pub fn verify_pkcs7(
+    p7: &[u8],
+    data: &[u8],
+    trusted: &[x509::VendorCert],
+    at: std::time::SystemTime,
+) -> Result<Verified, String> {
     use cms::content_info::ContentInfo;
     use cms::signed_data::{SignedData, SignerIdentifier};
     const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
@@ -519,9 +493,22 @@ pub fn verify_pkcs7(p7: &[u8], data: &[u8], trusted: &[Vec<u8>]) -> Result<Verif
             SignerIdentifier::SubjectKeyIdentifier(_) => false,
         })
         .ok_or("the signer's certificate is not in the PKCS#7 message")?;
-    let h = hash_of(&si.digest_alg.oid.to_string())
-        .ok_or_else(|| format!("digest algorithm {} is not supported", si.digest_alg.oid))?;
-    let key = rsa_key(signer)?;
+    let h = match x509::hash_of(&si.digest_alg.oid.to_string()) {
+        Some(Ok(h)) => h,
+        Some(Err(weak)) => {
+            return Err(format!(
+                "the CMS digest algorithm is {weak}: SHA-256 or stronger is required"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "digest algorithm {} is not supported",
+                si.digest_alg.oid
+            ))
+        }
+    };
+    let key = x509::rsa_key(signer)
+        .ok_or("the signer key is not RSA; only RSA PKCS#1 v1.5 is verified")?;
     let message = match &si.signed_attrs {
         Some(attrs) => {
             let md = attrs
@@ -543,32 +530,23 @@ pub fn verify_pkcs7(p7: &[u8], data: &[u8], trusted: &[Vec<u8>]) -> Result<Verif
     }
     let subject = signer.tbs_certificate.subject.to_string();
     let issuer = signer.tbs_certificate.issuer.to_string();
-    // Chain: signer → issuers among the message's certificates and the trusted ones; any trusted
-    // certificate on the way is an anchor (partial chains, as EDK2 allows).
-    let anchors: Vec<x509_cert::Certificate> = trusted
-        .iter()
-        .filter_map(|d| x509_cert::Certificate::from_der(d).ok())
-        .collect();
-    let mut anchor = None;
-    let mut cur = signer.clone();
-    for _ in 0..MAX_CHAIN {
-        if let Some(a) = anchors.iter().find(|a| **a == cur || signed_by(&cur, a)) {
-            anchor = Some(a.tbs_certificate.subject.to_string());
-            break;
-        }
-        let Some(up) = certs
+    // The certification path: signer → issuers among the message's certificates → a vendor
+    // certificate (partial chains, as EDK2 allows), with RFC 5280's rules (x509.rs).
+    let path = (!trusted.is_empty()).then(|| {
+        let anchors: Vec<(x509_cert::Certificate, x509::Rules)> = trusted
             .iter()
-            .find(|c| **c != cur && signed_by(&cur, c))
-            .cloned()
-        else {
-            break;
-        };
-        cur = up;
-    }
+            .filter_map(|t| {
+                x509_cert::Certificate::from_der(&t.der)
+                    .ok()
+                    .map(|c| (c, t.rules))
+            })
+            .collect();
+        x509::validate(signer, &certs, &anchors, at)
+    });
     Ok(Verified {
         subject,
         issuer,
-        anchor,
+        path,
     })
 }
 
@@ -637,7 +615,7 @@ mod tests {
             ][..],
             &[0x30; 64][..],
         ] {
-            assert!(verify_pkcs7(p7, b"x", &[]).is_err());
+            assert!(verify_pkcs7(p7, b"x", &[], std::time::SystemTime::now()).is_err());
             let t = tree(fmp_with(p7, 1));
             assert_eq!(t.attr_str("format"), Some("capsule"));
             let notes = all_notes(&t);

@@ -37,6 +37,7 @@ pub mod uboot;
 pub mod ubootenv;
 pub mod uefi;
 pub mod util;
+pub mod x509;
 pub mod zimage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,9 +75,12 @@ pub struct ParseOptions {
     /// OpenBMC system keys (as in `/etc/activationdata/KEYTYPE/`) that `MANIFEST.sig` and `publickey.sig`
     /// of an update tarball are verified with; empty: the tarball is only checked against its own key.
     pub openbmc_keys: Vec<obmc_tar::SystemKey>,
-    /// Vendor X.509 certificates or CAs (DER) that a UEFI capsule's PKCS#7 signer must chain to; empty:
-    /// the signature is verified with the signer's own certificate and the signer is not trusted.
-    pub capsule_certs: Vec<Vec<u8>>,
+    /// Vendor X.509 certificates or CAs (DER, with their path rules) that a UEFI capsule's PKCS#7 signer
+    /// must chain to ([`x509`]); empty: the signature is verified with the signer's own certificate and
+    /// the signer is not trusted.
+    pub capsule_certs: Vec<x509::VendorCert>,
+    /// The time certificate validity is evaluated at (`verify --at`); `None`: the clock.
+    pub at: Option<std::time::SystemTime>,
     /// A BMC flash layout from a verified baseline (the vendor-signed package's device tree, or the OpenBMC
     /// preset of the flash's size): the `bmc` parser lays the whole flash out by it instead of by what the
     /// dump declares (issue 19: the dump never chooses its own layout).
@@ -101,6 +105,7 @@ impl Default for ParseOptions {
             format: None,
             openbmc_keys: Vec::new(),
             capsule_certs: Vec::new(),
+            at: None,
             bmc_layout: None,
             bootguard_km_hashes: Vec::new(),
         }

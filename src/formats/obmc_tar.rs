@@ -753,31 +753,8 @@ fn completeness(
     }
 }
 
-/// Smallest RSA modulus, in bits, of a key fwscan trusts.
-pub const MIN_RSA_BITS: usize = 2048;
-/// Smallest RSA public exponent of a key fwscan trusts.
-pub const MIN_RSA_EXPONENT: u32 = 65537;
-
-/// An RSA key too weak to be trusted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an RSA-{bits} key with public exponent {exponent}: too weak to be trusted (at least {MIN_RSA_BITS} bits and exponent {MIN_RSA_EXPONENT} are required)")]
-pub struct WeakKey {
-    pub bits: usize,
-    pub exponent: String,
-}
-
-/// Whether an RSA key is strong enough: at least [`MIN_RSA_BITS`] bits and exponent [`MIN_RSA_EXPONENT`].
-pub fn key_strength(k: &rsa::RsaPublicKey) -> Result<(), WeakKey> {
-    use rsa::traits::PublicKeyParts;
-    let bits = k.n().bits();
-    if bits < MIN_RSA_BITS || *k.e() < rsa::BigUint::from(MIN_RSA_EXPONENT) {
-        return Err(WeakKey {
-            bits,
-            exponent: k.e().to_string(),
-        });
-    }
-    Ok(())
-}
+/// Key strength: the one rule for every RSA vendor key ([`crate::formats::x509::rsa_key_strength`]).
+use crate::formats::x509::rsa_key_strength as key_strength;
 
 /// Signature verification (see the module documentation); results as attributes and notes on `out`.
 fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
@@ -1208,24 +1185,6 @@ mod tests {
         assert_eq!(clean("./"), ".");
         assert_eq!(collision_key("x../y"), "x../y");
         assert_eq!(collision_key("a/.."), ".");
-    }
-
-    #[test]
-    fn weak_rsa_keys_are_named() {
-        use rsa::BigUint;
-        let n = |bits: usize| {
-            // An odd modulus of exactly `bits` bits (its factors do not matter for the size check).
-            let mut b = vec![0xC3u8; bits / 8];
-            b[bits / 8 - 1] |= 1;
-            BigUint::from_bytes_be(&b)
-        };
-        let k = |bits, e: u32| rsa::RsaPublicKey::new(n(bits), BigUint::from(e)).unwrap();
-        assert!(key_strength(&k(2048, 65537)).is_ok());
-        let w = key_strength(&k(1024, 65537)).unwrap_err();
-        assert_eq!(w.bits, 1024);
-        assert!(w.to_string().contains("RSA-1024"), "{w}");
-        let w = key_strength(&k(2048, 3)).unwrap_err();
-        assert_eq!(w.exponent, "3");
     }
 
     fn member(name: &str, data: &[u8]) -> Vec<u8> {

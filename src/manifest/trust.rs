@@ -137,6 +137,14 @@ pub struct VendorKeyFile {
     /// Component globs; absent = any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub components: Option<Vec<String>>,
+    /// `x509`: the extendedKeyUsage a capsule signer must allow, `code-signing` (default: when the signer
+    /// has the extension it must list id-kp-codeSigning or anyExtendedKeyUsage) or `any` (EDK2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eku: Option<crate::formats::x509::Eku>,
+    /// `x509`: `check` (default) the validity periods on the path at the evaluation time, or `ignore`
+    /// them (EDK2, whose own test chain expired in 2018).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<crate::formats::x509::Validity>,
 }
 
 /// A validated vendor key.
@@ -150,8 +158,8 @@ pub enum VendorKey {
     },
     X509 {
         id: String,
-        /// DER.
-        cert: Vec<u8>,
+        /// DER and the path rules of its `eku`/`validity` fields.
+        cert: crate::formats::x509::VendorCert,
         products: Option<Vec<String>>,
         components: Option<Vec<String>>,
     },
@@ -228,7 +236,12 @@ impl VendorKey {
                         "hash_type `{hash_type}`: RSA-SHA256, RSA-SHA384 or RSA-SHA512"
                     )));
                 }
-                crate::formats::obmc_tar::public_key(k.pem.as_bytes()).map_err(at)?;
+                if k.eku.is_some() || k.validity.is_some() {
+                    return Err(at("eku and validity apply to type x509 only".into()));
+                }
+                let key = crate::formats::obmc_tar::public_key(k.pem.as_bytes()).map_err(at)?;
+                crate::formats::x509::rsa_key_strength(&key)
+                    .map_err(|e| at(format!("{e} (vendor-key-weak)")))?;
                 Ok(VendorKey::OpenBmc {
                     id: k.id,
                     key: crate::formats::obmc_tar::SystemKey {
@@ -243,12 +256,19 @@ impl VendorKey {
             "x509" => {
                 use x509_cert::der::{DecodePem, Encode};
                 let cert = x509_cert::Certificate::from_pem(k.pem.as_bytes())
-                    .map_err(|e| at(format!("not a PEM X.509 certificate: {e}")))?
-                    .to_der()
-                    .map_err(|e| at(e.to_string()))?;
+                    .map_err(|e| at(format!("not a PEM X.509 certificate: {e}")))?;
+                crate::formats::x509::check_key(&cert)
+                    .map_err(|e| at(format!("{e} (vendor-key-weak)")))?;
+                let der = cert.to_der().map_err(|e| at(e.to_string()))?;
                 Ok(VendorKey::X509 {
                     id: k.id,
-                    cert,
+                    cert: crate::formats::x509::VendorCert {
+                        der,
+                        rules: crate::formats::x509::Rules {
+                            eku: k.eku.unwrap_or_default(),
+                            validity: k.validity.unwrap_or_default(),
+                        },
+                    },
                     products: k.products,
                     components: k.components,
                 })
@@ -502,7 +522,10 @@ impl TrustPolicy {
         &self,
         product: Option<&str>,
         component: Option<&str>,
-    ) -> (Vec<crate::formats::obmc_tar::SystemKey>, Vec<Vec<u8>>) {
+    ) -> (
+        Vec<crate::formats::obmc_tar::SystemKey>,
+        Vec<crate::formats::x509::VendorCert>,
+    ) {
         let mut obmc = Vec::new();
         let mut certs = Vec::new();
         for k in self
