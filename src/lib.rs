@@ -39,7 +39,6 @@
 pub mod audit;
 pub mod check;
 pub mod compare;
-pub mod coverage;
 pub mod error;
 pub mod export;
 pub mod finding;

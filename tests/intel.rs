@@ -857,14 +857,16 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
         "{statuses:?}"
     );
     // Coverage: the IBB range, signed by the KM key, which no trust policy pins (tests/bootguard_coverage.rs).
-    let cov = t["root"]["attrs"]["coverage"].as_array().expect("coverage");
+    let cov = t["root"]["evidence"].as_array().expect("evidence");
     let kh = kmn["attrs"]["key-hash"].as_str().unwrap();
     assert!(
-        cov.iter()
-            .any(|c| c["protection"] == "bootguard-self-signed"
-                && c["offset"].as_u64() == Some(clean.ibb.0 as u64)
-                && c["size"].as_u64() == Some(clean.ibb.1 as u64)
-                && c["by"] == kh),
+        cov.iter().any(|c| c["scheme"] == "bootguard-ibb"
+            && c["status"] == "valid"
+            && c["trust"] == "self-signed"
+            && c["protection"] == "bootguard-self-signed"
+            && c["covers"][0]["offset"].as_u64() == Some(clean.ibb.0 as u64)
+            && c["covers"][0]["size"].as_u64() == Some(clean.ibb.1 as u64)
+            && c["signer"] == kh),
         "{cov:?}"
     );
 

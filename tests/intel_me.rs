@@ -102,6 +102,27 @@ fn attr<'a>(n: &'a Value, k: &str) -> &'a str {
     n["attrs"][k].as_str().unwrap_or("")
 }
 
+/// The status of the node's evidence of `scheme` (`valid`, `invalid`, `not-verified`), `""` without one.
+fn evidence<'a>(n: &'a Value, scheme: &str) -> &'a str {
+    n["evidence"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["scheme"] == scheme))
+        .and_then(|e| e["status"].as_str())
+        .unwrap_or("")
+}
+
+/// The protection class a valid piece of the node's evidence gives it, `""` without one.
+fn covered(n: &Value) -> &str {
+    n["evidence"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["status"] == "valid" && e.get("protection").is_some())
+        })
+        .and_then(|e| e["protection"].as_str())
+        .unwrap_or("")
+}
+
 fn u(n: &Value, k: &str) -> u64 {
     n[k].as_u64().unwrap()
 }
@@ -118,9 +139,9 @@ fn sps_region_partitions_manifest_and_modules_verified() {
     assert_eq!((u(ftpr, "offset"), u(ftpr, "size")), (0x31000, 0x40000));
     assert_eq!(attr(ftpr, "format"), "me-cpd");
     let man = node(&all, "FTPR/FTPR.man");
-    assert_eq!(attr(man, "signature-status"), "valid");
+    assert_eq!(evidence(man, "me-manifest"), "valid");
     assert_eq!(attr(man, "public-key"), "intel-sps-4");
-    assert_eq!(attr(man, "covered-by"), "me-manifest");
+    assert_eq!(covered(man), "me-manifest");
     assert_eq!(
         attr(man, "public-key-sha256"),
         "3d512a6db7c855e9f6328db8b2c259a2c0f291bb6e3ec74a2fb811ad84c5d404"
@@ -128,7 +149,7 @@ fn sps_region_partitions_manifest_and_modules_verified() {
     for m in ["rbe.met", "manuf.met", "rbe", "manuf"] {
         let n = node(&all, &format!("FTPR/{m}"));
         assert_eq!(attr(n, "hash-status"), "verified", "{m}");
-        assert_eq!(attr(n, "covered-by"), "me-manifest", "{m}");
+        assert_eq!(covered(n), "me-manifest", "{m}");
     }
     assert_eq!(attr(node(&all, "MFS"), "partition-type"), "data");
     assert_eq!(node(&all, "MFS")["policy"], "mutable");
@@ -148,7 +169,7 @@ fn me8_region_manifests_and_lzma_modules_verified() {
         ("NFTP", &["MPC", "QST", "SESSMGR", "JOM", "Pavp", "ICC"][..]),
     ] {
         let man = node(&all, &format!("{part}/manifest"));
-        assert_eq!(attr(man, "signature-status"), "valid", "{part}");
+        assert_eq!(evidence(man, "me-manifest"), "valid", "{part}");
         assert_eq!(attr(man, "public-key"), "intel-me-7-8", "{part}");
         for m in mods {
             let n = node(&all, &format!("{part}/{m}"));
@@ -314,10 +335,10 @@ fn manifest_signed_by_another_key_is_untrusted() {
     assert_eq!(codes, ["me-manifest-untrusted-key"], "{f:?}");
     let all = nodes(&inspect_json(&p));
     let n = node(&all, "FTPR/FTPR.man");
-    assert_eq!(attr(n, "signature-status"), "valid");
+    assert_eq!(evidence(n, "me-manifest"), "valid");
     assert_eq!(attr(n, "public-key"), "unknown");
     // Nothing the unknown key signs counts as covered by an Intel signature.
-    assert_eq!(attr(node(&all, "FTPR/rbe"), "covered-by"), "");
+    assert_eq!(covered(node(&all, "FTPR/rbe")), "");
 }
 
 /// fwupd's `ifwi-fpt` reads `$FPT` at offset 0 (no ROM-bypass vector): feed it the table without the
@@ -451,7 +472,7 @@ fn full_spi_image_lists_the_cpd_directories() {
         node(&all, &format!("me/FTPR/{e}"));
     }
     assert_eq!(
-        attr(node(&all, "me/FTPR/FTPR.man"), "signature-status"),
+        evidence(node(&all, "me/FTPR/FTPR.man"), "me-manifest"),
         "valid"
     );
     let (code, f) = check(&p);
@@ -495,7 +516,10 @@ fn coverage_sums_to_the_image_size() {
         }
         assert_eq!(at, size, "{}", p.display());
         let totals = cov["totals"].as_object().unwrap();
-        assert_eq!(totals.len(), fwscan::coverage::Protection::ALL.len());
+        assert_eq!(
+            totals.len(),
+            fwscan::report::coverage::Protection::ALL.len()
+        );
         let sum: u64 = totals.values().map(|v| v.as_u64().unwrap()).sum();
         assert_eq!(sum, size, "{}", p.display());
         let me_bytes = totals["me-manifest"].as_u64().unwrap();

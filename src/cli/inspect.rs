@@ -40,15 +40,15 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);
     if a.coverage {
-        let cov = fwscan::coverage::compute(&tree);
+        let cov = fwscan::report::coverage::compute(&tree);
         match a.format {
-            Format::Text => emit(&fwscan::coverage::text(&cov)),
+            Format::Text => emit(&fwscan::report::coverage::text(&cov)),
             Format::Json => {
                 let doc = serde_json::json!({
                     "schema_version": 1,
                     "tool": fwscan::report::ToolInfo::default(),
                     "image": { "path": a.image.display().to_string(), "size": tree.size },
-                    "order": fwscan::coverage::Protection::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
+                    "order": fwscan::report::coverage::Protection::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
                     "coverage": cov,
                 });
                 emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?));

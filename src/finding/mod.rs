@@ -2,12 +2,14 @@
 //!
 //! Finding codes and severities ([`Code`], [`Severity`]), findings and the byte ranges they point at
 //! ([`Finding`], [`ByteRange`]), parser notes ([`Note`]), verdicts ([`Verdict`]), and the kinds, policies and
-//! offset spaces of regions ([`RegionKind`], [`Policy`], [`Space`]). This module imports nothing else of the
+//! offset spaces of regions ([`RegionKind`], [`Policy`], [`Space`]), and the [`Evidence`] signature and digest
+//! checks leave on the tree. This module imports nothing else of the
 //! crate, so parsers, the region tree, manifests, the comparison, checks, audits and reports can all use it
 //! without importing each other (cargo-deny's `diag.rs` plays the same role).
 
 mod attrs;
 mod codes;
+pub mod evidence;
 mod kinds;
 pub mod policy;
 
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use attrs::{AttrKey, Attrs};
 pub use codes::{Code, Severity};
+pub use evidence::{Covers, Evidence, Protection, Scheme, Status, Trust};
 pub use kinds::{Policy, RegionKind, Space};
 pub use policy::{Category, FailOn, FailPolicy};
 

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::me_manifest::{self, stored_hash, Manifest};
 use super::util::{le32, slice, u8_at};
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Status};
 use crate::region::{self, Note, Region, RegionKind};
 
 const CPD_SIG: &[u8; 4] = b"$CPD";
@@ -318,7 +318,8 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
                     if got == want.hash && want.size == e.size {
                         n.attrs.insert("hash-status".into(), "verified".into());
                         if trusted {
-                            n.attrs.insert("covered-by".into(), "me-manifest".into());
+                            n.evidence
+                                .push(crate::formats::me_manifest::module_evidence(Status::Valid));
                             met_ok.insert(module.to_string(), attr);
                         }
                     } else {
@@ -375,13 +376,19 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
                 "hash-status".into(),
                 "not verifiable offline (hash covers decompressed data)".into(),
             );
-            n.attrs.insert("covered-by".into(), "me-manifest".into());
+            n.evidence
+                .push(crate::formats::me_manifest::module_evidence(
+                    Status::NotVerified(
+                        "the manifest's hash covers the decompressed module".into(),
+                    ),
+                ));
             continue;
         }
         let got = hex::encode(Sha256::digest(bytes_of(e)));
         if got == attr.hash {
             n.attrs.insert("hash-status".into(), "verified".into());
-            n.attrs.insert("covered-by".into(), "me-manifest".into());
+            n.evidence
+                .push(crate::formats::me_manifest::module_evidence(Status::Valid));
         } else {
             n.attrs.insert("hash-status".into(), "mismatch".into());
             n.notes.push(Note::new(
@@ -472,7 +479,9 @@ mod tests {
             codes(&kids),
             ["me-manifest-signature-invalid", "me-manifest-untrusted-key"]
         );
-        assert!(kids.iter().all(|k| !k.attrs.contains_key("covered-by")));
+        assert!(kids
+            .iter()
+            .all(|k| k.evidence.iter().all(|e| e.protects().is_none())));
         b[13] ^= 1;
         assert!(codes(&run(&b).unwrap()).contains(&"cpd-header-checksum"));
     }

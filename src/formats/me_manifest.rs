@@ -33,7 +33,7 @@ use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384};
 
 use super::util::{le16, le32, slice};
-use crate::finding::Code;
+use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
 use crate::region::{Note, Region};
 
 /// Length of the fixed manifest header before the key.
@@ -102,7 +102,7 @@ impl Manifest {
         a.insert("manifest-date".into(), self.date.clone().into());
         a.insert("svn".into(), self.svn.into());
         a.insert(
-            "signature".into(),
+            "algorithm".into(),
             format!("rsa-{}-pkcs1v15-{}", self.key_bits, self.hash_alg).into(),
         );
         a.insert("public-key-sha256".into(), self.key_hash.clone().into());
@@ -110,12 +110,24 @@ impl Manifest {
             Some(k) => a.insert("public-key".into(), k.into()),
             None => a.insert("public-key".into(), "unknown".into()),
         };
+        let status = match &self.signature {
+            SigStatus::Valid => Status::Valid,
+            SigStatus::Invalid(why) => Status::Invalid(why.clone()),
+        };
+        let trust = match self.known_key {
+            Some(k) => Trust::Anchored(k.to_string()),
+            None => Trust::SelfSigned,
+        };
+        let mut e = Evidence::on_node(Scheme::MeManifest, status)
+            .with_trust(trust)
+            .with_signer(self.key_hash.clone());
+        if self.known_key.is_some() {
+            e = e.with_protection(Protection::MeManifest);
+        }
+        node.evidence.push(e);
         match &self.signature {
-            SigStatus::Valid => {
-                a.insert("signature-status".into(), "valid".into());
-            }
+            SigStatus::Valid => {}
             SigStatus::Invalid(why) => {
-                a.insert("signature-status".into(), "invalid".into());
                 node.notes.push(Note::new(
                     Code::MeManifestSignatureInvalid,
                     format!("manifest signature does not verify: {why}"),
@@ -132,9 +144,6 @@ impl Manifest {
                 ),
                 Some(node.offset.saturating_add(HEADER_LEN)),
             ));
-        }
-        if self.trusted() {
-            a.insert("covered-by".into(), "me-manifest".into());
         }
     }
 }
@@ -257,6 +266,13 @@ pub fn stored_hash(h: &[u8]) -> String {
     let mut v = h.to_vec();
     v.reverse();
     hex::encode(v)
+}
+
+/// The evidence of an ME module whose hash its manifest (signed by a known Intel key) lists.
+pub fn module_evidence(status: Status) -> Evidence {
+    Evidence::on_node(Scheme::MeModuleHash, status)
+        .with_trust(Trust::Anchored("intel".into()))
+        .with_protection(Protection::MeManifest)
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::me_manifest::{self, stored_hash};
 use super::util::{le32, slice};
 use super::Ctx;
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Status};
 use crate::region::{self, Note, Region, RegionKind};
 
 /// Where the `$MME` entries start (after the 0x284-byte RSA-2048 header, the partition name and 8 bytes).
@@ -159,7 +159,8 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
                     Some(base + start),
                 ));
             } else if trusted {
-                n.attrs.insert("covered-by".into(), "me-manifest".into());
+                n.evidence
+                    .push(crate::formats::me_manifest::module_evidence(Status::Valid));
             }
             placed.push((start, end, "llut".into()));
             kids.push(n);
@@ -233,7 +234,8 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
             Ok(h) if h == m.hash => {
                 n.attrs.insert("hash-status".into(), "verified".into());
                 if trusted {
-                    n.attrs.insert("covered-by".into(), "me-manifest".into());
+                    n.evidence
+                        .push(crate::formats::me_manifest::module_evidence(Status::Valid));
                 }
             }
             Ok(h) => {
@@ -342,7 +344,7 @@ mod tests {
         let plain = kids.iter().find(|k| k.name == "PLAIN").unwrap();
         assert_eq!(plain.attr_str("hash-status"), Some("verified"));
         // Untrusted manifest: verified hash, but no coverage.
-        assert!(!plain.attrs.contains_key("covered-by"));
+        assert!(plain.evidence.iter().all(|e| e.protects().is_none()));
     }
 
     #[test]

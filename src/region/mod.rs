@@ -42,6 +42,8 @@ pub struct Region {
     /// Format-specific facts (GUID, type, UI name, PE details, ...), shown by `inspect`.
     pub attrs: Attrs,
     pub notes: Vec<Note>,
+    /// What signature and digest checks established about this node's bytes (or byte ranges it names).
+    pub evidence: Vec<crate::finding::Evidence>,
     pub children: Vec<Region>,
     /// The buffer the node's bytes live in.
     pub data: Arc<Data>,
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Region {
             .field("policy", &self.policy)
             .field("attrs", &self.attrs)
             .field("notes", &self.notes)
+            .field("evidence", &self.evidence)
             .field("children", &self.children)
             .finish()
     }
@@ -85,6 +88,7 @@ impl Region {
             policy: Policy::Static,
             attrs: Attrs::new(),
             notes: Vec::new(),
+            evidence: Vec::new(),
             children: Vec::new(),
             data: Arc::clone(data),
             expand: None,
@@ -102,6 +106,12 @@ impl Region {
         value: impl Into<serde_json::Value>,
     ) -> Region {
         self.attrs.insert(key.into(), value.into());
+        self
+    }
+
+    /// The node with one more piece of evidence.
+    pub fn with_evidence(mut self, e: crate::finding::Evidence) -> Region {
+        self.evidence.push(e);
         self
     }
 

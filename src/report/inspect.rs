@@ -166,6 +166,9 @@ impl Serialize for Node<'_> {
         if let Some(d) = digest(r, h) {
             m.serialize_entry("digest", d)?;
         }
+        if !r.evidence.is_empty() {
+            m.serialize_entry("evidence", &r.evidence)?;
+        }
         m.serialize_entry("kind", &r.kind)?;
         m.serialize_entry("name", &r.name)?;
         if !notes.is_empty() {

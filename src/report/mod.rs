@@ -11,6 +11,7 @@
 //! ```
 //! Findings are sorted by path, then code, so output is deterministic.
 
+pub mod coverage;
 pub mod inspect;
 pub mod junit;
 pub mod sarif;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::finding::Code;
+use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
 use crate::formats::Ctx;
 use crate::input::Data;
 use crate::region::{self, Note, Region, RegionKind};
@@ -89,7 +89,8 @@ fn bios_spaces(root: &Region) -> Vec<Space> {
 struct Pass {
     data: Arc<Data>,
     plan: Vec<Region>,
-    coverage: Vec<Value>,
+    /// What the pass verified, as range evidence for the root ([`crate::finding::Evidence`]).
+    coverage: Vec<Evidence>,
     root_notes: Vec<Note>,
     /// Pinned Boot Guard OEM key hashes ([`crate::formats::ParseOptions::bootguard_km_hashes`]).
     km_pins: Vec<Vec<u8>>,
@@ -98,10 +99,22 @@ struct Pass {
 }
 
 impl Pass {
-    fn cover(&mut self, offset: u64, size: u64, protection: &str, by: &str) {
-        self.coverage.push(json!({
-            "offset": offset, "size": size, "protection": protection, "by": by,
-        }));
+    /// Records a verified check over `size` bytes at `offset`: its scheme, the coverage class it gives (if
+    /// any), how far its key is trusted, and who signed (`by`: a key hash, `intel`).
+    fn cover(
+        &mut self,
+        (offset, size): (u64, u64),
+        scheme: Scheme,
+        protection: Option<Protection>,
+        trust: Trust,
+        by: &str,
+    ) {
+        let mut e = Evidence::on_node(scheme, Status::Valid)
+            .with_ranges(vec![(offset, size)])
+            .with_trust(trust)
+            .with_signer(by);
+        e.protection = protection;
+        self.coverage.push(e);
     }
 
     fn planned_at(&mut self, offset: u64) -> Option<&mut Region> {
@@ -138,7 +151,13 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         let bytes = slice_of(&pass.data, off, size);
         for (o, u) in microcode::scan(bytes) {
             let node = microcode_node(&pass.data, off.saturating_add(o as u64), &u);
-            pass.cover(node.offset, node.size, "microcode", "intel");
+            pass.cover(
+                (node.offset, node.size),
+                Scheme::Microcode,
+                Some(Protection::Microcode),
+                Trust::Anchored("intel".into()),
+                "intel",
+            );
             pass.plan.push(node);
         }
     }
@@ -173,21 +192,25 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         }
     });
     root.notes.extend(root_notes);
-    for (key, items) in [
-        ("coverage", coverage),
-        (
-            "coverage-notes",
-            coverage_notes.into_iter().map(Value::from).collect(),
-        ),
-    ] {
-        if !items.is_empty() {
-            match root.attrs.get_mut(key) {
-                Some(Value::Array(a)) => a.extend(items),
-                _ => {
-                    root.attrs.insert(key.into(), Value::Array(items));
-                }
+    root.evidence.extend(coverage);
+    if !coverage_notes.is_empty() {
+        let items: Vec<Value> = coverage_notes.into_iter().map(Value::from).collect();
+        match root.attrs.get_mut("coverage-notes") {
+            Some(Value::Array(a)) => a.extend(items),
+            _ => {
+                root.attrs
+                    .insert("coverage-notes".into(), Value::Array(items));
             }
         }
+    }
+}
+
+/// How far a Key Manifest's key is trusted: anchored in a `bootguard-km-hash` pin, else self-signed.
+fn km_trust(pinned: bool, km_key_hash: &str) -> Trust {
+    if pinned {
+        Trust::Anchored(km_key_hash.to_string())
+    } else {
+        Trust::SelfSigned
     }
 }
 
@@ -434,7 +457,13 @@ fn fit_pass(pass: &mut Pass, space: Space) {
                         existing.attrs.insert("fit-entry".into(), true.into());
                     } else {
                         let n = microcode_node(&data, toff, &u).with_attr("fit-entry", true);
-                        pass.cover(n.offset, n.size, "microcode", "intel");
+                        pass.cover(
+                            (n.offset, n.size),
+                            Scheme::Microcode,
+                            Some(Protection::Microcode),
+                            Trust::Anchored("intel".into()),
+                            "intel",
+                        );
                         pass.plan.push(n);
                     }
                 }
@@ -451,7 +480,13 @@ fn fit_pass(pass: &mut Pass, space: Space) {
                     size = Some(a.size);
                     let n = acm_node(&data, toff, &a);
                     if matches!(a.signature, SigCheck::Valid) {
-                        pass.cover(toff, a.size, "acm", &a.key_sha256);
+                        pass.cover(
+                            (toff, a.size),
+                            Scheme::IntelAcm,
+                            Some(Protection::Acm),
+                            Trust::Unknown,
+                            &a.key_sha256,
+                        );
                     }
                     pass.plan.push(n);
                 }
@@ -565,7 +600,14 @@ fn bootguard_pass(
         pinned = km_key_pinned(&k.key_signature.key, &pass.km_pins);
         r.attrs.insert("key-pinned".into(), pinned.into());
         if check == SigCheck::Valid {
-            pass.cover(*off, k.size, "bootguard-manifest", &km_key_hash);
+            let trust = km_trust(pinned, &km_key_hash);
+            pass.cover(
+                (*off, k.size),
+                Scheme::BootguardKm,
+                None,
+                trust,
+                &km_key_hash,
+            );
         } else {
             broken = Some("the key manifest's signature did not verify");
         }
@@ -614,7 +656,14 @@ fn bootguard_pass(
         }
     }
     if signed {
-        pass.cover(off, b.size, "bootguard-manifest", &km_key_hash);
+        let trust = km_trust(pinned, &km_key_hash);
+        pass.cover(
+            (off, b.size),
+            Scheme::BootguardBpm,
+            None,
+            trust,
+            &km_key_hash,
+        );
     } else {
         broken = broken.or(Some("the boot policy manifest's signature did not verify"));
     }
@@ -731,7 +780,7 @@ fn bootguard_pass(
         Some(_) => {}
         None if !verified.is_empty() => {
             let protection = if pinned {
-                "bootguard-ibb"
+                Protection::BootguardIbb
             } else {
                 pass.coverage_notes.push(format!(
                     "key manifest key {km_key_hash} is pinned by none of the {} `bootguard-km-hash` key(s) given \
@@ -739,10 +788,17 @@ fn bootguard_pass(
                      hardware-verified (fwscan cannot read the chipset fuses from a dump)",
                     pass.km_pins.len()
                 ));
-                "bootguard-self-signed"
+                Protection::BootguardSelfSigned
             };
             for &(o, l) in &verified {
-                pass.cover(o, l, protection, &km_key_hash);
+                let trust = km_trust(pinned, &km_key_hash);
+                pass.cover(
+                    (o, l),
+                    Scheme::BootguardIbb,
+                    Some(protection),
+                    trust,
+                    &km_key_hash,
+                );
             }
         }
         None => {}

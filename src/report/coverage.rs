@@ -1,10 +1,8 @@
 //! Coverage: which protection covers each byte of an image (`fwscan inspect --coverage`).
 //!
-//! The parsers record what a verified signature covers as data on the tree:
-//! - a node entirely covered carries the attribute `covered-by` = a protection name (an ME module whose
-//!   hash matches its signed manifest, a microcode update, an ACM);
-//! - byte ranges that are not nodes (Boot Guard IBB segments) are objects `{"offset", "size",
-//!   "protection", "by"}` in the root node's attribute `coverage` (a JSON array).
+//! A fold over the tree's [`Evidence`](crate::finding::Evidence): every valid check with a protection
+//! class covers its node (an ME module whose hash matches its signed manifest, a microcode update, an ACM)
+//! or the byte ranges it names (Boot Guard IBB segments, on the node of the boot policy manifest).
 //!
 //! Every other byte gets a default from its leaf node: `none` for per-machine or ignored data (a `mutable`
 //! or `ignore` node or a descendant of one, unless `pinned`) and for blank bytes (`blank` policy: free
@@ -27,64 +25,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::finding::evidence::Covers;
+pub use crate::finding::evidence::Protection;
 use crate::region::{Policy, Region, Space};
-
-/// A protection, strongest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protection {
-    /// Inside an Initial Boot Block segment whose digest verified against a verified Boot Policy Manifest,
-    /// under a Key Manifest whose key hash the trust policy pins (`bootguard-km-hash`): what the ACM
-    /// enforces with the OEM key hash fused in the chipset, when the pin matches the fuses.
-    BootguardIbb,
-    /// A startup/BIOS ACM whose RSA signature verified.
-    Acm,
-    /// A microcode update (signed by Intel, verified by the CPU on load).
-    Microcode,
-    /// Covered by a verified ME/CSME/SPS partition manifest signed by a known Intel key.
-    MeManifest,
-    /// Covered by the vendor signature of a release package.
-    VendorPackage,
-    /// Inside an IBB segment whose digest verified, under a verified Key Manifest whose key nothing pins:
-    /// the image is consistent with itself, which anyone who re-signs KM, BPM and IBB achieves too (fwscan
-    /// cannot read the chipset fuses from a dump).
-    BootguardSelfSigned,
-    /// Static bytes that only an fwscan baseline protects.
-    BaselineOnly,
-    /// Per-machine or mutable data, free space, blank bytes: nothing protects them.
-    None,
-}
-
-impl Protection {
-    /// Every protection, strongest first (the overlap order).
-    pub const ALL: [Protection; 8] = [
-        Protection::BootguardIbb,
-        Protection::Acm,
-        Protection::Microcode,
-        Protection::MeManifest,
-        Protection::VendorPackage,
-        Protection::BootguardSelfSigned,
-        Protection::BaselineOnly,
-        Protection::None,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protection::BootguardIbb => "bootguard-ibb",
-            Protection::Acm => "acm",
-            Protection::Microcode => "microcode",
-            Protection::MeManifest => "me-manifest",
-            Protection::VendorPackage => "vendor-package",
-            Protection::BootguardSelfSigned => "bootguard-self-signed",
-            Protection::BaselineOnly => "baseline-only",
-            Protection::None => "none",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Protection> {
-        Protection::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-}
 
 /// One contiguous range with one protection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -128,31 +71,6 @@ pub fn compute(root: &Region) -> Coverage {
     let size = root.size;
     let mut iv = Vec::new();
     collect(root, root, false, false, &mut iv);
-    if let Some(serde_json::Value::Array(items)) = root.attrs.get("coverage") {
-        for it in items {
-            let off = it.get("offset").and_then(serde_json::Value::as_u64);
-            let len = it.get("size").and_then(serde_json::Value::as_u64);
-            let prot = it
-                .get("protection")
-                .and_then(serde_json::Value::as_str)
-                .and_then(Protection::parse);
-            if let (Some(off), Some(len), Some(prot)) = (off, len, prot) {
-                let end = off.saturating_add(len).min(size);
-                if off < end {
-                    let by = it
-                        .get("by")
-                        .and_then(serde_json::Value::as_str)
-                        .map(str::to_string);
-                    iv.push(Interval {
-                        start: off,
-                        end,
-                        prot,
-                        by,
-                    });
-                }
-            }
-        }
-    }
     let mut cov = sweep(size, iv);
     if let Some(serde_json::Value::Array(items)) = root.attrs.get("coverage-notes") {
         cov.notes = items
@@ -170,18 +88,41 @@ fn collect(root: &Region, r: &Region, mutable: bool, pinned: bool, out: &mut Vec
     let pinned = pinned || r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
     let start = r.offset.min(root.size);
     let end = r.end().min(root.size);
-    if let Some(p) = r.attr_str("covered-by").and_then(Protection::parse) {
-        if start < end {
-            out.push(Interval {
-                start,
-                end,
-                prot: p,
-                by: Some(if r.path.is_empty() {
-                    "/".into()
-                } else {
-                    r.path.clone()
-                }),
-            });
+    let here = || {
+        if r.path.is_empty() {
+            "/".to_string()
+        } else {
+            r.path.clone()
+        }
+    };
+    for e in &r.evidence {
+        let Some(p) = e.protects() else {
+            continue;
+        };
+        match &e.covers {
+            Covers::Node => {
+                if start < end && r.space == Space::Image {
+                    out.push(Interval {
+                        start,
+                        end,
+                        prot: p,
+                        by: Some(here()),
+                    });
+                }
+            }
+            Covers::Ranges(rs) => {
+                for &(off, len) in rs {
+                    let e_end = off.saturating_add(len).min(root.size);
+                    if off < e_end {
+                        out.push(Interval {
+                            start: off,
+                            end: e_end,
+                            prot: p,
+                            by: Some(e.signer.clone().unwrap_or_else(here)),
+                        });
+                    }
+                }
+            }
         }
     }
     let in_image = |c: &Region| c.space == Space::Image && Arc::ptr_eq(&c.data, &root.data);
@@ -323,6 +264,23 @@ pub fn text(c: &Coverage) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ev(p: Protection) -> crate::finding::Evidence {
+        crate::finding::Evidence::on_node(
+            crate::finding::Scheme::MeModuleHash,
+            crate::finding::Status::Valid,
+        )
+        .with_protection(p)
+    }
+
+    fn ranges(p: Protection, offset: u64, size: u64) -> crate::finding::Evidence {
+        crate::finding::Evidence::on_node(
+            crate::finding::Scheme::BootguardIbb,
+            crate::finding::Status::Valid,
+        )
+        .with_ranges(vec![(offset, size)])
+        .with_protection(p)
+    }
     use crate::input::Data;
     use crate::region::RegionKind;
 
@@ -330,16 +288,20 @@ mod tests {
     fn strongest_wins_and_totals_sum() {
         let data = Arc::new(Data::Owned(vec![0u8; 100]));
         let mut root = Region::new(RegionKind::Image, "", &data, 0, 100);
-        let a =
-            Region::new(RegionKind::Blob, "a", &data, 0, 40).with_attr("covered-by", "me-manifest");
+        let a = Region::new(RegionKind::Blob, "a", &data, 0, 40)
+            .with_evidence(ev(Protection::MeManifest));
         let b = Region::new(RegionKind::Blob, "b", &data, 40, 30).with_policy(Policy::Mutable);
         let c = Region::new(RegionKind::Blob, "c", &data, 70, 20);
         root.children = vec![a, b, c];
-        root.attrs.insert(
-            "coverage".into(),
-            serde_json::json!([{"offset": 30, "size": 20, "protection": "bootguard-ibb", "by": "bpm"},
-                               {"offset": 95, "size": 1000, "protection": "acm"}]),
-        );
+        root.evidence = vec![
+            ranges(Protection::BootguardIbb, 30, 20),
+            ranges(Protection::Acm, 95, 1000),
+            // An invalid check protects nothing.
+            crate::finding::Evidence {
+                status: crate::finding::Status::Invalid("digest differs".into()),
+                ..ranges(Protection::BootguardIbb, 50, 20)
+            },
+        ];
         crate::region::finalize(&mut root);
         let cov = compute(&root);
         let got: Vec<(u64, u64, &str)> = cov
@@ -371,13 +333,10 @@ mod tests {
         let data = Arc::new(Data::Owned(vec![0u8; 100]));
         let mut root = Region::new(RegionKind::Image, "", &data, 0, 100);
         let a = Region::new(RegionKind::Blob, "a", &data, 0, 50)
-            .with_attr("covered-by", "vendor-package");
+            .with_evidence(ev(Protection::VendorPackage));
         let b = Region::new(RegionKind::Blob, "b", &data, 50, 50);
         root.children = vec![a, b];
-        root.attrs.insert(
-            "coverage".into(),
-            serde_json::json!([{"offset": 40, "size": 40, "protection": "bootguard-self-signed", "by": "km"}]),
-        );
+        root.evidence = vec![ranges(Protection::BootguardSelfSigned, 40, 40)];
         root.attrs
             .insert("coverage-notes".into(), serde_json::json!(["why"]));
         crate::region::finalize(&mut root);
