@@ -53,6 +53,21 @@ pub(crate) fn attr<'a>(n: &'a BTreeMap<String, Value>, path: &str, key: &str) ->
         .unwrap_or("")
 }
 
+/// A field of the first piece of evidence of `scheme` on the node at `path` (`""` without one).
+pub(crate) fn ev<'a>(
+    n: &'a BTreeMap<String, Value>,
+    path: &str,
+    scheme: &str,
+    key: &str,
+) -> &'a str {
+    n.get(path)
+        .unwrap_or_else(|| panic!("no node {path}: {:?}", n.keys().collect::<Vec<_>>()))["evidence"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["scheme"] == scheme))
+        .and_then(|e| e[key].as_str())
+        .unwrap_or("")
+}
+
 pub(crate) fn run(dir: &Path, prog: &str, args: &[&str]) {
     let out = Command::new(prog)
         .args(args)
@@ -454,7 +469,12 @@ fn openbmc_tarball_is_listed_parsed_and_its_signatures_verify() {
         ("image-u-boot", "u-boot"),
     ] {
         assert_eq!(attr(&n, f, "format"), fmt, "{f}");
-        assert!(attr(&n, f, "signature").starts_with("valid"), "{f}");
+        assert_eq!(ev(&n, f, "openbmc-rsa", "status"), "valid", "{f}");
+        assert_eq!(
+            ev(&n, f, "openbmc-rsa", "protection"),
+            "vendor-package",
+            "{f}"
+        );
         assert!(
             n.keys().any(|k| k.starts_with(&format!("{f}/"))),
             "{f} has no tree"
@@ -465,15 +485,20 @@ fn openbmc_tarball_is_listed_parsed_and_its_signatures_verify() {
         .any(|k| k.starts_with("image-rofs/") && k.ends_with("busybox")));
     assert_eq!(attr(&n, "MANIFEST", "manifest.KeyType"), "OpenBMC");
     assert_eq!(attr(&n, "MANIFEST", "manifest.MachineName"), "evb-ast2500");
-    assert!(attr(&n, "MANIFEST", "signer").starts_with("self-signed"));
-    assert!(attr(&n, "image-full.sig", "signature").starts_with("valid"));
+    assert_eq!(ev(&n, "MANIFEST", "openbmc-rsa", "trust"), "self-signed");
+    assert_eq!(ev(&n, "image-full.sig", "openbmc-rsa", "status"), "valid");
     assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
     assert_eq!(check(&tar, &[]), 0);
 
     // With the system key in hand: trusted. With another one: vendor-untrusted.
     let key = format!("OpenBMC={}", pkg.dir.join("publickey").display());
     let doc = inspect(&tar, &["--openbmc-key", &key]);
-    assert!(attr(&nodes(&doc), "MANIFEST", "signer").starts_with("trusted"));
+    let n2 = nodes(&doc);
+    assert_eq!(ev(&n2, "MANIFEST", "openbmc-rsa", "trust"), "anchored");
+    assert_eq!(
+        ev(&n2, "image-kernel", "openbmc-rsa", "key"),
+        "openbmc:OpenBMC"
+    );
     assert_eq!(check(&tar, &["--openbmc-key", &key]), 0);
     let other = format!("OpenBMC={}", pkg.dir.join("other.pub").display());
     let doc = inspect(&tar, &["--openbmc-key", &other]);
@@ -561,7 +586,7 @@ fn openbmc_tarball_signed_with_sha512() {
     let tar = pkg.tar("obmc512.tar");
     let doc = inspect(&tar, &[]);
     assert!(findings(&doc).is_empty(), "{:?}", findings(&doc));
-    assert!(attr(&nodes(&doc), "image-kernel", "signature").contains("RSA-SHA512"));
+    assert!(ev(&nodes(&doc), "image-kernel", "openbmc-rsa", "signer").contains("RSA-SHA512"));
     // The MANIFEST naming another digest than the one signed with: every signature fails.
     pkg.edit("MANIFEST", |b| {
         let s = String::from_utf8(b.clone())
@@ -693,10 +718,10 @@ fn fmp_capsule_from_generate_capsule_is_verified_and_its_signer_named() {
     assert!(n.contains_key("driver[0]"), "{:?}", n.keys());
     let auth = format!("{p}/authentication");
     assert_eq!(n[&auth]["attrs"]["monotonic-count"], 7);
-    assert!(attr(&n, &auth, "signature").starts_with("valid"));
-    assert!(attr(&n, &auth, "signer-subject").contains("CN=TestCert"));
-    assert!(attr(&n, &auth, "signer-issuer").contains("CN=TestSub"));
-    assert!(attr(&n, &auth, "signer").starts_with("not trusted"));
+    assert_eq!(ev(&n, &p, "pkcs7", "status"), "valid");
+    assert!(ev(&n, &p, "pkcs7", "signer").contains("CN=TestCert"));
+    assert!(attr(&n, &auth, "issuer").contains("CN=TestSub"));
+    assert_eq!(ev(&n, &p, "pkcs7", "trust"), "self-signed");
     assert_eq!(
         n[&format!("{p}/fmp-payload-header")]["attrs"]["fw-version"],
         2
@@ -728,7 +753,7 @@ fn fmp_capsule_from_generate_capsule_is_verified_and_its_signer_named() {
         "ignore",
     ];
     let doc = inspect(&cap, &edk2);
-    assert!(attr(&nodes(&doc), &auth, "signer").contains("CN=TestRoot"));
+    assert!(ev(&nodes(&doc), &p, "pkcs7", "key").contains("CN=TestRoot"));
     assert_eq!(check(&cap, &edk2), 0);
     run(
         &dir,
@@ -1269,7 +1294,7 @@ fn capsule_baseline_scans_a_vars_and_code_dump() {
     let parts = man["parts"].as_array().unwrap();
     assert_eq!(parts.len(), 1, "{parts:?}");
     assert_eq!(parts[0]["anchor"]["kind"], "volumes");
-    assert_eq!(parts[0]["signature"]["scheme"], "uefi-pkcs7");
+    assert_eq!(parts[0]["signature"]["scheme"], "pkcs7");
     assert!(parts[0]["signature"]["signer"]
         .as_str()
         .unwrap()

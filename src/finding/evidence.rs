@@ -88,6 +88,11 @@ impl Scheme {
     pub fn parse(s: &str) -> Option<Scheme> {
         Scheme::ALL.iter().copied().find(|x| x.as_str() == s)
     }
+
+    /// A vendor's signature over a release package's files (what `baseline` requires of a package).
+    pub fn is_vendor_package(self) -> bool {
+        matches!(self, Scheme::OpenbmcRsa | Scheme::Pkcs7)
+    }
 }
 
 impl Serialize for Scheme {

@@ -30,7 +30,7 @@
 use x509_cert::der::{Decode, Encode};
 
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
 use crate::formats::util::{guid, le16, le32, le64, slice};
 use crate::formats::x509;
 use crate::formats::{Confidence, Ctx};
@@ -300,45 +300,38 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
         let at = ctx.opts.at.unwrap_or_else(std::time::SystemTime::now);
         match verify_pkcs7(cert, &data, &ctx.opts.capsule_certs, at) {
             Ok(v) => {
-                a.attrs
-                    .insert("signer-subject".into(), v.subject.clone().into());
-                a.attrs
-                    .insert("signer-issuer".into(), v.issuer.clone().into());
-                let what = format!(
-                    "valid: PKCS#7 over payload and monotonic count, signed by `{}`",
-                    v.subject
-                );
-                a.attrs.insert("signature".into(), what.into());
-                match &v.path {
-                    Some(Ok(path)) => {
-                        a.attrs.insert(
-                            "signer".into(),
-                            format!("trusted: chains to vendor certificate `{}`", path.anchor)
-                                .into(),
-                        );
-                    }
-                    None => {
-                        a.attrs.insert(
-                            "signer".into(),
-                            "not trusted: no vendor certificate given".into(),
-                        );
-                    }
+                let trust = match &v.path {
+                    Some(Ok(path)) => Trust::Anchored(path.anchor.clone()),
+                    // Verified with the signer's own certificate, which nothing vouches for.
+                    None => Trust::SelfSigned,
                     Some(Err(e)) => {
-                        a.attrs
-                            .insert("signer".into(), format!("not trusted: {e}").into());
                         p.notes.push(Note::new(
                             e.code(),
                             format!("capsule payload {type_id}: {e}"),
                             Some(base + img_at),
                         ));
+                        Trust::Unknown
                     }
-                }
+                };
+                a.attrs.insert("issuer".into(), v.issuer.clone().into());
+                p.evidence.push(
+                    Evidence::on_node(Scheme::Pkcs7, Status::Valid)
+                        .with_signer(v.subject.clone())
+                        .with_trust(trust)
+                        .with_protection(Protection::VendorPackage),
+                );
             }
-            Err(e) => p.notes.push(Note::new(
-                Code::VendorSignatureInvalid,
-                format!("capsule payload {type_id}: {e}"),
-                Some(base + img_at),
-            )),
+            Err(e) => {
+                p.evidence.push(
+                    Evidence::on_node(Scheme::Pkcs7, Status::Invalid(e.to_string()))
+                        .with_protection(Protection::VendorPackage),
+                );
+                p.notes.push(Note::new(
+                    Code::VendorSignatureInvalid,
+                    format!("capsule payload {type_id}: {e}"),
+                    Some(base + img_at),
+                ))
+            }
         }
         kids.push(a);
         cursor += alen;

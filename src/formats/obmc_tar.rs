@@ -39,7 +39,7 @@
 use std::collections::HashMap;
 
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
 use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};
 
@@ -666,9 +666,23 @@ fn note(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, code: 
     }
 }
 
-fn attr(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, k: &str, v: String) {
+/// Records an OpenBMC RSA signature check on member `name`: what a `.sig` established about it.
+fn evidence(out: &mut [Region], by_name: &HashMap<String, usize>, name: &str, e: Evidence) {
     if let Some(&i) = by_name.get(name) {
-        out[i].attrs.insert(k.to_owned().into(), v.into());
+        out[i].evidence.push(e);
+    }
+}
+
+/// An OpenBMC signature check: `signer` names the key, `trust` how far it is trusted; image files get
+/// `vendor-package` coverage when it holds.
+fn obmc(status: Status, signer: &str, trust: &Trust, protects: bool) -> Evidence {
+    let e = Evidence::on_node(Scheme::OpenbmcRsa, status)
+        .with_signer(signer)
+        .with_trust(trust.clone());
+    if protects {
+        e.with_protection(Protection::VendorPackage)
+    } else {
+        e
     }
 }
 
@@ -789,12 +803,16 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                     .into(),
             );
         } else {
-            attr(
+            evidence(
                 out,
                 by_name,
                 "MANIFEST",
-                "signer",
-                "none: the package is not signed".into(),
+                obmc(
+                    Status::NotVerified("the package is not signed".into()),
+                    "none",
+                    &Trust::Unknown,
+                    false,
+                ),
             );
         }
         return;
@@ -844,6 +862,10 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     let self_pk = check(out, "publickey", &pk, &hash_type);
     let self_mf = check(out, "MANIFEST", &pk, &hash_type);
     let keys = &ctx.opts.openbmc_keys;
+    // How far the package's own key is trusted: anchored when a system key of the trust policy verifies
+    // MANIFEST.sig and publickey.sig, self-signed when only the package's own key does.
+    let mut trust = Trust::Unknown;
+    let own = format!("the package's publickey ({hash_type})");
     if !keys.is_empty() {
         let mut trusted = None;
         let mut weak = None;
@@ -887,9 +909,10 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                         format!(" (MANIFEST names KeyType `{key_type}`)")
                     }
                 );
-                attr(out, by_name, "MANIFEST", "signer", m.clone());
-                attr(out, by_name, "MANIFEST", "signature", m.clone());
-                attr(out, by_name, "publickey", "signature", m);
+                trust = Trust::Anchored(format!("openbmc:{}", k.key_type));
+                for f in ["MANIFEST", "publickey"] {
+                    evidence(out, by_name, f, obmc(Status::Valid, &m, &trust, false));
+                }
             }
             None if weak.is_some() => {}
             None => note(
@@ -906,10 +929,11 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     } else {
         match (self_pk, self_mf) {
             (Some(true), Some(true)) => {
-                let m = "self-signed: verifies with the package's own publickey; signer not trusted (no OpenBMC system key given)".to_string();
-                attr(out, by_name, "MANIFEST", "signer", m.clone());
-                attr(out, by_name, "MANIFEST", "signature", m.clone());
-                attr(out, by_name, "publickey", "signature", m);
+                let m = "self-signed: verifies with the package's own publickey; signer not trusted (no OpenBMC system key given)";
+                trust = Trust::SelfSigned;
+                for f in ["MANIFEST", "publickey"] {
+                    evidence(out, by_name, f, obmc(Status::Valid, m, &trust, false));
+                }
             }
             (Some(true), Some(false)) => note(
                 out,
@@ -925,12 +949,18 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                 Code::VendorSignatureInvalid,
                 "MANIFEST has no MANIFEST.sig".into(),
             ),
-            _ => attr(
+            _ => evidence(
                 out,
                 by_name,
                 "MANIFEST",
-                "signer",
-                "not verified: MANIFEST.sig and publickey.sig need a system key (none given)".into(),
+                obmc(
+                    Status::NotVerified(
+                        "MANIFEST.sig and publickey.sig need a system key (none given)".into(),
+                    ),
+                    &own,
+                    &Trust::Unknown,
+                    false,
+                ),
             ),
         }
     }
@@ -945,20 +975,17 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     images.sort();
     for img in &images {
         match check(out, img, &pk, &hash_type) {
-            Some(true) => attr(
-                out,
-                by_name,
-                img,
-                "signature",
-                format!("valid: {img}.sig with the package's publickey ({hash_type})"),
-            ),
-            Some(false) => note(
-                out,
-                by_name,
-                img,
-                Code::VendorSignatureInvalid,
-                format!("{img}.sig does not verify {img} with the package's publickey ({hash_type}): {img} changed after signing"),
-            ),
+            Some(true) => evidence(out, by_name, img, obmc(Status::Valid, &own, &trust, true)),
+            Some(false) => {
+                let why = format!("{img}.sig does not verify {img} with the package's publickey ({hash_type}): {img} changed after signing");
+                evidence(
+                    out,
+                    by_name,
+                    img,
+                    obmc(Status::Invalid(why.clone()), &own, &trust, true),
+                );
+                note(out, by_name, img, Code::VendorSignatureInvalid, why);
+            }
             None => note(
                 out,
                 by_name,
@@ -991,15 +1018,12 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                 }
             }
             if verify_rsa(&pk, &hash_type, &cat, &full_sig).unwrap_or(false) {
-                attr(
+                let covers = format!("{own}, over {}", parts.join(" + "));
+                evidence(
                     out,
                     by_name,
                     "image-full.sig",
-                    "signature",
-                    format!(
-                        "valid: over {} with the package's publickey ({hash_type})",
-                        parts.join(" + ")
-                    ),
+                    obmc(Status::Valid, &covers, &trust, false),
                 );
             } else {
                 note(
@@ -1014,13 +1038,19 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                 );
             }
         } else {
-            attr(
+            evidence(
                 out,
                 by_name,
                 "image-full.sig",
-                "signature",
-                "not checked: only BMC packages' image-full.sig is verified (as phosphor-bmc-code-mgmt)"
-                    .into(),
+                obmc(
+                    Status::NotVerified(
+                        "only BMC packages' image-full.sig is verified (as phosphor-bmc-code-mgmt)"
+                            .into(),
+                    ),
+                    &own,
+                    &trust,
+                    false,
+                ),
             );
         }
     }

@@ -58,7 +58,8 @@ pub struct Part {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VendorSignature {
-    /// `openbmc-rsa` (phosphor-bmc-code-mgmt) or `uefi-pkcs7` (EDK2 FMP authentication).
+    /// The evidence scheme: `openbmc-rsa` (phosphor-bmc-code-mgmt) or `pkcs7` (EDK2 FMP authentication;
+    /// `uefi-pkcs7` in manifests written before issue 19).
     pub scheme: String,
     /// Path of the node the signature covers (a tarball member, a capsule payload).
     pub covers: String,
@@ -200,8 +201,44 @@ fn find<'a>(tree: &'a Region, path: &str) -> Option<&'a Region> {
     Some(cur)
 }
 
-fn starts(r: &Region, key: &str, prefix: &str) -> bool {
-    r.attr_str(key).is_some_and(|s| s.starts_with(prefix))
+/// Who signed and how far fwscan trusts the signer, in words.
+fn describe_signer(e: &crate::finding::Evidence) -> String {
+    use crate::finding::Trust;
+    let who = e.signer.as_deref().unwrap_or("unknown signer");
+    match (&e.trust, e.status.why()) {
+        (_, Some(why)) if !e.status.is_valid() => format!("{}: {why}", e.status.as_str()),
+        (Trust::Anchored(k), _) => format!("trusted: {who}, chains to vendor key `{k}`"),
+        (Trust::SelfSigned, _) => format!("not trusted: {who}, which no vendor key vouches for"),
+        (Trust::Unknown, _) => format!("not trusted: {who}"),
+    }
+}
+
+/// The vendor signatures of a package tree: every piece of evidence of a release-package scheme that did
+/// not fail, whatever the format (an OpenBMC member's `.sig`, a capsule payload's PKCS#7).
+fn vendor_signatures(tree: &Region) -> Vec<VendorSignature> {
+    let mut out = Vec::new();
+    tree.walk(&mut |r| {
+        for e in &r.evidence {
+            // A vendor signature that did not fail (a failure is a problem, noted by the parser).
+            if !e.scheme.is_vendor_package()
+                || matches!(e.status, crate::finding::Status::Invalid(_))
+            {
+                continue;
+            }
+            out.push(VendorSignature {
+                scheme: e.scheme.as_str().into(),
+                covers: r.path.clone(),
+                status: match e.status.why() {
+                    Some(why) => format!("{}: {why}", e.status.as_str()),
+                    None => e.status.as_str().to_string(),
+                },
+                signer: describe_signer(e),
+                trusted: e.status.is_valid()
+                    && matches!(e.trust, crate::finding::Trust::Anchored(_)),
+            });
+        }
+    });
+    out
 }
 
 /// Collects the vendor signatures of a package tree and every reason it is not vendor-verified: a
@@ -230,33 +267,29 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
     if is_openbmc_tar(tree) {
         c.package = Some("openbmc-tarball");
         let manifest = find(tree, "MANIFEST");
-        let signer = manifest
-            .and_then(|m| m.attr_str("signer"))
-            .unwrap_or("unknown: MANIFEST.sig was not verified")
-            .to_string();
-        let trusted = signer.starts_with("trusted");
+        let system = manifest.and_then(|m| {
+            m.evidence
+                .iter()
+                .find(|e| e.scheme == crate::finding::Scheme::OpenbmcRsa)
+        });
+        let trusted = system.is_some_and(|e| {
+            e.status.is_valid() && matches!(e.trust, crate::finding::Trust::Anchored(_))
+        });
         if !trusted && c.problems.is_empty() {
+            let why = match system {
+                Some(e) => describe_signer(e),
+                None => "unknown: MANIFEST.sig was not verified".to_string(),
+            };
             c.problems.push(Problem {
                 code: Code::VendorUntrusted,
                 path: "MANIFEST".into(),
                 message: format!(
-                    "the package is signed by its own key only ({signer}); give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key"
+                    "the package is signed by its own key only ({why}); give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key"
                 ),
                 offset: manifest.map(|m| m.offset),
             });
         }
-        for r in &tree.children {
-            let Some(status) = r.attr_str("signature") else {
-                continue;
-            };
-            c.signatures.push(VendorSignature {
-                scheme: "openbmc-rsa".into(),
-                covers: r.path.clone(),
-                status: status.to_string(),
-                signer: signer.clone(),
-                trusted: trusted && status.starts_with("valid"),
-            });
-        }
+        c.signatures = vendor_signatures(tree);
         for p in parts.iter_mut() {
             p.signature = c.signatures.iter().find(|s| s.covers == p.path).cloned();
             if p.signature.is_none() && !c.problems.iter().any(|x| x.path == p.path) {
@@ -270,23 +303,10 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
         }
     } else if is_capsule(tree) {
         c.package = Some("uefi-capsule");
-        tree.walk(&mut |r| {
-            if r.name == "authentication" && starts(r, "signature", "valid") {
-                let covers = r
-                    .path
-                    .rsplit_once('/')
-                    .map(|(p, _)| p.to_string())
-                    .unwrap_or_default();
-                let signer = r.attr_str("signer").unwrap_or("unknown").to_string();
-                c.signatures.push(VendorSignature {
-                    scheme: "uefi-pkcs7".into(),
-                    covers,
-                    status: r.attr_str("signature").unwrap_or_default().to_string(),
-                    trusted: signer.starts_with("trusted"),
-                    signer,
-                });
-            }
-        });
+        c.signatures = vendor_signatures(tree)
+            .into_iter()
+            .filter(|s| s.status.starts_with("valid"))
+            .collect();
         for s in &c.signatures {
             if !s.trusted && !c.problems.iter().any(|x| x.path.starts_with(&s.covers)) {
                 c.problems.push(Problem {
