@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use attrs::{AttrKey, Attrs};
 pub use codes::{Code, Severity};
 pub use kinds::{Policy, RegionKind, Space};
-pub use policy::{Category, FailOn, FailPolicy};
+pub use policy::{Category, FailOn, FailPolicy, FailPolicyError};
 
 /// A problem noticed while parsing a node: becomes a finding in `scan`, `check` and `inspect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
