@@ -28,16 +28,36 @@ pub fn shard_of(rel: &str, n: u64) -> u64 {
     u64::from_be_bytes(b) % n.max(1)
 }
 
+/// Why a `--shard` value is not `I/N`; names the text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    #[error("`{0}`: expected I/N, e.g. 0/4")]
+    Syntax(String),
+    #[error("`{0}`: bad index")]
+    Index(String),
+    #[error("`{0}`: bad count")]
+    Count(String),
+    #[error("`{0}`: need 0 <= I < N")]
+    Range(String),
+}
+
 impl FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Shard, String> {
+    type Err = ShardError;
+    fn from_str(s: &str) -> Result<Shard, ShardError> {
         let (i, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}`: expected I/N, e.g. 0/4"))?;
-        let index: u64 = i.trim().parse().map_err(|_| format!("`{s}`: bad index"))?;
-        let count: u64 = n.trim().parse().map_err(|_| format!("`{s}`: bad count"))?;
+            .ok_or_else(|| ShardError::Syntax(s.to_string()))?;
+        let index: u64 = i
+            .trim()
+            .parse()
+            .map_err(|_| ShardError::Index(s.to_string()))?;
+        let count: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| ShardError::Count(s.to_string()))?;
         if count == 0 || index >= count {
-            return Err(format!("`{s}`: need 0 <= I < N"));
+            return Err(ShardError::Range(s.to_string()));
         }
         Ok(Shard { index, count })
     }

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::finding::{ByteRange, Code, Finding, Severity};
 use crate::region::{glob_match, Policy, Region, RegionKind};
-pub use rules::{Expr, Rule, RuleError, Scope};
+pub use rules::{Expr, Rule, RuleError, RuleProblem, Scope};
 
 /// Rules compiled for matching.
 #[derive(Debug)]
@@ -48,7 +48,7 @@ impl RuleSet {
     }
 
     /// Compiles rules (they were validated when loaded).
-    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, String> {
+    pub fn new(rules: Vec<Rule>) -> Result<RuleSet, rules::RuleProblem> {
         let mut patterns = Vec::new();
         let mut regex_src = Vec::new();
         for r in &rules {
@@ -85,7 +85,7 @@ impl RuleSet {
         let automaton = if anchors.is_empty() {
             None
         } else {
-            Some(AhoCorasick::new(&anchors).map_err(|e| e.to_string())?)
+            Some(AhoCorasick::new(&anchors).map_err(rules::RuleProblem::Automaton)?)
         };
         let regexes = regex_src
             .iter()
@@ -104,8 +104,13 @@ impl RuleSet {
     /// The built-in rules (`signatures/threats.toml`).
     pub fn builtin() -> Result<RuleSet, RuleError> {
         let rules = rules::builtin()?;
-        RuleSet::new(rules)
-            .map_err(|m| RuleError::new(std::path::Path::new("signatures/threats.toml"), None, m))
+        RuleSet::new(rules).map_err(|m| {
+            RuleError::new(
+                std::path::Path::new("signatures/threats.toml"),
+                None,
+                m.to_string(),
+            )
+        })
     }
 
     /// Ids of the byte patterns present in `body`.

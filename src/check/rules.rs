@@ -124,6 +124,42 @@ impl RuleError {
     }
 }
 
+/// What is wrong with one rule (or a matcher of it); [`RuleError`] adds the file and line.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuleProblem {
+    #[error("id and name must not be empty")]
+    EmptyIdOrName,
+    #[error("unknown finding code `{0}`")]
+    UnknownCode(String),
+    #[error("expression nested deeper than {MAX_EXPR_DEPTH}")]
+    TooDeep,
+    #[error("`all`/`any` needs at least one matcher")]
+    EmptyList,
+    #[error("empty string matcher")]
+    EmptyString,
+    #[error("`{digest}` is not a digest of {len} hex digits")]
+    Digest { digest: String, len: usize },
+    #[error("`{0}` is not a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)")]
+    Guid(String),
+    #[error("byte pattern `{0}`: need 1..{MAX_PATTERN} bytes as hex pairs or ??")]
+    PatternLength(String),
+    #[error("byte pattern `{0}`: bad hex pair")]
+    PatternHex(String),
+    #[error("byte pattern `{0}` is only wildcards")]
+    PatternWildcards(String),
+    #[error("regexp longer than {MAX_PATTERN} characters")]
+    RegexLength,
+    #[error("regexp `{pattern}`: {error}")]
+    Regex {
+        pattern: String,
+        error: regex::Error,
+    },
+    /// The byte patterns' anchors could not be compiled into one automaton.
+    #[error("{0}")]
+    Automaton(aho_corasick::BuildError),
+}
+
 /// The 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()
@@ -163,12 +199,12 @@ pub fn parse_rules(text: &str, path: &Path) -> Result<Vec<Rule>, RuleError> {
 }
 
 /// Checks one rule: codes exist, GUIDs and digests are well-formed, patterns compile and are bounded.
-pub fn validate(r: &Rule) -> Result<(), String> {
+pub fn validate(r: &Rule) -> Result<(), RuleProblem> {
     if r.id.is_empty() || r.name.is_empty() {
-        return Err("id and name must not be empty".into());
+        return Err(RuleProblem::EmptyIdOrName);
     }
     if let Some(c) = &r.code {
-        Code::parse(c).ok_or_else(|| format!("unknown finding code `{c}`"))?;
+        Code::parse(c).ok_or_else(|| RuleProblem::UnknownCode(c.clone()))?;
     }
     validate_expr(&r.expr, 0)?;
     if let Some(e) = &r.exclude {
@@ -177,14 +213,14 @@ pub fn validate(r: &Rule) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_expr(e: &Expr, depth: usize) -> Result<(), String> {
+fn validate_expr(e: &Expr, depth: usize) -> Result<(), RuleProblem> {
     if depth > MAX_EXPR_DEPTH {
-        return Err(format!("expression nested deeper than {MAX_EXPR_DEPTH}"));
+        return Err(RuleProblem::TooDeep);
     }
     match e {
         Expr::All(v) | Expr::Any(v) => {
             if v.is_empty() {
-                return Err("`all`/`any` needs at least one matcher".into());
+                return Err(RuleProblem::EmptyList);
             }
             v.iter().try_for_each(|x| validate_expr(x, depth + 1))
         }
@@ -197,7 +233,7 @@ fn validate_expr(e: &Expr, depth: usize) -> Result<(), String> {
         Expr::Regexp(r) => compile_regex(r).map(|_| ()),
         Expr::UiName(s) | Expr::CertSubject(s) | Expr::Variable(s) | Expr::FsPath(s) => {
             if s.is_empty() {
-                Err("empty string matcher".into())
+                Err(RuleProblem::EmptyString)
             } else {
                 Ok(())
             }
@@ -205,16 +241,19 @@ fn validate_expr(e: &Expr, depth: usize) -> Result<(), String> {
     }
 }
 
-fn hex_digest(h: &str, len: usize) -> Result<(), String> {
+fn hex_digest(h: &str, len: usize) -> Result<(), RuleProblem> {
     if h.len() == len && h.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(format!("`{h}` is not a digest of {len} hex digits"))
+        Err(RuleProblem::Digest {
+            digest: h.to_string(),
+            len,
+        })
     }
 }
 
 /// Normalises a GUID string (registry form, uppercase); errors on anything else.
-pub fn parse_guid_text(g: &str) -> Result<String, String> {
+pub fn parse_guid_text(g: &str) -> Result<String, RuleProblem> {
     let t = g.trim().trim_start_matches('{').trim_end_matches('}');
     let groups: Vec<&str> = t.split('-').collect();
     let ok = groups.len() == 5
@@ -225,19 +264,15 @@ pub fn parse_guid_text(g: &str) -> Result<String, String> {
     if ok {
         Ok(t.to_ascii_uppercase())
     } else {
-        Err(format!(
-            "`{g}` is not a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)"
-        ))
+        Err(RuleProblem::Guid(g.to_string()))
     }
 }
 
 /// A byte pattern: `Some(b)` a byte, `None` a wildcard.
-pub fn parse_pattern(p: &str) -> Result<Vec<Option<u8>>, String> {
+pub fn parse_pattern(p: &str) -> Result<Vec<Option<u8>>, RuleProblem> {
     let compact: String = p.chars().filter(|c| !c.is_whitespace()).collect();
     if compact.is_empty() || compact.len() % 2 != 0 || compact.len() / 2 > MAX_PATTERN {
-        return Err(format!(
-            "byte pattern `{p}`: need 1..{MAX_PATTERN} bytes as hex pairs or ??"
-        ));
+        return Err(RuleProblem::PatternLength(p.to_string()));
     }
     let out: Vec<Option<u8>> = compact
         .as_bytes()
@@ -250,27 +285,30 @@ pub fn parse_pattern(p: &str) -> Result<Vec<Option<u8>>, String> {
                     .ok()
                     .and_then(|s| u8::from_str_radix(s, 16).ok())
                     .map(Some)
-                    .ok_or_else(|| format!("byte pattern `{p}`: bad hex pair"))
+                    .ok_or_else(|| RuleProblem::PatternHex(p.to_string()))
             }
         })
         .collect::<Result<_, _>>()?;
     if out.iter().all(Option::is_none) {
-        return Err(format!("byte pattern `{p}` is only wildcards"));
+        return Err(RuleProblem::PatternWildcards(p.to_string()));
     }
     Ok(out)
 }
 
 /// Compiles a bytes regular expression (Unicode off, as Python's `re` on bytes), with size limits.
-pub fn compile_regex(r: &str) -> Result<regex::bytes::Regex, String> {
+pub fn compile_regex(r: &str) -> Result<regex::bytes::Regex, RuleProblem> {
     if r.len() > MAX_PATTERN {
-        return Err(format!("regexp longer than {MAX_PATTERN} characters"));
+        return Err(RuleProblem::RegexLength);
     }
     regex::bytes::RegexBuilder::new(r)
         .unicode(false)
         .size_limit(1 << 20)
         .dfa_size_limit(1 << 20)
         .build()
-        .map_err(|e| format!("regexp `{r}`: {e}"))
+        .map_err(|error| RuleProblem::Regex {
+            pattern: r.to_string(),
+            error,
+        })
 }
 
 /// The rules built into the binary.

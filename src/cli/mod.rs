@@ -213,19 +213,30 @@ pub enum FailOnArg {
     Error,
 }
 
-fn parse_category(s: &str) -> Result<fwscan::finding::Category, String> {
-    use fwscan::finding::Category;
+/// Why a `--ignore-category` value is refused.
+#[derive(Debug, thiserror::Error)]
+enum CategoryArgError {
+    #[error(transparent)]
+    Refused(#[from] fwscan::finding::FailPolicyError),
+    #[error(
+        "unknown category `{name}` (one of: {})",
+        fwscan::finding::Category::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
+    Unknown { name: String },
+}
+
+fn parse_category(s: &str) -> Result<fwscan::finding::Category, CategoryArgError> {
+    use fwscan::finding::{Category, FailPolicyError};
     match Category::parse(s) {
-        Some(Category::Integrity) => Err("the integrity category cannot be ignored".into()),
+        Some(Category::Integrity) => Err(FailPolicyError::IntegrityIgnored.into()),
         Some(c) => Ok(c),
-        None => Err(format!(
-            "unknown category `{s}` (one of: {})",
-            Category::ALL
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+        None => Err(CategoryArgError::Unknown {
+            name: s.to_string(),
+        }),
     }
 }
 

@@ -56,10 +56,10 @@ pub fn policy_path(given: Option<&Path>) -> Option<PathBuf> {
 
 /// Loads the policy at `path` (warnings to stderr).
 pub fn load_policy(path: &Path) -> Result<TrustPolicy, TrustError> {
-    let policy = TrustPolicy::load(path).map_err(|(code, message)| TrustError {
-        code,
+    let policy = TrustPolicy::load(path).map_err(|e| TrustError {
+        code: e.code(),
         path: path.to_path_buf(),
-        message,
+        message: e.to_string(),
     })?;
     for w in &policy.warnings {
         eprintln!("fwscan: warning: trust policy {}: {w}", path.display());

@@ -19,7 +19,7 @@ pub use attrs::{AttrKey, Attrs};
 pub use codes::{Code, Severity};
 pub use evidence::{Covers, Evidence, Protection, Scheme, Status, Trust};
 pub use kinds::{Policy, RegionKind, Space};
-pub use policy::{Category, FailOn, FailPolicy};
+pub use policy::{Category, FailOn, FailPolicy, FailPolicyError};
 
 /// A problem noticed while parsing a node: becomes a finding in `scan`, `check` and `inspect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -137,6 +137,14 @@ pub enum FailOn {
     Error,
 }
 
+/// Why a [`FailPolicy`] is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FailPolicyError {
+    #[error("the integrity category cannot be ignored")]
+    IntegrityIgnored,
+}
+
 /// What fails a run: the least failing severity and the categories that never fail it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FailPolicy {
@@ -147,9 +155,9 @@ pub struct FailPolicy {
 
 impl FailPolicy {
     /// A policy; refuses to ignore `integrity`.
-    pub fn new(fail_on: FailOn, ignore: &[Category]) -> Result<FailPolicy, String> {
+    pub fn new(fail_on: FailOn, ignore: &[Category]) -> Result<FailPolicy, FailPolicyError> {
         if ignore.contains(&Category::Integrity) {
-            return Err("the integrity category cannot be ignored".into());
+            return Err(FailPolicyError::IntegrityIgnored);
         }
         Ok(FailPolicy {
             fail_on,

@@ -425,6 +425,40 @@ fn digest(h: &str, data: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Why a capsule's PKCS#7 signature does not verify (code `vendor-signature-invalid`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Pkcs7Error {
+    #[error("PKCS#7 SignedData is malformed: {0}")]
+    MalformedSignedData(x509_cert::der::Error),
+    #[error("PKCS#7 content type {0} is not signedData")]
+    NotSignedData(x509_cert::der::asn1::ObjectIdentifier),
+    #[error("PKCS#7 is malformed: {0}")]
+    Malformed(x509_cert::der::Error),
+    #[error("PKCS#7 carries attached content that is not the signed payload")]
+    AttachedContent,
+    #[error("PKCS#7 has no SignerInfo")]
+    NoSignerInfo,
+    #[error("the signer's certificate is not in the PKCS#7 message")]
+    NoSignerCertificate,
+    #[error("the CMS digest algorithm is {0}: SHA-256 or stronger is required")]
+    WeakDigest(&'static str),
+    #[error("digest algorithm {0} is not supported")]
+    UnsupportedDigest(x509_cert::der::asn1::ObjectIdentifier),
+    #[error("the signer key is not RSA; only RSA PKCS#1 v1.5 is verified")]
+    NotRsa,
+    #[error("signed attributes have no messageDigest")]
+    NoMessageDigest,
+    #[error("the {0} digest of payload ‖ monotonic count does not match the signed messageDigest: the payload changed after signing")]
+    DigestMismatch(&'static str),
+    #[error("{0}")]
+    Encode(x509_cert::der::Error),
+    #[error("{0}")]
+    Hash(crate::formats::obmc_tar::UnsupportedHash),
+    #[error("the PKCS#7 signature does not verify with the signer's certificate")]
+    BadSignature,
+}
+
 /// Verifies a DER PKCS#7 `SignedData` (with or without its `ContentInfo` wrapper, as EDK2 accepts) over
 /// the detached `data`, and validates the signer's certification path to one of `trusted` at time `at`
 /// ([`x509::validate`]).
@@ -433,7 +467,7 @@ pub fn verify_pkcs7(
     data: &[u8],
     trusted: &[x509::VendorCert],
     at: std::time::SystemTime,
-) -> Result<Verified, String> {
+) -> Result<Verified, Pkcs7Error> {
     use cms::content_info::ContentInfo;
     use cms::signed_data::{SignedData, SignerIdentifier};
     const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
@@ -443,14 +477,9 @@ pub fn verify_pkcs7(
             .content
             .to_der()
             .and_then(|d| SignedData::from_der(&d))
-            .map_err(|e| format!("PKCS#7 SignedData is malformed: {e}"))?,
-        Ok(ci) => {
-            return Err(format!(
-                "PKCS#7 content type {} is not signedData",
-                ci.content_type
-            ))
-        }
-        Err(_) => SignedData::from_der(p7).map_err(|e| format!("PKCS#7 is malformed: {e}"))?,
+            .map_err(Pkcs7Error::MalformedSignedData)?,
+        Ok(ci) => return Err(Pkcs7Error::NotSignedData(ci.content_type)),
+        Err(_) => SignedData::from_der(p7).map_err(Pkcs7Error::Malformed)?,
     };
     let certs: Vec<x509_cert::Certificate> = sd
         .certificates
@@ -467,7 +496,7 @@ pub fn verify_pkcs7(
         .unwrap_or_default();
     if let Some(content) = &sd.encap_content_info.econtent {
         if content.value() != data {
-            return Err("PKCS#7 carries attached content that is not the signed payload".into());
+            return Err(Pkcs7Error::AttachedContent);
         }
     }
     let si = sd
@@ -475,7 +504,7 @@ pub fn verify_pkcs7(
         .0
         .iter()
         .next()
-        .ok_or("PKCS#7 has no SignerInfo")?;
+        .ok_or(Pkcs7Error::NoSignerInfo)?;
     let signer = certs
         .iter()
         .find(|c| match &si.sid {
@@ -485,41 +514,31 @@ pub fn verify_pkcs7(
             }
             SignerIdentifier::SubjectKeyIdentifier(_) => false,
         })
-        .ok_or("the signer's certificate is not in the PKCS#7 message")?;
+        .ok_or(Pkcs7Error::NoSignerCertificate)?;
     let h = match x509::hash_of(&si.digest_alg.oid.to_string()) {
         Some(Ok(h)) => h,
-        Some(Err(weak)) => {
-            return Err(format!(
-                "the CMS digest algorithm is {weak}: SHA-256 or stronger is required"
-            ))
-        }
-        None => {
-            return Err(format!(
-                "digest algorithm {} is not supported",
-                si.digest_alg.oid
-            ))
-        }
+        Some(Err(weak)) => return Err(Pkcs7Error::WeakDigest(weak)),
+        None => return Err(Pkcs7Error::UnsupportedDigest(si.digest_alg.oid)),
     };
-    let key = x509::rsa_key(signer)
-        .ok_or("the signer key is not RSA; only RSA PKCS#1 v1.5 is verified")?;
+    let key = x509::rsa_key(signer).ok_or(Pkcs7Error::NotRsa)?;
     let message = match &si.signed_attrs {
         Some(attrs) => {
             let md = attrs
                 .iter()
                 .find(|a| a.oid.to_string() == MESSAGE_DIGEST)
                 .and_then(|a| a.values.iter().next())
-                .ok_or("signed attributes have no messageDigest")?;
+                .ok_or(Pkcs7Error::NoMessageDigest)?;
             if md.value() != digest(h, data).as_slice() {
-                return Err(format!(
-                    "the {h} digest of payload ‖ monotonic count does not match the signed messageDigest: the payload changed after signing"
-                ));
+                return Err(Pkcs7Error::DigestMismatch(h));
             }
-            attrs.to_der().map_err(|e| e.to_string())?
+            attrs.to_der().map_err(Pkcs7Error::Encode)?
         }
         None => data.to_vec(),
     };
-    if !crate::formats::obmc_tar::verify_rsa(&key, h, &message, si.signature.as_bytes())? {
-        return Err("the PKCS#7 signature does not verify with the signer's certificate".into());
+    if !crate::formats::obmc_tar::verify_rsa(&key, h, &message, si.signature.as_bytes())
+        .map_err(Pkcs7Error::Hash)?
+    {
+        return Err(Pkcs7Error::BadSignature);
     }
     let subject = signer.tbs_certificate.subject.to_string();
     let issuer = signer.tbs_certificate.issuer.to_string();

@@ -279,8 +279,10 @@ pub fn digest(alg: &str, data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Subject and hash extensions of a DER certificate.
-pub fn cert_hashes(der: &[u8]) -> Result<(String, Vec<CertHash>), String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+pub fn cert_hashes(
+    der: &[u8],
+) -> Result<(String, Vec<CertHash>), x509_parser::nom::Err<x509_parser::error::X509Error>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)?;
     let mut out = Vec::new();
     for ext in cert.extensions() {
         let oid = ext.oid.to_id_string();

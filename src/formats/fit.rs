@@ -74,8 +74,17 @@ pub fn fit_images(b: &[u8]) -> Result<Vec<FitImage>, ParseError> {
     Ok(out)
 }
 
+/// Why an image's external data cannot be located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ImageDataError {
+    #[error("data-size without data-offset or data-position")]
+    NoOffset,
+    #[error("external data {start:#x}+{size:#x} lies outside the {have:#x} bytes available")]
+    Outside { start: u64, size: u64, have: u64 },
+}
+
 /// Where an image's data lies: embedded `data`, or external `data-position` / `data-offset` + `data-size`.
-fn image_data(f: &Fdt, img: &fdt::Node, have: u64) -> Result<Option<(u64, u64)>, String> {
+fn image_data(f: &Fdt, img: &fdt::Node, have: u64) -> Result<Option<(u64, u64)>, ImageDataError> {
     if let Some(p) = img.prop("data") {
         return Ok(Some((p.offset, p.len)));
     }
@@ -87,13 +96,11 @@ fn image_data(f: &Fdt, img: &fdt::Node, have: u64) -> Result<Option<(u64, u64)>,
     } else if let Some(off) = f.u64_prop(img, "data-offset") {
         (f.totalsize.saturating_add(3) & !3).saturating_add(off)
     } else {
-        return Err("data-size without data-offset or data-position".into());
+        return Err(ImageDataError::NoOffset);
     };
     match start.checked_add(size) {
         Some(end) if end <= have => Ok(Some((start, size))),
-        _ => Err(format!(
-            "external data {start:#x}+{size:#x} lies outside the {have:#x} bytes available"
-        )),
+        _ => Err(ImageDataError::Outside { start, size, have }),
     }
 }
 

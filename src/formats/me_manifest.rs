@@ -148,37 +148,53 @@ impl Manifest {
     }
 }
 
+/// Why bytes are not a usable `$MN2` manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    #[error(transparent)]
+    Parse(#[from] crate::error::ParseError),
+    #[error("no $MN2 manifest header")]
+    NoHeader,
+    #[error("unsupported key size: modulus {modulus} dwords, exponent {exponent} dwords")]
+    KeySize { modulus: u64, exponent: u64 },
+    #[error("header length {header:#x} does not match a {bits}-bit key ({body:#x})")]
+    HeaderLength { header: u64, bits: u64, body: u64 },
+    #[error("manifest size {size:#x} is outside {body:#x}..={MAX_MANIFEST:#x}")]
+    Size { size: u64, body: u64 },
+}
+
 /// Parses and verifies the manifest at the start of `b` (`b` may extend past it).
 // Reviewed: the lengths are 32-bit dword counts times 4 held in u64 (below 2^34), and the key lengths
 // are 256 or 384 bytes once checked: no sum or product here can overflow.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(b: &[u8]) -> Result<Manifest, String> {
-    let e = |x: crate::error::ParseError| x.to_string();
+pub fn parse(b: &[u8]) -> Result<Manifest, ManifestError> {
+    let e = ManifestError::Parse;
     if !looks_like(b) {
-        return Err("no $MN2 manifest header".into());
+        return Err(ManifestError::NoHeader);
     }
     let hdr_len = u64::from(le32(b, 4, "manifest header length").map_err(e)?) * 4;
     let size = u64::from(le32(b, 0x18, "manifest size").map_err(e)?) * 4;
     let mod_dw = u64::from(le32(b, 0x78, "modulus size").map_err(e)?);
     let exp_dw = u64::from(le32(b, 0x7C, "exponent size").map_err(e)?);
     if !matches!(mod_dw, 0x40 | 0x60) || exp_dw != 1 {
-        return Err(format!(
-            "unsupported key size: modulus {mod_dw} dwords, exponent {exp_dw} dwords"
-        ));
+        return Err(ManifestError::KeySize {
+            modulus: mod_dw,
+            exponent: exp_dw,
+        });
     }
     let mod_len = mod_dw * 4;
     let key_end = HEADER_LEN + mod_len + 4;
     let body = key_end + mod_len;
     if hdr_len != body {
-        return Err(format!(
-            "header length {hdr_len:#x} does not match a {}-bit key ({body:#x})",
-            mod_len * 8
-        ));
+        return Err(ManifestError::HeaderLength {
+            header: hdr_len,
+            bits: mod_len * 8,
+            body,
+        });
     }
     if size < body || size > MAX_MANIFEST {
-        return Err(format!(
-            "manifest size {size:#x} is outside {body:#x}..={MAX_MANIFEST:#x}"
-        ));
+        return Err(ManifestError::Size { size, body });
     }
     let whole = slice(b, 0, size, "manifest").map_err(e)?;
     let modulus = &whole[HEADER_LEN as usize..(HEADER_LEN + mod_len) as usize];

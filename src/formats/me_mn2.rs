@@ -51,10 +51,10 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
     let b = part.bytes();
     let len = b.len() as u64;
     let base = part.offset;
-    let man = me_manifest::parse(b).map_err(|detail| ParseError::Invalid {
+    let man = me_manifest::parse(b).map_err(|e| ParseError::Invalid {
         what: "$MN2 manifest",
         offset: base,
-        detail,
+        detail: e.to_string(),
     })?;
     let mut mnode = Region::new(RegionKind::Header, "manifest", &part.data, base, man.size)
         .with_attr("entry", "manifest");

@@ -411,26 +411,50 @@ fn hash_name(h: &str) -> Option<&'static str> {
     }
 }
 
+/// Why bytes are not an RSA public key in PEM.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PemKeyError {
+    #[error("not PEM text")]
+    NotText,
+    #[error("no PEM `-----BEGIN` line")]
+    NoBegin,
+    #[error("no PEM `-----END` line")]
+    NoEnd,
+    #[error("unterminated PEM `-----END` line")]
+    Unterminated,
+    #[error("not an RSA public key: {0}")]
+    NotRsa(rsa::pkcs1::Error),
+}
+
 /// Parses an RSA public key in PEM (SubjectPublicKeyInfo, else PKCS#1).
 // Reviewed: indices into the PEM text found by `find`, plus the lengths of the markers.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn public_key(pem: &[u8]) -> Result<rsa::RsaPublicKey, String> {
+pub fn public_key(pem: &[u8]) -> Result<rsa::RsaPublicKey, PemKeyError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
-    let text = std::str::from_utf8(pem).map_err(|_| "not PEM text".to_string())?;
-    let start = text.find("-----BEGIN ").ok_or("no PEM `-----BEGIN` line")?;
+    let text = std::str::from_utf8(pem).map_err(|_| PemKeyError::NotText)?;
+    let start = text.find("-----BEGIN ").ok_or(PemKeyError::NoBegin)?;
     let end_at = text[start..]
         .find("-----END ")
         .map(|e| start + e)
-        .ok_or("no PEM `-----END` line")?;
+        .ok_or(PemKeyError::NoEnd)?;
     let close = text[end_at + 9..]
         .find("-----")
         .map(|e| end_at + 9 + e + 5)
-        .ok_or("unterminated PEM `-----END` line")?;
+        .ok_or(PemKeyError::Unterminated)?;
     let block = &text[start..close];
     rsa::RsaPublicKey::from_public_key_pem(block)
         .or_else(|_| rsa::RsaPublicKey::from_pkcs1_pem(block))
-        .map_err(|e| format!("not an RSA public key: {e}"))
+        .map_err(PemKeyError::NotRsa)
+}
+
+/// An OpenBMC `HashType` (or a CMS digest) this build does not verify with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("HashType `{hash_type}` is not supported")]
+#[non_exhaustive]
+pub struct UnsupportedHash {
+    pub hash_type: String,
 }
 
 /// Verifies an RSA PKCS#1 v1.5 signature over `data` with the digest of `hash_type`. `Err` when the hash
@@ -440,11 +464,12 @@ pub fn verify_rsa(
     hash_type: &str,
     data: &[u8],
     sig: &[u8],
-) -> Result<bool, String> {
+) -> Result<bool, UnsupportedHash> {
     use rsa::pkcs1v15::{Signature, VerifyingKey};
     use rsa::signature::Verifier;
-    let h =
-        hash_name(hash_type).ok_or_else(|| format!("HashType `{hash_type}` is not supported"))?;
+    let h = hash_name(hash_type).ok_or_else(|| UnsupportedHash {
+        hash_type: hash_type.to_string(),
+    })?;
     let Ok(sig) = Signature::try_from(sig) else {
         return Ok(false);
     };

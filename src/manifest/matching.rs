@@ -29,6 +29,16 @@ pub struct MatchRules {
 /// Longest match string accepted.
 pub const MAX_MATCH_STRING: usize = 256;
 
+/// Why a manifest's match rules are unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MatchRulesError {
+    #[error("match.strings entries must be 1-{MAX_MATCH_STRING} bytes")]
+    StringLength,
+    #[error("more than 64 match rules")]
+    TooMany,
+}
+
 impl MatchRules {
     /// Number of rules (the evidence weight).
     pub fn len(&self) -> u32 {
@@ -44,16 +54,14 @@ impl MatchRules {
     }
 
     /// Checks that the rules are usable.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MatchRulesError> {
         for s in &self.strings {
             if s.is_empty() || s.len() > MAX_MATCH_STRING {
-                return Err(format!(
-                    "match.strings entries must be 1-{MAX_MATCH_STRING} bytes"
-                ));
+                return Err(MatchRulesError::StringLength);
             }
         }
         if self.len() > 64 {
-            return Err("more than 64 match rules".into());
+            return Err(MatchRulesError::TooMany);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! [`Manifest::accept_unsigned_insecure`] (the CLI's `--insecure-unsigned`), which every report shows.
 
 mod matching;
-pub use matching::{MatchRules, MAX_MATCH_STRING};
+pub use matching::{MatchRules, MatchRulesError, MAX_MATCH_STRING};
 pub mod minisign;
 pub mod package;
 pub use package::{Anchor, Part, VendorSignature};
@@ -241,9 +241,21 @@ pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// A time that is not RFC 3339.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("bad time `{text}`: {error}")]
+#[non_exhaustive]
+pub struct TimeError {
+    pub text: String,
+    pub error: humantime::TimestampError,
+}
+
 /// Parses an RFC 3339 time.
-pub fn parse_time(s: &str) -> Result<SystemTime, String> {
-    humantime::parse_rfc3339_weak(s).map_err(|e| format!("bad time `{s}`: {e}"))
+pub fn parse_time(s: &str) -> Result<SystemTime, TimeError> {
+    humantime::parse_rfc3339_weak(s).map_err(|error| TimeError {
+        text: s.to_string(),
+        error,
+    })
 }
 
 impl Manifest {

@@ -51,29 +51,57 @@ impl Default for State {
     }
 }
 
+/// Why the anti-rollback state could not be read, written or locked (code `trust-state-invalid`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateError {
+    // I/O and JSON errors are part of the message (not a `source`), as in [`crate::Error`].
+    #[error("{0}")]
+    Stat(std::io::Error),
+    #[error("{0}")]
+    Read(crate::Error),
+    #[error("state is larger than {MAX_STATE_SIZE} bytes")]
+    TooLarge,
+    #[error("corrupt state: {0}")]
+    Corrupt(serde_json::Error),
+    #[error("state schema_version {0} is not supported")]
+    Schema(u32),
+    #[error("{0}")]
+    Serialize(serde_json::Error),
+    #[error("{0}")]
+    Write(std::io::Error),
+    #[error("cannot open lock file {}: {error}", path.display())]
+    LockOpen {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot lock {}: {error}", path.display())]
+    Lock {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
 impl State {
     /// Reads the state; a missing file is an empty state.
-    pub fn load(path: &Path) -> Result<State, String> {
+    pub fn load(path: &Path) -> Result<State, StateError> {
         match std::fs::symlink_metadata(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(StateError::Stat(e)),
             Ok(_) => {}
         }
-        let bytes = crate::input::read_capped(path, MAX_STATE_SIZE).map_err(|e| e.to_string())?;
+        let bytes = crate::input::read_capped(path, MAX_STATE_SIZE).map_err(StateError::Read)?;
         State::parse(&bytes)
     }
 
     /// Parses state bytes.
-    pub fn parse(bytes: &[u8]) -> Result<State, String> {
+    pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
         if bytes.len() as u64 > MAX_STATE_SIZE {
-            return Err(format!("state is larger than {MAX_STATE_SIZE} bytes"));
+            return Err(StateError::TooLarge);
         }
-        let s: State = serde_json::from_slice(bytes).map_err(|e| format!("corrupt state: {e}"))?;
+        let s: State = serde_json::from_slice(bytes).map_err(StateError::Corrupt)?;
         if s.schema_version != STATE_SCHEMA_VERSION {
-            return Err(format!(
-                "state schema_version {} is not supported",
-                s.schema_version
-            ));
+            return Err(StateError::Schema(s.schema_version));
         }
         Ok(s)
     }
@@ -120,10 +148,10 @@ impl State {
     }
 
     /// Writes the state atomically (temporary file in the same directory, fsync, rename, fsync dir).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
-        let mut text = serde_json::to_string_pretty(self).map_err(|e| e.to_string())?;
+    pub fn save(&self, path: &Path) -> Result<(), StateError> {
+        let mut text = serde_json::to_string_pretty(self).map_err(StateError::Serialize)?;
         text.push('\n');
-        write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())
+        write_atomic(path, text.as_bytes()).map_err(StateError::Write)
     }
 }
 
@@ -135,7 +163,7 @@ pub struct StateLock {
 }
 
 impl StateLock {
-    pub fn acquire(state_path: &Path) -> Result<StateLock, String> {
+    pub fn acquire(state_path: &Path) -> Result<StateLock, StateError> {
         let mut p = state_path.as_os_str().to_os_string();
         p.push(".lock");
         let file = std::fs::OpenOptions::new()
@@ -144,10 +172,17 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(PathBuf::from(&p))
-            .map_err(|e| format!("cannot open lock file {}: {e}", PathBuf::from(&p).display()))?;
+            .map_err(|error| StateError::LockOpen {
+                path: PathBuf::from(&p),
+                error,
+            })?;
         #[cfg(unix)]
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| format!("cannot lock {}: {e}", PathBuf::from(&p).display()))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+            StateError::Lock {
+                path: PathBuf::from(&p),
+                error: e.into(),
+            }
+        })?;
         Ok(StateLock { _file: file })
     }
 }

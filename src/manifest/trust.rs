@@ -48,6 +48,129 @@ pub const MAX_GLOB_LEN: usize = 256;
 /// The policy schema version this build reads.
 pub const POLICY_SCHEMA_VERSION: u32 = 1;
 
+/// Why a trust policy is refused ([`TrustPolicyError::code`]). The text is what `fwscan verify` prints
+/// after the policy's path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustPolicyError {
+    /// Another user could have written the file (code `trust-policy-insecure`).
+    #[error("{0}")]
+    Insecure(super::secure::InsecureError),
+    #[error("{0}")]
+    Read(crate::Error),
+    #[error("larger than {MAX_POLICY_SIZE} bytes")]
+    TooLarge,
+    // The JSON error is the message (not a `source`), as in [`crate::Error`].
+    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error("schema_version {0} is not supported (this build reads {POLICY_SCHEMA_VERSION})")]
+    Schema(u32),
+    #[error("more than {MAX_ENTRIES} keys, revoked ids or rules")]
+    TooManyEntries,
+    #[error("revoked id `{0}` is not 16 hex digits")]
+    RevokedId(String),
+    #[error("key id `{0}` is not 16 hex digits")]
+    KeyId(String),
+    #[error("key {id}: {problem}")]
+    Key { id: String, problem: KeyProblem },
+    #[error("rule for `{product}`: threshold must be at least 1")]
+    ZeroThreshold { product: String },
+    #[error("a rule has an empty product")]
+    EmptyProduct,
+    #[error("rule for `{product}`: product and component must be 1 to {MAX_GLOB_LEN} bytes")]
+    RuleGlobLength { product: String },
+    #[error("two rules for product `{product}` component `{component}`")]
+    DuplicateRule { product: String, component: String },
+    #[error("more than {MAX_ENTRIES} vendor keys")]
+    TooManyVendorKeys,
+    #[error("vendor key {0}: listed twice")]
+    VendorKeyTwice(String),
+    #[error("a vendor key id must be 1 to 128 printable characters")]
+    VendorKeyId,
+    #[error("vendor key {id}: {problem}")]
+    VendorKey {
+        id: String,
+        problem: VendorKeyProblem,
+    },
+}
+
+impl TrustPolicyError {
+    /// `trust-policy-insecure` when another user could have written the file, else `trust-policy-invalid`.
+    pub fn code(&self) -> Code {
+        match self {
+            TrustPolicyError::Insecure(_) => Code::TrustPolicyInsecure,
+            _ => Code::TrustPolicyInvalid,
+        }
+    }
+}
+
+/// What is wrong with one minisign key of a trust policy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyProblem {
+    #[error("{0}")]
+    PublicKey(super::minisign::FormatError),
+    #[error("the public key carries key id {carried}, not {id}")]
+    IdMismatch { carried: KeyId, id: String },
+    #[error("listed twice (same id or same public key); each key counts once")]
+    Duplicate,
+    #[error("role `{0}` must be lowercase kebab-case (vendor, owner, release-ci, ...)")]
+    Role(String),
+    #[error("{0}")]
+    Expires(super::TimeError),
+    #[error("products/components must list 1 to {MAX_ENTRIES} globs")]
+    GlobCount,
+    #[error("glob `{0}` must be 1 to {MAX_GLOB_LEN} bytes")]
+    GlobLength(String),
+}
+
+/// What is wrong with one vendor key (OpenBMC key, X.509 certificate, Boot Guard key hash) of a policy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VendorKeyProblem {
+    #[error("products/components must list 1 to {MAX_ENTRIES} globs of 1 to {MAX_GLOB_LEN} bytes")]
+    Globs,
+    #[error("type openbmc needs key_type (MANIFEST's KeyType)")]
+    NoKeyType,
+    #[error("hash_type `{0}`: RSA-SHA256, RSA-SHA384 or RSA-SHA512")]
+    HashType(String),
+    #[error("eku and validity apply to type x509 only")]
+    X509Only,
+    #[error("{0}")]
+    PublicKey(crate::formats::obmc_tar::PemKeyError),
+    #[error("{0} (vendor-key-weak)")]
+    Weak(crate::formats::x509::WeakKey),
+    #[error("not a PEM X.509 certificate: {0}")]
+    Certificate(x509_cert::der::Error),
+    #[error("{0} (vendor-key-weak)")]
+    WeakCertificate(crate::formats::x509::PathError),
+    #[error("{0}")]
+    Der(x509_cert::der::Error),
+    #[error("type bootguard-km-hash needs `hash`, 64 or 96 hex digits (SHA-256 or SHA-384 of the key manifest key), and no `pem`")]
+    BootGuardHash,
+    #[error("type `{0}`: openbmc, x509 or bootguard-km-hash")]
+    Kind(String),
+}
+
+/// A manifest that matches no explicit rule while one of its signers may also sign for a stricter rule
+/// (code `manifest-threshold-not-met`): see [`TrustPolicy::requirement_for`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "product `{product}` component `{component}` matches no explicit rule of the trust policy, \
+     while key {key} ({role}) may also sign for rule product `{rule_product}` component `{rule_component}` which needs {threshold} \
+     signatures; add a rule for this product (or narrow the key's scope)"
+)]
+#[non_exhaustive]
+pub struct RuleEscape {
+    pub product: String,
+    pub component: String,
+    pub key: KeyId,
+    pub role: String,
+    pub rule_product: String,
+    pub rule_component: String,
+    pub threshold: u32,
+}
+
 /// One trusted key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -208,17 +331,20 @@ impl VendorKey {
         ok(p, product) && ok(c, component)
     }
 
-    fn parse(k: VendorKeyFile) -> Result<VendorKey, String> {
-        let at = |m: String| format!("vendor key {}: {m}", k.id);
+    fn parse(k: VendorKeyFile) -> Result<VendorKey, TrustPolicyError> {
+        let at = |problem: VendorKeyProblem| TrustPolicyError::VendorKey {
+            id: k.id.clone(),
+            problem,
+        };
         if k.id.is_empty() || k.id.len() > 128 || k.id.chars().any(char::is_control) {
-            return Err("a vendor key id must be 1 to 128 printable characters".into());
+            return Err(TrustPolicyError::VendorKeyId);
         }
         for g in k.products.iter().chain(k.components.iter()) {
             if g.is_empty()
                 || g.len() > MAX_ENTRIES
                 || g.iter().any(|p| p.is_empty() || p.len() > MAX_GLOB_LEN)
             {
-                return Err(at(format!("products/components must list 1 to {MAX_ENTRIES} globs of 1 to {MAX_GLOB_LEN} bytes")));
+                return Err(at(VendorKeyProblem::Globs));
             }
         }
         match k.kind.as_str() {
@@ -226,22 +352,21 @@ impl VendorKey {
                 let key_type = k
                     .key_type
                     .filter(|t| !t.is_empty() && t.len() <= 64)
-                    .ok_or_else(|| at("type openbmc needs key_type (MANIFEST's KeyType)".into()))?;
+                    .ok_or_else(|| at(VendorKeyProblem::NoKeyType))?;
                 let hash_type = k.hash_type.unwrap_or_else(|| "RSA-SHA256".into());
                 if !matches!(
                     hash_type.as_str(),
                     "RSA-SHA256" | "RSA-SHA384" | "RSA-SHA512"
                 ) {
-                    return Err(at(format!(
-                        "hash_type `{hash_type}`: RSA-SHA256, RSA-SHA384 or RSA-SHA512"
-                    )));
+                    return Err(at(VendorKeyProblem::HashType(hash_type)));
                 }
                 if k.eku.is_some() || k.validity.is_some() {
-                    return Err(at("eku and validity apply to type x509 only".into()));
+                    return Err(at(VendorKeyProblem::X509Only));
                 }
-                let key = crate::formats::obmc_tar::public_key(k.pem.as_bytes()).map_err(at)?;
+                let key = crate::formats::obmc_tar::public_key(k.pem.as_bytes())
+                    .map_err(|e| at(VendorKeyProblem::PublicKey(e)))?;
                 crate::formats::x509::rsa_key_strength(&key)
-                    .map_err(|e| at(format!("{e} (vendor-key-weak)")))?;
+                    .map_err(|e| at(VendorKeyProblem::Weak(e)))?;
                 Ok(VendorKey::OpenBmc {
                     id: k.id,
                     key: crate::formats::obmc_tar::SystemKey {
@@ -256,10 +381,10 @@ impl VendorKey {
             "x509" => {
                 use x509_cert::der::{DecodePem, Encode};
                 let cert = x509_cert::Certificate::from_pem(k.pem.as_bytes())
-                    .map_err(|e| at(format!("not a PEM X.509 certificate: {e}")))?;
+                    .map_err(|e| at(VendorKeyProblem::Certificate(e)))?;
                 crate::formats::x509::check_key(&cert)
-                    .map_err(|e| at(format!("{e} (vendor-key-weak)")))?;
-                let der = cert.to_der().map_err(|e| at(e.to_string()))?;
+                    .map_err(|e| at(VendorKeyProblem::WeakCertificate(e)))?;
+                let der = cert.to_der().map_err(|e| at(VendorKeyProblem::Der(e)))?;
                 Ok(VendorKey::X509 {
                     id: k.id,
                     cert: crate::formats::x509::VendorCert {
@@ -276,7 +401,7 @@ impl VendorKey {
             "bootguard-km-hash" => {
                 let hash = match (k.hash.as_deref().map(hex::decode), k.pem.is_empty()) {
                     (Some(Ok(h)), true) if matches!(h.len(), 32 | 48) => h,
-                    _ => return Err(at("type bootguard-km-hash needs `hash`, 64 or 96 hex digits (SHA-256 or SHA-384 of the key manifest key), and no `pem`".into())),
+                    _ => return Err(at(VendorKeyProblem::BootGuardHash)),
                 };
                 Ok(VendorKey::BootGuardKm {
                     id: k.id,
@@ -285,9 +410,7 @@ impl VendorKey {
                     components: k.components,
                 })
             }
-            other => Err(at(format!(
-                "type `{other}`: openbmc, x509 or bootguard-km-hash"
-            ))),
+            other => Err(at(VendorKeyProblem::Kind(other.to_string()))),
         }
     }
 }
@@ -347,82 +470,66 @@ impl TrustPolicy {
     /// Reads a policy file (size-capped before reading) after checking that only its owner or root could
     /// have written it ([`super::secure::check_file`], code `trust-policy-insecure`); other errors are
     /// `trust-policy-invalid`. The caller names the file.
-    pub fn load(path: &Path) -> Result<TrustPolicy, (Code, String)> {
-        super::secure::check_file(path).map_err(|e| (Code::TrustPolicyInsecure, e))?;
-        let bytes = crate::input::read_capped(path, MAX_POLICY_SIZE)
-            .map_err(|e| (Code::TrustPolicyInvalid, e.to_string()))?;
+    pub fn load(path: &Path) -> Result<TrustPolicy, TrustPolicyError> {
+        super::secure::check_file(path).map_err(TrustPolicyError::Insecure)?;
+        let bytes =
+            crate::input::read_capped(path, MAX_POLICY_SIZE).map_err(TrustPolicyError::Read)?;
         TrustPolicy::parse(&bytes, &path.display().to_string())
-            .map_err(|e| (Code::TrustPolicyInvalid, e))
     }
 
     /// Parses and validates policy bytes.
-    pub fn parse(bytes: &[u8], source: &str) -> Result<TrustPolicy, String> {
+    pub fn parse(bytes: &[u8], source: &str) -> Result<TrustPolicy, TrustPolicyError> {
         if bytes.len() as u64 > MAX_POLICY_SIZE {
-            return Err(format!("larger than {MAX_POLICY_SIZE} bytes"));
+            return Err(TrustPolicyError::TooLarge);
         }
-        let f: PolicyFile = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let f: PolicyFile = serde_json::from_slice(bytes).map_err(TrustPolicyError::Json)?;
         if f.schema_version != POLICY_SCHEMA_VERSION {
-            return Err(format!(
-                "schema_version {} is not supported (this build reads {POLICY_SCHEMA_VERSION})",
-                f.schema_version
-            ));
+            return Err(TrustPolicyError::Schema(f.schema_version));
         }
         if f.keys.len() > MAX_ENTRIES
             || f.revoked.len() > MAX_ENTRIES
             || f.rules.len() > MAX_ENTRIES
         {
-            return Err(format!(
-                "more than {MAX_ENTRIES} keys, revoked ids or rules"
-            ));
+            return Err(TrustPolicyError::TooManyEntries);
         }
         let mut revoked = HashSet::new();
         for r in &f.revoked {
-            let id =
-                KeyId::parse(r).ok_or_else(|| format!("revoked id `{r}` is not 16 hex digits"))?;
+            let id = KeyId::parse(r).ok_or_else(|| TrustPolicyError::RevokedId(r.clone()))?;
             revoked.insert(id);
         }
         let mut keys = Vec::with_capacity(f.keys.len());
         let mut ids = HashSet::new();
         let mut raw_keys = HashSet::new();
         for k in f.keys {
-            let id = KeyId::parse(&k.id)
-                .ok_or_else(|| format!("key id `{}` is not 16 hex digits", k.id))?;
+            let at = |problem: KeyProblem| TrustPolicyError::Key {
+                id: k.id.clone(),
+                problem,
+            };
+            let id = KeyId::parse(&k.id).ok_or_else(|| TrustPolicyError::KeyId(k.id.clone()))?;
             let public =
-                PublicKey::from_base64(&k.public_key).map_err(|e| format!("key {}: {e}", k.id))?;
+                PublicKey::from_base64(&k.public_key).map_err(|e| at(KeyProblem::PublicKey(e)))?;
             if public.id != id {
-                return Err(format!(
-                    "key {}: the public key carries key id {}, not {}",
-                    k.id, public.id, k.id
-                ));
+                return Err(at(KeyProblem::IdMismatch {
+                    carried: public.id,
+                    id: k.id.clone(),
+                }));
             }
             if !ids.insert(id) || !raw_keys.insert(public.key) {
-                return Err(format!(
-                    "key {}: listed twice (same id or same public key); each key counts once",
-                    k.id
-                ));
+                return Err(at(KeyProblem::Duplicate));
             }
             if !kebab(&k.role) {
-                return Err(format!(
-                    "key {}: role `{}` must be lowercase kebab-case (vendor, owner, release-ci, ...)",
-                    k.id, k.role
-                ));
+                return Err(at(KeyProblem::Role(k.role.clone())));
             }
             let expires = match &k.expires {
-                Some(e) => Some(super::parse_time(e).map_err(|e| format!("key {}: {e}", k.id))?),
+                Some(e) => Some(super::parse_time(e).map_err(|e| at(KeyProblem::Expires(e)))?),
                 None => None,
             };
             for g in k.products.iter().chain(k.components.iter()) {
                 if g.is_empty() || g.len() > MAX_ENTRIES {
-                    return Err(format!(
-                        "key {}: products/components must list 1 to {MAX_ENTRIES} globs",
-                        k.id
-                    ));
+                    return Err(at(KeyProblem::GlobCount));
                 }
                 if let Some(long) = g.iter().find(|p| p.is_empty() || p.len() > MAX_GLOB_LEN) {
-                    return Err(format!(
-                        "key {}: glob `{long}` must be 1 to {MAX_GLOB_LEN} bytes",
-                        k.id
-                    ));
+                    return Err(at(KeyProblem::GlobLength(long.clone())));
                 }
             }
             keys.push(Key {
@@ -437,41 +544,38 @@ impl TrustPolicy {
         let mut seen = HashSet::new();
         for r in &f.rules {
             if r.threshold == 0 {
-                return Err(format!(
-                    "rule for `{}`: threshold must be at least 1",
-                    r.product
-                ));
+                return Err(TrustPolicyError::ZeroThreshold {
+                    product: r.product.clone(),
+                });
             }
             if r.product.is_empty() {
-                return Err("a rule has an empty product".into());
+                return Err(TrustPolicyError::EmptyProduct);
             }
             let too_long = |g: &str| g.is_empty() || g.len() > MAX_GLOB_LEN;
             if too_long(&r.product) || r.component.as_deref().is_some_and(too_long) {
-                return Err(format!(
-                    "rule for `{}`: product and component must be 1 to {MAX_GLOB_LEN} bytes",
-                    r.product
-                ));
+                return Err(TrustPolicyError::RuleGlobLength {
+                    product: r.product.clone(),
+                });
             }
             let key = (
                 r.product.to_ascii_lowercase(),
                 r.component.as_ref().map(|c| c.to_ascii_lowercase()),
             );
             if !seen.insert(key) {
-                return Err(format!(
-                    "two rules for product `{}` component `{}`",
-                    r.product,
-                    r.component.as_deref().unwrap_or("*")
-                ));
+                return Err(TrustPolicyError::DuplicateRule {
+                    product: r.product.clone(),
+                    component: r.component.as_deref().unwrap_or("*").to_string(),
+                });
             }
         }
         if f.vendor_keys.len() > MAX_ENTRIES {
-            return Err(format!("more than {MAX_ENTRIES} vendor keys"));
+            return Err(TrustPolicyError::TooManyVendorKeys);
         }
         let mut vendor_keys = Vec::with_capacity(f.vendor_keys.len());
         let mut vendor_ids = HashSet::new();
         for k in f.vendor_keys {
             if !vendor_ids.insert(k.id.clone()) {
-                return Err(format!("vendor key {}: listed twice", k.id));
+                return Err(TrustPolicyError::VendorKeyTwice(k.id));
             }
             vendor_keys.push(VendorKey::parse(k)?);
         }
@@ -625,7 +729,7 @@ impl TrustPolicy {
         product: &str,
         component: &str,
         signers: &[&Key],
-    ) -> Result<Requirement, String> {
+    ) -> Result<Requirement, Box<RuleEscape>> {
         let (req, explicit) = self.matching(product, component);
         let req = req.unwrap_or(Requirement {
             threshold: 1,
@@ -638,16 +742,15 @@ impl TrustPolicy {
                 .filter(|r| r.threshold > 1)
                 .find_map(|r| signers.iter().find(|k| key_may_reach(k, r)).map(|k| (r, k)))
             {
-                return Err(format!(
-                    "product `{product}` component `{component}` matches no explicit rule of the trust policy, \
-                     while key {} ({}) may also sign for rule product `{}` component `{}` which needs {} \
-                     signatures; add a rule for this product (or narrow the key's scope)",
-                    k.public.id,
-                    k.role,
-                    r.product,
-                    r.component.as_deref().unwrap_or("*"),
-                    r.threshold
-                ));
+                return Err(Box::new(RuleEscape {
+                    product: product.to_string(),
+                    component: component.to_string(),
+                    key: k.public.id,
+                    role: k.role.clone(),
+                    rule_product: r.product.clone(),
+                    rule_component: r.component.as_deref().unwrap_or("*").to_string(),
+                    threshold: r.threshold,
+                }));
             }
         }
         Ok(req)
@@ -764,6 +867,7 @@ mod tests {
         );
         assert!(TrustPolicy::parse(wrong_id.as_bytes(), "t")
             .unwrap_err()
+            .to_string()
             .contains("carries key id"));
         let twice = format!(
             r#"{{"schema_version":1,"keys":[{{"id":"{0}","public_key":"{1}","role":"vendor"}},{{"id":"{0}","public_key":"{1}","role":"owner"}}]}}"#,
@@ -804,7 +908,10 @@ mod tests {
                 if bad.is_empty() { "" } else { "," }
             ));
             let e = TrustPolicy::parse(text.as_bytes(), "t").unwrap_err();
-            assert!(e.contains("bootguard-km-hash needs `hash`"), "{bad}: {e}");
+            assert!(
+                e.to_string().contains("bootguard-km-hash needs `hash`"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -223,26 +223,45 @@ pub fn trusted_comment(m: &Manifest, manifest_bytes: &[u8]) -> String {
     )
 }
 
+/// How a trusted comment disagrees with the manifest body (code `manifest-comment-mismatch`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommentError {
+    #[error("trusted comment `{0}` is not an fwscan comment (`fwscan product=… component=… version=… sequence=…`)")]
+    NotFwscan(String),
+    #[error("trusted comment field `{0}` is not key=value")]
+    NotKeyValue(String),
+    #[error("trusted comment field `{0}` is badly encoded")]
+    BadlyEncoded(String),
+    #[error("trusted comment repeats `{0}`")]
+    Repeated(String),
+    #[error("trusted comment says {key}={got}, the manifest says {key}={want}")]
+    Mismatch {
+        key: &'static str,
+        got: String,
+        want: String,
+    },
+    #[error("trusted comment has no `{0}=`")]
+    Missing(&'static str),
+}
+
 /// Checks that a trusted comment agrees with the manifest body. `Err` says how it disagrees.
-pub fn check_comment(comment: &str, m: &Manifest, sha256: &str) -> Result<(), String> {
-    let rest = comment.strip_prefix("fwscan ").ok_or_else(|| {
-        format!(
-            "trusted comment `{comment}` is not an fwscan comment (`fwscan product=… component=… version=… sequence=…`)"
-        )
-    })?;
+pub fn check_comment(comment: &str, m: &Manifest, sha256: &str) -> Result<(), CommentError> {
+    let rest = comment
+        .strip_prefix("fwscan ")
+        .ok_or_else(|| CommentError::NotFwscan(comment.to_string()))?;
     let mut fields = std::collections::BTreeMap::new();
     for tok in rest.split(' ').filter(|t| !t.is_empty()) {
         let (k, v) = tok
             .split_once('=')
-            .ok_or_else(|| format!("trusted comment field `{tok}` is not key=value"))?;
-        let v = decode_value(v)
-            .ok_or_else(|| format!("trusted comment field `{k}` is badly encoded"))?;
+            .ok_or_else(|| CommentError::NotKeyValue(tok.to_string()))?;
+        let v = decode_value(v).ok_or_else(|| CommentError::BadlyEncoded(k.to_string()))?;
         if fields.insert(k.to_string(), v).is_some() {
-            return Err(format!("trusted comment repeats `{k}`"));
+            return Err(CommentError::Repeated(k.to_string()));
         }
     }
     let seq = m.sequence.to_string();
-    let want: [(&str, &str, bool); 6] = [
+    let want: [(&'static str, &str, bool); 6] = [
         ("product", &m.product.product, true),
         ("component", &m.product.component, true),
         ("version", &m.product.version, true),
@@ -254,11 +273,13 @@ pub fn check_comment(comment: &str, m: &Manifest, sha256: &str) -> Result<(), St
         match fields.get(k) {
             Some(got) if got == v => {}
             Some(got) => {
-                return Err(format!(
-                    "trusted comment says {k}={got}, the manifest says {k}={v}"
-                ))
+                return Err(CommentError::Mismatch {
+                    key: k,
+                    got: got.clone(),
+                    want: v.to_string(),
+                })
             }
-            None if required => return Err(format!("trusted comment has no `{k}=`")),
+            None if required => return Err(CommentError::Missing(k)),
             None => {}
         }
     }
@@ -437,7 +458,7 @@ pub fn verify_manifest(
             return Err(refuse(
                 Code::ManifestCommentMismatch,
                 &detail.signature_file,
-                why,
+                why.to_string(),
             ));
         }
         if !key.allows(product, component) {
@@ -455,7 +476,7 @@ pub fn verify_manifest(
     let signer_keys: Vec<&super::trust::Key> = accepted.iter().map(|(_, k, _, _)| *k).collect();
     let req = policy
         .requirement_for(product, component, &signer_keys)
-        .map_err(|why| refuse(Code::ManifestThresholdNotMet, mp, why))?;
+        .map_err(|why| refuse(Code::ManifestThresholdNotMet, mp, why.to_string()))?;
     let distinct: BTreeSet<KeyId> = accepted.iter().map(|(id, _, _, _)| *id).collect();
     if (distinct.len() as u64) < u64::from(req.threshold) {
         return Err(refuse(
@@ -504,14 +525,14 @@ pub fn verify_manifest(
     let mut _lock = None;
     if let Some(sp) = &opts.state {
         super::secure::check_file_or_dir(sp)
-            .map_err(|e| refuse(Code::TrustStateInsecure, sp, e))?;
+            .map_err(|e| refuse(Code::TrustStateInsecure, sp, e.to_string()))?;
         if opts.update_state {
             _lock = Some(
                 super::state::StateLock::acquire(sp)
-                    .map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?,
+                    .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?,
             );
         }
-        let s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?;
+        let s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
         previous = s.highest(product, component);
         if let Some(h) = previous {
             if m.sequence < h {
@@ -533,7 +554,7 @@ pub fn verify_manifest(
     if let (Some((sp, mut s)), true) = (state, opts.update_state) {
         if s.record(product, component, m.sequence, &sha256, &rfc3339(opts.now)) {
             s.save(sp)
-                .map_err(|e| refuse(Code::TrustStateInvalid, sp, e))?;
+                .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
             state_updated = true;
         }
     }

@@ -67,27 +67,43 @@ pub struct Table {
     pub checksum_ok: Option<bool>,
 }
 
+/// Why there is no usable FIT at a pointer (code `fit-invalid`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FitError {
+    #[error("offset too large")]
+    OffsetTooLarge,
+    #[error("FIT pointer 0x{offset:x} is outside the image")]
+    Outside { offset: u64 },
+    #[error("no _FIT_ signature at 0x{offset:x}")]
+    NoSignature { offset: u64 },
+    #[error("FIT header says {count} entries")]
+    Count { count: u64 },
+    #[error("FIT of {count} entries runs past the end of the image")]
+    PastEnd { count: u64 },
+}
+
 /// Parses the table at `offset` of `b`.
-pub fn parse(b: &[u8], offset: u64) -> Result<Table, String> {
-    let o = usize::try_from(offset).map_err(|_| "offset too large".to_string())?;
+pub fn parse(b: &[u8], offset: u64) -> Result<Table, FitError> {
+    let o = usize::try_from(offset).map_err(|_| FitError::OffsetTooLarge)?;
     let head = b
         .get(o..o.saturating_add(16))
         .filter(|h| h.len() == 16)
-        .ok_or_else(|| format!("FIT pointer 0x{offset:x} is outside the image"))?;
+        .ok_or(FitError::Outside { offset })?;
     if &head[..8] != FIT_SIGNATURE {
-        return Err(format!("no _FIT_ signature at 0x{offset:x}"));
+        return Err(FitError::NoSignature { offset });
     }
     let header = Entry::read(head);
     let count = header.size as u64;
     if count == 0 || count > MAX_ENTRIES {
-        return Err(format!("FIT header says {count} entries"));
+        return Err(FitError::Count { count });
     }
     // `count <= MAX_ENTRIES` (checked above).
     let len = count.saturating_mul(16) as usize;
     let table = b
         .get(o..o.saturating_add(len))
         .filter(|t| t.len() == len)
-        .ok_or_else(|| format!("FIT of {count} entries runs past the end of the image"))?;
+        .ok_or(FitError::PastEnd { count })?;
     let entries = table.chunks_exact(16).map(Entry::read).collect();
     let checksum_ok = header
         .checksum_valid

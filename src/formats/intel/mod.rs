@@ -371,7 +371,7 @@ fn fit_pass(pass: &mut Pass, space: Space) {
         }
         Err(e) => {
             pass.root_notes
-                .push(Note::new(Code::FitInvalid, e, Some(table_off)));
+                .push(Note::new(Code::FitInvalid, e.to_string(), Some(table_off)));
             return;
         }
     };
