@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
         max_decompressed_section: 8 << 20,
         ..ParseOptions::default()
     };
-    let _ = fwscan::formats::bmc::detect_component(data);
+    let _ = fwscan::formats::detect_standalone(data);
     let tree = parse_image(Arc::new(Data::Owned(data.to_vec())), &opts);
     tree.walk(&mut |r| {
         let _ = r.notes.len();

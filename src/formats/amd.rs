@@ -409,6 +409,8 @@ pub const FORMAT: formats::Format = formats::Format {
     component: Some("bios"),
     policy: None,
     not_inside: &[],
+    // The BIOS image holds firmware volumes.
+    payloads: &["uefi"],
 };
 
 /// The registry parser.
@@ -505,17 +507,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         if r.kind != RegionKind::FitImage {
             continue;
         }
-        if let Some(f) = formats::detect(r.bytes(), false) {
-            if f.name != "uefi" {
-                continue;
-            }
-            match ctx.deeper(r.offset) {
-                Ok(c) => {
-                    formats::parse_into(&c, r, f);
-                }
-                Err(e) => r.notes.push(formats::unparsed_note("amd", &e)),
-            }
-        }
+        formats::descend(ctx, r, Some(&FORMAT), None);
     }
     if let Some(first) = out.first_mut() {
         first.notes.extend(notes);

@@ -38,9 +38,6 @@ pub const MAX_ENTRIES: u64 = 4096;
 /// The arc of the TBBR object identifiers (`1.3.6.1.4.1.4128.2100.`).
 pub const TBBR_OID_PREFIX: &str = "1.3.6.1.4.1.4128.2100.";
 
-/// Formats a FIP payload is parsed as when its probe accepts it (BL33 as UEFI or U-Boot, ...).
-pub const PAYLOAD_FORMATS: &[&str] = &["uefi", "u-boot", "fit", "uimage"];
-
 const CSV: &str = include_str!("../../signatures/fip-uuids.csv");
 
 /// One known image type.
@@ -310,6 +307,8 @@ pub const FORMAT: formats::Format = formats::Format {
     component: Some("bios"),
     policy: None,
     not_inside: &[],
+    // Boot-loader payloads only (BL33 as UEFI firmware volumes or U-Boot, ...).
+    payloads: &["uefi", "u-boot", "fit", "uimage"],
 };
 
 /// The registry parser: ToC header, one node per entry, payloads parsed by their own format, certificate
@@ -461,19 +460,9 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         {
             continue;
         }
-        if let Some(f) = formats::detect(r.bytes(), false) {
-            // Boot-loader payloads only: configuration blobs and random data must not be taken for an
-            // environment or a filesystem by a loose probe.
-            if !PAYLOAD_FORMATS.contains(&f.name) {
-                continue;
-            }
-            match ctx.deeper(r.offset) {
-                Ok(c) => {
-                    formats::parse_into(&c, r, f);
-                }
-                Err(e) => r.notes.push(formats::unparsed_note("fip", &e)),
-            }
-        }
+        // Only the formats of `FORMAT.payloads`: configuration blobs and random data must not be taken
+        // for an environment or a filesystem by a loose probe.
+        formats::descend(ctx, r, Some(&FORMAT), None);
     }
     if let Some(first) = out.first_mut() {
         first.notes.extend(notes);

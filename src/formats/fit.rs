@@ -228,10 +228,11 @@ pub const FORMAT_FIT: crate::formats::Format = crate::formats::Format {
     description: "U-Boot FIT image (flattened device tree with /images)",
     probe: probe_fit,
     parse: |ctx, node| parse_fit(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
     not_inside: &["bmc"],
+    payloads: &[],
 };
 
 /// Parser for a partition (or any container) that starts with a FIT.
@@ -468,10 +469,11 @@ pub const FORMAT_UIMAGE: crate::formats::Format = crate::formats::Format {
     description: "legacy U-Boot uImage (64-byte header, CRC32s)",
     probe: probe_uimage,
     parse: |ctx, node| parse_uimage(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
     not_inside: &["bmc"],
+    payloads: &[],
 };
 
 /// Parser for a partition that starts with a legacy uImage.

@@ -54,6 +54,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     component: Some("bios"),
     policy: None,
     not_inside: &[],
+    payloads: &[],
 };
 
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {

@@ -176,6 +176,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     component: Some("bios"),
     policy: None,
     not_inside: &["ifd"],
+    payloads: &[],
 };
 
 // Reviewed: FLREG bases and sizes are 15-bit fields shifted by 12 (below 2^28), FRBA is below 0xE00 and `i < 16`, node offsets fit with their size: no sum here can overflow; `len - off` only when `off < len`.

@@ -29,10 +29,11 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     description: "JFFS2 filesystem (per-machine)",
     probe,
     parse: |ctx, node| parse(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Mutable),
     not_inside: &[],
+    payloads: &[],
 };
 
 // Reviewed: `pos <= len` (the loop condition) and `totlen` is a 32-bit value checked against `len - pos`: every sum is at most len + 2^32 in u64; each step moves forward by at least 4.

@@ -100,6 +100,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     component: Some("bios"),
     policy: None,
     not_inside: &[],
+    payloads: &[],
 };
 
 // Reviewed: `fpt` is 0 or 0x10 and the entry count is bounded by what fits in the region (and MAX_ENTRIES), so table offsets stay below `len`; partition offsets and sizes are 32-bit values in u64 (`off < len` before `len - off`); `base` plus an offset in the node fits.

@@ -277,7 +277,11 @@ pub enum Scope {
     Flash,
     /// Content of a region, partition, volume or file, never a file of its own.
     Content,
-    /// Either.
+    /// Content, and also a file of its own (a partition image, a release package member) when no
+    /// whole-image format matches and the probe is at least this sure (a U-Boot environment only with a
+    /// valid CRC, never by guessing).
+    File(Confidence),
+    /// Either a whole flash image or content.
     Both,
 }
 
@@ -302,6 +306,10 @@ pub struct Format {
     /// Formats that are never looked for inside a node of this format (nesting them would recurse or
     /// mislead: a flash layout inside a partition, a descriptor inside a descriptor region).
     pub not_inside: &'static [&'static str],
+    /// The only formats looked for inside a node of this format, when it names any (a FIP's BL33 as UEFI
+    /// or U-Boot, an AMD BIOS image as UEFI: configuration blobs and random data must not be taken for an
+    /// environment or a file system by a loose probe). Empty: every content format but `not_inside`.
+    pub payloads: &'static [&'static str],
 }
 
 impl Format {
@@ -312,7 +320,12 @@ impl Format {
 
     /// Whether the probe may be tried inside a region.
     pub fn content(&self) -> bool {
-        matches!(self.scope, Scope::Content | Scope::Both)
+        matches!(self.scope, Scope::Content | Scope::File(_) | Scope::Both)
+    }
+
+    /// Whether the format is recognised as a whole file of its own with confidence `c` (see [`Scope::File`]).
+    pub fn standalone(&self, c: Confidence) -> bool {
+        matches!(self.scope, Scope::File(least) if c >= least)
     }
 }
 
@@ -331,6 +344,7 @@ pub fn registry() -> &'static [Format] {
             component: Some("bios"),
             policy: None,
             not_inside: &[],
+            payloads: &[],
         },
         uefi::FORMAT,
         me::FORMAT,
@@ -345,6 +359,7 @@ pub fn registry() -> &'static [Format] {
             component: Some("bmc"),
             policy: None,
             not_inside: &[],
+            payloads: &[],
         },
         Format {
             name: "intel-manifest",
@@ -355,6 +370,7 @@ pub fn registry() -> &'static [Format] {
             component: Some("bios"),
             policy: None,
             not_inside: &[],
+            payloads: &[],
         },
         // --- BMC (docs/bmc.md) ---
         fit::FORMAT_FIT,
@@ -369,50 +385,55 @@ pub fn registry() -> &'static [Format] {
             description: "cpio archive, newc/crc (initramfs): files with their digests",
             probe: cpio::probe,
             parse: |ctx, node| cpio::parse(ctx, node).map(Into::into),
-            scope: Scope::Content,
+            scope: Scope::File(Confidence::Low),
             component: Some("bmc"),
             policy: Some(Policy::Static),
             not_inside: &[],
+            payloads: &[],
         },
         Format {
             name: "xz",
             description: "xz stream (decompressed and parsed)",
             probe: compressed::probe_xz,
             parse: |ctx, node| compressed::parse_xz(ctx, node).map(Into::into),
-            scope: Scope::Content,
+            scope: Scope::File(Confidence::Low),
             component: Some("bmc"),
             policy: None,
             not_inside: &[],
+            payloads: &[],
         },
         Format {
             name: "gzip",
             description: "gzip stream (decompressed and parsed)",
             probe: compressed::probe_gzip,
             parse: |ctx, node| compressed::parse_gzip(ctx, node).map(Into::into),
-            scope: Scope::Content,
+            scope: Scope::File(Confidence::Low),
             component: Some("bmc"),
             policy: None,
             not_inside: &[],
+            payloads: &[],
         },
         Format {
             name: "zimage",
             description: "ARM Linux zImage (self-decompressing kernel, extent from its header)",
             probe: zimage::probe,
             parse: |ctx, node| zimage::parse(ctx, node).map(Into::into),
-            scope: Scope::Content,
+            scope: Scope::File(Confidence::Low),
             component: Some("bmc"),
             policy: Some(Policy::Static),
             not_inside: &[],
+            payloads: &[],
         },
         Format {
             name: "fdt",
             description: "flattened device tree blob (nodes; fixed-partitions listed as information)",
             probe: dtb::probe,
             parse: |ctx, node| dtb::parse(ctx, node).map(Into::into),
-            scope: Scope::Content,
+            scope: Scope::File(Confidence::Low),
             component: Some("bmc"),
             policy: None,
             not_inside: &[],
+            payloads: &[],
         },
         bmc::FORMAT,
     ]
@@ -429,7 +450,8 @@ pub fn detect(bytes: &[u8], top_level: bool) -> Option<&'static Format> {
     detect_inside(bytes, top_level, None)
 }
 
-/// [`detect`] for the content of a node of format `parent`: what the parent must not nest is not tried.
+/// [`detect`] for the content of a node of format `parent`: what the parent must not nest is not tried,
+/// and when the parent names its payloads, only they are.
 pub fn detect_inside(
     bytes: &[u8],
     top_level: bool,
@@ -440,7 +462,11 @@ pub fn detect_inside(
         // Inside a region anything may be found (a whole BMC flash in a region of a larger dump), except
         // what the parent must not nest; at the top level, only what can be a whole image.
         let in_scope = !top_level || f.whole_flash();
-        if !in_scope || parent.is_some_and(|p| p.not_inside.contains(&f.name)) {
+        let excluded = parent.is_some_and(|p| {
+            p.not_inside.contains(&f.name)
+                || !p.payloads.is_empty() && !p.payloads.contains(&f.name)
+        });
+        if !in_scope || excluded {
             continue;
         }
         if let Some(c) = (f.probe)(bytes) {
@@ -453,9 +479,25 @@ pub fn detect_inside(
 }
 
 /// The format of a whole file: a whole-image format (flash, volume, package), else a stand-alone
-/// component (FIT, uImage, U-Boot, squashfs, ...; see [`bmc::STANDALONE`]).
+/// component (FIT, uImage, U-Boot, squashfs, ...; see [`Scope::File`]).
 pub fn detect_file(bytes: &[u8]) -> Option<&'static Format> {
-    detect(bytes, true).or_else(|| bmc::detect_component(bytes))
+    detect(bytes, true).or_else(|| detect_standalone(bytes))
+}
+
+/// The most confident format that may be a file of its own ([`Scope::File`]), first wins on ties.
+pub fn detect_standalone(bytes: &[u8]) -> Option<&'static Format> {
+    let mut best: Option<(&'static Format, Confidence)> = None;
+    for f in registry() {
+        if !matches!(f.scope, Scope::File(_)) {
+            continue;
+        }
+        if let Some(c) = (f.probe)(bytes).filter(|c| f.standalone(*c)) {
+            if best.is_none_or(|(_, b)| c > b) {
+                best = Some((f, c));
+            }
+        }
+    }
+    best.map(|(f, _)| f)
 }
 
 /// The component a top-level format name implies (`layout` and `raw` imply none).
@@ -622,10 +664,10 @@ mod tests {
         let names: Vec<&str> = registry().iter().map(|f| f.name).collect();
         for (i, f) in registry().iter().enumerate() {
             assert!(!names[..i].contains(&f.name), "duplicate format {}", f.name);
-            for n in f.not_inside {
+            for n in f.not_inside.iter().chain(f.payloads) {
                 assert!(
                     names.contains(n),
-                    "{}: not_inside names unknown {n}",
+                    "{}: not_inside/payloads names unknown {n}",
                     f.name
                 );
             }
@@ -645,6 +687,14 @@ mod tests {
         assert!(registry()
             .iter()
             .any(|f| f.name == "uboot-env" && !f.whole_flash()));
+        // A file of its own: components, never a bare GbE region; an environment only with a valid CRC.
+        let env = by_name("uboot-env").unwrap();
+        assert!(env.standalone(Confidence::High) && !env.standalone(Confidence::Medium));
+        assert!(by_name("squashfs").unwrap().standalone(Confidence::Low));
+        assert!(!by_name("gbe").unwrap().standalone(Confidence::High));
+        assert!(registry()
+            .iter()
+            .all(|f| !f.whole_flash() || !f.standalone(Confidence::High)));
     }
 
     #[test]
@@ -675,6 +725,7 @@ mod tests {
             component: None,
             policy: None,
             not_inside: &[],
+            payloads: &[],
         };
         let data = Arc::new(Data::Owned(vec![0u8; 8]));
         let mut node = Region::new(RegionKind::Blob, "n", &data, 0, 8);

@@ -176,6 +176,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     component: Some("bios"),
     policy: None,
     not_inside: &[],
+    payloads: &[],
 };
 
 /// The `nvram` parser: an NVRAM volume or a run of bare stores.

@@ -65,10 +65,11 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     description: "squashfs 4 filesystem (xz, gzip)",
     probe,
     parse: |ctx, node| parse(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
     not_inside: &[],
+    payloads: &[],
 };
 
 /// Parser for a partition starting with a squashfs superblock.

@@ -103,10 +103,11 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     description: "raw U-Boot binary (content extent, blank slack)",
     probe,
     parse: |ctx, node| parse(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
     not_inside: &[],
+    payloads: &[],
 };
 
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {

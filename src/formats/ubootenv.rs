@@ -119,10 +119,12 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     description: "U-Boot environment (CRC32, variables; per-machine with pinned boot variables)",
     probe,
     parse: |ctx, node| parse(ctx, node).map(Into::into),
-    scope: crate::formats::Scope::Content,
+    // A file of its own only with a valid CRC (probe `High`), never by guessing.
+    scope: crate::formats::Scope::File(crate::formats::Confidence::High),
     component: Some("bmc"),
     policy: None,
     not_inside: &[],
+    payloads: &[],
 };
 
 /// Parser for a partition holding a U-Boot environment (and possibly its redundant copy).

@@ -381,42 +381,6 @@ fn ubi_layout(b: &[u8]) -> Option<Discovered> {
     None
 }
 
-/// Component formats also recognised as files of their own (a partition image, a release package member),
-/// when no whole-flash format matches. A U-Boot environment only with a valid CRC, never by guessing.
-pub const STANDALONE: &[&str] = &[
-    "fit",
-    "uimage",
-    "squashfs",
-    "jffs2",
-    "ubi",
-    "uboot-env",
-    "u-boot",
-    "cpio",
-    "xz",
-    "gzip",
-    "zimage",
-    "fdt",
-];
-
-/// The most confident stand-alone component format of a whole file (see [`STANDALONE`]).
-pub fn detect_component(b: &[u8]) -> Option<&'static crate::formats::Format> {
-    let mut best: Option<(&'static crate::formats::Format, Confidence)> = None;
-    for f in crate::formats::registry()
-        .iter()
-        .filter(|f| STANDALONE.contains(&f.name))
-    {
-        if f.name == "uboot-env" && crate::formats::ubootenv::find_env(b).is_none() {
-            continue;
-        }
-        if let Some(c) = (f.probe)(b) {
-            if best.is_none_or(|(_, x)| c > x) {
-                best = Some((f, c));
-            }
-        }
-    }
-    best.map(|(f, _)| f)
-}
-
 /// Whether a partition name means per-machine data.
 fn per_machine(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -492,6 +456,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     component: Some("bmc"),
     policy: None,
     not_inside: &["bmc"],
+    payloads: &[],
 };
 
 /// The `bmc` parser: layout (a verified baseline's, else discovered) → partitions → content.

@@ -32,6 +32,7 @@ pub const FORMAT: Format = Format {
     component: Some("bios"),
     policy: None,
     not_inside: &[],
+    payloads: &[],
 };
 
 /// Accepts bytes holding at least one plausible firmware volume header. A volume at offset 0 is a strong
