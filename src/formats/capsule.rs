@@ -9,7 +9,7 @@
 //! `SignedData` in `CertData` is verified over `payload ‖ MonotonicCount` (the bytes after the
 //! authentication header, then the count as a little-endian `u64`), detached; with signed attributes
 //! the `messageDigest` must match and the signature covers their DER. The signer certificate is named
-//! (`signer-subject`, `signer-issuer`). The CMS digest must be SHA-256 or stronger. The signer, or a
+//! (`pkcs7` evidence on the payload; `issuer` on `authentication`). The CMS digest must be SHA-256 or stronger. The signer, or a
 //! certificate it chains to through the message's own certificates, must be one of the vendor
 //! certificates given ([`ParseOptions::capsule_certs`]), partial chains allowed as in EDK2's
 //! `Pkcs7Verify`, along a certification path that satisfies RFC 5280's rules as [`super::x509`] checks

@@ -26,7 +26,7 @@
 //!   `image-rofs.sig`, `image-rwfs.sig`, `image-u-boot.sig`, `MANIFEST.sig`, `publickey.sig`.
 //!
 //! A signature that does not verify is `vendor-signature-invalid` on the file it covers, naming it. Each
-//! verified file carries a `signature` attribute saying which key verified it.
+//! checked file carries `openbmc-rsa` evidence: status, key, trust.
 //!
 //! **Complete or refused** (issue 19.7): a BMC package without `image-full.sig` is
 //! `vendor-signature-invalid` on `MANIFEST`; one missing an image file of its set (those MANIFEST lists,
