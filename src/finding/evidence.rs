@@ -46,6 +46,8 @@ pub enum Scheme {
     AmdPsp,
     /// A TF-A firmware image package entry's hash in its trusted-board-boot certificate.
     FipHash,
+    /// AMI Aptio's own capsule signature (not read: recorded as not verified).
+    AmiCapsule,
 }
 
 impl Scheme {
@@ -64,6 +66,7 @@ impl Scheme {
         Scheme::UimageCrc,
         Scheme::AmdPsp,
         Scheme::FipHash,
+        Scheme::AmiCapsule,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +85,7 @@ impl Scheme {
             Scheme::UimageCrc => "uimage-crc",
             Scheme::AmdPsp => "amd-psp",
             Scheme::FipHash => "fip-hash",
+            Scheme::AmiCapsule => "ami-capsule",
         }
     }
 

@@ -23,7 +23,7 @@
 //! reset image (type 0x62 with the reset flag) and the APCB (0x60/0x68) are marked (`role`), and a BIOS
 //! image that holds firmware volumes is parsed as such. PSP entries that start with the 256-byte `$PS1`
 //! header are marked `signed` with their key id; their RSA signatures are not verified (AMD's keys are
-//! not public offline; `signature-verification` says so).
+//! not public offline; their `amd-psp` evidence is `not-verified` and says so).
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::{HashMap, HashSet};
@@ -390,11 +390,16 @@ fn mark_signed(r: &mut Region) {
     r.attrs.insert("psp-header".into(), true.into());
     r.attrs.insert("signed".into(), (signed == 1).into());
     if signed == 1 {
-        r.attrs.insert("signing-key-id".into(), key.into());
+        r.attrs.insert("signing-key-id".into(), key.clone().into());
         r.attrs.insert("size-signed".into(), size_signed.into());
-        r.attrs.insert(
-            "signature-verification".into(),
-            "not verified: AMD's signing keys are not available offline; compared by digest".into(),
+        r.evidence.push(
+            crate::finding::Evidence::on_node(
+                crate::finding::Scheme::AmdPsp,
+                crate::finding::Status::NotVerified(
+                    "AMD's signing keys are not available offline; compared by digest".into(),
+                ),
+            )
+            .with_signer(key),
         );
     }
 }

@@ -109,10 +109,10 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     .with_attr("flags", format!("{flags:#010x}"))
     .with_attr("capsule-image-size", size);
     if g == APTIO_SIGNED {
-        h.attrs.insert(
-            "signature".into(),
-            "not verified: AMI's own capsule signature format is not read".into(),
-        );
+        h.evidence.push(Evidence::on_node(
+            Scheme::AmiCapsule,
+            Status::NotVerified("AMI's own capsule signature format is not read".into()),
+        ));
     }
     let end = if size > len {
         h.notes.push(Note::new(

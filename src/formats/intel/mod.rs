@@ -326,18 +326,23 @@ fn key_attrs(r: &mut Region, prefix: &str, key: &PubKey) {
     }
 }
 
-fn sig_note(r: &mut Region, code: Code, what: &str, check: &SigCheck) {
-    r.attrs.insert("signature".into(), check.as_str().into());
-    match check {
-        SigCheck::Valid => {}
-        SigCheck::Invalid(why) => {
-            r.notes
-                .push(Note::new(code, format!("{what}: {why}"), Some(r.offset)))
-        }
-        SigCheck::NotVerified(why) => {
-            r.attrs
-                .insert("signature-detail".into(), why.clone().into());
-        }
+/// A signature check as evidence on its node: the key it names is carried by the structure itself, so it is
+/// self-signed unless something else anchors it (the FIT pass records that as range evidence).
+fn sig_evidence(scheme: Scheme, check: &SigCheck) -> Evidence {
+    let status = match check {
+        SigCheck::Valid => Status::Valid,
+        SigCheck::Invalid(why) => Status::Invalid(why.clone()),
+        SigCheck::NotVerified(why) => Status::NotVerified(why.clone()),
+    };
+    Evidence::on_node(scheme, status).with_trust(Trust::SelfSigned)
+}
+
+/// Records a signature check on `r` (evidence of `scheme`), and a finding `code` when it failed.
+fn sig_note(r: &mut Region, scheme: Scheme, code: Code, what: &str, check: &SigCheck) {
+    r.evidence.push(sig_evidence(scheme, check));
+    if let SigCheck::Invalid(why) = check {
+        r.notes
+            .push(Note::new(code, format!("{what}: {why}"), Some(r.offset)))
     }
 }
 
@@ -559,6 +564,7 @@ fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
     key_attrs(&mut r, "key", &a.key);
     sig_note(
         &mut r,
+        Scheme::IntelAcm,
         Code::AcmSignatureInvalid,
         "startup ACM signature",
         &a.signature,
@@ -591,6 +597,7 @@ fn bootguard_pass(
         let check = verify_ks(&bytes[*off as usize..], k.signed_len, &k.key_signature);
         sig_note(
             &mut r,
+            Scheme::BootguardKm,
             Code::BootguardSignatureInvalid,
             "key manifest signature",
             &check,
@@ -626,6 +633,7 @@ fn bootguard_pass(
         signed = check == SigCheck::Valid;
         sig_note(
             &mut r,
+            Scheme::BootguardBpm,
             Code::BootguardSignatureInvalid,
             "boot policy manifest signature",
             &check,
@@ -861,8 +869,8 @@ pub fn km_node(data: &Arc<Data>, off: u64, k: &bootguard::KeyManifest) -> Region
         .with_attr("key-hash-alg", keys::alg_name(alg))
         .with_attr("key-hash", full)
         .with_attr("key-hash-modulus-only", modulus)
-        .with_attr("signature-scheme", keys::alg_name(ks.scheme))
-        .with_attr("signature-hash", keys::alg_name(ks.hash_alg));
+        .with_attr("sig-scheme", keys::alg_name(ks.scheme))
+        .with_attr("sig-hash", keys::alg_name(ks.hash_alg));
     key_attrs(&mut r, "key", &ks.key);
     let hashes: Vec<Value> = k
         .hashes
@@ -892,9 +900,9 @@ pub fn bpm_node(data: &Arc<Data>, off: u64, b: &bootguard::BootPolicy) -> Region
     if let Some(ks) = &b.key_signature {
         key_attrs(&mut r, "key", &ks.key);
         r.attrs
-            .insert("signature-scheme".into(), keys::alg_name(ks.scheme).into());
+            .insert("sig-scheme".into(), keys::alg_name(ks.scheme).into());
         r.attrs
-            .insert("signature-hash".into(), keys::alg_name(ks.hash_alg).into());
+            .insert("sig-hash".into(), keys::alg_name(ks.hash_alg).into());
     }
     for e in &b.elements {
         let name = e.id.trim_matches('_').to_ascii_lowercase();
@@ -920,7 +928,7 @@ pub fn probe_manifest(b: &[u8]) -> Option<crate::formats::Confidence> {
 }
 
 /// Registry parser for standalone KM/BPM files: the structure and its elements. The signature is checked
-/// and reported as an attribute; findings about it need the image the manifest protects (the ACM only
+/// and reported as evidence; findings about it need the image the manifest protects (the ACM only
 /// enforces a manifest the FIT names), so a loose file gets no finding.
 pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::error::ParseError> {
     let b = node.bytes();
@@ -929,7 +937,7 @@ pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::e
             let k = bootguard::key_manifest(b)?;
             let mut r = km_node(&node.data, node.offset, &k);
             let c = verify_ks(b, k.signed_len, &k.key_signature);
-            r.attrs.insert("signature".into(), c.as_str().into());
+            r.evidence.push(sig_evidence(Scheme::BootguardKm, &c));
             r
         }
         _ => {
@@ -937,7 +945,7 @@ pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::e
             let mut r = bpm_node(&node.data, node.offset, &p);
             if let Some(ks) = &p.key_signature {
                 let c = verify_ks(b, p.signed_len, ks);
-                r.attrs.insert("signature".into(), c.as_str().into());
+                r.evidence.push(sig_evidence(Scheme::BootguardBpm, &c));
             }
             r
         }
