@@ -152,14 +152,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 
 /// Parses `r` as a file of its own when its format is known.
 fn parse_file(ctx: &Ctx, r: &mut Region) {
-    if let Some(f) = crate::formats::detect_file(r.bytes()) {
-        match ctx.deeper(r.offset) {
-            Ok(c) => {
-                crate::formats::parse_into(&c, r, f);
-            }
-            Err(e) => r.notes.push(crate::formats::unparsed_note(f.name, &e)),
-        }
-    }
+    crate::formats::descend_file(ctx, r);
 }
 
 // Reviewed: the item count is at most MAX_ITEMS (checked before `8 + 8 * items`), the list was sliced out of `b`, item offsets are kept only inside `at + list_len..=end` (checked_add) and `next >= o`.

@@ -77,9 +77,6 @@ fn inflate(ctx: &Ctx, node: &Region, algo: &str, f: Decoder) -> Result<Vec<Regio
     let d = Arc::new(Data::Owned(out));
     let mut child = Region::new(RegionKind::Blob, "decompressed", &d, 0, len)
         .with_attr("compression", algo.to_string());
-    if let Some(fmt) = crate::formats::detect_file(child.bytes()) {
-        let c = ctx.deeper(node.offset)?;
-        crate::formats::parse_into(&c, &mut child, fmt);
-    }
+    crate::formats::descend_file(ctx, &mut child);
     Ok(vec![child])
 }

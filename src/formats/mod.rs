@@ -527,6 +527,14 @@ pub fn descend(
     Some(f)
 }
 
+/// [`descend`] in whole-file mode: the node's bytes are a file of their own (a tarball member, a capsule's
+/// payload, a decompressed stream), so its format is detected as a whole file's ([`detect_file`]: container
+/// formats and stand-alone components alike).
+pub fn descend_file(ctx: &Ctx, node: &mut Region) -> Option<&'static Format> {
+    let f = detect_file(node.bytes())?;
+    descend(ctx, node, None, Some(f))
+}
+
 /// Parses a whole image into a finalized region tree. Never fails: what cannot be parsed stays an opaque
 /// leaf with an `unparsed` note.
 pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {

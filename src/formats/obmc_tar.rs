@@ -627,14 +627,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             && !r.name.ends_with(".sig")
             && r.size > 0
         {
-            if let Some(f) = crate::formats::detect_file(r.bytes()) {
-                match ctx.deeper(r.offset) {
-                    Ok(c) => {
-                        crate::formats::parse_into(&c, r, f);
-                    }
-                    Err(e) => r.notes.push(crate::formats::unparsed_note(f.name, &e)),
-                }
-            }
+            crate::formats::descend_file(ctx, r);
         }
     }
     verify(ctx, &mut out, &by_name);

@@ -77,10 +77,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         );
         if crate::formats::fdt::probe(rest) {
             t.name = "appended-dtb".into();
-            let c = ctx.deeper(end)?;
-            if let Some(f) = crate::formats::by_name("fdt") {
-                crate::formats::parse_into(&c, &mut t, f);
-            }
+            crate::formats::descend(ctx, &mut t, None, crate::formats::by_name("fdt"));
         } else if t.is_blank(ctx.opts.blank) {
             t.kind = RegionKind::Padding;
             t.policy = crate::region::Policy::Blank;

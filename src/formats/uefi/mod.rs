@@ -140,12 +140,7 @@ fn prefix(ctx: &Ctx, node: &Region, first: u64, fip_at: Option<(u64, u64)>) -> V
             node.offset.saturating_add(o),
             ext,
         );
-        if let (Some(fmt), Ok(c)) = (
-            crate::formats::by_name("fip"),
-            ctx.deeper(node.offset.saturating_add(o)),
-        ) {
-            crate::formats::parse_into(&c, &mut f, fmt);
-        }
+        crate::formats::descend(ctx, &mut f, None, Some(&crate::formats::fip::FORMAT));
         out.push(f);
     }
     out
