@@ -173,23 +173,17 @@ fn locate(index: &[Candidate], top: &(String, u64), part: &Node, anchor: &Anchor
     match anchor {
         // The SoC boots from flash offset 0: U-Boot is compared with what is there, whatever the layout
         // calls it.
-        Anchor::Partition { name } if name.eq_ignore_ascii_case(BOOT_PARTITION) => {
-            let d = index
-                .iter()
-                .find(|r| r.kind == RegionKind::Partition && r.offset == 0)?;
-            Some(Place {
-                region: d.path.clone(),
-                start: d.offset,
-                end: d.offset.saturating_add(d.size),
-                shift: i128::from(d.offset) - i128::from(part.offset),
-                span_only: None,
-            })
-        }
         Anchor::Partition { name } => {
-            let d = index.iter().find(|r| {
-                matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
-                    && r.name.eq_ignore_ascii_case(name)
-            })?;
+            let d = if name.eq_ignore_ascii_case(BOOT_PARTITION) {
+                index
+                    .iter()
+                    .find(|r| r.kind == RegionKind::Partition && r.offset == 0)?
+            } else {
+                index.iter().find(|r| {
+                    matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
+                        && r.name.eq_ignore_ascii_case(name)
+                })?
+            };
             Some(Place {
                 region: d.path.clone(),
                 start: d.offset,

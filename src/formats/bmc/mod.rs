@@ -169,19 +169,25 @@ pub fn preset_for_size(size: u64) -> Option<Layout> {
     presets::PRESETS
         .iter()
         .find(|p| p.flash_size == size)
-        .map(|p| Layout {
-            source: format!("preset:{}", p.name),
-            entries: p
-                .parts
-                .iter()
-                .map(|&(n, o, s)| LayoutEntry {
-                    name: n.into(),
-                    start: o,
-                    end: o.saturating_add(s).saturating_sub(1),
-                    policy: None,
-                })
-                .collect(),
-        })
+        .map(preset_layout_of)
+}
+
+/// A preset as a layout (source `preset:NAME`).
+fn preset_layout_of(p: &presets::Preset) -> Layout {
+    Layout {
+        source: format!("preset:{}", p.name),
+        entries: p
+            .parts
+            .iter()
+            .map(|&(n, o, s)| LayoutEntry {
+                name: n.into(),
+                start: o,
+                // Preset tables: constant, non-empty partitions.
+                end: o.saturating_add(s).saturating_sub(1),
+                policy: None,
+            })
+            .collect(),
+    }
 }
 
 fn device_tree_layout(b: &[u8]) -> Option<Discovered> {
@@ -277,20 +283,7 @@ fn preset_layout(b: &[u8]) -> Option<Discovered> {
             && at("rofs").is_some_and(|x| squashfs::probe(x).is_some());
         if ok {
             return Some(Discovered {
-                layout: Layout {
-                    source: format!("preset:{}", p.name),
-                    entries: p
-                        .parts
-                        .iter()
-                        .map(|&(n, o, s)| LayoutEntry {
-                            name: n.into(),
-                            start: o,
-                            // Preset tables: constant, non-empty partitions.
-                            end: o.saturating_add(s).saturating_sub(1),
-                            policy: None,
-                        })
-                        .collect(),
-                },
+                layout: preset_layout_of(p),
                 notes: Vec::new(),
             });
         }
