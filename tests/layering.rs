@@ -52,6 +52,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("layout", "common"),
     ("pe", "common"),
     ("x509", "common"),
+    // The key ring the parsers verify vendor signatures with (built by `manifest::trust` and the CLI).
+    ("keys", "common"),
     ("common", "common"),
     // Intel: descriptor, ME, GbE, Boot Guard / FIT / microcode / ACM.
     ("intel", "intel"),

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fwscan::finding::Scheme;
 use fwscan::{formats, hash, input};
 
 use super::{emit, Format, ParseArgs};
@@ -35,7 +36,9 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if let Some(policy) = policy(a.trust.as_deref()) {
         // Only the Boot Guard pins, all of them (inspect knows no product); release-package keys still
         // come from --openbmc-key/--capsule-cert.
-        opts.bootguard_km_hashes = policy?.bootguard_km_hashes(None, None);
+        let ring = policy?.key_ring(None, None);
+        opts.keys
+            .extend(ring.for_scheme(Scheme::BootguardKm).cloned());
     }
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);

@@ -152,36 +152,37 @@ impl ParseArgs {
             Some(p) => Some(read_layout(p)?),
             None => None,
         };
-        let mut openbmc_keys = Vec::new();
+        use fwscan::formats::keys::{Eku, KeyRing, Rules, Validity, VendorCert};
+        let mut keys = KeyRing::new();
         for spec in &self.openbmc_keys {
-            openbmc_keys.push(read_openbmc_key(spec)?);
+            keys.add_openbmc(format!("--openbmc-key {spec}"), read_openbmc_key(spec)?);
         }
-        use fwscan::formats::x509;
-        let rules = x509::Rules {
+        let rules = Rules {
             eku: if self.capsule_cert_eku == "any" {
-                x509::Eku::Any
+                Eku::Any
             } else {
-                x509::Eku::CodeSigning
+                Eku::CodeSigning
             },
             validity: if self.capsule_cert_validity == "ignore" {
-                x509::Validity::Ignore
+                Validity::Ignore
             } else {
-                x509::Validity::Check
+                Validity::Check
             },
         };
-        let mut capsule_certs = Vec::new();
         for p in &self.capsule_certs {
-            capsule_certs.push(x509::VendorCert {
-                der: read_cert(p)?,
-                rules,
-            });
+            keys.add_x509(
+                format!("--capsule-cert {}", p.display()),
+                VendorCert {
+                    der: read_cert(p)?,
+                    rules,
+                },
+            );
         }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
             max_regions: self.max_regions,
             layout,
-            openbmc_keys,
-            capsule_certs,
+            keys,
             ..ParseOptions::default()
         })
     }
@@ -327,7 +328,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Reads an `--openbmc-key KEYTYPE[:HASHTYPE]=PEMFILE` argument; the key must parse as RSA.
-fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::SystemKey> {
+fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::keys::OpenbmcKey> {
     let (ty, path) = spec.split_once('=').ok_or_else(|| {
         anyhow::anyhow!("--openbmc-key `{spec}`: expected KEYTYPE[:HASHTYPE]=PEMFILE")
     })?;
@@ -347,7 +348,7 @@ fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::obmc_tar::Sys
         .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e}"))?;
     fwscan::formats::x509::rsa_key_strength(&key)
         .map_err(|e| anyhow::anyhow!("--openbmc-key {path}: {e} (vendor-key-weak)"))?;
-    Ok(fwscan::formats::obmc_tar::SystemKey {
+    Ok(fwscan::formats::keys::OpenbmcKey {
         key_type,
         hash_type,
         pem,

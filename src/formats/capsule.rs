@@ -11,7 +11,7 @@
 //! the `messageDigest` must match and the signature covers their DER. The signer certificate is named
 //! (`pkcs7` evidence on the payload; `issuer` on `authentication`). The CMS digest must be SHA-256 or stronger. The signer, or a
 //! certificate it chains to through the message's own certificates, must be one of the vendor
-//! certificates given ([`ParseOptions::capsule_certs`]), partial chains allowed as in EDK2's
+//! certificates given (the `x509` keys of [`ParseOptions::keys`]), partial chains allowed as in EDK2's
 //! `Pkcs7Verify`, along a certification path that satisfies RFC 5280's rules as [`super::x509`] checks
 //! them (CA and keyCertSign on issuers, path length, SHA-256+, RSA-2048+ with e >= 65537, code-signing
 //! EKU, validity at [`ParseOptions::at`]). CMS and X.509 are decoded with the RustCrypto `cms` and
@@ -23,7 +23,7 @@
 //! not trusted (attribute `signer`), which is not a finding. The firmware image inside is
 //! parsed as a file of its own (a UEFI volume, a BIOS region, ...).
 //!
-//! [`ParseOptions::capsule_certs`]: crate::formats::ParseOptions::capsule_certs
+//! [`ParseOptions::keys`]: crate::formats::ParseOptions::keys
 //! [`ParseOptions::at`]: crate::formats::ParseOptions::at
 #![deny(clippy::arithmetic_side_effects)]
 
@@ -31,6 +31,7 @@ use x509_cert::der::{Decode, Encode};
 
 use crate::error::ParseError;
 use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
+use crate::formats::keys::{Rules, VendorCert};
 use crate::formats::util::{guid, le16, le32, le64, slice};
 use crate::formats::x509;
 use crate::formats::{Confidence, Ctx};
@@ -291,7 +292,7 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
         let mut data = signed.to_vec();
         data.extend_from_slice(&img[..8]);
         let at = ctx.opts.at.unwrap_or_else(std::time::SystemTime::now);
-        match verify_pkcs7(cert, &data, &ctx.opts.capsule_certs, at) {
+        match verify_pkcs7(cert, &data, &ctx.opts.keys.x509(), at) {
             Ok(v) => {
                 let trust = match &v.path {
                     Some(Ok(path)) => Trust::Anchored(path.anchor.clone()),
@@ -458,7 +459,7 @@ pub enum Pkcs7Error {
 pub fn verify_pkcs7(
     p7: &[u8],
     data: &[u8],
-    trusted: &[x509::VendorCert],
+    trusted: &[&VendorCert],
     at: std::time::SystemTime,
 ) -> Result<Verified, Pkcs7Error> {
     use cms::content_info::ContentInfo;
@@ -538,7 +539,7 @@ pub fn verify_pkcs7(
     // The certification path: signer → issuers among the message's certificates → a vendor
     // certificate (partial chains, as EDK2 allows), with RFC 5280's rules (x509.rs).
     let path = (!trusted.is_empty()).then(|| {
-        let anchors: Vec<(x509_cert::Certificate, x509::Rules)> = trusted
+        let anchors: Vec<(x509_cert::Certificate, Rules)> = trusted
             .iter()
             .filter_map(|t| {
                 x509_cert::Certificate::from_der(&t.der)

@@ -23,6 +23,7 @@ pub mod gbe;
 pub mod ifd;
 pub mod intel;
 pub mod jffs2;
+pub mod keys;
 pub mod layout;
 pub mod me;
 pub mod me_cpd;
@@ -72,24 +73,20 @@ pub struct ParseOptions {
     pub layout: Option<Layout>,
     /// Force a top-level format by registry name (`raw` disables detection).
     pub format: Option<String>,
-    /// OpenBMC system keys (as in `/etc/activationdata/KEYTYPE/`) that `MANIFEST.sig` and `publickey.sig`
-    /// of an update tarball are verified with; empty: the tarball is only checked against its own key.
-    pub openbmc_keys: Vec<obmc_tar::SystemKey>,
-    /// Vendor X.509 certificates or CAs (DER, with their path rules) that a UEFI capsule's PKCS#7 signer
-    /// must chain to ([`x509`]); empty: the signature is verified with the signer's own certificate and
-    /// the signer is not trusted.
-    pub capsule_certs: Vec<x509::VendorCert>,
+    /// The vendor keys signatures are verified with ([`keys`]): OpenBMC system keys (as in
+    /// `/etc/activationdata/KEYTYPE/`) for an update tarball's `MANIFEST.sig` and `publickey.sig` (none: the
+    /// tarball is only checked against its own key); X.509 certificates or CAs, with their path rules, a
+    /// UEFI capsule's PKCS#7 signer must chain to (none: verified with the signer's own certificate, not
+    /// trusted); Boot Guard OEM key hashes (SHA-256 or SHA-384 of the Key Manifest key as the chipset fuses
+    /// hold it): a verified IBB counts as hardware-rooted coverage (`bootguard-ibb`) only under a KM whose
+    /// key one of them pins, otherwise it is `bootguard-self-signed`.
+    pub keys: keys::KeyRing,
     /// The time certificate validity is evaluated at (`verify --at`); `None`: the clock.
     pub at: Option<std::time::SystemTime>,
     /// A BMC flash layout from a verified baseline (the vendor-signed package's device tree, or the OpenBMC
     /// preset of the flash's size): the `bmc` parser lays the whole flash out by it instead of by what the
     /// dump declares (issue 19: the dump never chooses its own layout).
     pub bmc_layout: Option<Layout>,
-    /// Boot Guard OEM key hashes (SHA-256 or SHA-384 of the Key Manifest key as the chipset fuses hold
-    /// it; the trust policy's `bootguard-km-hash` vendor keys). A verified IBB counts as hardware-rooted
-    /// coverage (`bootguard-ibb`) only under a KM whose key one of them pins; otherwise it is
-    /// `bootguard-self-signed`.
-    pub bootguard_km_hashes: Vec<Vec<u8>>,
 }
 
 impl Default for ParseOptions {
@@ -103,11 +100,9 @@ impl Default for ParseOptions {
             blank: 0xFF,
             layout: None,
             format: None,
-            openbmc_keys: Vec::new(),
-            capsule_certs: Vec::new(),
+            keys: keys::KeyRing::new(),
             at: None,
             bmc_layout: None,
-            bootguard_km_hashes: Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! **Signatures** are verified as phosphor-bmc-code-mgmt does (`bmc/image_verify.cpp`), RSA PKCS#1 v1.5
 //! with the digest named by `HashType` (`RSA-SHA256`, `RSA-SHA384`, `RSA-SHA512`):
-//! - `MANIFEST.sig` and `publickey.sig` with a *system key* ([`SystemKey`], the keys an OpenBMC keeps
+//! - `MANIFEST.sig` and `publickey.sig` with a *system key* ([`OpenbmcKey`](super::keys::OpenbmcKey), the keys an OpenBMC keeps
 //!   in `/etc/activationdata/KEYTYPE/publickey` with its `hashfunc`), any one of them sufficing. With
 //!   system keys given and none verifying both files: `vendor-untrusted` on `MANIFEST`. Without any, the
 //!   package can only be checked for self-consistency: when `publickey.sig` verifies with the package's
@@ -60,17 +60,6 @@ pub const FULL_ORDER: &[&str] = &[
     "MANIFEST.sig",
     "publickey.sig",
 ];
-
-/// An OpenBMC system key: what `/etc/activationdata/KEYTYPE/{publickey,hashfunc}` hold on a BMC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SystemKey {
-    /// The key type (`OpenBMC`, a vendor name), as in `MANIFEST`'s `KeyType`.
-    pub key_type: String,
-    /// The `HashType` of its `hashfunc` file (`RSA-SHA256`, ...).
-    pub hash_type: String,
-    /// The RSA public key, PEM (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
-    pub pem: String,
-}
 
 /// One tar member.
 #[derive(Debug, Clone)]
@@ -879,7 +868,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     // System level: MANIFEST.sig and publickey.sig.
     let self_pk = check(out, "publickey", &pk, &hash_type);
     let self_mf = check(out, "MANIFEST", &pk, &hash_type);
-    let keys = &ctx.opts.openbmc_keys;
+    let keys = ctx.opts.keys.openbmc();
     // How far the package's own key is trusted: anchored when a system key of the trust policy verifies
     // MANIFEST.sig and publickey.sig, self-signed when only the package's own key does.
     let mut trust = Trust::Unknown;
@@ -887,7 +876,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
     if !keys.is_empty() {
         let mut trusted = None;
         let mut weak = None;
-        for k in keys {
+        for &k in &keys {
             let Ok(sk) = public_key(k.pem.as_bytes()) else {
                 continue;
             };

@@ -45,12 +45,12 @@
 
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use x509_cert::der::oid::db::rfc5280::{ANY_EXTENDED_KEY_USAGE, ID_KP_CODE_SIGNING};
 use x509_cert::der::Encode;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 use x509_cert::Certificate;
 
+use super::keys::{Eku, Rules, Validity};
 use crate::finding::Code;
 
 /// Smallest RSA modulus accepted, in bits.
@@ -89,52 +89,6 @@ pub fn rsa_key_strength(key: &rsa::RsaPublicKey) -> Result<(), WeakKey> {
         });
     }
     Ok(())
-}
-
-/// Which extendedKeyUsage a signer certificate must allow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Eku {
-    /// When the signer has the extension: `id-kp-codeSigning` or `anyExtendedKeyUsage`.
-    #[default]
-    CodeSigning,
-    /// Any (EDK2's behaviour).
-    Any,
-}
-
-/// Whether validity periods are checked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Validity {
-    /// `notBefore <= time <= notAfter` for every certificate on the path.
-    #[default]
-    Check,
-    /// Not checked (EDK2's `X509_V_FLAG_NO_CHECK_TIME`).
-    Ignore,
-}
-
-/// What a path ending at one vendor certificate must satisfy beyond RFC 5280's structure.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rules {
-    pub eku: Eku,
-    pub validity: Validity,
-}
-
-/// A vendor certificate or CA (DER) and its rules: a trust anchor.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VendorCert {
-    pub der: Vec<u8>,
-    pub rules: Rules,
-}
-
-impl VendorCert {
-    /// A certificate with the default (strict) rules.
-    pub fn new(der: Vec<u8>) -> VendorCert {
-        VendorCert {
-            der,
-            rules: Rules::default(),
-        }
-    }
 }
 
 /// Why a path is refused: the certificate and the rule it breaks.

@@ -365,9 +365,13 @@ pub fn parse_verified(
 ) -> (Region, Vec<Part>, VendorCheck) {
     let mut o = opts.clone();
     if let Some(p) = policy {
-        let (obmc, certs) = p.vendor_parse_keys(product, component);
-        o.openbmc_keys.extend(obmc);
-        o.capsule_certs.extend(certs);
+        // The package-signature keys only: Boot Guard pins are read by `inspect --trust` alone today.
+        let ring = p.key_ring(product, component);
+        o.keys.extend(
+            ring.iter()
+                .filter(|k| k.scheme().is_vendor_package())
+                .cloned(),
+        );
     }
     o.eager = true;
     let tree = crate::formats::parse_image(data, &o);

@@ -37,6 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use super::minisign::{KeyId, PublicKey};
 use crate::finding::Code;
+use crate::formats::keys::{
+    Eku, KeyRing, OpenbmcKey, RingKey, Rules, Scope, Validity, VendorCert, VendorKey,
+};
 use crate::region::glob_match;
 
 /// Policy files larger than this are refused before parsing.
@@ -263,155 +266,95 @@ pub struct VendorKeyFile {
     /// `x509`: the extendedKeyUsage a capsule signer must allow, `code-signing` (default: when the signer
     /// has the extension it must list id-kp-codeSigning or anyExtendedKeyUsage) or `any` (EDK2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eku: Option<crate::formats::x509::Eku>,
+    pub eku: Option<Eku>,
     /// `x509`: `check` (default) the validity periods on the path at the evaluation time, or `ignore`
     /// them (EDK2, whose own test chain expired in 2018).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validity: Option<crate::formats::x509::Validity>,
+    pub validity: Option<Validity>,
 }
 
-/// A validated vendor key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VendorKey {
-    OpenBmc {
-        id: String,
-        key: crate::formats::obmc_tar::SystemKey,
-        products: Option<Vec<String>>,
-        components: Option<Vec<String>>,
-    },
-    X509 {
-        id: String,
-        /// DER and the path rules of its `eku`/`validity` fields.
-        cert: crate::formats::x509::VendorCert,
-        products: Option<Vec<String>>,
-        components: Option<Vec<String>>,
-    },
-    /// A Boot Guard OEM key hash (SHA-256 or SHA-384 of the Key Manifest key, as fused): pins the key
-    /// manifests of the platforms in scope (`formats::intel::km_key_pinned`).
-    BootGuardKm {
-        id: String,
-        hash: Vec<u8>,
-        products: Option<Vec<String>>,
-        components: Option<Vec<String>>,
-    },
-}
-
-impl VendorKey {
-    pub fn id(&self) -> &str {
-        match self {
-            VendorKey::OpenBmc { id, .. }
-            | VendorKey::X509 { id, .. }
-            | VendorKey::BootGuardKm { id, .. } => id,
+/// Validates one `vendor_keys` entry of the policy into a key of the ring.
+fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
+    let at = |problem: VendorKeyProblem| TrustPolicyError::VendorKey {
+        id: k.id.clone(),
+        problem,
+    };
+    if k.id.is_empty() || k.id.len() > 128 || k.id.chars().any(char::is_control) {
+        return Err(TrustPolicyError::VendorKeyId);
+    }
+    for g in k.products.iter().chain(k.components.iter()) {
+        if g.is_empty()
+            || g.len() > MAX_ENTRIES
+            || g.iter().any(|p| p.is_empty() || p.len() > MAX_GLOB_LEN)
+        {
+            return Err(at(VendorKeyProblem::Globs));
         }
     }
-
-    /// May this key sign packages of `product`/`component` (`None`: any)?
-    pub fn allows(&self, product: Option<&str>, component: Option<&str>) -> bool {
-        let (p, c) = match self {
-            VendorKey::OpenBmc {
-                products,
-                components,
-                ..
+    let scope = Scope {
+        products: k.products,
+        components: k.components,
+    };
+    match k.kind.as_str() {
+        "openbmc" => {
+            let key_type = k
+                .key_type
+                .filter(|t| !t.is_empty() && t.len() <= 64)
+                .ok_or_else(|| at(VendorKeyProblem::NoKeyType))?;
+            let hash_type = k.hash_type.unwrap_or_else(|| "RSA-SHA256".into());
+            if !matches!(
+                hash_type.as_str(),
+                "RSA-SHA256" | "RSA-SHA384" | "RSA-SHA512"
+            ) {
+                return Err(at(VendorKeyProblem::HashType(hash_type)));
             }
-            | VendorKey::X509 {
-                products,
-                components,
-                ..
+            if k.eku.is_some() || k.validity.is_some() {
+                return Err(at(VendorKeyProblem::X509Only));
             }
-            | VendorKey::BootGuardKm {
-                products,
-                components,
-                ..
-            } => (products, components),
-        };
-        let ok = |globs: &Option<Vec<String>>, v: Option<&str>| match (globs, v) {
-            (Some(g), Some(v)) => g.iter().any(|p| glob_match(p, v)),
-            _ => true,
-        };
-        ok(p, product) && ok(c, component)
-    }
-
-    fn parse(k: VendorKeyFile) -> Result<VendorKey, TrustPolicyError> {
-        let at = |problem: VendorKeyProblem| TrustPolicyError::VendorKey {
-            id: k.id.clone(),
-            problem,
-        };
-        if k.id.is_empty() || k.id.len() > 128 || k.id.chars().any(char::is_control) {
-            return Err(TrustPolicyError::VendorKeyId);
+            let key = crate::formats::obmc_tar::public_key(k.pem.as_bytes())
+                .map_err(|e| at(VendorKeyProblem::PublicKey(e)))?;
+            crate::formats::x509::rsa_key_strength(&key)
+                .map_err(|e| at(VendorKeyProblem::Weak(e)))?;
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::OpenbmcRsa(OpenbmcKey {
+                    key_type,
+                    hash_type,
+                    pem: k.pem,
+                }),
+            })
         }
-        for g in k.products.iter().chain(k.components.iter()) {
-            if g.is_empty()
-                || g.len() > MAX_ENTRIES
-                || g.iter().any(|p| p.is_empty() || p.len() > MAX_GLOB_LEN)
-            {
-                return Err(at(VendorKeyProblem::Globs));
-            }
-        }
-        match k.kind.as_str() {
-            "openbmc" => {
-                let key_type = k
-                    .key_type
-                    .filter(|t| !t.is_empty() && t.len() <= 64)
-                    .ok_or_else(|| at(VendorKeyProblem::NoKeyType))?;
-                let hash_type = k.hash_type.unwrap_or_else(|| "RSA-SHA256".into());
-                if !matches!(
-                    hash_type.as_str(),
-                    "RSA-SHA256" | "RSA-SHA384" | "RSA-SHA512"
-                ) {
-                    return Err(at(VendorKeyProblem::HashType(hash_type)));
-                }
-                if k.eku.is_some() || k.validity.is_some() {
-                    return Err(at(VendorKeyProblem::X509Only));
-                }
-                let key = crate::formats::obmc_tar::public_key(k.pem.as_bytes())
-                    .map_err(|e| at(VendorKeyProblem::PublicKey(e)))?;
-                crate::formats::x509::rsa_key_strength(&key)
-                    .map_err(|e| at(VendorKeyProblem::Weak(e)))?;
-                Ok(VendorKey::OpenBmc {
-                    id: k.id,
-                    key: crate::formats::obmc_tar::SystemKey {
-                        key_type,
-                        hash_type,
-                        pem: k.pem,
+        "x509" => {
+            use x509_cert::der::{DecodePem, Encode};
+            let cert = x509_cert::Certificate::from_pem(k.pem.as_bytes())
+                .map_err(|e| at(VendorKeyProblem::Certificate(e)))?;
+            crate::formats::x509::check_key(&cert)
+                .map_err(|e| at(VendorKeyProblem::WeakCertificate(e)))?;
+            let der = cert.to_der().map_err(|e| at(VendorKeyProblem::Der(e)))?;
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::X509(VendorCert {
+                    der,
+                    rules: Rules {
+                        eku: k.eku.unwrap_or_default(),
+                        validity: k.validity.unwrap_or_default(),
                     },
-                    products: k.products,
-                    components: k.components,
-                })
-            }
-            "x509" => {
-                use x509_cert::der::{DecodePem, Encode};
-                let cert = x509_cert::Certificate::from_pem(k.pem.as_bytes())
-                    .map_err(|e| at(VendorKeyProblem::Certificate(e)))?;
-                crate::formats::x509::check_key(&cert)
-                    .map_err(|e| at(VendorKeyProblem::WeakCertificate(e)))?;
-                let der = cert.to_der().map_err(|e| at(VendorKeyProblem::Der(e)))?;
-                Ok(VendorKey::X509 {
-                    id: k.id,
-                    cert: crate::formats::x509::VendorCert {
-                        der,
-                        rules: crate::formats::x509::Rules {
-                            eku: k.eku.unwrap_or_default(),
-                            validity: k.validity.unwrap_or_default(),
-                        },
-                    },
-                    products: k.products,
-                    components: k.components,
-                })
-            }
-            "bootguard-km-hash" => {
-                let hash = match (k.hash.as_deref().map(hex::decode), k.pem.is_empty()) {
-                    (Some(Ok(h)), true) if matches!(h.len(), 32 | 48) => h,
-                    _ => return Err(at(VendorKeyProblem::BootGuardHash)),
-                };
-                Ok(VendorKey::BootGuardKm {
-                    id: k.id,
-                    hash,
-                    products: k.products,
-                    components: k.components,
-                })
-            }
-            other => Err(at(VendorKeyProblem::Kind(other.to_string()))),
+                }),
+            })
         }
+        "bootguard-km-hash" => {
+            let hash = match (k.hash.as_deref().map(hex::decode), k.pem.is_empty()) {
+                (Some(Ok(h)), true) if matches!(h.len(), 32 | 48) => h,
+                _ => return Err(at(VendorKeyProblem::BootGuardHash)),
+            };
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::BootguardKmHash(hash),
+            })
+        }
+        other => Err(at(VendorKeyProblem::Kind(other.to_string()))),
     }
 }
 
@@ -449,7 +392,8 @@ pub struct TrustPolicy {
     /// Rules that can never be satisfied (no key may sign for them, or fewer keys than the threshold).
     pub warnings: Vec<String>,
     /// Vendor keys and certificates of release packages.
-    pub vendor_keys: Vec<VendorKey>,
+    /// Validated: each one a key of the ring its scope admits it to ([`TrustPolicy::key_ring`]).
+    pub vendor_keys: Vec<RingKey>,
 }
 
 /// Threshold and minimum sequence that apply to one manifest.
@@ -577,7 +521,7 @@ impl TrustPolicy {
             if !vendor_ids.insert(k.id.clone()) {
                 return Err(TrustPolicyError::VendorKeyTwice(k.id));
             }
-            vendor_keys.push(VendorKey::parse(k)?);
+            vendor_keys.push(vendor_key(k)?);
         }
         let mut p = TrustPolicy {
             keys,
@@ -620,46 +564,13 @@ impl TrustPolicy {
         out
     }
 
-    /// The vendor keys that may sign packages of `product`/`component` (`None`: any), as the parsers take
-    /// them: OpenBMC system keys and capsule certificates.
-    pub fn vendor_parse_keys(
-        &self,
-        product: Option<&str>,
-        component: Option<&str>,
-    ) -> (
-        Vec<crate::formats::obmc_tar::SystemKey>,
-        Vec<crate::formats::x509::VendorCert>,
-    ) {
-        let mut obmc = Vec::new();
-        let mut certs = Vec::new();
-        for k in self
-            .vendor_keys
-            .iter()
-            .filter(|k| k.allows(product, component))
-        {
-            match k {
-                VendorKey::OpenBmc { key, .. } => obmc.push(key.clone()),
-                VendorKey::X509 { cert, .. } => certs.push(cert.clone()),
-                VendorKey::BootGuardKm { .. } => {}
-            }
-        }
-        (obmc, certs)
-    }
-
-    /// The pinned Boot Guard OEM key hashes (`bootguard-km-hash`) for `product`/`component` (`None`: any),
-    /// as [`crate::formats::ParseOptions::bootguard_km_hashes`] takes them.
-    pub fn bootguard_km_hashes(
-        &self,
-        product: Option<&str>,
-        component: Option<&str>,
-    ) -> Vec<Vec<u8>> {
+    /// The key ring of the vendor keys that may sign packages of `product`/`component` (`None`: any), in
+    /// policy order: what the parsers verify vendor signatures with ([`crate::formats::ParseOptions::keys`]).
+    pub fn key_ring(&self, product: Option<&str>, component: Option<&str>) -> KeyRing {
         self.vendor_keys
             .iter()
-            .filter(|k| k.allows(product, component))
-            .filter_map(|k| match k {
-                VendorKey::BootGuardKm { hash, .. } => Some(hash.clone()),
-                _ => None,
-            })
+            .filter(|k| k.scope.allows(product, component))
+            .cloned()
             .collect()
     }
 
@@ -823,6 +734,7 @@ pub fn globs_intersect(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::finding::Scheme;
     use crate::manifest::minisign::SecretKey;
 
     fn policy(extra: &str) -> String {
@@ -890,12 +802,16 @@ mod tests {
             "t",
         )
         .unwrap();
+        let all = p.key_ring(None, None);
         assert_eq!(
-            p.bootguard_km_hashes(None, None),
-            [vec![0xAB; 32], vec![0xCD; 48]]
+            all.bootguard_km_hashes(),
+            [&[0xAB; 32][..], &[0xCD; 48][..]]
         );
-        assert_eq!(p.bootguard_km_hashes(Some("Y"), None), [vec![0xCD; 48]]);
-        assert_eq!(p.vendor_parse_keys(None, None), (vec![], vec![]));
+        assert_eq!(
+            p.key_ring(Some("Y"), None).bootguard_km_hashes(),
+            [&[0xCD; 48][..]]
+        );
+        assert!(all.openbmc().is_empty() && all.x509().is_empty());
         for bad in [
             r#""hash":"abcd""#.to_string(),
             format!(r#""hash":"{}""#, "zz".repeat(32)),
@@ -913,6 +829,76 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    /// A policy with one key of each kind, each scoped differently: the ring answers each scheme's query
+    /// with exactly its keys, and holds only the keys whose scope admits the product/component.
+    #[test]
+    fn key_ring_by_scheme_and_scope() {
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        use x509_cert::der::{DecodePem, Encode};
+        let cert_pem = include_str!("../../testdata/x509/root.pem");
+        let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes()).unwrap();
+        let rsa_pem = crate::formats::x509::rsa_key(&cert)
+            .unwrap()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        let keys = serde_json::json!([
+            {"id": "bmc", "type": "openbmc", "key_type": "OpenBMC", "pem": rsa_pem,
+             "products": ["X11*"], "components": ["bmc"]},
+            {"id": "cap", "type": "x509", "pem": cert_pem, "eku": "any", "validity": "ignore",
+             "components": ["bios"]},
+            {"id": "pin", "type": "bootguard-km-hash", "hash": "ab".repeat(32), "products": ["X12*"]},
+        ]);
+        let p = TrustPolicy::parse(policy(&format!(r#","vendor_keys":{keys}"#)).as_bytes(), "t")
+            .unwrap();
+        let ids =
+            |r: &KeyRing, s: Scheme| r.for_scheme(s).map(|k| k.id.clone()).collect::<Vec<_>>();
+
+        let all = p.key_ring(None, None);
+        assert_eq!(
+            all.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+            ["bmc", "cap", "pin"]
+        );
+        assert_eq!(ids(&all, Scheme::OpenbmcRsa), ["bmc"]);
+        assert_eq!(ids(&all, Scheme::Pkcs7), ["cap"]);
+        assert_eq!(ids(&all, Scheme::BootguardKm), ["pin"]);
+        for s in Scheme::ALL
+            .iter()
+            .filter(|s| !matches!(s, Scheme::OpenbmcRsa | Scheme::Pkcs7 | Scheme::BootguardKm))
+        {
+            assert!(ids(&all, *s).is_empty(), "{s:?}");
+        }
+        assert_eq!(
+            all.openbmc(),
+            [&OpenbmcKey {
+                key_type: "OpenBMC".into(),
+                hash_type: "RSA-SHA256".into(),
+                pem: rsa_pem.clone(),
+            }]
+        );
+        assert_eq!(
+            all.x509(),
+            [&VendorCert {
+                der: cert.to_der().unwrap(),
+                rules: Rules {
+                    eku: Eku::Any,
+                    validity: Validity::Ignore,
+                },
+            }]
+        );
+        assert_eq!(all.bootguard_km_hashes(), [&[0xAB; 32][..]]);
+
+        // Scope: product X11 component bmc admits the OpenBMC key only (the certificate is for `bios`,
+        // the pin for X12); X12 bios admits the certificate and the pin.
+        let x11_bmc = p.key_ring(Some("X11SPW"), Some("bmc"));
+        assert_eq!(ids(&x11_bmc, Scheme::OpenbmcRsa), ["bmc"]);
+        assert!(x11_bmc.x509().is_empty() && x11_bmc.bootguard_km_hashes().is_empty());
+        let x12_bios = p.key_ring(Some("X12DPi"), Some("bios"));
+        assert!(x12_bios.openbmc().is_empty());
+        assert_eq!(ids(&x12_bios, Scheme::Pkcs7), ["cap"]);
+        assert_eq!(ids(&x12_bios, Scheme::BootguardKm), ["pin"]);
+        assert!(p.key_ring(Some("Y"), Some("me")).is_empty());
     }
 
     #[test]

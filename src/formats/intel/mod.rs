@@ -129,7 +129,13 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         plan: Vec::new(),
         coverage: Vec::new(),
         root_notes: Vec::new(),
-        km_pins: ctx.opts.bootguard_km_hashes.clone(),
+        km_pins: ctx
+            .opts
+            .keys
+            .bootguard_km_hashes()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect(),
         coverage_notes: Vec::new(),
     };
     // Microcode files of the firmware volumes.
