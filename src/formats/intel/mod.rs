@@ -16,7 +16,7 @@
 //! `bootguard-manifest`, `acm`, `microcode`), for `inspect --coverage`. An IBB segment counts only when
 //! the whole chain verified: KM signature, BPM signature by the key the KM names, and the IBB set's digest
 //! (computed and equal); it is `bootguard-ibb` only when the KM key is pinned by a
-//! [`ParseOptions::bootguard_km_hashes`](crate::formats::ParseOptions::bootguard_km_hashes) entry, else
+//! `bootguard-km-hash` key of the parse context's key ring ([`crate::formats::keys::KeyRing`]), else
 //! `bootguard-self-signed`. Why a segment counts for less is said in the root's `coverage-notes`.
 #![deny(clippy::arithmetic_side_effects)]
 
@@ -92,7 +92,7 @@ struct Pass {
     /// What the pass verified, as range evidence for the root ([`crate::finding::Evidence`]).
     coverage: Vec<Evidence>,
     root_notes: Vec<Note>,
-    /// Pinned Boot Guard OEM key hashes ([`crate::formats::ParseOptions::bootguard_km_hashes`]).
+    /// Pinned Boot Guard OEM key hashes (the key ring's `bootguard-km-hash` keys).
     km_pins: Vec<Vec<u8>>,
     /// Why coverage is weaker than the structures suggest (root attribute `coverage-notes`).
     coverage_notes: Vec<String>,
