@@ -110,12 +110,12 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
     (
         "intel",
         "uefi",
-        "ME modules are LZMA streams: me_mn2 uses the metered decompressors of formats/decompress/",
+        "ME modules are LZMA streams: me_mn2 uses the metered decompressors of formats/uefi/decompress/",
     ),
     (
         "compress",
         "uefi",
-        "xz/gzip files use the metered decompressors of formats/decompress/ (shared with UEFI sections)",
+        "xz/gzip files use the metered decompressors of formats/uefi/decompress/ (shared with UEFI sections)",
     ),
     (
         "uefi",
@@ -198,19 +198,19 @@ const NOT_FORMAT_NAMES: &[(&str, &str, usize, &str)] = &[
         "a partition name, and `expected()`'s promise for it (counted above)",
     ),
     (
-        "formats/ifd.rs",
+        "formats/intel/ifd.rs",
         "me",
         2,
         "the descriptor's region name (REGION_NAMES, and the region parsed as ME by the descriptor)",
     ),
     (
-        "formats/ifd.rs",
+        "formats/intel/ifd.rs",
         "gbe",
         2,
         "the descriptor's region name (REGION_NAMES, and the region parsed as GbE by the descriptor)",
     ),
     (
-        "formats/fit.rs",
+        "formats/bmc/fit.rs",
         "fdt",
         1,
         "a FIT configuration property (`kernel`, `fdt`, `ramdisk`, ...)",
@@ -700,6 +700,8 @@ fn family_edges() -> BTreeMap<(String, String), PathBuf> {
             }
             let to = match p.get(1) {
                 Some(m) if modules.contains(m) => family(m).unwrap_or("?"),
+                // A format by its flat path, re-exported from its family (`formats::squashfs`).
+                Some(m) if family(m).is_some() => family(m).unwrap_or("?"),
                 // An item of `mod.rs` (Format, Ctx, descend, ...).
                 _ => "common",
             };

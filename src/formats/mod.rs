@@ -9,37 +9,27 @@
 //! spirit of binwalk's `patterns()`; [`detect`] picks the most confident probe.
 #![deny(clippy::arithmetic_side_effects)]
 
+// One directory per family of formats, as goblin lays out its formats (issue 19.11).
 pub mod amd;
+pub mod arm;
 pub mod bmc;
-pub mod capsule;
-pub mod compressed;
-pub mod cpio;
-pub mod decompress;
-pub mod dtb;
-pub mod fdt;
-pub mod fip;
-pub mod fit;
-pub mod gbe;
-pub mod ifd;
+pub mod compress;
+pub mod fs;
 pub mod intel;
-pub mod jffs2;
 pub mod keys;
 pub mod layout;
-pub mod me;
-pub mod me_cpd;
-pub mod me_manifest;
-pub mod me_mn2;
-pub mod nvram;
-pub mod obmc_tar;
 pub mod pe;
-pub mod squashfs;
-pub mod squashfs_inodes;
-pub mod uboot;
-pub mod ubootenv;
 pub mod uefi;
 pub mod util;
 pub mod x509;
-pub mod zimage;
+
+// Each format also by its flat path (`formats::squashfs`, ...), as every caller names it.
+pub use arm::fip;
+pub use bmc::{dtb, fdt, fit, obmc_tar, uboot, ubootenv, zimage};
+pub use compress::compressed;
+pub use fs::{cpio, jffs2, squashfs, squashfs_inodes};
+pub use intel::{gbe, ifd, me, me_cpd, me_manifest, me_mn2};
+pub use uefi::{capsule, decompress, nvram};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -18,16 +18,23 @@
 //! (`partition-overlap`, `partition-out-of-bounds`, `layout-mismatch`), never a panic.
 #![deny(clippy::arithmetic_side_effects)]
 
+pub mod dtb;
+pub mod fdt;
+pub mod fit;
 pub mod megarac;
+pub mod obmc_tar;
 pub mod presets;
 pub mod ubi;
+pub mod uboot;
+pub mod ubootenv;
+pub mod zimage;
 
 use crate::error::ParseError;
 use crate::finding::Code;
-use crate::formats::fdt::{self, Fdt};
 use crate::formats::layout::{Layout, LayoutEntry};
-use crate::formats::{fit, squashfs, uboot, Confidence, Ctx};
+use crate::formats::{squashfs, Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};
+use fdt::Fdt;
 
 /// Erase-block step at which FITs are looked for.
 pub const FIT_STEP: u64 = 0x10000;

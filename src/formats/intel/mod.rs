@@ -23,7 +23,13 @@
 pub mod acm;
 pub mod bootguard;
 pub mod fit;
+pub mod gbe;
+pub mod ifd;
 pub mod keys;
+pub mod me;
+pub mod me_cpd;
+pub mod me_manifest;
+pub mod me_mn2;
 pub mod microcode;
 
 use std::sync::Arc;

@@ -12,10 +12,13 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod build;
+pub mod capsule;
+pub mod decompress;
 pub mod ffs;
 pub mod fv;
 pub mod guids;
 pub mod hostile;
+pub mod nvram;
 pub mod section;
 
 use crate::error::ParseError;

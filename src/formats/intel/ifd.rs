@@ -19,10 +19,10 @@
 //! `reserved13`, `reserved14`, `ptt`.
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::util::{le32, u8_at};
-use super::{Confidence, Ctx};
 use crate::error::ParseError;
 use crate::finding::Code;
+use crate::formats::util::{le32, u8_at};
+use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Region, RegionKind};
 
 pub const SIGNATURE: u32 = 0x0FF0_A55A;
@@ -304,13 +304,13 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
 /// Parses one flash region's content: ME and GbE by their parsers, anything else by detection.
 fn parse_region(ctx: &Ctx, r: &mut Region) {
     let forced = match r.name.as_str() {
-        "me" if super::me::probe(r.bytes()).is_some() => Some(&super::me::FORMAT),
-        "gbe" => Some(&super::gbe::FORMAT),
+        "me" if crate::formats::me::probe(r.bytes()).is_some() => Some(&crate::formats::me::FORMAT),
+        "gbe" => Some(&crate::formats::gbe::FORMAT),
         // Anything else by detection. A region is never a descriptor image itself (`not_inside`): nesting
         // one would let 16 overlapping regions that each cover the whole image recurse exponentially.
         _ => None,
     };
-    super::descend(ctx, r, Some(&FORMAT), forced);
+    crate::formats::descend(ctx, r, Some(&FORMAT), forced);
 }
 
 #[cfg(test)]

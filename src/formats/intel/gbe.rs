@@ -10,10 +10,10 @@
 //! `gbe-checksum` note (e1000e refuses such an NVM).
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::util::{le16, slice};
-use super::{Confidence, Ctx};
 use crate::error::ParseError;
 use crate::finding::Code;
+use crate::formats::util::{le16, slice};
+use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};
 
 pub const BANK_SIZE: u64 = 0x1000;

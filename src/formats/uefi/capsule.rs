@@ -12,7 +12,7 @@
 //! (`pkcs7` evidence on the payload; `issuer` on `authentication`). The CMS digest must be SHA-256 or stronger. The signer, or a
 //! certificate it chains to through the message's own certificates, must be one of the vendor
 //! certificates given (the `x509` keys of [`ParseOptions::keys`]), partial chains allowed as in EDK2's
-//! `Pkcs7Verify`, along a certification path that satisfies RFC 5280's rules as [`super::x509`] checks
+//! `Pkcs7Verify`, along a certification path that satisfies RFC 5280's rules as [`crate::formats::x509`] checks
 //! them (CA and keyCertSign on issuers, path length, SHA-256+, RSA-2048+ with e >= 65537, code-signing
 //! EKU, validity at [`ParseOptions::at`]). CMS and X.509 are decoded with the RustCrypto `cms` and
 //! `x509-cert` crates, RSA PKCS#1 v1.5 with `rsa`.

@@ -32,8 +32,8 @@
 use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
 use sha2::{Digest, Sha256, Sha384};
 
-use super::util::{le16, le32, slice};
 use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
+use crate::formats::util::{le16, le32, slice};
 use crate::region::{Note, Region};
 
 /// Length of the fixed manifest header before the key.
@@ -43,7 +43,7 @@ pub const MN2_TAG: &[u8; 4] = b"$MN2";
 /// Largest manifest fwscan reads (real ones are a few KiB).
 pub const MAX_MANIFEST: u64 = 1 << 20;
 
-const KNOWN_KEYS: &str = include_str!("../../signatures/me-keys.txt");
+const KNOWN_KEYS: &str = include_str!("../../../signatures/me-keys.txt");
 
 /// The name of a known Intel ME signing key by its public-key hash (`signatures/me-keys.txt`).
 pub fn known_key(hash_hex: &str) -> Option<&'static str> {

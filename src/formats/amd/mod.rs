@@ -48,7 +48,7 @@ pub const MAX_DIRS: usize = 64;
 /// Most entries read from one directory.
 pub const MAX_ENTRIES: u64 = 1024;
 
-const CSV: &str = include_str!("../../signatures/amd-entry-types.csv");
+const CSV: &str = include_str!("../../../signatures/amd-entry-types.csv");
 
 fn types() -> &'static HashMap<(bool, u8), String> {
     static T: OnceLock<HashMap<(bool, u8), String>> = OnceLock::new();

@@ -14,7 +14,7 @@
 //!
 //! **Signatures** are verified as phosphor-bmc-code-mgmt does (`bmc/image_verify.cpp`), RSA PKCS#1 v1.5
 //! with the digest named by `HashType` (`RSA-SHA256`, `RSA-SHA384`, `RSA-SHA512`):
-//! - `MANIFEST.sig` and `publickey.sig` with a *system key* ([`OpenbmcKey`](super::keys::OpenbmcKey), the keys an OpenBMC keeps
+//! - `MANIFEST.sig` and `publickey.sig` with a *system key* ([`OpenbmcKey`](crate::formats::keys::OpenbmcKey), the keys an OpenBMC keeps
 //!   in `/etc/activationdata/KEYTYPE/publickey` with its `hashfunc`), any one of them sufficing. With
 //!   system keys given and none verifying both files: `vendor-untrusted` on `MANIFEST`. Without any, the
 //!   package can only be checked for self-consistency: when `publickey.sig` verifies with the package's

@@ -14,21 +14,21 @@
 //! with a 0x30-byte header the 16-byte ROM-bypass vector is included (Lumpy ME 8). Header version 0x21
 //! (CSME 16+) uses a CRC32 instead, reported as not verified. A wrong sum is `fpt-header-checksum`.
 //!
-//! Code partitions are parsed further: a `$CPD` directory (CSE: ME 11+, SPS 4+, TXE 3+) by [`super::me_cpd`],
-//! an ME 6-10 `$MN2` manifest with `$MME` modules by [`super::me_mn2`].
+//! Code partitions are parsed further: a `$CPD` directory (CSE: ME 11+, SPS 4+, TXE 3+) by [`crate::formats::me_cpd`],
+//! an ME 6-10 `$MN2` manifest with `$MME` modules by [`crate::formats::me_mn2`].
 #![deny(clippy::arithmetic_side_effects)]
 
-use super::util::{le32, slice, u8_at};
-use super::{Confidence, Ctx};
 use crate::error::ParseError;
 use crate::finding::Code;
+use crate::formats::util::{le32, slice, u8_at};
+use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};
 
 const FPT_SIG: u32 = 0x5450_4624; // "$FPT"
 /// Most entries read from one table (real tables have fewer than 32).
 pub const MAX_ENTRIES: u64 = 256;
 
-const PER_MACHINE: &str = include_str!("../../signatures/me-partitions.txt");
+const PER_MACHINE: &str = include_str!("../../../signatures/me-partitions.txt");
 
 /// Whether the partition `name` holds per-machine data (from `signatures/me-partitions.txt`).
 pub fn is_per_machine(name: &str) -> bool {
@@ -232,20 +232,20 @@ fn checksum(b: &[u8], fpt: u64, hdr_ver: u8, hdr_len: u8, base: u64, table: &mut
 /// Parses a code partition's content: a `$CPD` directory or an ME 6-10 manifest. Errors become notes.
 fn parse_code_partition(ctx: &Ctx, p: &mut Region) {
     let b = p.bytes();
-    let res = if super::me_cpd::probe(b) {
+    let res = if crate::formats::me_cpd::probe(b) {
         p.attrs.insert("format".into(), "me-cpd".into());
         ctx.deeper(p.offset)
-            .and_then(|_| super::me_cpd::parse(p, ctx.opts.blank))
-    } else if super::me_mn2::probe(b) {
+            .and_then(|_| crate::formats::me_cpd::parse(p, ctx.opts.blank))
+    } else if crate::formats::me_mn2::probe(b) {
         p.attrs.insert("format".into(), "me-mn2".into());
         ctx.deeper(p.offset)
-            .and_then(|c| super::me_mn2::parse(&c, p))
+            .and_then(|c| crate::formats::me_mn2::parse(&c, p))
     } else {
         return;
     };
     match res {
         Ok(kids) => p.children = kids,
-        Err(e) => p.notes.push(super::unparsed_note("me", &e)),
+        Err(e) => p.notes.push(crate::formats::unparsed_note("me", &e)),
     }
 }
 

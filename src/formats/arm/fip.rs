@@ -38,7 +38,7 @@ pub const MAX_ENTRIES: u64 = 4096;
 /// The arc of the TBBR object identifiers (`1.3.6.1.4.1.4128.2100.`).
 pub const TBBR_OID_PREFIX: &str = "1.3.6.1.4.1.4128.2100.";
 
-const CSV: &str = include_str!("../../signatures/fip-uuids.csv");
+const CSV: &str = include_str!("../../../signatures/fip-uuids.csv");
 
 /// One known image type.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@
 //! - entries of 0x18 bytes: name[12], u32 offset from the `$CPD` start (bits 24:0; bit 25 = Huffman
 //!   compressed), u32 length, u32 reserved.
 //!
-//! `NAME.man` is the partition manifest ([`super::me_manifest`]); its extensions 3 (partition info) and 15
+//! `NAME.man` is the partition manifest ([`crate::formats::me_manifest`]); its extensions 3 (partition info) and 15
 //! (package info) list every module's metadata file `NAME.met` with its SHA-256. A `.met` holds extension 10
 //! (module attributes: u8 compression 0 none / 1 Huffman / 2 LZMA, u32 uncompressed and compressed size,
 //! the module's SHA-256). fwscan checks the chain manifest signature → `.met` hash → module hash where the
@@ -21,10 +21,10 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
-use super::me_manifest::{self, stored_hash, Manifest};
-use super::util::{le32, slice, u8_at};
 use crate::error::ParseError;
 use crate::finding::{Code, Status};
+use crate::formats::me_manifest::{self, stored_hash, Manifest};
+use crate::formats::util::{le32, slice, u8_at};
 use crate::region::{self, Note, Region, RegionKind};
 
 const CPD_SIG: &[u8; 4] = b"$CPD";

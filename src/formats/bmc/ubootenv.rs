@@ -17,7 +17,7 @@ use crate::formats::{Confidence, Ctx};
 use crate::region::{Note, Policy, Region, RegionKind};
 
 /// The built-in list of pinned variable names.
-pub const PINNED: &str = include_str!("../../signatures/uboot-env-pinned.txt");
+pub const PINNED: &str = include_str!("../../../signatures/uboot-env-pinned.txt");
 /// Most variables read from one environment.
 pub const MAX_VARS: usize = 65_536;
 

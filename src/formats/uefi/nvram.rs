@@ -23,10 +23,10 @@
 
 use std::sync::Arc;
 
-use super::util::{self, le16, le32, le64, slice};
-use super::{Confidence, Ctx};
 use crate::error::ParseError;
 use crate::finding::Code;
+use crate::formats::util::{self, le16, le32, le64, slice};
+use crate::formats::{Confidence, Ctx};
 use crate::input::Data;
 use crate::region::{Note, Policy, Region, RegionKind};
 

@@ -1,6 +1,6 @@
 //! ME 6-10 code partitions: the `$MN2` manifest at the partition start and its `$MME` module entries.
 //!
-//! Layout (me_cleaner, MEAnalyzer; proved on the Lumpy ME 8 fixture): the manifest ([`super::me_manifest`])
+//! Layout (me_cleaner, MEAnalyzer; proved on the Lumpy ME 8 fixture): the manifest ([`crate::formats::me_manifest`])
 //! is followed, 12 bytes after the signature (partition name and reserved bytes), at 0x290, by `count`
 //! (manifest 0x20) module entries of 0x60 bytes (0x80 in some versions: the size is told by where the next
 //! `$MME` tag is): `$MME`, name[16], SHA-256[32] (byte-reversed), u32 load base (0x34), u32 offset from the
@@ -16,12 +16,12 @@
 
 use sha2::{Digest, Sha256};
 
-use super::decompress;
-use super::me_manifest::{self, stored_hash};
-use super::util::{le32, slice};
-use super::Ctx;
 use crate::error::ParseError;
 use crate::finding::{Code, Status};
+use crate::formats::decompress;
+use crate::formats::me_manifest::{self, stored_hash};
+use crate::formats::util::{le32, slice};
+use crate::formats::Ctx;
 use crate::region::{self, Note, Region, RegionKind};
 
 /// Where the `$MME` entries start (after the 0x284-byte RSA-2048 header, the partition name and 8 bytes).
@@ -112,7 +112,7 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
                 break;
             }
             mods.push(Module {
-                name: super::me_cpd::entry_name(&raw[4..20]),
+                name: crate::formats::me_cpd::entry_name(&raw[4..20]),
                 hash: stored_hash(&raw[0x14..0x34]),
                 off: u64::from(le32(raw, 0x38, "offset")?),
                 usize_: u64::from(le32(raw, 0x3C, "uncompressed size")?),
