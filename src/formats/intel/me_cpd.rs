@@ -324,6 +324,12 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
                         }
                     } else {
                         n.attrs.insert("hash-status".into(), "mismatch".into());
+                        n.evidence
+                            .push(crate::formats::me_manifest::module_evidence(
+                                Status::Invalid(
+                                    "its hash differs from the one its manifest lists".into(),
+                                ),
+                            ));
                         n.notes.push(Note::new(
                             Code::MeModuleHashMismatch,
                             format!(
@@ -391,6 +397,10 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
                 .push(crate::formats::me_manifest::module_evidence(Status::Valid));
         } else {
             n.attrs.insert("hash-status".into(), "mismatch".into());
+            n.evidence
+                .push(crate::formats::me_manifest::module_evidence(
+                    Status::Invalid("its hash differs from the one its manifest lists".into()),
+                ));
             n.notes.push(Note::new(
                 Code::MeModuleHashMismatch,
                 format!(

@@ -240,6 +240,10 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
             }
             Ok(h) => {
                 n.attrs.insert("hash-status".into(), "mismatch".into());
+                n.evidence
+                    .push(crate::formats::me_manifest::module_evidence(
+                        Status::Invalid("its hash differs from the one its manifest lists".into()),
+                    ));
                 n.notes.push(Note::new(
                     Code::MeModuleHashMismatch,
                     format!(
@@ -251,6 +255,10 @@ pub fn parse(ctx: &Ctx, part: &Region) -> Result<Vec<Region>, ParseError> {
             }
             Err((true, e)) => {
                 n.attrs.insert("hash-status".into(), "mismatch".into());
+                n.evidence
+                    .push(crate::formats::me_manifest::module_evidence(
+                        Status::Invalid("its hash differs from the one its manifest lists".into()),
+                    ));
                 n.notes.push(Note::new(
                     Code::MeModuleHashMismatch,
                     format!(
