@@ -18,5 +18,11 @@ fuzz_target!(|data: &[u8]| {
     tree.walk(&mut |r| {
         let _ = r.notes.len();
     });
-    let _ = fwscan::formats::capsule::verify_pkcs7(data, b"payload", &[data.to_vec()]);
+    let cert = fwscan::formats::keys::VendorCert::new(data.to_vec());
+    let _ = fwscan::formats::capsule::verify_pkcs7(
+        data,
+        b"payload",
+        &[&cert],
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+    );
 });

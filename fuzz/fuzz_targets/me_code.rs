@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         }
         root.children = kids;
         fwscan::region::finalize(&mut root);
-        let cov = fwscan::coverage::compute(&root);
+        let cov = fwscan::report::coverage::compute(&root);
         assert_eq!(cov.totals.values().sum::<u64>(), data.len() as u64);
     }
 });
