@@ -197,7 +197,14 @@ fn check_inspect(img: &Path, dir: &Path, p: &Pieces, layout: &[(&str, u64, u64)]
             node["attrs"]["hashes"][0]["value"].as_str(),
             Some(hash.as_str())
         );
-        assert_eq!(node["attrs"]["hashes"][0]["verified"], true);
+        // The hash node checked out: `fit-hash` evidence, valid, protecting nothing (it sits in the FIT).
+        let ev = node["evidence"].as_array().expect("evidence");
+        assert!(
+            ev.iter().any(|e| e["scheme"] == "fit-hash"
+                && e["status"] == "valid"
+                && e.get("protection").is_none()),
+            "{name}: {ev:?}"
+        );
     }
     assert_eq!(n["kernel/fit/image[kernel-1]"]["attrs"]["type"], "kernel");
     assert_eq!(n["kernel/fit/image[kernel-1]"]["attrs"]["arch"], "arm");

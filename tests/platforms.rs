@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use fwscan::finding::{Scheme, Status};
 use fwscan::formats::{self, ParseOptions};
 use fwscan::input::Data;
 use fwscan::region::{Region, RegionKind};
@@ -563,10 +564,13 @@ fn fip_entries_match_fiptool_info_and_certificates_cover_them() {
         ("BL32", "tos-fw-cert"),
         ("BL33", "nt-fw-cert"),
     ] {
-        assert_eq!(
-            tree.find(img).unwrap().attr_str("hash-verified-by"),
-            Some(cert),
-            "{img}"
+        let ev = &tree.find(img).unwrap().evidence;
+        assert!(
+            ev.iter().any(|e| e.scheme == Scheme::FipHash
+                && e.status.is_valid()
+                && e.signer.as_deref() == Some(cert)
+                && e.protects().is_none()),
+            "{img}: {ev:?}"
         );
     }
     let (rc, v) = check_json(&f.fip);
@@ -586,6 +590,14 @@ fn a_changed_bl31_byte_is_a_finding_naming_bl31() {
     t[(bl31.offset + 0x100) as usize] ^= 0x01;
     let p = f.dir.path().join("tampered.fip");
     std::fs::write(&p, &t).unwrap();
+    // The certificate's hash no longer matches: invalid `fip-hash` evidence on BL31, naming the certificate.
+    let tampered = parse(t.clone());
+    let ev = &tampered.find("BL31").unwrap().evidence;
+    assert!(
+        ev.iter().any(|e| e.scheme == Scheme::FipHash
+            && matches!(&e.status, Status::Invalid(why) if why.contains("soc-fw-cert"))),
+        "{ev:?}"
+    );
     // Without a baseline: the certificate's hash no longer matches.
     let (rc, v) = check_json(&p);
     assert_eq!(rc, 1);

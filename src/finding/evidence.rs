@@ -38,13 +38,16 @@ pub enum Scheme {
     MeManifest,
     /// An ME module's hash listed in its signed manifest.
     MeModuleHash,
-    /// A FIT image's hash node.
+    /// A FIT image's `hash-N` node (a digest inside the FIT it describes: protects nothing).
     FitHash,
-    /// A legacy uImage's CRC.
+    /// A FIT image's or configuration's `signature-N` node (not verified: fwscan holds no FIT keys).
+    FitSignature,
+    /// A legacy uImage's header or data CRC (inside the image it describes: protects nothing).
     UimageCrc,
     /// An AMD PSP/BIOS directory entry's signature.
     AmdPsp,
-    /// A TF-A firmware image package entry's hash in its trusted-board-boot certificate.
+    /// A TF-A firmware image package entry's hash in its trusted-board-boot certificate (whose signature
+    /// is not verified: protects nothing).
     FipHash,
     /// AMI Aptio's own capsule signature (not read: recorded as not verified).
     AmiCapsule,
@@ -63,6 +66,7 @@ impl Scheme {
         Scheme::MeManifest,
         Scheme::MeModuleHash,
         Scheme::FitHash,
+        Scheme::FitSignature,
         Scheme::UimageCrc,
         Scheme::AmdPsp,
         Scheme::FipHash,
@@ -82,6 +86,7 @@ impl Scheme {
             Scheme::MeManifest => "me-manifest",
             Scheme::MeModuleHash => "me-module-hash",
             Scheme::FitHash => "fit-hash",
+            Scheme::FitSignature => "fit-signature",
             Scheme::UimageCrc => "uimage-crc",
             Scheme::AmdPsp => "amd-psp",
             Scheme::FipHash => "fip-hash",

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Evidence};
 use crate::input::Data;
 use crate::region::{self, Note, Policy, Region, RegionKind};
 
@@ -222,7 +222,8 @@ pub enum Confidence {
 /// and facts and notes about the node itself.
 pub type ParseFn = fn(&Ctx, &Region) -> Result<Parsed, ParseError>;
 
-/// A parser's findings about one node.
+/// A parser's findings about one node: its children, and the attributes, notes and evidence of the node
+/// itself (never smuggled onto a child).
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub children: Vec<Region>,
@@ -230,6 +231,8 @@ pub struct Parsed {
     pub attrs: Vec<(&'static str, serde_json::Value)>,
     /// Notes on the parsed node itself.
     pub notes: Vec<Note>,
+    /// Signature and digest checks over the parsed node's bytes (or ranges it names).
+    pub evidence: Vec<Evidence>,
 }
 
 impl From<Vec<Region>> for Parsed {
@@ -252,6 +255,34 @@ impl Parsed {
     pub fn note(mut self, n: Note) -> Parsed {
         self.notes.push(n);
         self
+    }
+
+    /// Adds notes on the parsed node.
+    pub fn notes(mut self, n: impl IntoIterator<Item = Note>) -> Parsed {
+        self.notes.extend(n);
+        self
+    }
+
+    /// Adds evidence about the parsed node.
+    pub fn evidence(mut self, e: Evidence) -> Parsed {
+        self.evidence.push(e);
+        self
+    }
+
+    /// Puts the findings on `node`: its children (replacing any), attributes, notes and evidence.
+    fn apply_to(self, node: &mut Region) {
+        let Parsed {
+            children,
+            attrs,
+            notes,
+            evidence,
+        } = self;
+        node.children = children;
+        for (k, v) in attrs {
+            node.attrs.insert(k.into(), v);
+        }
+        node.notes.extend(notes);
+        node.evidence.extend(evidence);
     }
 }
 
@@ -314,38 +345,18 @@ impl Format {
     }
 }
 
-/// Every known format, most specific first.
+/// Every known format, most specific first. Each entry is the `FORMAT` constant of its own module.
 pub fn registry() -> &'static [Format] {
     &[
         ifd::FORMAT,
         fip::FORMAT,
         amd::FORMAT,
-        Format {
-            name: "capsule",
-            description: "UEFI capsule (EFI_CAPSULE_HEADER, FMP with PKCS#7 authentication, AMI Aptio)",
-            probe: capsule::probe,
-            parse: |ctx, node| capsule::parse(ctx, node).map(Into::into),
-            scope: Scope::Flash,
-            component: Some("bios"),
-            policy: None,
-            not_inside: &[],
-            payloads: &[],
-        },
+        capsule::FORMAT,
         uefi::FORMAT,
         me::FORMAT,
         gbe::FORMAT,
         nvram::FORMAT,
-        Format {
-            name: "tar",
-            description: "tar archive; OpenBMC update tarball (MANIFEST, publickey, image-* parsed, RSA signatures verified)",
-            probe: obmc_tar::probe,
-            parse: |ctx, node| obmc_tar::parse(ctx, node).map(Into::into),
-            scope: Scope::Flash,
-            component: Some("bmc"),
-            policy: None,
-            not_inside: &[],
-            payloads: &[],
-        },
+        obmc_tar::FORMAT,
         Format {
             name: "intel-manifest",
             description: "Intel Boot Guard / CBnT key or boot policy manifest (__KEYM__, __ACBP__)",
@@ -365,61 +376,11 @@ pub fn registry() -> &'static [Format] {
         bmc::ubi::FORMAT,
         ubootenv::FORMAT,
         uboot::FORMAT,
-        Format {
-            name: "cpio",
-            description: "cpio archive, newc/crc (initramfs): files with their digests",
-            probe: cpio::probe,
-            parse: |ctx, node| cpio::parse(ctx, node).map(Into::into),
-            scope: Scope::File(Confidence::Low),
-            component: Some("bmc"),
-            policy: Some(Policy::Static),
-            not_inside: &[],
-            payloads: &[],
-        },
-        Format {
-            name: "xz",
-            description: "xz stream (decompressed and parsed)",
-            probe: compressed::probe_xz,
-            parse: |ctx, node| compressed::parse_xz(ctx, node).map(Into::into),
-            scope: Scope::File(Confidence::Low),
-            component: Some("bmc"),
-            policy: None,
-            not_inside: &[],
-            payloads: &[],
-        },
-        Format {
-            name: "gzip",
-            description: "gzip stream (decompressed and parsed)",
-            probe: compressed::probe_gzip,
-            parse: |ctx, node| compressed::parse_gzip(ctx, node).map(Into::into),
-            scope: Scope::File(Confidence::Low),
-            component: Some("bmc"),
-            policy: None,
-            not_inside: &[],
-            payloads: &[],
-        },
-        Format {
-            name: "zimage",
-            description: "ARM Linux zImage (self-decompressing kernel, extent from its header)",
-            probe: zimage::probe,
-            parse: |ctx, node| zimage::parse(ctx, node).map(Into::into),
-            scope: Scope::File(Confidence::Low),
-            component: Some("bmc"),
-            policy: Some(Policy::Static),
-            not_inside: &[],
-            payloads: &[],
-        },
-        Format {
-            name: "fdt",
-            description: "flattened device tree blob (nodes; fixed-partitions listed as information)",
-            probe: dtb::probe,
-            parse: |ctx, node| dtb::parse(ctx, node).map(Into::into),
-            scope: Scope::File(Confidence::Low),
-            component: Some("bmc"),
-            policy: None,
-            not_inside: &[],
-            payloads: &[],
-        },
+        cpio::FORMAT,
+        compressed::FORMAT_XZ,
+        compressed::FORMAT_GZIP,
+        zimage::FORMAT,
+        dtb::FORMAT,
         bmc::FORMAT,
     ]
 }
@@ -572,17 +533,9 @@ pub fn parse_into(ctx: &Ctx, node: &mut Region, format: &Format) -> bool {
     node.attrs
         .insert_if_absent("format".into(), || format.name.into());
     match (format.parse)(ctx, node) {
-        Ok(Parsed {
-            mut children,
-            attrs,
-            notes,
-        }) => {
-            adopt(ctx, node, &mut children);
-            node.children = children;
-            for (k, v) in attrs {
-                node.attrs.insert(k.into(), v);
-            }
-            node.notes.extend(notes);
+        Ok(mut parsed) => {
+            adopt(ctx, node, &mut parsed.children);
+            parsed.apply_to(node);
             true
         }
         Err(e) => {
@@ -618,12 +571,14 @@ struct Deferred {
     what: &'static str,
 }
 
-/// A parser of a node's children only (the expanders of lazily parsed nodes).
-pub type ChildrenFn = fn(&Ctx, &Region) -> Result<Vec<Region>, ParseError>;
+/// The parser of a lazily parsed node's content (its expander): like a [`ParseFn`], what it finds goes on
+/// the node it parses.
+pub type ChildrenFn = fn(&Ctx, &Region) -> Result<Parsed, ParseError>;
 
 impl region::Expander for Deferred {
-    fn expand(&self, node: &Region) -> Result<Vec<Region>, ParseError> {
-        (self.parse)(&self.ctx, node)
+    fn expand(&self, node: &mut Region) -> Result<(), ParseError> {
+        (self.parse)(&self.ctx, node)?.apply_to(node);
+        Ok(())
     }
     fn what(&self) -> &'static str {
         self.what
@@ -636,7 +591,7 @@ impl region::Expander for Deferred {
 pub fn now_or_later(ctx: &Ctx, node: &mut Region, what: &'static str, parse: ChildrenFn) {
     if ctx.opts.eager {
         match parse(ctx, node) {
-            Ok(children) => node.children = children,
+            Ok(parsed) => parsed.apply_to(node),
             Err(e) => node.notes.push(unparsed_note(what, &e)),
         }
     } else {

@@ -18,8 +18,8 @@ pub use crate::finding::{AttrKey, Attrs, Note, Policy, RegionKind, Space};
 /// (limits, depth, and the image's shared decompression budget), so that the limits of one image hold
 /// however many nodes are expanded, eagerly during parsing or lazily during a comparison.
 pub trait Expander: Send + Sync {
-    /// Parses the children of `node` (which was left unparsed).
-    fn expand(&self, node: &Region) -> Result<Vec<Region>, crate::error::ParseError>;
+    /// Parses `node` (which was left unparsed): sets its children, and its attributes, notes and evidence.
+    fn expand(&self, node: &mut Region) -> Result<(), crate::error::ParseError>;
     /// What is expanded (a format name), for notes.
     fn what(&self) -> &'static str;
 }
@@ -143,10 +143,7 @@ impl Region {
             return false;
         };
         match x.expand(self) {
-            Ok(children) => {
-                self.children = children;
-                finalize(self);
-            }
+            Ok(()) => finalize(self),
             Err(e) => self.notes.push(Note::new(
                 e.code(),
                 format!("{}: {e}", x.what()),

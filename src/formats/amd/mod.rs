@@ -32,7 +32,7 @@ use std::sync::OnceLock;
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::util::{le32, slice};
-use crate::formats::{self, Confidence, Ctx};
+use crate::formats::{self, Confidence, Ctx, Parsed};
 use crate::region::{Note, Region, RegionKind};
 
 /// EFS signature as stored (0x55AA55AA little-endian).
@@ -409,7 +409,7 @@ pub const FORMAT: formats::Format = formats::Format {
     name: "amd",
     description: "AMD flash image (Embedded Firmware Structure, PSP and BIOS directories)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: formats::Scope::Both,
     component: Some("bios"),
     policy: None,
@@ -421,7 +421,7 @@ pub const FORMAT: formats::Format = formats::Format {
 /// The registry parser.
 // Reviewed: `efs < len` (find_efs); EFS field offsets are small constants; regions pushed are inside the node (offset >= node.offset), their spans inside it too; `steps` is bounded by the loop.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let efs = find_efs(b).ok_or(ParseError::Invalid {
         what: "AMD Embedded Firmware Structure",
@@ -514,10 +514,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
         formats::descend(ctx, r, Some(&FORMAT), None);
     }
-    if let Some(first) = out.first_mut() {
-        first.notes.extend(notes);
-    }
-    Ok(out)
+    // Problems of the directories are facts of the flash image: notes on its own node.
+    Ok(Parsed::from(out).notes(notes))
 }
 
 /// Writers for test images (public layout), used by the unit and integration tests and the fuzz seeds.

@@ -11,9 +11,10 @@
 //! a changed byte in BL31 is a finding about `fip/BL31`. A payload that is itself a known format (BL33 as
 //! a UEFI firmware volume, U-Boot) is parsed by that format through the registry. Trusted-board-boot
 //! certificates (X.509, DER) are listed with their subject, and every hash extension they carry is
-//! compared with the image it covers: a mismatch is a `fip-hash-mismatch` note on that image. The
-//! certificate signatures themselves are not verified here (the root of trust key hash lives in the SoC's
-//! fuses, not in the flash).
+//! compared with the image it covers: `fip-hash` evidence on that image names the certificate and says
+//! `valid` or `invalid` (with a `fip-hash-mismatch` note). The certificate signatures themselves are not
+//! verified here (the root of trust key hash lives in the SoC's fuses, not in the flash), so that evidence
+//! protects nothing: it is consistency, not coverage.
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
@@ -22,9 +23,9 @@ use std::sync::OnceLock;
 use sha2::Digest as _;
 
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Evidence, Scheme, Status};
 use crate::formats::util::{le32, le64, slice};
-use crate::formats::{self, Confidence, Ctx};
+use crate::formats::{self, Confidence, Ctx, Parsed};
 use crate::region::{Note, Region, RegionKind};
 
 /// `TOC_HEADER_NAME`.
@@ -302,7 +303,7 @@ pub const FORMAT: formats::Format = formats::Format {
     name: "fip",
     description: "Arm TF-A firmware image package (ToC, BL2/BL31/BL33..., TBBR certificates)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: formats::Scope::Both,
     component: Some("bios"),
     policy: None,
@@ -311,34 +312,47 @@ pub const FORMAT: formats::Format = formats::Format {
     payloads: &["uefi", "u-boot", "fit", "uimage"],
 };
 
-/// The registry parser: ToC header, one node per entry, payloads parsed by their own format, certificate
-/// hashes compared.
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
-    let b = node.bytes();
-    let toc = read_toc(b)?;
-    let types = image_types();
-    let mut toc_node = Region::new(
+/// The registry parser, in the order of the package: the ToC header, one node per ToC entry, the
+/// trusted-board-boot certificates' hashes compared with the images they cover (`fip-hash` evidence),
+/// payloads parsed by their own format. Problems of the ToC are notes on the package node.
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
+    let toc = read_toc(node.bytes())?;
+    let mut notes = Vec::new();
+    let mut out = vec![toc_node(node, &toc)];
+    out.extend(entries(node, &toc, &mut notes));
+    certificates(&mut out);
+    // Payloads in their own formats (BL33 as UEFI firmware volumes or U-Boot, ...); only the formats of
+    // `FORMAT.payloads`: configuration blobs and random data must not be taken for an environment or a
+    // filesystem by a loose probe.
+    for r in out.iter_mut().skip(1).filter(|r| !is_certificate(r)) {
+        formats::descend(ctx, r, Some(&FORMAT), None);
+    }
+    Ok(Parsed::from(out).notes(notes))
+}
+
+/// The ToC header node: serial number, flags, entry count.
+fn toc_node(node: &Region, toc: &Toc) -> Region {
+    Region::new(
         RegionKind::Header,
         "toc",
         &node.data,
         node.offset,
         toc.toc_len.min(node.size),
-    );
-    toc_node.attrs.insert(
-        "serial-number".into(),
-        format!("{:#010x}", toc.serial).into(),
-    );
-    toc_node
-        .attrs
-        .insert("flags".into(), format!("{:#018x}", toc.flags).into());
-    toc_node
-        .attrs
-        .insert("entries".into(), (toc.entries.len() as u64).into());
-    let mut out = vec![toc_node];
+    )
+    .with_attr("serial-number", format!("{:#010x}", toc.serial))
+    .with_attr("flags", format!("{:#018x}", toc.flags))
+    .with_attr("entries", toc.entries.len() as u64)
+}
+
+/// One node per ToC entry that lies inside the package after its ToC and overlaps no earlier entry
+/// (the others are notes naming the entry), named after its image type.
+fn entries(node: &Region, toc: &Toc, notes: &mut Vec<Note>) -> Vec<Region> {
+    let types = image_types();
+    let mut out = Vec::new();
     let mut claimed: Vec<(u64, u64)> = Vec::new();
-    let mut notes = Vec::new();
     for (i, e) in toc.entries.iter().enumerate() {
         let entry_off = (i as u64).saturating_mul(ENTRY).saturating_add(HEADER);
+        let at = Some(node.offset.saturating_add(entry_off));
         let ty = types.get(&e.uuid);
         let name = ty.map_or_else(|| format!("image[{}]", e.uuid), |t| t.name.clone());
         let end = e.offset.saturating_add(e.size);
@@ -349,7 +363,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                     "FIP entry {name} ({:#x}+{:#x}) lies outside the package's {:#x} bytes after its ToC",
                     e.offset, e.size, node.size
                 ),
-                Some(node.offset.saturating_add(entry_off)),
+                at,
             ));
             continue;
         }
@@ -360,7 +374,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             notes.push(Note::new(
                 Code::PartitionOverlap,
                 format!("FIP entry {name} overlaps another entry"),
-                Some(node.offset.saturating_add(entry_off)),
+                at,
             ));
             continue;
         }
@@ -375,11 +389,10 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             // `e.offset + e.size <= node.size` (checked above).
             node.offset.saturating_add(e.offset),
             e.size,
-        );
-        r.attrs.insert("name".into(), name.clone().into());
-        r.attrs.insert("uuid".into(), e.uuid.clone().into());
-        r.attrs
-            .insert("flags".into(), format!("{:#018x}", e.flags).into());
+        )
+        .with_attr("name", name.clone())
+        .with_attr("uuid", e.uuid.clone())
+        .with_attr("flags", format!("{:#018x}", e.flags));
         if let Some(t) = ty {
             r.attrs
                 .insert("fiptool-option".into(), t.option.clone().into());
@@ -388,7 +401,22 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
         out.push(r);
     }
-    // Certificates: list their hashes and compare them with the images they cover.
+    out
+}
+
+/// Whether an entry node is a trusted-board-boot certificate.
+fn is_certificate(r: &Region) -> bool {
+    r.attr_str("fiptool-option")
+        .is_some_and(|o| o.ends_with("cert"))
+}
+
+/// Reads every certificate's subject and hash extensions and checks each hash against the image it
+/// covers: `fip-hash` evidence on the image, valid or invalid (with a `fip-hash-mismatch` note). The
+/// certificates' own signatures are not verified (the root of trust key hash lives in the SoC's fuses),
+/// so the evidence names its certificate as signer, trusts nothing, and protects nothing: a dump that
+/// rewrites an image can rewrite its certificate's hash too.
+fn certificates(out: &mut [Region]) {
+    let types = image_types();
     let by_oid: HashMap<&str, usize> = out
         .iter()
         .enumerate()
@@ -397,14 +425,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             Some((t.hash_oid.as_deref()?, i))
         })
         .collect();
-    let mut checks: Vec<(usize, String, String)> = Vec::new();
-    for r in out.iter_mut() {
-        let is_cert = r
-            .attr_str("fiptool-option")
-            .is_some_and(|o| o.ends_with("cert"));
-        if !is_cert {
-            continue;
-        }
+    let mut checks: Vec<(usize, String, CertHash)> = Vec::new();
+    for r in out.iter_mut().filter(|r| is_certificate(r)) {
         match cert_hashes(r.bytes()) {
             Ok((subject, hashes)) => {
                 r.attrs.insert("x509-subject".into(), subject.into());
@@ -415,14 +437,9 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
                     })
                     .collect();
                 r.attrs.insert("hashes".into(), list.into());
-                let cert_name = r.name.clone();
                 for h in hashes {
                     if let Some(&img) = by_oid.get(h.oid.as_str()) {
-                        checks.push((
-                            img,
-                            cert_name.clone(),
-                            format!("{}:{}", h.alg, hex::encode(&h.digest)),
-                        ));
+                        checks.push((img, r.name.clone(), h));
                     }
                 }
             }
@@ -434,40 +451,28 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
     }
     for (img, cert, want) in checks {
-        let r = &mut out[img];
-        let Some((alg, hexd)) = want.split_once(':') else {
+        let Some(r) = out.get_mut(img) else {
             continue;
         };
-        let Some(got) = digest(alg, r.bytes()) else {
-            continue;
+        let status = match digest(want.alg, r.bytes()) {
+            None => Status::NotVerified(format!("{cert}: unsupported digest {}", want.alg)),
+            Some(got) if got == want.digest => Status::Valid,
+            Some(got) => {
+                let why = format!(
+                    "{}: {} is {}, but {cert} says {}",
+                    r.name,
+                    want.alg,
+                    hex::encode(got),
+                    hex::encode(&want.digest)
+                );
+                let o = r.offset;
+                r.notes.push(Note::new(Code::FipHashMismatch, why.clone(), Some(o)));
+                Status::Invalid(why)
+            }
         };
-        let got = hex::encode(got);
-        if got != hexd {
-            let o = r.offset;
-            r.notes.push(Note::new(
-                Code::FipHashMismatch,
-                format!("{}: {alg} is {got}, but {cert} says {hexd}", r.name),
-                Some(o),
-            ));
-        } else {
-            r.attrs.insert("hash-verified-by".into(), cert.into());
-        }
+        r.evidence
+            .push(Evidence::on_node(Scheme::FipHash, status).with_signer(cert));
     }
-    // Payloads in their own formats (BL33 as UEFI firmware volumes or U-Boot, ...).
-    for r in out.iter_mut().skip(1) {
-        if r.attr_str("fiptool-option")
-            .is_some_and(|o| o.ends_with("cert"))
-        {
-            continue;
-        }
-        // Only the formats of `FORMAT.payloads`: configuration blobs and random data must not be taken
-        // for an environment or a filesystem by a loose probe.
-        formats::descend(ctx, r, Some(&FORMAT), None);
-    }
-    if let Some(first) = out.first_mut() {
-        first.notes.extend(notes);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

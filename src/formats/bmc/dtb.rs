@@ -7,7 +7,7 @@
 
 use crate::error::ParseError;
 use crate::formats::fdt::{self, Fdt};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Format, Parsed, Scope};
 use crate::region::{Region, RegionKind};
 
 pub fn probe(b: &[u8]) -> Option<Confidence> {
@@ -17,7 +17,20 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
     Fdt::parse(b).ok().map(|_| Confidence::Medium)
 }
 
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+/// The registry entry.
+pub const FORMAT: Format = Format {
+    name: "fdt",
+    description: "flattened device tree blob (nodes; fixed-partitions listed as information)",
+    probe,
+    parse,
+    scope: Scope::File(Confidence::Low),
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &[],
+    payloads: &[],
+};
+
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let f = Fdt::parse(b)?;
     let mut count = 0usize;
@@ -76,5 +89,5 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         node.end(),
         ctx.opts.blank,
     ));
-    Ok(out)
+    Ok(out.into())
 }

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use sha2::Digest as _;
 
 use crate::error::ParseError;
-use crate::finding::Code;
+use crate::finding::{Code, Evidence, Scheme, Status};
 use crate::formats::fdt::{self, Fdt};
 use crate::formats::util::{be32, slice};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Parsed};
 use crate::input::Data;
 use crate::region::{Note, Policy, Region, RegionKind};
 
@@ -227,7 +227,7 @@ pub const FORMAT_FIT: crate::formats::Format = crate::formats::Format {
     name: "fit",
     description: "U-Boot FIT image (flattened device tree with /images)",
     probe: probe_fit,
-    parse: |ctx, node| parse_fit(ctx, node).map(Into::into),
+    parse: parse_fit,
     scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
@@ -235,8 +235,10 @@ pub const FORMAT_FIT: crate::formats::Format = crate::formats::Format {
     payloads: &[],
 };
 
-/// Parser for a partition (or any container) that starts with a FIT.
-pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+/// Parser for a partition (or any container) that starts with a FIT: the `fit` node over the tree and its
+/// images (header and `/images`, one node per image with its hashes checked, `/configurations`), then
+/// the blank `slack` after it.
+pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let f = Fdt::parse(b)?;
     let images = f.root.child("images").ok_or(ParseError::Invalid {
@@ -248,7 +250,6 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     let mut extent = (f.totalsize.saturating_add(3) & !3).min(b.len() as u64);
     let mut kids = Vec::new();
     let mut notes = Vec::new();
-    let mut names = Vec::new();
     if images.children.len() > MAX_IMAGES {
         notes.push(Note::new(
             Code::LimitExceeded,
@@ -259,94 +260,13 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             Some(base),
         ));
     }
-    for img in images.children.iter().take(MAX_IMAGES) {
-        names.push(img.name.clone());
-        let (off, len) = match image_data(&f, img, b.len() as u64) {
-            Ok(Some(r)) => r,
-            Ok(None) => {
-                notes.push(Note::new(
-                    Code::Unparsed,
-                    format!("FIT image `{}` has no data", img.name),
-                    Some(base),
-                ));
-                continue;
-            }
-            Err(e) => {
-                notes.push(Note::new(
-                    Code::PartitionOutOfBounds,
-                    format!("FIT image `{}`: {e}", img.name),
-                    Some(base),
-                ));
-                continue;
-            }
-        };
-        if img.prop("data").is_none() {
-            extent = extent.max(off.saturating_add(len));
+    let listed = images.children.iter().take(MAX_IMAGES);
+    let names: Vec<String> = listed.clone().map(|img| img.name.clone()).collect();
+    for img in listed {
+        if let Some((r, external_end)) = image_node(&f, img, node, &mut notes)? {
+            extent = extent.max(external_end);
+            kids.push(r);
         }
-        let mut r = Region::new(
-            RegionKind::FitImage,
-            format!("image[{}]", sanitize(&img.name)),
-            &node.data,
-            base.saturating_add(off),
-            len,
-        )
-        .with_attr("name", img.name.clone());
-        for key in ["type", "arch", "os", "compression", "description"] {
-            if let Some(v) = f.str_prop(img, key) {
-                r.attrs.insert(key.into(), v.into());
-            }
-        }
-        for key in ["load", "entry"] {
-            if let Some(v) = f.u64_prop(img, key) {
-                r.attrs.insert(key.into(), format!("{v:#x}").into());
-            }
-        }
-        if img.prop("data").is_none() {
-            r.attrs.insert("external-data".into(), true.into());
-        }
-        let data = slice(b, off, len, "FIT image data")?;
-        let mut hashes = Vec::new();
-        for h in &img.children {
-            let bn = h.base_name();
-            if bn.starts_with("hash") {
-                let algo = f.str_prop(h, "algo").unwrap_or_default();
-                let stored = h
-                    .prop("value")
-                    .map(|p| f.value(p).to_vec())
-                    .unwrap_or_default();
-                let computed = compute_hash(&algo, data);
-                let ok = computed.as_ref().map(|c| *c == stored);
-                if ok == Some(false) {
-                    r.notes.push(Note::new(
-                        Code::FitHashMismatch,
-                        format!(
-                            "FIT image `{}` {}: stored {algo} {} but the data hashes to {}",
-                            img.name,
-                            h.name,
-                            hex::encode(&stored),
-                            hex::encode(computed.as_deref().unwrap_or(&[]))
-                        ),
-                        Some(base.saturating_add(off)),
-                    ));
-                }
-                hashes.push(serde_json::json!({
-                    "node": h.name,
-                    "algo": algo,
-                    "value": hex::encode(&stored),
-                    "verified": ok,
-                }));
-            } else if bn.starts_with("signature") {
-                hashes.push(serde_json::json!({
-                    "node": h.name,
-                    "algo": f.str_prop(h, "algo"),
-                    "key-name-hint": f.str_prop(h, "key-name-hint"),
-                }));
-            }
-        }
-        if !hashes.is_empty() {
-            r.attrs.insert("hashes".into(), hashes.into());
-        }
-        kids.push(r);
     }
     // Overlapping image data (two images sharing bytes) is noted; both nodes are kept and hashed.
     kids.sort_by_key(|k| (k.offset, k.size));
@@ -375,33 +295,7 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     if let Some(d) = f.str_prop(&f.root, "description") {
         fit.attrs.insert("description".into(), d.into());
     }
-    if let Some(cfgs) = f.root.child("configurations") {
-        let mut list = Vec::new();
-        for c in cfgs.children.iter().take(MAX_IMAGES) {
-            let mut o = serde_json::Map::new();
-            o.insert("name".into(), c.name.clone().into());
-            for key in ["kernel", "fdt", "ramdisk", "firmware", "loadables"] {
-                let v = f.str_list(c, key);
-                if !v.is_empty() {
-                    o.insert(key.into(), v.into());
-                }
-            }
-            let sigs: Vec<String> = c
-                .children
-                .iter()
-                .filter(|s| s.base_name().starts_with("signature"))
-                .map(|s| s.name.clone())
-                .collect();
-            if !sigs.is_empty() {
-                o.insert("signatures".into(), sigs.into());
-            }
-            list.push(serde_json::Value::Object(o));
-        }
-        fit.attrs.insert("configurations".into(), list.into());
-        if let Some(d) = f.str_prop(cfgs, "default") {
-            fit.attrs.insert("default-configuration".into(), d.into());
-        }
-    }
+    configurations(&f, &mut fit);
     fit.notes = notes;
     fit.children = kids;
     let mut out = vec![fit];
@@ -411,7 +305,163 @@ pub fn parse_fit(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         node.end(),
         ctx.opts.blank,
     ));
-    Ok(out)
+    Ok(out.into())
+}
+
+/// The node of one `/images` entry over its data, with its facts as attributes and its `hash-N` and
+/// `signature-N` subnodes as evidence, and where external data ends (0 for embedded data); `None`, with a
+/// note, for an image without data or with data outside the buffer.
+fn image_node(
+    f: &Fdt,
+    img: &fdt::Node,
+    node: &Region,
+    notes: &mut Vec<Note>,
+) -> Result<Option<(Region, u64)>, ParseError> {
+    let b = node.bytes();
+    let base = node.offset;
+    let (off, len) = match image_data(f, img, b.len() as u64) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            notes.push(Note::new(
+                Code::Unparsed,
+                format!("FIT image `{}` has no data", img.name),
+                Some(base),
+            ));
+            return Ok(None);
+        }
+        Err(e) => {
+            notes.push(Note::new(
+                Code::PartitionOutOfBounds,
+                format!("FIT image `{}`: {e}", img.name),
+                Some(base),
+            ));
+            return Ok(None);
+        }
+    };
+    let external = img.prop("data").is_none();
+    let mut r = Region::new(
+        RegionKind::FitImage,
+        format!("image[{}]", sanitize(&img.name)),
+        &node.data,
+        base.saturating_add(off),
+        len,
+    )
+    .with_attr("name", img.name.clone());
+    for key in ["type", "arch", "os", "compression", "description"] {
+        if let Some(v) = f.str_prop(img, key) {
+            r.attrs.insert(key.into(), v.into());
+        }
+    }
+    for key in ["load", "entry"] {
+        if let Some(v) = f.u64_prop(img, key) {
+            r.attrs.insert(key.into(), format!("{v:#x}").into());
+        }
+    }
+    if external {
+        r.attrs.insert("external-data".into(), true.into());
+    }
+    let data = slice(b, off, len, "FIT image data")?;
+    image_checks(f, img, data, &mut r);
+    let external_end = if external { off.saturating_add(len) } else { 0 };
+    Ok(Some((r, external_end)))
+}
+
+/// Checks an image's `hash-N` subnodes against its data: `fit-hash` evidence on the image node (`valid`,
+/// `invalid` with a `fit-hash-mismatch` note, or `not-verified` for an algorithm this build does not
+/// compute), and the declared digests as the `hashes` attribute (`node`, `algo`, `value`, as `dumpimage
+/// -l` lists them). A `signature-N` subnode is `fit-signature` evidence, `not-verified`. Both digests sit
+/// in the bytes they describe: whoever rewrites the data rewrites them, so they protect nothing.
+fn image_checks(f: &Fdt, img: &fdt::Node, data: &[u8], r: &mut Region) {
+    let mut hashes = Vec::new();
+    for h in &img.children {
+        let bn = h.base_name();
+        if bn.starts_with("hash") {
+            let algo = f.str_prop(h, "algo").unwrap_or_default();
+            let stored = h
+                .prop("value")
+                .map(|p| f.value(p).to_vec())
+                .unwrap_or_default();
+            let status = match compute_hash(&algo, data) {
+                None => Status::NotVerified(format!("{}: unsupported algorithm `{algo}`", h.name)),
+                Some(c) if c == stored => Status::Valid,
+                Some(c) => {
+                    let why = format!(
+                        "FIT image `{}` {}: stored {algo} {} but the data hashes to {}",
+                        img.name,
+                        h.name,
+                        hex::encode(&stored),
+                        hex::encode(c)
+                    );
+                    r.notes.push(Note::new(
+                        Code::FitHashMismatch,
+                        why.clone(),
+                        Some(r.offset),
+                    ));
+                    Status::Invalid(why)
+                }
+            };
+            r.evidence.push(Evidence::on_node(Scheme::FitHash, status));
+            hashes.push(serde_json::json!({
+                "node": h.name,
+                "algo": algo,
+                "value": hex::encode(&stored),
+            }));
+        } else if bn.starts_with("signature") {
+            r.evidence.push(signature_evidence(f, h, "image"));
+        }
+    }
+    if !hashes.is_empty() {
+        r.attrs.insert("hashes".into(), hashes.into());
+    }
+}
+
+/// A FIT `signature-N` node as evidence: `fit-signature`, `not-verified` (fwscan holds no FIT keys; U-Boot
+/// checks them against the public keys in its own device tree), naming the key hint as signer.
+fn signature_evidence(f: &Fdt, s: &fdt::Node, over: &str) -> Evidence {
+    let algo = f.str_prop(s, "algo").unwrap_or_else(|| "unknown".into());
+    let e = Evidence::on_node(
+        Scheme::FitSignature,
+        Status::NotVerified(format!(
+            "{over} {} ({algo}): FIT signatures are not verified",
+            s.name
+        )),
+    );
+    match f.str_prop(s, "key-name-hint") {
+        Some(k) => e.with_signer(k),
+        None => e,
+    }
+}
+
+/// The `/configurations` node: each configuration's images as the `configurations` attribute, the
+/// default, and every configuration signature as `fit-signature` evidence on the FIT node.
+fn configurations(f: &Fdt, fit: &mut Region) {
+    let Some(cfgs) = f.root.child("configurations") else {
+        return;
+    };
+    let mut list = Vec::new();
+    for c in cfgs.children.iter().take(MAX_IMAGES) {
+        let mut o = serde_json::Map::new();
+        o.insert("name".into(), c.name.clone().into());
+        for key in ["kernel", "fdt", "ramdisk", "firmware", "loadables"] {
+            let v = f.str_list(c, key);
+            if !v.is_empty() {
+                o.insert(key.into(), v.into());
+            }
+        }
+        for s in c
+            .children
+            .iter()
+            .filter(|s| s.base_name().starts_with("signature"))
+        {
+            let over = format!("configuration `{}`", c.name);
+            fit.evidence.push(signature_evidence(f, s, &over));
+        }
+        list.push(serde_json::Value::Object(o));
+    }
+    fit.attrs.insert("configurations".into(), list.into());
+    if let Some(d) = f.str_prop(cfgs, "default") {
+        fit.attrs.insert("default-configuration".into(), d.into());
+    }
 }
 
 fn uimage_os(v: u8) -> &'static str {
@@ -468,7 +518,7 @@ pub const FORMAT_UIMAGE: crate::formats::Format = crate::formats::Format {
     name: "uimage",
     description: "legacy U-Boot uImage (64-byte header, CRC32s)",
     probe: probe_uimage,
-    parse: |ctx, node| parse_uimage(ctx, node).map(Into::into),
+    parse: parse_uimage,
     scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
@@ -477,7 +527,7 @@ pub const FORMAT_UIMAGE: crate::formats::Format = crate::formats::Format {
 };
 
 /// Parser for a partition that starts with a legacy uImage.
-pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let base = node.offset;
     let hdr = slice(b, 0, 64, "uImage header")?;
@@ -500,13 +550,21 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
         .with_attr("load", format!("{:#x}", be32(hdr, 16, "load")?))
         .with_attr("entry", format!("{:#x}", be32(hdr, 20, "entry")?));
     let computed_h = crc32fast::hash(&zeroed);
-    if computed_h != hcrc {
+    let status = if computed_h != hcrc {
+        let why =
+            format!("uImage header CRC is {hcrc:#010x}, the header hashes to {computed_h:#010x}");
         header.notes.push(Note::new(
             Code::UimageHeaderCrc,
-            format!("uImage header CRC is {hcrc:#010x}, the header hashes to {computed_h:#010x}"),
+            why.clone(),
             Some(base.saturating_add(4)),
         ));
-    }
+        Status::Invalid(why)
+    } else {
+        Status::Valid
+    };
+    header
+        .evidence
+        .push(Evidence::on_node(Scheme::UimageCrc, status));
     let mut container_notes = Vec::new();
     let avail = (b.len() as u64).saturating_sub(64);
     let dlen = if size > avail {
@@ -532,16 +590,25 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
     .with_attr("type", uimage_type(hdr[30]))
     .with_attr("compression", uimage_comp(hdr[31]))
     .with_attr("data-crc", format!("{dcrc:#010x}"));
-    if dlen == size {
+    let status = if dlen == size {
         let computed = crc32fast::hash(img.bytes());
         if computed != dcrc {
+            let why = format!("uImage data CRC is {dcrc:#010x}, the data hashes to {computed:#010x}");
             img.notes.push(Note::new(
                 Code::UimageDataCrc,
-                format!("uImage data CRC is {dcrc:#010x}, the data hashes to {computed:#010x}"),
+                why.clone(),
                 Some(base.saturating_add(64)),
             ));
+            Status::Invalid(why)
+        } else {
+            Status::Valid
         }
-    }
+    } else {
+        Status::NotVerified(format!(
+            "the data is cut short ({dlen:#x} of {size:#x} bytes): its CRC is not computed"
+        ))
+    };
+    img.evidence.push(Evidence::on_node(Scheme::UimageCrc, status));
     let extent = dlen.saturating_add(64);
     let mut u = Region::new(RegionKind::FitImage, "uimage", &node.data, base, extent)
         .with_attr("format", "uimage")
@@ -555,7 +622,7 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError>
         node.end(),
         ctx.opts.blank,
     ));
-    Ok(out)
+    Ok(out.into())
 }
 
 #[cfg(test)]
@@ -596,17 +663,36 @@ mod tests {
         let d = Arc::new(Data::Owned(img));
         let node = Region::new(RegionKind::Partition, "kernel", &d, 0, d.len() as u64);
         let ctx = Ctx::new(&crate::formats::ParseOptions::default());
-        let out = parse_uimage(&ctx, &node).unwrap();
+        let out = parse_uimage(&ctx, &node).unwrap().children;
         let u = &out[0];
         assert_eq!(u.children[1].name, "image[test]");
         assert_eq!(u.children[1].attr_str("arch"), Some("arm"));
         assert!(u.children.iter().all(|c| c.notes.is_empty()));
+        // Both CRCs checked: `uimage-crc` evidence, valid, protecting nothing.
+        for c in &u.children {
+            assert_eq!(c.evidence.len(), 1, "{}", c.name);
+            assert_eq!(c.evidence[0].scheme, Scheme::UimageCrc);
+            assert!(c.evidence[0].status.is_valid());
+            assert_eq!(c.evidence[0].protects(), None);
+        }
+        // A flipped data byte: invalid data CRC evidence (and the note), the header still valid.
+        let mut bad = d.to_vec();
+        bad[64] ^= 1;
+        let bad = Arc::new(Data::Owned(bad));
+        let node = Region::new(RegionKind::Partition, "kernel", &bad, 0, bad.len() as u64);
+        let out = parse_uimage(&ctx, &node).unwrap().children;
+        let (h, i) = (&out[0].children[0], &out[0].children[1]);
+        assert!(h.evidence[0].status.is_valid());
+        assert!(matches!(&i.evidence[0].status, Status::Invalid(w) if w.contains("data CRC")));
+        assert_eq!(i.notes[0].code, Code::UimageDataCrc);
         assert_eq!(out[1].name, "slack");
         assert_eq!(out[1].size, 20);
         // Truncated data is noted, not a panic.
         let short = Arc::new(Data::Owned(d[..70].to_vec()));
         let node = Region::new(RegionKind::Partition, "kernel", &short, 0, 70);
-        let out = parse_uimage(&ctx, &node).unwrap();
+        let out = parse_uimage(&ctx, &node).unwrap().children;
         assert_eq!(out[0].notes[0].code.as_str(), "partition-out-of-bounds");
+        let img = &out[0].children[1];
+        assert!(matches!(img.evidence[0].status, Status::NotVerified(_)));
     }
 }

@@ -32,7 +32,7 @@ pub mod zimage;
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::layout::{Layout, LayoutEntry};
-use crate::formats::{squashfs, Confidence, Ctx};
+use crate::formats::{squashfs, Confidence, Ctx, Parsed};
 use crate::region::{Note, Policy, Region, RegionKind};
 use fdt::Fdt;
 
@@ -451,7 +451,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "bmc",
     description: "BMC SPI flash (device-tree, OpenBMC preset, MegaRAC or UBI layout)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::Flash,
     component: Some("bmc"),
     policy: None,
@@ -460,7 +460,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 };
 
 /// The `bmc` parser: layout (a verified baseline's, else discovered) → partitions → content.
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let d = match &ctx.opts.bmc_layout {
         Some(l) => Discovered {
@@ -478,14 +478,10 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     for p in &mut parts {
         parse_partition(ctx, p);
     }
-    // The parser cannot annotate the root: the first partition carries the layout's notes and text.
-    if let Some(first) = parts.first_mut() {
-        first.notes.extend(notes);
-        first
-            .attrs
-            .insert("layout".into(), d.layout.to_flashrom().into());
-    }
-    Ok(parts)
+    // The layout's notes and text are facts of the flash, on its own node.
+    Ok(Parsed::from(parts)
+        .attr("layout", d.layout.to_flashrom())
+        .notes(notes))
 }
 
 /// Turns a layout (offsets relative to `node`) into partition nodes over `node`'s buffer: overlaps and

@@ -40,7 +40,7 @@ use std::collections::HashMap;
 
 use crate::error::ParseError;
 use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Format, Parsed, Scope};
 use crate::region::{Note, Policy, Region, RegionKind};
 
 /// Most members listed from one archive.
@@ -517,9 +517,22 @@ fn collision_key(name: &str) -> String {
     }
 }
 
+/// The registry entry.
+pub const FORMAT: Format = Format {
+    name: "tar",
+    description: "tar archive; OpenBMC update tarball (MANIFEST, publickey, image-* parsed, RSA signatures verified)",
+    probe,
+    parse,
+    scope: Scope::Flash,
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &[],
+    payloads: &[],
+};
+
 // Reviewed: a member's data and padding lie inside `b` (entries() clips sizes to what is left), `hdr <= data`, and `base` plus an offset inside the node fits.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let base = node.offset;
     let (list, end, problem) = entries(b);
@@ -620,7 +633,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
     }
     verify(ctx, &mut out, &by_name);
-    Ok(out)
+    Ok(out.into())
 }
 
 /// `package-ambiguous` notes for an OpenBMC package whose members another reader could see otherwise:

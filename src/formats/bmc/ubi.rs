@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::error::ParseError;
 use crate::formats::util::{be32, slice};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Parsed};
 use crate::input::Data;
 use crate::region::{Policy, Region, RegionKind};
 
@@ -50,7 +50,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "ubi",
     description: "UBI image (volumes listed)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: None,
@@ -60,7 +60,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 
 // Reviewed: `peb` is a power of two in 16 KiB..=2 MiB (peb_size), `vid_off + 64 <= peb` and `data_off < peb` (checked above), `i < b.len() / peb` so every PEB offset is inside the node; the volume table index is below MAX_VOLUMES and names at most 128 bytes: no overflow.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let peb = peb_size(b).ok_or(ParseError::Invalid {
         what: "UBI",
@@ -170,7 +170,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     .with_attr("peb-size", peb)
     .with_attr("volumes", info);
     r.children = children;
-    Ok(vec![r])
+    Ok(Parsed::from(vec![r]))
 }
 
 fn clean(name: &str) -> String {

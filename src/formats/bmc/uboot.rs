@@ -9,7 +9,7 @@
 
 use crate::error::ParseError;
 use crate::formats::fit::{slack, UIMAGE_MAGIC};
-use crate::formats::{fdt, Confidence, Ctx};
+use crate::formats::{fdt, Confidence, Ctx, Parsed};
 use crate::region::{Region, RegionKind};
 
 /// Blank bytes that end the content.
@@ -102,7 +102,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "u-boot",
     description: "raw U-Boot binary (content extent, blank slack)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
@@ -110,7 +110,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     payloads: &[],
 };
 
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let end = content_end(b, ctx.opts.blank) as u64;
     let mut bin = Region::new(RegionKind::Blob, "binary", &node.data, node.offset, end)
@@ -125,7 +125,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         node.end(),
         ctx.opts.blank,
     ));
-    Ok(out)
+    Ok(out.into())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::util::{le32, slice};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Parsed};
 use crate::region::{Note, Policy, Region, RegionKind};
 
 /// The built-in list of pinned variable names.
@@ -118,7 +118,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "uboot-env",
     description: "U-Boot environment (CRC32, variables; per-machine with pinned boot variables)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     // A file of its own only with a valid CRC (probe `High`), never by guessing.
     scope: crate::formats::Scope::File(crate::formats::Confidence::High),
     component: Some("bmc"),
@@ -130,7 +130,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 /// Parser for a partition holding a U-Boot environment (and possibly its redundant copy).
 // Reviewed: offsets are the node's offset plus positions inside its bytes (at most node.end(), which fits), positions are below the slice length: no overflow.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let base = node.offset;
     let mut out = Vec::new();
@@ -167,7 +167,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         node.end(),
         ctx.opts.blank,
     ));
-    Ok(out)
+    Ok(out.into())
 }
 
 // Reviewed: offsets are the node's offset plus positions inside its bytes (at most node.end(), which fits), positions are below the slice length: no overflow.

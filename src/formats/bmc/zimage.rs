@@ -9,8 +9,8 @@
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::util::{le32, le64, slice};
-use crate::formats::{Confidence, Ctx};
-use crate::region::{Note, Region, RegionKind};
+use crate::formats::{Confidence, Ctx, Format, Parsed, Scope};
+use crate::region::{Note, Policy, Region, RegionKind};
 
 const ZIMAGE_MAGIC: u32 = 0x016F_2818;
 const ARM64_MAGIC: &[u8] = b"ARM\x64";
@@ -35,7 +35,20 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
     extent(b).map(|_| Confidence::Medium)
 }
 
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+/// The registry entry.
+pub const FORMAT: Format = Format {
+    name: "zimage",
+    description: "ARM Linux zImage (self-decompressing kernel, extent from its header)",
+    probe,
+    parse,
+    scope: Scope::File(Confidence::Low),
+    component: Some("bmc"),
+    policy: Some(Policy::Static),
+    not_inside: &[],
+    payloads: &[],
+};
+
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let (kind, claimed) = extent(b).ok_or(ParseError::Invalid {
         what: "kernel image",
@@ -77,12 +90,12 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         );
         if crate::formats::fdt::probe(rest) {
             t.name = "appended-dtb".into();
-            crate::formats::descend(ctx, &mut t, None, crate::formats::by_name("fdt"));
+            crate::formats::descend(ctx, &mut t, None, Some(&crate::formats::dtb::FORMAT));
         } else if t.is_blank(ctx.opts.blank) {
             t.kind = RegionKind::Padding;
-            t.policy = crate::region::Policy::Blank;
+            t.policy = Policy::Blank;
         }
         out.push(t);
     }
-    Ok(out)
+    Ok(out.into())
 }

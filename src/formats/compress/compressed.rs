@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::error::ParseError;
 use crate::formats::decompress::{self, Error as DError};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Format, Parsed, Scope};
 use crate::input::Data;
 use crate::region::{Region, RegionKind};
 
@@ -39,18 +39,44 @@ fn xz(data: &[u8], limit: u64, meter: &dyn decompress::Meter) -> Result<Vec<u8>,
     )
 }
 
-pub fn parse_xz(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+/// The registry entry for xz streams.
+pub const FORMAT_XZ: Format = Format {
+    name: "xz",
+    description: "xz stream (decompressed and parsed)",
+    probe: probe_xz,
+    parse: parse_xz,
+    scope: Scope::File(Confidence::Low),
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &[],
+    payloads: &[],
+};
+
+/// The registry entry for gzip streams.
+pub const FORMAT_GZIP: Format = Format {
+    name: "gzip",
+    description: "gzip stream (decompressed and parsed)",
+    probe: probe_gzip,
+    parse: parse_gzip,
+    scope: Scope::File(Confidence::Low),
+    component: Some("bmc"),
+    policy: None,
+    not_inside: &[],
+    payloads: &[],
+};
+
+pub fn parse_xz(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     inflate(ctx, node, "xz", xz)
 }
 
-pub fn parse_gzip(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse_gzip(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     inflate(ctx, node, "gzip", decompress::gzip_metered)
 }
 
 /// A metered decompressor: input, per-stream cap, the image's budget.
 type Decoder = fn(&[u8], u64, &dyn decompress::Meter) -> Result<Vec<u8>, DError>;
 
-fn inflate(ctx: &Ctx, node: &Region, algo: &str, f: Decoder) -> Result<Vec<Region>, ParseError> {
+fn inflate(ctx: &Ctx, node: &Region, algo: &str, f: Decoder) -> Result<Parsed, ParseError> {
     // Every byte produced is paid from the image's budget as it is produced (success or not).
     let out = match f(node.bytes(), ctx.decompress_limit(), ctx) {
         Ok(v) => v,
@@ -78,5 +104,5 @@ fn inflate(ctx: &Ctx, node: &Region, algo: &str, f: Decoder) -> Result<Vec<Regio
     let mut child = Region::new(RegionKind::Blob, "decompressed", &d, 0, len)
         .with_attr("compression", algo.to_string());
     crate::formats::descend_file(ctx, &mut child);
-    Ok(vec![child])
+    Ok(Parsed::from(vec![child]))
 }

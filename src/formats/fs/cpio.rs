@@ -14,8 +14,8 @@
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::util::slice;
-use crate::formats::{Confidence, Ctx};
-use crate::region::{Note, Region, RegionKind};
+use crate::formats::{Confidence, Ctx, Format, Parsed, Scope};
+use crate::region::{Note, Policy, Region, RegionKind};
 
 /// Most records listed from one archive.
 pub const MAX_ENTRIES: usize = 200_000;
@@ -101,9 +101,22 @@ fn clean_path(raw: &[u8]) -> String {
     }
 }
 
+/// The registry entry.
+pub const FORMAT: Format = Format {
+    name: "cpio",
+    description: "cpio archive, newc/crc (initramfs): files with their digests",
+    probe,
+    parse,
+    scope: Scope::File(Confidence::Low),
+    component: Some("bmc"),
+    policy: Some(Policy::Static),
+    not_inside: &[],
+    payloads: &[],
+};
+
 // Reviewed: `pos < len` in the loop; the name and data were sliced out of `b` before their ends are used, so `name_end`, `data_at + filesize` and their 4-byte paddings are at most len + 3; `rec_end >= pos`; node offsets plus positions inside the node fit.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
     let base = node.offset;
@@ -238,7 +251,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             ));
         }
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 #[cfg(test)]

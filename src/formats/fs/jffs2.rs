@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::error::ParseError;
 use crate::formats::util::{le16, le32, u8_at};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Parsed};
 use crate::region::{Policy, Region, RegionKind};
 
 pub const MAGIC: u16 = 0x1985;
@@ -28,7 +28,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "jffs2",
     description: "JFFS2 filesystem (per-machine)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Mutable),
@@ -38,7 +38,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 
 // Reviewed: `pos <= len` (the loop condition) and `totlen` is a 32-bit value checked against `len - pos`: every sum is at most len + 2^32 in u64; each step moves forward by at least 4.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
     // ino -> (version, parent ino, name)
@@ -103,5 +103,5 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     .with_attr("format", "jffs2")
     .with_attr("nodes", nodes)
     .with_attr("files", files);
-    Ok(vec![fs])
+    Ok(Parsed::from(vec![fs]))
 }

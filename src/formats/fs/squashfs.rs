@@ -30,7 +30,7 @@ use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::fit::slack;
 use crate::formats::util::{le16, le32, le64, slice};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Parsed};
 use crate::input::Data;
 use crate::region::{Note, Region, RegionKind};
 
@@ -64,7 +64,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "squashfs",
     description: "squashfs 4 filesystem (xz, gzip)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::File(crate::formats::Confidence::Low),
     component: Some("bmc"),
     policy: Some(crate::region::Policy::Static),
@@ -73,7 +73,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 };
 
 /// Parser for a partition starting with a squashfs superblock.
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let at = node.offset;
     let sb = slice(b, 0, 96, "squashfs superblock")?;
@@ -126,7 +126,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         node.end(),
         ctx.opts.blank,
     ));
-    Ok(out)
+    Ok(out.into())
 }
 
 struct Entry {
@@ -147,7 +147,7 @@ struct Entry {
 }
 
 /// Reads the filesystem (the node's bytes) into entry nodes, in a new decompressed buffer.
-pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
     let b = fs.bytes();
     let at = fs.offset;
     let bytes_used = le64(b, 40, "bytes_used")?;
@@ -389,14 +389,9 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Vec<Region>, ParseError> {
             .collect();
         r
     }
-    let mut out: Vec<Region> = roots.iter().map(|&i| build(&entries, i, &data)).collect();
-    if let Some(msg) = limit_note {
-        // Attach to the first entry (the filesystem node itself is not ours to modify).
-        if let Some(first) = out.first_mut() {
-            first.notes.push(Note::new(Code::LimitExceeded, msg, None));
-        }
-    }
-    Ok(out)
+    let out: Vec<Region> = roots.iter().map(|&i| build(&entries, i, &data)).collect();
+    // A listing cut short is a fact of the filesystem: a note on its own node.
+    Ok(Parsed::from(out).notes(limit_note.map(|msg| Note::new(Code::LimitExceeded, msg, Some(at)))))
 }
 
 /// ELF facts for `inspect`: type, machine, GNU build id.

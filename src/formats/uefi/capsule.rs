@@ -34,7 +34,7 @@ use crate::finding::{Code, Evidence, Protection, Scheme, Status, Trust};
 use crate::formats::keys::{Rules, VendorCert};
 use crate::formats::util::{guid, le16, le32, le64, slice};
 use crate::formats::x509;
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Format, Parsed, Scope};
 use crate::region::{Note, Region, RegionKind};
 
 pub const FMP_CAPSULE: &str = "6DCBD5ED-E82D-4C44-BDA1-7194199AD92A";
@@ -67,9 +67,22 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
     (size == len && hs <= 0x1000).then_some(Confidence::Low)
 }
 
+/// The registry entry.
+pub const FORMAT: Format = Format {
+    name: "capsule",
+    description: "UEFI capsule (EFI_CAPSULE_HEADER, FMP with PKCS#7 authentication, AMI Aptio)",
+    probe,
+    parse,
+    scope: Scope::Flash,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &[],
+    payloads: &[],
+};
+
 // Reviewed: `body_at <= end <= len` (end is CapsuleImageSize clipped to the file) and `base` plus an offset inside the node fits.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let base = node.offset;
     let len = b.len() as u64;
@@ -109,12 +122,6 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     .with_attr("header-size", hs)
     .with_attr("flags", format!("{flags:#010x}"))
     .with_attr("capsule-image-size", size);
-    if g == APTIO_SIGNED {
-        h.evidence.push(Evidence::on_node(
-            Scheme::AmiCapsule,
-            Status::NotVerified("AMI's own capsule signature format is not read".into()),
-        ));
-    }
     let end = if size > len {
         h.notes.push(Note::new(
             Code::PartitionOutOfBounds,
@@ -148,7 +155,15 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
             len - end,
         ));
     }
-    Ok(out)
+    let mut parsed = Parsed::from(out);
+    if g == APTIO_SIGNED {
+        // AMI's signature is over the capsule: evidence on the capsule node itself.
+        parsed = parsed.evidence(Evidence::on_node(
+            Scheme::AmiCapsule,
+            Status::NotVerified("AMI's own capsule signature format is not read".into()),
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Parses `r` as a file of its own when its format is known.

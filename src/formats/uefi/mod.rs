@@ -22,7 +22,7 @@ pub mod nvram;
 pub mod section;
 
 use crate::error::ParseError;
-use crate::formats::{Confidence, Ctx, Format};
+use crate::formats::{Confidence, Ctx, Format, Parsed};
 use crate::region::{Region, RegionKind};
 
 /// The registry entry.
@@ -30,7 +30,7 @@ pub const FORMAT: Format = Format {
     name: "uefi",
     description: "UEFI firmware volumes (descriptor-less BIOS image, OVMF .fd, BIOS region)",
     probe,
-    parse: |ctx, node| parse_image(ctx, node).map(Into::into),
+    parse: parse_image,
     scope: crate::formats::Scope::Both,
     component: Some("bios"),
     policy: None,
@@ -50,7 +50,7 @@ pub fn probe(bytes: &[u8]) -> Option<Confidence> {
 }
 
 /// Parses a buffer of volumes: every volume found becomes a `fv[GUID]` child, the rest padding.
-pub fn parse_image(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse_image(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let bytes = node.bytes();
     let mut out = Vec::new();
     let mut cands: Vec<fv::Candidate> = fv::scan(bytes, 0).collect();
@@ -81,7 +81,7 @@ pub fn parse_image(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> 
     if first > 0 {
         out.extend(prefix(ctx, node, first, fip));
     }
-    Ok(out)
+    Ok(out.into())
 }
 
 /// The first FIP on a [`FIP_ALIGN`] boundary of `head` (the bytes in front of the first volume

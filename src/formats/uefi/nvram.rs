@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::util::{self, le16, le32, le64, slice};
-use crate::formats::{Confidence, Ctx};
+use crate::formats::{Confidence, Ctx, Parsed};
 use crate::input::Data;
 use crate::region::{Note, Policy, Region, RegionKind};
 
@@ -171,7 +171,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "nvram",
     description: "NVRAM volume or variable store (VSS, VSS2, NVAR, EVSA, FTW)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::Both,
     component: Some("bios"),
     policy: None,
@@ -180,7 +180,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 };
 
 /// The `nvram` parser: an NVRAM volume or a run of bare stores.
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
     let out = Out {
         data: &node.data,
@@ -229,7 +229,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         (0, b.len() as u64)
     };
     scan_stores(b, &out, start, end, &mut kids);
-    Ok(kids)
+    Ok(kids.into())
 }
 
 /// Finds stores in `[start, end)`; every byte in between becomes mutable free space.

@@ -12,7 +12,7 @@ use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::decompress::{self, Error as DError};
 use crate::formats::util::{guid, le16, le24, le32, slice};
-use crate::formats::{self, Ctx};
+use crate::formats::{self, Ctx, Parsed};
 use crate::input::Data;
 use crate::region::{Note, Region, RegionKind};
 
@@ -349,7 +349,7 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
 /// the node's expander in lazy mode.
 // Reviewed: header fields at small constant offsets; sizes subtract with saturating_sub.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn expand(ctx: &Ctx, s: &Region) -> Result<Parsed, ParseError> {
     let b = s.bytes();
     let h = header(b, 0)?;
     let (payload, algo): (&[u8], &str) = match h.typ {
@@ -450,7 +450,7 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Vec<Region>, ParseError> {
     let len = out.len() as u64;
     let d = Arc::new(Data::Owned(out));
     let (kids, _) = sections(&c, &d, 0, len);
-    Ok(kids)
+    Ok(kids.into())
 }
 
 /// Compression type 1 is EFI 1.1 or Tiano and the stream does not say which. Both decoders can
