@@ -813,10 +813,27 @@ fn legacy_uimage_kernel_with_the_32m_preset() {
     assert_eq!(k["attrs"]["arch"], "arm");
     assert!(listing.contains("Linux-6.6.0-test"));
     assert_eq!(crate::harness::code_paths(&doc), vec![]);
+    // Both CRCs are evidence in inspect JSON: valid, and protecting nothing (they sit in the image).
+    for path in [
+        "kernel/uimage/header",
+        "kernel/uimage/image[Linux-6.6.0-test]",
+    ] {
+        let ev = n[path]["evidence"].as_array().expect(path);
+        assert_eq!(ev.len(), 1, "{path}: {ev:?}");
+        assert_eq!(ev[0]["scheme"], "uimage-crc", "{path}");
+        assert_eq!(ev[0]["status"], "valid", "{path}");
+        assert!(ev[0].get("protection").is_none(), "{path}");
+    }
     // Data and header CRCs.
     let mut bad = img.clone();
     bad[0x80000 + 64 + 1000] ^= 1;
-    let codes = note_codes(&parse(bad));
+    let tree = parse(bad);
+    let ev = &tree
+        .find("kernel/uimage/image[Linux-6.6.0-test]")
+        .unwrap()
+        .evidence;
+    assert_eq!(ev[0].status.as_str(), "invalid", "{ev:?}");
+    let codes = note_codes(&tree);
     assert!(
         codes.contains(&(
             "uimage-data-crc".into(),

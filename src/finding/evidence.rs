@@ -348,4 +348,25 @@ mod tests {
         assert_eq!(j["covers"][0]["size"], 32);
         assert_eq!(j["key"], "oem");
     }
+
+    /// The inspect JSON schema (its node definition lives in the manifest schema) names exactly the schemes
+    /// and protections there are: a scheme added here without the schema, or the reverse, fails.
+    #[test]
+    fn the_schema_lists_every_scheme_and_protection() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schemas/manifest-v1.schema.json")).unwrap();
+        let props = &schema["$defs"]["node"]["properties"]["evidence"]["items"]["properties"];
+        let list = |v: &serde_json::Value| -> Vec<String> {
+            v["enum"]
+                .as_array()
+                .expect("an enum")
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect()
+        };
+        let schemes: Vec<String> = Scheme::ALL.iter().map(|s| s.as_str().into()).collect();
+        assert_eq!(list(&props["scheme"]), schemes);
+        let protections: Vec<String> = Protection::ALL.iter().map(|p| p.as_str().into()).collect();
+        assert_eq!(list(&props["protection"]), protections);
+    }
 }

@@ -658,11 +658,13 @@ mod tests {
     fn a_parser_annotates_the_node_it_parses() {
         fn parse(_: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             let child = Region::new(RegionKind::Blob, "x", &node.data, 0, 4);
-            Ok(Parsed::from(vec![child]).attr("version", 2).note(Note::new(
-                crate::finding::Code::Unparsed,
-                "odd",
-                Some(1),
-            )))
+            Ok(Parsed::from(vec![child])
+                .attr("version", 2)
+                .note(Note::new(crate::finding::Code::Unparsed, "odd", Some(1)))
+                .evidence(Evidence::on_node(
+                    crate::finding::Scheme::FitHash,
+                    crate::finding::Status::Valid,
+                )))
         }
         let f = Format {
             name: "test",
@@ -685,7 +687,42 @@ mod tests {
         assert_eq!(node.attrs["version"], 2);
         assert_eq!(node.attrs["format"], "test");
         assert_eq!(node.notes.len(), 1);
+        assert_eq!(node.evidence.len(), 1);
         // The gap after the child is padding: every byte still belongs to a node.
         assert_eq!(node.children.len(), 2);
+        // Nothing was put on a child.
+        assert!(node
+            .children
+            .iter()
+            .all(|c| c.notes.is_empty() && c.evidence.is_empty()));
+    }
+
+    /// One entry style (issue 19.3): `registry()` only lists each module's `FORMAT` constant, and no
+    /// parser outside `intel/` needs an adapter to return [`Parsed`].
+    #[test]
+    fn registry_lists_format_constants_and_parsers_return_parsed() {
+        let src = include_str!("mod.rs");
+        let start = src.find("pub fn registry()").unwrap();
+        let body = &src[start..start + src[start..].find("\n}\n").unwrap()];
+        // The Intel helper's `intel-manifest` entry is the one literal left (intel/ is converted on its own).
+        let literals = body.matches("Format {").count();
+        assert!(
+            literals <= 1 && (literals == 0 || body.contains("\"intel-manifest\"")),
+            "{body}"
+        );
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats");
+        let mut offenders = Vec::new();
+        for fam in ["amd", "arm", "bmc", "compress", "fs", "uefi"] {
+            for f in std::fs::read_dir(root.join(fam)).unwrap() {
+                let p = f.unwrap().path();
+                if p.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&p).unwrap();
+                    if text.contains("map(Into::into)") {
+                        offenders.push(p.display().to_string());
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "{offenders:?}");
     }
 }

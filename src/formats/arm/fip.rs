@@ -549,6 +549,9 @@ mod tests {
             b[40..48].copy_from_slice(&size.to_le_bytes());
             let t = tree(b);
             assert!(t.find("BL31").is_none(), "{off:#x}+{size:#x}");
+            // What is wrong with the ToC is a note on the package node, never on its `toc` child.
+            assert!(!t.notes.is_empty(), "{off:#x}+{size:#x}");
+            assert!(t.children.iter().all(|c| c.notes.is_empty()));
         }
         // No terminator: a ToC of only non-null entries is rejected, whatever its length.
         let mut b = TOC_NAME.to_le_bytes().to_vec();

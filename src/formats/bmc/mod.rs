@@ -557,5 +557,51 @@ mod tests {
             notes.iter().any(|f| f.path.starts_with("rofs")),
             "{notes:?}"
         );
+        // The layout is a fact of the flash: on the parsed node, not on its first partition.
+        assert!(tree
+            .attr_str("layout")
+            .is_some_and(|l| l.contains("rofs")));
+        assert!(tree.children[0].attrs.get("layout").is_none());
+    }
+
+    #[test]
+    fn layout_notes_are_on_the_flash_node() {
+        // A device tree whose partitions overlap: the overlap is a note of the flash, not of `u-boot`.
+        let layout = Layout {
+            entries: vec![
+                LayoutEntry {
+                    start: 0,
+                    end: 0xFFFF,
+                    name: "u-boot".into(),
+                    policy: None,
+                },
+                LayoutEntry {
+                    start: 0x8000,
+                    end: 0x1FFFF,
+                    name: "kernel".into(),
+                    policy: None,
+                },
+            ],
+            source: "test".into(),
+        };
+        let data = Arc::new(Data::Owned(vec![0xFFu8; 0x20000]));
+        let node = Region::new(RegionKind::Image, "", &data, 0, 0x20000);
+        let opts = crate::formats::ParseOptions {
+            bmc_layout: Some(layout),
+            ..Default::default()
+        };
+        let parsed = parse(&Ctx::new(&opts), &node).unwrap();
+        assert!(
+            parsed
+                .notes
+                .iter()
+                .any(|n| n.code == Code::PartitionOverlap),
+            "{:?}",
+            parsed.notes
+        );
+        assert!(parsed.children.iter().all(|c| c
+            .notes
+            .iter()
+            .all(|n| n.code != Code::PartitionOverlap)));
     }
 }

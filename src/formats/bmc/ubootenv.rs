@@ -308,7 +308,7 @@ mod tests {
         let d = std::sync::Arc::new(crate::input::Data::Owned(part));
         let node = Region::new(RegionKind::Partition, "u-boot-env", &d, 0, 0x4000);
         let ctx = Ctx::new(&crate::formats::ParseOptions::default());
-        let out = parse(&ctx, &node).unwrap();
+        let out = parse(&ctx, &node).unwrap().children;
         let names: Vec<_> = out
             .iter()
             .map(|r| (r.name.as_str(), r.size, r.policy))

@@ -435,7 +435,9 @@ mod tests {
         let data = Arc::new(Data::Owned(b));
         let len = data.len() as u64;
         let node = Region::new(RegionKind::Blob, "x", &data, 0, len);
-        parse(&Ctx::new(&ParseOptions::default()), &node).unwrap()
+        parse(&Ctx::new(&ParseOptions::default()), &node)
+            .unwrap()
+            .children
     }
 
     #[test]
