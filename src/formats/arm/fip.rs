@@ -466,7 +466,8 @@ fn certificates(out: &mut [Region]) {
                     hex::encode(&want.digest)
                 );
                 let o = r.offset;
-                r.notes.push(Note::new(Code::FipHashMismatch, why.clone(), Some(o)));
+                r.notes
+                    .push(Note::new(Code::FipHashMismatch, why.clone(), Some(o)));
                 Status::Invalid(why)
             }
         };

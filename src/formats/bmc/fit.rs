@@ -593,7 +593,8 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let status = if dlen == size {
         let computed = crc32fast::hash(img.bytes());
         if computed != dcrc {
-            let why = format!("uImage data CRC is {dcrc:#010x}, the data hashes to {computed:#010x}");
+            let why =
+                format!("uImage data CRC is {dcrc:#010x}, the data hashes to {computed:#010x}");
             img.notes.push(Note::new(
                 Code::UimageDataCrc,
                 why.clone(),
@@ -608,7 +609,8 @@ pub fn parse_uimage(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             "the data is cut short ({dlen:#x} of {size:#x} bytes): its CRC is not computed"
         ))
     };
-    img.evidence.push(Evidence::on_node(Scheme::UimageCrc, status));
+    img.evidence
+        .push(Evidence::on_node(Scheme::UimageCrc, status));
     let extent = dlen.saturating_add(64);
     let mut u = Region::new(RegionKind::FitImage, "uimage", &node.data, base, extent)
         .with_attr("format", "uimage")

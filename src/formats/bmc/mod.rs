@@ -558,9 +558,7 @@ mod tests {
             "{notes:?}"
         );
         // The layout is a fact of the flash: on the parsed node, not on its first partition.
-        assert!(tree
-            .attr_str("layout")
-            .is_some_and(|l| l.contains("rofs")));
+        assert!(tree.attr_str("layout").is_some_and(|l| l.contains("rofs")));
         assert!(tree.children[0].attrs.get("layout").is_none());
     }
 
@@ -599,9 +597,9 @@ mod tests {
             "{:?}",
             parsed.notes
         );
-        assert!(parsed.children.iter().all(|c| c
-            .notes
+        assert!(parsed
+            .children
             .iter()
-            .all(|n| n.code != Code::PartitionOverlap)));
+            .all(|c| c.notes.iter().all(|n| n.code != Code::PartitionOverlap)));
     }
 }

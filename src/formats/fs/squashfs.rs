@@ -391,7 +391,10 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
     }
     let out: Vec<Region> = roots.iter().map(|&i| build(&entries, i, &data)).collect();
     // A listing cut short is a fact of the filesystem: a note on its own node.
-    Ok(Parsed::from(out).notes(limit_note.map(|msg| Note::new(Code::LimitExceeded, msg, Some(at)))))
+    Ok(
+        Parsed::from(out)
+            .notes(limit_note.map(|msg| Note::new(Code::LimitExceeded, msg, Some(at)))),
+    )
 }
 
 /// ELF facts for `inspect`: type, machine, GNU build id.
