@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 
-use backhand::{FilesystemReader, InnerNode};
+use backhand::{FilesystemReader, InnerNode, SquashfsFileReader};
 
 use crate::error::ParseError;
 use crate::finding::Code;
@@ -146,10 +146,10 @@ struct Entry {
     elf: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Reads the filesystem (the node's bytes) into entry nodes, in a new decompressed buffer.
-pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
-    let b = fs.bytes();
-    let at = fs.offset;
+/// The superblock checks and the reader (the specification's superblock and tables): tables inside the
+/// filesystem, inode block lists bounded, then backhand's reader, whose panics on corrupted tables are
+/// caught.
+fn reader(b: &[u8], at: u64) -> Result<FilesystemReader<'_>, ParseError> {
     let bytes_used = le64(b, 40, "bytes_used")?;
     // Tables must lie inside the filesystem; backhand checks more, this keeps it from seeking far away.
     for (off, what) in [
@@ -183,23 +183,175 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         FilesystemReader::from_reader(reader)
     }));
-    let fsr = match result {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => {
-            return Err(ParseError::Invalid {
-                what: "squashfs",
-                offset: at,
-                detail: e.to_string(),
-            })
-        }
-        Err(_) => {
-            return Err(ParseError::Invalid {
-                what: "squashfs",
-                offset: at,
-                detail: "the squashfs reader gave up on corrupted tables".into(),
-            })
-        }
+    match result {
+        Ok(Ok(f)) => Ok(f),
+        Ok(Err(e)) => Err(ParseError::Invalid {
+            what: "squashfs",
+            offset: at,
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(ParseError::Invalid {
+            what: "squashfs",
+            offset: at,
+            detail: "the squashfs reader gave up on corrupted tables".into(),
+        }),
+    }
+}
+
+/// An entry's bytes (the specification's inodes): a regular file's contents (charged to the image's
+/// budget; one over the per-stream limit is a note), a symlink's target, a device's numbers, into `buf`.
+fn contents(
+    ctx: &Ctx,
+    at: u64,
+    fsr: &FilesystemReader<'_>,
+    inner: &InnerNode<SquashfsFileReader>,
+    e: &mut Entry,
+    buf: &mut Vec<u8>,
+) -> Result<(), ParseError> {
+    let push = |buf: &mut Vec<u8>, bytes: &[u8]| -> Result<(), ParseError> {
+        ctx.charge(bytes.len() as u64, at)?;
+        buf.extend_from_slice(bytes);
+        Ok(())
     };
+    match inner {
+        InnerNode::File(f) => {
+            let len = f.file_len() as u64;
+            if len > ctx.decompress_limit() {
+                e.notes.push(Note::new(
+                    Code::LimitExceeded,
+                    format!("{}: {len} bytes exceed the decompression limit", e.path),
+                    None,
+                ));
+            } else {
+                ctx.charge(len, at)?;
+                let mut contents = Vec::new();
+                let r = fsr.file(f).reader().take(len).read_to_end(&mut contents);
+                match r {
+                    Ok(_) => {
+                        e.elf = elf_summary(&contents);
+                        buf.extend_from_slice(&contents);
+                        e.len = contents.len() as u64;
+                    }
+                    Err(err) => e.notes.push(Note::new(
+                        Code::DecompressFailed,
+                        format!("{}: {err}", e.path),
+                        None,
+                    )),
+                }
+            }
+        }
+        InnerNode::Symlink(s) => {
+            let t = s.link.to_string_lossy().into_owned();
+            e.kind = RegionKind::FsSymlink;
+            e.typ = "symlink";
+            push(buf, t.as_bytes())?;
+            e.len = t.len() as u64;
+            e.target = Some(t);
+        }
+        InnerNode::Dir(_) => {
+            e.kind = RegionKind::FsDir;
+            e.typ = "dir";
+        }
+        other => {
+            let d = match other {
+                InnerNode::CharacterDevice(c) => {
+                    e.typ = "char-device";
+                    format!(
+                        "char-device {}:{}",
+                        c.device_number >> 8,
+                        c.device_number & 0xFF
+                    )
+                }
+                InnerNode::BlockDevice(c) => {
+                    e.typ = "block-device";
+                    format!(
+                        "block-device {}:{}",
+                        c.device_number >> 8,
+                        c.device_number & 0xFF
+                    )
+                }
+                InnerNode::NamedPipe => {
+                    e.typ = "fifo";
+                    "fifo".into()
+                }
+                _ => {
+                    e.typ = "socket";
+                    "socket".into()
+                }
+            };
+            push(buf, d.as_bytes())?;
+            e.len = d.len() as u64;
+        }
+    }
+    Ok(())
+}
+
+/// The directory listings (the specification's directory table, as fwscan hashes it): deepest first,
+/// each a line per entry with the digest of its bytes, appended to `buf`.
+fn listings(
+    ctx: &Ctx,
+    at: u64,
+    entries: &mut [Entry],
+    buf: &mut Vec<u8>,
+) -> Result<(), ParseError> {
+    for i in (0..entries.len()).rev() {
+        if entries[i].kind != RegionKind::FsDir {
+            continue;
+        }
+        let mut listing = String::new();
+        for &c in &entries[i].children {
+            let ce = &entries[c];
+            let digest = crate::hash::digest(
+                crate::hash::Alg::Sha256,
+                slice(buf, ce.off, ce.len, "entry").unwrap_or(&[]),
+            );
+            listing.push_str(&format!(
+                "{} {:04o} {} {} {} {}\n",
+                ce.typ, ce.mode, ce.uid, ce.gid, digest, ce.name
+            ));
+        }
+        ctx.charge(listing.len() as u64, at)?;
+        entries[i].off = buf.len() as u64;
+        entries[i].len = listing.len() as u64;
+        buf.extend_from_slice(listing.as_bytes());
+    }
+    Ok(())
+}
+
+/// The region of entry `i` and its children, over the decompressed buffer.
+fn build(entries: &[Entry], i: usize, data: &Arc<Data>) -> Region {
+    let e = &entries[i];
+    let mut r = Region::new(e.kind, e.name.clone(), data, e.off, e.len)
+        .with_attr("file-path", e.path.clone())
+        .with_attr("mode", format!("{:04o}", e.mode))
+        .with_attr("uid", e.uid)
+        .with_attr("gid", e.gid)
+        .with_attr("type", e.typ);
+    if e.kind == RegionKind::FsFile {
+        r.attrs.insert("size".into(), e.len.into());
+    }
+    if let Some(t) = &e.target {
+        r.attrs.insert("symlink-target".into(), t.clone().into());
+    }
+    if let Some(elf) = &e.elf {
+        for (k, v) in elf {
+            r.attrs.insert(k.clone().into(), v.clone());
+        }
+    }
+    r.notes = e.notes.clone();
+    r.children = e
+        .children
+        .iter()
+        .map(|&c| build(entries, c, data))
+        .collect();
+    r
+}
+
+/// Reads the filesystem (the node's bytes) into entry nodes, in a new decompressed buffer.
+pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
+    let b = fs.bytes();
+    let at = fs.offset;
+    let fsr = reader(b, at)?;
     let mut buf: Vec<u8> = Vec::new();
     let mut entries: Vec<Entry> = Vec::new();
     let mut by_path: HashMap<String, usize> = HashMap::new();
@@ -256,81 +408,7 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
             notes: Vec::new(),
             elf: None,
         };
-        let push = |buf: &mut Vec<u8>, bytes: &[u8]| -> Result<(), ParseError> {
-            ctx.charge(bytes.len() as u64, at)?;
-            buf.extend_from_slice(bytes);
-            Ok(())
-        };
-        match &node.inner {
-            InnerNode::File(f) => {
-                let len = f.file_len() as u64;
-                if len > ctx.decompress_limit() {
-                    e.notes.push(Note::new(
-                        Code::LimitExceeded,
-                        format!("{}: {len} bytes exceed the decompression limit", e.path),
-                        None,
-                    ));
-                } else {
-                    ctx.charge(len, at)?;
-                    let mut contents = Vec::new();
-                    let r = fsr.file(f).reader().take(len).read_to_end(&mut contents);
-                    match r {
-                        Ok(_) => {
-                            e.elf = elf_summary(&contents);
-                            buf.extend_from_slice(&contents);
-                            e.len = contents.len() as u64;
-                        }
-                        Err(err) => e.notes.push(Note::new(
-                            Code::DecompressFailed,
-                            format!("{}: {err}", e.path),
-                            None,
-                        )),
-                    }
-                }
-            }
-            InnerNode::Symlink(s) => {
-                let t = s.link.to_string_lossy().into_owned();
-                e.kind = RegionKind::FsSymlink;
-                e.typ = "symlink";
-                push(&mut buf, t.as_bytes())?;
-                e.len = t.len() as u64;
-                e.target = Some(t);
-            }
-            InnerNode::Dir(_) => {
-                e.kind = RegionKind::FsDir;
-                e.typ = "dir";
-            }
-            other => {
-                let d = match other {
-                    InnerNode::CharacterDevice(c) => {
-                        e.typ = "char-device";
-                        format!(
-                            "char-device {}:{}",
-                            c.device_number >> 8,
-                            c.device_number & 0xFF
-                        )
-                    }
-                    InnerNode::BlockDevice(c) => {
-                        e.typ = "block-device";
-                        format!(
-                            "block-device {}:{}",
-                            c.device_number >> 8,
-                            c.device_number & 0xFF
-                        )
-                    }
-                    InnerNode::NamedPipe => {
-                        e.typ = "fifo";
-                        "fifo".into()
-                    }
-                    _ => {
-                        e.typ = "socket";
-                        "socket".into()
-                    }
-                };
-                push(&mut buf, d.as_bytes())?;
-                e.len = d.len() as u64;
-            }
-        }
+        contents(ctx, at, &fsr, &node.inner, &mut e, &mut buf)?;
         let idx = entries.len();
         by_path.insert(e.path.clone(), idx);
         entries.push(e);
@@ -339,56 +417,8 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
             _ => roots.push(idx),
         }
     }
-    // Directory listings, deepest first (children sort after their parent).
-    for i in (0..entries.len()).rev() {
-        if entries[i].kind != RegionKind::FsDir {
-            continue;
-        }
-        let mut listing = String::new();
-        for &c in &entries[i].children {
-            let ce = &entries[c];
-            let digest = crate::hash::digest(
-                crate::hash::Alg::Sha256,
-                slice(&buf, ce.off, ce.len, "entry").unwrap_or(&[]),
-            );
-            listing.push_str(&format!(
-                "{} {:04o} {} {} {} {}\n",
-                ce.typ, ce.mode, ce.uid, ce.gid, digest, ce.name
-            ));
-        }
-        ctx.charge(listing.len() as u64, at)?;
-        entries[i].off = buf.len() as u64;
-        entries[i].len = listing.len() as u64;
-        buf.extend_from_slice(listing.as_bytes());
-    }
+    listings(ctx, at, &mut entries, &mut buf)?;
     let data = Arc::new(Data::Owned(buf));
-    fn build(entries: &[Entry], i: usize, data: &Arc<Data>) -> Region {
-        let e = &entries[i];
-        let mut r = Region::new(e.kind, e.name.clone(), data, e.off, e.len)
-            .with_attr("file-path", e.path.clone())
-            .with_attr("mode", format!("{:04o}", e.mode))
-            .with_attr("uid", e.uid)
-            .with_attr("gid", e.gid)
-            .with_attr("type", e.typ);
-        if e.kind == RegionKind::FsFile {
-            r.attrs.insert("size".into(), e.len.into());
-        }
-        if let Some(t) = &e.target {
-            r.attrs.insert("symlink-target".into(), t.clone().into());
-        }
-        if let Some(elf) = &e.elf {
-            for (k, v) in elf {
-                r.attrs.insert(k.clone().into(), v.clone());
-            }
-        }
-        r.notes = e.notes.clone();
-        r.children = e
-            .children
-            .iter()
-            .map(|&c| build(entries, c, data))
-            .collect();
-        r
-    }
     let out: Vec<Region> = roots.iter().map(|&i| build(&entries, i, &data)).collect();
     // A listing cut short is a fact of the filesystem: a note on its own node.
     Ok(
