@@ -520,6 +520,31 @@ pub fn descend_file(ctx: &Ctx, node: &mut Region) -> Option<&'static Format> {
     descend(ctx, node, None, Some(f))
 }
 
+/// An analysis pass over a whole parsed tree: it finds structures that live inside bytes other parsers
+/// already own (Intel's FIT, microcode, ACM and Boot Guard manifests sit in UEFI pad and raw files), from an
+/// anchor the hardware uses (the FIT pointer at 4 GiB - 0x40) rather than from one container's header. A
+/// pass runs after the top-level parse and before identity paths are assigned; it may add children below
+/// existing leaves (never rename or move existing nodes, so baselines keep matching), notes and evidence.
+#[derive(Debug)]
+pub struct Pass {
+    /// Kebab-case name.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub run: fn(&Ctx, &mut Region),
+}
+
+static PASSES: &[Pass] = &[Pass {
+    name: "intel-fit",
+    description: "Intel FIT, microcode updates, startup ACM, Boot Guard / CBnT key and boot policy \
+                  manifests: attached below the leaves that hold them; signatures and IBB digests as evidence",
+    run: intel::annotate,
+}];
+
+/// Every whole-tree pass, in the order [`parse_image`] runs them.
+pub fn passes() -> &'static [Pass] {
+    PASSES
+}
+
 /// Parses a whole image into a finalized region tree. Never fails: what cannot be parsed stays an opaque
 /// leaf with an `unparsed` note.
 pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
@@ -561,8 +586,9 @@ pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
             }
         }
     }
-    // Intel FIT, microcode, ACM and Boot Guard structures: attached below the leaves that hold them.
-    intel::annotate(&ctx, &mut root);
+    for pass in passes() {
+        (pass.run)(&ctx, &mut root);
+    }
     region::finalize(&mut root);
     root
 }
