@@ -859,7 +859,9 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
     // Coverage: the IBB range, signed by the KM key, which no trust policy pins (tests/bootguard_coverage.rs);
     // the evidence sits on the BPM that carries the digest, none on the root.
     assert!(
-        t["root"]["evidence"].as_array().is_none_or(|a| a.is_empty()),
+        t["root"]["evidence"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
         "{}",
         t["root"]["evidence"]
     );

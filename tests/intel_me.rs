@@ -149,7 +149,9 @@ fn sps_region_partitions_manifest_and_modules_verified() {
     for m in ["rbe.met", "manuf.met", "rbe", "manuf"] {
         let n = node(&all, &format!("FTPR/{m}"));
         assert_eq!(evidence(n, "me-module-hash"), "valid", "{m}");
-        assert!(n.get("attrs").is_none_or(|a| a.get("hash-status").is_none()));
+        assert!(n
+            .get("attrs")
+            .is_none_or(|a| a.get("hash-status").is_none()));
         assert_eq!(covered(n), "me-manifest", "{m}");
     }
     assert_eq!(attr(node(&all, "MFS"), "partition-type"), "data");

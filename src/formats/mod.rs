@@ -725,6 +725,24 @@ mod tests {
         assert_ne!(inside_ubi, Some("ubi"));
     }
 
+    /// Whole-tree passes: unique kebab-case names with a description; the Intel FIT pass is one.
+    #[test]
+    fn passes_are_named_and_described() {
+        let names: Vec<&str> = passes().iter().map(|p| p.name).collect();
+        assert!(names.contains(&"intel-fit"), "{names:?}");
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        for p in passes() {
+            assert!(p
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+            assert!(!p.description.is_empty());
+        }
+    }
+
     #[test]
     fn a_parser_annotates_the_node_it_parses() {
         fn parse(_: &Ctx, node: &Region) -> Result<Parsed, ParseError> {

@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::finding::evidence::{Covers, Evidence, Status, Trust};
 pub use crate::finding::evidence::Protection;
+use crate::finding::evidence::{Covers, Evidence, Status, Trust};
 use crate::region::{Policy, Region, Space};
 
 /// One contiguous range with one protection.

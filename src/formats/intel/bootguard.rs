@@ -446,8 +446,8 @@ fn boot_policy_bg(b: &[u8], struct_version: u8) -> Result<BootPolicy, ParseError
         }
         // The element reaches the next id at or after its parsed length.
         let from = o + size.unwrap_or(9);
-        let next = (from..b.len() as u64)
-            .find(|&p| b[p as usize] == b'_' && element_id(b, p).is_some());
+        let next =
+            (from..b.len() as u64).find(|&p| b[p as usize] == b'_' && element_id(b, p).is_some());
         let Some(next) = next else {
             return Err(invalid(
                 what,

@@ -311,7 +311,12 @@ fn header(part: &Region) -> Result<(Region, String, u64, u64), ParseError> {
 /// an earlier entry are reported on the `cpd` node `table` and left out.
 // Reviewed: entries are 32-bit offsets and sizes in u64, kept only when `off + size <= len` (checked_add); `hdr_len + count * 0x18` is the table end computed in `header`; `base` plus an offset inside the partition fits.
 #[allow(clippy::arithmetic_side_effects)]
-fn entries(part: &Region, hdr_len: u64, count: u64, table: &mut Region) -> Result<Vec<Ent>, ParseError> {
+fn entries(
+    part: &Region,
+    hdr_len: u64,
+    count: u64,
+    table: &mut Region,
+) -> Result<Vec<Ent>, ParseError> {
     let b = part.bytes();
     let len = b.len() as u64;
     let base = part.offset;

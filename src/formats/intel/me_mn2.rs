@@ -93,7 +93,9 @@ fn module_entries(
     if declared > count {
         mnode.notes.push(Note::new(
             Code::LimitExceeded,
-            format!("manifest declares {declared} modules; {count} fit in it (limit {MAX_MODULES})"),
+            format!(
+                "manifest declares {declared} modules; {count} fit in it (limit {MAX_MODULES})"
+            ),
             Some(base + 0x20),
         ));
     }

@@ -473,7 +473,10 @@ fn fit_entry(
     };
     let structural = matches!(
         e.kind,
-        fit::TYPE_MICROCODE | fit::TYPE_STARTUP_ACM | fit::TYPE_KEY_MANIFEST | fit::TYPE_BOOT_POLICY
+        fit::TYPE_MICROCODE
+            | fit::TYPE_STARTUP_ACM
+            | fit::TYPE_KEY_MANIFEST
+            | fit::TYPE_BOOT_POLICY
     );
     let Some(toff) = target else {
         if structural {
@@ -548,22 +551,14 @@ fn fit_target(
             Ok(Some(u.total_size as u64))
         }
         fit::TYPE_STARTUP_ACM => {
-            let a = acm::parse(rest).map_err(|err| {
-                (
-                    Code::Unparsed,
-                    format!("startup ACM at 0x{toff:X}: {err}"),
-                )
-            })?;
+            let a = acm::parse(rest)
+                .map_err(|err| (Code::Unparsed, format!("startup ACM at 0x{toff:X}: {err}")))?;
             found.plan.push(acm_node(&found.data, toff, &a));
             Ok(Some(a.size))
         }
         fit::TYPE_KEY_MANIFEST => {
-            let k = bootguard::key_manifest(rest).map_err(|err| {
-                (
-                    Code::Unparsed,
-                    format!("key manifest at 0x{toff:X}: {err}"),
-                )
-            })?;
+            let k = bootguard::key_manifest(rest)
+                .map_err(|err| (Code::Unparsed, format!("key manifest at 0x{toff:X}: {err}")))?;
             let size = k.size;
             named.km = Some((toff, k));
             Ok(Some(size))
@@ -889,7 +884,9 @@ fn ibb_set(
             ));
         }
         statuses.push(status);
-        digests.push(json!({"alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest), "status": status}));
+        digests.push(
+            json!({"alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest), "status": status}),
+        );
     }
     let mut v = json!({
         "set": set.set_number, "flags": format!("0x{:X}", set.flags),
@@ -900,7 +897,8 @@ fn ibb_set(
     }
     if let Some(obb) = &set.obb {
         if obb.alg != keys::ALG_NULL {
-            v["obb-digest"] = json!({"alg": keys::alg_name(obb.alg), "digest": keys::hex(&obb.digest)});
+            v["obb-digest"] =
+                json!({"alg": keys::alg_name(obb.alg), "digest": keys::hex(&obb.digest)});
         }
     }
     IbbSet {
@@ -1151,6 +1149,37 @@ mod tests {
         xy.extend([2u8; 32]);
         assert!(km_key_pinned(&ecc, &[d(keys::ALG_SHA256, &xy)]));
         assert!(!km_key_pinned(&ecc, &[d(keys::ALG_SHA256, &fused)]));
+    }
+
+    /// A microcode update's evidence sits on its node, covers its bytes and protects them only when its
+    /// checksums hold.
+    #[test]
+    fn microcode_evidence_follows_its_checksum() {
+        let data = Arc::new(Data::Owned(vec![0u8; 0x1000]));
+        let mut u = microcode::Update {
+            revision: 1,
+            date: "2020-01-01".into(),
+            signature: 0x806EA,
+            platform_flags: 0,
+            data_size: 0x7D0,
+            total_size: 0x800,
+            checksum_ok: true,
+            extended: Vec::new(),
+            problems: Vec::new(),
+        };
+        let good = microcode_node(&data, 0x400, &u);
+        let e = &good.evidence[0];
+        assert_eq!(
+            e.covers,
+            crate::finding::Covers::Ranges(vec![(0x400, 0x800)])
+        );
+        assert_eq!(e.protects(), Some(Protection::Microcode));
+        u.checksum_ok = false;
+        u.problems.push("checksum does not sum to zero".into());
+        let bad = microcode_node(&data, 0x400, &u);
+        assert_eq!(bad.evidence[0].status.as_str(), "invalid");
+        assert_eq!(bad.evidence[0].protects(), None);
+        assert_eq!(bad.notes[0].code, Code::MicrocodeChecksum);
     }
 
     /// Random images with a FIT whose entries point at mangled KM/BPM/ACM/microcode headers: the pass
