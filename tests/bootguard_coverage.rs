@@ -236,7 +236,9 @@ fn unpinned_key_manifest_is_self_signed() {
     assert_eq!(r["by"], kh.as_str());
     let n = notes(&cov);
     assert!(
-        n.contains(&kh) && n.contains("pinned by none of the 0"),
+        n.contains(&format!("bootguard-ibb by {kh}: "))
+            && n.contains("nothing pins (trust self-signed)")
+            && n.contains("count as bootguard-self-signed"),
         "{n}"
     );
     // The order puts it below the hardware-rooted classes and the vendor's package signature.
@@ -280,7 +282,7 @@ fn unpinned_key_manifest_is_self_signed() {
         "{text}"
     );
     assert!(
-        text.contains("notes:") && text.contains("pinned by none"),
+        text.contains("notes:") && text.contains("nothing pins"),
         "{text}"
     );
 }
@@ -349,7 +351,23 @@ fn mismatching_pin_is_not_hardware_verified() {
     let cov = coverage(&p, Some(&policy));
     ibb_is(&cov, &built, "bootguard-self-signed");
     assert_eq!(total(&cov, "bootguard-ibb"), 0);
-    assert!(notes(&cov).contains("pinned by none of the 2"), "{cov:#}");
+    assert!(notes(&cov).contains("nothing pins"), "{cov:#}");
+    // The tree says so on the KM: not pinned, its signature's evidence self-signed.
+    let out = fwscan()
+        .args(["inspect", "--format", "json", "--trust"])
+        .arg(&policy)
+        .arg(&p)
+        .output()
+        .unwrap();
+    let t: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let km = crate::intel::all_nodes(&t)
+        .into_iter()
+        .find(|n| n["name"] == "key-manifest")
+        .cloned()
+        .unwrap();
+    assert_eq!(km["attrs"]["key-pinned"], false);
+    assert_eq!(km["evidence"][0]["scheme"], "bootguard-km");
+    assert_eq!(km["evidence"][0]["trust"], "self-signed");
     // The chain is broken (BPM signed by `other`, the KM names the BPM key): no Boot Guard class at all,
     // even with the KM pinned.
     let swapped = build_image(

@@ -10,7 +10,7 @@ use fwscan::formats::uefi::build;
 use crate::harness::inspect_json as inspect;
 use crate::harness::{self, fwscan, have_tool};
 use crate::support::spi::w32;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Digest;
 
 /// A fixture of `../shared/fixtures/intel/`, or `None` after a skip.
@@ -856,9 +856,23 @@ fn boot_guard_case(cbnt: bool, km_spec: &str, km_scheme: &str, bpm_spec: &str, b
         !statuses.is_empty() && statuses.iter().all(|s| *s == "valid"),
         "{statuses:?}"
     );
-    // Coverage: the IBB range, signed by the KM key, which no trust policy pins (tests/bootguard_coverage.rs).
-    let cov = t["root"]["evidence"].as_array().expect("evidence");
+    // Coverage: the IBB range, signed by the KM key, which no trust policy pins (tests/bootguard_coverage.rs);
+    // the evidence sits on the BPM that carries the digest, none on the root.
+    assert!(
+        t["root"]["evidence"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{}",
+        t["root"]["evidence"]
+    );
+    let cov = bpmn["evidence"].as_array().expect("evidence");
     let kh = kmn["attrs"]["key-hash"].as_str().unwrap();
+    let km_ev = &kmn["evidence"][0];
+    assert_eq!(
+        (&km_ev["trust"], &km_ev["signer"]),
+        (&json!("self-signed"), &json!(kh)),
+        "{km_ev}"
+    );
     assert!(
         cov.iter().any(|c| c["scheme"] == "bootguard-ibb"
             && c["status"] == "valid"

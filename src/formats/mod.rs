@@ -481,6 +481,31 @@ pub fn descend_file(ctx: &Ctx, node: &mut Region) -> Option<&'static Format> {
     descend(ctx, node, None, Some(f))
 }
 
+/// An analysis pass over a whole parsed tree: it finds structures that live inside bytes other parsers
+/// already own (Intel's FIT, microcode, ACM and Boot Guard manifests sit in UEFI pad and raw files), from an
+/// anchor the hardware uses (the FIT pointer at 4 GiB - 0x40) rather than from one container's header. A
+/// pass runs after the top-level parse and before identity paths are assigned; it may add children below
+/// existing leaves (never rename or move existing nodes, so baselines keep matching), notes and evidence.
+#[derive(Debug)]
+pub struct Pass {
+    /// Kebab-case name.
+    pub name: &'static str,
+    pub description: &'static str,
+    pub run: fn(&Ctx, &mut Region),
+}
+
+static PASSES: &[Pass] = &[Pass {
+    name: "intel-fit",
+    description: "Intel FIT, microcode updates, startup ACM, Boot Guard / CBnT key and boot policy \
+                  manifests: attached below the leaves that hold them; signatures and IBB digests as evidence",
+    run: intel::annotate,
+}];
+
+/// Every whole-tree pass, in the order [`parse_image`] runs them.
+pub fn passes() -> &'static [Pass] {
+    PASSES
+}
+
 /// Parses a whole image into a finalized region tree. Never fails: what cannot be parsed stays an opaque
 /// leaf with an `unparsed` note.
 pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
@@ -522,8 +547,9 @@ pub fn parse_image(data: Arc<Data>, opts: &ParseOptions) -> Region {
             }
         }
     }
-    // Intel FIT, microcode, ACM and Boot Guard structures: attached below the leaves that hold them.
-    intel::annotate(&ctx, &mut root);
+    for pass in passes() {
+        (pass.run)(&ctx, &mut root);
+    }
     region::finalize(&mut root);
     root
 }
@@ -652,6 +678,24 @@ mod tests {
         b[..4].copy_from_slice(b"UBI#");
         let inside_ubi = detect_inside(&b, false, Some(&bmc::ubi::FORMAT)).map(|f| f.name);
         assert_ne!(inside_ubi, Some("ubi"));
+    }
+
+    /// Whole-tree passes: unique kebab-case names with a description; the Intel FIT pass is one.
+    #[test]
+    fn passes_are_named_and_described() {
+        let names: Vec<&str> = passes().iter().map(|p| p.name).collect();
+        assert!(names.contains(&"intel-fit"), "{names:?}");
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len());
+        for p in passes() {
+            assert!(p
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
+            assert!(!p.description.is_empty());
+        }
     }
 
     #[test]

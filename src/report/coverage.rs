@@ -16,17 +16,20 @@
 //! then the baseline, then nothing. The ranges are contiguous, sorted and cover the image exactly once, so
 //! the totals sum to the image size.
 //!
-//! Why a range got less than it seemed to claim (an IBB digest that mismatched or could not be computed, a
-//! key manifest pinned by nothing) is said by the parsers in the root node's attribute `coverage-notes` (a
-//! JSON array of strings), which [`compute`] passes on as [`Coverage::notes`].
+//! Why a range got less than it seemed to claim is said by its evidence too: range evidence (bytes that are
+//! not its node, such as Boot Guard IBB segments, or a signed structure the Intel pass found) that names
+//! a protection class but does not give it (invalid or not verified: its `why`), or gives it only on the
+//! word of a key that nothing anchors (valid, trust `self-signed`: the parser chose the weaker class).
+//! [`compute`] lists those as [`Coverage::notes`]. Node evidence needs no note: `inspect` shows it, with
+//! its `why`, on the node it covers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::finding::evidence::Covers;
 pub use crate::finding::evidence::Protection;
+use crate::finding::evidence::{Covers, Evidence, Status, Trust};
 use crate::region::{Policy, Region, Space};
 
 /// One contiguous range with one protection.
@@ -47,7 +50,7 @@ pub struct Coverage {
     pub ranges: Vec<Range>,
     /// Bytes per protection, every protection listed (strongest first), zeros included.
     pub totals: BTreeMap<&'static str, u64>,
-    /// Why a range got a weaker protection than its structure suggests (from the root's `coverage-notes`).
+    /// Why a range got a weaker protection than its structure suggests (from its range evidence).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -70,20 +73,48 @@ struct Interval {
 pub fn compute(root: &Region) -> Coverage {
     let size = root.size;
     let mut iv = Vec::new();
-    collect(root, root, false, false, &mut iv);
+    let mut notes = Vec::new();
+    collect(root, root, false, false, &mut iv, &mut notes);
     let mut cov = sweep(size, iv);
-    if let Some(serde_json::Value::Array(items)) = root.attrs.get("coverage-notes") {
-        cov.notes = items
-            .iter()
-            .filter_map(serde_json::Value::as_str)
-            .map(str::to_string)
-            .collect();
-    }
+    let mut seen = std::collections::HashSet::new();
+    notes.retain(|n| seen.insert(n.clone()));
+    cov.notes = notes;
     cov
 }
 
+/// Why range evidence gives its bytes less than the class it names, if it does: it did not hold (its
+/// status and why), or it holds on the word of a self-signed key (the weaker class its parser chose).
+/// `by` names the signer, or the node when there is none.
+fn weaker(e: &Evidence, by: &str) -> Option<String> {
+    let Covers::Ranges(_) = e.covers else {
+        return None;
+    };
+    let p = e.protection?;
+    match &e.status {
+        Status::Valid if e.trust == Trust::SelfSigned => Some(format!(
+            "{} by {by}: signed by a key that nothing pins (trust self-signed), so its ranges count as {}, not as hardware- or vendor-verified",
+            e.scheme.as_str(),
+            p.as_str()
+        )),
+        Status::Valid => None,
+        s => Some(format!(
+            "{} by {by}: {}: {}",
+            e.scheme.as_str(),
+            s.as_str(),
+            s.why().unwrap_or("no reason given")
+        )),
+    }
+}
+
 /// Adds the intervals of `r` and its image-space descendants.
-fn collect(root: &Region, r: &Region, mutable: bool, pinned: bool, out: &mut Vec<Interval>) {
+fn collect(
+    root: &Region,
+    r: &Region,
+    mutable: bool,
+    pinned: bool,
+    out: &mut Vec<Interval>,
+    notes: &mut Vec<String>,
+) {
     let mutable = mutable || matches!(r.policy, Policy::Mutable | Policy::Ignore);
     let pinned = pinned || r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
     let start = r.offset.min(root.size);
@@ -96,6 +127,9 @@ fn collect(root: &Region, r: &Region, mutable: bool, pinned: bool, out: &mut Vec
         }
     };
     for e in &r.evidence {
+        if let Some(n) = weaker(e, &e.signer.clone().unwrap_or_else(here)) {
+            notes.push(n);
+        }
         let Some(p) = e.protects() else {
             continue;
         };
@@ -129,7 +163,7 @@ fn collect(root: &Region, r: &Region, mutable: bool, pinned: bool, out: &mut Vec
     let mut any = false;
     for c in r.children.iter().filter(|c| in_image(c)) {
         any = true;
-        collect(root, c, mutable, pinned, out);
+        collect(root, c, mutable, pinned, out, notes);
     }
     if !any && start < end {
         let prot = if r.policy == Policy::Blank || (mutable && !pinned) {
@@ -322,11 +356,11 @@ mod tests {
         );
         assert_eq!(cov.totals.values().sum::<u64>(), 100);
         assert_eq!(cov.total(Protection::None), 25);
-        assert!(cov.notes.is_empty());
+        assert_eq!(cov.notes, ["bootguard-ibb by /: invalid: digest differs"]);
     }
 
-    /// A self-signed Boot Guard range loses to a vendor package, wins over the baseline default; the
-    /// root's `coverage-notes` become the coverage's notes.
+    /// A self-signed Boot Guard range loses to a vendor package, wins over the baseline default; range
+    /// evidence that is self-signed or does not hold says so in the notes, node evidence does not.
     #[test]
     fn self_signed_ranks_below_vendor_and_notes_pass_through() {
         assert!(Protection::ALL.len() == 8);
@@ -336,9 +370,19 @@ mod tests {
             .with_evidence(ev(Protection::VendorPackage));
         let b = Region::new(RegionKind::Blob, "b", &data, 50, 50);
         root.children = vec![a, b];
-        root.evidence = vec![ranges(Protection::BootguardSelfSigned, 40, 40)];
-        root.attrs
-            .insert("coverage-notes".into(), serde_json::json!(["why"]));
+        let self_signed = ranges(Protection::BootguardSelfSigned, 40, 40)
+            .with_trust(crate::finding::Trust::SelfSigned)
+            .with_signer("km");
+        let failed = crate::finding::Evidence {
+            status: crate::finding::Status::NotVerified("digest not computed".into()),
+            ..ranges(Protection::BootguardIbb, 0, 10)
+        };
+        root.evidence = vec![self_signed, failed];
+        // Node evidence that did not hold: shown on its node, no note.
+        root.children[1].evidence.push(crate::finding::Evidence {
+            status: crate::finding::Status::Invalid("hash differs".into()),
+            ..ev(Protection::MeManifest)
+        });
         crate::region::finalize(&mut root);
         let cov = compute(&root);
         let got: Vec<(u64, u64, &str)> = cov
@@ -354,7 +398,18 @@ mod tests {
                 (80, 20, "baseline-only"),
             ]
         );
-        assert_eq!(cov.notes, ["why"]);
-        assert!(text(&cov).contains("notes:\n  why"));
+        assert_eq!(cov.notes.len(), 2, "{:?}", cov.notes);
+        assert!(
+            cov.notes[0].starts_with("bootguard-ibb by km: ")
+                && cov.notes[0].contains("self-signed")
+                && cov.notes[0].contains("count as bootguard-self-signed"),
+            "{:?}",
+            cov.notes
+        );
+        assert_eq!(
+            cov.notes[1],
+            "bootguard-ibb by /: not-verified: digest not computed"
+        );
+        assert!(text(&cov).contains("notes:\n  bootguard-ibb by km: "));
     }
 }

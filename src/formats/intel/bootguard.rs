@@ -385,9 +385,8 @@ fn element_id(b: &[u8], off: u64) -> Option<String> {
         .then(|| String::from_utf8_lossy(id).into_owned())
 }
 
-/// Parses a Boot Policy Manifest at the start of `b`.
-// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
-#[allow(clippy::arithmetic_side_effects)]
+/// Parses a Boot Policy Manifest at the start of `b`: Boot Guard 1.0 (structure version below 0x20) or
+/// CBnT.
 pub fn boot_policy(b: &[u8]) -> Result<BootPolicy, ParseError> {
     let what = "boot policy manifest";
     if slice(b, 0, 8, what)? != ACBP {
@@ -395,79 +394,99 @@ pub fn boot_policy(b: &[u8]) -> Result<BootPolicy, ParseError> {
     }
     let b = &b[..b.len().min(MAX_MANIFEST as usize)];
     let struct_version = u8_at(b, 8, what)?;
+    if is_cbnt(struct_version) {
+        boot_policy_cbnt(b, struct_version)
+    } else {
+        boot_policy_bg(b, struct_version)
+    }
+}
+
+/// A Boot Guard 1.0 BPM: 16-byte header, then elements without a size field, up to the `__PMSG__`
+/// signature element.
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
+fn boot_policy_bg(b: &[u8], struct_version: u8) -> Result<BootPolicy, ParseError> {
+    let what = "boot policy manifest";
     let mut elements = Vec::new();
     let mut ibb_sets = Vec::new();
-    if !is_cbnt(struct_version) {
-        let revision = u8_at(b, 10, what)?;
-        let svn = u8_at(b, 11, what)?;
-        let acm_svn = u8_at(b, 12, what)?;
-        elements.push(Element {
-            id: "__ACBP__".into(),
-            version: struct_version,
-            offset: 0,
-            size: 16,
-        });
-        let mut o = 16u64;
-        let mut ks = None;
-        let mut signed_len = 0;
-        let mut end = 16;
-        // Elements carry no size: each one reaches the next known id (bounded: ids are searched forward).
-        while let Some(id) = element_id(b, o) {
-            let version = u8_at(b, o + 8, what)?;
-            if id == "__PMSG__" {
-                let k = key_signature(b, o + 9)?;
-                signed_len = o + 9;
-                end = o + 9 + k.len;
-                elements.push(Element {
-                    id,
-                    version,
-                    offset: o,
-                    size: end - o,
-                });
-                ks = Some(k);
-                break;
-            }
-            let mut size = None;
-            if id == "__IBBS__" {
-                let (set, len) = ibbs_bg(b, o)?;
-                ibb_sets.push(set);
-                size = Some(len);
-            }
-            // The element reaches the next id at or after its parsed length.
-            let from = o + size.unwrap_or(9);
-            let next = (from..b.len() as u64)
-                .find(|&p| b[p as usize] == b'_' && element_id(b, p).is_some());
-            let Some(next) = next else {
-                return Err(invalid(
-                    what,
-                    o,
-                    format!("{id} is not followed by __PMSG__"),
-                ));
-            };
+    let revision = u8_at(b, 10, what)?;
+    let svn = u8_at(b, 11, what)?;
+    let acm_svn = u8_at(b, 12, what)?;
+    elements.push(Element {
+        id: "__ACBP__".into(),
+        version: struct_version,
+        offset: 0,
+        size: 16,
+    });
+    let mut o = 16u64;
+    let mut ks = None;
+    let mut signed_len = 0;
+    let mut end = 16;
+    // Elements carry no size: each one reaches the next known id (bounded: ids are searched forward).
+    while let Some(id) = element_id(b, o) {
+        let version = u8_at(b, o + 8, what)?;
+        if id == "__PMSG__" {
+            let k = key_signature(b, o + 9)?;
+            signed_len = o + 9;
+            end = o + 9 + k.len;
             elements.push(Element {
                 id,
                 version,
                 offset: o,
-                size: next - o,
+                size: end - o,
             });
-            o = next;
-            end = o;
+            ks = Some(k);
+            break;
         }
-        if ks.is_none() {
-            return Err(invalid(what, end, "no __PMSG__ signature element"));
+        let mut size = None;
+        if id == "__IBBS__" {
+            let (set, len) = ibbs_bg(b, o)?;
+            ibb_sets.push(set);
+            size = Some(len);
         }
-        return Ok(BootPolicy {
-            struct_version,
-            revision,
-            svn,
-            acm_svn,
-            elements,
-            ibb_sets,
-            key_signature: ks,
-            signed_len,
-            size: end,
+        // The element reaches the next id at or after its parsed length.
+        let from = o + size.unwrap_or(9);
+        let next =
+            (from..b.len() as u64).find(|&p| b[p as usize] == b'_' && element_id(b, p).is_some());
+        let Some(next) = next else {
+            return Err(invalid(
+                what,
+                o,
+                format!("{id} is not followed by __PMSG__"),
+            ));
+        };
+        elements.push(Element {
+            id,
+            version,
+            offset: o,
+            size: next - o,
         });
+        o = next;
+        end = o;
     }
+    if ks.is_none() {
+        return Err(invalid(what, end, "no __PMSG__ signature element"));
+    }
+    Ok(BootPolicy {
+        struct_version,
+        revision,
+        svn,
+        acm_svn,
+        elements,
+        ibb_sets,
+        key_signature: ks,
+        signed_len,
+        size: end,
+    })
+}
+
+/// A CBnT BPM: header with its size and the key signature's offset, then sized elements up to `__PMSG__`.
+// Reviewed: every offset is either a 16-bit field or a position where the previous read succeeded (so below b.len()), plus small constants and lengths of at most 16 bits (key and signature sizes checked: <= 4096/8192 bits; counts are u8, or u16 bounded by the input before the loop): sums stay far below u64::MAX, and each difference subtracts a start from an end computed from it.
+#[allow(clippy::arithmetic_side_effects)]
+fn boot_policy_cbnt(b: &[u8], struct_version: u8) -> Result<BootPolicy, ParseError> {
+    let what = "boot policy manifest";
+    let mut elements = Vec::new();
+    let mut ibb_sets = Vec::new();
     let hdr_size = le16(b, 10, what)? as u64;
     let ks_off = le16(b, 12, what)? as u64;
     let revision = u8_at(b, 14, what)?;

@@ -13,8 +13,9 @@
 //! (package info) list every module's metadata file `NAME.met` with its SHA-256. A `.met` holds extension 10
 //! (module attributes: u8 compression 0 none / 1 Huffman / 2 LZMA, u32 uncompressed and compressed size,
 //! the module's SHA-256). fwscan checks the chain manifest signature → `.met` hash → module hash where the
-//! hashed bytes are the stored bytes (uncompressed modules); Huffman and LZMA modules are reported with
-//! `hash-status` "not verifiable offline" (their hash covers decompressed data).
+//! hashed bytes are the stored bytes (uncompressed modules), and records each step as `me-module-hash`
+//! evidence on the `.met` or module node; Huffman and LZMA modules get it `not-verified` (their hash covers
+//! decompressed data), as do entries the chain does not reach (not listed, no verified metadata).
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::HashMap;
@@ -23,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ParseError;
 use crate::finding::{Code, Status};
-use crate::formats::me_manifest::{self, stored_hash, Manifest};
+use crate::formats::me_manifest::{self, module_evidence, stored_hash, Manifest};
 use crate::formats::util::{le32, slice, u8_at};
 use crate::region::{self, Note, Region, RegionKind};
 
@@ -140,10 +141,115 @@ fn mod_attr(met: &[u8]) -> Option<ModAttr> {
     found
 }
 
-/// Parses the `$CPD` directory at the start of partition `part` into its children (offsets in the image).
-// Reviewed: the header length is 0x10..=0x40 and was sliced out of `b`; the entry count is bounded by what fits after it; entries are 32-bit offsets and sizes in u64, kept only when `off + size <= len` (checked_add); `base` plus an offset inside the partition fits.
+/// A directory entry inside the partition.
+struct Ent {
+    name: String,
+    /// Offset from the `$CPD` start.
+    off: u64,
+    size: u64,
+    /// Offset bit 25: Huffman-compressed.
+    huffman: bool,
+    /// Image offset of the entry in the table.
+    at: u64,
+}
+
+/// Checks a `.met` file (node `n`, its bytes `data`) against the hash the manifest lists for it (`want`,
+/// `None`: not listed): `me-module-hash` evidence, a finding on a mismatch. Returns its module attributes
+/// when it verified under a trusted manifest (the module's own hash can then be checked).
+fn metadata(
+    n: &mut Region,
+    e: &Ent,
+    data: &[u8],
+    want: Option<&MetHash>,
+    trusted: bool,
+) -> Option<Option<ModAttr>> {
+    let Some(want) = want else {
+        n.evidence.push(module_evidence(
+            Status::NotVerified("not listed in the manifest".into()),
+            false,
+        ));
+        return None;
+    };
+    let got = hex::encode(Sha256::digest(data));
+    if got == want.hash && want.size == e.size {
+        n.evidence.push(module_evidence(Status::Valid, trusted));
+        return trusted.then(|| mod_attr(data));
+    }
+    n.evidence.push(module_evidence(
+        Status::Invalid("its hash differs from the one its manifest lists".into()),
+        trusted,
+    ));
+    n.notes.push(Note::new(
+        Code::MeModuleHashMismatch,
+        format!(
+            "metadata {} ({:#x} bytes) has SHA-256 {got}; the manifest lists {} ({:#x} bytes)",
+            e.name, e.size, want.hash, want.size
+        ),
+        Some(n.offset),
+    ));
+    None
+}
+
+/// Checks a module (node `n`, its bytes `data`) against the module attributes of its verified `.met`
+/// (`attr`: `None` when its `.met` did not verify under a trusted manifest): `me-module-hash` evidence,
+/// a finding on a mismatch.
+fn module(n: &mut Region, huffman: bool, data: &[u8], attr: Option<&Option<ModAttr>>) {
+    let Some(attr) = attr else {
+        n.evidence.push(module_evidence(
+            Status::NotVerified("no verified metadata (.met) lists its hash".into()),
+            false,
+        ));
+        return;
+    };
+    let Some(attr) = attr else {
+        n.evidence.push(module_evidence(
+            Status::NotVerified("its metadata has no module attributes".into()),
+            true,
+        ));
+        return;
+    };
+    let comp = if huffman { 1 } else { attr.compression };
+    n.attrs.insert(
+        "compression".into(),
+        match comp {
+            0 => "none".into(),
+            1 => "huffman".into(),
+            2 => "lzma".into(),
+            c => format!("unknown-{c}"),
+        }
+        .into(),
+    );
+    if comp != 0 {
+        n.evidence.push(module_evidence(
+            Status::NotVerified("the manifest's hash covers the decompressed module".into()),
+            true,
+        ));
+        return;
+    }
+    let got = hex::encode(Sha256::digest(data));
+    if got == attr.hash {
+        n.evidence.push(module_evidence(Status::Valid, true));
+        return;
+    }
+    n.evidence.push(module_evidence(
+        Status::Invalid("its hash differs from the one its manifest lists".into()),
+        true,
+    ));
+    n.notes.push(Note::new(
+        Code::MeModuleHashMismatch,
+        format!(
+            "module {} has SHA-256 {got}; its metadata ({}.met) lists {}",
+            n.name, n.name, attr.hash
+        ),
+        Some(n.offset),
+    ));
+}
+
+/// The directory header of the partition `part`: the `cpd` node (checksum, count), the partition name, the
+/// header length and the number of entries read.
+// Reviewed: the header length is 0x10..=0x40 and was sliced out of `b`; the entry count is bounded by what fits after it.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
+fn header(part: &Region) -> Result<(Region, String, u64, u64), ParseError> {
     let b = part.bytes();
     let len = b.len() as u64;
     let base = part.offset;
@@ -198,14 +304,24 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
             .insert("checksum".into(), "not verified (CRC32)".into());
     }
 
+    Ok((table, pname, hdr_len, count))
+}
+
+/// The directory's entries, in offset order: those outside the partition or overlapping the directory or
+/// an earlier entry are reported on the `cpd` node `table` and left out.
+// Reviewed: entries are 32-bit offsets and sizes in u64, kept only when `off + size <= len` (checked_add); `hdr_len + count * 0x18` is the table end computed in `header`; `base` plus an offset inside the partition fits.
+#[allow(clippy::arithmetic_side_effects)]
+fn entries(
+    part: &Region,
+    hdr_len: u64,
+    count: u64,
+    table: &mut Region,
+) -> Result<Vec<Ent>, ParseError> {
+    let b = part.bytes();
+    let len = b.len() as u64;
+    let base = part.offset;
+    let table_end = hdr_len + count * 0x18;
     // Entries, in table order.
-    struct Ent {
-        name: String,
-        off: u64,
-        size: u64,
-        huffman: bool,
-        at: u64,
-    }
     let mut ents = Vec::new();
     for i in 0..count {
         let e = hdr_len + i * 0x18;
@@ -254,6 +370,18 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
         }
         kept.push(e);
     }
+    Ok(kept)
+}
+
+/// Parses the `$CPD` directory at the start of partition `part` into its children (offsets in the image):
+/// header, entries, the manifest, `.met` files, modules.
+// Reviewed: entries were bounded by `entries` (`off + size <= len`); `base` plus an offset inside the partition fits.
+#[allow(clippy::arithmetic_side_effects)]
+pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
+    let b = part.bytes();
+    let base = part.offset;
+    let (mut table, pname, hdr_len, count) = header(part)?;
+    let kept = entries(part, hdr_len, count, &mut table)?;
     let bytes_of = |e: &Ent| &b[e.off as usize..(e.off + e.size) as usize];
 
     // The manifest: `<partition>.man`, or the only `.man`.
@@ -311,39 +439,8 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
         } else if let Some(module) = e.name.strip_suffix(".met") {
             n.attrs.insert("entry".into(), "metadata".into());
             let data = bytes_of(e);
-            let attr = mod_attr(data);
-            match met_list.get(&e.name) {
-                Some(want) if man_info.is_some() => {
-                    let got = hex::encode(Sha256::digest(data));
-                    if got == want.hash && want.size == e.size {
-                        n.attrs.insert("hash-status".into(), "verified".into());
-                        if trusted {
-                            n.evidence
-                                .push(crate::formats::me_manifest::module_evidence(Status::Valid));
-                            met_ok.insert(module.to_string(), attr);
-                        }
-                    } else {
-                        n.attrs.insert("hash-status".into(), "mismatch".into());
-                        n.evidence
-                            .push(crate::formats::me_manifest::module_evidence(
-                                Status::Invalid(
-                                    "its hash differs from the one its manifest lists".into(),
-                                ),
-                            ));
-                        n.notes.push(Note::new(
-                            Code::MeModuleHashMismatch,
-                            format!(
-                                "metadata {} ({:#x} bytes) has SHA-256 {got}; the manifest lists {} ({:#x} bytes)",
-                                e.name, e.size, want.hash, want.size
-                            ),
-                            Some(n.offset),
-                        ));
-                    }
-                }
-                _ => {
-                    n.attrs
-                        .insert("hash-status".into(), "not listed in the manifest".into());
-                }
+            if let Some(attr) = metadata(&mut n, e, data, met_list.get(&e.name), trusted) {
+                met_ok.insert(module.to_string(), attr);
             }
         }
         nodes.push(n);
@@ -354,62 +451,7 @@ pub fn parse(part: &Region, blank: u8) -> Result<Vec<Region>, ParseError> {
             continue;
         }
         n.attrs.insert("entry".into(), "module".into());
-        let Some(attr) = met_ok.get(&e.name) else {
-            n.attrs
-                .insert("hash-status".into(), "no verified metadata".into());
-            continue;
-        };
-        let Some(attr) = attr else {
-            n.attrs.insert(
-                "hash-status".into(),
-                "metadata has no module attributes".into(),
-            );
-            continue;
-        };
-        let comp = if e.huffman { 1 } else { attr.compression };
-        n.attrs.insert(
-            "compression".into(),
-            match comp {
-                0 => "none".into(),
-                1 => "huffman".into(),
-                2 => "lzma".into(),
-                c => format!("unknown-{c}"),
-            }
-            .into(),
-        );
-        if comp != 0 {
-            n.attrs.insert(
-                "hash-status".into(),
-                "not verifiable offline (hash covers decompressed data)".into(),
-            );
-            n.evidence
-                .push(crate::formats::me_manifest::module_evidence(
-                    Status::NotVerified(
-                        "the manifest's hash covers the decompressed module".into(),
-                    ),
-                ));
-            continue;
-        }
-        let got = hex::encode(Sha256::digest(bytes_of(e)));
-        if got == attr.hash {
-            n.attrs.insert("hash-status".into(), "verified".into());
-            n.evidence
-                .push(crate::formats::me_manifest::module_evidence(Status::Valid));
-        } else {
-            n.attrs.insert("hash-status".into(), "mismatch".into());
-            n.evidence
-                .push(crate::formats::me_manifest::module_evidence(
-                    Status::Invalid("its hash differs from the one its manifest lists".into()),
-                ));
-            n.notes.push(Note::new(
-                Code::MeModuleHashMismatch,
-                format!(
-                    "module {} has SHA-256 {got}; its metadata ({}.met) lists {}",
-                    e.name, e.name, attr.hash
-                ),
-                Some(n.offset),
-            ));
-        }
+        module(n, e.huffman, bytes_of(e), met_ok.get(&e.name));
     }
     kids.push(table);
     kids.extend(nodes);

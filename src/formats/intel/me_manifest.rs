@@ -284,11 +284,19 @@ pub fn stored_hash(h: &[u8]) -> String {
     hex::encode(v)
 }
 
-/// The evidence of an ME module whose hash its manifest (signed by a known Intel key) lists.
-pub fn module_evidence(status: Status) -> Evidence {
-    Evidence::on_node(Scheme::MeModuleHash, status)
-        .with_trust(Trust::Anchored("intel".into()))
-        .with_protection(Protection::MeManifest)
+/// The `me-module-hash` evidence of an ME module (or `.met` file) whose hash its manifest chain lists:
+/// `status` says whether the hash was computed and equal (valid), differs (invalid) or could not be checked
+/// and why (not verified). Under a `trusted` manifest (signature valid, known Intel key) it is anchored in
+/// Intel's key and gives `me-manifest` coverage when valid; under any other manifest the list vouches for
+/// nothing (anyone can re-sign), so neither.
+pub fn module_evidence(status: Status, trusted: bool) -> Evidence {
+    let e = Evidence::on_node(Scheme::MeModuleHash, status);
+    if trusted {
+        e.with_trust(Trust::Anchored("intel".into()))
+            .with_protection(Protection::MeManifest)
+    } else {
+        e
+    }
 }
 
 #[cfg(test)]

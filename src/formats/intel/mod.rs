@@ -11,13 +11,17 @@
 //! rest of that leaf with padding nodes. Existing nodes keep their names, offsets and digests, so every
 //! identity path of a baseline made before stays valid; the new nodes sit one level below.
 //!
-//! What each signature covers is recorded on the root node's `coverage` attribute as
-//! `{offset, size, protection, by}` objects (protections `bootguard-ibb`, `bootguard-self-signed`,
-//! `bootguard-manifest`, `acm`, `microcode`), for `inspect --coverage`. An IBB segment counts only when
-//! the whole chain verified: KM signature, BPM signature by the key the KM names, and the IBB set's digest
-//! (computed and equal); it is `bootguard-ibb` only when the KM key is pinned by a
-//! `bootguard-km-hash` key of the parse context's key ring ([`crate::formats::keys::KeyRing`]), else
-//! `bootguard-self-signed`. Why a segment counts for less is said in the root's `coverage-notes`.
+//! It is the `intel-fit` entry of the whole-tree pass registry ([`crate::formats::passes`]).
+//!
+//! Each check is [`Evidence`] on the node that carries the signature or digest, covering byte ranges (the
+//! node's own bytes, or the IBB segments a boot policy manifest hashes): `microcode` on each microcode
+//! update (valid when its checksums hold), `intel-acm` on the startup ACM, `bootguard-km` and
+//! `bootguard-bpm` on the key and boot policy manifests, and one `bootguard-ibb` per IBB set on the boot
+//! policy manifest. An IBB set is valid only when the whole chain verified: KM signature, BPM signature by
+//! the key the KM names, and the set's digest (computed and equal); otherwise its evidence is invalid or
+//! not verified and says why. Its protection is `bootguard-ibb` when the KM key is pinned by a
+//! `bootguard-km-hash` key of the parse context's key ring ([`crate::formats::keys::KeyRing`]), trust
+//! anchored in that pin; else `bootguard-self-signed`, trust self-signed. `inspect --coverage` folds it.
 #![deny(clippy::arithmetic_side_effects)]
 
 pub mod acm;
@@ -92,48 +96,49 @@ fn bios_spaces(root: &Region) -> Vec<Space> {
 }
 
 /// What the pass found, before it is placed in the tree.
-struct Pass {
+struct Found {
     data: Arc<Data>,
+    /// New nodes, each carrying the evidence of the check it holds.
     plan: Vec<Region>,
-    /// What the pass verified, as range evidence for the root ([`crate::finding::Evidence`]).
-    coverage: Vec<Evidence>,
     root_notes: Vec<Note>,
     /// Pinned Boot Guard OEM key hashes (the key ring's `bootguard-km-hash` keys).
     km_pins: Vec<Vec<u8>>,
-    /// Why coverage is weaker than the structures suggest (root attribute `coverage-notes`).
-    coverage_notes: Vec<String>,
 }
 
-impl Pass {
-    /// Records a verified check over `size` bytes at `offset`: its scheme, the coverage class it gives (if
-    /// any), how far its key is trusted, and who signed (`by`: a key hash, `intel`).
-    fn cover(
-        &mut self,
-        (offset, size): (u64, u64),
-        scheme: Scheme,
-        protection: Option<Protection>,
-        trust: Trust,
-        by: &str,
-    ) {
-        let mut e = Evidence::on_node(scheme, Status::Valid)
-            .with_ranges(vec![(offset, size)])
-            .with_trust(trust)
-            .with_signer(by);
-        e.protection = protection;
-        self.coverage.push(e);
-    }
-
+impl Found {
     fn planned_at(&mut self, offset: u64) -> Option<&mut Region> {
         self.plan.iter_mut().find(|r| r.offset == offset)
     }
 }
 
+/// Evidence of a check over byte ranges of the image, for the node that carries the signature or digest:
+/// its scheme and status, the coverage class it gives when valid, how far its key is trusted and who
+/// signed (`by`: a key hash, `intel`; empty: nobody named). Byte ranges rather than "the node": the
+/// coverage names the signer, IBB segments are not nodes, and the evidence keeps its meaning on the root
+/// when its node cannot be placed.
+fn range_evidence(
+    ranges: Vec<(u64, u64)>,
+    scheme: Scheme,
+    status: Status,
+    protection: Option<Protection>,
+    trust: Trust,
+    by: &str,
+) -> Evidence {
+    let mut e = Evidence::on_node(scheme, status)
+        .with_ranges(ranges)
+        .with_trust(trust);
+    if !by.is_empty() {
+        e = e.with_signer(by);
+    }
+    e.protection = protection;
+    e
+}
+
 /// The pass: finds FIT, microcode, ACM and Boot Guard structures and attaches them to `root`.
 pub fn annotate(ctx: &Ctx, root: &mut Region) {
-    let mut pass = Pass {
+    let mut found = Found {
         data: Arc::clone(&root.data),
         plan: Vec::new(),
-        coverage: Vec::new(),
         root_notes: Vec::new(),
         km_pins: ctx
             .opts
@@ -142,9 +147,41 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
             .into_iter()
             .map(<[u8]>::to_vec)
             .collect(),
-        coverage_notes: Vec::new(),
     };
-    // Microcode files of the firmware volumes.
+    microcode_files(&mut found, root);
+    for space in bios_spaces(root) {
+        fit_pass(&mut found, space);
+    }
+    let Found {
+        plan, root_notes, ..
+    } = found;
+    for node in plan {
+        if let Err(node) = place(root, Box::new(node)) {
+            root.notes.push(Note::new(
+                Code::FitInvalid,
+                format!(
+                    "{} at 0x{:x} straddles existing structures; reported here",
+                    node.name, node.offset
+                ),
+                Some(node.offset),
+            ));
+            root.notes.extend(node.notes.iter().cloned());
+            // Its evidence names byte ranges of the image: still true of them, so it moves along.
+            node.walk(&mut |r| root.evidence.extend(r.evidence.iter().cloned()));
+        }
+    }
+    let blank = ctx.opts.blank;
+    root.walk_mut(&mut |r| {
+        if r.attrs.remove(HOST).is_some() {
+            let (d, s, e) = (Arc::clone(&r.data), r.offset, r.end());
+            region::fill_gaps(&d, s, e, &mut r.children, blank, RegionKind::Padding);
+        }
+    });
+    root.notes.extend(root_notes);
+}
+
+/// Microcode updates in the microcode FFS files of the firmware volumes.
+fn microcode_files(found: &mut Found, root: &Region) {
     let mut blobs = Vec::new();
     root.walk(&mut |r| {
         if r.kind == RegionKind::File
@@ -160,69 +197,11 @@ pub fn annotate(ctx: &Ctx, root: &mut Region) {
         }
     });
     for (off, size) in blobs {
-        let bytes = slice_of(&pass.data, off, size);
+        let bytes = slice_of(&found.data, off, size);
         for (o, u) in microcode::scan(bytes) {
-            let node = microcode_node(&pass.data, off.saturating_add(o as u64), &u);
-            pass.cover(
-                (node.offset, node.size),
-                Scheme::Microcode,
-                Some(Protection::Microcode),
-                Trust::Anchored("intel".into()),
-                "intel",
-            );
-            pass.plan.push(node);
+            let node = microcode_node(&found.data, off.saturating_add(o as u64), &u);
+            found.plan.push(node);
         }
-    }
-    for space in bios_spaces(root) {
-        fit_pass(&mut pass, space);
-    }
-    let Pass {
-        plan,
-        coverage,
-        root_notes,
-        coverage_notes,
-        ..
-    } = pass;
-    for node in plan {
-        if let Err(node) = place(root, Box::new(node)) {
-            root.notes.push(Note::new(
-                Code::FitInvalid,
-                format!(
-                    "{} at 0x{:x} straddles existing structures; reported here",
-                    node.name, node.offset
-                ),
-                Some(node.offset),
-            ));
-            root.notes.extend(node.notes.iter().cloned());
-        }
-    }
-    let blank = ctx.opts.blank;
-    root.walk_mut(&mut |r| {
-        if r.attrs.remove(HOST).is_some() {
-            let (d, s, e) = (Arc::clone(&r.data), r.offset, r.end());
-            region::fill_gaps(&d, s, e, &mut r.children, blank, RegionKind::Padding);
-        }
-    });
-    root.notes.extend(root_notes);
-    root.evidence.extend(coverage);
-    if !coverage_notes.is_empty() {
-        let items: Vec<Value> = coverage_notes.into_iter().map(Value::from).collect();
-        match root.attrs.get_mut("coverage-notes") {
-            Some(Value::Array(a)) => a.extend(items),
-            _ => {
-                root.attrs
-                    .insert("coverage-notes".into(), Value::Array(items));
-            }
-        }
-    }
-}
-
-/// How far a Key Manifest's key is trusted: anchored in a `bootguard-km-hash` pin, else self-signed.
-fn km_trust(pinned: bool, km_key_hash: &str) -> Trust {
-    if pinned {
-        Trust::Anchored(km_key_hash.to_string())
-    } else {
-        Trust::SelfSigned
     }
 }
 
@@ -324,6 +303,20 @@ fn microcode_node(data: &Arc<Data>, off: u64, u: &microcode::Update) -> Region {
             Some(off),
         ));
     }
+    // The CPU checks Intel's signature when it loads the update; fwscan checks the checksums.
+    let status = if u.problems.is_empty() {
+        Status::Valid
+    } else {
+        Status::Invalid(u.problems.join("; "))
+    };
+    r.evidence.push(range_evidence(
+        vec![(off, u.total_size as u64)],
+        Scheme::Microcode,
+        status,
+        Some(Protection::Microcode),
+        Trust::Anchored("intel".into()),
+        "intel",
+    ));
     r
 }
 
@@ -338,64 +331,66 @@ fn key_attrs(r: &mut Region, prefix: &str, key: &PubKey) {
     }
 }
 
-/// A signature check as evidence on its node: the key it names is carried by the structure itself, so it is
-/// self-signed unless something else anchors it (the FIT pass records that as range evidence).
-fn sig_evidence(scheme: Scheme, check: &SigCheck) -> Evidence {
-    let status = match check {
+/// The status of a signature check.
+fn sig_status(check: &SigCheck) -> Status {
+    match check {
         SigCheck::Valid => Status::Valid,
         SigCheck::Invalid(why) => Status::Invalid(why.clone()),
         SigCheck::NotVerified(why) => Status::NotVerified(why.clone()),
-    };
-    Evidence::on_node(scheme, status).with_trust(Trust::SelfSigned)
+    }
 }
 
-/// Records a signature check on `r` (evidence of `scheme`), and a finding `code` when it failed.
-fn sig_note(r: &mut Region, scheme: Scheme, code: Code, what: &str, check: &SigCheck) {
-    r.evidence.push(sig_evidence(scheme, check));
+/// A signature check as evidence on its node: the key it names is carried by the structure itself, so it is
+/// self-signed (a loose KM/BPM file: nothing in it says which platform enforces it).
+fn sig_evidence(scheme: Scheme, check: &SigCheck) -> Evidence {
+    Evidence::on_node(scheme, sig_status(check)).with_trust(Trust::SelfSigned)
+}
+
+/// A finding `code` on `r` when its signature check failed.
+fn sig_finding(r: &mut Region, code: Code, what: &str, check: &SigCheck) {
     if let SigCheck::Invalid(why) = check {
         r.notes
             .push(Note::new(code, format!("{what}: {why}"), Some(r.offset)))
     }
 }
 
-fn fit_pass(pass: &mut Pass, space: Space) {
-    let data = Arc::clone(&pass.data);
-    let bytes: &[u8] = &data;
-    let Some(ptr_off) = space.end.checked_sub(0x40).filter(|&o| o >= space.start) else {
-        return;
-    };
-    let Some(ptr) = bytes
+/// The FIT's table and the physical address its pointer holds, if the BIOS space has one.
+fn fit_table(found: &mut Found, space: Space) -> Option<(fit::Table, u64)> {
+    let bytes: &[u8] = &found.data;
+    let ptr_off = space.end.checked_sub(0x40).filter(|&o| o >= space.start)?;
+    let ptr = bytes
         .get(ptr_off as usize..(ptr_off as usize).saturating_add(8))
-        .map(|p| u64::from_le_bytes(p.try_into().unwrap_or([0; 8])))
-    else {
-        return;
-    };
+        .map(|p| u64::from_le_bytes(p.try_into().unwrap_or([0; 8])))?;
     // Erased or absent pointer: no FIT (most non-Intel or old images).
     if ptr == 0 || ptr == u64::MAX || ptr as u32 == u32::MAX {
-        return;
+        return None;
     }
-    let Some(table_off) = space.offset_of(ptr & 0xFFFF_FFFF) else {
-        return;
-    };
-    let table = match fit::parse(bytes, table_off) {
-        Ok(t) => t,
+    let table_off = space.offset_of(ptr & 0xFFFF_FFFF)?;
+    match fit::parse(bytes, table_off) {
+        Ok(t) => Some((t, ptr)),
         // A pointer without a table is common on non-Intel images: no FIT, no note.
         Err(_)
             if bytes.get(table_off as usize..(table_off as usize).saturating_add(8))
                 != Some(fit::FIT_SIGNATURE) =>
         {
-            return
+            None
         }
         Err(e) => {
-            pass.root_notes
+            found
+                .root_notes
                 .push(Note::new(Code::FitInvalid, e.to_string(), Some(table_off)));
-            return;
+            None
         }
-    };
+    }
+}
+
+/// The `fit` node: the table with its header checksum, before its entries.
+fn fit_header_node(data: &Arc<Data>, table: &fit::Table, ptr: u64) -> Region {
+    let table_off = table.offset;
     let mut fit_node = Region::new(
         RegionKind::Header,
         "fit",
-        &data,
+        data,
         table_off,
         (table.entries.len() as u64).saturating_mul(16),
     )
@@ -412,155 +407,179 @@ fn fit_pass(pass: &mut Pass, space: Space) {
             ));
         }
     }
-    let mut km: Option<(u64, bootguard::KeyManifest)> = None;
-    let mut bpm: Option<(u64, bootguard::BootPolicy)> = None;
-    let mut targets: Vec<(u64, u64, u8)> = Vec::new();
+    fit_node
+}
+
+/// What the FIT's entries named, for the Boot Guard part of the pass.
+#[derive(Default)]
+struct Named {
+    km: Option<(u64, bootguard::KeyManifest)>,
+    bpm: Option<(u64, bootguard::BootPolicy)>,
+    /// Targets parsed so far (offset, size, FIT type), to report overlaps.
+    targets: Vec<(u64, u64, u8)>,
+}
+
+/// The FIT of one BIOS space: its table, each entry's target, then Boot Guard.
+fn fit_pass(found: &mut Found, space: Space) {
+    let Some((table, ptr)) = fit_table(found, space) else {
+        return;
+    };
+    let data = Arc::clone(&found.data);
+    let mut fit_node = fit_header_node(&data, &table, ptr);
+    let mut named = Named::default();
     for (i, e) in table.entries.iter().enumerate() {
-        let eoff = table_off.saturating_add((i as u64).saturating_mul(16));
-        let mut en = Region::new(
-            RegionKind::Header,
-            format!("entry[{}]", fit::type_name(e.kind)),
-            &data,
-            eoff,
-            16,
-        )
-        .with_attr("type", format!("0x{:02X}", e.kind))
-        .with_attr("type-name", fit::type_description(e.kind))
-        .with_attr("address", format!("0x{:X}", e.address))
-        .with_attr("size", e.size)
-        .with_attr("version", format!("0x{:04X}", e.version));
-        if e.checksum_valid {
-            en = en.with_attr("checksum", format!("0x{:02X}", e.checksum));
+        let en = fit_entry(found, space, &table, i, e, &mut named);
+        fit_node.children.push(en);
+    }
+    // The table first: a target that overlaps it is the one left out.
+    found.plan.push(fit_node);
+    bootguard_pass(found, space, &table, named.km, named.bpm);
+}
+
+/// The node of FIT entry `i`; its target parsed (microcode and ACM nodes planned, KM and BPM kept in
+/// `named`).
+fn fit_entry(
+    found: &mut Found,
+    space: Space,
+    table: &fit::Table,
+    i: usize,
+    e: &fit::Entry,
+    named: &mut Named,
+) -> Region {
+    let data = Arc::clone(&found.data);
+    let eoff = table.offset.saturating_add((i as u64).saturating_mul(16));
+    let mut en = Region::new(
+        RegionKind::Header,
+        format!("entry[{}]", fit::type_name(e.kind)),
+        &data,
+        eoff,
+        16,
+    )
+    .with_attr("type", format!("0x{:02X}", e.kind))
+    .with_attr("type-name", fit::type_description(e.kind))
+    .with_attr("address", format!("0x{:X}", e.address))
+    .with_attr("size", e.size)
+    .with_attr("version", format!("0x{:04X}", e.version));
+    if e.checksum_valid {
+        en = en.with_attr("checksum", format!("0x{:02X}", e.checksum));
+    }
+    if i == 0 || matches!(e.kind, fit::TYPE_HEADER | fit::TYPE_SKIP) {
+        return en;
+    }
+    let target = if e.address >> 32 == 0 {
+        space.offset_of(e.address)
+    } else {
+        None
+    };
+    let structural = matches!(
+        e.kind,
+        fit::TYPE_MICROCODE
+            | fit::TYPE_STARTUP_ACM
+            | fit::TYPE_KEY_MANIFEST
+            | fit::TYPE_BOOT_POLICY
+    );
+    let Some(toff) = target else {
+        if structural {
+            en.notes.push(Note::new(
+                Code::FitInvalid,
+                format!(
+                    "FIT {} entry points to 0x{:X}, outside the image",
+                    fit::type_name(e.kind),
+                    e.address
+                ),
+                Some(eoff),
+            ));
         }
-        if i == 0 || matches!(e.kind, fit::TYPE_HEADER | fit::TYPE_SKIP) {
-            fit_node.children.push(en);
-            continue;
-        }
-        let target = if e.address >> 32 == 0 {
-            space.offset_of(e.address)
-        } else {
+        return en;
+    };
+    en = en.with_attr("target-offset", format!("0x{toff:X}"));
+    let rest = &data[toff as usize..space.end as usize];
+    let parsed = fit_target(found, e.kind, toff, rest, named);
+    let size = match parsed {
+        Ok(size) => size,
+        Err(note) => {
+            en.notes.push(Note::new(note.0, note.1, Some(eoff)));
             None
-        };
-        let structural = matches!(
-            e.kind,
-            fit::TYPE_MICROCODE
-                | fit::TYPE_STARTUP_ACM
-                | fit::TYPE_KEY_MANIFEST
-                | fit::TYPE_BOOT_POLICY
-        );
-        let Some(toff) = target else {
-            if structural {
-                en.notes.push(Note::new(
-                    Code::FitInvalid,
-                    format!(
-                        "FIT {} entry points to 0x{:X}, outside the image",
-                        fit::type_name(e.kind),
-                        e.address
-                    ),
-                    Some(eoff),
-                ));
-            }
-            fit_node.children.push(en);
-            continue;
-        };
-        en = en.with_attr("target-offset", format!("0x{toff:X}"));
-        let rest = &bytes[toff as usize..space.end as usize];
-        let mut size = None;
-        match e.kind {
-            fit::TYPE_MICROCODE => match microcode::parse(rest) {
-                Some(u) => {
-                    size = Some(u.total_size as u64);
-                    if let Some(existing) = pass.planned_at(toff) {
-                        existing.attrs.insert("fit-entry".into(), true.into());
-                    } else {
-                        let n = microcode_node(&data, toff, &u).with_attr("fit-entry", true);
-                        pass.cover(
-                            (n.offset, n.size),
-                            Scheme::Microcode,
-                            Some(Protection::Microcode),
-                            Trust::Anchored("intel".into()),
-                            "intel",
-                        );
-                        pass.plan.push(n);
-                    }
-                }
-                None => en.notes.push(Note::new(
+        }
+    };
+    if let Some(s) = size {
+        if let Some(&(o, l, t)) = named
+            .targets
+            .iter()
+            .find(|&&(o, l, _)| o < toff.saturating_add(s) && toff < o.saturating_add(l))
+        {
+            en.notes.push(Note::new(
+                Code::FitInvalid,
+                format!(
+                    "FIT {} target 0x{toff:X}+0x{s:X} overlaps the {} target at 0x{o:X}+0x{l:X}",
+                    fit::type_name(e.kind),
+                    fit::type_name(t)
+                ),
+                Some(eoff),
+            ));
+        }
+        named.targets.push((toff, s, e.kind));
+    }
+    en
+}
+
+/// Parses the target of a FIT entry of `kind` at image offset `toff` (`rest`: its bytes to the end of the
+/// BIOS space): its size, or a finding for the entry.
+fn fit_target(
+    found: &mut Found,
+    kind: u8,
+    toff: u64,
+    rest: &[u8],
+    named: &mut Named,
+) -> Result<Option<u64>, (Code, String)> {
+    match kind {
+        fit::TYPE_MICROCODE => {
+            let u = microcode::parse(rest).ok_or_else(|| {
+                (
                     Code::FitInvalid,
                     format!(
                         "FIT microcode entry at 0x{toff:X} does not point to a microcode update"
                     ),
-                    Some(eoff),
-                )),
-            },
-            fit::TYPE_STARTUP_ACM => match acm::parse(rest) {
-                Ok(a) => {
-                    size = Some(a.size);
-                    let n = acm_node(&data, toff, &a);
-                    if matches!(a.signature, SigCheck::Valid) {
-                        pass.cover(
-                            (toff, a.size),
-                            Scheme::IntelAcm,
-                            Some(Protection::Acm),
-                            Trust::Unknown,
-                            &a.key_sha256,
-                        );
-                    }
-                    pass.plan.push(n);
-                }
-                Err(err) => en.notes.push(Note::new(
-                    Code::Unparsed,
-                    format!("startup ACM at 0x{toff:X}: {err}"),
-                    Some(eoff),
-                )),
-            },
-            fit::TYPE_KEY_MANIFEST => match bootguard::key_manifest(rest) {
-                Ok(k) => {
-                    size = Some(k.size);
-                    km = Some((toff, k));
-                }
-                Err(err) => en.notes.push(Note::new(
-                    Code::Unparsed,
-                    format!("key manifest at 0x{toff:X}: {err}"),
-                    Some(eoff),
-                )),
-            },
-            fit::TYPE_BOOT_POLICY => match bootguard::boot_policy(rest) {
-                Ok(b) => {
-                    size = Some(b.size);
-                    bpm = Some((toff, b));
-                }
-                Err(err) => en.notes.push(Note::new(
+                )
+            })?;
+            if let Some(existing) = found.planned_at(toff) {
+                existing.attrs.insert("fit-entry".into(), true.into());
+            } else {
+                let n = microcode_node(&found.data, toff, &u).with_attr("fit-entry", true);
+                found.plan.push(n);
+            }
+            Ok(Some(u.total_size as u64))
+        }
+        fit::TYPE_STARTUP_ACM => {
+            let a = acm::parse(rest)
+                .map_err(|err| (Code::Unparsed, format!("startup ACM at 0x{toff:X}: {err}")))?;
+            found.plan.push(acm_node(&found.data, toff, &a));
+            Ok(Some(a.size))
+        }
+        fit::TYPE_KEY_MANIFEST => {
+            let k = bootguard::key_manifest(rest)
+                .map_err(|err| (Code::Unparsed, format!("key manifest at 0x{toff:X}: {err}")))?;
+            let size = k.size;
+            named.km = Some((toff, k));
+            Ok(Some(size))
+        }
+        fit::TYPE_BOOT_POLICY => {
+            let b = bootguard::boot_policy(rest).map_err(|err| {
+                (
                     Code::Unparsed,
                     format!("boot policy manifest at 0x{toff:X}: {err}"),
-                    Some(eoff),
-                )),
-            },
-            _ => {}
+                )
+            })?;
+            let size = b.size;
+            named.bpm = Some((toff, b));
+            Ok(Some(size))
         }
-        if let Some(s) = size {
-            if let Some(&(o, l, t)) = targets
-                .iter()
-                .find(|&&(o, l, _)| o < toff.saturating_add(s) && toff < o.saturating_add(l))
-            {
-                en.notes.push(Note::new(
-                    Code::FitInvalid,
-                    format!(
-                        "FIT {} target 0x{toff:X}+0x{s:X} overlaps the {} target at 0x{o:X}+0x{l:X}",
-                        fit::type_name(e.kind),
-                        fit::type_name(t)
-                    ),
-                    Some(eoff),
-                ));
-            }
-            targets.push((toff, s, e.kind));
-        }
-        fit_node.children.push(en);
+        _ => Ok(None),
     }
-    // The table first: a target that overlaps it is the one left out.
-    pass.plan.push(fit_node);
-    bootguard_pass(pass, space, &table, km, bpm);
 }
 
+/// The node of a startup ACM, with its signature's evidence (`acm` coverage when valid, by the key's
+/// SHA-256; fwscan knows no list of Intel's ACM keys, so the key's trust is unknown).
 fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
     let mut r = Region::new(RegionKind::Blob, "startup-acm", data, off, a.size)
         .with_attr("structure", "intel-acm")
@@ -574,9 +593,16 @@ fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
         .with_attr("se-svn", a.se_svn)
         .with_attr("key-sha256", a.key_sha256.clone());
     key_attrs(&mut r, "key", &a.key);
-    sig_note(
-        &mut r,
+    r.evidence.push(range_evidence(
+        vec![(off, a.size)],
         Scheme::IntelAcm,
+        sig_status(&a.signature),
+        Some(Protection::Acm),
+        Trust::Unknown,
+        &a.key_sha256,
+    ));
+    sig_finding(
+        &mut r,
         Code::AcmSignatureInvalid,
         "startup ACM signature",
         &a.signature,
@@ -584,246 +610,352 @@ fn acm_node(data: &Arc<Data>, off: u64, a: &acm::Acm) -> Region {
     r
 }
 
-/// KM and BPM: nodes, signatures, the KM's hash of the BPM key, IBB digests and coverage.
+/// What the key manifest established for the rest of the Boot Guard chain.
+struct KmChain {
+    /// Whether the FIT names a key manifest that parsed.
+    present: bool,
+    /// The KM key's hash (`key-hash`), empty without a KM.
+    key_hash: String,
+    /// The key hashes the KM lists (usage, digest).
+    hashes: Vec<(u64, bootguard::HashValue)>,
+    /// Whether a `bootguard-km-hash` pin matches the KM key.
+    pinned: bool,
+    /// Why the IBB cannot count as Boot Guard coverage at all (the chain KM -> BPM did not verify).
+    broken: Option<&'static str>,
+}
+
+impl KmChain {
+    /// How far the KM key is trusted: anchored in a `bootguard-km-hash` pin, else self-signed.
+    fn trust(&self) -> Trust {
+        if self.pinned {
+            Trust::Anchored(self.key_hash.clone())
+        } else {
+            Trust::SelfSigned
+        }
+    }
+}
+
 /// KM and BPM: nodes, signatures, the KM's hash of the BPM key, IBB digests and coverage. Findings that
 /// depend on bytes outside the manifest (IBB digests and gaps, the KM naming the BPM key) are notes on the
 /// root node: `scan` descends only into nodes whose bytes changed, and the root changes with any byte, so
 /// an IBB edit is reported even though the BPM itself is untouched. A signature finding stays on its
-/// manifest (it depends on the manifest's bytes alone).
+/// manifest (it depends on the manifest's bytes alone). Evidence sits on the manifest that carries the
+/// signature or digest: the KM's and BPM's signatures on their nodes, the IBB digests on the BPM node.
 fn bootguard_pass(
-    pass: &mut Pass,
+    found: &mut Found,
     space: Space,
     table: &fit::Table,
     km: Option<(u64, bootguard::KeyManifest)>,
     bpm: Option<(u64, bootguard::BootPolicy)>,
 ) {
-    let data = Arc::clone(&pass.data);
-    let bytes: &[u8] = &data;
-    let mut km_key_hash = String::new();
-    let mut km_hashes = Vec::new();
-    // Why the IBB cannot count as Boot Guard coverage at all (the chain KM -> BPM did not verify).
-    let mut broken: Option<&str> = None;
-    let mut pinned = false;
-    if let Some((off, k)) = &km {
-        let mut r = km_node(&data, *off, k);
-        let check = verify_ks(&bytes[*off as usize..], k.signed_len, &k.key_signature);
-        sig_note(
-            &mut r,
-            Scheme::BootguardKm,
-            Code::BootguardSignatureInvalid,
-            "key manifest signature",
-            &check,
-        );
-        km_key_hash = r.attr_str("key-hash").unwrap_or_default().to_string();
-        km_hashes = k.hashes.clone();
-        pinned = km_key_pinned(&k.key_signature.key, &pass.km_pins);
-        r.attrs.insert("key-pinned".into(), pinned.into());
-        if check == SigCheck::Valid {
-            let trust = km_trust(pinned, &km_key_hash);
-            pass.cover(
-                (*off, k.size),
-                Scheme::BootguardKm,
-                None,
-                trust,
-                &km_key_hash,
-            );
-        } else {
-            broken = Some("the key manifest's signature did not verify");
-        }
-        pass.plan.push(r);
-    } else {
-        broken = Some("the FIT names no key manifest");
-    }
+    let mut chain = key_manifest_step(found, km);
     let Some((off, b)) = bpm else {
         return;
     };
-    let mut r = bpm_node(&data, off, &b);
-    let bpm_bytes = &bytes[off as usize..];
-    let mut signed = false;
-    if let Some(ks) = &b.key_signature {
-        let check = verify_ks(bpm_bytes, b.signed_len, ks);
-        signed = check == SigCheck::Valid;
-        sig_note(
-            &mut r,
-            Scheme::BootguardBpm,
-            Code::BootguardSignatureInvalid,
-            "boot policy manifest signature",
-            &check,
-        );
-        let bpm_key = ks.key.hash_input(false);
-        let bpm_key_sha256 =
-            keys::hex(&keys::digest(keys::ALG_SHA256, &[&bpm_key]).unwrap_or_default());
-        r.attrs.insert("key-hash".into(), bpm_key_sha256.into());
-        if km.is_some() {
-            let named: Vec<_> = km_hashes
-                .iter()
-                .filter(|(usage, _)| usage & 1 != 0)
-                .collect();
-            let matches = named
-                .iter()
-                .any(|(_, h)| keys::digest(h.alg, &[&bpm_key]).is_some_and(|d| d == h.digest));
-            r.attrs.insert("km-names-key".into(), matches.into());
-            if !matches {
-                broken = broken.or(Some(
-                    "the key manifest does not name the boot policy manifest's key",
-                ));
-                pass.root_notes.push(Note::new(
-                    Code::BootguardKmBpmKeyMismatch,
-                    "the boot policy manifest is signed by a key whose hash the key manifest does not list",
-                    Some(off),
-                ));
-            }
+    let mut r = boot_policy_step(found, off, &b, &mut chain);
+    let hashed = ibb_sets(found, space, off, &b, &chain, &mut r);
+    ibb_gaps(found, space, table, &hashed);
+    found.plan.push(r);
+}
+
+/// The key manifest's node and signature; the chain state it leaves for the BPM and IBB.
+fn key_manifest_step(found: &mut Found, km: Option<(u64, bootguard::KeyManifest)>) -> KmChain {
+    let Some((off, k)) = km else {
+        return KmChain {
+            present: false,
+            key_hash: String::new(),
+            hashes: Vec::new(),
+            pinned: false,
+            broken: Some("the FIT names no key manifest"),
+        };
+    };
+    let mut r = km_node(&found.data, off, &k);
+    let check = verify_ks(&found.data[off as usize..], k.signed_len, &k.key_signature);
+    sig_finding(
+        &mut r,
+        Code::BootguardSignatureInvalid,
+        "key manifest signature",
+        &check,
+    );
+    let pinned = km_key_pinned(&k.key_signature.key, &found.km_pins);
+    r.attrs.insert("key-pinned".into(), pinned.into());
+    let chain = KmChain {
+        present: true,
+        key_hash: r.attr_str("key-hash").unwrap_or_default().to_string(),
+        hashes: k.hashes.clone(),
+        pinned,
+        broken: (check != SigCheck::Valid).then_some("the key manifest's signature did not verify"),
+    };
+    r.evidence.push(range_evidence(
+        vec![(off, k.size)],
+        Scheme::BootguardKm,
+        sig_status(&check),
+        None,
+        chain.trust(),
+        &chain.key_hash,
+    ));
+    found.plan.push(r);
+    chain
+}
+
+/// The boot policy manifest's node, its signature, and whether the KM names its key.
+fn boot_policy_step(
+    found: &mut Found,
+    off: u64,
+    b: &bootguard::BootPolicy,
+    chain: &mut KmChain,
+) -> Region {
+    let mut r = bpm_node(&found.data, off, b);
+    let Some(ks) = &b.key_signature else {
+        chain.broken = chain
+            .broken
+            .or(Some("the boot policy manifest's signature did not verify"));
+        return r;
+    };
+    let check = verify_ks(&found.data[off as usize..], b.signed_len, ks);
+    sig_finding(
+        &mut r,
+        Code::BootguardSignatureInvalid,
+        "boot policy manifest signature",
+        &check,
+    );
+    let bpm_key = ks.key.hash_input(false);
+    let bpm_key_sha256 =
+        keys::hex(&keys::digest(keys::ALG_SHA256, &[&bpm_key]).unwrap_or_default());
+    r.attrs
+        .insert("key-hash".into(), bpm_key_sha256.clone().into());
+    let mut named = false;
+    if chain.present {
+        named = chain
+            .hashes
+            .iter()
+            .filter(|(usage, _)| usage & 1 != 0)
+            .any(|(_, h)| keys::digest(h.alg, &[&bpm_key]).is_some_and(|d| d == h.digest));
+        r.attrs.insert("km-names-key".into(), named.into());
+        if !named {
+            chain.broken = chain.broken.or(Some(
+                "the key manifest does not name the boot policy manifest's key",
+            ));
+            found.root_notes.push(Note::new(
+                Code::BootguardKmBpmKeyMismatch,
+                "the boot policy manifest is signed by a key whose hash the key manifest does not list",
+                Some(off),
+            ));
         }
     }
-    if signed {
-        let trust = km_trust(pinned, &km_key_hash);
-        pass.cover(
-            (off, b.size),
-            Scheme::BootguardBpm,
-            None,
-            trust,
-            &km_key_hash,
-        );
-    } else {
-        broken = broken.or(Some("the boot policy manifest's signature did not verify"));
+    if check != SigCheck::Valid {
+        chain.broken = chain
+            .broken
+            .or(Some("the boot policy manifest's signature did not verify"));
     }
-    // Segments of the IBB sets whose digest verified.
-    let mut verified: Vec<(u64, u64)> = Vec::new();
-    // IBB segments and digests.
+    // The BPM key is as trusted as the KM that names it.
+    let trust = if named {
+        chain.trust()
+    } else {
+        Trust::SelfSigned
+    };
+    r.evidence.push(range_evidence(
+        vec![(off, b.size)],
+        Scheme::BootguardBpm,
+        sig_status(&check),
+        None,
+        trust,
+        &bpm_key_sha256,
+    ));
+    r
+}
+
+/// Verifies the IBB sets of the BPM at `off`: their `ibb` attribute and `bootguard-ibb` evidence on the BPM
+/// node `r`; returns the hashed segments (offset, size).
+fn ibb_sets(
+    found: &mut Found,
+    space: Space,
+    off: u64,
+    b: &bootguard::BootPolicy,
+    chain: &KmChain,
+    r: &mut Region,
+) -> Vec<(u64, u64)> {
     let mut hashed: Vec<(u64, u64)> = Vec::new();
     let mut ibb = Vec::new();
     // Hostile BPMs may list many sets, segments and digests over the same bytes: at most four times the
     // BIOS space is hashed, the rest is reported as not verified (limit-exceeded).
     let mut budget = space.end.saturating_sub(space.start).saturating_mul(4);
     for set in &b.ibb_sets {
-        let mut parts: Vec<&[u8]> = Vec::new();
-        let mut outside = false;
-        let mut segs = Vec::new();
-        let mut set_hashed: Vec<(u64, u64)> = Vec::new();
-        for s in &set.segments {
-            let so = space.offset_of(s.base as u64);
-            segs.push(json!({
-                "base": format!("0x{:08X}", s.base), "size": s.size, "flags": s.flags,
-                "hashed": s.hashed(), "offset": so,
-            }));
-            if !s.hashed() {
-                continue;
-            }
-            match so {
-                Some(o) if o.saturating_add(s.size as u64) <= space.end => {
-                    // `o + size <= space.end`, inside the image.
-                    parts.push(&bytes[o as usize..o.saturating_add(s.size as u64) as usize]);
-                    set_hashed.push((o, s.size as u64));
-                }
-                _ => outside = true,
-            }
+        let s = ibb_set(found, space, off, set, &mut budget);
+        if let Some(e) = ibb_evidence(set.set_number, &s, chain) {
+            r.evidence.push(e);
         }
-        let mut digests = Vec::new();
-        let mut statuses: Vec<&str> = Vec::new();
-        for h in &set.digests {
-            let cost: u64 = parts.iter().map(|p| p.len() as u64).sum();
-            let status = if outside {
-                "segment-outside-image"
-            } else if cost > budget {
-                pass.root_notes.push(Note::new(
-                    Code::LimitExceeded,
-                    format!(
-                        "IBB set {}: digest not computed (hashing limit reached)",
-                        set.set_number
-                    ),
-                    Some(off),
-                ));
-                "not-verified"
-            } else {
-                // `cost <= budget` (checked just above).
-                budget = budget.saturating_sub(cost);
-                match keys::digest(h.alg, &parts) {
-                    Some(d) if d == h.digest => "valid",
-                    Some(_) => "mismatch",
-                    None => "not-verified",
-                }
-            };
-            if matches!(status, "mismatch" | "segment-outside-image") {
-                pass.root_notes.push(Note::new(
-                    Code::BootguardIbbMismatch,
-                    format!(
-                        "IBB set {} {} digest: {status}",
-                        set.set_number,
-                        keys::alg_name(h.alg)
-                    ),
-                    Some(off),
-                ));
-            }
-            statuses.push(status);
-            digests.push(json!({"alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest), "status": status}));
-        }
-        // The set counts when a digest was computed and equal and none disagreed (the ACM may check any
-        // of them).
-        let ok = statuses.contains(&"valid")
-            && !statuses
-                .iter()
-                .any(|s| matches!(*s, "mismatch" | "segment-outside-image"));
-        if ok {
-            verified.extend(&set_hashed);
-        } else if !set_hashed.is_empty() || outside {
-            pass.coverage_notes.push(format!(
-                "IBB set {}: no digest verified ({}): its segments count as without Boot Guard",
-                set.set_number,
-                if statuses.is_empty() {
-                    "no digest listed".to_string()
-                } else {
-                    statuses.join(", ")
-                }
-            ));
-        }
-        hashed.extend(set_hashed);
-        let mut v = json!({
-            "set": set.set_number, "flags": format!("0x{:X}", set.flags),
-            "entry-point": format!("0x{:08X}", set.entry_point), "segments": segs, "digests": digests,
-        });
-        if set.post_ibb.alg != keys::ALG_NULL && !set.post_ibb.digest.iter().all(|&x| x == 0) {
-            v["post-ibb-digest"] = json!({"alg": keys::alg_name(set.post_ibb.alg), "digest": keys::hex(&set.post_ibb.digest), "status": "not-verified"});
-        }
-        if let Some(obb) = &set.obb {
-            if obb.alg != keys::ALG_NULL {
-                v["obb-digest"] =
-                    json!({"alg": keys::alg_name(obb.alg), "digest": keys::hex(&obb.digest)});
-            }
-        }
-        ibb.push(v);
+        hashed.extend(s.hashed);
+        ibb.push(s.json);
     }
     r.attrs.insert("ibb".into(), Value::Array(ibb));
-    match broken {
-        Some(why) if !verified.is_empty() => pass
-            .coverage_notes
-            .push(format!("IBB segments count as without Boot Guard: {why}")),
-        Some(_) => {}
-        None if !verified.is_empty() => {
-            let protection = if pinned {
-                Protection::BootguardIbb
-            } else {
-                pass.coverage_notes.push(format!(
-                    "key manifest key {km_key_hash} is pinned by none of the {} `bootguard-km-hash` key(s) given \
-                     (trust policy, inspect --trust): IBB segments count as bootguard-self-signed, not as \
-                     hardware-verified (fwscan cannot read the chipset fuses from a dump)",
-                    pass.km_pins.len()
-                ));
-                Protection::BootguardSelfSigned
-            };
-            for &(o, l) in &verified {
-                let trust = km_trust(pinned, &km_key_hash);
-                pass.cover(
-                    (o, l),
-                    Scheme::BootguardIbb,
-                    Some(protection),
-                    trust,
-                    &km_key_hash,
-                );
-            }
-        }
-        None => {}
+    hashed
+}
+
+/// One IBB set, its digests recomputed.
+struct IbbSet {
+    /// Its hashed segments inside the image (offset, size).
+    hashed: Vec<(u64, u64)>,
+    /// A hashed segment lies outside the image.
+    outside: bool,
+    /// Per listed digest: `valid`, `mismatch`, `not-verified` or `segment-outside-image`.
+    statuses: Vec<&'static str>,
+    /// The `ibb` attribute's entry.
+    json: Value,
+}
+
+impl IbbSet {
+    /// A digest was computed and equal and none disagreed (the ACM may check any of them).
+    fn ok(&self) -> bool {
+        self.statuses.contains(&"valid") && !self.statuses.iter().any(|s| Self::bad(s))
     }
-    // The reset vector and the FIT must be inside hashed IBB segments.
+
+    fn bad(status: &str) -> bool {
+        matches!(status, "mismatch" | "segment-outside-image")
+    }
+}
+
+/// Reads the segments of `set` and checks its digests within `budget` hashed bytes.
+fn ibb_set(
+    found: &mut Found,
+    space: Space,
+    off: u64,
+    set: &bootguard::IbbSet,
+    budget: &mut u64,
+) -> IbbSet {
+    let data = Arc::clone(&found.data);
+    let bytes: &[u8] = &data;
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let mut outside = false;
+    let mut segs = Vec::new();
+    let mut set_hashed: Vec<(u64, u64)> = Vec::new();
+    for s in &set.segments {
+        let so = space.offset_of(s.base as u64);
+        segs.push(json!({
+            "base": format!("0x{:08X}", s.base), "size": s.size, "flags": s.flags,
+            "hashed": s.hashed(), "offset": so,
+        }));
+        if !s.hashed() {
+            continue;
+        }
+        match so {
+            Some(o) if o.saturating_add(s.size as u64) <= space.end => {
+                // `o + size <= space.end`, inside the image.
+                parts.push(&bytes[o as usize..o.saturating_add(s.size as u64) as usize]);
+                set_hashed.push((o, s.size as u64));
+            }
+            _ => outside = true,
+        }
+    }
+    let mut digests = Vec::new();
+    let mut statuses: Vec<&'static str> = Vec::new();
+    for h in &set.digests {
+        let cost: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let status = if outside {
+            "segment-outside-image"
+        } else if cost > *budget {
+            found.root_notes.push(Note::new(
+                Code::LimitExceeded,
+                format!(
+                    "IBB set {}: digest not computed (hashing limit reached)",
+                    set.set_number
+                ),
+                Some(off),
+            ));
+            "not-verified"
+        } else {
+            // `cost <= budget` (checked just above).
+            *budget = budget.saturating_sub(cost);
+            match keys::digest(h.alg, &parts) {
+                Some(d) if d == h.digest => "valid",
+                Some(_) => "mismatch",
+                None => "not-verified",
+            }
+        };
+        if IbbSet::bad(status) {
+            found.root_notes.push(Note::new(
+                Code::BootguardIbbMismatch,
+                format!(
+                    "IBB set {} {} digest: {status}",
+                    set.set_number,
+                    keys::alg_name(h.alg)
+                ),
+                Some(off),
+            ));
+        }
+        statuses.push(status);
+        digests.push(
+            json!({"alg": keys::alg_name(h.alg), "digest": keys::hex(&h.digest), "status": status}),
+        );
+    }
+    let mut v = json!({
+        "set": set.set_number, "flags": format!("0x{:X}", set.flags),
+        "entry-point": format!("0x{:08X}", set.entry_point), "segments": segs, "digests": digests,
+    });
+    if set.post_ibb.alg != keys::ALG_NULL && !set.post_ibb.digest.iter().all(|&x| x == 0) {
+        v["post-ibb-digest"] = json!({"alg": keys::alg_name(set.post_ibb.alg), "digest": keys::hex(&set.post_ibb.digest), "status": "not-verified"});
+    }
+    if let Some(obb) = &set.obb {
+        if obb.alg != keys::ALG_NULL {
+            v["obb-digest"] =
+                json!({"alg": keys::alg_name(obb.alg), "digest": keys::hex(&obb.digest)});
+        }
+    }
+    IbbSet {
+        hashed: set_hashed,
+        outside,
+        statuses,
+        json: v,
+    }
+}
+
+/// The `bootguard-ibb` evidence of one IBB set over its hashed segments: valid when its digest verified
+/// and the KM -> BPM chain holds (protection `bootguard-ibb` under a pinned KM key, `bootguard-self-signed`
+/// under an unpinned one, trust saying which); otherwise invalid or not verified, saying why. A set with no
+/// hashed segment in the image and none outside has nothing to say.
+fn ibb_evidence(number: u8, s: &IbbSet, chain: &KmChain) -> Option<Evidence> {
+    if s.hashed.is_empty() && !s.outside {
+        return None;
+    }
+    let status = if s.ok() {
+        match chain.broken {
+            None => Status::Valid,
+            Some(why) => Status::NotVerified(format!(
+                "IBB set {number}: its digest matches, but {why}: its segments count as without Boot Guard"
+            )),
+        }
+    } else {
+        let why = format!(
+            "IBB set {number}: no digest verified ({}): its segments count as without Boot Guard",
+            if s.statuses.is_empty() {
+                "no digest listed".to_string()
+            } else {
+                s.statuses.join(", ")
+            }
+        );
+        if s.statuses.iter().any(|x| IbbSet::bad(x)) {
+            Status::Invalid(why)
+        } else {
+            Status::NotVerified(why)
+        }
+    };
+    let protection = if chain.pinned {
+        Protection::BootguardIbb
+    } else {
+        Protection::BootguardSelfSigned
+    };
+    Some(range_evidence(
+        s.hashed.clone(),
+        Scheme::BootguardIbb,
+        status,
+        Some(protection),
+        chain.trust(),
+        &chain.key_hash,
+    ))
+}
+
+/// The reset vector and the FIT must be inside hashed IBB segments.
+fn ibb_gaps(found: &mut Found, space: Space, table: &fit::Table, hashed: &[(u64, u64)]) {
     let covered = |o: u64, l: u64| {
         hashed
             .iter()
@@ -836,14 +968,13 @@ fn bootguard_pass(
         ("FIT", table.offset, fit_len),
     ] {
         if !covered(o, l) {
-            pass.root_notes.push(Note::new(
+            found.root_notes.push(Note::new(
                 Code::BootguardUnsignedIbbGap,
                 format!("the {what} at 0x{o:X} is not inside a hashed IBB segment"),
                 Some(o),
             ));
         }
     }
-    pass.plan.push(r);
 }
 
 fn verify_ks(b: &[u8], signed_len: u64, ks: &bootguard::KeySignature) -> SigCheck {
@@ -1018,6 +1149,37 @@ mod tests {
         xy.extend([2u8; 32]);
         assert!(km_key_pinned(&ecc, &[d(keys::ALG_SHA256, &xy)]));
         assert!(!km_key_pinned(&ecc, &[d(keys::ALG_SHA256, &fused)]));
+    }
+
+    /// A microcode update's evidence sits on its node, covers its bytes and protects them only when its
+    /// checksums hold.
+    #[test]
+    fn microcode_evidence_follows_its_checksum() {
+        let data = Arc::new(Data::Owned(vec![0u8; 0x1000]));
+        let mut u = microcode::Update {
+            revision: 1,
+            date: "2020-01-01".into(),
+            signature: 0x806EA,
+            platform_flags: 0,
+            data_size: 0x7D0,
+            total_size: 0x800,
+            checksum_ok: true,
+            extended: Vec::new(),
+            problems: Vec::new(),
+        };
+        let good = microcode_node(&data, 0x400, &u);
+        let e = &good.evidence[0];
+        assert_eq!(
+            e.covers,
+            crate::finding::Covers::Ranges(vec![(0x400, 0x800)])
+        );
+        assert_eq!(e.protects(), Some(Protection::Microcode));
+        u.checksum_ok = false;
+        u.problems.push("checksum does not sum to zero".into());
+        let bad = microcode_node(&data, 0x400, &u);
+        assert_eq!(bad.evidence[0].status.as_str(), "invalid");
+        assert_eq!(bad.evidence[0].protects(), None);
+        assert_eq!(bad.notes[0].code, Code::MicrocodeChecksum);
     }
 
     /// Random images with a FIT whose entries point at mangled KM/BPM/ACM/microcode headers: the pass
