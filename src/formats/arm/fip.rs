@@ -309,6 +309,7 @@ pub const FORMAT: formats::Format = formats::Format {
     not_inside: &[],
     // Boot-loader payloads only (BL33 as UEFI firmware volumes or U-Boot, ...).
     payloads: &["uefi", "u-boot", "fit", "uimage"],
+    package: None,
 };
 
 /// The registry parser: ToC header, one node per entry, payloads parsed by their own format, certificate
