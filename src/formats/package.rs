@@ -98,3 +98,45 @@ pub fn with_flash_layout() -> impl Iterator<Item = &'static PackageSpec> {
         .filter_map(|f| f.package)
         .filter(|p| p.flash_layout.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::Data;
+    use crate::region::RegionKind;
+    use std::sync::Arc;
+
+    fn tree(format: &str, children: &[&str]) -> Region {
+        let data = Arc::new(Data::Owned(vec![0u8; 64]));
+        let mut root = Region::new(RegionKind::Image, "", &data, 0, 64);
+        root.attrs.insert("format".into(), format.into());
+        for (c, at) in children.iter().zip((0u64..64).step_by(8)) {
+            root.children
+                .push(Region::new(RegionKind::FsFile, *c, &data, at, 8));
+        }
+        root
+    }
+
+    #[test]
+    fn a_tree_is_a_package_by_its_formats_registry_entry() {
+        // A tar archive is an OpenBMC package only with a MANIFEST member, stripped of images or not.
+        assert!(of(&tree("tar", &["a", "b"])).is_none());
+        let obmc = of(&tree("tar", &["MANIFEST"])).expect("a package");
+        assert!(obmc.signing.is_some() && obmc.flash_layout.is_some());
+        assert!(obmc.anchors_partition("u-boot") && !obmc.anchors_partition("me"));
+        // Every capsule is a signed package whose parts are its volumes; an ME region file is the `me`
+        // region, not vendor-signed as a whole; other formats are no package.
+        let cap = of(&tree("capsule", &[])).expect("a package");
+        assert!(matches!(cap.parts, Parts::Volumes) && cap.signing.is_some());
+        let me = of(&tree("me", &[])).expect("a package");
+        assert!(matches!(me.parts, Parts::Whole("me")) && me.signing.is_none());
+        for f in ["uefi", "ifd", "bmc", "raw", "layout"] {
+            assert!(of(&tree(f, &["MANIFEST"])).is_none(), "{f}");
+        }
+        // Only the OpenBMC package carries its own flash layout.
+        assert_eq!(with_flash_layout().count(), 1);
+        // A manifest (JSON) is not taken for a package.
+        assert!(!probe_signed(b"{\n  \"schema_version\": 1\n}\n"));
+        assert!(!probe_signed(&[0xFF; 4096]));
+    }
+}
