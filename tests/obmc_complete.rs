@@ -476,3 +476,57 @@ fn weak_package_keys_are_refused() {
         "{err}"
     );
 }
+
+/// `baseline --insecure-unsigned` waives a missing or untrusted signature, never a structural refusal:
+/// a stripped package (`package-ambiguous`), a second copy of a member (`package-ambiguous`) and a weak
+/// package key (`vendor-key-weak`) are refused with it too (exit 2, no manifest), naming the problem as an
+/// error; a package whose signer the policy does not vouch for is still made a baseline with it.
+#[test]
+fn insecure_unsigned_does_not_waive_structural_refusals() {
+    let Some((pkg, genuine, _)) = genuine("obmc-insecure") else {
+        return;
+    };
+    let empty = pkg.dir.join("policy-none");
+    std::fs::create_dir_all(&empty).unwrap();
+    let no_keys = vendor_policy(&empty, &[]);
+    // Self-signed only (no vendor key): vendor-untrusted, which the flag waives.
+    let (rc, err, written) = baseline(&genuine, &no_keys, &[]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(!written && err.contains("vendor-untrusted"), "{err}");
+    let (rc, err, written) = baseline(&genuine, &no_keys, &["--insecure-unsigned"]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(
+        written && err.contains("warning: ") && !err.contains("error: "),
+        "{err}"
+    );
+
+    let stripped = pack(
+        &pkg,
+        "stripped.tar",
+        &["image-kernel", "image-rofs", "image-rwfs"],
+        true,
+    );
+    let dup = pkg.dir.join("dup.tar");
+    std::fs::copy(&genuine, &dup).unwrap();
+    tar(&pkg, &["-rf", dup.to_str().unwrap(), "./image-u-boot"]);
+    let weak = {
+        let w = Pkg::new("obmc-insecure-weak", "sha256", "RSA-SHA256").unwrap();
+        rekey(&w, 1024, 65537, "key.pem");
+        w.tar("weak.tar")
+    };
+    for (tar, code) in [
+        (&stripped, "package-ambiguous"),
+        (&dup, "package-ambiguous"),
+        (&weak, "vendor-key-weak"),
+    ] {
+        let (rc, err, written) = baseline(tar, &no_keys, &["--insecure-unsigned"]);
+        assert_eq!(rc, 2, "{}: {err}", tar.display());
+        assert!(!written, "{}: a manifest was written", tar.display());
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("fwscan: error: ") && l.contains(code)),
+            "{}: no error naming {code}: {err}",
+            tar.display()
+        );
+    }
+}

@@ -73,7 +73,8 @@ pub struct Args {
     #[arg(long, value_name = "POLICY")]
     pub trust: Option<PathBuf>,
     /// Make the baseline from a release package even though its vendor signatures do not verify or its
-    /// signer is not trusted (the manifest records the signatures as untrusted).
+    /// signer is not trusted (the manifest records the signatures as untrusted). Never for a package
+    /// that is ambiguous (package-ambiguous) or signed with a weak key (vendor-key-weak).
     #[arg(long)]
     pub insecure_unsigned: bool,
     #[command(flatten)]
@@ -115,12 +116,15 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 vendor.signatures.len()
             );
         } else {
-            let level = if a.insecure_unsigned {
-                "warning"
-            } else {
-                "error"
-            };
+            // `--insecure-unsigned` stands in for a missing or untrusted signature, never for a package
+            // that is ambiguous or signed with a weak key.
+            let waived = a.insecure_unsigned && vendor.problems.iter().all(|p| p.waivable());
             for p in &vendor.problems {
+                let level = if a.insecure_unsigned && p.waivable() {
+                    "warning"
+                } else {
+                    "error"
+                };
                 eprintln!(
                     "fwscan: {level}: {}: {} at {}{}: {}",
                     a.image.display(),
@@ -131,6 +135,13 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                         .unwrap_or_default(),
                     p.message
                 );
+            }
+            if a.insecure_unsigned && !waived {
+                eprintln!(
+                    "fwscan: error: {}: refusing to make a baseline from a {kind} that is ambiguous or signed with a weak key (--insecure-unsigned waives only a missing or untrusted signature)",
+                    a.image.display()
+                );
+                return Ok(super::EXIT_ERROR);
             }
             if !a.insecure_unsigned {
                 eprintln!(

@@ -144,7 +144,8 @@ fn refused(a: &Args, e: &TrustError) -> u8 {
     super::EXIT_ERROR
 }
 
-/// True when `path` starts like a release package (a tar archive, a UEFI capsule) rather than a manifest.
+/// True when `path` starts like a vendor-signed release package of a format in the registry (a tar
+/// archive, a UEFI capsule) rather than a manifest.
 fn is_package(path: &Path) -> bool {
     use std::io::Read;
     let mut head = vec![0u8; 4096];
@@ -152,8 +153,7 @@ fn is_package(path: &Path) -> bool {
         .and_then(|f| f.take(4096).read(&mut head))
         .unwrap_or(0);
     let head = &head[..n];
-    fwscan::formats::obmc_tar::probe(head).is_some()
-        || fwscan::formats::capsule::probe(head).is_some()
+    fwscan::formats::package::probe_signed(head)
 }
 
 /// `fwscan verify PACKAGE`: the vendor signatures of a release package, with the trust policy's vendor

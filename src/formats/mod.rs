@@ -18,6 +18,7 @@ pub mod fs;
 pub mod intel;
 pub mod keys;
 pub mod layout;
+pub mod package;
 pub mod pe;
 pub mod uefi;
 pub mod util;
@@ -326,6 +327,9 @@ pub struct Format {
     /// or U-Boot, an AMD BIOS image as UEFI: configuration blobs and random data must not be taken for an
     /// environment or a file system by a loose probe). Empty: every content format but `not_inside`.
     pub payloads: &'static [&'static str],
+    /// How a tree parsed as this format is a release package: its parts and their anchors, the flash
+    /// layout it carries, how vendor signatures vouch for it ([`package`]). `None`: never a package.
+    pub package: Option<&'static package::PackageSpec>,
 }
 
 impl Format {
@@ -367,6 +371,7 @@ pub fn registry() -> &'static [Format] {
             policy: None,
             not_inside: &[],
             payloads: &[],
+            package: None,
         },
         // --- BMC (docs/bmc.md) ---
         fit::FORMAT_FIT,
@@ -720,6 +725,7 @@ mod tests {
             policy: None,
             not_inside: &[],
             payloads: &[],
+            package: None,
         };
         let data = Arc::new(Data::Owned(vec![0u8; 8]));
         let mut node = Region::new(RegionKind::Blob, "n", &data, 0, 8);

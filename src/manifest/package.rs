@@ -12,10 +12,14 @@
 //! The vendor's own signatures are what make such a baseline vendor-signed: [`vendor_check`] collects
 //! what the parsers verified (OpenBMC RSA signatures, capsule PKCS#7) and refuses a package whose
 //! signatures do not verify or whose signer no vendor key of the trust policy vouches for.
+//!
+//! What a package is, which parts it has and how they anchor, is not decided here: it is the
+//! [`PackageSpec`](crate::formats::package::PackageSpec) of the tree's format in the registry.
 
 use serde::{Deserialize, Serialize};
 
 use crate::finding::Code;
+use crate::formats::package::{self, Parts, Signing};
 use crate::region::{Region, RegionKind, Space};
 
 /// Most parts a manifest may list.
@@ -81,10 +85,23 @@ pub struct Problem {
     pub offset: Option<u64>,
 }
 
+impl Problem {
+    /// Whether `--insecure-unsigned` may waive it: a signature that does not verify or a signer no vendor
+    /// key vouches for. A package that reads differently to another extractor (`package-ambiguous`), or
+    /// whose keys are too weak to mean anything (`vendor-key-weak`), is refused whatever the flag says:
+    /// those are structural refusals, not a missing signature. A code not listed here is never waived.
+    pub fn waivable(&self) -> bool {
+        matches!(
+            self.code,
+            Code::VendorSignatureInvalid | Code::VendorUntrusted
+        )
+    }
+}
+
 /// What is known about a package's vendor signatures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VendorCheck {
-    /// The tree is a release package (OpenBMC tarball, UEFI capsule).
+    /// The tree is a vendor-signed release package: its spec's kind (`openbmc-tarball`, `uefi-capsule`).
     pub package: Option<&'static str>,
     pub signatures: Vec<VendorSignature>,
     /// Empty: every signature verifies and the signer is trusted.
@@ -97,54 +114,39 @@ impl VendorCheck {
     }
 }
 
-const OPENBMC_PARTS: &[(&str, &str)] = &[
-    ("image-u-boot", "u-boot"),
-    ("image-kernel", "kernel"),
-    ("image-rofs", "rofs"),
-    ("image-rwfs", "rwfs"),
-];
-
-/// A tar archive with a `MANIFEST` member is an OpenBMC package, whatever image files it (still) holds:
-/// one stripped of them is refused, not taken for a plain archive.
-fn is_openbmc_tar(tree: &Region) -> bool {
-    tree.attr_str("format") == Some("tar") && tree.children.iter().any(|c| c.name == "MANIFEST")
-}
-
-fn is_capsule(tree: &Region) -> bool {
-    tree.attr_str("format") == Some("capsule")
-}
-
 /// Deepest level searched for firmware volumes.
 const MAX_ANCHOR_DEPTH: usize = 6;
 
-/// The parts of a baseline tree: an OpenBMC tarball's image files by partition; an ME region file as the
-/// flash's `me` region; otherwise the shallowest nodes (not inside decompressed data) whose children are
-/// firmware volumes.
+/// The parts of a baseline tree, as its format's package spec ([`crate::formats::package`]) names them:
+/// members anchored in flash partitions (an OpenBMC tarball's image files), the whole file as a flash
+/// region (an ME region file), or, for every other tree and for capsules, the shallowest nodes (not inside
+/// decompressed data) whose children are firmware volumes.
 pub fn parts_of(tree: &Region) -> Vec<Part> {
-    let mut out = Vec::new();
-    if is_openbmc_tar(tree) {
-        for (member, partition) in OPENBMC_PARTS {
-            if let Some(c) = tree.children.iter().find(|c| c.name == *member) {
-                out.push(Part {
+    match package::of(tree).map(|s| s.parts) {
+        Some(Parts::Members(members)) => members
+            .iter()
+            .filter_map(|m| {
+                let c = tree.children.iter().find(|c| c.name == m.name)?;
+                Some(Part {
                     path: c.path.clone(),
                     anchor: Anchor::Partition {
-                        name: partition.to_string(),
+                        name: m.partition.to_string(),
                     },
                     signature: None,
-                });
-            }
-        }
-        return out;
-    }
-    // An ME region file is the `me` region of an Intel descriptor's flash.
-    if tree.attr_str("format") == Some("me") {
-        out.push(Part {
+                })
+            })
+            .collect(),
+        Some(Parts::Whole(name)) => vec![Part {
             path: String::new(),
-            anchor: Anchor::Partition { name: "me".into() },
+            anchor: Anchor::Partition { name: name.into() },
             signature: None,
-        });
-        return out;
+        }],
+        Some(Parts::Volumes) | None => volume_parts(tree),
     }
+}
+
+/// The shallowest nodes (not inside decompressed data) whose children are firmware volumes.
+fn volume_parts(tree: &Region) -> Vec<Part> {
     let mut level: Vec<&Region> = vec![tree];
     for _ in 0..MAX_ANCHOR_DEPTH {
         let holders: Vec<&Region> = level
@@ -153,12 +155,15 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
             .filter(|r| r.children.iter().any(|c| c.kind == RegionKind::Volume))
             .collect();
         if !holders.is_empty() {
-            out.extend(holders.into_iter().take(MAX_PARTS).map(|r| Part {
-                path: r.path.clone(),
-                anchor: Anchor::Volumes,
-                signature: None,
-            }));
-            return out;
+            return holders
+                .into_iter()
+                .take(MAX_PARTS)
+                .map(|r| Part {
+                    path: r.path.clone(),
+                    anchor: Anchor::Volumes,
+                    signature: None,
+                })
+                .collect();
         }
         level = level
             .iter()
@@ -169,25 +174,29 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
             break;
         }
     }
-    out
+    Vec::new()
 }
 
-/// The flash layout an OpenBMC package's signed kernel FIT carries (its device tree's `fixed-partitions`),
-/// for the `partition` anchors of its parts; `None` for other packages and for kernels without one (a dump
-/// is then laid out by the OpenBMC preset of its flash size).
+/// The flash layout a package carries, signed with it (an OpenBMC package's kernel FIT's device tree:
+/// its `fixed-partitions`), for the `partition` anchors of its parts; `None` for other trees and for
+/// packages without one (a dump is then laid out by the OpenBMC preset of its flash size).
 pub fn flash_layout_of(tree: &Region) -> Option<crate::formats::layout::Layout> {
-    if !is_openbmc_tar(tree) {
-        return None;
-    }
-    let kernel = tree.children.iter().find(|c| c.name == "image-kernel")?;
-    crate::formats::bmc::fit_flash_layout(kernel.bytes())
+    (package::of(tree)?.flash_layout?)(tree)
 }
 
-/// Whether a manifest's parts are an OpenBMC package's image files, anchored in the BMC flash partitions.
-pub fn is_openbmc_parts(parts: &[Part]) -> bool {
+/// Whether a manifest's parts are the members of a package that carries its own flash layout (an OpenBMC
+/// package's image files), anchored in the partitions of that layout: a dump compared with it is laid out
+/// by the baseline's layout, never its own.
+pub fn lays_out_flash(parts: &[Part]) -> bool {
     parts.iter().any(|p| {
-        matches!(&p.anchor, Anchor::Partition { name } if OPENBMC_PARTS.iter().any(|(_, n)| n == name))
+        matches!(&p.anchor, Anchor::Partition { name }
+            if package::with_flash_layout().any(|s| s.anchors_partition(name)))
     })
+}
+
+/// [`lays_out_flash`] under its former name.
+pub fn is_openbmc_parts(parts: &[Part]) -> bool {
+    lays_out_flash(parts)
 }
 
 fn find<'a>(tree: &'a Region, path: &str) -> Option<&'a Region> {
@@ -243,9 +252,36 @@ fn vendor_signatures(tree: &Region) -> Vec<VendorSignature> {
 
 /// Collects the vendor signatures of a package tree and every reason it is not vendor-verified: a
 /// signature that does not verify, a signer no vendor key vouches for, a payload without a signature.
-/// `parts` get the signature that covers each of them.
+/// `parts` get the signature that covers each of them. How signatures vouch for the package is its
+/// format's [`Signing`]; a tree that is no vendor-signed package has no `package`.
 pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
-    let mut c = VendorCheck::default();
+    let mut c = VendorCheck {
+        problems: noted_problems(tree),
+        ..VendorCheck::default()
+    };
+    if let Some(spec) = package::of(tree) {
+        match spec.signing {
+            Some(Signing::PerPart { root, key_hint }) => {
+                per_part(tree, parts, root, key_hint, &mut c)
+            }
+            Some(Signing::Covering { noun, key_hint }) => {
+                covering(tree, parts, noun, key_hint, &mut c)
+            }
+            None => {}
+        }
+        if spec.signing.is_some() {
+            c.package = Some(spec.kind);
+        }
+    }
+    c.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    c.problems.dedup();
+    c
+}
+
+/// The problems the parsers noted anywhere in the tree (a signature that does not verify, an untrusted
+/// signer, an ambiguous package, a weak key).
+fn noted_problems(tree: &Region) -> Vec<Problem> {
+    let mut out = Vec::new();
     tree.walk(&mut |r| {
         for n in &r.notes {
             if matches!(
@@ -255,7 +291,7 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
                     | Code::PackageAmbiguous
                     | Code::VendorKeyWeak
             ) {
-                c.problems.push(Problem {
+                out.push(Problem {
                     code: n.code,
                     path: r.path.clone(),
                     message: n.message.clone(),
@@ -264,93 +300,87 @@ pub fn vendor_check(tree: &Region, parts: &mut [Part]) -> VendorCheck {
             }
         }
     });
-    if is_openbmc_tar(tree) {
-        c.package = Some("openbmc-tarball");
-        let manifest = find(tree, "MANIFEST");
-        let system = manifest.and_then(|m| {
-            m.evidence
-                .iter()
-                .find(|e| e.scheme == crate::finding::Scheme::OpenbmcRsa)
+    out
+}
+
+/// [`Signing::PerPart`]: the package's key is trusted when the vendor-package evidence on `root` verified
+/// and is anchored in a vendor key; every part needs a verified signature of its own.
+fn per_part(tree: &Region, parts: &mut [Part], root: &str, key_hint: &str, c: &mut VendorCheck) {
+    let root_node = find(tree, root);
+    let system = root_node.and_then(|m| m.evidence.iter().find(|e| e.scheme.is_vendor_package()));
+    let trusted = system.is_some_and(|e| {
+        e.status.is_valid() && matches!(e.trust, crate::finding::Trust::Anchored(_))
+    });
+    if !trusted && c.problems.is_empty() {
+        let why = match system {
+            Some(e) => describe_signer(e),
+            None => format!("unknown: {root}'s signature was not verified"),
+        };
+        c.problems.push(Problem {
+            code: Code::VendorUntrusted,
+            path: root.into(),
+            message: format!("the package is signed by its own key only ({why}); {key_hint}"),
+            offset: root_node.map(|m| m.offset),
         });
-        let trusted = system.is_some_and(|e| {
-            e.status.is_valid() && matches!(e.trust, crate::finding::Trust::Anchored(_))
-        });
-        if !trusted && c.problems.is_empty() {
-            let why = match system {
-                Some(e) => describe_signer(e),
-                None => "unknown: MANIFEST.sig was not verified".to_string(),
-            };
+    }
+    c.signatures = vendor_signatures(tree);
+    for p in parts.iter_mut() {
+        p.signature = c.signatures.iter().find(|s| s.covers == p.path).cloned();
+        if p.signature.is_none() && !c.problems.iter().any(|x| x.path == p.path) {
             c.problems.push(Problem {
-                code: Code::VendorUntrusted,
-                path: "MANIFEST".into(),
-                message: format!(
-                    "the package is signed by its own key only ({why}); give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key"
-                ),
-                offset: manifest.map(|m| m.offset),
-            });
-        }
-        c.signatures = vendor_signatures(tree);
-        for p in parts.iter_mut() {
-            p.signature = c.signatures.iter().find(|s| s.covers == p.path).cloned();
-            if p.signature.is_none() && !c.problems.iter().any(|x| x.path == p.path) {
-                c.problems.push(Problem {
-                    code: Code::VendorSignatureInvalid,
-                    path: p.path.clone(),
-                    message: format!("{}: no verified signature covers it", p.path),
-                    offset: find(tree, &p.path).map(|r| r.offset),
-                });
-            }
-        }
-    } else if is_capsule(tree) {
-        c.package = Some("uefi-capsule");
-        c.signatures = vendor_signatures(tree)
-            .into_iter()
-            .filter(|s| s.status.starts_with("valid"))
-            .collect();
-        for s in &c.signatures {
-            if !s.trusted && !c.problems.iter().any(|x| x.path.starts_with(&s.covers)) {
-                c.problems.push(Problem {
-                    code: Code::VendorUntrusted,
-                    path: s.covers.clone(),
-                    message: format!(
-                        "{}: {}; give the vendor's certificate or CA in the trust policy (`vendor_keys`) or with --capsule-cert",
-                        s.covers, s.signer
-                    ),
-                    offset: find(tree, &s.covers).map(|r| r.offset),
-                });
-            }
-        }
-        for p in parts.iter_mut() {
-            p.signature = c
-                .signatures
-                .iter()
-                .filter(|s| p.path == s.covers || p.path.starts_with(&format!("{}/", s.covers)))
-                .max_by_key(|s| s.covers.len())
-                .cloned();
-            if p.signature.is_none() && !c.problems.iter().any(|x| p.path.starts_with(&x.path)) {
-                c.problems.push(Problem {
-                    code: Code::VendorUntrusted,
-                    path: p.path.clone(),
-                    message: format!(
-                        "{}: no verified vendor signature covers this firmware (unsigned capsule, or a signature fwscan does not verify)",
-                        if p.path.is_empty() { "the capsule" } else { &p.path }
-                    ),
-                    offset: find(tree, &p.path).map(|r| r.offset),
-                });
-            }
-        }
-        if parts.is_empty() && c.problems.is_empty() && c.signatures.is_empty() {
-            c.problems.push(Problem {
-                code: Code::VendorUntrusted,
-                path: String::new(),
-                message: "the capsule carries no signature fwscan verifies".into(),
-                offset: Some(tree.offset),
+                code: Code::VendorSignatureInvalid,
+                path: p.path.clone(),
+                message: format!("{}: no verified signature covers it", p.path),
+                offset: find(tree, &p.path).map(|r| r.offset),
             });
         }
     }
-    c.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    c.problems.dedup();
-    c
+}
+
+/// [`Signing::Covering`]: every verified signer must be anchored in a vendor key, and every part must lie
+/// in a subtree a verified signature covers (the closest one is recorded).
+fn covering(tree: &Region, parts: &mut [Part], noun: &str, key_hint: &str, c: &mut VendorCheck) {
+    c.signatures = vendor_signatures(tree)
+        .into_iter()
+        .filter(|s| s.status.starts_with("valid"))
+        .collect();
+    for s in &c.signatures {
+        if !s.trusted && !c.problems.iter().any(|x| x.path.starts_with(&s.covers)) {
+            c.problems.push(Problem {
+                code: Code::VendorUntrusted,
+                path: s.covers.clone(),
+                message: format!("{}: {}; {key_hint}", s.covers, s.signer),
+                offset: find(tree, &s.covers).map(|r| r.offset),
+            });
+        }
+    }
+    for p in parts.iter_mut() {
+        p.signature = c
+            .signatures
+            .iter()
+            .filter(|s| p.path == s.covers || p.path.starts_with(&format!("{}/", s.covers)))
+            .max_by_key(|s| s.covers.len())
+            .cloned();
+        if p.signature.is_none() && !c.problems.iter().any(|x| p.path.starts_with(&x.path)) {
+            c.problems.push(Problem {
+                code: Code::VendorUntrusted,
+                path: p.path.clone(),
+                message: format!(
+                    "{}: no verified vendor signature covers this firmware (unsigned, or a signature fwscan does not verify)",
+                    if p.path.is_empty() { noun } else { &p.path }
+                ),
+                offset: find(tree, &p.path).map(|r| r.offset),
+            });
+        }
+    }
+    if parts.is_empty() && c.problems.is_empty() && c.signatures.is_empty() {
+        c.problems.push(Problem {
+            code: Code::VendorUntrusted,
+            path: String::new(),
+            message: format!("{noun} carries no signature fwscan verifies"),
+            offset: Some(tree.offset),
+        });
+    }
 }
 
 /// Parses a file with the vendor keys of `policy` (those scoped to `product`/`component`, `None`: any)

@@ -286,41 +286,19 @@ pub fn check_comment(comment: &str, m: &Manifest, sha256: &str) -> Result<(), Co
     Ok(())
 }
 
-/// Like [`load_verified`], with the details `fwscan verify` prints.
+/// Like [`load_verified`], with the details `fwscan verify` prints. One step per section of the module
+/// documentation.
 pub fn verify_manifest(
     manifest_path: &Path,
     opts: &VerifyOptions,
 ) -> Result<Verification, TrustError> {
     let mp = manifest_path;
     // 1. Read once, capped before reading.
-    let bytes = crate::input::read_capped(mp, MAX_MANIFEST_SIZE).map_err(|e| match e {
-        crate::Error::TooLarge { size, limit, .. } => refuse(
-            Code::ManifestTooLarge,
-            mp,
-            format!("manifest is {size} bytes, larger than the limit of {limit} bytes"),
-        ),
-        other => refuse(Code::ReadError, mp, other.to_string()),
-    })?;
+    let bytes = read_manifest(mp)?;
     let sha256 = sha256_hex(&bytes);
-    let parse = |bytes: &[u8]| {
-        Manifest::parse(bytes, mp).map_err(|e| refuse(Code::ManifestInvalid, mp, e.to_string()))
-    };
-    let check_product = |m: &Manifest| {
-        match &opts.expected_product {
-        Some(want) if *want != m.product.product => Err(refuse(
-            Code::ManifestProductMismatch,
-            mp,
-            format!(
-                "the manifest is for product `{}`, the scan is bound to product `{want}` (--product)",
-                m.product.product
-            ),
-        )),
-        _ => Ok(()),
-    }
-    };
     if opts.insecure_unsigned {
-        let m = parse(&bytes)?;
-        check_product(&m)?;
+        let m = parse_manifest(&bytes, mp)?;
+        check_product(&m, opts, mp)?;
         return Ok(Verification {
             manifest: m.accept_unsigned_insecure(),
             signers: Vec::new(),
@@ -334,6 +312,71 @@ pub fn verify_manifest(
         });
     }
     // 2. Signature files.
+    let sig_paths = signature_files(mp, opts)?;
+    let policy = opts
+        .policy
+        .as_ref()
+        .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
+    // 3. Every signature present must be good.
+    let accepted = sig_paths
+        .iter()
+        .map(|sp| check_signature(sp, mp, &bytes, policy, opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    // 4. Parse the (now authenticated) bytes; comments and key scopes.
+    let m = parse_manifest(&bytes, mp)?;
+    check_product(&m, opts, mp)?;
+    check_signers(&accepted, &m, &sha256)?;
+    // 5. Threshold over distinct keys.
+    let (req, distinct) = threshold(&accepted, &m, policy, mp)?;
+    // 6. Expiry.
+    check_expiry(&m, opts, mp)?;
+    // 7. Anti-rollback; 8. the state file recorded only after everything passed.
+    let (previous, state_updated) = rollback_and_record(&m, &req, &sha256, opts, mp)?;
+    let signers: Vec<SignerDetail> = accepted.into_iter().map(|a| a.detail).collect();
+    let trust = trust_of(&signers, distinct, &req, policy, opts);
+    Ok(Verification {
+        manifest: VerifiedManifest { manifest: m, trust },
+        signers,
+        requirement: req,
+        sha256,
+        previous_sequence: previous,
+        state_updated,
+    })
+}
+
+/// Step 1: the manifest's bytes, read once and capped before reading.
+fn read_manifest(mp: &Path) -> Result<Vec<u8>, TrustError> {
+    crate::input::read_capped(mp, MAX_MANIFEST_SIZE).map_err(|e| match e {
+        crate::Error::TooLarge { size, limit, .. } => refuse(
+            Code::ManifestTooLarge,
+            mp,
+            format!("manifest is {size} bytes, larger than the limit of {limit} bytes"),
+        ),
+        other => refuse(Code::ReadError, mp, other.to_string()),
+    })
+}
+
+fn parse_manifest(bytes: &[u8], mp: &Path) -> Result<Manifest, TrustError> {
+    Manifest::parse(bytes, mp).map_err(|e| refuse(Code::ManifestInvalid, mp, e.to_string()))
+}
+
+/// With an expected product (`--product`), the manifest's must be it.
+fn check_product(m: &Manifest, opts: &VerifyOptions, mp: &Path) -> Result<(), TrustError> {
+    match &opts.expected_product {
+        Some(want) if *want != m.product.product => Err(refuse(
+            Code::ManifestProductMismatch,
+            mp,
+            format!(
+                "the manifest is for product `{}`, the scan is bound to product `{want}` (--product)",
+                m.product.product
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Step 2: the signature files given, else those found beside the manifest; none is `manifest-unsigned`.
+fn signature_files(mp: &Path, opts: &VerifyOptions) -> Result<Vec<PathBuf>, TrustError> {
     let sig_paths = if opts.signatures.is_empty() {
         signature_paths(mp)
     } else {
@@ -346,138 +389,168 @@ pub fn verify_manifest(
             format!("no signature (looked for {}.minisig)", mp.display()),
         ));
     }
-    let policy = opts
-        .policy
-        .as_ref()
-        .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
-    let mut accepted: Vec<(KeyId, &super::trust::Key, SignerDetail, SignatureFile)> = Vec::new();
-    // 3. Every signature present must be good.
-    for sp in &sig_paths {
-        let sbytes = crate::input::read_capped(sp, minisign::MAX_SIGNATURE_FILE)
-            .map_err(|e| refuse(Code::SignatureMalformed, sp, e.to_string()))?;
-        let sf =
-            SignatureFile::parse(&sbytes).map_err(|e| refuse(Code::SignatureMalformed, sp, e.0))?;
-        if sf.alg == SigAlg::Legacy && !opts.allow_legacy {
-            return Err(refuse(
-                Code::ManifestLegacySignature,
-                sp,
-                "legacy non-prehashed `Ed` signature; re-sign it with a current minisign or fwscan",
-            ));
-        }
-        let id = sf.key_id;
-        if policy.revoked.contains(&id) {
-            return Err(refuse(
-                Code::ManifestKeyRevoked,
-                sp,
-                format!(
-                    "signed by key {id}, which the trust policy {} revokes",
-                    policy.source
-                ),
-            ));
-        }
-        let Some(key) = policy.key(id) else {
-            return Err(refuse(
-                Code::ManifestUntrustedKey,
-                sp,
-                format!(
-                    "signed by key {id}, which is not in the trust policy {}",
-                    policy.source
-                ),
-            ));
-        };
-        if !sf.verify_data(&key.public, &bytes) {
-            if let Some(other) = policy
-                .keys
-                .iter()
-                .find(|k| k.public.id != id && sf.verify_data(&k.public, &bytes))
-            {
-                return Err(refuse(
-                    Code::ManifestKeyIdMismatch,
-                    sp,
-                    format!(
-                        "the signature file names key {id} but the signature was made by key {}",
-                        other.public.id
-                    ),
-                ));
-            }
-            return Err(refuse(
-                Code::ManifestSignatureInvalid,
-                sp,
-                format!(
-                    "signature by key {id} does not verify over {} (modified after signing, or not a valid strict Ed25519 signature)",
-                    mp.display()
-                ),
-            ));
-        }
-        if !sf.verify_global(&key.public) {
-            return Err(refuse(
-                Code::ManifestSignatureInvalid,
-                sp,
-                format!("the trusted comment's signature by key {id} does not verify (comment modified)"),
-            ));
-        }
-        if let Some(exp) = key.expires {
-            if opts.now >= exp {
-                return Err(refuse(
-                    Code::KeyExpired,
-                    sp,
-                    format!(
-                        "key {id} expired at {} (evaluated at {}{})",
-                        rfc3339(exp),
-                        rfc3339(opts.now),
-                        if opts.at_override {
-                            ", a time given by the caller"
-                        } else {
-                            ""
-                        }
-                    ),
-                ));
-            }
-        }
-        accepted.push((
-            id,
-            key,
-            SignerDetail {
-                key_id: id.to_hex(),
-                role: key.role.clone(),
-                name: key.name.clone(),
-                key_expires: key.expires.map(rfc3339),
-                signature_file: sp.clone(),
-                legacy: sf.alg == SigAlg::Legacy,
-                trusted_comment: sf.trusted_comment.clone(),
-            },
-            sf,
+    Ok(sig_paths)
+}
+
+/// A signature that passed step 3: its key id, the policy's key, what `verify` prints, and the file.
+struct Accepted<'p> {
+    id: KeyId,
+    key: &'p super::trust::Key,
+    detail: SignerDetail,
+    sf: SignatureFile,
+}
+
+/// `, a time given by the caller` when `now` came from `--at`.
+fn given_time(opts: &VerifyOptions) -> &'static str {
+    if opts.at_override {
+        ", a time given by the caller"
+    } else {
+        ""
+    }
+}
+
+/// Step 3, for one signature file: well-formed, not legacy (unless allowed), by a key of the policy that
+/// is not revoked, valid over the manifest's bytes and its trusted comment, by a key not expired.
+fn check_signature<'p>(
+    sp: &Path,
+    mp: &Path,
+    bytes: &[u8],
+    policy: &'p TrustPolicy,
+    opts: &VerifyOptions,
+) -> Result<Accepted<'p>, TrustError> {
+    let sbytes = crate::input::read_capped(sp, minisign::MAX_SIGNATURE_FILE)
+        .map_err(|e| refuse(Code::SignatureMalformed, sp, e.to_string()))?;
+    let sf =
+        SignatureFile::parse(&sbytes).map_err(|e| refuse(Code::SignatureMalformed, sp, e.0))?;
+    if sf.alg == SigAlg::Legacy && !opts.allow_legacy {
+        return Err(refuse(
+            Code::ManifestLegacySignature,
+            sp,
+            "legacy non-prehashed `Ed` signature; re-sign it with a current minisign or fwscan",
         ));
     }
-    // 4. Parse the (now authenticated) bytes; comments and key scopes.
-    let m = parse(&bytes)?;
-    check_product(&m)?;
+    let id = sf.key_id;
+    if policy.revoked.contains(&id) {
+        return Err(refuse(
+            Code::ManifestKeyRevoked,
+            sp,
+            format!(
+                "signed by key {id}, which the trust policy {} revokes",
+                policy.source
+            ),
+        ));
+    }
+    let Some(key) = policy.key(id) else {
+        return Err(refuse(
+            Code::ManifestUntrustedKey,
+            sp,
+            format!(
+                "signed by key {id}, which is not in the trust policy {}",
+                policy.source
+            ),
+        ));
+    };
+    if !sf.verify_data(&key.public, bytes) {
+        if let Some(other) = policy
+            .keys
+            .iter()
+            .find(|k| k.public.id != id && sf.verify_data(&k.public, bytes))
+        {
+            return Err(refuse(
+                Code::ManifestKeyIdMismatch,
+                sp,
+                format!(
+                    "the signature file names key {id} but the signature was made by key {}",
+                    other.public.id
+                ),
+            ));
+        }
+        return Err(refuse(
+            Code::ManifestSignatureInvalid,
+            sp,
+            format!(
+                "signature by key {id} does not verify over {} (modified after signing, or not a valid strict Ed25519 signature)",
+                mp.display()
+            ),
+        ));
+    }
+    if !sf.verify_global(&key.public) {
+        return Err(refuse(
+            Code::ManifestSignatureInvalid,
+            sp,
+            format!(
+                "the trusted comment's signature by key {id} does not verify (comment modified)"
+            ),
+        ));
+    }
+    if let Some(exp) = key.expires {
+        if opts.now >= exp {
+            return Err(refuse(
+                Code::KeyExpired,
+                sp,
+                format!(
+                    "key {id} expired at {} (evaluated at {}{})",
+                    rfc3339(exp),
+                    rfc3339(opts.now),
+                    given_time(opts)
+                ),
+            ));
+        }
+    }
+    Ok(Accepted {
+        id,
+        key,
+        detail: SignerDetail {
+            key_id: id.to_hex(),
+            role: key.role.clone(),
+            name: key.name.clone(),
+            key_expires: key.expires.map(rfc3339),
+            signature_file: sp.to_path_buf(),
+            legacy: sf.alg == SigAlg::Legacy,
+            trusted_comment: sf.trusted_comment.clone(),
+        },
+        sf,
+    })
+}
+
+/// Step 4: each trusted comment agrees with the body, and each key may sign for its product/component.
+fn check_signers(accepted: &[Accepted], m: &Manifest, sha256: &str) -> Result<(), TrustError> {
     let (product, component) = (&m.product.product, &m.product.component);
-    for (id, key, detail, sf) in &accepted {
-        if let Err(why) = check_comment(&sf.trusted_comment, &m, &sha256) {
+    for a in accepted {
+        if let Err(why) = check_comment(&a.sf.trusted_comment, m, sha256) {
             return Err(refuse(
                 Code::ManifestCommentMismatch,
-                &detail.signature_file,
+                &a.detail.signature_file,
                 why.to_string(),
             ));
         }
-        if !key.allows(product, component) {
+        if !a.key.allows(product, component) {
             return Err(refuse(
                 Code::ManifestKeyNotAllowed,
-                &detail.signature_file,
+                &a.detail.signature_file,
                 format!(
-                    "key {id} ({}) may not sign for product `{product}` component `{component}`",
-                    key.role
+                    "key {} ({}) may not sign for product `{product}` component `{component}`",
+                    a.id, a.key.role
                 ),
             ));
         }
     }
-    // 5. Threshold over distinct keys.
-    let signer_keys: Vec<&super::trust::Key> = accepted.iter().map(|(_, k, _, _)| *k).collect();
+    Ok(())
+}
+
+/// Step 5: the policy's requirement for the manifest, and the number of distinct keys that meet it.
+fn threshold(
+    accepted: &[Accepted],
+    m: &Manifest,
+    policy: &TrustPolicy,
+    mp: &Path,
+) -> Result<(Requirement, usize), TrustError> {
+    let (product, component) = (&m.product.product, &m.product.component);
+    let signer_keys: Vec<&super::trust::Key> = accepted.iter().map(|a| a.key).collect();
     let req = policy
         .requirement_for(product, component, &signer_keys)
         .map_err(|why| refuse(Code::ManifestThresholdNotMet, mp, why.to_string()))?;
-    let distinct: BTreeSet<KeyId> = accepted.iter().map(|(id, _, _, _)| *id).collect();
+    let distinct: BTreeSet<KeyId> = accepted.iter().map(|a| a.id).collect();
     if (distinct.len() as u64) < u64::from(req.threshold) {
         return Err(refuse(
             Code::ManifestThresholdNotMet,
@@ -490,7 +563,11 @@ pub fn verify_manifest(
             ),
         ));
     }
-    // 6. Expiry.
+    Ok((req, distinct.len()))
+}
+
+/// Step 6: the manifest has not expired at `now`.
+fn check_expiry(m: &Manifest, opts: &VerifyOptions, mp: &Path) -> Result<(), TrustError> {
     if let Some(exp) = m.expires_at() {
         if opts.now >= exp {
             return Err(refuse(
@@ -500,16 +577,25 @@ pub fn verify_manifest(
                     "manifest expired at {} (evaluated at {}{})",
                     rfc3339(exp),
                     rfc3339(opts.now),
-                    if opts.at_override {
-                        ", a time given by the caller"
-                    } else {
-                        ""
-                    }
+                    given_time(opts)
                 ),
             ));
         }
     }
-    // 7. Anti-rollback.
+    Ok(())
+}
+
+/// Steps 7 and 8: the sequence is at least the policy minimum and the highest in the state file (which
+/// another user must not be able to write); the state file, locked meanwhile, then records it. Returns the
+/// highest sequence the state held and whether it was updated.
+fn rollback_and_record(
+    m: &Manifest,
+    req: &Requirement,
+    sha256: &str,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<(Option<u64>, bool), TrustError> {
+    let (product, component) = (&m.product.product, &m.product.component);
     if m.sequence < req.min_sequence {
         return Err(refuse(
             Code::ManifestRollback,
@@ -520,50 +606,58 @@ pub fn verify_manifest(
             ),
         ));
     }
-    let mut state = None;
-    let mut previous = None;
-    let mut _lock = None;
-    if let Some(sp) = &opts.state {
-        super::secure::check_file_or_dir(sp)
-            .map_err(|e| refuse(Code::TrustStateInsecure, sp, e.to_string()))?;
-        if opts.update_state {
-            _lock = Some(
-                super::state::StateLock::acquire(sp)
-                    .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?,
-            );
+    let Some(sp) = &opts.state else {
+        return Ok((None, false));
+    };
+    super::secure::check_file_or_dir(sp)
+        .map_err(|e| refuse(Code::TrustStateInsecure, sp, e.to_string()))?;
+    // Held until the state is saved.
+    let _lock = if opts.update_state {
+        Some(
+            super::state::StateLock::acquire(sp)
+                .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let mut s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
+    let previous = s.highest(product, component);
+    if let Some(h) = previous {
+        if m.sequence < h {
+            return Err(refuse(
+                Code::ManifestRollback,
+                mp,
+                format!(
+                    "sequence {} is below sequence {h} already accepted for product `{product}` component `{component}` (state {})",
+                    m.sequence,
+                    sp.display()
+                ),
+            ));
         }
-        let s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
-        previous = s.highest(product, component);
-        if let Some(h) = previous {
-            if m.sequence < h {
-                return Err(refuse(
-                    Code::ManifestRollback,
-                    mp,
-                    format!(
-                        "sequence {} is below sequence {h} already accepted for product `{product}` component `{component}` (state {})",
-                        m.sequence,
-                        sp.display()
-                    ),
-                ));
-            }
-        }
-        state = Some((sp, s));
     }
     // 8. Record, only after everything passed.
     let mut state_updated = false;
-    if let (Some((sp, mut s)), true) = (state, opts.update_state) {
-        if s.record(product, component, m.sequence, &sha256, &rfc3339(opts.now)) {
-            s.save(sp)
-                .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
-            state_updated = true;
-        }
+    if opts.update_state && s.record(product, component, m.sequence, sha256, &rfc3339(opts.now)) {
+        s.save(sp)
+            .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
+        state_updated = true;
     }
-    let signers: Vec<SignerDetail> = accepted.into_iter().map(|(_, _, d, _)| d).collect();
+    Ok((previous, state_updated))
+}
+
+/// What every report says about a verified manifest: who signed, under which policy, evaluated when.
+fn trust_of(
+    signers: &[SignerDetail],
+    distinct: usize,
+    req: &Requirement,
+    policy: &TrustPolicy,
+    opts: &VerifyOptions,
+) -> Trust {
     let names: Vec<String> = signers
         .iter()
         .map(|s| format!("{} ({})", s.key_id, s.role))
         .collect();
-    let trust = Trust {
+    Trust {
         verified: true,
         signers: signers
             .iter()
@@ -577,21 +671,13 @@ pub fn verify_manifest(
         summary: format!(
             "verified: signed by {} ({} of {} required) under trust policy {}; expiry evaluated at {}{}",
             names.join(", "),
-            distinct.len(),
+            distinct,
             req.threshold,
             policy.source,
             rfc3339(opts.now),
             if opts.at_override { " (given by the caller)" } else { "" }
         ),
-    };
-    Ok(Verification {
-        manifest: VerifiedManifest { manifest: m, trust },
-        signers,
-        requirement: req,
-        sha256,
-        previous_sequence: previous,
-        state_updated,
-    })
+    }
 }
 
 #[cfg(test)]

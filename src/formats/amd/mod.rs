@@ -416,6 +416,7 @@ pub const FORMAT: formats::Format = formats::Format {
     not_inside: &[],
     // The BIOS image holds firmware volumes.
     payloads: &["uefi"],
+    package: None,
 };
 
 /// The registry parser.

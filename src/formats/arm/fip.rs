@@ -310,6 +310,7 @@ pub const FORMAT: formats::Format = formats::Format {
     not_inside: &[],
     // Boot-loader payloads only (BL33 as UEFI firmware volumes or U-Boot, ...).
     payloads: &["uefi", "u-boot", "fit", "uimage"],
+    package: None,
 };
 
 /// The registry parser, in the order of the package: the ToC header, one node per ToC entry, the

@@ -28,6 +28,7 @@ pub const FORMAT: Format = Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {

@@ -233,6 +233,7 @@ pub const FORMAT_FIT: crate::formats::Format = crate::formats::Format {
     policy: Some(crate::region::Policy::Static),
     not_inside: &["bmc"],
     payloads: &[],
+    package: None,
 };
 
 /// Parser for a partition (or any container) that starts with a FIT: the `fit` node over the tree and its
@@ -524,6 +525,7 @@ pub const FORMAT_UIMAGE: crate::formats::Format = crate::formats::Format {
     policy: Some(crate::region::Policy::Static),
     not_inside: &["bmc"],
     payloads: &[],
+    package: None,
 };
 
 /// Parser for a partition that starts with a legacy uImage.

@@ -457,6 +457,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &["bmc"],
     payloads: &[],
+    package: None,
 };
 
 /// The `bmc` parser: layout (a verified baseline's, else discovered) → partitions → content.

@@ -114,6 +114,9 @@ impl Pax {
     }
 }
 
+/// A problem that stopped a tar listing: its code, message and offset.
+pub type Stop = (Code, String, u64);
+
 /// The members of a tar archive at the start of `b`, and where the archive ends (the first zero block, or
 /// where reading stopped); a problem that stopped the listing comes with its offset.
 ///
@@ -123,163 +126,15 @@ impl Pax {
 /// the version) and name; each `x` or `g` header replaces the previous one; pax `size` overrides the
 /// header's size; links, devices, FIFOs and directories have no data, whatever their size field says.
 /// Sparse members (type `S`, pax `GNU.sparse.*` maps) stop the listing: their data is not read.
-pub fn entries(b: &[u8]) -> (Vec<Entry>, u64, Option<(Code, String, u64)>) {
-    let len = b.len() as u64;
+pub fn entries(b: &[u8]) -> (Vec<Entry>, u64, Option<Stop>) {
+    let mut reader = Reader::default();
     let mut out = Vec::new();
     let mut pos = 0u64;
-    let mut ext_start: Option<u64> = None;
-    let mut long_name: Option<String> = None;
-    let mut long_link: Option<String> = None;
-    let mut local = Pax::default();
-    let mut global = Pax::default();
     loop {
-        // `pos` may lie far past the end of a clipped member, up to u64::MAX - 511: the block's end
-        // saturates (it overflowed, issue 15.13).
-        let Some(block) = b.get(pos as usize..pos.saturating_add(BLOCK) as usize) else {
-            let problem = (pos < len).then(|| {
-                (
-                    Code::Unparsed,
-                    format!(
-                        "tar: {} trailing bytes are not a whole header block",
-                        len.saturating_sub(pos)
-                    ),
-                    pos,
-                )
-            });
-            return (out, pos, problem);
-        };
-        if block.iter().all(|&c| c == 0) {
-            return (out, pos, None);
-        }
-        if out.len() >= MAX_ENTRIES {
-            return (
-                out,
-                pos,
-                Some((
-                    Code::LimitExceeded,
-                    format!("tar: more than {MAX_ENTRIES} members; the rest is not listed"),
-                    pos,
-                )),
-            );
-        }
-        if !checksum_ok(block) {
-            return (
-                out,
-                pos,
-                Some((Code::Unparsed, "tar: header checksum is wrong (GNU tar skips to the next valid header; fwscan stops)".into(), pos)),
-            );
-        }
-        let Some(header_size) = number(&block[124..136]) else {
-            return (
-                out,
-                pos,
-                Some((
-                    Code::Unparsed,
-                    "tar: size field is not a number".into(),
-                    pos,
-                )),
-            );
-        };
-        // The header block was read at `pos`, so `pos + BLOCK <= len`.
-        let data = pos.saturating_add(BLOCK);
-        let typ = block[156];
-        let hdr = *ext_start.get_or_insert(pos);
-        let avail = len.saturating_sub(data);
-        let stop = |msg: String| Some((Code::Unparsed, msg, pos));
-        let size = match typ {
-            b'L' | b'K' | b'x' | b'g' => {
-                if header_size > MAX_SMALL || header_size > avail {
-                    return (
-                        out,
-                        pos,
-                        stop(format!(
-                            "tar: extension header of {header_size} bytes is too large or truncated"
-                        )),
-                    );
-                }
-                let body = &b[data as usize..data.saturating_add(header_size) as usize];
-                match typ {
-                    b'L' => long_name = Some(cstr(body)),
-                    b'K' => long_link = Some(cstr(body)),
-                    _ => match Pax::parse(body) {
-                        Ok(p) if typ == b'x' => local = p,
-                        Ok(p) => global = p,
-                        Err(e) => return (out, pos, stop(format!("tar: {e}"))),
-                    },
-                }
-                header_size
-            }
-            b'S' => {
-                return (
-                    out,
-                    pos,
-                    stop("tar: GNU sparse member (type S): its sparse map is not read".into()),
-                )
-            }
-            _ => {
-                if local.sparse || global.sparse {
-                    return (
-                        out,
-                        pos,
-                        stop("tar: pax GNU sparse member: its sparse map is not read".into()),
-                    );
-                }
-                let pax = std::mem::take(&mut local);
-                let mut name = pax
-                    .sparse_name
-                    .or_else(|| global.sparse_name.clone())
-                    .or(pax.path)
-                    .or_else(|| global.path.clone())
-                    .or_else(|| long_name.take())
-                    .unwrap_or_else(|| {
-                        let n = cstr(&block[..100]);
-                        let prefix = cstr(&block[345..500]);
-                        if &block[257..263] == b"ustar\0" && !prefix.is_empty() {
-                            format!("{prefix}/{n}")
-                        } else {
-                            n
-                        }
-                    });
-                long_name = None;
-                if name.is_empty() {
-                    name = "unnamed".into();
-                }
-                let link = pax
-                    .linkpath
-                    .or_else(|| global.linkpath.clone())
-                    .or_else(|| long_link.take())
-                    .unwrap_or_else(|| cstr(&block[157..257]));
-                long_link = None;
-                ext_start = None;
-                let size = pax.size.or(global.size).unwrap_or(header_size);
-                // `tar -x` reads no data for links, devices, FIFOs and directories.
-                let has_data = !matches!(typ, b'1'..=b'6');
-                out.push(Entry {
-                    name,
-                    typ,
-                    hdr,
-                    data,
-                    size: if has_data { size.min(avail) } else { 0 },
-                    link,
-                    ignored_size: if has_data { 0 } else { size },
-                });
-                if has_data && size > avail {
-                    return (
-                        out,
-                        len,
-                        Some((
-                            Code::PartitionOutOfBounds,
-                            format!("tar: member's size {size:#x} runs past the end of the archive ({avail:#x} bytes left)"),
-                            pos,
-                        )),
-                    );
-                }
-                if has_data {
-                    size
-                } else {
-                    0
-                }
-            }
+        // The data (or extension body) after the header block at `pos`.
+        let (data, size) = match reader.record(b, pos, &mut out) {
+            Ok(v) => v,
+            Err((end, problem)) => return (out, end, problem),
         };
         let next = data
             .checked_add(size)
@@ -294,6 +149,200 @@ pub fn entries(b: &[u8]) -> (Vec<Entry>, u64, Option<(Code, String, u64)>) {
         };
         pos = n;
     }
+}
+
+/// An extension header the listing stops at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ExtensionError {
+    #[error("tar: extension header of {0} bytes is too large or truncated")]
+    TooLarge(u64),
+    #[error("tar: {0}")]
+    Pax(PaxError),
+}
+
+/// Where a listing ends (the archive's end, or where reading stopped) and why, when it stopped early.
+type End = (u64, Option<Stop>);
+
+/// What a tar reader carries from one header to the next: extension headers that apply to the next
+/// member (GNU long names, a pax `x` header) or to every member after them (a pax `g` header).
+#[derive(Default)]
+struct Reader {
+    /// The first header block of the member being read (its extension headers come first).
+    ext_start: Option<u64>,
+    long_name: Option<String>,
+    long_link: Option<String>,
+    local: Pax,
+    global: Pax,
+}
+
+impl Reader {
+    /// Reads the record whose header block is at `pos`: an extension header, or a member (pushed on `out`).
+    /// Returns where its data starts and how many bytes of data follow the header; `Err` ends the listing.
+    fn record(&mut self, b: &[u8], pos: u64, out: &mut Vec<Entry>) -> Result<(u64, u64), End> {
+        let (block, header_size) = header_block(b, pos, out.len())?;
+        // The header block was read at `pos`, so `pos + BLOCK <= len`.
+        let data = pos.saturating_add(BLOCK);
+        let typ = block[156];
+        let hdr = *self.ext_start.get_or_insert(pos);
+        let avail = (b.len() as u64).saturating_sub(data);
+        let stop = |msg: String| (pos, Some((Code::Unparsed, msg, pos)));
+        let size = match typ {
+            b'L' | b'K' | b'x' | b'g' => self
+                .extension(b, typ, data, header_size, avail)
+                .map_err(|msg| stop(msg.to_string()))?,
+            b'S' => {
+                return Err(stop(
+                    "tar: GNU sparse member (type S): its sparse map is not read".into(),
+                ))
+            }
+            _ => {
+                if self.local.sparse || self.global.sparse {
+                    return Err(stop(
+                        "tar: pax GNU sparse member: its sparse map is not read".into(),
+                    ));
+                }
+                let (e, declared) = self.member(block, typ, hdr, data, header_size, avail);
+                out.push(e);
+                if declared > avail {
+                    return Err((
+                        b.len() as u64,
+                        Some((
+                            Code::PartitionOutOfBounds,
+                            format!("tar: member's size {declared:#x} runs past the end of the archive ({avail:#x} bytes left)"),
+                            pos,
+                        )),
+                    ));
+                }
+                declared
+            }
+        };
+        Ok((data, size))
+    }
+
+    /// An extension header (`L`, `K`, `x`, `g`): remembered for the members it applies to. Returns the size
+    /// of its body; `Err` stops the listing.
+    fn extension(
+        &mut self,
+        b: &[u8],
+        typ: u8,
+        data: u64,
+        header_size: u64,
+        avail: u64,
+    ) -> Result<u64, ExtensionError> {
+        if header_size > MAX_SMALL || header_size > avail {
+            return Err(ExtensionError::TooLarge(header_size));
+        }
+        let body = &b[data as usize..data.saturating_add(header_size) as usize];
+        match typ {
+            b'L' => self.long_name = Some(cstr(body)),
+            b'K' => self.long_link = Some(cstr(body)),
+            _ => match Pax::parse(body) {
+                Ok(p) if typ == b'x' => self.local = p,
+                Ok(p) => self.global = p,
+                Err(e) => return Err(ExtensionError::Pax(e)),
+            },
+        }
+        Ok(header_size)
+    }
+
+    /// A member, under the name, link target and size `tar -x` gives it (see [`entries`]), and the size of
+    /// the data `tar -x` reads after its header (0 for links, devices, FIFOs and directories), before it is
+    /// clipped to the archive; the extension headers of this member are used up.
+    fn member(
+        &mut self,
+        block: &[u8],
+        typ: u8,
+        hdr: u64,
+        data: u64,
+        header_size: u64,
+        avail: u64,
+    ) -> (Entry, u64) {
+        let pax = std::mem::take(&mut self.local);
+        let mut name = pax
+            .sparse_name
+            .or_else(|| self.global.sparse_name.clone())
+            .or(pax.path)
+            .or_else(|| self.global.path.clone())
+            .or_else(|| self.long_name.take())
+            .unwrap_or_else(|| {
+                let n = cstr(&block[..100]);
+                let prefix = cstr(&block[345..500]);
+                if &block[257..263] == b"ustar\0" && !prefix.is_empty() {
+                    format!("{prefix}/{n}")
+                } else {
+                    n
+                }
+            });
+        self.long_name = None;
+        if name.is_empty() {
+            name = "unnamed".into();
+        }
+        let link = pax
+            .linkpath
+            .or_else(|| self.global.linkpath.clone())
+            .or_else(|| self.long_link.take())
+            .unwrap_or_else(|| cstr(&block[157..257]));
+        self.long_link = None;
+        self.ext_start = None;
+        let size = pax.size.or(self.global.size).unwrap_or(header_size);
+        // `tar -x` reads no data for links, devices, FIFOs and directories.
+        let has_data = !matches!(typ, b'1'..=b'6');
+        let entry = Entry {
+            name,
+            typ,
+            hdr,
+            data,
+            size: if has_data { size.min(avail) } else { 0 },
+            link,
+            ignored_size: if has_data { 0 } else { size },
+        };
+        (entry, if has_data { size } else { 0 })
+    }
+}
+
+/// The header block at `pos` and the size it declares; `Err` where the listing ends: the end of the data
+/// (a partial block is a problem), a zero block (the archive's end), too many members, a bad checksum, a
+/// size that is no number.
+fn header_block(b: &[u8], pos: u64, members: usize) -> Result<(&[u8], u64), End> {
+    let stop = |code: Code, msg: String| (pos, Some((code, msg, pos)));
+    // `pos` may lie far past the end of a clipped member, up to u64::MAX - 511: the block's end
+    // saturates (it overflowed, issue 15.13).
+    let Some(block) = b.get(pos as usize..pos.saturating_add(BLOCK) as usize) else {
+        let len = b.len() as u64;
+        if pos < len {
+            return Err(stop(
+                Code::Unparsed,
+                format!(
+                    "tar: {} trailing bytes are not a whole header block",
+                    len.saturating_sub(pos)
+                ),
+            ));
+        }
+        return Err((pos, None));
+    };
+    if block.iter().all(|&c| c == 0) {
+        return Err((pos, None));
+    }
+    if members >= MAX_ENTRIES {
+        return Err(stop(
+            Code::LimitExceeded,
+            format!("tar: more than {MAX_ENTRIES} members; the rest is not listed"),
+        ));
+    }
+    if !checksum_ok(block) {
+        return Err(stop(
+            Code::Unparsed,
+            "tar: header checksum is wrong (GNU tar skips to the next valid header; fwscan stops)"
+                .into(),
+        ));
+    }
+    let Some(header_size) = number(&block[124..136]) else {
+        return Err(stop(
+            Code::Unparsed,
+            "tar: size field is not a number".into(),
+        ));
+    };
+    Ok((block, header_size))
 }
 
 fn cstr(b: &[u8]) -> String {
@@ -528,6 +577,7 @@ pub const FORMAT: Format = Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: Some(&PACKAGE),
 };
 
 // Reviewed: a member's data and padding lie inside `b` (entries() clips sizes to what is left), `hdr <= data`, and `base` plus an offset inside the node fits.
@@ -713,6 +763,46 @@ pub const PARTITION_IMAGES: &[&str] = &["image-u-boot", "image-kernel", "image-r
 /// The image file of a whole-flash BMC package (`*.static.mtd.all.tar`).
 pub const WHOLE_FLASH_IMAGE: &str = "image-bmc";
 
+/// An OpenBMC update tarball is a release package: a tar archive with a `MANIFEST` member (whatever image
+/// files it still holds: one stripped of them is refused, not taken for a plain archive). Its partition
+/// images are its parts, each in the flash partition of its name; the flash layout is the one its signed
+/// kernel FIT carries; each image file carries its own signature, made with the package's key, which
+/// `MANIFEST.sig` ties to a system key.
+pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::package::PackageSpec {
+    kind: "openbmc-tarball",
+    is_package: |tree| tree.children.iter().any(|c| c.name == "MANIFEST"),
+    parts: crate::formats::package::Parts::Members(PARTS),
+    flash_layout: Some(|tree| {
+        let kernel = tree.children.iter().find(|c| c.name == "image-kernel")?;
+        crate::formats::bmc::fit_flash_layout(kernel.bytes())
+    }),
+    signing: Some(crate::formats::package::Signing::PerPart {
+        root: "MANIFEST",
+        key_hint: "give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key",
+    }),
+};
+
+/// The package's parts: each of [`PARTITION_IMAGES`] in the flash partition OpenBMC's static layout names
+/// after it.
+const PARTS: &[crate::formats::package::Member] = &[
+    crate::formats::package::Member {
+        name: "image-u-boot",
+        partition: "u-boot",
+    },
+    crate::formats::package::Member {
+        name: "image-kernel",
+        partition: "kernel",
+    },
+    crate::formats::package::Member {
+        name: "image-rofs",
+        partition: "rofs",
+    },
+    crate::formats::package::Member {
+        name: "image-rwfs",
+        partition: "rwfs",
+    },
+];
+
 /// The image files `MANIFEST` lists: keys that are image file names (`image-kernel=...`) and the words
 /// of `Files=` or `Images=` values (any case), sorted.
 fn manifest_images(fields: &[(String, String)]) -> Vec<String> {
@@ -790,13 +880,33 @@ fn completeness(
 /// Key strength: the one rule for every RSA vendor key ([`crate::formats::x509::rsa_key_strength`]).
 use crate::formats::x509::rsa_key_strength as key_strength;
 
-/// Signature verification (see the module documentation); results as attributes and notes on `out`.
+/// Signature verification (see the module documentation); results as evidence and notes on `out`. One
+/// step per part of the reference's check: `MANIFEST` and the package's completeness, the package's own
+/// key, the system level (`MANIFEST.sig`, `publickey.sig`), every image file, `image-full.sig`.
 fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
-    let Some(manifest) = small(out, by_name, "MANIFEST").map(<[u8]>::to_vec) else {
+    let Some((fields, bmc)) = read_manifest(out, by_name) else {
         return;
     };
-    let fields = manifest_fields(&manifest);
     let get = |k: &str| fields.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    let hash_type = get("HashType").unwrap_or_else(|| "RSA-SHA256".into());
+    let key_type = get("KeyType").unwrap_or_default();
+    let Some(pk) = package_key(out, by_name, &hash_type) else {
+        return;
+    };
+    let own = format!("the package's publickey ({hash_type})");
+    let trust = system_level(ctx, out, by_name, &pk, &hash_type, &key_type, &own);
+    image_files(out, by_name, &pk, &hash_type, &own, &trust);
+    full_signature(out, by_name, &pk, &hash_type, &own, &trust, bmc);
+}
+
+/// `MANIFEST`: its `key=value` lines as attributes, and the package's completeness. Returns its fields and
+/// whether it is a BMC package (`purpose` BMC); `None` without a readable `MANIFEST` (not a package).
+fn read_manifest(
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+) -> Option<(Vec<(String, String)>, bool)> {
+    let manifest = small(out, by_name, "MANIFEST").map(<[u8]>::to_vec)?;
+    let fields = manifest_fields(&manifest);
     if let Some(&i) = by_name.get("MANIFEST") {
         for (k, v) in fields.iter().take(64) {
             out[i]
@@ -805,15 +915,24 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
         }
         out[i].policy = Policy::Static;
     }
-    let bmc = get("purpose").is_some_and(|p| p.ends_with(".BMC") || p == "BMC");
+    let bmc = fields
+        .iter()
+        .find(|(k, _)| k == "purpose")
+        .is_some_and(|(_, p)| p.ends_with(".BMC") || p == "BMC");
     completeness(out, by_name, &fields, bmc);
-    let sigs: Vec<String> = by_name
-        .keys()
-        .filter(|n| n.ends_with(".sig"))
-        .cloned()
-        .collect();
+    Some((fields, bmc))
+}
+
+/// The package's own `publickey`, which verifies its files: present (else every `.sig` is unverifiable, or
+/// the package is not signed), readable, of adequate strength (else `vendor-key-weak`, verification goes
+/// on), and a `HashType` fwscan verifies with. `None` stops verification.
+fn package_key(
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+    hash_type: &str,
+) -> Option<rsa::RsaPublicKey> {
     let Some(pk_bytes) = small(out, by_name, "publickey").map(<[u8]>::to_vec) else {
-        if !sigs.is_empty() {
+        if by_name.keys().any(|n| n.ends_with(".sig")) {
             note(
                 out,
                 by_name,
@@ -835,10 +954,8 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                 ),
             );
         }
-        return;
+        return None;
     };
-    let hash_type = get("HashType").unwrap_or_else(|| "RSA-SHA256".into());
-    let key_type = get("KeyType").unwrap_or_default();
     let pk = match public_key(&pk_bytes) {
         Ok(k) => k,
         Err(e) => {
@@ -849,7 +966,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
                 Code::VendorSignatureInvalid,
                 format!("publickey: {e}; no file of the package can be verified"),
             );
-            return;
+            return None;
         }
     };
     if let Err(w) = key_strength(&pk) {
@@ -861,7 +978,7 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
             format!("publickey: the package's own key, which verifies its image files, is {w}"),
         );
     }
-    if hash_name(&hash_type).is_none() {
+    if hash_name(hash_type).is_none() {
         note(
             out,
             by_name,
@@ -869,140 +986,188 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
             Code::VendorSignatureInvalid,
             format!("MANIFEST: HashType `{hash_type}` is not a supported RSA digest (RSA-SHA256, RSA-SHA384, RSA-SHA512)"),
         );
-        return;
+        return None;
     }
-    // One file and its .sig with `key`: None when either is missing.
-    let check = |out: &[Region], file: &str, key: &rsa::RsaPublicKey, h: &str| -> Option<bool> {
-        let data = out.get(*by_name.get(file)?)?.bytes();
-        let sig = small(out, by_name, &format!("{file}.sig"))?;
-        Some(verify_rsa(key, h, data, sig).unwrap_or(false))
-    };
+    Some(pk)
+}
 
-    // System level: MANIFEST.sig and publickey.sig.
-    let self_pk = check(out, "publickey", &pk, &hash_type);
-    let self_mf = check(out, "MANIFEST", &pk, &hash_type);
+/// One file and its `.sig` with `key`: `None` when either is missing.
+fn check_file(
+    out: &[Region],
+    by_name: &HashMap<String, usize>,
+    file: &str,
+    key: &rsa::RsaPublicKey,
+    h: &str,
+) -> Option<bool> {
+    let data = out.get(*by_name.get(file)?)?.bytes();
+    let sig = small(out, by_name, &format!("{file}.sig"))?;
+    Some(verify_rsa(key, h, data, sig).unwrap_or(false))
+}
+
+/// The system level: `MANIFEST.sig` and `publickey.sig`, with the system keys of the key ring (any one
+/// verifying both, of adequate strength), else with the package's own key. Returns how far the package's
+/// own key is trusted: anchored in the system key that verified both, self-signed when only the package's
+/// own key does.
+fn system_level(
+    ctx: &Ctx,
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+    pk: &rsa::RsaPublicKey,
+    hash_type: &str,
+    key_type: &str,
+    own: &str,
+) -> Trust {
     let keys = ctx.opts.keys.openbmc();
-    // How far the package's own key is trusted: anchored when a system key of the trust policy verifies
-    // MANIFEST.sig and publickey.sig, self-signed when only the package's own key does.
-    let mut trust = Trust::Unknown;
-    let own = format!("the package's publickey ({hash_type})");
-    if !keys.is_empty() {
-        let mut trusted = None;
-        let mut weak = None;
-        for &k in &keys {
-            let Ok(sk) = public_key(k.pem.as_bytes()) else {
-                continue;
-            };
-            if check(out, "MANIFEST", &sk, &k.hash_type) == Some(true)
-                && check(out, "publickey", &sk, &k.hash_type) == Some(true)
-            {
-                match key_strength(&sk) {
-                    Ok(()) => {
-                        trusted = Some(k);
-                        break;
-                    }
-                    Err(w) => weak = weak.or(Some((k, w))),
+    if keys.is_empty() {
+        return self_signed(out, by_name, pk, hash_type, own);
+    }
+    let mut trusted = None;
+    let mut weak = None;
+    for &k in &keys {
+        let Ok(sk) = public_key(k.pem.as_bytes()) else {
+            continue;
+        };
+        if check_file(out, by_name, "MANIFEST", &sk, &k.hash_type) == Some(true)
+            && check_file(out, by_name, "publickey", &sk, &k.hash_type) == Some(true)
+        {
+            match key_strength(&sk) {
+                Ok(()) => {
+                    trusted = Some(k);
+                    break;
                 }
+                Err(w) => weak = weak.or(Some((k, w))),
             }
-        }
-        if let (None, Some((k, w))) = (trusted, &weak) {
-            note(
-                out,
-                by_name,
-                "MANIFEST",
-                Code::VendorKeyWeak,
-                format!(
-                    "MANIFEST.sig and publickey.sig verify only with the system key of KeyType `{}`, which is {w}",
-                    k.key_type
-                ),
-            );
-        }
-        match trusted {
-            Some(k) => {
-                let m = format!(
-                    "trusted: system key of KeyType `{}` ({}) verifies MANIFEST.sig and publickey.sig{}",
-                    k.key_type,
-                    k.hash_type,
-                    if k.key_type == key_type || key_type.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (MANIFEST names KeyType `{key_type}`)")
-                    }
-                );
-                trust = Trust::Anchored(format!("openbmc:{}", k.key_type));
-                for f in ["MANIFEST", "publickey"] {
-                    evidence(out, by_name, f, obmc(Status::Valid, &m, &trust, false));
-                }
-            }
-            None if weak.is_some() => {}
-            None => note(
-                out,
-                by_name,
-                "MANIFEST",
-                Code::VendorUntrusted,
-                format!(
-                    "MANIFEST.sig and publickey.sig do not both verify with any of the {} OpenBMC system key(s) of the trust policy (MANIFEST names KeyType `{key_type}`)",
-                    keys.len()
-                ),
-            ),
-        }
-    } else {
-        match (self_pk, self_mf) {
-            (Some(true), Some(true)) => {
-                let m = "self-signed: verifies with the package's own publickey; signer not trusted (no OpenBMC system key given)";
-                trust = Trust::SelfSigned;
-                for f in ["MANIFEST", "publickey"] {
-                    evidence(out, by_name, f, obmc(Status::Valid, m, &trust, false));
-                }
-            }
-            (Some(true), Some(false)) => note(
-                out,
-                by_name,
-                "MANIFEST",
-                Code::VendorSignatureInvalid,
-                format!("MANIFEST.sig does not verify MANIFEST with the package's publickey ({hash_type}), which signed publickey.sig: MANIFEST changed after signing"),
-            ),
-            (Some(true), None) => note(
-                out,
-                by_name,
-                "MANIFEST",
-                Code::VendorSignatureInvalid,
-                "MANIFEST has no MANIFEST.sig".into(),
-            ),
-            _ => evidence(
-                out,
-                by_name,
-                "MANIFEST",
-                obmc(
-                    Status::NotVerified(
-                        "MANIFEST.sig and publickey.sig need a system key (none given)".into(),
-                    ),
-                    &own,
-                    &Trust::Unknown,
-                    false,
-                ),
-            ),
         }
     }
+    if let (None, Some((k, w))) = (trusted, &weak) {
+        note(
+            out,
+            by_name,
+            "MANIFEST",
+            Code::VendorKeyWeak,
+            format!(
+                "MANIFEST.sig and publickey.sig verify only with the system key of KeyType `{}`, which is {w}",
+                k.key_type
+            ),
+        );
+    }
+    match trusted {
+        Some(k) => {
+            let m = format!(
+                "trusted: system key of KeyType `{}` ({}) verifies MANIFEST.sig and publickey.sig{}",
+                k.key_type,
+                k.hash_type,
+                if k.key_type == key_type || key_type.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (MANIFEST names KeyType `{key_type}`)")
+                }
+            );
+            let trust = Trust::Anchored(format!("openbmc:{}", k.key_type));
+            for f in ["MANIFEST", "publickey"] {
+                evidence(out, by_name, f, obmc(Status::Valid, &m, &trust, false));
+            }
+            trust
+        }
+        None => {
+            if weak.is_none() {
+                note(
+                    out,
+                    by_name,
+                    "MANIFEST",
+                    Code::VendorUntrusted,
+                    format!(
+                        "MANIFEST.sig and publickey.sig do not both verify with any of the {} OpenBMC system key(s) of the trust policy (MANIFEST names KeyType `{key_type}`)",
+                        keys.len()
+                    ),
+                );
+            }
+            Trust::Unknown
+        }
+    }
+}
 
-    // Every image file with the package's publickey.
-    let images: Vec<String> = by_name
+/// The system level without any system key: the package can only be checked for self-consistency. When
+/// `publickey.sig` verifies with the package's own key (one key signs everything, OpenBMC's default),
+/// `MANIFEST.sig` must too; the signer is then self-signed, which is no finding.
+fn self_signed(
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+    pk: &rsa::RsaPublicKey,
+    hash_type: &str,
+    own: &str,
+) -> Trust {
+    let self_pk = check_file(out, by_name, "publickey", pk, hash_type);
+    let self_mf = check_file(out, by_name, "MANIFEST", pk, hash_type);
+    match (self_pk, self_mf) {
+        (Some(true), Some(true)) => {
+            let m = "self-signed: verifies with the package's own publickey; signer not trusted (no OpenBMC system key given)";
+            for f in ["MANIFEST", "publickey"] {
+                evidence(
+                    out,
+                    by_name,
+                    f,
+                    obmc(Status::Valid, m, &Trust::SelfSigned, false),
+                );
+            }
+            return Trust::SelfSigned;
+        }
+        (Some(true), Some(false)) => note(
+            out,
+            by_name,
+            "MANIFEST",
+            Code::VendorSignatureInvalid,
+            format!("MANIFEST.sig does not verify MANIFEST with the package's publickey ({hash_type}), which signed publickey.sig: MANIFEST changed after signing"),
+        ),
+        (Some(true), None) => note(
+            out,
+            by_name,
+            "MANIFEST",
+            Code::VendorSignatureInvalid,
+            "MANIFEST has no MANIFEST.sig".into(),
+        ),
+        _ => evidence(
+            out,
+            by_name,
+            "MANIFEST",
+            obmc(
+                Status::NotVerified(
+                    "MANIFEST.sig and publickey.sig need a system key (none given)".into(),
+                ),
+                own,
+                &Trust::Unknown,
+                false,
+            ),
+        ),
+    }
+    Trust::Unknown
+}
+
+/// Every image file with its `.sig` and the package's own key (a missing `.sig` is invalid).
+fn image_files(
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+    pk: &rsa::RsaPublicKey,
+    hash_type: &str,
+    own: &str,
+    trust: &Trust,
+) {
+    let mut images: Vec<String> = by_name
         .keys()
         .filter(|n| n.starts_with("image-") && !n.ends_with(".sig") && *n != "image-full")
         .cloned()
         .collect();
-    let mut images = images;
     images.sort();
     for img in &images {
-        match check(out, img, &pk, &hash_type) {
-            Some(true) => evidence(out, by_name, img, obmc(Status::Valid, &own, &trust, true)),
+        match check_file(out, by_name, img, pk, hash_type) {
+            Some(true) => evidence(out, by_name, img, obmc(Status::Valid, own, trust, true)),
             Some(false) => {
                 let why = format!("{img}.sig does not verify {img} with the package's publickey ({hash_type}): {img} changed after signing");
                 evidence(
                     out,
                     by_name,
                     img,
-                    obmc(Status::Invalid(why.clone()), &own, &trust, true),
+                    obmc(Status::Invalid(why.clone()), own, trust, true),
                 );
                 note(out, by_name, img, Code::VendorSignatureInvalid, why);
             }
@@ -1015,64 +1180,75 @@ fn verify(ctx: &Ctx, out: &mut [Region], by_name: &HashMap<String, usize>) {
             ),
         }
     }
+}
 
-    // image-full.sig, for BMC packages.
-    let full_sig = small(out, by_name, "image-full.sig").map(<[u8]>::to_vec);
-    if bmc && full_sig.is_none() {
+/// `image-full.sig`: required of a BMC package and verified over the concatenation of [`FULL_ORDER`]'s
+/// files present; other packages' is not verified (as phosphor-bmc-code-mgmt).
+fn full_signature(
+    out: &mut [Region],
+    by_name: &HashMap<String, usize>,
+    pk: &rsa::RsaPublicKey,
+    hash_type: &str,
+    own: &str,
+    trust: &Trust,
+    bmc: bool,
+) {
+    let Some(full_sig) = small(out, by_name, "image-full.sig").map(<[u8]>::to_vec) else {
+        if bmc {
+            note(
+                out,
+                by_name,
+                "MANIFEST",
+                Code::VendorSignatureInvalid,
+                "image-full.sig is missing: a BMC package (MANIFEST purpose BMC) must carry it, as phosphor-bmc-code-mgmt requires; without it, image files can be removed and signed files of different releases mixed".into(),
+            );
+        }
+        return;
+    };
+    if !bmc {
+        evidence(
+            out,
+            by_name,
+            "image-full.sig",
+            obmc(
+                Status::NotVerified(
+                    "only BMC packages' image-full.sig is verified (as phosphor-bmc-code-mgmt)"
+                        .into(),
+                ),
+                own,
+                trust,
+                false,
+            ),
+        );
+        return;
+    }
+    let mut cat = Vec::new();
+    let mut parts = Vec::new();
+    for n in FULL_ORDER {
+        if let Some(s) = small(out, by_name, n) {
+            cat.extend_from_slice(s);
+            parts.push(*n);
+        }
+    }
+    if verify_rsa(pk, hash_type, &cat, &full_sig).unwrap_or(false) {
+        let covers = format!("{own}, over {}", parts.join(" + "));
+        evidence(
+            out,
+            by_name,
+            "image-full.sig",
+            obmc(Status::Valid, &covers, trust, false),
+        );
+    } else {
         note(
             out,
             by_name,
-            "MANIFEST",
+            "image-full.sig",
             Code::VendorSignatureInvalid,
-            "image-full.sig is missing: a BMC package (MANIFEST purpose BMC) must carry it, as phosphor-bmc-code-mgmt requires; without it, image files can be removed and signed files of different releases mixed".into(),
+            format!(
+                "image-full.sig does not verify the concatenation of {} with the package's publickey ({hash_type})",
+                parts.join(" + ")
+            ),
         );
-    }
-    if let Some(full_sig) = full_sig {
-        if bmc {
-            let mut cat = Vec::new();
-            let mut parts = Vec::new();
-            for n in FULL_ORDER {
-                if let Some(s) = small(out, by_name, n) {
-                    cat.extend_from_slice(s);
-                    parts.push(*n);
-                }
-            }
-            if verify_rsa(&pk, &hash_type, &cat, &full_sig).unwrap_or(false) {
-                let covers = format!("{own}, over {}", parts.join(" + "));
-                evidence(
-                    out,
-                    by_name,
-                    "image-full.sig",
-                    obmc(Status::Valid, &covers, &trust, false),
-                );
-            } else {
-                note(
-                    out,
-                    by_name,
-                    "image-full.sig",
-                    Code::VendorSignatureInvalid,
-                    format!(
-                        "image-full.sig does not verify the concatenation of {} with the package's publickey ({hash_type})",
-                        parts.join(" + ")
-                    ),
-                );
-            }
-        } else {
-            evidence(
-                out,
-                by_name,
-                "image-full.sig",
-                obmc(
-                    Status::NotVerified(
-                        "only BMC packages' image-full.sig is verified (as phosphor-bmc-code-mgmt)"
-                            .into(),
-                    ),
-                    &own,
-                    &trust,
-                    false,
-                ),
-            );
-        }
     }
 }
 

@@ -56,6 +56,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &["bmc", "ubi", "u-boot"],
     payloads: &[],
+    package: None,
 };
 
 // Reviewed: `peb` is a power of two in 16 KiB..=2 MiB (peb_size), `vid_off + 64 <= peb` and `data_off < peb` (checked above), `i < b.len() / peb` so every PEB offset is inside the node; the volume table index is below MAX_VOLUMES and names at most 128 bytes: no overflow.

@@ -108,6 +108,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: Some(crate::region::Policy::Static),
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {

@@ -125,6 +125,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 /// Parser for a partition holding a U-Boot environment (and possibly its redundant copy).

@@ -46,6 +46,7 @@ pub const FORMAT: Format = Format {
     policy: Some(Policy::Static),
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {

@@ -50,6 +50,7 @@ pub const FORMAT_XZ: Format = Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 /// The registry entry for gzip streams.
@@ -63,6 +64,7 @@ pub const FORMAT_GZIP: Format = Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 pub fn parse_xz(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {

@@ -112,6 +112,7 @@ pub const FORMAT: Format = Format {
     policy: Some(Policy::Static),
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 // Reviewed: `pos < len` in the loop; the name and data were sliced out of `b` before their ends are used, so `name_end`, `data_at + filesize` and their 4-byte paddings are at most len + 3; `rec_end >= pos`; node offsets plus positions inside the node fit.

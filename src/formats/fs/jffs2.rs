@@ -34,6 +34,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: Some(crate::region::Policy::Mutable),
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 // Reviewed: `pos <= len` (the loop condition) and `totlen` is a 32-bit value checked against `len - pos`: every sum is at most len + 2^32 in u64; each step moves forward by at least 4.

@@ -70,6 +70,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: Some(crate::region::Policy::Static),
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 /// Parser for a partition starting with a squashfs superblock.

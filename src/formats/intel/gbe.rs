@@ -55,6 +55,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {

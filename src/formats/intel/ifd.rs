@@ -177,6 +177,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &["ifd"],
     payloads: &[],
+    package: None,
 };
 
 // Reviewed: FLREG bases and sizes are 15-bit fields shifted by 12 (below 2^28), FRBA is below 0xE00 and `i < 16`, node offsets fit with their size: no sum here can overflow; `len - off` only when `off < len`.

@@ -89,6 +89,16 @@ fn part_name(raw: &[u8]) -> String {
 }
 
 /// The registry entry.
+/// An ME region file of a release (`me.bin`) is the `me` region of an Intel descriptor's flash. It is not
+/// vendor-signed as a whole (its manifests carry their own `me-manifest` evidence).
+pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::package::PackageSpec {
+    kind: "me-region",
+    is_package: |_| true,
+    parts: crate::formats::package::Parts::Whole("me"),
+    flash_layout: None,
+    signing: None,
+};
+
 pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "me",
     description:
@@ -101,6 +111,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: Some(&PACKAGE),
 };
 
 // Reviewed: `fpt` is 0 or 0x10 and the entry count is bounded by what fits in the region (and MAX_ENTRIES), so table offsets stay below `len`; partition offsets and sizes are 32-bit values in u64 (`off < len` before `len - off`); `base` plus an offset in the node fits.

@@ -46,6 +46,19 @@ const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0EF1;
 /// Most embedded drivers plus payloads read from one FMP capsule.
 const MAX_ITEMS: u64 = 256;
 
+/// A capsule is a release package: its parts are the payload images holding firmware volumes (anchored by
+/// those volumes), each covered by the PKCS#7 signature of the payload it lies in.
+pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::package::PackageSpec {
+    kind: "uefi-capsule",
+    is_package: |_| true,
+    parts: crate::formats::package::Parts::Volumes,
+    flash_layout: None,
+    signing: Some(crate::formats::package::Signing::Covering {
+        noun: "the capsule",
+        key_hint: "give the vendor's certificate or CA in the trust policy (`vendor_keys`) or with --capsule-cert",
+    }),
+};
+
 fn header(b: &[u8]) -> Option<(String, u64, u32, u64)> {
     let g = guid(slice(b, 0, 16, "capsule guid").ok()?);
     let hs = u64::from(le32(b, 16, "capsule header size").ok()?);
@@ -78,6 +91,7 @@ pub const FORMAT: Format = Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: Some(&PACKAGE),
 };
 
 // Reviewed: `body_at <= end <= len` (end is CapsuleImageSize clipped to the file) and `base` plus an offset inside the node fits.

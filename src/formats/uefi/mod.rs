@@ -36,6 +36,7 @@ pub const FORMAT: Format = Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 /// Accepts bytes holding at least one plausible firmware volume header. A volume at offset 0 is a strong

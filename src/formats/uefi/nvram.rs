@@ -177,6 +177,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     policy: None,
     not_inside: &[],
     payloads: &[],
+    package: None,
 };
 
 /// The `nvram` parser: an NVRAM volume or a run of bare stores.
