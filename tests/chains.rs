@@ -110,7 +110,8 @@ impl Pki {
                     "req", "-new", "-key", &key, "-subj", s.subject, "-config", &cfg, "-out", &csr,
                 ]);
                 self.openssl(&[
-                    "x509", "-req", "-in", &csr, "-signkey", &key, "-days", &days, &md, "-out", &pem,
+                    "x509", "-req", "-in", &csr, "-signkey", &key, "-days", &days, &md, "-out",
+                    &pem,
                 ]);
             }
             None => self.openssl(&[
@@ -138,11 +139,8 @@ impl Pki {
                 ]);
                 let serial = self.serial.get() + 1;
                 self.serial.set(serial);
-                let (ca, ca_key, serial) = (
-                    format!("{i}.pem"),
-                    format!("{i}.key"),
-                    serial.to_string(),
-                );
+                let (ca, ca_key, serial) =
+                    (format!("{i}.pem"), format!("{i}.key"), serial.to_string());
                 let mut args = vec![
                     "x509",
                     "-req",
@@ -419,7 +417,12 @@ fn capsule_signer_paths_agree_with_openssl_verify() {
     // Critical extensions (RFC 5280 4.2): one nobody processes, on an intermediate and on the signer;
     // name and policy constraints, which openssl enforces and fwscan refuses.
     let crit = format!("{CA}1.3.6.1.4.1.55555.1=critical,ASN1:NULL\n");
-    k.make(Spec::new("crit", "/CN=CA with unknown critical", &crit, Some("root")));
+    k.make(Spec::new(
+        "crit",
+        "/CN=CA with unknown critical",
+        &crit,
+        Some("root"),
+    ));
     k.make(Spec::new(
         "via_crit",
         "/CN=Signer under crit",
@@ -434,10 +437,20 @@ fn capsule_signer_paths_agree_with_openssl_verify() {
         Some("inter"),
     ));
     let nc = format!("{CA}nameConstraints=critical,permitted;DNS:vendor.example\n");
-    k.make(Spec::new("nc", "/CN=CA with nameConstraints", &nc, Some("root")));
+    k.make(Spec::new(
+        "nc",
+        "/CN=CA with nameConstraints",
+        &nc,
+        Some("root"),
+    ));
     k.make(Spec::new("via_nc", "/CN=Signer under nc", LEAF, Some("nc")));
     let pc = format!("{CA}policyConstraints=critical,inhibitPolicyMapping:0\n");
-    k.make(Spec::new("pc", "/CN=CA with policyConstraints", &pc, Some("root")));
+    k.make(Spec::new(
+        "pc",
+        "/CN=CA with policyConstraints",
+        &pc,
+        Some("root"),
+    ));
     k.make(Spec::new("via_pc", "/CN=Signer under pc", LEAF, Some("pc")));
 
     // Thirty days on, the one-day signer has expired: `openssl verify -attime`, `fwscan verify --at`.

@@ -225,7 +225,11 @@ fn a_copy_the_baseline_declares_is_compared_where_it_declares_it() {
     let dump = dir.join("ab.bin");
     std::fs::write(&dump, &img).unwrap();
     let (c, r) = scan(&dump, &m);
-    assert_eq!(c, 0, "the declared copy is not ambiguous: {}", r["findings"]);
+    assert_eq!(
+        c, 0,
+        "the declared copy is not ambiguous: {}",
+        r["findings"]
+    );
     let offsets: Vec<u64> = r["anchors"]
         .as_array()
         .unwrap()
@@ -293,7 +297,8 @@ fn a_copy_the_baseline_declares_is_compared_where_it_declares_it() {
         .collect();
     assert!(!amb.is_empty(), "{}", r["findings"]);
     assert!(
-        amb.iter().all(|&o| (4 << 20..(4 << 20) + code.len() as u64).contains(&o)),
+        amb.iter()
+            .all(|&o| (4 << 20..(4 << 20) + code.len() as u64).contains(&o)),
         "only the undeclared copy is ambiguous: {amb:x?}"
     );
 

@@ -247,7 +247,9 @@ fn declare_copies(parts: &mut [Part], specs: &[String]) -> anyhow::Result<()> {
                     .map_err(|_| anyhow::anyhow!("--copy {spec}: bad offset"))?,
             )
         } else if place.is_empty() {
-            anyhow::bail!("--copy {spec}: expected [PART=]PLACE, PLACE an offset or a partition name");
+            anyhow::bail!(
+                "--copy {spec}: expected [PART=]PLACE, PLACE an offset or a partition name"
+            );
         } else {
             CopyPlace::Partition(place.to_string())
         };
@@ -259,15 +261,17 @@ fn declare_copies(parts: &mut [Part], specs: &[String]) -> anyhow::Result<()> {
                 .join(", ")
         };
         let target = match part {
-            Some(name) => parts
-                .iter()
-                .position(|p| p.path == name)
-                .ok_or_else(|| anyhow::anyhow!("--copy {spec}: no part `{name}` (parts: {})", listed()))?,
+            Some(name) => parts.iter().position(|p| p.path == name).ok_or_else(|| {
+                anyhow::anyhow!("--copy {spec}: no part `{name}` (parts: {})", listed())
+            })?,
             None if parts.len() == 1 => 0,
             None if parts.is_empty() => {
                 anyhow::bail!("--copy {spec}: this baseline has no part anchored by identity")
             }
-            None => anyhow::bail!("--copy {spec}: name the part, PART=PLACE (parts: {})", listed()),
+            None => anyhow::bail!(
+                "--copy {spec}: name the part, PART=PLACE (parts: {})",
+                listed()
+            ),
         };
         parts[target].copies.push(place);
     }

@@ -251,9 +251,9 @@ fn locate_copy(
             // region of a descriptor image), else within the image.
             let region = index
                 .iter()
+                .rev()
                 .filter(|r| matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion))
-                .filter(|r| r.offset <= at && r.offset.saturating_add(r.size) >= end)
-                .last()
+                .find(|r| r.offset <= at && r.offset.saturating_add(r.size) >= end)
                 .map_or_else(String::new, |r| r.path.clone());
             Some(Place {
                 region,
@@ -677,11 +677,8 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                     findings.push(f);
                 }
             }
-            let places = std::iter::once((None, place)).chain(
-                copies
-                    .into_iter()
-                    .map(|(k, c, cp)| (Some((k, c)), cp)),
-            );
+            let places = std::iter::once((None, place))
+                .chain(copies.into_iter().map(|(k, c, cp)| (Some((k, c)), cp)));
             for (copy, place) in places {
                 let Some(d) = find_mut(image, &place.region) else {
                     continue;
@@ -1023,16 +1020,27 @@ mod tests {
         // A declared copy: by partition name or by the offset a partition starts at; nothing else.
         let idx = candidates(&t);
         let anchor = Anchor::Partition { name: "c".into() };
-        let by_name = locate_copy(&idx, t.size, &part, &anchor, &CopyPlace::Partition("D".into()))
-            .expect("partition d");
+        let by_name = locate_copy(
+            &idx,
+            t.size,
+            &part,
+            &anchor,
+            &CopyPlace::Partition("D".into()),
+        )
+        .expect("partition d");
         assert_eq!((by_name.region.as_str(), by_name.start), ("d", 0x3000));
         let by_offset = locate_copy(&idx, t.size, &part, &anchor, &CopyPlace::Offset(0x1000))
             .expect("partition at 0x1000");
         assert_eq!(by_offset.region.as_str(), "b");
         assert!(locate_copy(&idx, t.size, &part, &anchor, &CopyPlace::Offset(0x1800)).is_none());
-        assert!(
-            locate_copy(&idx, t.size, &part, &anchor, &CopyPlace::Partition("z".into())).is_none()
-        );
+        assert!(locate_copy(
+            &idx,
+            t.size,
+            &part,
+            &anchor,
+            &CopyPlace::Partition("z".into())
+        )
+        .is_none());
         assert_eq!(base_name("fv[X]#2"), "fv[X]");
         assert_eq!(base_name("a#b"), "a#b");
     }

@@ -141,7 +141,9 @@ pub enum PathError {
     },
     #[error("`{subject}` carries a critical extension {oid} that fwscan does not process (RFC 5280 §4.2: refused)")]
     UnknownCriticalExtension { subject: String, oid: String },
-    #[error("`{subject}` carries a critical {what} extension, which fwscan does not enforce: refused")]
+    #[error(
+        "`{subject}` carries a critical {what} extension, which fwscan does not enforce: refused"
+    )]
     UnenforcedConstraint { subject: String, what: &'static str },
     #[error("issuer `{subject}` is an X.509 v1 certificate: only a self-signed v1 certificate given as the vendor certificate itself may issue")]
     V1Issuer { subject: String },
