@@ -217,6 +217,18 @@ fn a_copy_the_baseline_declares_is_compared_where_it_declares_it() {
         "{}",
         manifest["parts"]
     );
+    // The field is in the manifest schema, which refuses a copy with two places.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest-v1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(jsonschema::is_valid(&schema, &manifest));
+    let mut bad = manifest.clone();
+    bad["parts"][0]["copies"] = serde_json::json!([{ "offset": 0, "partition": "alt" }]);
+    assert!(!jsonschema::is_valid(&schema, &bad));
     let code = std::fs::read(OVMF_CODE).unwrap();
     let mut img = vec![0xFFu8; 8 << 20];
     img[..code.len()].copy_from_slice(&code);
@@ -301,6 +313,26 @@ fn a_copy_the_baseline_declares_is_compared_where_it_declares_it() {
             .all(|&o| (4 << 20..(4 << 20) + code.len() as u64).contains(&o)),
         "only the undeclared copy is ambiguous: {amb:x?}"
     );
+
+    // fwscan refuses such a manifest too, and one that declares a copy twice.
+    for copies in [
+        serde_json::json!([{ "offset": 0, "partition": "alt" }]),
+        serde_json::json!([{ "offset": 0 }, { "offset": 0 }]),
+    ] {
+        let mut bad = manifest.clone();
+        bad["parts"][0]["copies"] = copies.clone();
+        let f = dir.join("bad-copies.json");
+        std::fs::write(&f, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let (c, out, _) = fwscan(&[
+            "scan",
+            dump.to_str().unwrap(),
+            "--manifest",
+            f.to_str().unwrap(),
+            "--insecure-unsigned",
+        ]);
+        assert_eq!(c, 2, "{copies}: {out}");
+        assert!(out.contains("manifest-invalid"), "{copies}: {out}");
+    }
 
     // A declaration must name a part the baseline has.
     let (c, _, err) = fwscan(&[
