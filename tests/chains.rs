@@ -5,8 +5,9 @@
 //! -CAfile ANCHOR -untrusted INTERMEDIATE [-attime T] SIGNER`: security level 2 (112 bits) refuses
 //! RSA-1024 and SHA-1, which level 1, the default, lets through. Two rules have no openssl counterpart
 //! here: the public exponent (openssl does not check it; the issue asks for >= 65537) and the
-//! code-signing EKU when openssl lacks `-purpose codesign` (OpenSSL < 3.2); the table printed by
-//! [`capsule_signer_paths_agree_with_openssl_verify`] marks them.
+//! code-signing EKU when openssl lacks `-purpose codesign` (OpenSSL < 3.2). One rule is stricter than
+//! openssl on purpose: critical name and policy constraints, which openssl enforces and fwscan does not,
+//! refuse the path. The table printed by [`capsule_signer_paths_agree_with_openssl_verify`] marks them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -102,6 +103,17 @@ impl Pki {
         let days = s.days.to_string();
         let md = format!("-{}", s.digest);
         match s.issuer {
+            // No extensions: an X.509 v1 certificate, self-signed from a request.
+            None if s.ext.is_empty() => {
+                let csr = format!("{}.csr", s.name);
+                self.openssl(&[
+                    "req", "-new", "-key", &key, "-subj", s.subject, "-config", &cfg, "-out", &csr,
+                ]);
+                self.openssl(&[
+                    "x509", "-req", "-in", &csr, "-signkey", &key, "-days", &days, &md, "-out",
+                    &pem,
+                ]);
+            }
             None => self.openssl(&[
                 "req",
                 "-new",
@@ -127,25 +139,30 @@ impl Pki {
                 ]);
                 let serial = self.serial.get() + 1;
                 self.serial.set(serial);
-                self.openssl(&[
+                let (ca, ca_key, serial) =
+                    (format!("{i}.pem"), format!("{i}.key"), serial.to_string());
+                let mut args = vec![
                     "x509",
                     "-req",
                     "-in",
                     &csr,
                     "-CA",
-                    &format!("{i}.pem"),
+                    &ca,
                     "-CAkey",
-                    &format!("{i}.key"),
+                    &ca_key,
                     "-set_serial",
-                    &serial.to_string(),
+                    &serial,
                     "-days",
                     &days,
                     &md,
-                    "-extfile",
-                    &ext,
                     "-out",
                     &pem,
-                ]);
+                ];
+                // Without extensions openssl writes an X.509 v1 certificate.
+                if !s.ext.is_empty() {
+                    args.extend(["-extfile", &ext]);
+                }
+                self.openssl(&args);
             }
         }
         let both = [
@@ -376,6 +393,66 @@ fn capsule_signer_paths_agree_with_openssl_verify() {
         ..Spec::new("e3", "/CN=e=3 Signer", LEAF, Some("inter"))
     });
 
+    // X.509 v1 (no extensions): a self-signed v1 root as the vendor certificate, and a v1 intermediate.
+    k.make(Spec::new("root_v1", "/CN=Vendor v1 Root", "", None));
+    k.make(Spec::new(
+        "inter_v1r",
+        "/CN=CA under the v1 root",
+        CA,
+        Some("root_v1"),
+    ));
+    k.make(Spec::new(
+        "via_v1r",
+        "/CN=Signer under the v1 root",
+        LEAF,
+        Some("inter_v1r"),
+    ));
+    k.make(Spec::new("v1i", "/CN=v1 intermediate", "", Some("root")));
+    k.make(Spec::new(
+        "via_v1i",
+        "/CN=Signer under a v1 intermediate",
+        LEAF,
+        Some("v1i"),
+    ));
+    // Critical extensions (RFC 5280 4.2): one nobody processes, on an intermediate and on the signer;
+    // name and policy constraints, which openssl enforces and fwscan refuses.
+    let crit = format!("{CA}1.3.6.1.4.1.55555.1=critical,ASN1:NULL\n");
+    k.make(Spec::new(
+        "crit",
+        "/CN=CA with unknown critical",
+        &crit,
+        Some("root"),
+    ));
+    k.make(Spec::new(
+        "via_crit",
+        "/CN=Signer under crit",
+        LEAF,
+        Some("crit"),
+    ));
+    let leaf_crit = format!("{LEAF}1.3.6.1.4.1.55555.2=critical,ASN1:NULL\n");
+    k.make(Spec::new(
+        "leaf_crit",
+        "/CN=Signer with unknown critical",
+        &leaf_crit,
+        Some("inter"),
+    ));
+    let nc = format!("{CA}nameConstraints=critical,permitted;DNS:vendor.example\n");
+    k.make(Spec::new(
+        "nc",
+        "/CN=CA with nameConstraints",
+        &nc,
+        Some("root"),
+    ));
+    k.make(Spec::new("via_nc", "/CN=Signer under nc", LEAF, Some("nc")));
+    let pc = format!("{CA}policyConstraints=critical,inhibitPolicyMapping:0\n");
+    k.make(Spec::new(
+        "pc",
+        "/CN=CA with policyConstraints",
+        &pc,
+        Some("root"),
+    ));
+    k.make(Spec::new("via_pc", "/CN=Signer under pc", LEAF, Some("pc")));
+
     // Thirty days on, the one-day signer has expired: `openssl verify -attime`, `fwscan verify --at`.
     let later = std::time::SystemTime::now() + std::time::Duration::from_secs(30 * 86400);
     let epoch = later
@@ -470,6 +547,66 @@ fn capsule_signer_paths_agree_with_openssl_verify() {
             false,
             false,
         ),
+        (
+            "self-signed v1 root as the vendor certificate",
+            "via_v1r",
+            "inter_v1r",
+            "root_v1",
+            "",
+            "",
+            false,
+            false,
+        ),
+        (
+            "v1 intermediate",
+            "via_v1i",
+            "v1i",
+            "root",
+            "vendor-untrusted",
+            "issuer `CN=v1 intermediate` is an X.509 v1 certificate",
+            false,
+            false,
+        ),
+        (
+            "unknown critical extension on the intermediate",
+            "via_crit",
+            "crit",
+            "root",
+            "vendor-untrusted",
+            "`CN=CA with unknown critical` carries a critical extension 1.3.6.1.4.1.55555.1",
+            false,
+            false,
+        ),
+        (
+            "unknown critical extension on the signer",
+            "leaf_crit",
+            "inter",
+            "root",
+            "vendor-untrusted",
+            "`CN=Signer with unknown critical` carries a critical extension 1.3.6.1.4.1.55555.2",
+            false,
+            false,
+        ),
+        (
+            "critical nameConstraints (not enforced)",
+            "via_nc",
+            "nc",
+            "root",
+            "vendor-untrusted",
+            "critical nameConstraints extension, which fwscan does not enforce",
+            false,
+            false,
+        ),
+        (
+            "critical policyConstraints (not enforced)",
+            "via_pc",
+            "pc",
+            "root",
+            "vendor-untrusted",
+            "critical policyConstraints extension, which fwscan does not enforce",
+            false,
+            false,
+        ),
     ];
     let re =
         regex::Regex::new(r"error (\d+) at \d+ depth lookup: (.+?)(?: CN =| error |$)").unwrap();
@@ -513,6 +650,10 @@ fn capsule_signer_paths_agree_with_openssl_verify() {
                 "{case}: openssl now checks the exponent: {ossl_out}"
             );
             " (openssl does not check the exponent)"
+        } else if case.contains("(not enforced)") {
+            // openssl enforces the constraint (and the signer satisfies it); fwscan refuses instead.
+            assert!(ossl_ok, "{case}: {ossl_out}");
+            " (openssl enforces it and accepts; fwscan does not enforce it, so refuses)"
         } else if eku && !codesign {
             assert!(ossl_ok, "{case}: {ossl_out}");
             " (this openssl has no -purpose codesign)"

@@ -191,3 +191,158 @@ fn unknown_bytes_beside_vars_and_code_are_not_covered() {
     ]);
     assert_eq!(code, 1, "{err}");
 }
+
+/// `fwscan baseline OVMF_CODE -o M ARGS...`, in `dir`: the manifest's path and its JSON.
+fn code_baseline_with(dir: &Path, args: &[&str]) -> (PathBuf, Value) {
+    let m = dir.join("code-ab.manifest.json");
+    let mut all = vec!["baseline", OVMF_CODE, "-o", m.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let (c, _, err) = fwscan(&all);
+    assert_eq!(c, 0, "{err}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&m).unwrap()).unwrap();
+    (m, v)
+}
+
+#[test]
+fn a_copy_the_baseline_declares_is_compared_where_it_declares_it() {
+    if !have_file(OVMF_CODE, "Debian: ovmf") {
+        return;
+    }
+    let dir = scratch("ab");
+    // The vendor's A/B flash: the firmware at the top (where the CPU starts) and a recovery copy at 0.
+    let (m, manifest) = code_baseline_with(&dir, &["--copy", "0x0"]);
+    assert_eq!(
+        manifest["parts"][0]["copies"],
+        serde_json::json!([{ "offset": 0 }]),
+        "{}",
+        manifest["parts"]
+    );
+    // The field is in the manifest schema, which refuses a copy with two places.
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/manifest-v1.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(jsonschema::is_valid(&schema, &manifest));
+    let mut bad = manifest.clone();
+    bad["parts"][0]["copies"] = serde_json::json!([{ "offset": 0, "partition": "alt" }]);
+    assert!(!jsonschema::is_valid(&schema, &bad));
+    let code = std::fs::read(OVMF_CODE).unwrap();
+    let mut img = vec![0xFFu8; 8 << 20];
+    img[..code.len()].copy_from_slice(&code);
+    let top = img.len() - code.len();
+    img[top..].copy_from_slice(&code);
+    let dump = dir.join("ab.bin");
+    std::fs::write(&dump, &img).unwrap();
+    let (c, r) = scan(&dump, &m);
+    assert_eq!(
+        c, 0,
+        "the declared copy is not ambiguous: {}",
+        r["findings"]
+    );
+    let offsets: Vec<u64> = r["anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [top as u64, 0], "{}", r["anchors"]);
+    // Without the declaration the same dump is ambiguous, as before.
+    let (c, r) = scan(&dump, &code_baseline(&dir));
+    assert_eq!(c, 1, "{}", r["findings"]);
+    assert!(code_paths(&r).iter().any(|(c, _)| c == "anchor-ambiguous"));
+
+    // A modified copy is a finding that names the copy; the running copy is still the one at the top.
+    let (implanted, guid, _) = crate::uefi::patch_dxe_driver(&code, 10);
+    img[..code.len()].copy_from_slice(&implanted);
+    std::fs::write(&dump, &img).unwrap();
+    let (c, r) = scan(&dump, &m);
+    assert_eq!(c, 1, "{}", r["findings"]);
+    let fs = r["findings"].as_array().unwrap();
+    let hit = fs
+        .iter()
+        .find(|f| f["code"] == "module-modified")
+        .unwrap_or_else(|| panic!("the modified copy was not compared: {}", r["findings"]));
+    assert!(hit["path"].as_str().unwrap().contains(&guid), "{hit}");
+    assert!(hit["offset"].as_u64().unwrap() < code.len() as u64, "{hit}");
+    assert!(
+        hit["message"]
+            .as_str()
+            .unwrap()
+            .contains("declared copy 1 (offset 0x0)"),
+        "{hit}"
+    );
+    assert!(fs.iter().all(|f| f["code"] != "anchor-ambiguous"), "{fs:?}");
+
+    // A declared copy that is missing (erased) is a finding too, and the part itself is still compared
+    // at the top (not the whole baseline against the whole dump).
+    img[..code.len()].fill(0xFF);
+    std::fs::write(&dump, &img).unwrap();
+    let (c, r) = scan(&dump, &m);
+    assert_eq!(c, 1, "{}", r["findings"]);
+    let f = crate::harness::code_path_messages(&r);
+    assert!(
+        f.iter()
+            .any(|(c, _, msg)| c == "copy-missing" && msg.contains("declared copy 1 (offset 0x0)")),
+        "{f:?}"
+    );
+    assert!(f.iter().all(|(c, _, _)| c == "copy-missing"), "{f:?}");
+    assert_eq!(r["anchors"][0]["offset"], top as u64, "{}", r["anchors"]);
+
+    // A copy anywhere the baseline does not declare stays ambiguous, beside the declared one.
+    let mut img = vec![0xFFu8; 12 << 20];
+    img[..code.len()].copy_from_slice(&code);
+    img[4 << 20..(4 << 20) + code.len()].copy_from_slice(&code);
+    let top = img.len() - code.len();
+    img[top..].copy_from_slice(&code);
+    std::fs::write(&dump, &img).unwrap();
+    let (c, r) = scan(&dump, &m);
+    assert_eq!(c, 1, "{}", r["findings"]);
+    let amb: Vec<u64> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "anchor-ambiguous")
+        .map(|f| f["offset"].as_u64().unwrap())
+        .collect();
+    assert!(!amb.is_empty(), "{}", r["findings"]);
+    assert!(
+        amb.iter()
+            .all(|&o| (4 << 20..(4 << 20) + code.len() as u64).contains(&o)),
+        "only the undeclared copy is ambiguous: {amb:x?}"
+    );
+
+    // fwscan refuses such a manifest too, and one that declares a copy twice.
+    for copies in [
+        serde_json::json!([{ "offset": 0, "partition": "alt" }]),
+        serde_json::json!([{ "offset": 0 }, { "offset": 0 }]),
+    ] {
+        let mut bad = manifest.clone();
+        bad["parts"][0]["copies"] = copies.clone();
+        let f = dir.join("bad-copies.json");
+        std::fs::write(&f, serde_json::to_vec(&bad).unwrap()).unwrap();
+        let (c, out, _) = fwscan(&[
+            "scan",
+            dump.to_str().unwrap(),
+            "--manifest",
+            f.to_str().unwrap(),
+            "--insecure-unsigned",
+        ]);
+        assert_eq!(c, 2, "{copies}: {out}");
+        assert!(out.contains("manifest-invalid"), "{copies}: {out}");
+    }
+
+    // A declaration must name a part the baseline has.
+    let (c, _, err) = fwscan(&[
+        "baseline",
+        OVMF_CODE,
+        "-o",
+        dir.join("bad.json").to_str().unwrap(),
+        "--copy",
+        "no/such/part=0x0",
+    ]);
+    assert_eq!(c, 2, "{err}");
+    assert!(err.contains("no part"), "{err}");
+}

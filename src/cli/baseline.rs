@@ -7,7 +7,7 @@ use anyhow::Context;
 use fwscan::hash::Alg;
 use fwscan::input;
 use fwscan::manifest::package;
-use fwscan::manifest::{BaselineOptions, Manifest, PolicyRules, Product};
+use fwscan::manifest::{BaselineOptions, CopyPlace, Manifest, Part, PolicyRules, Product};
 
 use super::ParseArgs;
 
@@ -68,6 +68,13 @@ pub struct Args {
     /// Declare a `match` rule for `audit`: `/etc/os-release` must contain KEY=VALUE. Repeatable.
     #[arg(long, value_name = "KEY=VALUE")]
     pub match_os_release: Vec<String>,
+    /// Declare a place where a copy of a baseline part legitimately lives (an A/B image set, a recovery
+    /// boot block): PLACE is a flash offset (`0x400000`: where the copy's first firmware volume, or its
+    /// partition, starts) or a partition or flash region name; PART is the part's path, needed when the
+    /// baseline has more than one part. `scan` compares the copy there too; a copy anywhere else stays
+    /// `anchor-ambiguous`, and a declared copy that is not there is `copy-missing`. Repeatable.
+    #[arg(long = "copy", value_name = "[PART=]PLACE")]
+    pub copies: Vec<String>,
     /// Trust policy whose `vendor_keys` verify a release package's signatures (OpenBMC tarball, UEFI
     /// capsule). Default: $FWSCAN_TRUST, then /etc/fwscan/trust.json.
     #[arg(long, value_name = "POLICY")]
@@ -182,6 +189,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     )?;
     let mut m = m;
     m.parts = parts;
+    declare_copies(&mut m.parts, &a.copies)?;
+    m.validate(&a.output)?;
     m.vendor_signatures = vendor.signatures;
     let rules = fwscan::audit::catalogue::MatchRules {
         size: a.match_size.then_some(tree.size),
@@ -225,4 +234,57 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         m.image.sha256
     );
     Ok(super::EXIT_CLEAN)
+}
+
+/// Adds the `--copy [PART=]PLACE` declarations to the parts they name.
+fn declare_copies(parts: &mut [Part], specs: &[String]) -> anyhow::Result<()> {
+    for spec in specs {
+        let (part, place) = match spec.rsplit_once('=') {
+            Some((p, place)) => (Some(p), place),
+            None => (None, spec.as_str()),
+        };
+        let place = if let Some(hex) = place
+            .strip_prefix("0x")
+            .or_else(|| place.strip_prefix("0X"))
+        {
+            CopyPlace::Offset(
+                u64::from_str_radix(hex, 16)
+                    .map_err(|_| anyhow::anyhow!("--copy {spec}: bad hexadecimal offset"))?,
+            )
+        } else if !place.is_empty() && place.bytes().all(|b| b.is_ascii_digit()) {
+            CopyPlace::Offset(
+                place
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("--copy {spec}: bad offset"))?,
+            )
+        } else if place.is_empty() {
+            anyhow::bail!(
+                "--copy {spec}: expected [PART=]PLACE, PLACE an offset or a partition name"
+            );
+        } else {
+            CopyPlace::Partition(place.to_string())
+        };
+        let listed = || {
+            parts
+                .iter()
+                .map(|p| format!("`{}`", p.path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let target = match part {
+            Some(name) => parts.iter().position(|p| p.path == name).ok_or_else(|| {
+                anyhow::anyhow!("--copy {spec}: no part `{name}` (parts: {})", listed())
+            })?,
+            None if parts.len() == 1 => 0,
+            None if parts.is_empty() => {
+                anyhow::bail!("--copy {spec}: this baseline has no part anchored by identity")
+            }
+            None => anyhow::bail!(
+                "--copy {spec}: name the part, PART=PLACE (parts: {})",
+                listed()
+            ),
+        };
+        parts[target].copies.push(place);
+    }
+    Ok(())
 }

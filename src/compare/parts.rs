@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{diff_children, Cx, ScanResult, ScanStats, Skipped};
 use crate::finding::{ByteRange, Code, Finding};
-use crate::manifest::{Anchor, Node, Part, VerifiedManifest};
+use crate::manifest::{Anchor, CopyPlace, Node, Part, VerifiedManifest};
 use crate::region::{self, Policy, Region, RegionKind, Space};
 
 /// Where one part of a baseline was found.
@@ -155,9 +155,14 @@ fn part_volumes(part: &Node) -> Vec<(&str, u64, u64)> {
         .collect()
 }
 
-/// The image's volumes that are copies of the part's (same name and size) outside the span where the
-/// part was placed: a second copy of a baselined part is ambiguous, whichever one the hardware runs.
-fn copies_elsewhere<'a>(index: &'a [Candidate], part: &Node, place: &Place) -> Vec<&'a Candidate> {
+/// The image's volumes that are copies of the part's (same name and size) outside the spans where the
+/// part was placed (its anchor's and those of the copies its baseline declares): a second copy of a
+/// baselined part is ambiguous, whichever one the hardware runs.
+fn copies_elsewhere<'a>(
+    index: &'a [Candidate],
+    part: &Node,
+    spans: &[(u64, u64)],
+) -> Vec<&'a Candidate> {
     let ids: std::collections::HashSet<(&str, u64)> = part_volumes(part)
         .into_iter()
         .map(|(n, s, _)| (n, s))
@@ -165,11 +170,114 @@ fn copies_elsewhere<'a>(index: &'a [Candidate], part: &Node, place: &Place) -> V
     index
         .iter()
         .filter(|d| d.kind == RegionKind::Volume && ids.contains(&(base_name(&d.name), d.size)))
-        .filter(|d| d.offset < place.start || d.offset.saturating_add(d.size) > place.end)
+        .filter(|d| {
+            !spans
+                .iter()
+                .any(|&(s, e)| d.offset >= s && d.offset.saturating_add(d.size) <= e)
+        })
         .collect()
 }
 
-fn locate(index: &[Candidate], top: &(String, u64), part: &Node, anchor: &Anchor) -> Option<Place> {
+/// Where a copy the baseline declares (`copies`) begins in the image: the flash offset it names, or the
+/// start of the partition or flash region it names. Never found by searching the dump for the content.
+fn copy_start(index: &[Candidate], c: &CopyPlace) -> Option<u64> {
+    match c {
+        CopyPlace::Offset(o) => Some(*o),
+        CopyPlace::Partition(name) => index
+            .iter()
+            .find(|r| {
+                matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
+                    && r.name.eq_ignore_ascii_case(name)
+            })
+            .map(|r| r.offset),
+    }
+}
+
+/// Where a declared copy of a part is compared, or `None` when its place does not exist or does not hold
+/// it (no partition of that name or at that offset; none of a `volumes` part's volumes, by name and size,
+/// where the declaration puts them).
+fn locate_copy(
+    index: &[Candidate],
+    image_size: u64,
+    part: &Node,
+    anchor: &Anchor,
+    c: &CopyPlace,
+) -> Option<Place> {
+    match anchor {
+        Anchor::Partition { .. } => {
+            let d = match c {
+                CopyPlace::Partition(name) => index.iter().find(|r| {
+                    matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
+                        && r.name.eq_ignore_ascii_case(name)
+                })?,
+                CopyPlace::Offset(o) => index.iter().find(|r| {
+                    matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion)
+                        && r.offset == *o
+                })?,
+            };
+            Some(Place {
+                region: d.path.clone(),
+                start: d.offset,
+                end: d.offset.saturating_add(d.size),
+                shift: i128::from(d.offset) - i128::from(part.offset),
+                span_only: None,
+            })
+        }
+        Anchor::Volumes => {
+            let mine = part_volumes(part);
+            let first = mine.iter().map(|m| m.2).min()?;
+            let last = mine.iter().filter_map(|m| m.2.checked_add(m.1)).max()?;
+            let at = copy_start(index, c)?;
+            // The image position of the part's own offset 0 for this copy.
+            let origin = at.checked_sub(first)?;
+            let end = origin.checked_add(last)?;
+            if end > image_size {
+                return None;
+            }
+            let present = mine.iter().any(|(name, size, rel)| {
+                origin.checked_add(*rel).is_some_and(|o| {
+                    index.iter().any(|d| {
+                        d.kind == RegionKind::Volume
+                            && d.offset == o
+                            && d.size == *size
+                            && base_name(&d.name) == *name
+                    })
+                })
+            });
+            if !present {
+                return None;
+            }
+            // Compared within the innermost partition or flash region holding the whole copy (the BIOS
+            // region of a descriptor image), else within the image.
+            let region = index
+                .iter()
+                .rev()
+                .filter(|r| matches!(r.kind, RegionKind::Partition | RegionKind::FlashRegion))
+                .find(|r| r.offset <= at && r.offset.saturating_add(r.size) >= end)
+                .map_or_else(String::new, |r| r.path.clone());
+            Some(Place {
+                region,
+                start: at,
+                end,
+                shift: i128::from(origin) - i128::from(part.offset),
+                span_only: Some((
+                    part.offset.saturating_add(first),
+                    part.offset.saturating_add(last),
+                )),
+            })
+        }
+    }
+}
+
+/// Where the part's anchor places it. `not_at`: image positions of the part's offset 0 that its declared
+/// copies take; a vote for one of them is a vote for a copy, not for the part's own place.
+fn locate(
+    index: &[Candidate],
+    top: &(String, u64),
+    part: &Node,
+    anchor: &Anchor,
+    not_at: &[u64],
+) -> Option<Place> {
     match anchor {
         // The SoC boots from flash offset 0: U-Boot is compared with what is there, whatever the layout
         // calls it.
@@ -226,7 +334,9 @@ fn locate(index: &[Candidate], top: &(String, u64), part: &Node, anchor: &Anchor
                     .map_or(&[][..], Vec::as_slice)
                 {
                     if let Some(start) = d.offset.checked_sub(*rel) {
-                        *votes.entry((start, parent)).or_default() += 1;
+                        if !not_at.contains(&start) {
+                            *votes.entry((start, parent)).or_default() += 1;
+                        }
                     }
                 }
             }
@@ -441,6 +551,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                 path: String::new(),
                 anchor: Anchor::Volumes,
                 signature: None,
+                copies: Vec::new(),
             }];
             &implied
         } else {
@@ -450,16 +561,24 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
             let Some(node) = man.node(&p.path) else {
                 continue;
             };
-            let Some(place) = locate(&index, &top, node, &p.anchor) else {
+            let part_name = if p.path.is_empty() {
+                "the whole".to_string()
+            } else {
+                format!("part `{}`", p.path)
+            };
+            // The copies the verified baseline declares, where it declares them; their own anchor does
+            // not vote for them.
+            let first = part_volumes(node).iter().map(|m| m.2).min();
+            let not_at: Vec<u64> = p
+                .copies
+                .iter()
+                .filter_map(|c| copy_start(&index, c)?.checked_sub(first?))
+                .collect();
+            let Some(place) = locate(&index, &top, node, &p.anchor, &not_at) else {
                 let mut f = Finding::general(
                     Code::AnchorNotFound,
                     format!(
-                        "{} of the baseline `{}` ({} {}): not found in the image",
-                        if p.path.is_empty() {
-                            "the whole".to_string()
-                        } else {
-                            format!("part `{}`", p.path)
-                        },
+                        "{part_name} of the baseline `{}` ({} {}): not found in the image",
                         man.product.product,
                         man.product.component,
                         p.anchor.describe()
@@ -471,13 +590,49 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                 findings.push(f);
                 continue;
             };
+            let mut copies: Vec<(usize, &CopyPlace, Place)> = Vec::new();
+            for (k, c) in p.copies.iter().enumerate() {
+                let k = k.saturating_add(1);
+                let found = locate_copy(&index, image.size, node, &p.anchor, c);
+                let why = match &found {
+                    None => "not found there",
+                    Some(cp) if cp.start < place.end && place.start < cp.end => {
+                        "it overlaps the place the part's own anchor found, so no separate copy is there"
+                    }
+                    Some(_) => "",
+                };
+                match found {
+                    Some(cp) if why.is_empty() => copies.push((k, c, cp)),
+                    _ => {
+                        let mut f = Finding::general(
+                            Code::CopyMissing,
+                            format!(
+                                "declared copy {k} ({}) of {part_name} of the baseline `{}` ({}): {why}",
+                                c.describe(),
+                                man.product.product,
+                                man.product.component,
+                            ),
+                        );
+                        f.path = p.path.clone();
+                        if let CopyPlace::Offset(o) = c {
+                            f.offset = Some(*o);
+                        }
+                        f.expected_digest = node.digest.clone();
+                        f.expected_size = Some(node.size);
+                        findings.push(f);
+                    }
+                }
+            }
             if p.anchor == Anchor::Volumes {
-                for c in copies_elsewhere(&index, node, &place) {
+                let spans: Vec<(u64, u64)> = std::iter::once((place.start, place.end))
+                    .chain(copies.iter().map(|(_, _, cp)| (cp.start, cp.end)))
+                    .collect();
+                for c in copies_elsewhere(&index, node, &spans) {
                     let mut f = Finding::general(
                         Code::AnchorAmbiguous,
                         format!(
                             "`{}` at {:#x} ({} bytes) is a copy of a volume of the baseline ({} {}) outside \
-                             the span {:#x}-{:#x} where the hardware's anchor places it; that copy is not what the \
+                             the span {:#x}-{:#x} where the hardware's anchor places it{}; that copy is not what the \
                              baseline vouches for",
                             c.path,
                             c.offset,
@@ -485,7 +640,16 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                             man.product.product,
                             man.product.component,
                             place.start,
-                            place.end
+                            place.end,
+                            if copies.is_empty() {
+                                String::new()
+                            } else {
+                                format!(
+                                    " and the {} cop{} the baseline declares",
+                                    copies.len(),
+                                    if copies.len() == 1 { "y" } else { "ies" }
+                                )
+                            }
                         ),
                     );
                     f.path = c.path.clone();
@@ -513,19 +677,35 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                     findings.push(f);
                 }
             }
-            let Some(d) = find_mut(image, &place.region) else {
-                continue;
-            };
-            findings.extend(compare_part(&cx, node, &place, d));
-            covered.push((place.start, place.end));
-            anchors.push(Anchored {
-                manifest: i,
-                part: p.path.clone(),
-                anchor: p.anchor.describe(),
-                region: place.region.clone(),
-                offset: place.start,
-                size: place.end.saturating_sub(place.start),
-            });
+            let places = std::iter::once((None, place))
+                .chain(copies.into_iter().map(|(k, c, cp)| (Some((k, c)), cp)));
+            for (copy, place) in places {
+                let Some(d) = find_mut(image, &place.region) else {
+                    continue;
+                };
+                let mut found = compare_part(&cx, node, &place, d);
+                let mut anchor = p.anchor.describe();
+                if let Some((k, c)) = copy {
+                    // Every finding on a copy says which copy it is.
+                    for f in &mut found {
+                        f.message.push_str(&format!(
+                            " [declared copy {k} ({}) of {part_name} of the baseline]",
+                            c.describe()
+                        ));
+                    }
+                    anchor = format!("{anchor}, declared copy {k} ({})", c.describe());
+                }
+                findings.extend(found);
+                covered.push((place.start, place.end));
+                anchors.push(Anchored {
+                    manifest: i,
+                    part: p.path.clone(),
+                    anchor,
+                    region: place.region.clone(),
+                    offset: place.start,
+                    size: place.end.saturating_sub(place.start),
+                });
+            }
         }
         stats.bytes_hashed = stats
             .bytes_hashed
@@ -820,6 +1000,7 @@ mod tests {
             &reset_top(&t),
             &part,
             &Anchor::Partition { name: "C".into() },
+            &[],
         )
         .expect("found, case ignored");
         assert_eq!((p.region.as_str(), p.start, p.end), ("c", 0x2000, 0x3000));
@@ -832,7 +1013,32 @@ mod tests {
             &candidates(&t),
             &reset_top(&t),
             &part,
-            &Anchor::Partition { name: "e".into() }
+            &Anchor::Partition { name: "e".into() },
+            &[],
+        )
+        .is_none());
+        // A declared copy: by partition name or by the offset a partition starts at; nothing else.
+        let idx = candidates(&t);
+        let anchor = Anchor::Partition { name: "c".into() };
+        let by_name = locate_copy(
+            &idx,
+            t.size,
+            &part,
+            &anchor,
+            &CopyPlace::Partition("D".into()),
+        )
+        .expect("partition d");
+        assert_eq!((by_name.region.as_str(), by_name.start), ("d", 0x3000));
+        let by_offset = locate_copy(&idx, t.size, &part, &anchor, &CopyPlace::Offset(0x1000))
+            .expect("partition at 0x1000");
+        assert_eq!(by_offset.region.as_str(), "b");
+        assert!(locate_copy(&idx, t.size, &part, &anchor, &CopyPlace::Offset(0x1800)).is_none());
+        assert!(locate_copy(
+            &idx,
+            t.size,
+            &part,
+            &anchor,
+            &CopyPlace::Partition("z".into())
         )
         .is_none());
         assert_eq!(base_name("fv[X]#2"), "fv[X]");

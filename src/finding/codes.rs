@@ -148,7 +148,8 @@ codes! {
     AnchorNotFound = "anchor-not-found", Error, "A part of a baseline anchored by identity (a release package's image file, a firmware payload's volumes) was not found in the image.";
     // --- fail-closed evidence (issue 19) -----------------------------------------------------------------
     NotCovered = "not-covered", Error, "Non-blank bytes that no verified evidence accounts for: not compared equal to a verified baseline part at the place the hardware uses it, not per-machine by structure, not declared per-machine by the baseline.";
-    AnchorAmbiguous = "anchor-ambiguous", Error, "A second copy of a baselined part lies elsewhere in the image; only the copy at the place the hardware uses is compared.";
+    AnchorAmbiguous = "anchor-ambiguous", Error, "A second copy of a baselined part lies elsewhere in the image; only the copy at the place the hardware uses (and the copies the baseline declares) is compared.";
+    CopyMissing = "copy-missing", Error, "A copy of a baseline part that the baseline declares (an A/B image set, a recovery copy: `baseline --copy`) is not at its declared place.";
     UnrecognizedImage = "unrecognized-image", Error, "Nothing in the image was recognised (empty, all blank, or no known structure): nothing could be checked, so it cannot be called clean.";
     PackageAmbiguous = "package-ambiguous", Error, "A release package names one member twice (after normalising `./`, pax `path` and GNU long names), or lacks a member its layout requires; it is refused.";
     VendorKeyWeak = "vendor-key-weak", Error, "A vendor key is too weak to be trusted (RSA under 2048 bits or with a public exponent below 65537).";

@@ -22,6 +22,9 @@
 //! | RSA modulus >= 2048 bits, exponent >= 65537 ([`rsa_key_strength`]) | every certificate on the path, the anchor included | 66 / 67 `key too weak` (openssl does not check the exponent) |
 //! | extendedKeyUsage, when present, has `id-kp-codeSigning` or `anyExtendedKeyUsage` | the signer | (`-purpose codesign`, OpenSSL 3.2+) |
 //! | `notBefore <= time <= notAfter` | every certificate on the path | 9 / 10 |
+//! | no critical extension fwscan does not process (RFC 5280 §4.2) | every certificate on the path, the anchor included | 34 `unhandled critical extension` |
+//! | no critical nameConstraints, policyConstraints, certificatePolicies, policyMappings or inhibitAnyPolicy: recognised, **not enforced, so refused** | the same | (openssl enforces them and may accept) |
+//! | an X.509 v1 certificate (no extensions) issues only as the configured anchor itself, self-signed | every issuer | 79 `invalid CA certificate` for a v1 intermediate |
 //!
 //! *keyUsage.* The issue asked for `keyCertSign` on every issuer; RFC 5280 §4.2.1.3 makes keyUsage
 //! optional and openssl accepts an issuer without the extension (`X509_check_ca` on basicConstraints
@@ -29,7 +32,19 @@
 //! `keyCertSign` is refused. Refusing the absent extension would call clean vendor chains made by tools
 //! that omit it untrusted, with no gain: a certificate without keyUsage is unrestricted by its issuer's
 //! intent. basicConstraints is required on every issuer, the trust anchor included when it signs the
-//! next certificate (openssl accepts a self-signed X.509 v1 root without extensions; fwscan does not).
+//! next certificate, with one exception: a self-signed X.509 v1 certificate (v1 has no extensions) that
+//! is the configured anchor itself. RFC 5280 §6.1 takes the trust anchor as an input of path validation,
+//! not as a certificate to validate, and `openssl verify` accepts such a root (`X509_check_ca` treats a
+//! self-signed v1 certificate as a CA). A v1 certificate anywhere else on the path (an intermediate from
+//! the message, a v1 anchor that is not self-issued) issues nothing, as openssl says (error 79).
+//!
+//! *Critical extensions.* RFC 5280 §4.2 requires refusing a certificate with a critical extension the
+//! validator does not recognise or cannot process. fwscan processes basicConstraints, keyUsage and
+//! extendedKeyUsage, and reads subject/authority key identifiers and subject/issuer alternative names
+//! (which constrain nothing here). It recognises the name and policy constraints but does not enforce
+//! them; rather than ignore a constraint its issuer marked critical, it refuses the path (openssl
+//! enforces them, so it may accept a path fwscan refuses; none of the vendor chains we know of marks
+//! them critical). Non-critical extensions are ignored, as the RFC allows.
 //!
 //! *EKU and time.* EDK2 checks neither: it verifies capsules with `X509_V_FLAG_NO_CHECK_TIME` (firmware
 //! has no trusted clock, and a capsule outlives its signing certificate) and requires no code-signing
@@ -124,6 +139,14 @@ pub enum PathError {
         not_before: String,
         at: String,
     },
+    #[error("`{subject}` carries a critical extension {oid} that fwscan does not process (RFC 5280 §4.2: refused)")]
+    UnknownCriticalExtension { subject: String, oid: String },
+    #[error(
+        "`{subject}` carries a critical {what} extension, which fwscan does not enforce: refused"
+    )]
+    UnenforcedConstraint { subject: String, what: &'static str },
+    #[error("issuer `{subject}` is an X.509 v1 certificate: only a self-signed v1 certificate given as the vendor certificate itself may issue")]
+    V1Issuer { subject: String },
     #[error("`{subject}`: {what} extension is malformed or repeated")]
     Malformed { subject: String, what: &'static str },
     #[error("signer `{subject}` (issuer `{issuer}`) chains to none of the {given} vendor certificate(s) given")]
@@ -224,6 +247,58 @@ fn link(cert: &Certificate, issuer: &Certificate) -> Link {
     }
 }
 
+/// Extensions the path rules process or read (RFC 5280 §4.2.1): basicConstraints, keyUsage,
+/// extendedKeyUsage, subject and authority key identifiers, subject and issuer alternative names.
+const PROCESSED_EXTENSIONS: [&str; 7] = [
+    "2.5.29.19",
+    "2.5.29.15",
+    "2.5.29.37",
+    "2.5.29.14",
+    "2.5.29.35",
+    "2.5.29.17",
+    "2.5.29.18",
+];
+
+/// Extensions fwscan recognises but does not enforce: a path with one of them marked critical is refused.
+const UNENFORCED_EXTENSIONS: [(&str, &str); 5] = [
+    ("2.5.29.30", "nameConstraints"),
+    ("2.5.29.36", "policyConstraints"),
+    ("2.5.29.32", "certificatePolicies"),
+    ("2.5.29.33", "policyMappings"),
+    ("2.5.29.54", "inhibitAnyPolicy"),
+];
+
+/// RFC 5280 §4.2: refuses `c` if it carries a critical extension that the rules do not process.
+fn check_critical(c: &Certificate) -> Result<(), PathError> {
+    for e in c.tbs_certificate.extensions.iter().flatten() {
+        if !e.critical {
+            continue;
+        }
+        let oid = e.extn_id.to_string();
+        if PROCESSED_EXTENSIONS.contains(&oid.as_str()) {
+            continue;
+        }
+        if let Some((_, what)) = UNENFORCED_EXTENSIONS.iter().find(|(o, _)| *o == oid) {
+            return Err(PathError::UnenforcedConstraint {
+                subject: name(c),
+                what,
+            });
+        }
+        return Err(PathError::UnknownCriticalExtension {
+            subject: name(c),
+            oid,
+        });
+    }
+    Ok(())
+}
+
+/// A self-signed X.509 v1 certificate: version 1, no extensions, issuer name equal to its subject. As
+/// openssl (`X509_check_ca`), the names decide; the anchor's own signature is not what makes it trusted.
+fn self_signed_v1(c: &Certificate) -> bool {
+    let tbs = &c.tbs_certificate;
+    tbs.version == x509_cert::Version::V1 && tbs.extensions.is_none() && tbs.subject == tbs.issuer
+}
+
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -247,19 +322,31 @@ fn check_path(
             });
         }
     }
+    for c in certs {
+        check_critical(c)?;
+    }
     // Every certificate that signs another: CA, keyCertSign, pathLenConstraint.
     let mut intermediates_below = 0usize;
-    for issuer in certs.iter().skip(1) {
+    let anchor_at = certs.len().saturating_sub(1);
+    for (i, issuer) in certs.iter().enumerate().skip(1) {
         let subject = name(issuer);
         let malformed = |what| PathError::Malformed {
             subject: subject.clone(),
             what,
         };
         let tbs = &issuer.tbs_certificate;
+        // RFC 5280 §6.1: the trust anchor is an input; a self-signed v1 root given as the vendor
+        // certificate is one (it has no extensions to check).
+        if i == anchor_at && self_signed_v1(issuer) {
+            continue;
+        }
         match tbs
             .get::<BasicConstraints>()
             .map_err(|_| malformed("basicConstraints"))?
         {
+            None if tbs.version == x509_cert::Version::V1 => {
+                return Err(PathError::V1Issuer { subject })
+            }
             None => return Err(PathError::NoBasicConstraints { subject }),
             Some((_, bc)) if !bc.ca => return Err(PathError::NotCa { subject }),
             Some((_, bc)) => {

@@ -10,7 +10,7 @@ mod matching;
 pub use matching::{MatchRules, MatchRulesError, MAX_MATCH_STRING};
 pub mod minisign;
 pub mod package;
-pub use package::{Anchor, Part, VendorSignature};
+pub use package::{Anchor, CopyPlace, Part, VendorSignature};
 pub mod secure;
 pub mod state;
 pub mod trust;
@@ -417,6 +417,32 @@ impl Manifest {
             if let Anchor::Partition { name } = &p.anchor {
                 if name.is_empty() || name.len() > 64 || name.contains('/') {
                     return Err(bad(path, format!("part `{}`: bad partition name", p.path)));
+                }
+            }
+            if p.copies.len() > package::MAX_COPIES {
+                return Err(bad(
+                    path,
+                    format!(
+                        "part `{}`: more than {} copies",
+                        p.path,
+                        package::MAX_COPIES
+                    ),
+                ));
+            }
+            for (i, c) in p.copies.iter().enumerate() {
+                if let CopyPlace::Partition(name) = c {
+                    if name.is_empty() || name.len() > 64 || name.contains('/') {
+                        return Err(bad(
+                            path,
+                            format!("part `{}`: copy {}: bad partition name", p.path, i + 1),
+                        ));
+                    }
+                }
+                if p.copies[..i].contains(c) {
+                    return Err(bad(
+                        path,
+                        format!("part `{}`: copy {} declared twice", p.path, i + 1),
+                    ));
                 }
             }
         }

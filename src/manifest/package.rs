@@ -56,6 +56,34 @@ pub struct Part {
     /// The vendor signature that covered this part when the baseline was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<VendorSignature>,
+    /// Other places of the flash where a copy of this part legitimately lives (an A/B image set, a
+    /// recovery boot block), declared at baseline time (`fwscan baseline --copy`): each is compared too.
+    /// A copy anywhere else stays `anchor-ambiguous`; the dump cannot declare one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<CopyPlace>,
+}
+
+/// Most declared copies of one part.
+pub const MAX_COPIES: usize = 8;
+
+/// Where a declared copy of a part lies (see [`Part::copies`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CopyPlace {
+    /// The flash offset where the copy starts: where its first firmware volume lies (a `volumes` part),
+    /// or the start of the partition or flash region holding it (a `partition` part).
+    Offset(u64),
+    /// The start of the flash partition (or flash region) of this name.
+    Partition(String),
+}
+
+impl CopyPlace {
+    pub fn describe(&self) -> String {
+        match self {
+            CopyPlace::Offset(o) => format!("offset {o:#x}"),
+            CopyPlace::Partition(n) => format!("partition `{n}`"),
+        }
+    }
 }
 
 /// A vendor signature of a release package, as verified when the baseline was made.
@@ -133,6 +161,7 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
                         name: m.partition.to_string(),
                     },
                     signature: None,
+                    copies: Vec::new(),
                 })
             })
             .collect(),
@@ -140,6 +169,7 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
             path: String::new(),
             anchor: Anchor::Partition { name: name.into() },
             signature: None,
+            copies: Vec::new(),
         }],
         Some(Parts::Volumes) | None => volume_parts(tree),
     }
@@ -162,6 +192,7 @@ fn volume_parts(tree: &Region) -> Vec<Part> {
                     path: r.path.clone(),
                     anchor: Anchor::Volumes,
                     signature: None,
+                    copies: Vec::new(),
                 })
                 .collect();
         }

@@ -519,7 +519,9 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     Ok(Parsed::from(out).notes(notes))
 }
 
-/// Writers for test images (public layout), used by the unit and integration tests and the fuzz seeds.
+/// Writers for test images (public layout), used by the unit and integration tests and the fuzz seeds;
+/// only with the `fixtures` feature or in unit tests, never in the shipped library.
+#[cfg(any(test, feature = "fixtures"))]
 // Reviewed: writes well-formed fixtures from its caller's data (tests, fixture generators); never given
 // parsed input.
 #[allow(clippy::arithmetic_side_effects)]

@@ -2,6 +2,9 @@
 //! by the tests (tamper and malformed-input cases) and by fixture generators that plant files with given
 //! GUIDs. Everything here works on plain byte vectors.
 //!
+//! Test firmware, not scanner code: compiled only with the `fixtures` feature (which `cargo test` and the
+//! examples enable) or in the library's own unit tests, so the shipped library and binary do not hold it.
+//!
 //! ```
 //! use fwscan::formats::uefi::build::*;
 //! let pe = vec![0u8; 64];
@@ -10,6 +13,7 @@
 //! let v = volume(FFS2, Some(guid_bytes("AAAAAAAA-0000-0000-0000-000000000000")), &[f], 0x10000);
 //! assert_eq!(&v[0x28..0x2C], b"_FVH");
 //! ```
+#![cfg(any(test, feature = "fixtures"))]
 #![deny(clippy::arithmetic_side_effects)]
 
 use super::ffs::{header_checksum, sum8, ATTR_CHECKSUM, ATTR_LARGE_FILE, FIXED_CHECKSUM};

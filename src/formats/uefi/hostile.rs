@@ -2,11 +2,14 @@
 //! volumes of very many tiny files. Everything is generated here (via [`super::build`]), nothing is a
 //! binary fixture.
 //!
+//! Compiled only with the `fixtures` feature or in the library's unit tests, like [`super::build`].
+//!
 //! ```
 //! use fwscan::formats::uefi::hostile::{bomb_volume, Codec};
 //! let v = bomb_volume(Codec::Gzip, 3, 4096);
 //! assert_eq!(&v[0x28..0x2C], b"_FVH");
 //! ```
+#![cfg(any(test, feature = "fixtures"))]
 #![deny(clippy::arithmetic_side_effects)]
 
 use super::build::{self, guid_bytes, FFS2};
