@@ -1537,7 +1537,13 @@ fn a_dump_whose_compressed_volume_differs_gets_its_manifest_and_the_implant_is_n
         &b::sections(&[pe.bytes().to_vec(), b::ui("Implant")]),
         0,
     );
-    let mut dxe = c.decompressed.clone();
+    // The decompressed bytes of the LZMA section (the buffer its children live in).
+    let lzma = crate::uefi::find(&tree, &|r| {
+        r.attr_str("guid") == Some("EE4E5898-3914-4259-9D6E-DC7BD79403CF")
+            && r.kind == fwscan::region::RegionKind::Section
+    })
+    .expect("LZMA section");
+    let mut dxe = lzma.children[0].data.to_vec();
     let at = free.offset as usize;
     dxe[at..at + file.len()].copy_from_slice(&file);
     let mut implanted = crate::uefi::rebuild(&bios, &c, &dxe);
@@ -1596,5 +1602,38 @@ fn a_dump_whose_compressed_volume_differs_gets_its_manifest_and_the_implant_is_n
     assert_eq!(row(&rows0, "honest.bin")["manifest"]["score"], 1000);
     for n in ["patched.bin", "implanted.bin"] {
         assert_ne!(row(&rows0, n)["verdict"], "clean", "{n}");
+    }
+
+    // The hash-first score is the score of the eagerly parsed tree; it leaves the honest machine's
+    // compressed volume unopened and opens the patched one.
+    use fwscan::audit::catalogue::{structure_score, structure_score_lazy};
+    let m = fwscan::manifest::Manifest::load(&mdir.join("ACME.json")).unwrap();
+    let lazy_opts = fwscan::scan::Scanner::new(fwscan::formats::ParseOptions::default(), None)
+        .parse_options(Some(&m));
+    let eager_opts = fwscan::formats::ParseOptions {
+        eager: true,
+        ..lazy_opts.clone()
+    };
+    let mut honest_unopened = 0;
+    for (n, img) in [
+        ("honest", &honest),
+        ("patched", &patched),
+        ("implanted", &implanted),
+        ("other product", &other_bios),
+    ] {
+        let data = std::sync::Arc::new(fwscan::input::Data::Owned(img.clone()));
+        let eager = fwscan::formats::parse_image(data.clone(), &eager_opts);
+        let mut lazy = fwscan::formats::parse_image(data, &lazy_opts);
+        let score = structure_score_lazy(&m, &mut lazy);
+        assert_eq!(score, structure_score(&m, &eager), "{n}");
+        let mut unopened = 0;
+        lazy.walk(&mut |r| unopened += usize::from(r.is_lazy()));
+        if n == "honest" {
+            honest_unopened = unopened;
+            assert!(unopened > 0, "the honest machine's compressed volume was opened");
+        } else {
+            assert!(unopened < honest_unopened, "{n}: the changed volume was not opened");
+        }
+        println!("{n}: structure score {score:?}, {unopened} nodes left unparsed");
     }
 }

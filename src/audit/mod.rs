@@ -430,7 +430,10 @@ fn scan_inner(
         // A manifest of an image laid out otherwise (a release package's baseline) is compared part by
         // part, on the image parsed with its own layout.
         let pair = [(v, manifest_path.as_str())];
-        let b = crate::scan::Baseline::choose(&pair, &data[..], &scanner.parse);
+        // Top-level detection ran once, for the facts ("raw": nothing found; then the standalone formats
+        // are tried by `choose`).
+        let detected = Some(format.as_str()).filter(|f| *f != "raw");
+        let b = crate::scan::Baseline::choose_detected(&pair, &data[..], &scanner.parse, detected);
         let tree = tree.filter(|_| matches!(b, crate::scan::Baseline::Manifest(..)));
         let report = match tree {
             Some(t) => scanner.run_tree("audit", image, t, b),
