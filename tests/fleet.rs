@@ -1630,9 +1630,15 @@ fn a_dump_whose_compressed_volume_differs_gets_its_manifest_and_the_implant_is_n
         lazy.walk(&mut |r| unopened += usize::from(r.is_lazy()));
         if n == "honest" {
             honest_unopened = unopened;
-            assert!(unopened > 0, "the honest machine's compressed volume was opened");
+            assert!(
+                unopened > 0,
+                "the honest machine's compressed volume was opened"
+            );
         } else {
-            assert!(unopened < honest_unopened, "{n}: the changed volume was not opened");
+            assert!(
+                unopened < honest_unopened,
+                "{n}: the changed volume was not opened"
+            );
         }
         println!("{n}: structure score {score:?}, {unopened} nodes left unparsed");
     }
