@@ -334,6 +334,22 @@ pub fn load_manifest(path: &Path, opts: &LoadOptions) -> Result<VerifiedManifest
 pub struct Entry {
     pub path: PathBuf,
     pub verified: VerifiedManifest,
+    /// The manifest's identity keys and per-machine cut ([`manifest_identity`]), computed once for the
+    /// run rather than once per image.
+    pub identity: std::sync::OnceLock<ManifestKeys>,
+}
+
+/// A manifest's identity keys and the paths below which nothing counts ([`structure_score`]).
+pub type ManifestKeys = (HashSet<String>, HashSet<String>);
+
+impl Entry {
+    pub fn new(path: PathBuf, verified: VerifiedManifest) -> Entry {
+        Entry {
+            path,
+            verified,
+            identity: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// Where a `--map` line sends images.
@@ -418,10 +434,7 @@ impl Catalogue {
         }
         match load_manifest(path, opts) {
             Ok(v) => {
-                self.entries.push(Entry {
-                    path: path.to_path_buf(),
-                    verified: v,
-                });
+                self.entries.push(Entry::new(path.to_path_buf(), v));
                 Ok(self.entries.len() - 1)
             }
             Err(r) => {
@@ -576,7 +589,7 @@ impl Catalogue {
             if !of_product(i) {
                 continue;
             }
-            if let Some(c) = candidate(i, e.verified.manifest(), img) {
+            if let Some(c) = candidate(i, e, img) {
                 scored.push(c);
             }
         }
@@ -710,7 +723,8 @@ struct Candidate {
 /// Whether `m` is a candidate for the image, and why. A manifest that declares `match` rules is a candidate
 /// exactly when they all hold. Otherwise it is one when the structure score reaches
 /// [`STRUCTURE_THRESHOLD`], or (weakest) when its version string occurs in an image of the same size.
-fn candidate(index: usize, m: &Manifest, img: &mut ImageFacts<'_>) -> Option<Candidate> {
+fn candidate(index: usize, e: &Entry, img: &mut ImageFacts<'_>) -> Option<Candidate> {
+    let m = e.verified.manifest();
     if let Some(r) = m.r#match.as_ref().filter(|r| !r.is_empty()) {
         return rules_match(r, img).then_some(Candidate {
             index,
@@ -727,7 +741,8 @@ fn candidate(index: usize, m: &Manifest, img: &mut ImageFacts<'_>) -> Option<Can
             return None;
         }
     }
-    let s = structure_score_lazy(m, img.tree_for(m));
+    let keys = e.identity.get_or_init(|| manifest_identity(m));
+    let s = structure_score_lazy_with(m, keys, img.tree_for(m));
     if s.is_some_and(|s| s >= STRUCTURE_THRESHOLD) {
         return Some(Candidate {
             index,
@@ -772,7 +787,7 @@ fn identity_key(kind: RegionKind, path: &str, attrs: &crate::finding::Attrs) -> 
 /// The identity set of a manifest: every identity node that is not per-machine data (nodes below a
 /// `mutable` or `ignore` node are left out; the per-machine node itself counts: its name is structure),
 /// and the paths where the walk stopped.
-fn manifest_identity(m: &Manifest) -> (HashSet<String>, HashSet<String>) {
+fn manifest_identity(m: &Manifest) -> ManifestKeys {
     fn go(n: &crate::manifest::Node, keys: &mut HashSet<String>, cut: &mut HashSet<String>) {
         if identity_kind(n.kind) && !n.path.is_empty() {
             keys.insert(identity_key(n.kind, &n.path, &n.attrs));
@@ -830,14 +845,19 @@ pub fn structure_score(m: &Manifest, tree: &Region) -> Option<u32> {
 /// (the same tree is then compared, which does not expand them again). Below the manifest's per-machine
 /// nodes nothing counts and nothing is expanded, as in [`structure_score`].
 pub fn structure_score_lazy(m: &Manifest, tree: &mut Region) -> Option<u32> {
+    structure_score_lazy_with(m, &manifest_identity(m), tree)
+}
+
+/// [`structure_score_lazy`] with the manifest's identity keys already computed (once per catalogue entry).
+fn structure_score_lazy_with(m: &Manifest, keys: &ManifestKeys, tree: &mut Region) -> Option<u32> {
     let fmt = tree.attr_str("format").unwrap_or("raw");
     if m.image.format != fmt {
         return None;
     }
-    let (mkeys, cut) = manifest_identity(m);
+    let (mkeys, cut) = keys;
     let mut ikeys: HashSet<String> = HashSet::new();
-    lazy_keys(tree, Some(&m.root), m.hash.algorithm, &cut, &mut ikeys);
-    jaccard(&mkeys, &ikeys)
+    lazy_keys(tree, Some(&m.root), m.hash.algorithm, cut, &mut ikeys);
+    jaccard(mkeys, &ikeys)
 }
 
 /// The identity keys of `r`'s subtree (see [`structure_score_lazy`]); `n` is the manifest's node at `r`'s path.
@@ -1040,9 +1060,11 @@ mod tests {
             entries: ms
                 .into_iter()
                 .enumerate()
-                .map(|(i, m)| Entry {
-                    path: PathBuf::from(format!("m{i}.json")),
-                    verified: m.accept_unsigned_insecure(),
+                .map(|(i, m)| {
+                    Entry::new(
+                        PathBuf::from(format!("m{i}.json")),
+                        m.accept_unsigned_insecure(),
+                    )
                 })
                 .collect(),
             ..Catalogue::default()
