@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
-# Benchmark of `fwscan audit`:
-#  1. throughput over N1 clean images against `find | xargs -P2 -n1 openssl dgst -sha256` on the same files
-#     (ratio = openssl time / fwscan time; >= 0.9 is the target), for identical copies of the golden image
-#     (decided by one digest) and for machines whose per-machine NVRAM differs (compared region by region),
-#     chosen by match rules (`nvram`) or, with a plain baseline, by structure (`structure`);
-#  2. peak RSS (/usr/bin/time -v, Debian package `time`) of an audit of N1 vs N2 small images (target: flat,
-#     <= 256 MiB).
+# Benchmark of `fwscan audit` on fleets built from real firmware (benches/fleet.py; issue 20):
+#  1. throughput over N per-machine dumps of an 8 MiB SPI image (IFD + GbE + Intel SPS ME region +
+#     Debian's OVMF VARS + CODE; per machine: MAC address, a UEFI variable's data, NVRAM free space)
+#     against `ls | xargs -P2 -n8 openssl dgst -sha256` on the same files (ratio = openssl time / fwscan
+#     time; >= 1.0 is the target), with the manifest chosen by structure (a plain baseline of the golden
+#     dump), by match rules, and by `--map`; and byte-identical copies (`exact-digest`). Each mode runs
+#     REPS times, interleaved with the reference (openssl, fwscan, openssl, ...), and the median of the
+#     per-repetition ratios is printed with every repetition, so machine load hits both alike.
+#  2. peak RSS (/usr/bin/time -v, Debian package `time`) of a structure-selected audit of N1 vs N2 dumps
+#     (hard links to the N distinct dumps: different paths, no extra disk; target: flat, <= 256 MiB).
 #
-# Usage: benches/audit.sh            (env: N1=1000 N2=10000 SIZE_KIB=1024 SMALL_KIB=64 JOBS=2 WORK=dir)
-# Needs: python3, openssl, /usr/bin/time. Run it once; do not loop it on a shared machine.
+# Usage: benches/audit.sh     (env: N=64 REPS=3 N1=1000 N2=10000 JOBS=2 WORK=dir; N2=0 skips the RSS runs;
+#                             FWSCAN_BIN=path: the build measured (default: this tree's release build);
+#                             FWSCAN_BEFORE=path: an earlier build, run in the same repetitions, interleaved)
+# Needs: python3, openssl, /usr/bin/time, Debian's ovmf, /work/shared/fixtures (read, never copied).
+# Run it once; do not loop it on a shared machine. It prints the load average before and after.
 set -euo pipefail
 
+N=${N:-64}
+REPS=${REPS:-3}
 N1=${N1:-1000}
 N2=${N2:-10000}
-SIZE_KIB=${SIZE_KIB:-1024}
-SMALL_KIB=${SMALL_KIB:-64}
 JOBS=${JOBS:-2}
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${WORK:-}" ]; then
@@ -23,86 +29,95 @@ if [ -z "${WORK:-}" ]; then
 fi
 mkdir -p "$WORK"
 
-(cd "$here" && cargo build --release --quiet)
-BIN=${CARGO_TARGET_DIR:-$here/target}/release/fwscan
+(cd "$here" && nice -n 10 cargo build --release --quiet)
+BIN=${FWSCAN_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/fwscan}
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 
-# gen DIR COUNT KIB MODE: a golden image with a flashrom layout (bios static, nvram per machine), its
-# manifest, and COUNT machines; MODE exact = byte-identical copies, nvram = per-machine NVRAM differs.
-gen() {
-    local dir=$1 n=$2 kib=$3 mode=$4
-    mkdir -p "$dir/fleet" "$dir/manifests"
-    python3 - "$dir" "$n" "$kib" "$mode" <<'EOF'
-import os, sys
-d, n, kib, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-size = kib * 1024
-nv = size // 8
-golden = bytearray(os.urandom(size - nv)) + bytearray(b"\xff" * nv)
-tag = b"BENCH BIOS v1.00"
-golden[0x1100:0x1100 + len(tag)] = tag
-open(f"{d}/golden.bin", "wb").write(golden)
-open(f"{d}/layout", "w").write(
-    f"00000000:00000fff descriptor\n00001000:{size - nv - 1:08x} bios\n{size - nv:08x}:{size - 1:08x} nvram\n")
-for i in range(n):
-    sub = f"{d}/fleet/rack{i % 20:02d}"
-    os.makedirs(sub, exist_ok=True)
-    img = golden
-    if mode in ("nvram", "structure"):
-        img = bytearray(golden)
-        img[size - nv:size - nv + 16] = i.to_bytes(16, "little")
-    open(f"{sub}/node{i:05d}.bin", "wb").write(img)
-EOF
-    # Mode `structure`: a plain baseline (no match rules): audit chooses the manifest by structure.
-    local rules=(--match-string "BENCH BIOS v1.00")
-    [ "$mode" = structure ] && rules=()
-    "$BIN" baseline "$dir/golden.bin" -o "$dir/manifests/bench.json" --layout "$dir/layout" \
-        --mutable nvram "${rules[@]}" --product BENCH --version 1.00 2>/dev/null
-}
+now() { date +%s.%N; }
+py() { python3 -c "$1"; }
 
-secs() { python3 -c "import sys; print(f'{float(sys.argv[1]):.3f}')" "$1"; }
+# The SPI fleet and its three catalogues: a plain baseline (structure), one with match rules, a map.
+fleet=$WORK/spi
+python3 "$here/benches/fleet.py" spi "$fleet" "$N"
+mkdir -p "$fleet/m-structure" "$fleet/m-rules" "$fleet/m-map" "$fleet/exact"
+"$BIN" baseline "$fleet/golden.bin" -o "$fleet/m-structure/spi.json" --product SPI --version 1 2>/dev/null
+"$BIN" baseline "$fleet/golden.bin" -o "$fleet/m-rules/spi.json" --product SPI --version 1 \
+    --match-size --match-guid 48DB5E17-707C-472D-91CD-1613E7EF51B0 2>/dev/null
+cp "$fleet/m-structure/spi.json" "$fleet/m-map/spi.json"
+echo "**,$fleet/m-map/spi.json" > "$fleet/map.csv"
+for i in $(seq 0 $((N - 1))); do cp "$fleet/golden.bin" "$fleet/exact/copy$i.bin"; done
 
-throughput() {
-    local mode=$1 dir="$WORK/t-$1"
-    gen "$dir" "$N1" "$SIZE_KIB" "$mode"
-    # Warm the page cache for both contenders.
-    find "$dir/fleet" -type f -exec cat {} + > /dev/null
-    local t0 t1 t2 t3 ossl fw batch rc
-    t0=$(date +%s.%N)
-    find "$dir/fleet" -type f -name '*.bin' -print0 | xargs -0 -P2 -n1 openssl dgst -sha256 > /dev/null
-    t1=$(date +%s.%N)
+echo "fwscan $("$BIN" --version | cut -d' ' -f2), $(nproc) CPUs, jobs $JOBS, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# run_fw BINARY ARGS...: one audit; prints its wall time in seconds, warns on an unexpected exit code.
+run_fw() {
+    local bin=$1 t0 t1 rc
+    shift
+    t0=$(now)
     set +e
-    "$BIN" audit "$dir/fleet" --manifests "$dir/manifests" --insecure-unsigned -q -j "$JOBS" \
-        -o "$dir/rows.jsonl" > "$dir/summary.txt" 2>/dev/null
+    "$bin" audit "$@" --insecure-unsigned -q -j "$JOBS" -o "$WORK/rows.jsonl" > "$WORK/summary.txt" 2>/dev/null
     rc=$?
     set -e
-    t2=$(date +%s.%N)
-    # The same hashing without one process per file (pure hashing speed, for reference).
-    find "$dir/fleet" -type f -name '*.bin' -print0 | xargs -0 -P2 -n100 openssl dgst -sha256 > /dev/null
-    t3=$(date +%s.%N)
-    ossl=$(python3 -c "print($t1 - $t0)")
-    fw=$(python3 -c "print($t2 - $t1)")
-    batch=$(python3 -c "print($t3 - $t2)")
-    local mib=$((N1 * SIZE_KIB / 1024))
-    echo "throughput ($mode, $N1 x $SIZE_KIB KiB = $mib MiB): openssl -n1 $(secs "$ossl") s, fwscan audit $(secs "$fw") s (exit $rc), ratio $(python3 -c "print(f'{$ossl / $fw:.2f}')")x; openssl -n100 $(secs "$batch") s, ratio $(python3 -c "print(f'{$batch / $fw:.2f}')")x"
-    [ "$rc" = 0 ] || { echo "unexpected exit code $rc"; cat "$dir/summary.txt"; }
-    rm -rf "$dir"
+    t1=$(now)
+    [ "$rc" = 0 ] || echo "  ($bin: unexpected exit code $rc: $(head -c 300 "$WORK/summary.txt"))" >&2
+    py "print($t1 - $t0)"
 }
 
+median() { printf '%s\n' "$@" | sort -n | sed -n "$((($# + 1) / 2))p"; }
+
+# throughput LABEL DIR FWSCAN-ARGS...: REPS interleaved runs of openssl and fwscan (and the earlier
+# build) over DIR.
+throughput() {
+    local label=$1 dir=$2
+    shift 2
+    local ratios=() before=() t0 t1 ossl fw old mib line
+    mib=$(du -sm --apparent-size "$dir" | cut -f1)
+    find "$dir" -type f -exec cat {} + > /dev/null   # warm the page cache for all contenders
+    for r in $(seq 1 "$REPS"); do
+        t0=$(now)
+        (cd "$dir" && find . -type f -print0 | xargs -0 -P2 -n8 openssl dgst -sha256 > /dev/null)
+        t1=$(now)
+        ossl=$(py "print($t1 - $t0)")
+        fw=$(run_fw "$BIN" "$dir" "$@")
+        ratios+=("$(py "print(f'{$ossl / $fw:.2f}')")")
+        line="  $label rep $r: openssl $(py "print(f'{$ossl:.3f}')") s, fwscan $(py "print(f'{$fw:.3f}')") s"
+        if [ -n "${FWSCAN_BEFORE:-}" ]; then
+            old=$(run_fw "$FWSCAN_BEFORE" "$dir" "$@")
+            before+=("$(py "print(f'{$ossl / $old:.2f}')")")
+            line="$line, before $(py "print(f'{$old:.3f}')") s"
+        fi
+        echo "$line"
+    done
+    line="throughput $label ($(find "$dir" -type f | wc -l) images, $mib MiB): openssl/fwscan median of $REPS: $(median "${ratios[@]}")x (each: ${ratios[*]})"
+    [ -z "${FWSCAN_BEFORE:-}" ] || line="$line; before: $(median "${before[@]}")x (each: ${before[*]})"
+    echo "$line"
+}
+
+throughput "by structure" "$fleet/fleet" --manifests "$fleet/m-structure"
+throughput "by rules" "$fleet/fleet" --manifests "$fleet/m-rules"
+throughput "by map" "$fleet/fleet" --manifests "$fleet/m-map" --map "$fleet/map.csv"
+throughput "exact-digest copies" "$fleet/exact" --manifests "$fleet/m-structure"
+
+# rss COUNT: peak RSS of a structure-selected audit of COUNT dumps (hard links to the N distinct ones).
 rss() {
     local n=$1 dir="$WORK/r-$1"
-    gen "$dir" "$n" "$SMALL_KIB" nvram
-    /usr/bin/time -v "$BIN" audit "$dir/fleet" --manifests "$dir/manifests" --insecure-unsigned -q \
-        -j "$JOBS" -o "$dir/rows.jsonl" > /dev/null 2> "$dir/time.txt" || true
+    mkdir -p "$dir"
+    local all=("$fleet"/fleet/*/*.bin)
+    for i in $(seq 0 $((n - 1))); do
+        mkdir -p "$dir/d$((i / 1000))"
+        ln "${all[$((i % ${#all[@]}))]}" "$dir/d$((i / 1000))/m$i.bin"
+    done
+    /usr/bin/time -v "$BIN" audit "$dir" --manifests "$fleet/m-structure" --insecure-unsigned -q \
+        -j "$JOBS" -o "$WORK/rss-rows.jsonl" > /dev/null 2> "$WORK/time.txt" || true
     local kib wall
-    kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$dir/time.txt")
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$dir/time.txt")
-    echo "peak RSS ($n x $SMALL_KIB KiB images, per-machine NVRAM differs): $((kib / 1024)) MiB ($kib KiB) (wall $wall, $(wc -l < "$dir/rows.jsonl") rows)"
+    kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$WORK/time.txt")
+    echo "peak RSS ($n x 8 MiB SPI dumps, by structure): $((kib / 1024)) MiB ($kib KiB) (wall $wall, $(grep -c '"kind":"image"' "$WORK/rss-rows.jsonl") image rows)"
     rm -rf "$dir"
 }
 
-echo "fwscan $("$BIN" --version | cut -d' ' -f2), $(nproc) CPUs, jobs $JOBS"
-throughput exact
-throughput nvram
-throughput structure
-rss "$N1"
-rss "$N2"
+if [ "$N2" != 0 ]; then
+    rss "$N1"
+    rss "$N2"
+fi
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

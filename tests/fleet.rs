@@ -1487,3 +1487,159 @@ fn an_image_is_only_compared_with_manifests_of_its_hardware_product() {
         "ACME-A"
     );
 }
+
+/// Issue 20: selection is hash-first. A dump whose compressed DXE volume differs from the manifest (a
+/// driver patched, a module implanted, both recompressed with every checksum fixed) is still matched to
+/// its own product by structure, and the comparison names the module; another product of the same size
+/// in the catalogue does not take it. A per-machine dump is matched without decompressing anything: with
+/// a decompression budget of zero it is still matched by structure and clean (before issue 20 selection
+/// decompressed every compressed volume to compute identity keys, so the same audit found it
+/// `unknown-firmware`), while the patched dump, whose compressed volume must be opened, is not clean.
+#[test]
+fn a_dump_whose_compressed_volume_differs_gets_its_manifest_and_the_implant_is_named() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let Some(other_bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.secboot.fd"]) else {
+        return;
+    };
+    use fwscan::formats::uefi::build as b;
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    baseline(&bios, &mdir, "ACME", &[]);
+    baseline(&other_bios, &mdir, "OTHER", &[]);
+
+    // A driver of the compressed DXE volume patched (one byte of its PE image).
+    let (mut patched, guid, name) = crate::uefi::patch_dxe_driver(&bios, 10);
+    change_nvram(&mut patched, 0);
+    std::fs::write(fleet.join("patched.bin"), &patched).unwrap();
+    // A module implanted in the DXE volume's free space.
+    let tree = crate::uefi::parse_bytes(bios.clone(), true);
+    let c = crate::uefi::compact(&bios, &tree);
+    let fv = crate::uefi::find(&tree, &|r| {
+        r.attr_str("guid") == Some("7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1")
+            && r.kind == fwscan::region::RegionKind::Volume
+    })
+    .expect("DXEFV");
+    let free = fv
+        .children
+        .iter()
+        .find(|r| r.kind == fwscan::region::RegionKind::FreeSpace)
+        .expect("free space in DXEFV");
+    let donor = crate::uefi::dxe_driver(&tree, 3);
+    let pe = crate::uefi::find(&donor, &|r| r.attr_str("type") == Some("pe32")).unwrap();
+    let implant_guid = "DEADBEEF-0BAD-4C0D-8E11-0123456789AB";
+    let file = b::file(
+        b::guid_bytes(implant_guid),
+        0x07,
+        &b::sections(&[pe.bytes().to_vec(), b::ui("Implant")]),
+        0,
+    );
+    // The decompressed bytes of the LZMA section (the buffer its children live in).
+    let lzma = crate::uefi::find(&tree, &|r| {
+        r.attr_str("guid") == Some("EE4E5898-3914-4259-9D6E-DC7BD79403CF")
+            && r.kind == fwscan::region::RegionKind::Section
+    })
+    .expect("LZMA section");
+    let mut dxe = lzma.children[0].data.to_vec();
+    let at = free.offset as usize;
+    dxe[at..at + file.len()].copy_from_slice(&file);
+    let mut implanted = crate::uefi::rebuild(&bios, &c, &dxe);
+    change_nvram(&mut implanted, 0);
+    std::fs::write(fleet.join("implanted.bin"), &implanted).unwrap();
+    // An honest machine.
+    let mut honest = bios.clone();
+    change_nvram(&mut honest, 0);
+    std::fs::write(fleet.join("honest.bin"), &honest).unwrap();
+
+    let (code, rows) = audit(&fleet, &mdir, &d.path().join("rows.jsonl"));
+    assert_eq!(code, 1);
+    assert_clean_by_structure(&rows, "honest.bin", "ACME");
+    assert_names(&rows, "patched.bin", "ACME", "module-modified", &guid);
+    assert!(
+        codes_and_paths(row(&rows, "patched.bin"))
+            .iter()
+            .any(|(c, p)| c == "module-modified" && p.contains(&name)),
+        "the patched driver is named"
+    );
+    assert_names(
+        &rows,
+        "implanted.bin",
+        "ACME",
+        "module-added",
+        &format!("file[{implant_guid}:Implant]"),
+    );
+    for n in ["patched.bin", "implanted.bin"] {
+        assert_eq!(row(&rows, n)["manifest"]["selected_by"], "structure");
+    }
+
+    // No decompression budget at all: the honest machine needs none; the patched dump cannot be
+    // decided clean.
+    let out = d.path().join("rows0.jsonl");
+    let (code0, _, err) = fwscan(&[
+        "audit",
+        fleet.to_str().unwrap(),
+        "--manifests",
+        mdir.to_str().unwrap(),
+        "--insecure-unsigned",
+        "-q",
+        "--no-timing",
+        "--max-decompressed",
+        "0",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let rows0: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("{e}: {err}"))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "image")
+        .collect();
+    assert_ne!(code0, 0);
+    assert_clean_by_structure(&rows0, "honest.bin", "ACME");
+    assert_eq!(row(&rows0, "honest.bin")["manifest"]["score"], 1000);
+    for n in ["patched.bin", "implanted.bin"] {
+        assert_ne!(row(&rows0, n)["verdict"], "clean", "{n}");
+    }
+
+    // The hash-first score is the score of the eagerly parsed tree; it leaves the honest machine's
+    // compressed volume unopened and opens the patched one.
+    use fwscan::audit::catalogue::{structure_score, structure_score_lazy};
+    let m = fwscan::manifest::Manifest::load(&mdir.join("ACME.json")).unwrap();
+    let lazy_opts = fwscan::scan::Scanner::new(fwscan::formats::ParseOptions::default(), None)
+        .parse_options(Some(&m));
+    let eager_opts = fwscan::formats::ParseOptions {
+        eager: true,
+        ..lazy_opts.clone()
+    };
+    let mut honest_unopened = 0;
+    for (n, img) in [
+        ("honest", &honest),
+        ("patched", &patched),
+        ("implanted", &implanted),
+        ("other product", &other_bios),
+    ] {
+        let data = std::sync::Arc::new(fwscan::input::Data::Owned(img.clone()));
+        let eager = fwscan::formats::parse_image(data.clone(), &eager_opts);
+        let mut lazy = fwscan::formats::parse_image(data, &lazy_opts);
+        let score = structure_score_lazy(&m, &mut lazy);
+        assert_eq!(score, structure_score(&m, &eager), "{n}");
+        let mut unopened = 0;
+        lazy.walk(&mut |r| unopened += usize::from(r.is_lazy()));
+        if n == "honest" {
+            honest_unopened = unopened;
+            assert!(
+                unopened > 0,
+                "the honest machine's compressed volume was opened"
+            );
+        } else {
+            assert!(
+                unopened < honest_unopened,
+                "{n}: the changed volume was not opened"
+            );
+        }
+        println!("{n}: structure score {score:?}, {unopened} nodes left unparsed");
+    }
+}

@@ -77,7 +77,12 @@ pub struct ImageFacts<'a> {
     max_regions: u64,
     /// The lazily parsed tree (parsed once for GUID evidence; handed to the comparison afterwards).
     tree: Option<Region>,
-    /// Eagerly parsed trees, one per (layout, format) a manifest asked for.
+    /// The pipeline the image is compared with: its parse options (limits, and the layout and format a
+    /// manifest asks for, [`crate::scan::Scanner::parse_options`]) are the ones selection parses with, so the
+    /// tree selection parsed is the tree the comparison uses.
+    scanner: crate::scan::Scanner,
+    /// Lazily parsed trees, one per (layout, format) a manifest asked for; selection expands in them only
+    /// what differs from a candidate manifest ([`structure_score_lazy`]).
     trees: Vec<(String, Region)>,
     /// The product the machine's hardware identity says ([`Catalogue::identity`]): only manifests of this
     /// product can be chosen.
@@ -122,6 +127,13 @@ impl<'a> ImageFacts<'a> {
             decompress_limit,
             max_regions: formats::DEFAULT_MAX_REGIONS,
             tree: None,
+            scanner: crate::scan::Scanner::new(
+                ParseOptions {
+                    max_decompressed_total: decompress_limit,
+                    ..ParseOptions::default()
+                },
+                None,
+            ),
             trees: Vec::new(),
             product: None,
         }
@@ -130,6 +142,16 @@ impl<'a> ImageFacts<'a> {
     /// Sets the region cap of the trees parsed for selection ([`ParseOptions::max_regions`]).
     pub fn with_max_regions(mut self, n: u64) -> Self {
         self.max_regions = n;
+        self.scanner.parse.max_regions = n;
+        self
+    }
+
+    /// Parses the trees selection looks at as `scanner` parses them for a comparison (one parse per image:
+    /// the tree of the chosen manifest is handed to [`crate::scan::Scanner::run_tree`]).
+    pub fn with_scanner(mut self, scanner: crate::scan::Scanner) -> Self {
+        self.decompress_limit = scanner.parse.max_decompressed_total;
+        self.max_regions = scanner.parse.max_regions;
+        self.scanner = scanner;
         self
     }
 
@@ -172,31 +194,38 @@ impl<'a> ImageFacts<'a> {
         formats::parse_image(std::sync::Arc::clone(self.data), &opts)
     }
 
-    /// The image parsed eagerly with `m`'s layout and format (each distinct pair is parsed once).
-    pub fn tree_for(&mut self, m: &Manifest) -> &Region {
-        let format = Some(m.image.format.clone()).filter(|f| f != "layout");
-        let key = format!(
-            "{}\u{0}{}",
-            serde_json::to_string(&m.layout).unwrap_or_default(),
-            format.as_deref().unwrap_or("")
-        );
+    /// The image parsed lazily as the comparison with `m` parses it ([`crate::scan::Scanner::parse_options`]:
+    /// `m`'s layout and format); each distinct pair is parsed once, and what selection expands in it stays
+    /// expanded for the comparison.
+    pub fn tree_for(&mut self, m: &Manifest) -> &mut Region {
+        let (key, opts) = self.tree_key(m);
         let i = match self.trees.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                let opts = ParseOptions {
-                    eager: true,
-                    max_decompressed_total: self.decompress_limit,
-                    max_regions: self.max_regions,
-                    layout: m.layout.clone(),
-                    format,
-                    ..ParseOptions::default()
-                };
                 let t = formats::parse_image(std::sync::Arc::clone(self.data), &opts);
                 self.trees.push((key, t));
                 self.trees.len() - 1
             }
         };
-        &self.trees[i].1
+        &mut self.trees[i].1
+    }
+
+    fn tree_key(&self, m: &Manifest) -> (String, ParseOptions) {
+        let opts = self.scanner.parse_options(Some(m));
+        let key = format!(
+            "{}\u{0}{}",
+            serde_json::to_string(&opts.layout).unwrap_or_default(),
+            opts.format.as_deref().unwrap_or("")
+        );
+        (key, opts)
+    }
+
+    /// Takes the tree parsed for `m` ([`ImageFacts::tree_for`]), if selection parsed one: the comparison
+    /// with `m` continues on it.
+    pub fn take_tree_for(&mut self, m: &Manifest) -> Option<Region> {
+        let (key, _) = self.tree_key(m);
+        let i = self.trees.iter().position(|(k, _)| *k == key)?;
+        Some(self.trees.swap_remove(i).1)
     }
 
     /// Every `guid`/`fs-guid` attribute in the parsed image (uppercase).
@@ -305,6 +334,22 @@ pub fn load_manifest(path: &Path, opts: &LoadOptions) -> Result<VerifiedManifest
 pub struct Entry {
     pub path: PathBuf,
     pub verified: VerifiedManifest,
+    /// The manifest's identity keys and per-machine cut ([`manifest_identity`]), computed once for the
+    /// run rather than once per image.
+    pub identity: std::sync::OnceLock<ManifestKeys>,
+}
+
+/// A manifest's identity keys and the paths below which nothing counts ([`structure_score`]).
+pub type ManifestKeys = (HashSet<String>, HashSet<String>);
+
+impl Entry {
+    pub fn new(path: PathBuf, verified: VerifiedManifest) -> Entry {
+        Entry {
+            path,
+            verified,
+            identity: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// Where a `--map` line sends images.
@@ -389,10 +434,7 @@ impl Catalogue {
         }
         match load_manifest(path, opts) {
             Ok(v) => {
-                self.entries.push(Entry {
-                    path: path.to_path_buf(),
-                    verified: v,
-                });
+                self.entries.push(Entry::new(path.to_path_buf(), v));
                 Ok(self.entries.len() - 1)
             }
             Err(r) => {
@@ -547,7 +589,7 @@ impl Catalogue {
             if !of_product(i) {
                 continue;
             }
-            if let Some(c) = candidate(i, e.verified.manifest(), img) {
+            if let Some(c) = candidate(i, e, img) {
                 scored.push(c);
             }
         }
@@ -681,7 +723,8 @@ struct Candidate {
 /// Whether `m` is a candidate for the image, and why. A manifest that declares `match` rules is a candidate
 /// exactly when they all hold. Otherwise it is one when the structure score reaches
 /// [`STRUCTURE_THRESHOLD`], or (weakest) when its version string occurs in an image of the same size.
-fn candidate(index: usize, m: &Manifest, img: &mut ImageFacts<'_>) -> Option<Candidate> {
+fn candidate(index: usize, e: &Entry, img: &mut ImageFacts<'_>) -> Option<Candidate> {
+    let m = e.verified.manifest();
     if let Some(r) = m.r#match.as_ref().filter(|r| !r.is_empty()) {
         return rules_match(r, img).then_some(Candidate {
             index,
@@ -698,7 +741,8 @@ fn candidate(index: usize, m: &Manifest, img: &mut ImageFacts<'_>) -> Option<Can
             return None;
         }
     }
-    let s = structure_score(m, img.tree_for(m));
+    let keys = e.identity.get_or_init(|| manifest_identity(m));
+    let s = structure_score_lazy_with(m, keys, img.tree_for(m));
     if s.is_some_and(|s| s >= STRUCTURE_THRESHOLD) {
         return Some(Candidate {
             index,
@@ -743,7 +787,7 @@ fn identity_key(kind: RegionKind, path: &str, attrs: &crate::finding::Attrs) -> 
 /// The identity set of a manifest: every identity node that is not per-machine data (nodes below a
 /// `mutable` or `ignore` node are left out; the per-machine node itself counts: its name is structure),
 /// and the paths where the walk stopped.
-fn manifest_identity(m: &Manifest) -> (HashSet<String>, HashSet<String>) {
+fn manifest_identity(m: &Manifest) -> ManifestKeys {
     fn go(n: &crate::manifest::Node, keys: &mut HashSet<String>, cut: &mut HashSet<String>) {
         if identity_kind(n.kind) && !n.path.is_empty() {
             keys.insert(identity_key(n.kind, &n.path, &n.attrs));
@@ -767,8 +811,9 @@ fn manifest_identity(m: &Manifest) -> (HashSet<String>, HashSet<String>) {
 /// much as missing ones, so a superset build of another product does not pass for it. `None` when the image
 /// is not of the manifest's top-level format.
 ///
-/// `tree` is the image parsed with the manifest's layout and format (eagerly, so that compressed volumes
-/// are seen); this is a pure function of the tree and the manifest.
+/// `tree` is the image parsed with the manifest's layout and format, eagerly (so that compressed volumes
+/// are seen); this is a pure function of the tree and the manifest. Selection computes the same score on
+/// a lazily parsed tree, hash first ([`structure_score_lazy`]).
 pub fn structure_score(m: &Manifest, tree: &Region) -> Option<u32> {
     let fmt = tree.attr_str("format").unwrap_or("raw");
     if m.image.format != fmt {
@@ -788,13 +833,107 @@ pub fn structure_score(m: &Manifest, tree: &Region) -> Option<u32> {
         }
     }
     go(tree, &cut, &mut ikeys);
-    let shared = mkeys.intersection(&ikeys).count() as u64;
+    jaccard(&mkeys, &ikeys)
+}
+
+/// [`structure_score`] on a lazily parsed tree, hash first: the same score, without decompressing what the
+/// image shares with the manifest. The walk goes top-down through what is parsed; at a node left unparsed
+/// (a compressed section, a file system), the image's bytes are hashed with the manifest's algorithm and,
+/// when they equal the manifest's digest of the node at the same path (and its size), the identity keys
+/// below it are the manifest's (same bytes, same parse), so it is not expanded. Only nodes whose bytes
+/// differ, or that the manifest does not have, are expanded, in place and within the image's parse budget
+/// (the same tree is then compared, which does not expand them again). Below the manifest's per-machine
+/// nodes nothing counts and nothing is expanded, as in [`structure_score`].
+pub fn structure_score_lazy(m: &Manifest, tree: &mut Region) -> Option<u32> {
+    structure_score_lazy_with(m, &manifest_identity(m), tree)
+}
+
+/// [`structure_score_lazy`] with the manifest's identity keys already computed (once per catalogue entry).
+fn structure_score_lazy_with(m: &Manifest, keys: &ManifestKeys, tree: &mut Region) -> Option<u32> {
+    let fmt = tree.attr_str("format").unwrap_or("raw");
+    if m.image.format != fmt {
+        return None;
+    }
+    let (mkeys, cut) = keys;
+    let mut ikeys: HashSet<String> = HashSet::new();
+    lazy_keys(tree, Some(&m.root), m.hash.algorithm, cut, &mut ikeys);
+    jaccard(mkeys, &ikeys)
+}
+
+/// The identity keys of `r`'s subtree (see [`structure_score_lazy`]); `n` is the manifest's node at `r`'s path.
+fn lazy_keys(
+    r: &mut Region,
+    n: Option<&crate::manifest::Node>,
+    alg: crate::hash::Alg,
+    cut: &HashSet<String>,
+    keys: &mut HashSet<String>,
+) {
+    if identity_kind(r.kind) && !r.path.is_empty() {
+        keys.insert(identity_key(r.kind, &r.path, &r.attrs));
+    }
+    if cut.contains(&r.path) {
+        return;
+    }
+    if r.is_lazy() {
+        let same = n.is_some_and(|n| {
+            n.size == r.size
+                && n.digest
+                    .as_deref()
+                    .is_some_and(|d| crate::hash::digest(alg, r.bytes()) == d)
+        });
+        if let (true, Some(n)) = (same, n) {
+            for c in &n.children {
+                manifest_keys(c, keys);
+            }
+            return;
+        }
+        r.expand();
+    }
+    let by_path: std::collections::HashMap<&str, &crate::manifest::Node> = n
+        .map(|n| n.children.iter().map(|c| (c.path.as_str(), c)).collect())
+        .unwrap_or_default();
+    for c in &mut r.children {
+        let cn = by_path.get(c.path.as_str()).copied();
+        lazy_keys(c, cn, alg, cut, keys);
+    }
+}
+
+/// The identity keys of a manifest subtree, without what lies below its per-machine nodes.
+fn manifest_keys(n: &crate::manifest::Node, keys: &mut HashSet<String>) {
+    if identity_kind(n.kind) && !n.path.is_empty() {
+        keys.insert(identity_key(n.kind, &n.path, &n.attrs));
+    }
+    if matches!(n.policy, Policy::Mutable | Policy::Ignore) {
+        return;
+    }
+    for c in &n.children {
+        manifest_keys(c, keys);
+    }
+}
+
+/// The Jaccard index of two key sets in per mille; `None` when both are empty.
+fn jaccard(mkeys: &HashSet<String>, ikeys: &HashSet<String>) -> Option<u32> {
+    let shared = mkeys.intersection(ikeys).count() as u64;
     let union = (mkeys.len() + ikeys.len()) as u64 - shared;
     if union == 0 {
         // Nothing but an opaque image on both sides: structure says nothing.
         return None;
     }
     Some((shared * 1000 / union) as u32)
+}
+
+/// Expands, in place, the lazily parsed nodes on the way to `path` (nothing else), so that
+/// [`Region::find`] reaches a node that lies in compressed data.
+fn expand_towards(r: &mut Region, path: &str) {
+    if r.path == path {
+        return;
+    }
+    r.expand();
+    for c in &mut r.children {
+        if crate::region::leads_to(&c.path, path) {
+            expand_towards(c, path);
+        }
+    }
 }
 
 /// Path → digest of every node of `m` that is static with all its descendants (its digest covers only
@@ -843,6 +982,7 @@ fn reproduces_pinned_region(m: &Manifest, img: &mut ImageFacts<'_>) -> bool {
     let alg = m.hash.algorithm;
     let tree = img.tree_for(m);
     nodes.iter().any(|(p, d)| {
+        expand_towards(tree, p);
         tree.find(p).is_some_and(|r| {
             r.size >= RELATED_MIN_BYTES
                 && r.bytes().first().is_some_and(|&b0| !r.is_blank(b0))
@@ -868,6 +1008,7 @@ pub fn static_digest_proof(a: &Manifest, b: &Manifest, img: &mut ImageFacts<'_>)
     let alg = a.hash.algorithm;
     let tree = img.tree_for(a);
     differing.iter().any(|(p, d)| {
+        expand_towards(tree, p);
         tree.find(p)
             .is_some_and(|r| crate::hash::digest(alg, r.bytes()) == *d)
     })
@@ -919,9 +1060,11 @@ mod tests {
             entries: ms
                 .into_iter()
                 .enumerate()
-                .map(|(i, m)| Entry {
-                    path: PathBuf::from(format!("m{i}.json")),
-                    verified: m.accept_unsigned_insecure(),
+                .map(|(i, m)| {
+                    Entry::new(
+                        PathBuf::from(format!("m{i}.json")),
+                        m.accept_unsigned_insecure(),
+                    )
                 })
                 .collect(),
             ..Catalogue::default()

@@ -313,7 +313,18 @@ fn scan_inner(
         );
     }
     let size = data.len() as u64;
-    let mut facts = ImageFacts::new(&data, opts.max_decompressed).with_max_regions(opts.regions());
+    // One pipeline, one parse: selection parses the image as the comparison with each candidate will
+    // (the Scanner's parse options), and the chosen manifest's tree is compared.
+    let scanner = crate::scan::Scanner::new(
+        ParseOptions {
+            max_decompressed_total: opts.max_decompressed,
+            max_regions: opts.regions(),
+            ..ParseOptions::default()
+        },
+        opts.rules.clone(),
+    )
+    .with_fail_policy(opts.fail_policy.clone());
+    let mut facts = ImageFacts::new(&data, opts.max_decompressed).with_scanner(scanner.clone());
     if opts.image_digests {
         facts.sha256();
     }
@@ -400,21 +411,16 @@ fn scan_inner(
         // Byte-identical to the golden image: the comparison cannot find anything.
         Vec::new()
     } else {
-        let scanner = crate::scan::Scanner::new(
-            ParseOptions {
-                max_decompressed_total: opts.max_decompressed,
-                max_regions: opts.regions(),
-                ..ParseOptions::default()
-            },
-            opts.rules.clone(),
-        )
-        .with_fail_policy(opts.fail_policy.clone());
-        // The tree parsed to choose the manifest is the tree to compare when it was parsed the way the
-        // manifest asks (no layout, the same top-level format); otherwise the image is parsed once more.
+        // The tree selection parsed for this manifest (with the Scanner's options for it, and whatever
+        // selection expanded in it) is the tree to compare. Without one (chosen by rules or by the map),
+        // the tree parsed for the rules' GUIDs when it was parsed the way the manifest asks (no layout, the
+        // same top-level format); otherwise the image is parsed now.
         let popts = scanner.parse_options(Some(man));
-        let tree = facts
-            .take_tree()
-            .filter(|_| popts.layout.is_none() && popts.format.as_deref() == Some(&*format));
+        let tree = facts.take_tree_for(man).or_else(|| {
+            facts
+                .take_tree()
+                .filter(|_| popts.layout.is_none() && popts.format.as_deref() == Some(&*format))
+        });
         let manifest_path = entry.path.display().to_string();
         let image = crate::report::ImageRef {
             path: rel.to_string(),
@@ -424,7 +430,10 @@ fn scan_inner(
         // A manifest of an image laid out otherwise (a release package's baseline) is compared part by
         // part, on the image parsed with its own layout.
         let pair = [(v, manifest_path.as_str())];
-        let b = crate::scan::Baseline::choose(&pair, &data[..], &scanner.parse);
+        // Top-level detection ran once, for the facts ("raw": nothing found; then the standalone formats
+        // are tried by `choose`).
+        let detected = Some(format.as_str()).filter(|f| *f != "raw");
+        let b = crate::scan::Baseline::choose_detected(&pair, &data[..], &scanner.parse, detected);
         let tree = tree.filter(|_| matches!(b, crate::scan::Baseline::Manifest(..)));
         let report = match tree {
             Some(t) => scanner.run_tree("audit", image, t, b),

@@ -43,6 +43,18 @@ impl<'a> Baseline<'a> {
         bytes: &[u8],
         opts: &ParseOptions,
     ) -> Baseline<'a> {
+        Baseline::choose_detected(ms, bytes, opts, None)
+    }
+
+    /// [`Baseline::choose`] when the caller already ran top-level detection ([`formats::detect`]) on
+    /// `bytes`: `detected` is the format it found (`None`: not run, or nothing found), so an audit does not
+    /// detect the image's format twice.
+    pub fn choose_detected(
+        ms: &'a [(&'a VerifiedManifest, &'a str)],
+        bytes: &[u8],
+        opts: &ParseOptions,
+        detected: Option<&str>,
+    ) -> Baseline<'a> {
         match ms {
             [] => Baseline::None,
             [(v, path)] => {
@@ -52,8 +64,11 @@ impl<'a> Baseline<'a> {
                     return Baseline::Manifest(v, path);
                 }
                 // Detected once, only for a manifest with parts.
-                let same_format =
-                    formats::detect_file(bytes).map_or("raw", |f| f.name) == m.image.format;
+                let format = match detected {
+                    Some(f) => f,
+                    None => formats::detect_file(bytes).map_or("raw", |f| f.name),
+                };
+                let same_format = format == m.image.format;
                 if same_format && bytes.len() as u64 == m.image.size {
                     Baseline::Manifest(v, path)
                 } else {
