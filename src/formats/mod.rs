@@ -361,18 +361,7 @@ pub fn registry() -> &'static [Format] {
         gbe::FORMAT,
         nvram::FORMAT,
         obmc_tar::FORMAT,
-        Format {
-            name: "intel-manifest",
-            description: "Intel Boot Guard / CBnT key or boot policy manifest (__KEYM__, __ACBP__)",
-            probe: intel::probe_manifest,
-            parse: |ctx, node| intel::parse_manifest(ctx, node).map(Into::into),
-            scope: Scope::Flash,
-            component: Some("bios"),
-            policy: None,
-            not_inside: &[],
-            payloads: &[],
-            package: None,
-        },
+        intel::FORMAT_MANIFEST,
         // --- BMC (docs/bmc.md) ---
         fit::FORMAT_FIT,
         fit::FORMAT_UIMAGE,
@@ -748,21 +737,16 @@ mod tests {
     }
 
     /// One entry style (issue 19.3): `registry()` only lists each module's `FORMAT` constant, and no
-    /// parser outside `intel/` needs an adapter to return [`Parsed`].
+    /// parser needs an adapter to return [`Parsed`].
     #[test]
     fn registry_lists_format_constants_and_parsers_return_parsed() {
         let src = include_str!("mod.rs");
         let start = src.find("pub fn registry()").unwrap();
         let body = &src[start..start + src[start..].find("\n}\n").unwrap()];
-        // The Intel helper's `intel-manifest` entry is the one literal left (intel/ is converted on its own).
-        let literals = body.matches("Format {").count();
-        assert!(
-            literals <= 1 && (literals == 0 || body.contains("\"intel-manifest\"")),
-            "{body}"
-        );
+        assert_eq!(body.matches("Format {").count(), 0, "{body}");
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats");
         let mut offenders = Vec::new();
-        for fam in ["amd", "arm", "bmc", "compress", "fs", "uefi"] {
+        for fam in ["amd", "arm", "bmc", "compress", "fs", "intel", "uefi"] {
             for f in std::fs::read_dir(root.join(fam)).unwrap() {
                 let p = f.unwrap().path();
                 if p.extension().is_some_and(|e| e == "rs") {

@@ -49,7 +49,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "gbe",
     description: "Intel GbE region (NVM banks, MAC address)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::Content,
     component: Some("bios"),
     policy: None,
@@ -58,7 +58,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     package: None,
 };
 
-pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(_ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseError> {
     let b = node.bytes();
     slice(b, 0, 0x80, "GbE NVM bank 0")?;
     let mut kids = Vec::new();
@@ -105,7 +105,7 @@ pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
         kids.push(ck);
     }
-    Ok(kids)
+    Ok(kids.into())
 }
 
 /// Sets the checksum word of the bank at `off` so that words 0x00-0x3F sum to 0xBABA (for tests/tools).
@@ -146,7 +146,7 @@ mod tests {
     fn run(b: Vec<u8>) -> Result<Vec<Region>, ParseError> {
         let data = Arc::new(Data::Owned(b));
         let n = Region::new(RegionKind::FlashRegion, "gbe", &data, 0, data.len() as u64);
-        parse(&Ctx::new(&ParseOptions::default()), &n)
+        parse(&Ctx::new(&ParseOptions::default()), &n).map(|p| p.children)
     }
 
     #[test]

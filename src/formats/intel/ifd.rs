@@ -171,7 +171,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "ifd",
     description: "Intel flash descriptor image (FLREG regions)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     scope: crate::formats::Scope::Flash,
     component: Some("bios"),
     policy: None,
@@ -182,7 +182,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 
 // Reviewed: FLREG bases and sizes are 15-bit fields shifted by 12 (below 2^28), FRBA is below 0xE00 and `i < 16`, node offsets fit with their size: no sum here can overflow; `len - off` only when `off < len`.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
     let (m, flcomp, regs) = regions(b)?;
@@ -299,7 +299,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
         }
         parse_region(ctx, k);
     }
-    Ok(kids)
+    Ok(kids.into())
 }
 
 /// Parses one flash region's content: ME and GbE by their parsers, anything else by detection.
@@ -345,7 +345,7 @@ mod tests {
     fn run(b: Vec<u8>) -> Result<Vec<Region>, ParseError> {
         let data = Arc::new(Data::Owned(b));
         let n = Region::new(RegionKind::Image, "", &data, 0, data.len() as u64);
-        parse(&Ctx::new(&ParseOptions::default()), &n)
+        parse(&Ctx::new(&ParseOptions::default()), &n).map(|p| p.children)
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
     description:
         "Intel ME/CSME/SPS region ($FPT partitions, $CPD directories, $MN2 manifests, modules)",
     probe,
-    parse: |ctx, node| parse(ctx, node).map(Into::into),
+    parse,
     // A bare ME region file ($FPT at 0 or 0x10) is recognised on its own too.
     scope: crate::formats::Scope::Both,
     component: Some("bios"),
@@ -116,7 +116,7 @@ pub const FORMAT: crate::formats::Format = crate::formats::Format {
 
 // Reviewed: `fpt` is 0 or 0x10 and the entry count is bounded by what fits in the region (and MAX_ENTRIES), so table offsets stay below `len`; partition offsets and sizes are 32-bit values in u64 (`off < len` before `len - off`); `base` plus an offset in the node fits.
 #[allow(clippy::arithmetic_side_effects)]
-pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseError> {
     let b = node.bytes();
     let len = b.len() as u64;
     let base = node.offset;
@@ -203,7 +203,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Vec<Region>, ParseError> {
     }
     kids.push(table);
     kids.sort_by_key(|k| k.offset);
-    Ok(kids)
+    Ok(kids.into())
 }
 
 /// Verifies the header checksum (version 0x20) and records the result on the table node.
@@ -293,7 +293,7 @@ mod tests {
     fn run(b: Vec<u8>) -> Result<Vec<Region>, ParseError> {
         let data = Arc::new(Data::Owned(b));
         let n = Region::new(RegionKind::FlashRegion, "me", &data, 0, data.len() as u64);
-        parse(&Ctx::new(&ParseOptions::default()), &n)
+        parse(&Ctx::new(&ParseOptions::default()), &n).map(|p| p.children)
     }
 
     #[test]

@@ -1066,6 +1066,20 @@ pub fn bpm_node(data: &Arc<Data>, off: u64, b: &bootguard::BootPolicy) -> Region
 }
 
 /// Registry probe for standalone KM/BPM files.
+/// The registry entry of a stand-alone Boot Guard / CBnT key or boot policy manifest file.
+pub const FORMAT_MANIFEST: crate::formats::Format = crate::formats::Format {
+    name: "intel-manifest",
+    description: "Intel Boot Guard / CBnT key or boot policy manifest (__KEYM__, __ACBP__)",
+    probe: probe_manifest,
+    parse: parse_manifest,
+    scope: crate::formats::Scope::Flash,
+    component: Some("bios"),
+    policy: None,
+    not_inside: &[],
+    payloads: &[],
+    package: None,
+};
+
 pub fn probe_manifest(b: &[u8]) -> Option<crate::formats::Confidence> {
     bootguard::probe(b).map(|_| crate::formats::Confidence::High)
 }
@@ -1073,7 +1087,10 @@ pub fn probe_manifest(b: &[u8]) -> Option<crate::formats::Confidence> {
 /// Registry parser for standalone KM/BPM files: the structure and its elements. The signature is checked
 /// and reported as evidence; findings about it need the image the manifest protects (the ACM only
 /// enforces a manifest the FIT names), so a loose file gets no finding.
-pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::error::ParseError> {
+pub fn parse_manifest(
+    _ctx: &Ctx,
+    node: &Region,
+) -> Result<crate::formats::Parsed, crate::error::ParseError> {
     let b = node.bytes();
     let mut r = match bootguard::probe(b) {
         Some("key-manifest") => {
@@ -1094,7 +1111,7 @@ pub fn parse_manifest(_ctx: &Ctx, node: &Region) -> Result<Vec<Region>, crate::e
         }
     };
     r.size = r.size.min(node.size);
-    Ok(vec![r])
+    Ok(vec![r].into())
 }
 
 #[cfg(test)]
