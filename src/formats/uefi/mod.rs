@@ -7,7 +7,8 @@
 //! to skip the volume. Bytes between volumes become padding nodes.
 //!
 //! Module layout follows goblin: [`fv`] (volume header and file list), [`ffs`] (file headers), [`section`]
-//! (sections, encapsulation and decompression), [`build`] (writers for tests and fixture generators),
+//! (sections, encapsulation and decompression), `build` (writers for tests and fixture generators, only
+//! with the `fixtures` cargo feature, which `cargo test` turns on),
 //! [`guids`] (names of well-known GUIDs, data in `signatures/uefi-guids.csv`).
 #![deny(clippy::arithmetic_side_effects)]
 
