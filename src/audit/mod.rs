@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::finding::ToolInfo;
-use crate::finding::{Code, Finding, Verdict};
+use crate::finding::{Code, ErrorInfo, Finding, Verdict};
 use crate::formats::ParseOptions;
 use crate::hash;
 use crate::input::{self, ReadOptions};
@@ -279,39 +279,10 @@ fn scan_inner(
     path: &Path,
     listed: FileId,
 ) -> ImageRow {
-    if let Some(h) = &opts.before_read {
-        h(path);
-    }
-    let read = ReadOptions {
-        max_size: opts.walk.max_size,
-        allow_mmap: true,
-    };
-    let data = match input::read_image(path, &read) {
+    let data = match read_listed(opts, path, &listed) {
         Ok(d) => d,
-        Err(e @ crate::Error::FileChanged { .. }) => {
-            return ImageRow::error(root, rel, listed.size, Code::FileChanged, e.to_string())
-        }
-        Err(e) => return ImageRow::error(root, rel, listed.size, Code::ReadError, e.to_string()),
+        Err(e) => return ImageRow::error(root, rel, listed.size, e.code, e.message),
     };
-    // The file read must be the file listed: same inode, size and modification time.
-    let now = input::metadata(path).map(|m| FileId::of(&m));
-    if now.as_ref().ok() != Some(&listed) || data.len() as u64 != listed.size {
-        let what = match now {
-            Ok(n) if (n.dev, n.ino) != (listed.dev, listed.ino) => "replaced".to_string(),
-            Ok(n) => format!("modified (size {} -> {} bytes)", listed.size, n.size),
-            Err(e) => format!("removed ({e})"),
-        };
-        return ImageRow::error(
-            root,
-            rel,
-            listed.size,
-            Code::FileChanged,
-            format!(
-                "{}: file {what} between listing and reading",
-                path.display()
-            ),
-        );
-    }
     let size = data.len() as u64;
     // One pipeline, one parse: selection parses the image as the comparison with each candidate will
     // (the Scanner's parse options), and the chosen manifest's tree is compared.
@@ -331,10 +302,6 @@ fn scan_inner(
     let format = facts.format.clone();
     let mut row = ImageRow::error(root, rel, size, Code::InternalError, String::new());
     row.format = Some(format.clone());
-    let undecided = |mut row: ImageRow, code: Code, message: String| {
-        row.error = Some(crate::finding::ErrorInfo { code, message });
-        row
-    };
     facts.product = match cat.identity(rel, path) {
         Ok(p) => p,
         Err(r) => return undecided(row, r.code, r.message),
@@ -343,56 +310,9 @@ fn scan_inner(
     row.sha256 = facts.sha256_if_computed().map(str::to_string);
     let (idx, how, score) = match selection {
         Selection::Chosen(i, how, score) => (i, how, score),
-        Selection::Ambiguous(ix) => {
-            let names: Vec<String> = ix
-                .iter()
-                .map(|&i| cat.entries[i].path.display().to_string())
-                .collect();
-            return undecided(
-                row,
-                Code::AmbiguousManifest,
-                format!(
-                    "{} manifests match equally well: {}",
-                    names.len(),
-                    names.join(", ")
-                ),
-            );
-        }
+        Selection::Ambiguous(ix) => return ambiguous_row(cat, row, &ix),
         Selection::Refused(r) => return undecided(row, r.code, r.message),
-        Selection::Unknown => {
-            if let Some((p, r)) = cat.refused.first() {
-                // A refused manifest might have been the one for this image: undecided, not unknown.
-                return undecided(
-                    row,
-                    r.code,
-                    format!(
-                        "no accepted manifest matches; {} manifest(s) of the catalogue were refused, e.g. {}: {}",
-                        cat.refused.len(),
-                        p.display(),
-                        r.message
-                    ),
-                );
-            }
-            row.error = None;
-            row.verdict = Verdict::Findings;
-            row.exit_code = Verdict::Findings.exit_code();
-            let sha = facts.sha256().to_string();
-            row.sha256 = Some(sha.clone());
-            row.findings = vec![Finding::general(
-                Code::UnknownFirmware,
-                match &facts.product {
-                    None => format!(
-                        "no approved manifest matches this image ({size} bytes, format {format}, sha256 {sha})"
-                    ),
-                    Some(p) => format!(
-                        "no approved manifest of product `{}` (the machine's identity, {}) matches this image ({size} bytes, format {format}, sha256 {sha})",
-                        p.product, p.source
-                    ),
-                },
-            )];
-            row.findings_total = 1;
-            return row;
-        }
+        Selection::Unknown => return unknown_row(cat, row, &facts, size, &format),
     };
     let entry = &cat.entries[idx];
     let v = &entry.verified;
@@ -411,38 +331,7 @@ fn scan_inner(
         // Byte-identical to the golden image: the comparison cannot find anything.
         Vec::new()
     } else {
-        // The tree selection parsed for this manifest (with the Scanner's options for it, and whatever
-        // selection expanded in it) is the tree to compare. Without one (chosen by rules or by the map),
-        // the tree parsed for the rules' GUIDs when it was parsed the way the manifest asks (no layout, the
-        // same top-level format); otherwise the image is parsed now.
-        let popts = scanner.parse_options(Some(man));
-        let tree = facts.take_tree_for(man).or_else(|| {
-            facts
-                .take_tree()
-                .filter(|_| popts.layout.is_none() && popts.format.as_deref() == Some(&*format))
-        });
-        let manifest_path = entry.path.display().to_string();
-        let image = crate::report::ImageRef {
-            path: rel.to_string(),
-            size,
-            sha256: None,
-        };
-        // A manifest of an image laid out otherwise (a release package's baseline) is compared part by
-        // part, on the image parsed with its own layout.
-        let pair = [(v, manifest_path.as_str())];
-        // Top-level detection ran once, for the facts ("raw": nothing found; then the standalone formats
-        // are tried by `choose`).
-        let detected = Some(format.as_str()).filter(|f| *f != "raw");
-        let b = crate::scan::Baseline::choose_detected(&pair, &data[..], &scanner.parse, detected);
-        let tree = tree.filter(|_| matches!(b, crate::scan::Baseline::Manifest(..)));
-        let report = match tree {
-            Some(t) => scanner.run_tree("audit", image, t, b),
-            None => {
-                drop(facts);
-                scanner.run("audit", image, data, b)
-            }
-        };
-        report.findings
+        compare_chosen(&scanner, entry, facts, &data, rel, size, &format)
     };
     crate::finding::sort_findings(&mut findings);
     row.verdict = Verdict::of(&findings);
@@ -451,6 +340,163 @@ fn scan_inner(
     findings.truncate(results::MAX_ROW_FINDINGS);
     row.findings = findings;
     row
+}
+
+/// Reads the image and makes sure the file read is the file the walk listed (same inode, size and
+/// modification time): a file replaced, modified or removed in between is a `file-changed` error, never
+/// scanned as if it were the one listed. A read failure is a `read-error`.
+fn read_listed(
+    opts: &AuditOptions,
+    path: &Path,
+    listed: &FileId,
+) -> Result<Arc<input::Data>, ErrorInfo> {
+    if let Some(h) = &opts.before_read {
+        h(path);
+    }
+    let read = ReadOptions {
+        max_size: opts.walk.max_size,
+        allow_mmap: true,
+    };
+    let error = |code, message| ErrorInfo { code, message };
+    let data = match input::read_image(path, &read) {
+        Ok(d) => d,
+        Err(e @ crate::Error::FileChanged { .. }) => {
+            return Err(error(Code::FileChanged, e.to_string()))
+        }
+        Err(e) => return Err(error(Code::ReadError, e.to_string())),
+    };
+    // The file read must be the file listed: same inode, size and modification time.
+    let now = input::metadata(path).map(|m| FileId::of(&m));
+    if now.as_ref().ok() != Some(listed) || data.len() as u64 != listed.size {
+        let what = match now {
+            Ok(n) if (n.dev, n.ino) != (listed.dev, listed.ino) => "replaced".to_string(),
+            Ok(n) => format!("modified (size {} -> {} bytes)", listed.size, n.size),
+            Err(e) => format!("removed ({e})"),
+        };
+        return Err(error(
+            Code::FileChanged,
+            format!(
+                "{}: file {what} between listing and reading",
+                path.display()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// The row of an image no manifest could be chosen for, undecided: the error says why, and the verdict
+/// stays the error row's (never clean).
+fn undecided(mut row: ImageRow, code: Code, message: String) -> ImageRow {
+    row.error = Some(ErrorInfo { code, message });
+    row
+}
+
+/// The row of an image several manifests match equally well: undecided, naming them all.
+fn ambiguous_row(cat: &Catalogue, row: ImageRow, ix: &[usize]) -> ImageRow {
+    let names: Vec<String> = ix
+        .iter()
+        .map(|&i| cat.entries[i].path.display().to_string())
+        .collect();
+    undecided(
+        row,
+        Code::AmbiguousManifest,
+        format!(
+            "{} manifests match equally well: {}",
+            names.len(),
+            names.join(", ")
+        ),
+    )
+}
+
+/// The row of an image no accepted manifest matches. When the catalogue refused a manifest, that one
+/// might have been the image's: undecided, not unknown. Otherwise an `unknown-firmware` finding, with the
+/// image's SHA-256 (computed now if selection did not).
+fn unknown_row(
+    cat: &Catalogue,
+    mut row: ImageRow,
+    facts: &ImageFacts<'_>,
+    size: u64,
+    format: &str,
+) -> ImageRow {
+    if let Some((p, r)) = cat.refused.first() {
+        // A refused manifest might have been the one for this image: undecided, not unknown.
+        return undecided(
+            row,
+            r.code,
+            format!(
+                "no accepted manifest matches; {} manifest(s) of the catalogue were refused, e.g. {}: {}",
+                cat.refused.len(),
+                p.display(),
+                r.message
+            ),
+        );
+    }
+    row.error = None;
+    row.verdict = Verdict::Findings;
+    row.exit_code = Verdict::Findings.exit_code();
+    let sha = facts.sha256().to_string();
+    row.sha256 = Some(sha.clone());
+    row.findings = vec![Finding::general(
+        Code::UnknownFirmware,
+        match &facts.product {
+            None => format!(
+                "no approved manifest matches this image ({size} bytes, format {format}, sha256 {sha})"
+            ),
+            Some(p) => format!(
+                "no approved manifest of product `{}` (the machine's identity, {}) matches this image ({size} bytes, format {format}, sha256 {sha})",
+                p.product, p.source
+            ),
+        },
+    )];
+    row.findings_total = 1;
+    row
+}
+
+/// Compares the image with the chosen manifest through the one scan pipeline; the findings, unsorted.
+fn compare_chosen(
+    scanner: &crate::scan::Scanner,
+    entry: &catalogue::Entry,
+    mut facts: ImageFacts<'_>,
+    data: &Arc<input::Data>,
+    rel: &str,
+    size: u64,
+    format: &str,
+) -> Vec<Finding> {
+    let v = &entry.verified;
+    let man = v.manifest();
+    // The tree selection parsed for this manifest (with the Scanner's options for it, and whatever
+    // selection expanded in it) is the tree to compare. Without one (chosen by rules or by the map),
+    // the tree parsed for the rules' GUIDs when it was parsed the way the manifest asks (no layout, the
+    // same top-level format); otherwise the image is parsed now.
+    let popts = scanner.parse_options(Some(man));
+    let tree = facts.take_tree_for(man).or_else(|| {
+        facts
+            .take_tree()
+            .filter(|_| popts.layout.is_none() && popts.format.as_deref() == Some(format))
+    });
+    let manifest_path = entry.path.display().to_string();
+    let image = crate::report::ImageRef {
+        path: rel.to_string(),
+        size,
+        sha256: None,
+    };
+    // A manifest of an image laid out otherwise (a release package's baseline) is compared part by
+    // part, on the image parsed with its own layout.
+    let pair = [(v, manifest_path.as_str())];
+    // Top-level detection ran once, for the facts ("raw": nothing found; then the standalone formats
+    // are tried by `choose`).
+    let detected = Some(format).filter(|f| *f != "raw");
+    let b = crate::scan::Baseline::choose_detected(&pair, &data[..], &scanner.parse, detected);
+    let tree = tree.filter(|_| matches!(b, crate::scan::Baseline::Manifest(..)));
+    let report = match tree {
+        Some(t) => scanner.run_tree("audit", image, t, b),
+        None => {
+            // The trees selection parsed are freed before the image is parsed again.
+            drop(facts);
+            scanner.run("audit", image, Arc::clone(data), b)
+        }
+    };
+    report.findings
 }
 
 /// Merges results files: rebuilds the summary exactly as one unsharded run would have. Lines that do not

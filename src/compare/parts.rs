@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{diff_children, Cx, ScanResult, ScanStats, Skipped};
 use crate::finding::{ByteRange, Code, Finding};
-use crate::manifest::{Anchor, CopyPlace, Node, Part, VerifiedManifest};
+use crate::manifest::{Anchor, CopyPlace, Manifest, Node, Part, VerifiedManifest};
 use crate::region::{self, Policy, Region, RegionKind, Space};
 
 /// Where one part of a baseline was found.
@@ -528,16 +528,39 @@ fn compare_part(cx: &Cx, part: &Node, place: &Place, d: &mut Region) -> Vec<Find
     out
 }
 
+/// One part of one baseline being placed and compared: what every step reports against.
+struct PartJob<'a> {
+    /// The manifest's index in the scan's list.
+    manifest: usize,
+    man: &'a Manifest,
+    part: &'a Part,
+    /// The part's node in the verified baseline.
+    node: &'a Node,
+    /// `part `PATH`` (or `the whole` for the root), for messages.
+    name: String,
+}
+
+/// A copy of a part the baseline declares, found where it declares it: its number (from 1), the
+/// declaration, and where it is compared.
+type DeclaredCopy<'a> = (usize, &'a CopyPlace, Place);
+
+/// What comparing part by part accumulates over all parts of all manifests, in the order found.
+#[derive(Default)]
+struct Tally {
+    findings: Vec<Finding>,
+    anchors: Vec<Anchored>,
+    /// The image spans compared: each part's own place and its declared copies.
+    covered: Vec<(u64, u64)>,
+}
+
 /// Compares an image with one or more manifests part by part (each manifest's [`Part`]s, or its whole
 /// tree as one `volumes` part when it lists none but holds firmware volumes). Every part is compared where
 /// its anchor finds it; a part that cannot be found is an `anchor-not-found` finding; regions no part
 /// covers are listed in [`ScanResult::uncovered`].
 pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult {
-    let mut findings = Vec::new();
-    let mut anchors = Vec::new();
+    let mut t = Tally::default();
     let mut skipped = Vec::new();
     let mut stats = ScanStats::default();
-    let mut covered: Vec<(u64, u64)> = Vec::new();
     // Anchors look among the image's own regions, which comparing (expanding compressed nodes) does not
     // change: listed once for all parts.
     let index = candidates(image);
@@ -561,165 +584,289 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
             let Some(node) = man.node(&p.path) else {
                 continue;
             };
-            let part_name = if p.path.is_empty() {
+            let name = if p.path.is_empty() {
                 "the whole".to_string()
             } else {
                 format!("part `{}`", p.path)
             };
-            // The copies the verified baseline declares, where it declares them; their own anchor does
-            // not vote for them.
-            let first = part_volumes(node).iter().map(|m| m.2).min();
-            let not_at: Vec<u64> = p
-                .copies
-                .iter()
-                .filter_map(|c| copy_start(&index, c)?.checked_sub(first?))
-                .collect();
-            let Some(place) = locate(&index, &top, node, &p.anchor, &not_at) else {
+            let job = PartJob {
+                manifest: i,
+                man,
+                part: p,
+                node,
+                name,
+            };
+            compare_one(&cx, &index, &top, &job, image, &mut t);
+        }
+        fold_counters(cx, &mut stats, &mut skipped);
+    }
+    // Sorted once: the overlap check and the not-covered walk below both read the spans in order.
+    t.covered.sort_unstable();
+    t.findings.extend(overlapping_parts(&t.covered));
+    let mut uncovered = Vec::new();
+    not_covered(image, &t.covered, &mut uncovered);
+    // Fail closed: uncovered bytes that are neither blank nor per-machine by structure are findings.
+    let blank = ms.first().map_or(0xFF, |v| v.manifest().image.blank_byte);
+    t.findings
+        .extend(unaccounted_findings(image, &t.covered, &uncovered, blank));
+    skipped.sort_by(|a: &Skipped, b| a.path.cmp(&b.path));
+    ScanResult {
+        findings: t.findings,
+        skipped,
+        stats,
+        anchors: t.anchors,
+        uncovered,
+    }
+}
+
+/// One part, in its steps: placed by its own anchor, its declared copies placed, the copies and names
+/// the dump adds beside them reported, then compared at every place found. A part its anchor cannot
+/// place is reported and not compared anywhere.
+fn compare_one(
+    cx: &Cx,
+    index: &[Candidate],
+    top: &(String, u64),
+    job: &PartJob<'_>,
+    image: &mut Region,
+    t: &mut Tally,
+) {
+    let Some(place) = anchor_part(index, top, job, &mut t.findings) else {
+        return;
+    };
+    let copies = declared_copies(index, image.size, job, &place, &mut t.findings);
+    t.findings
+        .extend(copies_outside_places(index, job, &place, &copies));
+    t.findings.extend(boot_layout_mismatch(index, job, &place));
+    compare_places(cx, image, job, place, copies, t);
+}
+
+/// Where the part's own anchor places it ([`locate`]): the volume holding the x86 reset vector at the
+/// top of the BIOS region, the SoC's boot partition at flash offset 0, a partition by name, or the
+/// position the part's volumes vote for. The image positions the verified baseline's declared copies
+/// take do not vote, so a copy cannot stand in for the part's own place. `None` when the anchor finds
+/// nothing; an `anchor-not-found` finding then says so, and the part is compared nowhere.
+fn anchor_part(
+    index: &[Candidate],
+    top: &(String, u64),
+    job: &PartJob<'_>,
+    findings: &mut Vec<Finding>,
+) -> Option<Place> {
+    let (man, p, node) = (job.man, job.part, job.node);
+    // The copies the verified baseline declares, where it declares them; their own anchor does
+    // not vote for them.
+    let first = part_volumes(node).iter().map(|m| m.2).min();
+    let not_at: Vec<u64> = p
+        .copies
+        .iter()
+        .filter_map(|c| copy_start(index, c)?.checked_sub(first?))
+        .collect();
+    let Some(place) = locate(index, top, node, &p.anchor, &not_at) else {
+        let mut f = Finding::general(
+            Code::AnchorNotFound,
+            format!(
+                "{} of the baseline `{}` ({} {}): not found in the image",
+                job.name,
+                man.product.product,
+                man.product.component,
+                p.anchor.describe()
+            ),
+        );
+        f.path = p.path.clone();
+        f.expected_digest = node.digest.clone();
+        f.expected_size = Some(node.size);
+        findings.push(f);
+        return None;
+    };
+    Some(place)
+}
+
+/// The copies of the part the verified baseline declares, each placed where the baseline puts it (a
+/// flash offset or a partition name; never found by searching the dump for the content), in declared
+/// order. A copy not there, or overlapping the part's own place, is a `copy-missing` finding and is
+/// not compared.
+fn declared_copies<'a>(
+    index: &[Candidate],
+    image_size: u64,
+    job: &PartJob<'a>,
+    place: &Place,
+    findings: &mut Vec<Finding>,
+) -> Vec<DeclaredCopy<'a>> {
+    let (man, p, node): (_, &'a Part, _) = (job.man, job.part, job.node);
+    let mut copies = Vec::new();
+    for (k, c) in p.copies.iter().enumerate() {
+        let k = k.saturating_add(1);
+        let found = locate_copy(index, image_size, node, &p.anchor, c);
+        let why = match &found {
+            None => "not found there",
+            Some(cp) if cp.start < place.end && place.start < cp.end => {
+                "it overlaps the place the part's own anchor found, so no separate copy is there"
+            }
+            Some(_) => "",
+        };
+        match found {
+            Some(cp) if why.is_empty() => copies.push((k, c, cp)),
+            _ => {
                 let mut f = Finding::general(
-                    Code::AnchorNotFound,
+                    Code::CopyMissing,
                     format!(
-                        "{part_name} of the baseline `{}` ({} {}): not found in the image",
+                        "declared copy {k} ({}) of {} of the baseline `{}` ({}): {why}",
+                        c.describe(),
+                        job.name,
                         man.product.product,
                         man.product.component,
-                        p.anchor.describe()
                     ),
                 );
                 f.path = p.path.clone();
+                if let CopyPlace::Offset(o) = c {
+                    f.offset = Some(*o);
+                }
                 f.expected_digest = node.digest.clone();
                 f.expected_size = Some(node.size);
                 findings.push(f);
-                continue;
-            };
-            let mut copies: Vec<(usize, &CopyPlace, Place)> = Vec::new();
-            for (k, c) in p.copies.iter().enumerate() {
-                let k = k.saturating_add(1);
-                let found = locate_copy(&index, image.size, node, &p.anchor, c);
-                let why = match &found {
-                    None => "not found there",
-                    Some(cp) if cp.start < place.end && place.start < cp.end => {
-                        "it overlaps the place the part's own anchor found, so no separate copy is there"
-                    }
-                    Some(_) => "",
-                };
-                match found {
-                    Some(cp) if why.is_empty() => copies.push((k, c, cp)),
-                    _ => {
-                        let mut f = Finding::general(
-                            Code::CopyMissing,
-                            format!(
-                                "declared copy {k} ({}) of {part_name} of the baseline `{}` ({}): {why}",
-                                c.describe(),
-                                man.product.product,
-                                man.product.component,
-                            ),
-                        );
-                        f.path = p.path.clone();
-                        if let CopyPlace::Offset(o) = c {
-                            f.offset = Some(*o);
-                        }
-                        f.expected_digest = node.digest.clone();
-                        f.expected_size = Some(node.size);
-                        findings.push(f);
-                    }
-                }
-            }
-            if p.anchor == Anchor::Volumes {
-                let spans: Vec<(u64, u64)> = std::iter::once((place.start, place.end))
-                    .chain(copies.iter().map(|(_, _, cp)| (cp.start, cp.end)))
-                    .collect();
-                for c in copies_elsewhere(&index, node, &spans) {
-                    let mut f = Finding::general(
-                        Code::AnchorAmbiguous,
-                        format!(
-                            "`{}` at {:#x} ({} bytes) is a copy of a volume of the baseline ({} {}) outside \
-                             the span {:#x}-{:#x} where the hardware's anchor places it{}; that copy is not what the \
-                             baseline vouches for",
-                            c.path,
-                            c.offset,
-                            c.size,
-                            man.product.product,
-                            man.product.component,
-                            place.start,
-                            place.end,
-                            if copies.is_empty() {
-                                String::new()
-                            } else {
-                                format!(
-                                    " and the {} cop{} the baseline declares",
-                                    copies.len(),
-                                    if copies.len() == 1 { "y" } else { "ies" }
-                                )
-                            }
-                        ),
-                    );
-                    f.path = c.path.clone();
-                    f.kind = Some(c.kind);
-                    f.offset = Some(c.offset);
-                    f.size = Some(c.size);
-                    findings.push(f);
-                }
-            }
-            if let Anchor::Partition { name } = &p.anchor {
-                let there = index.iter().find(|c| c.path == place.region);
-                if let Some(c) = there.filter(|c| !c.name.eq_ignore_ascii_case(name)) {
-                    let mut f = Finding::general(
-                        Code::LayoutMismatch,
-                        format!(
-                            "the SoC boots from flash offset 0, where the image's layout has `{}`, not `{name}`: \
-                             it is compared with the baseline's `{}`",
-                            c.name, p.path
-                        ),
-                    );
-                    f.path = c.path.clone();
-                    f.kind = Some(c.kind);
-                    f.offset = Some(c.offset);
-                    f.size = Some(c.size);
-                    findings.push(f);
-                }
-            }
-            let places = std::iter::once((None, place))
-                .chain(copies.into_iter().map(|(k, c, cp)| (Some((k, c)), cp)));
-            for (copy, place) in places {
-                let Some(d) = find_mut(image, &place.region) else {
-                    continue;
-                };
-                let mut found = compare_part(&cx, node, &place, d);
-                let mut anchor = p.anchor.describe();
-                if let Some((k, c)) = copy {
-                    // Every finding on a copy says which copy it is.
-                    for f in &mut found {
-                        f.message.push_str(&format!(
-                            " [declared copy {k} ({}) of {part_name} of the baseline]",
-                            c.describe()
-                        ));
-                    }
-                    anchor = format!("{anchor}, declared copy {k} ({})", c.describe());
-                }
-                findings.extend(found);
-                covered.push((place.start, place.end));
-                anchors.push(Anchored {
-                    manifest: i,
-                    part: p.path.clone(),
-                    anchor,
-                    region: place.region.clone(),
-                    offset: place.start,
-                    size: place.end.saturating_sub(place.start),
-                });
             }
         }
-        stats.bytes_hashed = stats
-            .bytes_hashed
-            .saturating_add(cx.hashed.load(Ordering::Relaxed));
-        stats.nodes_compared = stats
-            .nodes_compared
-            .saturating_add(cx.compared.load(Ordering::Relaxed));
-        stats.nodes_expanded = stats
-            .nodes_expanded
-            .saturating_add(cx.expanded.load(Ordering::Relaxed));
-        skipped.extend(cx.skipped.into_inner().unwrap_or_default());
     }
-    // Two parts on one span: they overlap, so which baseline decides is ambiguous.
-    covered.sort_unstable();
+    copies
+}
+
+/// For a `volumes` part: an `anchor-ambiguous` finding for every volume of the image that is a copy of
+/// one of the part's (same name and size) outside the part's own place and its declared copies. The
+/// baseline vouches for the places the hardware's anchor and the baseline itself give, never for a
+/// copy the dump holds elsewhere, whichever copy the hardware runs.
+fn copies_outside_places(
+    index: &[Candidate],
+    job: &PartJob<'_>,
+    place: &Place,
+    copies: &[DeclaredCopy<'_>],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if job.part.anchor != Anchor::Volumes {
+        return out;
+    }
+    let man = job.man;
+    let spans: Vec<(u64, u64)> = std::iter::once((place.start, place.end))
+        .chain(copies.iter().map(|(_, _, cp)| (cp.start, cp.end)))
+        .collect();
+    for c in copies_elsewhere(index, job.node, &spans) {
+        let mut f = Finding::general(
+            Code::AnchorAmbiguous,
+            format!(
+                "`{}` at {:#x} ({} bytes) is a copy of a volume of the baseline ({} {}) outside \
+                 the span {:#x}-{:#x} where the hardware's anchor places it{}; that copy is not what the \
+                 baseline vouches for",
+                c.path,
+                c.offset,
+                c.size,
+                man.product.product,
+                man.product.component,
+                place.start,
+                place.end,
+                if copies.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and the {} cop{} the baseline declares",
+                        copies.len(),
+                        if copies.len() == 1 { "y" } else { "ies" }
+                    )
+                }
+            ),
+        );
+        f.path = c.path.clone();
+        f.kind = Some(c.kind);
+        f.offset = Some(c.offset);
+        f.size = Some(c.size);
+        out.push(f);
+    }
+    out
+}
+
+/// For a `partition` part: a `layout-mismatch` finding when the region it was placed in has another
+/// name in the dump's own layout. The boot partition is placed at flash offset 0, where the SoC boots,
+/// whatever the dump's layout calls that region; the name the dump gives it does not move the part.
+fn boot_layout_mismatch(index: &[Candidate], job: &PartJob<'_>, place: &Place) -> Option<Finding> {
+    let Anchor::Partition { name } = &job.part.anchor else {
+        return None;
+    };
+    let there = index.iter().find(|c| c.path == place.region);
+    let c = there.filter(|c| !c.name.eq_ignore_ascii_case(name))?;
+    let mut f = Finding::general(
+        Code::LayoutMismatch,
+        format!(
+            "the SoC boots from flash offset 0, where the image's layout has `{}`, not `{name}`: \
+             it is compared with the baseline's `{}`",
+            c.name, job.part.path
+        ),
+    );
+    f.path = c.path.clone();
+    f.kind = Some(c.kind);
+    f.offset = Some(c.offset);
+    f.size = Some(c.size);
+    Some(f)
+}
+
+/// Compares the part at its own place, then at each declared copy found; every finding on a copy says
+/// which copy it is. Each place compared is recorded as covered and as anchored; a place whose region
+/// is not in the image tree is skipped.
+fn compare_places(
+    cx: &Cx,
+    image: &mut Region,
+    job: &PartJob<'_>,
+    place: Place,
+    copies: Vec<DeclaredCopy<'_>>,
+    t: &mut Tally,
+) {
+    let p = job.part;
+    let places = std::iter::once((None, place))
+        .chain(copies.into_iter().map(|(k, c, cp)| (Some((k, c)), cp)));
+    for (copy, place) in places {
+        let Some(d) = find_mut(image, &place.region) else {
+            continue;
+        };
+        let mut found = compare_part(cx, job.node, &place, d);
+        let mut anchor = p.anchor.describe();
+        if let Some((k, c)) = copy {
+            // Every finding on a copy says which copy it is.
+            for f in &mut found {
+                f.message.push_str(&format!(
+                    " [declared copy {k} ({}) of {} of the baseline]",
+                    c.describe(),
+                    job.name
+                ));
+            }
+            anchor = format!("{anchor}, declared copy {k} ({})", c.describe());
+        }
+        t.findings.extend(found);
+        t.covered.push((place.start, place.end));
+        t.anchors.push(Anchored {
+            manifest: job.manifest,
+            part: p.path.clone(),
+            anchor,
+            region: place.region.clone(),
+            offset: place.start,
+            size: place.end.saturating_sub(place.start),
+        });
+    }
+}
+
+/// Adds one manifest's comparison counters and skipped nodes to the scan's.
+fn fold_counters(cx: Cx<'_>, stats: &mut ScanStats, skipped: &mut Vec<Skipped>) {
+    stats.bytes_hashed = stats
+        .bytes_hashed
+        .saturating_add(cx.hashed.load(Ordering::Relaxed));
+    stats.nodes_compared = stats
+        .nodes_compared
+        .saturating_add(cx.compared.load(Ordering::Relaxed));
+    stats.nodes_expanded = stats
+        .nodes_expanded
+        .saturating_add(cx.expanded.load(Ordering::Relaxed));
+    skipped.extend(cx.skipped.into_inner().unwrap_or_default());
+}
+
+/// Two parts on one span: they overlap, so which baseline decides is ambiguous. One finding per
+/// overlapping neighbour pair of `covered`, which must be sorted.
+fn overlapping_parts(covered: &[(u64, u64)]) -> Vec<Finding> {
+    let mut out = Vec::new();
     for w in covered.windows(2) {
         if w[1].0 < w[0].1 {
             let mut f = Finding::general(
@@ -730,22 +877,10 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
                 ),
             );
             f.offset = Some(w[1].0);
-            findings.push(f);
+            out.push(f);
         }
     }
-    let mut uncovered = Vec::new();
-    not_covered(image, &covered, &mut uncovered);
-    // Fail closed: uncovered bytes that are neither blank nor per-machine by structure are findings.
-    let blank = ms.first().map_or(0xFF, |v| v.manifest().image.blank_byte);
-    findings.extend(unaccounted_findings(image, &covered, &uncovered, blank));
-    skipped.sort_by(|a: &Skipped, b| a.path.cmp(&b.path));
-    ScanResult {
-        findings,
-        skipped,
-        stats,
-        anchors,
-        uncovered,
-    }
+    out
 }
 
 /// Bytes of `[start, end)` inside the covered spans.
