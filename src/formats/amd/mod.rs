@@ -187,7 +187,20 @@ struct Walker<'a> {
     notes: Vec<Note>,
 }
 
-impl Walker<'_> {
+/// A directory header as read, with the directory's bytes (header and entries).
+struct DirHeader<'a> {
+    kind: DirKind,
+    name: &'static str,
+    off: u64,
+    hsize: u64,
+    esize: u64,
+    n: u64,
+    /// Address mode (additional info bits 29-30, or 24-25 when bit 31 is set).
+    mode: u32,
+    body: &'a [u8],
+}
+
+impl<'a> Walker<'a> {
     fn follow(&mut self, p: u64, from: &'static str) {
         if let Some(t) = map_addr(p, self.len) {
             if slice(self.b, t, 4, "magic")
@@ -200,21 +213,44 @@ impl Walker<'_> {
         }
     }
 
-    // Reviewed: `off` holds a directory magic inside the image (`off + 4 <= len`); the entry count is bounded by what fits after it (`avail`, MAX_ENTRIES) before `hsize + n * esize`, and entries index that slice; node offsets plus offsets inside the node fit.
+    /// Reads the directory at `off` (reached from `from`) once: its node, its entries and the directories
+    /// they point to.
+    // Reviewed: entries index the directory's slice (`hsize + n * esize` bytes, dir_header() bounded `n`).
     #[allow(clippy::arithmetic_side_effects)]
     fn dir(&mut self, off: u64, from: &'static str) {
         if !self.seen.insert(off) || self.seen.len() > MAX_DIRS {
             return;
         }
-        let Some(kind) = slice(self.b, off, 4, "magic").ok().and_then(dir_kind) else {
+        let Some((h, mut d)) = self.dir_header(off, from) else {
             return;
         };
+        let mut values = Vec::new();
+        for i in 0..h.n {
+            let e =
+                &h.body[(h.hsize + i * h.esize) as usize..(h.hsize + (i + 1) * h.esize) as usize];
+            match h.kind {
+                DirKind::Combo { .. } => self.combo_entry(&h, e, &mut values),
+                DirKind::Psp { .. } | DirKind::Bios { .. } => self.entry(&h, i, e, &mut values),
+            }
+        }
+        if !values.is_empty() {
+            d.attrs.insert("values".into(), values.into());
+        }
+        self.dirs.push(d);
+    }
+
+    /// The PSP, BIOS or combo directory header at `off` (cookie, Fletcher-32 checksum, entry count,
+    /// additional info; combo: 32 bytes) and the directory's node, or `None` when it does not fit.
+    // Reviewed: `off` holds a directory magic inside the image (`off + 4 <= len`); the entry count is bounded by what fits after it (`avail`, MAX_ENTRIES) before `hsize + n * esize`; node offsets plus offsets inside the node fit.
+    #[allow(clippy::arithmetic_side_effects)]
+    fn dir_header(&mut self, off: u64, from: &'static str) -> Option<(DirHeader<'a>, Region)> {
+        let kind = slice(self.b, off, 4, "magic").ok().and_then(dir_kind)?;
         let (Ok(count), Ok(sum), Ok(info)) = (
             le32(self.b, off + 8, "entry count"),
             le32(self.b, off + 4, "checksum"),
             le32(self.b, off + 12, "additional info"),
         ) else {
-            return;
+            return None;
         };
         let (hsize, esize, name) = match kind {
             DirKind::Psp { l2: false } => (16u64, 16u64, "psp-directory"),
@@ -232,12 +268,10 @@ impl Walker<'_> {
                 format!("{name} at {off:#x}: {n} entries do not fit in the image"),
                 Some(self.node.offset + off),
             ));
-            return;
+            return None;
         }
         let size = hsize + n * esize;
-        let Ok(body) = slice(self.b, off, size, "directory") else {
-            return;
-        };
+        let body = slice(self.b, off, size, "directory").ok()?;
         let mut d = Region::new(
             RegionKind::Header,
             name,
@@ -264,116 +298,143 @@ impl Walker<'_> {
         } else {
             (info >> 29) & 3
         };
-        let mut values = Vec::new();
-        for i in 0..n {
-            let e = &body[(hsize + i * esize) as usize..(hsize + (i + 1) * esize) as usize];
-            match kind {
-                DirKind::Combo { .. } => {
-                    let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
-                    let addr =
-                        u64::from_le_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
-                    values.push(serde_json::json!({"psp-id": format!("{id:#010x}"), "address": format!("{addr:#x}")}));
-                    self.follow(addr, name);
-                }
-                DirKind::Psp { .. } | DirKind::Bios { .. } => {
-                    let bios = matches!(kind, DirKind::Bios { .. });
-                    let t = e[0];
-                    let esize32 = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
-                    let addr =
-                        u64::from_le_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
-                    let tname = type_name(bios, t);
-                    // Pointers to further directories.
-                    let is_dir_ptr = if bios {
-                        t == 0x70
-                    } else {
-                        matches!(t, 0x40 | 0x48 | 0x49 | 0x4A)
-                    };
-                    let emode = if mode >= 2 {
-                        addr >> 62
-                    } else {
-                        u64::from(mode)
-                    };
-                    let target = if emode == 2 {
-                        (addr & 0x3FFF_FFFF_FFFF_FFFF).checked_add(off)
-                    } else {
-                        map_addr(addr, self.len)
-                    };
-                    if is_dir_ptr {
-                        if let Some(t) = target {
-                            let m = slice(self.b, t, 4, "magic").ok();
-                            if m.and_then(dir_kind).is_some() {
-                                self.queue.push((t, name));
-                            } else if let Ok(p) = le32(self.b, t + 16, "indirect directory") {
-                                // PSP L2A/L2B: a header holding the directory's address at +16.
-                                self.follow(u64::from(p), name);
-                            }
-                        }
-                        continue;
-                    }
-                    if esize32 == 0xFFFF_FFFF || esize32 == 0 {
-                        values.push(serde_json::json!({"type": format!("{t:#04x}"), "name": tname, "value": format!("{addr:#x}")}));
-                        continue;
-                    }
-                    let Some(start) = target.filter(|&s| {
-                        s.checked_add(u64::from(esize32))
-                            .is_some_and(|end| end <= self.len)
-                    }) else {
-                        if !(bios && t == 0x61) {
-                            self.notes.push(Note::new(
-                                Code::PartitionOutOfBounds,
-                                format!(
-                                    "{name} entry {tname} ({addr:#x}+{esize32:#x}) lies outside the image"
-                                ),
-                                Some(self.node.offset + off + hsize + i * esize),
-                            ));
-                        }
-                        continue;
-                    };
-                    let mut r = Region::new(
-                        RegionKind::FitImage,
-                        &tname,
-                        &self.node.data,
-                        self.node.offset + start,
-                        u64::from(esize32),
-                    );
-                    r.attrs.insert("name".into(), tname.clone().into());
-                    r.attrs.insert("type".into(), format!("{t:#04x}").into());
-                    r.attrs.insert("directory".into(), name.into());
-                    r.attrs
-                        .insert("address".into(), format!("{addr:#x}").into());
-                    if bios {
-                        let flags = e[2];
-                        let dest = u64::from_le_bytes([
-                            e[16], e[17], e[18], e[19], e[20], e[21], e[22], e[23],
-                        ]);
-                        r.attrs.insert("region-type".into(), e[1].into());
-                        r.attrs
-                            .insert("destination".into(), format!("{dest:#x}").into());
-                        r.attrs.insert("reset".into(), (flags & 1 != 0).into());
-                        r.attrs.insert("copy".into(), (flags & 2 != 0).into());
-                        r.attrs.insert("read-only".into(), (flags & 4 != 0).into());
-                        r.attrs.insert("compressed".into(), (flags & 8 != 0).into());
-                        r.attrs.insert("instance".into(), (flags >> 4).into());
-                        if t == 0x62 && flags & 1 != 0 {
-                            r.attrs.insert("role".into(), "bios-reset-image".into());
-                        } else if t == 0x60 || t == 0x68 {
-                            r.attrs.insert("role".into(), "apcb".into());
-                        }
-                    } else {
-                        r.attrs.insert("subprogram".into(), e[1].into());
-                        let flags = u16::from_le_bytes([e[2], e[3]]);
-                        r.attrs
-                            .insert("flags".into(), format!("{flags:#06x}").into());
-                        mark_signed(&mut r);
-                    }
-                    self.items.push(Item { region: r });
+        let h = DirHeader {
+            kind,
+            name,
+            off,
+            hsize,
+            esize,
+            n,
+            mode,
+            body,
+        };
+        Some((h, d))
+    }
+
+    /// A combo directory entry (16 bytes: id select, PSP id, directory address): a value, and the
+    /// directory it points to.
+    fn combo_entry(&mut self, h: &DirHeader<'_>, e: &[u8], values: &mut Vec<serde_json::Value>) {
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let addr = u64::from_le_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
+        values.push(
+            serde_json::json!({"psp-id": format!("{id:#010x}"), "address": format!("{addr:#x}")}),
+        );
+        self.follow(addr, h.name);
+    }
+
+    /// Entry `i` of a PSP (16 bytes) or BIOS (24 bytes) directory: a pointer to an L2 directory (followed),
+    /// a value (size 0 or 0xFFFFFFFF), or data in the flash (an item).
+    // Reviewed: an entry's target is taken only when `start + size <= len` (checked_add); the note offset is inside the directory (entry `i < n`); `t + 16` is a small offset past a position inside the image.
+    #[allow(clippy::arithmetic_side_effects)]
+    fn entry(&mut self, h: &DirHeader<'_>, i: u64, e: &[u8], values: &mut Vec<serde_json::Value>) {
+        let name = h.name;
+        let bios = matches!(h.kind, DirKind::Bios { .. });
+        let t = e[0];
+        let esize32 = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let addr = u64::from_le_bytes([e[8], e[9], e[10], e[11], e[12], e[13], e[14], e[15]]);
+        let tname = type_name(bios, t);
+        // Pointers to further directories.
+        let is_dir_ptr = if bios {
+            t == 0x70
+        } else {
+            matches!(t, 0x40 | 0x48 | 0x49 | 0x4A)
+        };
+        let emode = if h.mode >= 2 {
+            addr >> 62
+        } else {
+            u64::from(h.mode)
+        };
+        let target = if emode == 2 {
+            (addr & 0x3FFF_FFFF_FFFF_FFFF).checked_add(h.off)
+        } else {
+            map_addr(addr, self.len)
+        };
+        if is_dir_ptr {
+            if let Some(t) = target {
+                let m = slice(self.b, t, 4, "magic").ok();
+                if m.and_then(dir_kind).is_some() {
+                    self.queue.push((t, name));
+                } else if let Ok(p) = le32(self.b, t + 16, "indirect directory") {
+                    // PSP L2A/L2B: a header holding the directory's address at +16.
+                    self.follow(u64::from(p), name);
                 }
             }
+            return;
         }
-        if !values.is_empty() {
-            d.attrs.insert("values".into(), values.into());
+        if esize32 == 0xFFFF_FFFF || esize32 == 0 {
+            values.push(serde_json::json!({"type": format!("{t:#04x}"), "name": tname, "value": format!("{addr:#x}")}));
+            return;
         }
-        self.dirs.push(d);
+        let Some(start) = target.filter(|&s| {
+            s.checked_add(u64::from(esize32))
+                .is_some_and(|end| end <= self.len)
+        }) else {
+            if !(bios && t == 0x61) {
+                self.notes.push(Note::new(
+                    Code::PartitionOutOfBounds,
+                    format!("{name} entry {tname} ({addr:#x}+{esize32:#x}) lies outside the image"),
+                    Some(self.node.offset + h.off + h.hsize + i * h.esize),
+                ));
+            }
+            return;
+        };
+        let r = self.entry_region(h, e, start, esize32, &tname, addr);
+        self.items.push(Item { region: r });
+    }
+
+    /// The node of a PSP or BIOS directory entry's data (`size` bytes at `start`), with the entry's fields:
+    /// BIOS region type, destination and flags (reset, copy, read-only, compressed, instance); PSP
+    /// subprogram, flags and `$PS1` header.
+    // Reviewed: `start + size <= len` (entry()), so the node offset plus `start` fits.
+    #[allow(clippy::arithmetic_side_effects)]
+    fn entry_region(
+        &self,
+        h: &DirHeader<'_>,
+        e: &[u8],
+        start: u64,
+        size: u32,
+        tname: &str,
+        addr: u64,
+    ) -> Region {
+        let name = h.name;
+        let bios = matches!(h.kind, DirKind::Bios { .. });
+        let t = e[0];
+        let mut r = Region::new(
+            RegionKind::FitImage,
+            tname,
+            &self.node.data,
+            self.node.offset + start,
+            u64::from(size),
+        );
+        r.attrs.insert("name".into(), tname.to_owned().into());
+        r.attrs.insert("type".into(), format!("{t:#04x}").into());
+        r.attrs.insert("directory".into(), name.into());
+        r.attrs
+            .insert("address".into(), format!("{addr:#x}").into());
+        if bios {
+            let flags = e[2];
+            let dest = u64::from_le_bytes([e[16], e[17], e[18], e[19], e[20], e[21], e[22], e[23]]);
+            r.attrs.insert("region-type".into(), e[1].into());
+            r.attrs
+                .insert("destination".into(), format!("{dest:#x}").into());
+            r.attrs.insert("reset".into(), (flags & 1 != 0).into());
+            r.attrs.insert("copy".into(), (flags & 2 != 0).into());
+            r.attrs.insert("read-only".into(), (flags & 4 != 0).into());
+            r.attrs.insert("compressed".into(), (flags & 8 != 0).into());
+            r.attrs.insert("instance".into(), (flags >> 4).into());
+            if t == 0x62 && flags & 1 != 0 {
+                r.attrs.insert("role".into(), "bios-reset-image".into());
+            } else if t == 0x60 || t == 0x68 {
+                r.attrs.insert("role".into(), "apcb".into());
+            }
+        } else {
+            r.attrs.insert("subprogram".into(), e[1].into());
+            let flags = u16::from_le_bytes([e[2], e[3]]);
+            r.attrs
+                .insert("flags".into(), format!("{flags:#06x}").into());
+            mark_signed(&mut r);
+        }
+        r
     }
 }
 

@@ -245,32 +245,64 @@ fn fmp(ctx: &Ctx, node: &Region, at: u64, end: u64) -> Result<Vec<Region>, Parse
     Ok(out)
 }
 
+/// An `EFI_FIRMWARE_MANAGEMENT_CAPSULE_IMAGE_HEADER` (versions 1-3) as read.
+struct ImageHeader {
+    version: u32,
+    /// Header size: 32, 40 or 48 bytes by version.
+    len: u64,
+    type_id: String,
+    index: u8,
+    image_size: u64,
+    vendor_size: u64,
+    instance: u64,
+    support: u64,
+}
+
+/// Reads the FMP capsule image header at `at` of `b` (UEFI spec 2.10 §23.3,
+/// `EFI_FIRMWARE_MANAGEMENT_CAPSULE_IMAGE_HEADER`).
+fn image_header(b: &[u8], at: u64) -> Result<ImageHeader, ParseError> {
+    let version = le32(b, at, "FMP image header version")?;
+    let len = match version {
+        1 => 32,
+        2 => 40,
+        _ => 48,
+    };
+    let h = slice(b, at, len, "FMP image header")?;
+    Ok(ImageHeader {
+        version,
+        len,
+        type_id: guid(&h[4..20]),
+        index: h[20],
+        image_size: u64::from(le32(h, 24, "UpdateImageSize")?),
+        vendor_size: u64::from(le32(h, 28, "UpdateVendorCodeSize")?),
+        instance: if version >= 2 {
+            le64(h, 32, "HardwareInstance")?
+        } else {
+            0
+        },
+        support: if version >= 3 {
+            le64(h, 40, "ImageCapsuleSupport")?
+        } else {
+            0
+        },
+    })
+}
+
 // Reviewed: `at < next <= end` (fmp()), the header and image were sliced out of `b` before their ends are used, the authentication length is inside the image (auth_len), the MSS1 header is kept only when `cursor + hlen <= rest` (a 32-bit `hlen` in u64), and `base` plus an offset inside the node fits.
 #[allow(clippy::arithmetic_side_effects)]
 fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, ParseError> {
     let b = node.bytes();
     let base = node.offset;
-    let version = le32(b, at, "FMP image header version")?;
-    let hdr_len = match version {
-        1 => 32,
-        2 => 40,
-        _ => 48,
-    };
-    let h = slice(b, at, hdr_len, "FMP image header")?;
-    let type_id = guid(&h[4..20]);
-    let index = h[20];
-    let image_size = u64::from(le32(h, 24, "UpdateImageSize")?);
-    let vendor_size = u64::from(le32(h, 28, "UpdateVendorCodeSize")?);
-    let instance = if version >= 2 {
-        le64(h, 32, "HardwareInstance")?
-    } else {
-        0
-    };
-    let support = if version >= 3 {
-        le64(h, 40, "ImageCapsuleSupport")?
-    } else {
-        0
-    };
+    let ImageHeader {
+        version,
+        len: hdr_len,
+        type_id,
+        index,
+        image_size,
+        vendor_size,
+        instance,
+        support,
+    } = image_header(b, at)?;
     let img_at = at + hdr_len;
     let avail = next.saturating_sub(img_at);
     let mut p = Region::new(
@@ -308,79 +340,137 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
     let auth = auth_len(img).filter(|_| support & 1 == 1 || version < 3 || support == 0);
     let mut cursor = img_at;
     if let Some(alen) = auth {
-        let mut a = Region::new(
-            RegionKind::Header,
-            "authentication",
-            &node.data,
-            base + img_at,
-            alen,
-        )
-        .with_attr("monotonic-count", le64(img, 0, "MonotonicCount")?);
-        let cert = &img[32..alen as usize];
-        let signed = &img[alen as usize..];
-        let mut data = signed.to_vec();
-        data.extend_from_slice(&img[..8]);
-        let at = ctx.opts.at.unwrap_or_else(std::time::SystemTime::now);
-        match verify_pkcs7(cert, &data, &ctx.opts.keys.x509(), at) {
-            Ok(v) => {
-                let trust = match &v.path {
-                    Some(Ok(path)) => Trust::Anchored(path.anchor.clone()),
-                    // Verified with the signer's own certificate, which nothing vouches for.
-                    None => Trust::SelfSigned,
-                    Some(Err(e)) => {
-                        p.notes.push(Note::new(
-                            e.code(),
-                            format!("capsule payload {type_id}: {e}"),
-                            Some(base + img_at),
-                        ));
-                        Trust::Unknown
-                    }
-                };
-                a.attrs.insert("issuer".into(), v.issuer.clone().into());
-                p.evidence.push(
-                    Evidence::on_node(Scheme::Pkcs7, Status::Valid)
-                        .with_signer(v.subject.clone())
-                        .with_trust(trust)
-                        .with_protection(Protection::VendorPackage),
-                );
-            }
-            Err(e) => {
-                p.evidence.push(
-                    Evidence::on_node(Scheme::Pkcs7, Status::Invalid(e.to_string()))
-                        .with_protection(Protection::VendorPackage),
-                );
-                p.notes.push(Note::new(
-                    Code::VendorSignatureInvalid,
-                    format!("capsule payload {type_id}: {e}"),
-                    Some(base + img_at),
-                ))
-            }
-        }
-        kids.push(a);
+        kids.push(authentication(
+            ctx, node, &mut p, &type_id, img, img_at, alen,
+        )?);
         cursor += alen;
     }
-    // EDK2's FMP payload header (`MSS1`, HeaderSize, FwVersion, LowestSupportedVersion).
     let rest = img_at + img_len;
-    if slice(b, cursor, 4, "fmp payload header").ok() == Some(&b"MSS1"[..]) {
-        let hlen = u64::from(le32(b, cursor + 4, "payload header size")?);
-        if hlen >= 16 && cursor + hlen <= rest {
-            kids.push(
-                Region::new(
-                    RegionKind::Header,
-                    "fmp-payload-header",
-                    &node.data,
-                    base + cursor,
-                    hlen,
-                )
-                .with_attr("fw-version", le32(b, cursor + 8, "FwVersion")?)
-                .with_attr(
-                    "lowest-supported-version",
-                    le32(b, cursor + 12, "LowestSupportedVersion")?,
-                ),
+    if let Some(h) = payload_header(node, cursor, rest)? {
+        cursor += h.size;
+        kids.push(h);
+    }
+    image(
+        ctx,
+        node,
+        cursor,
+        rest,
+        vendor_size.min(next.saturating_sub(rest)),
+        &mut kids,
+    );
+    p.children = kids;
+    crate::region::fill_gaps(
+        &node.data,
+        p.offset,
+        p.end(),
+        &mut p.children,
+        ctx.opts.blank,
+        RegionKind::Padding,
+    );
+    Ok(p)
+}
+
+/// The `EFI_FIRMWARE_IMAGE_AUTHENTICATION` node of `img` (UEFI spec 2.10 §23.1: `MonotonicCount`, then a
+/// `WIN_CERTIFICATE_UEFI_GUID` of type PKCS#7), its `alen` bytes at `img_at`; the PKCS#7 result becomes
+/// `pkcs7` evidence (and notes) on the payload `p`.
+// Reviewed: `alen` is at least 32 and inside `img` (auth_len), and `base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
+fn authentication(
+    ctx: &Ctx,
+    node: &Region,
+    p: &mut Region,
+    type_id: &str,
+    img: &[u8],
+    img_at: u64,
+    alen: u64,
+) -> Result<Region, ParseError> {
+    let base = node.offset;
+    let mut a = Region::new(
+        RegionKind::Header,
+        "authentication",
+        &node.data,
+        base + img_at,
+        alen,
+    )
+    .with_attr("monotonic-count", le64(img, 0, "MonotonicCount")?);
+    let cert = &img[32..alen as usize];
+    let signed = &img[alen as usize..];
+    let mut data = signed.to_vec();
+    data.extend_from_slice(&img[..8]);
+    let at = ctx.opts.at.unwrap_or_else(std::time::SystemTime::now);
+    match verify_pkcs7(cert, &data, &ctx.opts.keys.x509(), at) {
+        Ok(v) => {
+            let trust = match &v.path {
+                Some(Ok(path)) => Trust::Anchored(path.anchor.clone()),
+                // Verified with the signer's own certificate, which nothing vouches for.
+                None => Trust::SelfSigned,
+                Some(Err(e)) => {
+                    p.notes.push(Note::new(
+                        e.code(),
+                        format!("capsule payload {type_id}: {e}"),
+                        Some(base + img_at),
+                    ));
+                    Trust::Unknown
+                }
+            };
+            a.attrs.insert("issuer".into(), v.issuer.clone().into());
+            p.evidence.push(
+                Evidence::on_node(Scheme::Pkcs7, Status::Valid)
+                    .with_signer(v.subject.clone())
+                    .with_trust(trust)
+                    .with_protection(Protection::VendorPackage),
             );
-            cursor += hlen;
+        }
+        Err(e) => {
+            p.evidence.push(
+                Evidence::on_node(Scheme::Pkcs7, Status::Invalid(e.to_string()))
+                    .with_protection(Protection::VendorPackage),
+            );
+            p.notes.push(Note::new(
+                Code::VendorSignatureInvalid,
+                format!("capsule payload {type_id}: {e}"),
+                Some(base + img_at),
+            ))
         }
     }
+    Ok(a)
+}
+
+/// EDK2's FMP payload header (`FMP_PAYLOAD_HEADER`: `MSS1`, HeaderSize, FwVersion,
+/// LowestSupportedVersion) at `cursor`, when one fits before `rest`.
+// Reviewed: the header is kept only when `cursor + hlen <= rest` (a 32-bit `hlen` in u64, `rest` inside the node), and `base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
+fn payload_header(node: &Region, cursor: u64, rest: u64) -> Result<Option<Region>, ParseError> {
+    let b = node.bytes();
+    if slice(b, cursor, 4, "fmp payload header").ok() != Some(&b"MSS1"[..]) {
+        return Ok(None);
+    }
+    let hlen = u64::from(le32(b, cursor + 4, "payload header size")?);
+    if hlen < 16 || cursor + hlen > rest {
+        return Ok(None);
+    }
+    Ok(Some(
+        Region::new(
+            RegionKind::Header,
+            "fmp-payload-header",
+            &node.data,
+            node.offset + cursor,
+            hlen,
+        )
+        .with_attr("fw-version", le32(b, cursor + 8, "FwVersion")?)
+        .with_attr(
+            "lowest-supported-version",
+            le32(b, cursor + 12, "LowestSupportedVersion")?,
+        ),
+    ))
+}
+
+/// The firmware image (`cursor..rest`, parsed as a file of its own) and the `vend` bytes of vendor code
+/// after it (`UpdateVendorCodeSize`, UEFI spec 2.10 §23.3).
+// Reviewed: `cursor < rest` is checked before `rest - cursor`, and `base` plus an offset inside the node fits.
+#[allow(clippy::arithmetic_side_effects)]
+fn image(ctx: &Ctx, node: &Region, cursor: u64, rest: u64, vend: u64, kids: &mut Vec<Region>) {
+    let base = node.offset;
     if cursor < rest {
         let mut fw = Region::new(
             RegionKind::Blob,
@@ -392,7 +482,6 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
         parse_file(ctx, &mut fw);
         kids.push(fw);
     }
-    let vend = vendor_size.min(next.saturating_sub(rest));
     if vend > 0 {
         kids.push(Region::new(
             RegionKind::Blob,
@@ -402,16 +491,6 @@ fn payload(ctx: &Ctx, node: &Region, at: u64, next: u64) -> Result<Region, Parse
             vend,
         ));
     }
-    p.children = kids;
-    crate::region::fill_gaps(
-        &node.data,
-        p.offset,
-        p.end(),
-        &mut p.children,
-        ctx.opts.blank,
-        RegionKind::Padding,
-    );
-    Ok(p)
 }
 
 /// Length of the `EFI_FIRMWARE_IMAGE_AUTHENTICATION` at the start of `img` (8 + `dwLength`), when it is

@@ -158,19 +158,29 @@ fn unparsed(data: &Arc<Data>, off: u64, len: u64, e: ParseError) -> Region {
 }
 
 /// Builds the node of one section (whose header was read) and its children.
-// Reviewed: `off + h.size` lies inside the data (sections() checked it) and `h.hsize <= h.size`; body offsets are small constants past the header checked against the section's size before subtracting (the data offset `doff` is compared with `h.hsize + 20` and `h.size` first).
-#[allow(clippy::arithmetic_side_effects)]
 pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
     let tname = type_name(h.typ);
     let mut s = Region::new(RegionKind::Section, tname, data, off, h.size)
         .with_attr("type", tname)
         .with_attr("section-type", format!("{:#04x}", h.typ));
     let b = slice(data, off, h.size, "section").unwrap_or(&[]);
-    let body_off = off + h.hsize;
     let body = b.get(h.hsize as usize..).unwrap_or(&[]);
     match h.typ {
+        0x10..=0x12 | 0x16 | 0x15 | 0x14 | 0x18 => leaf(&mut s, h.typ, body),
+        0x17 => fv_image(ctx, data, off, h, body, &mut s),
+        0x01 => compression(ctx, data, off, h, body, &mut s),
+        0x02 => guid_defined(ctx, data, off, h, b, &mut s),
+        _ => {}
+    }
+    s
+}
+
+/// Attributes of a leaf section (PI spec vol. 3, 3.2.5): PE32/PIC/TE and COMPATIBILITY16 body digests,
+/// the UI name, the version string, the freeform subtype GUID.
+fn leaf(s: &mut Region, typ: u8, body: &[u8]) {
+    match typ {
         0x10..=0x12 => {
-            for (k, v) in crate::formats::pe::describe(body, h.typ == 0x12) {
+            for (k, v) in crate::formats::pe::describe(body, typ == 0x12) {
                 s.attrs.insert(k.into(), v);
             }
             // The digest CHIPSEC's `tools.uefi.scan_image` allowlists key on (body without header).
@@ -200,149 +210,166 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
             s.attrs
                 .insert("subtype-guid".into(), guid(&body[..16]).into());
         }
-        0x17 => {
-            let hdr = Region::new(RegionKind::Header, "header", data, off, h.hsize);
-            let vlen = h.size - h.hsize;
-            let mut kids = vec![hdr];
-            match ctx.deeper(off) {
-                Ok(c) => match fv::header_ok(body) {
-                    Some((fv_len, _)) => {
-                        let (l, t) = if fv_len > vlen {
-                            (vlen, true)
-                        } else {
-                            (fv_len, false)
-                        };
-                        kids.push(fv::volume(&c, data, body_off, l, t));
-                    }
-                    None => s.notes.push(Note::new(
-                        Code::Unparsed,
-                        "FV image section does not hold a valid volume header",
-                        Some(body_off),
-                    )),
-                },
-                Err(e) => s.notes.push(formats::unparsed_note("section", &e)),
-            }
-            formats::adopt(ctx, &s, &mut kids);
-            s.children = kids;
-        }
-        0x01 => {
-            // EFI_COMPRESSION_SECTION: u32 UncompressedLength, u8 CompressionType.
-            let (Ok(ulen), Ok(ct)) = (
-                le32(body, 0, "uncompressed length"),
-                slice(body, 4, 1, "type"),
-            ) else {
-                s.notes.push(Note::new(
-                    Code::Unparsed,
-                    "compression section header truncated",
-                    Some(off),
-                ));
-                return s;
-            };
-            let ct = ct[0];
-            s.attrs.insert("uncompressed-size".into(), ulen.into());
-            s.attrs.insert(
-                "compression".into(),
-                match ct {
-                    0 => "none",
-                    1 => "efi-standard",
-                    2 => "lzma",
-                    _ => "unknown",
-                }
-                .into(),
-            );
-            if ct == 0 {
-                let hdr = Region::new(RegionKind::Header, "header", data, off, h.hsize + 5);
-                let (secs, _) = match ctx.deeper(off) {
-                    // The 5-byte header was read from the body: `h.size - h.hsize >= 5`.
-                    Ok(c) => sections(
-                        &c,
-                        data,
-                        body_off.saturating_add(5),
-                        h.size.saturating_sub(h.hsize).saturating_sub(5),
-                    ),
-
-                    Err(e) => {
-                        s.notes.push(formats::unparsed_note("section", &e));
-                        (vec![], None)
-                    }
-                };
-                let mut kids = vec![hdr];
-                kids.extend(secs);
-                formats::adopt(ctx, &s, &mut kids);
-                s.children = kids;
-            } else {
-                formats::now_or_later(ctx, &mut s, "section", expand);
-            }
-        }
-        0x02 => {
-            // EFI_GUID_DEFINED_SECTION: GUID, u16 DataOffset, u16 Attributes.
-            let (Ok(g), Ok(doff), Ok(attr)) = (
-                slice(body, 0, 16, "section GUID"),
-                le16(body, 16, "data offset"),
-                le16(body, 18, "attributes"),
-            ) else {
-                s.notes.push(Note::new(
-                    Code::Unparsed,
-                    "GUID-defined section header truncated",
-                    Some(off),
-                ));
-                return s;
-            };
-            let g = guid(g);
-            s.name = format!("guided[{g}]");
-            s.attrs.insert("guid".into(), g.clone().into());
-            if let Some(n) = guids::name(&g) {
-                s.attrs.insert("guid-name".into(), n.into());
-            }
-            let doff = u64::from(doff);
-            if doff < h.hsize + 20 || doff > h.size {
-                s.notes.push(Note::new(
-                    Code::Unparsed,
-                    format!("GUID-defined section data offset {doff:#x} is out of bounds"),
-                    Some(off + h.hsize + 16),
-                ));
-                return s;
-            }
-            let known = [
-                guids::LZMA,
-                guids::LZMAF86,
-                guids::TIANO,
-                guids::BROTLI,
-                guids::GZIP,
-            ];
-            if attr & GUIDED_PROCESSING_REQUIRED == 0 || g == guids::CRC32 {
-                if g == guids::CRC32 {
-                    if let Ok(want) = le32(body, 20, "CRC32") {
-                        let mut c = flate2::Crc::new();
-                        c.update(b.get(doff as usize..).unwrap_or(&[]));
-                        if c.sum() != want {
-                            s.notes.push(Note::new(
-                                Code::GuidedSectionCrc32,
-                                format!("CRC32 is {want:#010x}, data gives {:#010x}", c.sum()),
-                                Some(off + h.hsize + 20),
-                            ));
-                        }
-                    }
-                }
-                let hdr = Region::new(RegionKind::Header, "header", data, off, doff);
-                let (secs, _) = match ctx.deeper(off) {
-                    Ok(c) => sections(&c, data, off + doff, h.size - doff),
-                    Err(e) => {
-                        s.notes.push(formats::unparsed_note("section", &e));
-                        (vec![], None)
-                    }
-                };
-                let mut kids = vec![hdr];
-                kids.extend(secs);
-                formats::adopt(ctx, &s, &mut kids);
-                s.children = kids;
-            } else if known.contains(&g.as_str()) {
-                formats::now_or_later(ctx, &mut s, "section", expand);
-            }
-        }
         _ => {}
     }
-    s
+}
+
+/// Children of an `EFI_SECTION_FIRMWARE_VOLUME_IMAGE` (PI spec vol. 3, 3.2.5): its header and the volume.
+// Reviewed: `off + h.hsize` lies inside the data and `h.hsize <= h.size` (header() and sections() checked both).
+#[allow(clippy::arithmetic_side_effects)]
+fn fv_image(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, body: &[u8], s: &mut Region) {
+    let body_off = off + h.hsize;
+    let hdr = Region::new(RegionKind::Header, "header", data, off, h.hsize);
+    let vlen = h.size - h.hsize;
+    let mut kids = vec![hdr];
+    match ctx.deeper(off) {
+        Ok(c) => match fv::header_ok(body) {
+            Some((fv_len, _)) => {
+                let (l, t) = if fv_len > vlen {
+                    (vlen, true)
+                } else {
+                    (fv_len, false)
+                };
+                kids.push(fv::volume(&c, data, body_off, l, t));
+            }
+            None => s.notes.push(Note::new(
+                Code::Unparsed,
+                "FV image section does not hold a valid volume header",
+                Some(body_off),
+            )),
+        },
+        Err(e) => s.notes.push(formats::unparsed_note("section", &e)),
+    }
+    formats::adopt(ctx, s, &mut kids);
+    s.children = kids;
+}
+
+/// An `EFI_COMPRESSION_SECTION` (PI spec vol. 3, 3.2.5): `UncompressedLength`, `CompressionType`; the
+/// sections inside when stored uncompressed, else decompressed now or later by [`expand`].
+// Reviewed: `off + h.hsize` lies inside the data and `h.hsize + 5` is a small header size; the body is sized with saturating_sub.
+#[allow(clippy::arithmetic_side_effects)]
+fn compression(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, body: &[u8], s: &mut Region) {
+    let body_off = off + h.hsize;
+    // EFI_COMPRESSION_SECTION: u32 UncompressedLength, u8 CompressionType.
+    let (Ok(ulen), Ok(ct)) = (
+        le32(body, 0, "uncompressed length"),
+        slice(body, 4, 1, "type"),
+    ) else {
+        s.notes.push(Note::new(
+            Code::Unparsed,
+            "compression section header truncated",
+            Some(off),
+        ));
+        return;
+    };
+    let ct = ct[0];
+    s.attrs.insert("uncompressed-size".into(), ulen.into());
+    s.attrs.insert(
+        "compression".into(),
+        match ct {
+            0 => "none",
+            1 => "efi-standard",
+            2 => "lzma",
+            _ => "unknown",
+        }
+        .into(),
+    );
+    if ct == 0 {
+        let hdr = Region::new(RegionKind::Header, "header", data, off, h.hsize + 5);
+        let (secs, _) = match ctx.deeper(off) {
+            // The 5-byte header was read from the body: `h.size - h.hsize >= 5`.
+            Ok(c) => sections(
+                &c,
+                data,
+                body_off.saturating_add(5),
+                h.size.saturating_sub(h.hsize).saturating_sub(5),
+            ),
+
+            Err(e) => {
+                s.notes.push(formats::unparsed_note("section", &e));
+                (vec![], None)
+            }
+        };
+        let mut kids = vec![hdr];
+        kids.extend(secs);
+        formats::adopt(ctx, s, &mut kids);
+        s.children = kids;
+    } else {
+        formats::now_or_later(ctx, s, "section", expand);
+    }
+}
+
+/// An `EFI_GUID_DEFINED_SECTION` (PI spec vol. 3, 3.2.5): `SectionDefinitionGuid`, `DataOffset`,
+/// `Attributes`; CRC32 checked, sections inside parsed when no processing is required, known compressions
+/// decompressed now or later by [`expand`].
+// Reviewed: `off + h.size` lies inside the data (sections() checked it); the data offset `doff` is compared with `h.hsize + 20` and `h.size` before `h.size - doff` and `off + doff`; `off + h.hsize + 16/20` are header fields inside the section.
+#[allow(clippy::arithmetic_side_effects)]
+fn guid_defined(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, b: &[u8], s: &mut Region) {
+    let body = b.get(h.hsize as usize..).unwrap_or(&[]);
+    // EFI_GUID_DEFINED_SECTION: GUID, u16 DataOffset, u16 Attributes.
+    let (Ok(g), Ok(doff), Ok(attr)) = (
+        slice(body, 0, 16, "section GUID"),
+        le16(body, 16, "data offset"),
+        le16(body, 18, "attributes"),
+    ) else {
+        s.notes.push(Note::new(
+            Code::Unparsed,
+            "GUID-defined section header truncated",
+            Some(off),
+        ));
+        return;
+    };
+    let g = guid(g);
+    s.name = format!("guided[{g}]");
+    s.attrs.insert("guid".into(), g.clone().into());
+    if let Some(n) = guids::name(&g) {
+        s.attrs.insert("guid-name".into(), n.into());
+    }
+    let doff = u64::from(doff);
+    if doff < h.hsize + 20 || doff > h.size {
+        s.notes.push(Note::new(
+            Code::Unparsed,
+            format!("GUID-defined section data offset {doff:#x} is out of bounds"),
+            Some(off + h.hsize + 16),
+        ));
+        return;
+    }
+    let known = [
+        guids::LZMA,
+        guids::LZMAF86,
+        guids::TIANO,
+        guids::BROTLI,
+        guids::GZIP,
+    ];
+    if attr & GUIDED_PROCESSING_REQUIRED == 0 || g == guids::CRC32 {
+        if g == guids::CRC32 {
+            if let Ok(want) = le32(body, 20, "CRC32") {
+                let mut c = flate2::Crc::new();
+                c.update(b.get(doff as usize..).unwrap_or(&[]));
+                if c.sum() != want {
+                    s.notes.push(Note::new(
+                        Code::GuidedSectionCrc32,
+                        format!("CRC32 is {want:#010x}, data gives {:#010x}", c.sum()),
+                        Some(off + h.hsize + 20),
+                    ));
+                }
+            }
+        }
+        let hdr = Region::new(RegionKind::Header, "header", data, off, doff);
+        let (secs, _) = match ctx.deeper(off) {
+            Ok(c) => sections(&c, data, off + doff, h.size - doff),
+            Err(e) => {
+                s.notes.push(formats::unparsed_note("section", &e));
+                (vec![], None)
+            }
+        };
+        let mut kids = vec![hdr];
+        kids.extend(secs);
+        formats::adopt(ctx, s, &mut kids);
+        s.children = kids;
+    } else if known.contains(&g.as_str()) {
+        formats::now_or_later(ctx, s, "section", expand);
+    }
 }
 
 /// Decompresses a compression or GUID-defined section and parses the sections inside. Used eagerly and as
