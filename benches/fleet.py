@@ -69,14 +69,14 @@ def read(path):
         sys.exit(f"fleet.py: {e} (needs Debian's ovmf package and /work/shared/fixtures)")
 
 
-def spi_golden():
+def spi_golden(code="OVMF_CODE_4M.fd"):
     img = bytearray(b"\xff" * (8 << 20))
     img[:0x1000] = descriptor([(0, 0, 0), (3, 1, 2), (2, 0x10, 0x3FF), (1, 0x400, 0x7FF)])
     img[0x1000:0x3000] = gbe(bytes([0x00, 0x1B, 0x21, 0x12, 0x34, 0x56]))
     me = read(os.path.join(FIXTURES, "intel", "purley-sps-me-region.bin"))
     assert len(me) <= 0x3F0000
     img[0x10000:0x10000 + len(me)] = me
-    bios = read(os.path.join(OVMF, "OVMF_VARS_4M.ms.fd")) + read(os.path.join(OVMF, "OVMF_CODE_4M.fd"))
+    bios = read(os.path.join(OVMF, "OVMF_VARS_4M.ms.fd")) + read(os.path.join(OVMF, code))
     assert len(bios) == 0x400000, "OVMF 4M VARS + CODE fill the BIOS region"
     img[0x400000:] = bios
     return img
@@ -96,10 +96,12 @@ def spi_machine(golden, i):
 
 def main():
     kind, d, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    if kind != "spi":
+    # spi: the golden dump's build on every machine; spi-other: another build (Debian's Secure Boot
+    # OVMF_CODE) on every machine, so that its compressed DXE volume differs from the golden dump's.
+    if kind not in ("spi", "spi-other"):
         sys.exit(f"fleet.py: unknown fleet kind {kind}")
     os.makedirs(os.path.join(d, "fleet"), exist_ok=True)
-    golden = spi_golden()
+    golden = spi_golden("OVMF_CODE_4M.secboot.fd" if kind == "spi-other" else "OVMF_CODE_4M.fd")
     with open(os.path.join(d, "golden.bin"), "wb") as f:
         f.write(golden)
     for i in range(n):

@@ -1643,3 +1643,180 @@ fn a_dump_whose_compressed_volume_differs_gets_its_manifest_and_the_implant_is_n
         println!("{n}: structure score {score:?}, {unopened} nodes left unparsed");
     }
 }
+
+/// `audit --cache DIR` (issue 20, point 2): the rows of an audit with a cold cache, a warm one, one a killed
+/// run left behind, and one whose every entry had a byte flipped are the rows of an audit without a
+/// cache. The fleet shares one patched compressed DXE volume (its dumps differ in NVRAM), so its second
+/// dump is served from memory and a rerun from disk.
+#[test]
+fn a_killed_cached_audit_and_a_flipped_cache_byte_change_no_verdict() {
+    let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    baseline(&bios, &mdir, "ACME", &[]);
+    let (patched, guid, _) = crate::uefi::patch_dxe_driver(&bios, 10);
+    for i in 0..6 {
+        let mut p = patched.clone();
+        change_nvram(&mut p, i);
+        std::fs::write(fleet.join(format!("patched{i}.bin")), &p).unwrap();
+        let mut h = bios.clone();
+        change_nvram(&mut h, i);
+        std::fs::write(fleet.join(format!("honest{i}.bin")), &h).unwrap();
+    }
+    let run = |tag: &str, cache: Option<&Path>| -> (i32, Vec<Value>, String) {
+        let out = d.path().join(format!("rows-{tag}.jsonl"));
+        let mut args = vec![
+            "audit".to_string(),
+            fleet.display().to_string(),
+            "--manifests".into(),
+            mdir.display().to_string(),
+            "--insecure-unsigned".into(),
+            "--no-timing".into(),
+            "-o".into(),
+            out.display().to_string(),
+        ];
+        match cache {
+            Some(c) => args.extend(["--cache".into(), c.display().to_string()]),
+            None => args.push("--no-cache".into()),
+        }
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = fwscan(&a);
+        let mut rows: Vec<Value> = std::fs::read_to_string(&out)
+            .unwrap_or_else(|e| panic!("{e}: {err}"))
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["kind"] == "image")
+            .collect();
+        rows.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        (code, rows, err)
+    };
+    let stat = |err: &str, what: &str| -> u64 {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("decompression cache:"))
+            .unwrap_or_else(|| panic!("no cache statistics in: {err}"));
+        line.split(' ')
+            .find_map(|w| w.strip_prefix(&format!("{what}=")))
+            .unwrap_or_else(|| panic!("{what} in {line}"))
+            .parse()
+            .unwrap()
+    };
+    let (code, reference, _) = run("none", None);
+    assert_eq!(code, 1);
+    for i in 0..6 {
+        assert_names(
+            &reference,
+            &format!("patched{i}.bin"),
+            "ACME",
+            "module-modified",
+            &guid,
+        );
+        assert_clean_by_structure(&reference, &format!("honest{i}.bin"), "ACME");
+    }
+
+    let cache = d.path().join("cache");
+    let (code, cold, err) = run("cold", Some(&cache));
+    assert_eq!((code, &cold), (1, &reference));
+    assert!(stat(&err, "written") >= 1, "{err}");
+    assert!(
+        stat(&err, "memory-hits") >= 1,
+        "the shared volume is decoded once: {err}"
+    );
+    let (code, warm, err) = run("warm", Some(&cache));
+    assert_eq!((code, &warm), (1, &reference));
+    assert!(stat(&err, "disk-hits") >= 1, "{err}");
+    assert_eq!(stat(&err, "rejected"), 0, "{err}");
+
+    // Killed while it writes: as soon as a temporary entry file (a write in progress) shows up, or else the
+    // first whole entry, the run is killed; whatever it left changes no row.
+    let killed = d.path().join("killed");
+    let scan_dir = |dir: &Path| -> (bool, bool) {
+        let (mut tmp, mut whole) = (false, false);
+        for sub in std::fs::read_dir(dir.join("v1"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for f in std::fs::read_dir(sub.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if f.file_name().to_string_lossy().starts_with(".tmp-") {
+                    tmp = true;
+                } else {
+                    whole = true;
+                }
+            }
+        }
+        (tmp, whole)
+    };
+    let mut caught_mid_write = 0;
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(&killed);
+        let mut child = Command::new(BIN)
+            .args([
+                "audit",
+                fleet.to_str().unwrap(),
+                "--manifests",
+                mdir.to_str().unwrap(),
+            ])
+            .args(["--insecure-unsigned", "-q", "--no-timing", "-j", "1", "-o"])
+            .arg(d.path().join("rows-partial.jsonl"))
+            .arg("--cache")
+            .arg(&killed)
+            .spawn()
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let mut state = (false, false);
+        while t0.elapsed() < std::time::Duration::from_secs(120) {
+            state = scan_dir(&killed);
+            if state.0 || state.1 || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
+        let still_running = child.try_wait().unwrap().is_none();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            still_running,
+            "the audit ended before it wrote to its cache"
+        );
+        if state.0 {
+            caught_mid_write += 1;
+        }
+        let (code, rerun, err) = run("after-kill", Some(&killed));
+        assert_eq!(
+            (code, &rerun),
+            (1, &reference),
+            "killed at {state:?}: {err}"
+        );
+    }
+    eprintln!("killed mid-write (temporary entry file present) in {caught_mid_write} of 3 runs");
+
+    // One flipped byte in every entry: each is rejected, decoded again, and no verdict changes.
+    let mut flipped = 0;
+    for sub in std::fs::read_dir(cache.join("v1")).unwrap().flatten() {
+        for f in std::fs::read_dir(sub.path()).unwrap().flatten() {
+            let mut b = std::fs::read(f.path()).unwrap();
+            let at = b.len() / 2;
+            b[at] ^= 0x01;
+            std::fs::write(f.path(), &b).unwrap();
+            flipped += 1;
+        }
+    }
+    assert!(flipped >= 1);
+    let (code, after, err) = run("flipped", Some(&cache));
+    assert_eq!((code, &after), (1, &reference));
+    assert!(stat(&err, "rejected") >= 1, "{err}");
+    assert_eq!(
+        stat(&err, "disk-hits"),
+        0,
+        "no flipped entry is believed: {err}"
+    );
+}

@@ -189,6 +189,7 @@ impl<'a> ImageFacts<'a> {
             eager,
             max_decompressed_total: self.decompress_limit,
             max_regions: self.max_regions,
+            cache: self.scanner.parse.cache.clone(),
             ..ParseOptions::default()
         };
         formats::parse_image(std::sync::Arc::clone(self.data), &opts)

@@ -54,6 +54,9 @@ pub struct AuditOptions {
     pub rules: Option<std::sync::Arc<crate::check::RuleSet>>,
     /// What fails the run (`--fail-on`, `--ignore-category`); applied to each row's findings.
     pub fail_policy: crate::finding::FailPolicy,
+    /// Decoder outputs shared by the run's images (in memory, and on disk with `--cache`):
+    /// [`crate::formats::cache`].
+    pub cache: Option<std::sync::Arc<crate::formats::cache::DecompressCache>>,
 }
 
 impl AuditOptions {
@@ -290,6 +293,7 @@ fn scan_inner(
         ParseOptions {
             max_decompressed_total: opts.max_decompressed,
             max_regions: opts.regions(),
+            cache: opts.cache.clone(),
             ..ParseOptions::default()
         },
         opts.rules.clone(),

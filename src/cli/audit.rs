@@ -74,6 +74,17 @@ pub struct Args {
     /// rest of a container is one opaque, hashed node with a `limit-exceeded` finding.
     #[arg(long, value_name = "N", default_value_t = fwscan::formats::DEFAULT_MAX_REGIONS)]
     pub max_regions: u64,
+    /// Keep decoded compressed sections in DIR across runs and shards (content-addressed, authenticated
+    /// with DIR/secret, bounded by --cache-max-bytes; see docs/audit.md). Without it they are shared in
+    /// memory within the run only.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Decode every compressed section of every image, sharing nothing between images.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+    /// Bound of the --cache directory, in bytes (least recently used entries go first).
+    #[arg(long, value_name = "BYTES", default_value_t = fwscan::formats::cache::DEFAULT_DISK_MAX_BYTES, requires = "cache")]
+    pub cache_max_bytes: u64,
     /// Images scanned in parallel (default: number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<usize>,
@@ -259,8 +270,26 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         image_digests: a.image_digests,
         before_read: None,
         fail_policy: a.gate.policy(),
+        cache: match (&a.cache, a.no_cache) {
+            (_, true) => None,
+            (Some(dir), false) => Some(std::sync::Arc::new(
+                fwscan::formats::cache::DecompressCache::open(dir, a.cache_max_bytes)?,
+            )),
+            (None, false) => Some(std::sync::Arc::new(
+                fwscan::formats::cache::DecompressCache::memory(),
+            )),
+        },
     };
     let summary = lib::run(&opts, &cat, RowWriter::new(out), &progress);
+    if let (Some(c), true) = (&opts.cache, a.verbose || a.cache.is_some()) {
+        let s = c.stats();
+        if !a.quiet {
+            eprintln!(
+                "decompression cache: memory-hits={} disk-hits={} misses={} written={} rejected={} evicted={}",
+                s.memory_hits, s.disk_hits, s.misses, s.written, s.rejected, s.evicted
+            );
+        }
+    }
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
     }

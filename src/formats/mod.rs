@@ -13,6 +13,7 @@
 pub mod amd;
 pub mod arm;
 pub mod bmc;
+pub mod cache;
 pub mod compress;
 pub mod fs;
 pub mod intel;
@@ -78,6 +79,9 @@ pub struct ParseOptions {
     /// preset of the flash's size): the `bmc` parser lays the whole flash out by it instead of by what the
     /// dump declares (issue 19: the dump never chooses its own layout).
     pub bmc_layout: Option<Layout>,
+    /// Decoder outputs shared across the images of a fleet audit ([`cache`]): a compressed section whose
+    /// bytes were decoded before is not decoded again. `None`: every section is decoded.
+    pub cache: Option<Arc<cache::DecompressCache>>,
 }
 
 impl Default for ParseOptions {
@@ -94,6 +98,7 @@ impl Default for ParseOptions {
             keys: keys::KeyRing::new(),
             at: None,
             bmc_layout: None,
+            cache: None,
         }
     }
 }
@@ -172,6 +177,11 @@ impl Ctx {
         self.opts
             .max_decompressed_section
             .min(self.budget.load(Ordering::Relaxed))
+    }
+
+    /// What is left of the image's decompression budget.
+    pub fn decompress_budget_left(&self) -> u64 {
+        self.budget.load(Ordering::Relaxed)
     }
 
     /// Takes `n` bytes from the image's decompression budget.

@@ -443,20 +443,7 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Parsed, ParseError> {
     if limit == 0 {
         return Err(spent());
     }
-    let res = match algo {
-        "lzma" => decompress::lzma_metered(payload, limit, ctx),
-        "lzmaf86" => decompress::lzma_f86_metered(payload, limit, ctx),
-        "brotli" => decompress::brotli_metered(payload, limit, ctx),
-        "gzip" => decompress::gzip_metered(payload, limit, ctx),
-        "tiano" => decompress::efi::decompress_metered(
-            payload,
-            decompress::efi::Version::Tiano,
-            limit,
-            ctx,
-        ),
-        _ => efi_standard(payload, limit, ctx),
-    };
-    let out = match res {
+    let out = match decode_cached(ctx, algo, payload, limit) {
         Ok(v) => v,
         // A limit below the per-section cap is what was left of the image's budget.
         Err(DError::Limit(n)) if n < ctx.opts.max_decompressed_section => return Err(spent()),
@@ -480,10 +467,75 @@ pub fn expand(ctx: &Ctx, s: &Region) -> Result<Parsed, ParseError> {
     Ok(kids.into())
 }
 
+fn decode(
+    algo: &str,
+    payload: &[u8],
+    limit: u64,
+    meter: &dyn decompress::Meter,
+) -> Result<Vec<u8>, DError> {
+    match algo {
+        "lzma" => decompress::lzma_metered(payload, limit, meter),
+        "lzmaf86" => decompress::lzma_f86_metered(payload, limit, meter),
+        "brotli" => decompress::brotli_metered(payload, limit, meter),
+        "gzip" => decompress::gzip_metered(payload, limit, meter),
+        "tiano" => decompress::efi::decompress_metered(
+            payload,
+            decompress::efi::Version::Tiano,
+            limit,
+            meter,
+        ),
+        _ => efi_standard(payload, limit, meter),
+    }
+}
+
+/// Counts what a decoding paid the image's budget, so that a cached output later pays the same.
+struct Counting<'a> {
+    inner: &'a dyn decompress::Meter,
+    paid: std::sync::atomic::AtomicU64,
+}
+
+impl decompress::Meter for Counting<'_> {
+    fn pay(&self, n: u64) -> bool {
+        self.paid.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.inner.pay(n)
+    }
+}
+
+/// Decodes `payload`, or takes the output of an earlier decoding of the same bytes from the fleet cache
+/// ([`crate::formats::cache`]). A cached output is served only when it fits `limit` and what its decoding
+/// cost fits the budget left; it then pays that cost, so budgets and verdicts are those of a real decoding.
+fn decode_cached(ctx: &Ctx, algo: &str, payload: &[u8], limit: u64) -> Result<Vec<u8>, DError> {
+    let Some(cache) = ctx.opts.cache.as_deref() else {
+        return decode(algo, payload, limit, ctx);
+    };
+    let key = crate::formats::cache::Key::new(algo, payload);
+    if let Some(e) = cache.get(&key, limit) {
+        if e.cost <= ctx.decompress_budget_left() {
+            use decompress::Meter;
+            if !ctx.pay(e.cost) {
+                return Err(DError::Budget);
+            }
+            return Ok(e.output.to_vec());
+        }
+    }
+    let counting = Counting {
+        inner: ctx,
+        paid: std::sync::atomic::AtomicU64::new(0),
+    };
+    let out = decode(algo, payload, limit, &counting)?;
+    let cost = counting.paid.load(std::sync::atomic::Ordering::Relaxed);
+    let e = cache.put(key, out, cost);
+    Ok(Arc::try_unwrap(e.output).unwrap_or_else(|a| a.to_vec()))
+}
+
 /// Compression type 1 is EFI 1.1 or Tiano and the stream does not say which. Both decoders can
 /// "succeed" on the wrong variant with garbage output, so like UEFITool try both and keep the output that
 /// is a well-formed run of sections (Tiano first when both are).
-fn efi_standard(payload: &[u8], limit: u64, ctx: &Ctx) -> Result<Vec<u8>, DError> {
+fn efi_standard(
+    payload: &[u8],
+    limit: u64,
+    ctx: &dyn decompress::Meter,
+) -> Result<Vec<u8>, DError> {
     use decompress::efi::{decompress_metered as efi, Version};
     let t = efi(payload, Version::Tiano, limit, ctx);
     if matches!(&t, Ok(v) if sections_fit(v)) || t == Err(DError::Budget) {
