@@ -317,41 +317,7 @@ fn tampered_ovmf() {
         "marker covers the flipped byte"
     );
     assert_eq!(attr(&dom, "m-0-0", "data-exact"), Some("true"));
-    let mrow = attr(&dom, "m-0-0", "data-row").unwrap();
-    let mx1: f64 = attr(&dom, "m-0-0", "data-x1").unwrap().parse().unwrap();
-    let mx2: f64 = attr(&dom, "m-0-0", "data-x2").unwrap().parse().unwrap();
-    // The span of the volume named by the finding's path (its <title> starts with the path).
-    let span_at = dom
-        .find(&format!("<title>{volume} (volume)"))
-        .unwrap_or_else(|| panic!("no span for {volume}"));
-    let g = dom[..span_at]
-        .rfind("<g class=\"span d1\"")
-        .expect("span group");
-    let g_end = span_at + dom[span_at..].find("</g>").unwrap();
-    let group = &dom[g..g_end];
-    let inside = group.split("<rect class=\"seg\"").skip(1).any(|seg| {
-        let get = |k: &str| {
-            let i = seg.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
-            seg[i..i + seg[i..].find('"').unwrap()].to_string()
-        };
-        let (x1, x2): (f64, f64) = (
-            get("data-x1").parse().unwrap(),
-            get("data-x2").parse().unwrap(),
-        );
-        get("data-row") == mrow && x1 <= mx1 && mx2 <= x2
-    });
-    assert!(
-        inside,
-        "marker [{mx1}, {mx2}] on row {mrow} is not inside {volume}'s span"
-    );
-    let gid = &group[group.find("id=\"").unwrap() + 4..];
-    let gid = &gid[..gid.find('"').unwrap()];
-    let span_off: u64 = attr(group, gid, "data-offset").unwrap().parse().unwrap();
-    let span_size: u64 = attr(group, gid, "data-size").unwrap().parse().unwrap();
-    assert!(
-        span_off <= off && off + size <= span_off + span_size,
-        "marker bytes inside the volume"
-    );
+    marker_in_span(&dom, "m-0-0", &volume, "volume");
     // Coverage colours: the baseline-only class is drawn, the legend lists every class.
     assert!(dom.contains("data-class=\"baseline-only\""));
     assert!(dom.contains("data-class=\"blank\""), "free space is blank");
@@ -371,6 +337,180 @@ fn tampered_ovmf() {
         std::fs::copy(&png, &dest).unwrap();
         println!("copied to {}", Path::new(&dest).display());
     }
+}
+
+/// Asserts that marker `marker` lies inside the span whose path is `path` (kind `kind`): on the map, on one
+/// row, within the x-range of one of the span's segments; and by bytes, within the span's offset and size.
+fn marker_in_span(dom: &str, marker: &str, path: &str, kind: &str) {
+    let num = |id: &str, k: &str| -> f64 {
+        attr(dom, id, k)
+            .unwrap_or_else(|| panic!("{id} has no {k}"))
+            .parse()
+            .unwrap()
+    };
+    let mrow = attr(dom, marker, "data-row")
+        .expect("marker drawn")
+        .to_string();
+    let (mx1, mx2) = (num(marker, "data-x1"), num(marker, "data-x2"));
+    let (off, size) = (num(marker, "data-offset"), num(marker, "data-size"));
+    let span_at = dom
+        .find(&format!("<title>{path} ({kind})"))
+        .unwrap_or_else(|| {
+            let spans: Vec<&str> = dom
+                .split("<g class=\"span")
+                .skip(1)
+                .filter_map(|g| g.split("<title>").nth(1)?.split('\n').next())
+                .collect();
+            panic!("no span for {path} ({kind}) among {spans:?}")
+        });
+    let g = dom[..span_at].rfind("<g class=\"span").expect("span group");
+    let g_end = span_at + dom[span_at..].find("</g>").unwrap();
+    let group = &dom[g..g_end];
+    let gid = &group[group.find("id=\"").unwrap() + 4..];
+    let gid = &gid[..gid.find('"').unwrap()];
+    let (so, ss) = (num(gid, "data-offset"), num(gid, "data-size"));
+    assert!(
+        so <= off && off + size <= so + ss,
+        "marker bytes {off}+{size} outside {path} {so}+{ss}"
+    );
+    let inside = group.split("<rect class=\"seg\"").skip(1).any(|seg| {
+        let get = |k: &str| {
+            let i = seg.find(&format!("{k}=\"")).unwrap() + k.len() + 2;
+            seg[i..i + seg[i..].find('"').unwrap()].to_string()
+        };
+        let (x1, x2): (f64, f64) = (
+            get("data-x1").parse().unwrap(),
+            get("data-x2").parse().unwrap(),
+        );
+        get("data-row") == mrow && x1 <= mx1 && mx2 <= x2
+    });
+    assert!(
+        inside,
+        "marker [{mx1}, {mx2}] on row {mrow} is not inside {path}'s span"
+    );
+}
+
+/// `scan --format html` of `tampered` against an unsigned baseline of `clean`: the page and its DOM.
+fn scan_page(dir: &Path, clean: &[u8], tampered: &[u8], tag: &str) -> (PathBuf, String, String) {
+    let (c, t, m, page) = (
+        dir.join(format!("{tag}-clean.bin")),
+        dir.join(format!("{tag}.bin")),
+        dir.join(format!("{tag}.json")),
+        dir.join(format!("{tag}.html")),
+    );
+    std::fs::write(&c, clean).unwrap();
+    std::fs::write(&t, tampered).unwrap();
+    let o = fwscan(&["baseline", s(&c), "-o", s(&m)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = fwscan(&[
+        "scan",
+        s(&t),
+        "-m",
+        s(&m),
+        "--insecure-unsigned",
+        "--format",
+        "html",
+        "-o",
+        s(&page),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let dom = dump_dom(&page);
+    assert_inert(&html, &dom);
+    (page, html, dom)
+}
+
+/// The index of the first finding row whose code is `code` and whose path starts with `path`.
+fn finding_row(dom: &str, code: &str, path: &str) -> usize {
+    (0..MAX_ROWS)
+        .find(|i| {
+            let Some(at) = dom.find(&format!("<tr id=\"f-0-{i}\">")) else {
+                return false;
+            };
+            let row = &dom[at..at + dom[at..].find("</tr>").unwrap()];
+            row.contains(&format!(">{code}</code>")) && row.contains(&format!("<code>{path}"))
+        })
+        .unwrap_or_else(|| panic!("no {code} finding under {path}"))
+}
+const MAX_ROWS: usize = 200;
+
+/// An OpenBMC flash with bytes patched in U-Boot: the marker sits inside the `u-boot` partition's span,
+/// the writable partitions are per-machine on the map.
+#[test]
+fn openbmc_flash() {
+    use crate::support::bmc as bb;
+    if !have_chromium() || !bb::available() {
+        return;
+    }
+    let dir = bb::scratch("html-openbmc");
+    let p = bb::build(&dir, bb::LAYOUT_32, bb::UBOOT_32, true);
+    let clean = p.image(bb::LAYOUT_32);
+    let mut t = clean.clone();
+    t[0x1000] ^= 0x5A;
+    let (page, _, dom) = scan_page(&dir, &clean, &t, "bmc");
+    let i = finding_row(&dom, "region-modified", "u-boot");
+    marker_in_span(&dom, &format!("m-0-{i}"), "u-boot", "partition");
+    assert!(
+        dom.contains("data-class=\"per-machine\""),
+        "rwfs/env are per-machine"
+    );
+    assert!(dom.contains("data-class=\"baseline-only\""));
+    screenshot(&page, "openbmc", 1100);
+}
+
+/// An Intel SPI image (descriptor, ME region with FTPR/MFS/NFTP, BIOS with Boot Guard ACM, KM, BPM and
+/// IBB) with a byte of the ME's FTPR code changed: the marker sits inside the `me` region's span and its
+/// FTPR partition's; the map shows the Boot Guard classes.
+#[test]
+fn spi_with_me_and_bootguard() {
+    use crate::support::spi::{descriptor, me_region};
+    if !have_chromium() || !have_tool("openssl", "openssl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (km, bpm, acm) = (
+        crate::intel::genkey(d, "km", "rsa2048"),
+        crate::intel::genkey(d, "bpm", "rsa2048"),
+        crate::intel::genkey(d, "acm", "rsa2048"),
+    );
+    let built = crate::intel::build_image(
+        d,
+        false,
+        ((&km, "pkcs1-sha256"), (&bpm, &bpm, "pkcs1-sha256"), &acm),
+    );
+    let bios = built.image;
+    let me_len = 0x80000usize;
+    let total = 0x1000 + me_len + bios.len();
+    let mut clean = descriptor(&[
+        (0, 0, 0),
+        (2, 1, (me_len / 0x1000) as u32),
+        (
+            1,
+            ((0x1000 + me_len) / 0x1000) as u32,
+            (total / 0x1000 - 1) as u32,
+        ),
+    ]);
+    clean.extend(me_region(me_len));
+    clean.extend(&bios);
+    assert_eq!(clean.len(), total);
+    let mut t = clean.clone();
+    let ftpr = 0x1000 + 0x1000 + 0x800;
+    t[ftpr] ^= 0xFF;
+    let (page, _, dom) = scan_page(d, &clean, &t, "spi");
+    let i = finding_row(&dom, "region-modified", "me");
+    marker_in_span(&dom, &format!("m-0-{i}"), "me", "flash-region");
+    marker_in_span(&dom, &format!("m-0-{i}"), "me/FTPR", "partition");
+    assert!(
+        dom.contains("data-class=\"bootguard-self-signed\"") || dom.contains("data-class=\"acm\""),
+        "Boot Guard coverage on the map"
+    );
+    screenshot(&page, "spi", 1100);
 }
 
 /// Names that would run script if they reached the page as markup.
@@ -712,7 +852,7 @@ fn pages_are_bounded() {
         p.image(&html::FleetImage {
             file: format!("/srv/dumps/{}{i}.bin", "<d>".repeat(200)),
             size: 1 << 25,
-            exit_code: (i % 3) as i32,
+            exit_code: i % 3,
             product: Some("vendor product bios 1".into()),
             manifest: Some("m.json"),
             verified: Some(true),

@@ -223,33 +223,6 @@ pub fn read_rows<R: std::io::BufRead>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rows_round_trip_and_bad_lines_are_reported() {
-        let a = Row::Skipped(SkippedRow {
-            path: "p".into(),
-            root: "r".into(),
-            reason: "fifo".into(),
-        });
-        let b = Row::Image(Box::new(ImageRow::error(
-            "r",
-            "x.bin",
-            3,
-            Code::ReadError,
-            "m".into(),
-        )));
-        let text = format!("{}\n{}{{\"kind\":\"ima", a.to_line(), b.to_line());
-        let mut ok = 0;
-        let mut bad = Vec::new();
-        read_rows(text.as_bytes(), |_| ok += 1, |n, _| bad.push(n)).unwrap();
-        assert_eq!(ok, 2);
-        assert_eq!(bad, vec![4]);
-    }
-}
-
 impl ImageRow {
     /// This row as the HTML page shows it.
     pub fn fleet_image(&self) -> crate::report::html::FleetImage<'_> {
@@ -275,5 +248,32 @@ impl ImageRow {
             error: self.error.as_ref(),
             elapsed_ms: self.elapsed_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_round_trip_and_bad_lines_are_reported() {
+        let a = Row::Skipped(SkippedRow {
+            path: "p".into(),
+            root: "r".into(),
+            reason: "fifo".into(),
+        });
+        let b = Row::Image(Box::new(ImageRow::error(
+            "r",
+            "x.bin",
+            3,
+            Code::ReadError,
+            "m".into(),
+        )));
+        let text = format!("{}\n{}{{\"kind\":\"ima", a.to_line(), b.to_line());
+        let mut ok = 0;
+        let mut bad = Vec::new();
+        read_rows(text.as_bytes(), |_| ok += 1, |n, _| bad.push(n)).unwrap();
+        assert_eq!(ok, 2);
+        assert_eq!(bad, vec![4]);
     }
 }

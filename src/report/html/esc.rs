@@ -8,15 +8,13 @@
 /// characters (a `…` and the count of characters left out mark a clip).
 pub fn esc_max(s: &str, max: usize) -> String {
     let mut o = String::with_capacity(s.len().min(max.saturating_mul(2)) + 8);
-    let mut n = 0usize;
     let mut it = s.chars();
-    for c in it.by_ref() {
+    for (n, c) in it.by_ref().enumerate() {
         if n == max {
             let rest = 1 + it.count();
             o.push_str(&format!("… (+{rest} characters)"));
             return o;
         }
-        n += 1;
         match c {
             '&' => o.push_str("&amp;"),
             '<' => o.push_str("&lt;"),

@@ -108,9 +108,9 @@ fn verdict_word(exit: i32) -> (&'static str, &'static str) {
 
 fn verdict_header(o: &mut String, exit: i32, what: &str, trust: &str) {
     let (word, class) = verdict_word(exit);
-    let _ = write!(
+    let _ = writeln!(
         o,
-        "<header class=\"verdict {class}\" id=\"verdict\"><h1>{word}</h1><p>{} · exit code {exit} · baselines: <b id=\"trust\">{}</b></p></header>\n",
+        "<header class=\"verdict {class}\" id=\"verdict\"><h1>{word}</h1><p>{} · exit code {exit} · baselines: <b id=\"trust\">{}</b></p></header>",
         esc(what),
         esc(trust)
     );
