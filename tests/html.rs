@@ -332,7 +332,7 @@ fn tampered_ovmf() {
     // The tree: collapsible, with digests.
     assert!(dom.contains("<details class=\"tree\" open"));
     assert!(dom.contains("SecMain"));
-    let png = screenshot(&page, "tampered-ovmf", 1400);
+    let png = screenshot(&page, "tampered-ovmf", 1180);
     if let Some(dest) = std::env::var_os("FWSCAN_SCREENSHOT") {
         std::fs::copy(&png, &dest).unwrap();
         println!("copied to {}", Path::new(&dest).display());

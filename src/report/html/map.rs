@@ -306,7 +306,9 @@ fn spans(root: &Region) -> (Vec<Span>, u64) {
 /// Splits the `none` ranges of a coverage by why nothing protects them, and merges neighbours of one
 /// class (the map shows classes, not which node gives them).
 fn split_none(root: &Region, cov: &Coverage) -> Vec<ClassRange> {
-    // Leaves in image space with their default class (as the coverage fold assigns them).
+    // Every byte's default class from the deepest image-space node holding it: a leaf's as the coverage
+    // fold assigns it; the bytes of a node that no child holds (headers, gaps) per-machine or blank by
+    // the node, else not covered (the coverage fold leaves them at `none` too).
     let mut leaves: Vec<(u64, u64, Class)> = Vec::new();
     fn rec(
         root: &Region,
@@ -317,21 +319,37 @@ fn split_none(root: &Region, cov: &Coverage) -> Vec<ClassRange> {
     ) {
         let mutable = mutable || matches!(r.policy, Policy::Mutable | Policy::Ignore);
         let pinned = pinned || r.attrs.get("pinned").and_then(|v| v.as_bool()) == Some(true);
-        let mut any = false;
-        for c in image_children(root, r) {
-            any = true;
-            rec(root, c, mutable, pinned, out);
-        }
         let (s, e) = (r.offset.min(root.size), r.end().min(root.size));
-        if !any && s < e {
-            let class = if r.policy == Policy::Blank {
-                Class::Blank
-            } else if mutable && !pinned {
-                Class::PerMachine
-            } else {
-                Class::Protected(Protection::BaselineOnly)
-            };
-            out.push((s, e, class));
+        let own = if r.policy == Policy::Blank {
+            Class::Blank
+        } else if mutable && !pinned {
+            Class::PerMachine
+        } else {
+            Class::NotCovered
+        };
+        let mut kids: Vec<&Region> = image_children(root, r).collect();
+        if kids.is_empty() {
+            if s < e {
+                let class = match own {
+                    Class::NotCovered => Class::Protected(Protection::BaselineOnly),
+                    c => c,
+                };
+                out.push((s, e, class));
+            }
+            return;
+        }
+        kids.sort_by_key(|c| c.offset);
+        let mut at = s;
+        for c in kids {
+            let cs = c.offset.min(root.size).max(at);
+            if cs > at && at < e {
+                out.push((at, cs.min(e), own));
+            }
+            rec(root, c, mutable, pinned, out);
+            at = at.max(c.end().min(root.size));
+        }
+        if at < e {
+            out.push((at, e, own));
         }
     }
     rec(root, root, false, false, &mut leaves);
@@ -374,8 +392,9 @@ fn split_none(root: &Region, cov: &Coverage) -> Vec<ClassRange> {
                     }
                     let e = le.min(end);
                     if e > at {
-                        // A leaf the coverage left at `none` is blank or per-machine; one it gave the
-                        // baseline default cannot be `none` (overlapping leaves): name it not covered.
+                        // Bytes the coverage left at `none` are blank, per-machine or not covered;
+                        // a leaf it gave the baseline default cannot be `none` (overlapping nodes):
+                        // name those bytes not covered.
                         let class = match c {
                             Class::Blank | Class::PerMachine => c,
                             _ => Class::NotCovered,
@@ -537,7 +556,9 @@ mod tests {
         let data = Arc::new(Data::Owned(vec![0u8; 100]));
         let mut root = Region::new(RegionKind::Image, "", &data, 0, 100);
         let a = Region::new(RegionKind::Blob, "a", &data, 0, 20);
-        let b = Region::new(RegionKind::Blob, "b", &data, 20, 30).with_policy(Policy::Mutable);
+        // A mutable node whose header (20..24) no child holds: per-machine, as its data.
+        let mut b = Region::new(RegionKind::Blob, "b", &data, 20, 30).with_policy(Policy::Mutable);
+        b.children = vec![Region::new(RegionKind::Blob, "v", &data, 24, 26)];
         let c = Region::new(RegionKind::Blob, "c", &data, 60, 20).with_policy(Policy::Blank);
         root.children = vec![a, b, c];
         crate::region::finalize(&mut root);
@@ -558,7 +579,7 @@ mod tests {
             ]
         );
         assert_eq!(m.totals.iter().map(|t| t.1).sum::<u64>(), 100);
-        assert_eq!(m.spans.len(), 3);
+        assert_eq!(m.spans.len(), 4);
         assert_eq!(m.tree.children.len(), 3);
     }
 
