@@ -871,3 +871,40 @@ fn pages_are_bounded() {
         "images left out are counted"
     );
 }
+
+/// `check --format html` of a clean and a tampered OVMF: one section per image, each with its map; the
+/// clean one collapsed, no baseline (trust `none`).
+#[test]
+fn check_of_two_images() {
+    if !have_file(OVMF, "Debian package ovmf") || !have_chromium() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (t, _, _) = tamper_ovmf();
+    let tampered = dir.path().join("tampered.fd");
+    std::fs::write(&tampered, &t).unwrap();
+    let page = dir.path().join("check.html");
+    let o = fwscan(&[
+        "check",
+        OVMF,
+        s(&tampered),
+        "--format",
+        "html",
+        "-o",
+        s(&page),
+    ]);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    let dom = dump_dom(&page);
+    assert_inert(&html, &dom);
+    assert!(dom.contains("<b id=\"trust\">none</b>"));
+    for i in 0..2 {
+        assert!(dom.contains(&format!("id=\"img-{i}\"")), "section {i}");
+        assert!(dom.contains(&format!("id=\"map-{i}\"")), "map {i}");
+    }
+    assert!(dom.contains("data-class=\"baseline-only\""));
+}
