@@ -1,4 +1,5 @@
-//! Renderers: text for people, JSON for machines (schema `schemas/report-v1.schema.json`).
+//! Renderers: text for people, JSON for machines (schema `schemas/report-v1.schema.json`), SARIF, JUnit, and
+//! one self-contained HTML page with a flash map ([`html`], `--format html`).
 //!
 //! JSON wire format of a scan report (one object):
 //!
