@@ -17,6 +17,7 @@ mod errors;
 mod failclosed;
 mod fleet;
 mod hardening;
+mod html;
 mod ifd;
 mod intel;
 mod intel_me;

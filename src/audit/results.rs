@@ -223,6 +223,34 @@ pub fn read_rows<R: std::io::BufRead>(
     }
 }
 
+impl ImageRow {
+    /// This row as the HTML page shows it.
+    pub fn fleet_image(&self) -> crate::report::html::FleetImage<'_> {
+        let m = self.manifest.as_ref();
+        crate::report::html::FleetImage {
+            file: self.file(),
+            size: self.size,
+            exit_code: self.exit_code,
+            product: m.map(|m| {
+                let p = &m.product;
+                format!("{} {} {} {}", p.vendor, p.product, p.component, p.version)
+            }),
+            manifest: m.map(|m| m.path.as_str()),
+            verified: m.map(|m| m.verified),
+            selected_by: m.map(|m| {
+                serde_json::to_value(m.selected_by)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }),
+            findings: &self.findings,
+            findings_total: self.findings_total,
+            error: self.error.as_ref(),
+            elapsed_ms: self.elapsed_ms,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

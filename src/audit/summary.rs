@@ -404,6 +404,43 @@ impl Summary {
 }
 
 impl Summary {
+    /// This summary as the HTML page of `command` (`audit` or `merge`) shows it.
+    pub fn fleet(&self, command: &str) -> crate::report::html::Fleet {
+        let ranked = |l: &[Ranked]| -> Vec<(String, u64)> {
+            l.iter().map(|r| (r.path.clone(), r.value)).collect()
+        };
+        crate::report::html::Fleet {
+            command: command.to_string(),
+            images: self.images,
+            bytes: self.bytes,
+            clean: self.verdicts.clean,
+            findings: self.verdicts.findings,
+            error: self.verdicts.error,
+            exit_code: self.exit_code,
+            unverified: self.unverified_baselines,
+            problems: self.problems.clone(),
+            skipped: self.skipped.iter().map(|(k, n)| (k.clone(), *n)).collect(),
+            by_product: self
+                .by_product
+                .iter()
+                .map(|(k, c)| (k.clone(), [c.clean, c.findings, c.error]))
+                .collect(),
+            by_code: self
+                .findings_by_code
+                .iter()
+                .map(|(k, c)| (k.clone(), [c.images, c.findings]))
+                .collect(),
+            errors_by_code: self
+                .errors_by_code
+                .iter()
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+            regions_failing_most: ranked(&self.regions_failing_most),
+            largest: ranked(&self.largest),
+            slowest: self.slowest.as_deref().map(ranked),
+        }
+    }
+
     /// The trust status of the baselines an audit used: `verified` or `UNVERIFIED`.
     pub fn trust_status(&self) -> &'static str {
         if self.unverified_baselines > 0 {

@@ -15,7 +15,7 @@ use fwscan::finding::Verdict;
 use fwscan::report::junit::{self, Counts, JunitWriter, Outcome};
 use fwscan::report::sarif::{self, SarifWriter};
 
-use super::{emit, ReportFormat};
+use super::{emit_to, ReportFormat};
 
 /// Audit a fleet: scan every image under ROOT... against the manifest chosen for it from a catalogue.
 #[derive(clap::Args, Debug)]
@@ -206,7 +206,10 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if a.insecure_unsigned && !cat.entries.is_empty() {
         eprintln!("fwscan: WARNING: --insecure-unsigned: manifests are used without signature verification");
     }
-    let machine = matches!(a.format, ReportFormat::Sarif | ReportFormat::Junit);
+    let machine = matches!(
+        a.format,
+        ReportFormat::Sarif | ReportFormat::Junit | ReportFormat::Html
+    );
     let mut spool: Option<Spool> = None;
     let rows_path: Option<PathBuf> = match &a.output {
         Some(p) if p.as_os_str() == "-" => None,
@@ -294,26 +297,48 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         b.finish_and_clear();
     }
     let files: Vec<PathBuf> = rows_path.iter().cloned().collect();
-    render(&summary, a.format, &files, !a.no_timing, rows_to_stdout)?;
+    render(
+        &summary,
+        a.format,
+        &files,
+        !a.no_timing,
+        rows_to_stdout,
+        None,
+        "audit",
+    )?;
     drop(spool);
     Ok(summary.exit_code as u8)
 }
 
-/// Prints the summary in `format`; SARIF and JUnit stream the rows of `files` again.
+/// Prints the summary in `format` to `output` (stdout when `None`); SARIF, JUnit and HTML stream the rows
+/// of `files` again.
 pub fn render(
     summary: &Summary,
     format: ReportFormat,
     files: &[PathBuf],
     _timing: bool,
     to_stderr: bool,
+    output: Option<&std::path::Path>,
+    command: &str,
 ) -> anyhow::Result<()> {
     match format {
         ReportFormat::Text if to_stderr => eprint!("{}", summary.to_text()),
-        ReportFormat::Text => emit(&summary.to_text()),
-        ReportFormat::Json => emit(&summary.to_json()),
+        ReportFormat::Text => emit_to(output, &summary.to_text())?,
+        ReportFormat::Json => emit_to(output, &summary.to_json())?,
+        ReportFormat::Html => {
+            let mut page = fwscan::report::html::FleetPage::new(&summary.fleet(command));
+            each_row(
+                files,
+                |r| {
+                    page.image(&r.fleet_image());
+                    Ok(())
+                },
+                |_| Ok(()),
+            )?;
+            emit_to(output, &page.finish())?;
+        }
         ReportFormat::Sarif => {
-            let stdout = std::io::stdout().lock();
-            let mut w = SarifWriter::begin(std::io::BufWriter::new(stdout), "audit")?;
+            let mut w = SarifWriter::begin(super::writer(output)?, "audit")?;
             each_row(
                 files,
                 |r| {
@@ -344,8 +369,7 @@ pub fn render(
                 errors: summary.verdicts.error,
                 skipped,
             };
-            let stdout = std::io::stdout().lock();
-            let mut w = JunitWriter::begin(std::io::BufWriter::new(stdout), c)?;
+            let mut w = JunitWriter::begin(super::writer(output)?, c)?;
             w.suite(
                 "fwscan audit",
                 c,

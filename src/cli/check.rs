@@ -15,7 +15,7 @@ use super::{ParseArgs, ReportFormat};
 /// components (signature rules), Secure Boot test keys and missing dbx, code hidden outside FFS files.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan check /usr/share/OVMF/OVMF_CODE_4M.fd\n  fwscan check dump1.bin dump2.bin --format json\n  fwscan check dump.bin --signatures-chipsec blockedlist.json\n\n--format json prints a JSON array of report objects (also for one image); sarif one log, junit one\ndocument with one test suite per image.\nExit codes: 0 clean, 1 findings, 2 could not decide (unreadable image, bad rule file)."
+    after_help = "Examples:\n  fwscan check /usr/share/OVMF/OVMF_CODE_4M.fd\n  fwscan check dump1.bin dump2.bin --format json\n  fwscan check dump.bin --signatures-chipsec blockedlist.json\n\n--format json prints a JSON array of report objects (also for one image); sarif one log, junit one\ndocument with one test suite per image; html one page with a section per image.\nExit codes: 0 clean, 1 findings, 2 could not decide (unreadable image, bad rule file)."
 )]
 pub struct Args {
     /// Image files.
@@ -23,6 +23,9 @@ pub struct Args {
     pub images: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Write the report to FILE instead of stdout (e.g. `--format html -o report.html`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub parse: ParseArgs,
     #[command(flatten)]
@@ -57,7 +60,8 @@ pub fn load_rules(a: &RuleArgs) -> anyhow::Result<RuleSet> {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let rules = load_rules(&a.rules)?;
     let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)))
-        .with_fail_policy(a.gate.policy());
+        .with_fail_policy(a.gate.policy())
+        .with_map(a.format == ReportFormat::Html);
     // Images in parallel (rayon); reports keep the command-line order.
     use rayon::prelude::*;
     let reports: Vec<Report> = a
@@ -82,5 +86,11 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             }
         })
         .collect();
-    super::render(a.format.into(), "check", Shape::Many, &reports)
+    super::render(
+        a.format.into(),
+        "check",
+        Shape::Many,
+        &reports,
+        a.output.as_deref(),
+    )
 }

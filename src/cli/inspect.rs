@@ -5,18 +5,31 @@ use std::path::{Path, PathBuf};
 use fwscan::finding::Scheme;
 use fwscan::{formats, hash, input};
 
-use super::{emit, Format, ParseArgs};
+use super::ParseArgs;
+
+/// Output format of `inspect`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    /// One self-contained page: the flash map coloured by protection class and the region tree.
+    Html,
+}
 
 /// Print the region tree of an image (offsets, sizes, kinds, names, digests, parser notes).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan inspect testdata/layout/image.bin --layout testdata/layout/image.layout\n  fwscan inspect /usr/share/OVMF/OVMF_CODE_4M.fd --format json > tree.json\n  fwscan inspect flash.bin --coverage\n  fwscan inspect flash.bin --coverage --trust trust.json   # Boot Guard KM pinned by bootguard-km-hash"
+    after_help = "Examples:\n  fwscan inspect testdata/layout/image.bin --layout testdata/layout/image.layout\n  fwscan inspect /usr/share/OVMF/OVMF_CODE_4M.fd --format json > tree.json\n  fwscan inspect flash.bin --coverage\n  fwscan inspect flash.bin --format html -o tree.html\n  fwscan inspect flash.bin --coverage --trust trust.json   # Boot Guard KM pinned by bootguard-km-hash"
 )]
 pub struct Args {
     /// Image file.
     pub image: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Write to FILE instead of stdout (e.g. `--format html -o tree.html`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Print which protection covers every byte (Boot Guard IBB, ACM, microcode, ME manifest, vendor
     /// package, baseline only, none) as ranges and totals instead of the tree.
     #[arg(long)]
@@ -42,10 +55,27 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     }
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);
+    let out = a.output.as_deref();
+    if a.format == Format::Html {
+        // The page shows the coverage (the map) and the tree together.
+        let mut m = fwscan::report::html::FlashMap::of(&tree);
+        let notes = fwscan::region::note_findings(&tree);
+        m.place(&tree, &notes);
+        let page = fwscan::report::html::inspect_page(
+            &a.image.display().to_string(),
+            tree.size,
+            &m,
+            &notes,
+        );
+        super::emit_to(out, &page)?;
+        return Ok(super::EXIT_CLEAN);
+    }
     if a.coverage {
         let cov = fwscan::report::coverage::compute(&tree);
         match a.format {
-            Format::Text => emit(&fwscan::report::coverage::text(&cov)),
+            Format::Text | Format::Html => {
+                super::emit_to(out, &fwscan::report::coverage::text(&cov))?
+            }
             Format::Json => {
                 let doc = serde_json::json!({
                     "schema_version": 1,
@@ -54,19 +84,25 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                     "order": fwscan::report::coverage::Protection::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
                     "coverage": cov,
                 });
-                emit(&format!("{}\n", serde_json::to_string_pretty(&doc)?));
+                super::emit_to(out, &format!("{}\n", serde_json::to_string_pretty(&doc)?))?;
             }
         }
         return Ok(super::EXIT_CLEAN);
     }
     match a.format {
-        Format::Text => {
+        Format::Text | Format::Html => {
             let hashed = hash::hash_tree(&tree, hash::Alg::Sha256, u64::MAX);
-            emit(&fwscan::report::tree_text(&tree, &hashed));
+            super::emit_to(out, &fwscan::report::tree_text(&tree, &hashed))?;
         }
         Format::Json => {
             // Streamed node by node (issue 15): no copy of the tree is built for the output.
-            let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+            let out: Box<dyn std::io::Write> = match out {
+                None => Box::new(std::io::BufWriter::with_capacity(
+                    1 << 16,
+                    std::io::stdout().lock(),
+                )),
+                Some(_) => super::writer(out)?,
+            };
             let path = a.image.display().to_string();
             match fwscan::report::inspect::write_inspect_json(out, &path, &tree) {
                 Ok(()) => {}

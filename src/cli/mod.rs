@@ -77,6 +77,8 @@ pub enum ReportFormat {
     Sarif,
     /// JUnit XML.
     Junit,
+    /// One self-contained HTML page (flash map, findings, region tree); see docs/report.md.
+    Html,
 }
 
 impl From<ReportFormat> for fwscan::report::Format {
@@ -86,20 +88,28 @@ impl From<ReportFormat> for fwscan::report::Format {
             ReportFormat::Json => fwscan::report::Format::Json,
             ReportFormat::Sarif => fwscan::report::Format::Sarif,
             ReportFormat::Junit => fwscan::report::Format::Junit,
+            ReportFormat::Html => fwscan::report::Format::Html,
         }
     }
 }
 
-/// Renders reports to stdout and returns the exit code: the worst verdict, or 2 when the output could
-/// not be written (a closed pipe is not an error: the verdict stands).
+/// Renders reports to `output` (stdout when `None`) and returns the exit code: the worst verdict, or 2
+/// when the output could not be written (a closed pipe is not an error: the verdict stands).
 pub fn render(
     format: fwscan::report::Format,
     command: &str,
     shape: fwscan::report::Shape,
     reports: &[fwscan::report::Report],
+    output: Option<&Path>,
 ) -> anyhow::Result<u8> {
     let code = reports.iter().map(|r| r.exit_code).max().unwrap_or(2) as u8;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = match writer(output) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("fwscan: error: {e:#}");
+            return Ok(EXIT_ERROR);
+        }
+    };
     match fwscan::report::render(format, command, shape, reports, &mut out) {
         Ok(()) => Ok(code),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
@@ -293,6 +303,29 @@ pub fn with_hint(code: fwscan::finding::Code, message: impl std::fmt::Display) -
         Some(h) => format!("{message} ({h})"),
         None => message.to_string(),
     }
+}
+
+/// The report's destination: the `-o FILE` given (created or truncated), else stdout.
+pub fn writer(output: Option<&Path>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match output {
+        Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", p.display()))?,
+        )),
+        _ => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// Writes `s` to `output` (stdout when `None`; a closed pipe is not an error).
+pub fn emit_to(output: Option<&Path>, s: &str) -> anyhow::Result<()> {
+    if output.is_none() {
+        emit(s);
+        return Ok(());
+    }
+    let mut w = writer(output)?;
+    w.write_all(s.as_bytes())
+        .and_then(|_| w.flush())
+        .map_err(|e| anyhow::anyhow!("writing the report: {e}"))
 }
 
 /// Writes to stdout; a closed pipe is not an error (exit as decided).

@@ -14,7 +14,7 @@ use super::{ParseArgs, ReportFormat, EXIT_ERROR};
 /// Compare an image against a baseline manifest and report every mismatched region.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan scan dump.bin --manifest golden.manifest.json --trust /etc/fwscan/trust.json --state /var/lib/fwscan/state.json\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned --format json > report.json\n\nExit codes: 0 clean, 1 findings, 2 could not decide."
+    after_help = "Examples:\n  fwscan scan dump.bin --manifest golden.manifest.json --trust /etc/fwscan/trust.json --state /var/lib/fwscan/state.json\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned\n  fwscan scan dump.bin --manifest golden.manifest.json --insecure-unsigned --format json > report.json\n  fwscan scan dump.bin --manifest golden.manifest.json --trust trust.json --format html -o report.html\n\nExit codes: 0 clean, 1 findings, 2 could not decide."
 )]
 pub struct Args {
     /// Image file.
@@ -26,6 +26,9 @@ pub struct Args {
     pub manifest: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+    /// Write the report to FILE instead of stdout (e.g. `--format html -o report.html`).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Compare against a manifest whose signature is NOT verified. The report says so.
     #[arg(long)]
     pub insecure_unsigned: bool,
@@ -58,7 +61,10 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             Err(e) => {
                 let r = Report::error("scan", image(0), e.code, format!("{}: {e}", path.display()));
                 eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
-                return Ok(super::render(format, "scan", Shape::One, &[r]).unwrap_or(EXIT_ERROR));
+                return Ok(
+                    super::render(format, "scan", Shape::One, &[r], a.output.as_deref())
+                        .unwrap_or(EXIT_ERROR),
+                );
             }
         }
     }
@@ -66,7 +72,9 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let mut opts = a.parse.parse_options()?;
     // Certificate validity (capsule signing paths) is evaluated at --at, like manifest expiry.
     opts.at = a.trust.at;
-    let scanner = Scanner::new(opts, Some(Arc::new(rules))).with_fail_policy(a.gate.policy());
+    let scanner = Scanner::new(opts, Some(Arc::new(rules)))
+        .with_fail_policy(a.gate.policy())
+        .with_map(a.format == ReportFormat::Html);
     let report = match input::read_image(&a.image, &a.parse.read_options()) {
         Ok(data) => {
             let size = data.len() as u64;
@@ -79,5 +87,5 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             scan::read_error("scan", image(0), &e)
         }
     };
-    super::render(format, "scan", Shape::One, &[report])
+    super::render(format, "scan", Shape::One, &[report], a.output.as_deref())
 }

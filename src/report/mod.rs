@@ -1,4 +1,5 @@
-//! Renderers: text for people, JSON for machines (schema `schemas/report-v1.schema.json`).
+//! Renderers: text for people, JSON for machines (schema `schemas/report-v1.schema.json`), SARIF, JUnit, and
+//! one self-contained HTML page with a flash map ([`html`], `--format html`).
 //!
 //! JSON wire format of a scan report (one object):
 //!
@@ -12,6 +13,7 @@
 //! Findings are sorted by path, then code, so output is deterministic.
 
 pub mod coverage;
+pub mod html;
 pub mod inspect;
 pub mod junit;
 pub mod sarif;
@@ -106,6 +108,9 @@ pub struct Report {
     #[serde(default)]
     pub stats: ScanStats,
     pub error: Option<ErrorInfo>,
+    /// The flash map and region tree of the image, for `--format html` (not part of the JSON report).
+    #[serde(skip)]
+    pub map: Option<std::sync::Arc<html::FlashMap>>,
 }
 
 impl Report {
@@ -136,6 +141,7 @@ impl Report {
             uncovered: result.uncovered,
             stats: result.stats,
             error: None,
+            map: None,
         }
     }
 
@@ -166,6 +172,7 @@ impl Report {
             uncovered: Vec::new(),
             stats: ScanStats::default(),
             error: Some(ErrorInfo { code, message }),
+            map: None,
         }
     }
 
@@ -276,6 +283,8 @@ pub enum Format {
     Sarif,
     /// JUnit XML.
     Junit,
+    /// One self-contained HTML page ([`html`]).
+    Html,
 }
 
 /// The JSON top level of a command's output.
@@ -360,6 +369,7 @@ pub fn render(
             }
             w.finish()?;
         }
+        Format::Html => out.write_all(html::scan_page(command, reports).as_bytes())?,
     }
     out.flush()
 }

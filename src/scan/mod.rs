@@ -90,6 +90,8 @@ pub struct Scanner {
     pub rules: Option<Arc<RuleSet>>,
     /// What fails the run (`--fail-on`, `--ignore-category`): applied to every report's findings.
     pub fail: crate::finding::FailPolicy,
+    /// Attach the flash map and region tree to every decided report (`--format html`).
+    pub map: bool,
 }
 
 impl Scanner {
@@ -98,7 +100,14 @@ impl Scanner {
             parse,
             rules,
             fail: crate::finding::FailPolicy::default(),
+            map: false,
         }
+    }
+
+    /// The same scanner, attaching the flash map and region tree to its reports (for `--format html`).
+    pub fn with_map(mut self, map: bool) -> Scanner {
+        self.map = map;
+        self
     }
 
     /// The same scanner with a fail policy.
@@ -192,7 +201,7 @@ impl Scanner {
     }
 
     /// [`Scanner::run_tree`] with a finding of the parse step (a dump's own layout that disagrees with
-    /// the trusted one).
+    /// the trusted one); with the flash map of the tree as the comparison left it when asked for.
     fn run_tree_with(
         &self,
         command: &str,
@@ -201,23 +210,41 @@ impl Scanner {
         b: Baseline<'_>,
         extra: Option<Finding>,
     ) -> Report {
+        let mut report = self.decide(command, image, &mut tree, b, extra);
+        if self.map && report.error.is_none() {
+            let mut m = crate::report::html::FlashMap::of(&tree);
+            m.place(&tree, &report.findings);
+            report.map = Some(Arc::new(m));
+        }
+        report
+    }
+
+    /// The comparison (or check) of a parsed tree, and its report.
+    fn decide(
+        &self,
+        command: &str,
+        image: ImageRef,
+        tree: &mut Region,
+        b: Baseline<'_>,
+        extra: Option<Finding>,
+    ) -> Report {
         // Nothing recognised is not clean: an empty or erased dump (a failed flash read) is not compared,
         // and a check that found nothing in an image where no parser recognised anything is undecided.
         if !matches!(b, Baseline::None) {
-            if let Some(why) = unrecognized(&tree, false) {
+            if let Some(why) = unrecognized(tree, false) {
                 return Report::error(command, image, Code::UnrecognizedImage, why);
             }
         }
         let (mut result, manifest) = match b {
             Baseline::Manifest(v, path) => {
-                let mut r = compare::compare(v, &mut tree);
-                r.findings.extend(self.checks(&tree, true));
+                let mut r = compare::compare(v, tree);
+                r.findings.extend(self.checks(tree, true));
                 (r, Some(ManifestRef::of(v, path)))
             }
             Baseline::Parts(ms, _) => {
                 let vs: Vec<&VerifiedManifest> = ms.iter().map(|(v, _)| *v).collect();
-                let mut r = compare::compare_parts(&vs, &mut tree);
-                r.findings.extend(self.checks(&tree, true));
+                let mut r = compare::compare_parts(&vs, tree);
+                r.findings.extend(self.checks(tree, true));
                 r.findings.extend(extra);
                 let refs: Vec<ManifestRef> = ms
                     .iter()
@@ -241,9 +268,9 @@ impl Scanner {
                 return report;
             }
             Baseline::None => {
-                let findings = self.checks(&tree, false);
+                let findings = self.checks(tree, false);
                 if findings.is_empty() {
-                    if let Some(why) = unrecognized(&tree, true) {
+                    if let Some(why) = unrecognized(tree, true) {
                         return Report::error(command, image, Code::UnrecognizedImage, why);
                     }
                 }
