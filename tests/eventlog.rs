@@ -281,6 +281,8 @@ fn hostile_logs_end_in_exit_2_naming_the_offset() {
 const CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const SECBOOT_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 const MS_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
+const IA32_CODE: &str = "/usr/share/OVMF/OVMF32_CODE_4M.secboot.fd";
+const IA32_VARS: &str = "/usr/share/OVMF/OVMF32_VARS_4M.fd";
 const DXEFV: &str = "7CB8BDC9-F8EB-4F34-AAEA-3EE4AF6516A1";
 
 /// One boot's output directory (eventlog.bin, pcrs-sha256.txt), booted once per test process.
@@ -337,6 +339,17 @@ fn secboot_boot() -> Option<&'static Path> {
             return None;
         }
         boot("secboot", SECBOOT_CODE, Some(MS_VARS))
+    })
+    .as_deref()
+}
+
+fn ia32_boot() -> Option<&'static Path> {
+    static B: OnceLock<Option<PathBuf>> = OnceLock::new();
+    B.get_or_init(|| {
+        if !have_file(IA32_VARS, "Debian package ovmf-ia32") {
+            return None;
+        }
+        boot("ia32", IA32_CODE, Some(IA32_VARS))
     })
     .as_deref()
 }
@@ -499,4 +512,23 @@ fn ovmf_secboot_pcr7_replays_and_binds() {
     assert_eq!(var("SecureBoot")["data"]["data"], "01");
     assert!(var("PK")["data"]["data"].as_str().unwrap().len() > 100);
     assert!(var("db")["data"]["data"].as_str().unwrap().len() > 100);
+}
+
+/// The 32-bit OVMF build (booting the 64-bit guest kernel in EFI mixed mode) measures the same way: its own
+/// log replays to its TPM's PCRs and its DXEFV is bound.
+#[test]
+fn ovmf_ia32_replays_and_binds() {
+    let Some(dir) = ia32_boot() else { return };
+    let doc = assert_replay_equals_tpm(dir, IA32_CODE);
+    assert_eq!(doc["verdict"], "clean");
+    let dxe = binding_of(&doc, 0x90_0000);
+    assert_eq!(dxe["status"], "bound", "{dxe}");
+    assert!(
+        dxe["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("fv[{DXEFV}]")),
+        "{dxe}"
+    );
+    assert_eq!(binding_of(&doc, 0x82_0000)["status"], "not-reproducible");
 }
