@@ -121,6 +121,7 @@ fn json_report_lists_every_event_with_its_decoded_data() {
     let (code, doc, _) = json(&["eventlog", log.to_str().unwrap(), "--format", "json"]);
     assert_eq!(code, 0);
     assert_eq!(doc["command"], "eventlog");
+    crate::basics::validate("report-v1.schema.json", &doc);
     let events = doc["events"].as_array().unwrap();
     let parsed = eventlog::parse(&std::fs::read(&log).unwrap(), &Limits::default()).unwrap();
     assert_eq!(events.len(), parsed.events.len());
@@ -184,6 +185,7 @@ fn pcr_mismatch_names_the_pcr_in_every_format() {
         "json",
     ]);
     assert_eq!(code, 1);
+    crate::basics::validate("report-v1.schema.json", &doc);
     let f = &doc["findings"].as_array().unwrap()[0];
     assert_eq!(f["code"], "pcr-mismatch");
     assert!(f["message"].as_str().unwrap().contains("PCR 4"), "{f}");
@@ -394,6 +396,7 @@ fn binding_of(doc: &serde_json::Value, base: u64) -> &serde_json::Value {
 fn ovmf_clean_boot_binds_dxefv_and_replays_the_tpms_pcrs() {
     let Some(dir) = plain_boot() else { return };
     let doc = assert_replay_equals_tpm(dir, CODE);
+    crate::basics::validate("report-v1.schema.json", &doc);
     assert_eq!(doc["verdict"], "clean");
     // DXEFV, decompressed from FVMAIN_COMPACT, is what the firmware measured at 0x900000.
     let dxe = binding_of(&doc, 0x90_0000);

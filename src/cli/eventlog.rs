@@ -32,6 +32,30 @@ pub struct Args {
     pub parse: ParseArgs,
 }
 
+/// Reads the log: a regular file through `input::read_image` (size cap, changed-during-read checks); the
+/// kernel's `binary_bios_measurements` reports size 0, so a file of size 0 is read as a stream, still
+/// bounded by `max`.
+fn read_log(path: &std::path::Path, max: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let pseudo = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if !pseudo {
+        let opts = fwscan::input::ReadOptions {
+            max_size: max,
+            ..Default::default()
+        };
+        return Ok(fwscan::input::read_image(path, &opts)?.to_vec());
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(max.saturating_add(1))
+        .read_to_end(&mut buf)?;
+    anyhow::ensure!(
+        buf.len() as u64 <= max,
+        "larger than the limit of {max} bytes"
+    );
+    Ok(buf)
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let format = a.format.into();
     let path = a.log.display().to_string();
@@ -46,13 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         Ok(super::render(format, "eventlog", Shape::One, &[r]).unwrap_or(EXIT_ERROR))
     };
     let limits = Limits::default();
-    let log = match fwscan::input::read_image(
-        &a.log,
-        &fwscan::input::ReadOptions {
-            max_size: limits.max_size,
-            ..Default::default()
-        },
-    ) {
+    let log = match read_log(&a.log, limits.max_size) {
         Ok(d) => d,
         Err(e) => return fail(0, Code::ReadError, format!("{}: {e}", a.log.display())),
     };
