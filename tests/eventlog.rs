@@ -535,3 +535,64 @@ fn ovmf_ia32_replays_and_binds() {
     );
     assert_eq!(binding_of(&doc, 0x82_0000)["status"], "not-reproducible");
 }
+
+/// `audit` reads `X.eventlog` beside a dump `X`: the row is clean only if the log binds; a patched DXE
+/// volume under the same log is a finding; a malformed log leaves the row undecided. The sidecars are
+/// skipped rows, never scanned as images.
+#[test]
+fn audit_binds_the_eventlog_sidecar() {
+    let Some(dir) = plain_boot() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mans) = (tmp.path().join("fleet"), tmp.path().join("m"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mans).unwrap();
+    let m = mans.join("ovmf.manifest.json");
+    assert_eq!(run(&["baseline", CODE, "-o", m.to_str().unwrap()]).0, 0);
+    let clean = std::fs::read(CODE).unwrap();
+    let log = std::fs::read(dir.join("eventlog.bin")).unwrap();
+    let (patched, _, _) = crate::uefi::patch_dxe_driver(&clean, 10);
+    for (name, image, sidecar) in [
+        ("a.fd", &clean, log.clone()),
+        ("b.fd", &patched, log.clone()),
+        ("c.fd", &clean, log[..100].to_vec()),
+    ] {
+        std::fs::write(fleet.join(name), image).unwrap();
+        std::fs::write(fleet.join(format!("{name}.eventlog")), sidecar).unwrap();
+    }
+    let rows = tmp.path().join("rows.jsonl");
+    let (code, _, err) = run(&[
+        "audit",
+        fleet.to_str().unwrap(),
+        "--manifests",
+        mans.to_str().unwrap(),
+        "--insecure-unsigned",
+        "-o",
+        rows.to_str().unwrap(),
+        "-q",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&rows)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |p: &str| {
+        rows.iter()
+            .find(|r| r["path"].as_str().is_some_and(|x| x.ends_with(p)))
+            .unwrap_or_else(|| panic!("no row for {p}"))
+    };
+    assert_eq!(row("a.fd")["verdict"], "clean");
+    let b = row("b.fd");
+    assert_eq!(b["verdict"], "findings");
+    let codes: Vec<&str> = b["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"measurement-unexplained"), "{codes:?}");
+    assert_eq!(row("c.fd")["error"]["code"], "eventlog-invalid");
+    for side in ["a.fd.eventlog", "b.fd.eventlog", "c.fd.eventlog"] {
+        assert_eq!(row(side)["reason"], "eventlog-sidecar", "{}", row(side));
+    }
+}
