@@ -17,6 +17,7 @@
 //! * [`manifest`] is the baseline: schema v1, match rules, signatures, trust policy, anti-rollback.
 //! * [`compare`] walks a verified manifest against a fresh tree top-down and yields findings.
 //! * [`check`] runs the checks that need no baseline: parser notes, known-threat rules, Secure Boot.
+//! * [`evidence`] replays a TPM event log and binds its measurements to a dump's tree (`fwscan eventlog`).
 //! * [`report`] holds the per-image [`report::Report`] and renders reports ([`report::render`]).
 //! * [`scan`] is the one pipeline ([`scan::Scanner`]) that `scan`, `check`, `audit` and `diff` use.
 //! * [`audit`] scans fleets of images.
@@ -40,6 +41,7 @@ pub mod audit;
 pub mod check;
 pub mod compare;
 pub mod error;
+pub mod evidence;
 pub mod export;
 pub mod finding;
 pub mod formats;

@@ -101,7 +101,7 @@ fn codes(report: &Value) -> Vec<String> {
         .collect()
 }
 
-fn validate(schema_file: &str, instance: &Value) {
+pub(crate) fn validate(schema_file: &str, instance: &Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
     let load = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(root.join(name)).unwrap()).unwrap()

@@ -29,6 +29,8 @@ const FLOORS: &[&[&str]] = &[
     &["manifest"],
     &["compare"],
     &["check", "export"],
+    // Boot evidence: a TPM event log replayed and bound to a parsed tree (formats, hash, region below).
+    &["evidence"],
     &["report"],
     &["scan"],
     &["audit"],
@@ -90,6 +92,9 @@ const FAMILIES: &[(&str, &str)] = &[
     ("squashfs_inodes", "fs"),
     ("jffs2", "fs"),
     ("cpio", "fs"),
+    // TPM evidence: the TCG event log (not a flash format; parsed on its own by `fwscan eventlog`).
+    ("tpm", "tpm"),
+    ("eventlog", "tpm"),
     // Compressed streams.
     ("compress", "compress"),
     ("compressed", "compress"),

@@ -14,6 +14,7 @@ mod bootguard_coverage;
 mod chains;
 mod check;
 mod errors;
+mod eventlog;
 mod failclosed;
 mod fleet;
 mod hardening;

@@ -337,6 +337,11 @@ fn scan_inner(
     } else {
         compare_chosen(&scanner, entry, facts, &data, rel, size, &format)
     };
+    // The dump's boot event log, when one lies beside it: the dump is clean only if the log binds.
+    match eventlog_sidecar(path, &data, opts) {
+        Ok(f) => findings.extend(f),
+        Err(e) => return undecided(row, e.code, e.message),
+    }
     crate::finding::sort_findings(&mut findings);
     row.verdict = Verdict::of(&findings);
     row.exit_code = row.verdict.exit_code();
@@ -344,6 +349,58 @@ fn scan_inner(
     findings.truncate(results::MAX_ROW_FINDINGS);
     row.findings = findings;
     row
+}
+
+/// The suffix of a dump's boot event log sidecar: `X.bin.eventlog` (the TCG event log of the boot that
+/// ran the firmware `X.bin` was read from; docs/eventlog.md).
+pub const EVENTLOG_SIDECAR_SUFFIX: &str = ".eventlog";
+
+/// Binds the event log sidecar of `path`, if there is one, to the image: its findings
+/// (`measurement-unexplained`). A sidecar that cannot be read or parsed makes the row undecided.
+fn eventlog_sidecar(
+    path: &Path,
+    data: &Arc<input::Data>,
+    opts: &AuditOptions,
+) -> Result<Vec<Finding>, ErrorInfo> {
+    let mut side = path.as_os_str().to_owned();
+    side.push(EVENTLOG_SIDECAR_SUFFIX);
+    let side = PathBuf::from(side);
+    if !side.exists() {
+        return Ok(Vec::new());
+    }
+    let limits = crate::formats::tpm::eventlog::Limits::default();
+    let read = ReadOptions {
+        max_size: limits.max_size,
+        allow_mmap: false,
+    };
+    let log = input::read_image(&side, &read).map_err(|e| ErrorInfo {
+        code: Code::ReadError,
+        message: e.to_string(),
+    })?;
+    // EDK2 measures the volumes it decompressed: the binding parses eagerly.
+    let tree = crate::formats::parse_image(
+        Arc::clone(data),
+        &ParseOptions {
+            eager: true,
+            max_decompressed_total: opts.max_decompressed,
+            max_regions: opts.regions(),
+            ..ParseOptions::default()
+        },
+    );
+    let images = [(path.display().to_string(), tree)];
+    let side_name = side.display().to_string();
+    let inputs = crate::evidence::Inputs {
+        log_path: &side_name,
+        log: &log[..],
+        images: &images,
+        reported: None,
+    };
+    crate::evidence::examine(&inputs, &limits)
+        .map(|(_, f)| f)
+        .map_err(|e| ErrorInfo {
+            code: Code::EventlogInvalid,
+            message: format!("{side_name}: malformed event log at {e}"),
+        })
 }
 
 /// Reads the image and makes sure the file read is the file the walk listed (same inode, size and

@@ -163,13 +163,24 @@ pub fn path_glob(glob: &str, rel: &str) -> bool {
 
 /// Whether `name` is the hardware-identity sidecar (`X.product`) of a sibling `X` in the sorted `names`:
 /// it is read with its dump, not scanned as an image.
-fn is_sidecar(name: &std::ffi::OsStr, names: &[std::ffi::OsString]) -> bool {
+/// The boot event log sidecar (`X.eventlog`) is read with its dump the same way. Returns the skip reason.
+fn is_sidecar(name: &std::ffi::OsStr, names: &[std::ffi::OsString]) -> Option<&'static str> {
     use std::os::unix::ffi::OsStrExt;
-    let suffix = crate::audit::catalogue::PRODUCT_SIDECAR_SUFFIX.as_bytes();
-    name.as_bytes()
-        .strip_suffix(suffix)
-        .filter(|stem| !stem.is_empty())
-        .is_some_and(|stem| names.binary_search_by(|n| n.as_bytes().cmp(stem)).is_ok())
+    [
+        (
+            crate::audit::catalogue::PRODUCT_SIDECAR_SUFFIX,
+            "product-sidecar",
+        ),
+        (crate::audit::EVENTLOG_SIDECAR_SUFFIX, "eventlog-sidecar"),
+    ]
+    .iter()
+    .find(|(suffix, _)| {
+        name.as_bytes()
+            .strip_suffix(suffix.as_bytes())
+            .filter(|stem| !stem.is_empty())
+            .is_some_and(|stem| names.binary_search_by(|n| n.as_bytes().cmp(stem)).is_ok())
+    })
+    .map(|(_, reason)| *reason)
 }
 
 struct Walker<'a, F: FnMut(Entry) -> bool> {
@@ -351,7 +362,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
             if self.excluded(&child_rel) {
                 continue;
             }
-            if is_sidecar(name, &names) {
+            if let Some(reason) = is_sidecar(name, &names) {
                 if !self.opts.include.is_empty()
                     && !self.opts.include.iter().any(|g| path_glob(g, &child_rel))
                 {
@@ -361,7 +372,7 @@ impl<F: FnMut(Entry) -> bool> Walker<'_, F> {
                     root: self.root,
                     rel: child_rel,
                     path,
-                    reason: "product-sidecar",
+                    reason,
                 });
                 continue;
             }

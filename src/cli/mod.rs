@@ -5,6 +5,7 @@ mod baseline;
 mod check;
 mod completions;
 mod diff;
+mod eventlog;
 mod export;
 mod inspect;
 mod keygen;
@@ -53,6 +54,7 @@ pub enum Command {
     Audit(Box<audit::Args>),
     Merge(merge::Args),
     Diff(diff::Args),
+    Eventlog(eventlog::Args),
     Export(export::Args),
     Completions(completions::Args),
     /// Print the manual page (roff) to stdout.
@@ -347,6 +349,7 @@ pub fn main() -> ExitCode {
         Command::Audit(a) => audit::run(*a),
         Command::Merge(a) => merge::run(a),
         Command::Diff(a) => diff::run(a),
+        Command::Eventlog(a) => eventlog::run(a),
         Command::Export(a) => export::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),

@@ -111,6 +111,7 @@ const CATEGORIES: &[(Category, &[Code])] = &[
             Code::UnrecognizedImage,
             Code::InternalError,
             Code::FileChanged,
+            Code::EventlogInvalid,
         ],
     ),
 ];

@@ -21,6 +21,7 @@ pub mod keys;
 pub mod layout;
 pub mod package;
 pub mod pe;
+pub mod tpm;
 pub mod uefi;
 pub mod util;
 pub mod x509;

@@ -31,6 +31,113 @@ use crate::finding::{Code, Finding, Verdict};
 use crate::manifest::{Product, Trust, VerifiedManifest};
 use crate::region::{Policy, Region, Space};
 
+/// The event-by-event text of `fwscan eventlog`: each event with its digest and the node it is bound to,
+/// then the replayed PCRs and their comparison with the TPM's.
+fn eventlog_text(ev: &crate::evidence::Evidence) -> String {
+    use crate::evidence::Binding;
+    use crate::formats::tpm::eventlog::EventData;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "log: {:?} format, banks {}, {} events",
+        ev.log.format,
+        ev.log.algorithms.join(" "),
+        ev.events.len()
+    );
+    for e in &ev.events {
+        let data = match &e.data {
+            EventData::FirmwareBlob {
+                description,
+                base,
+                length,
+            } => format!(
+                "{}base {base:#x} length {length:#x}",
+                description
+                    .as_deref()
+                    .map(|d| format!("`{d}` "))
+                    .unwrap_or_default()
+            ),
+            EventData::Text { text } => format!("`{text}`"),
+            EventData::Image {
+                device_path_text,
+                length,
+                ..
+            } => format!("{device_path_text} ({length} bytes)"),
+            EventData::Variable { guid, name, data } => {
+                format!("{guid}:{name} ({} bytes)", data.len())
+            }
+            EventData::Separator { value } => format!("{value:#x}"),
+            EventData::StartupLocality { locality } => format!("StartupLocality {locality}"),
+            EventData::SpecId(s) => format!("Spec ID {}", s.signature),
+            EventData::Raw { note, data } => format!(
+                "{} bytes{}",
+                data.len(),
+                note.as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            ),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        };
+        let digest = e
+            .digests
+            .get("sha256")
+            .or_else(|| e.digests.values().next())
+            .map(|d| d.get(..16).unwrap_or(d).to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "  [{}] PCR {:>2} {} {digest} {data}",
+            e.index, e.pcr, e.event_type
+        );
+        match &e.binding {
+            Some(Binding::Bound { image, path, by }) => {
+                let _ = writeln!(o, "      bound ({by}): {image}: {}", display_path(path));
+            }
+            Some(Binding::NotInImage { reason }) => {
+                let _ = writeln!(o, "      NOT IN IMAGE: {reason}");
+            }
+            Some(Binding::NotReproducible { reason }) => {
+                let _ = writeln!(o, "      not reproducible: {reason}");
+            }
+            None => {}
+        }
+    }
+    let _ = writeln!(o, "replayed PCRs:");
+    for (bank, pcrs) in &ev.pcrs {
+        for (i, v) in pcrs {
+            let _ = writeln!(o, "  {bank} {i:>2} {v}");
+        }
+    }
+    for b in &ev.not_replayed {
+        let _ = writeln!(o, "  {b}: not replayed (algorithm not supported)");
+    }
+    for c in &ev.compared {
+        let _ = writeln!(
+            o,
+            "TPM {} PCR {:>2}: {}",
+            c.bank,
+            c.pcr,
+            match (&c.replayed, c.equal) {
+                (None, _) => "not compared (the log has no such bank)".to_string(),
+                (Some(_), true) => "equal".to_string(),
+                (Some(r), false) => format!("DIFFERS (TPM {}, log {r})", c.reported),
+            }
+        );
+    }
+    if !ev.unmeasured.is_empty() {
+        let _ = writeln!(
+            o,
+            "code volumes no event measured (information): {}",
+            ev.unmeasured
+                .iter()
+                .map(|p| display_path(p))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    o
+}
+
 /// Schema version of reports.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
@@ -111,6 +218,10 @@ pub struct Report {
     /// The flash map and region tree of the image, for `--format html` (not part of the JSON report).
     #[serde(skip)]
     pub map: Option<std::sync::Arc<html::FlashMap>>,
+    /// `fwscan eventlog`: the log, its replayed `pcrs`, its `events` with their bindings (flattened into
+    /// the report object).
+    #[serde(flatten, skip_deserializing)]
+    pub eventlog: Option<Box<crate::evidence::Evidence>>,
 }
 
 impl Report {
@@ -142,6 +253,7 @@ impl Report {
             stats: result.stats,
             error: None,
             map: None,
+            eventlog: None,
         }
     }
 
@@ -173,6 +285,7 @@ impl Report {
             stats: ScanStats::default(),
             error: Some(ErrorInfo { code, message }),
             map: None,
+            eventlog: None,
         }
     }
 
@@ -225,6 +338,9 @@ impl Report {
                 span(a.offset, a.size, Space::Image, None),
                 a.anchor
             );
+        }
+        if let Some(ev) = &self.eventlog {
+            o.push_str(&eventlog_text(ev));
         }
         if let Some(e) = &self.error {
             let _ = writeln!(o, "ERROR {}: {}", e.code, e.message);
