@@ -58,6 +58,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("keys", "common"),
     // What makes a parsed tree a release package (the registry's `package` field).
     ("package", "common"),
+    // The fleet cache of decoded sections ([`fwscan::formats::cache`]), consulted by any decoder.
+    ("cache", "common"),
     ("common", "common"),
     // Intel: descriptor, ME, GbE, Boot Guard / FIT / microcode / ACM.
     ("intel", "intel"),
