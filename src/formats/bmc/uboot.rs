@@ -19,7 +19,7 @@ const VERSION_WINDOW: usize = 1 << 20;
 
 // Reviewed: positions are indices into the slice (below its length, at most isize::MAX) plus small constants: no overflow.
 #[allow(clippy::arithmetic_side_effects)]
-fn version(b: &[u8]) -> Option<String> {
+pub(crate) fn version(b: &[u8]) -> Option<String> {
     let w = &b[..b.len().min(VERSION_WINDOW)];
     let pat = b"U-Boot ";
     let mut from = 0;
