@@ -367,3 +367,42 @@ fn the_first_partition_of_a_bmc_flash_is_checked() {
         "{out}"
     );
 }
+
+/// AES-GCM (secure-boot mode 1), from a vector of socsec's suite committed under
+/// `testdata/aspeed-socsec/` (provenance in its README): the tag verifies with the OTP's AES key; one
+/// changed byte in the encrypted part and one in the authenticated header are refused; socsec agrees on
+/// each.
+#[test]
+fn aes_gcm_images_are_checked_with_the_otp_aes_key() {
+    if !have_tool(
+        "socsec",
+        "ASPEED socsec: pip install --no-deps ../shared/tools/socsec (see .ci/run)",
+    ) {
+        return;
+    }
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/aspeed-socsec/2600-a1_modegcm");
+    let (img, otp) = (d.join("bl1.signed.bin"), d.join("otp-all.image"));
+    let v = verdict(&img, &otp);
+    assert!(socsec_ok(&img, &otp));
+    agree(&v, true, "GCM reference pair");
+    assert!(v.evidence["signer"]
+        .as_str()
+        .unwrap()
+        .contains("AES-256-GCM"));
+    let bytes = std::fs::read(&img).unwrap();
+    let (_, size, _, _) = header(&bytes);
+    let dir = tempfile::tempdir().unwrap();
+    for pos in [size / 2, 0x10] {
+        let mut t = bytes.clone();
+        t[pos] ^= 0x80;
+        let p = dir.path().join(format!("gcm-{pos:x}.bin"));
+        std::fs::write(&p, &t).unwrap();
+        let v = verdict(&p, &otp);
+        agree(&v, socsec_ok(&p, &otp), &format!("GCM byte {pos:#x}"));
+        assert!(
+            v.codes.contains(&"bmc-rot-signature-invalid".to_string()),
+            "{:?}",
+            v.codes
+        );
+    }
+}

@@ -196,7 +196,8 @@ pub struct Key {
     pub id: u8,
     pub kind: KeyKind,
     pub retired: bool,
-    /// The RSA modulus (in the OTP's order) or the ECDSA point X || Y (big-endian); empty for others.
+    /// The RSA modulus (in the OTP's order), the ECDSA point X || Y (big-endian), or the OEM AES-256 key
+    /// (AES-GCM mode); empty for others.
     pub public: Vec<u8>,
 }
 
@@ -502,6 +503,7 @@ fn keys_of(
                     slice(data, offset, bytes, "RSA key")?.to_vec()
                 }
                 KeyKind::EcdsaPublic => slice(data, offset, 96, "ECDSA key")?.to_vec(),
+                KeyKind::AesOem => slice(data, offset, 32, "AES key")?.to_vec(),
                 _ => Vec::new(),
             };
             keys.push(Key {

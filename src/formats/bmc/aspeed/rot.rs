@@ -228,10 +228,60 @@ pub fn verify(b: &[u8], otp: &Otp) -> Outcome {
     match otp.mode {
         Mode::Rsa { hash, padding, .. } => rsa(otp, signed, sig, hash, padding),
         Mode::Ecdsa { .. } => ecdsa(otp, signed, sig),
-        Mode::AesGcm => Outcome::NotVerified(
-            "the OTP selects AES-GCM (secure-boot mode 1): its tag needs the OTP's AES key, which fwscan does not use".into(),
-        ),
+        Mode::AesGcm => gcm(otp, window, &h, sig),
     }
+}
+
+/// AES-256-GCM (secure-boot mode 1): the tag (stored as four 32-bit words in reverse order) over the
+/// bytes before `enc_offset` (authenticated data) and the encrypted bytes up to the signed size, with the
+/// 12-byte IV at the AES data offset, checked with each OEM AES key of the OTP (the plaintext is
+/// discarded).
+fn gcm(otp: &Otp, window: &[u8], h: &Header, sig: &[u8]) -> Outcome {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let (enc, size, ivo) = (
+        h.enc_offset as usize,
+        h.sign_image_size as usize,
+        h.aes_data_offset as usize,
+    );
+    let Some(iv) = ivo.checked_add(12).and_then(|e| window.get(ivo..e)) else {
+        return Outcome::Invalid(format!(
+            "AES-GCM: the IV at {ivo:#x} lies past the image's end"
+        ));
+    };
+    if enc > size {
+        return Outcome::Invalid(format!(
+            "AES-GCM: the encryption offset {enc:#x} lies past the signed size {size:#x}"
+        ));
+    }
+    let mut tag = [0u8; 16];
+    for (dst, src) in tag.chunks_exact_mut(4).zip(sig.chunks_exact(4).rev()) {
+        dst.copy_from_slice(src);
+    }
+    let mut n = 0usize;
+    for k in otp.keys.iter().filter(|k| k.kind == KeyKind::AesOem) {
+        n = n.saturating_add(1);
+        let Ok(cipher) = aes_gcm::Aes256Gcm::new_from_slice(&k.public) else {
+            continue;
+        };
+        let mut buf = window[enc..size].to_vec();
+        let ok = cipher
+            .decrypt_in_place_detached(
+                aes_gcm::Nonce::from_slice(iv),
+                &window[..enc],
+                &mut buf,
+                aes_gcm::Tag::from_slice(&tag),
+            )
+            .is_ok();
+        if ok {
+            return Outcome::Valid {
+                id: k.id,
+                kind: "OEM AES-256-GCM",
+            };
+        }
+    }
+    Outcome::Invalid(format!(
+        "AES-GCM: the tag does not verify with any of the {n} OEM AES key(s) of the OTP (the signed region changed, or another key made it)"
+    ))
 }
 
 /// `x^65537 mod n` in the OTP's byte order, `len` bytes; `None` for a degenerate modulus.
