@@ -140,14 +140,29 @@ fn check_inspect(img: &Path, dir: &Path, p: &Pieces, layout: &[(&str, u64, u64)]
         "bootm 20080000"
     );
     assert_eq!(n["u-boot-env/env/ethaddr"]["policy"], "mutable");
-    // U-Boot: content then blank slack.
-    let ub = &n["u-boot/binary"];
+    // U-Boot: code, the appended control device tree (up to the end of the content), then blank slack.
+    let ub = &n["u-boot/u-boot-nodtb"];
     assert!(ub["attrs"]["version"]
         .as_str()
         .unwrap()
         .starts_with("U-Boot 20"));
     let uboot_len = p.uboot.iter().rposition(|&c| c != 0xFF).unwrap() as u64 + 1;
-    assert_eq!(ub["size"].as_u64(), Some(uboot_len));
+    // Malta's U-Boot (the 32 MiB image) appends its control DTB; QEMU arm's has none (the board gives it).
+    assert_eq!(
+        n.contains_key("u-boot/control-dtb"),
+        layout == b::LAYOUT_32,
+        "control DTB"
+    );
+    match n.get("u-boot/control-dtb") {
+        Some(dtb) => {
+            assert_eq!(dtb["offset"].as_u64(), ub["size"].as_u64());
+            assert_eq!(
+                dtb["offset"].as_u64().unwrap() + dtb["size"].as_u64().unwrap(),
+                uboot_len
+            );
+        }
+        None => assert_eq!(ub["size"].as_u64(), Some(uboot_len)),
+    }
     assert_eq!(n["u-boot/slack"]["policy"], "blank");
 
     // FIT images equal `dumpimage -l`: names, sizes, stored hash values (and our digest = that sha256).
@@ -395,7 +410,7 @@ fn tampering_is_detected_and_named() {
     img[0x1001] ^= 0x5A;
     let (code, f, _) = scan32(base, "uboot.bin", &img);
     assert_eq!(code, 1);
-    assert!(has(&f, "region-modified", "u-boot/binary"), "{f:?}");
+    assert!(has(&f, "region-modified", "u-boot/u-boot-nodtb"), "{f:?}");
 
     // 2. one rofs binary replaced (same path); 3. a file added.
     let root = b::make_root(&dir);
@@ -1077,4 +1092,152 @@ fn an_inode_claiming_an_absurd_file_size_is_refused_before_the_reader_allocates(
             .any(|n| n.message.contains("block list cannot fit")),
         "{notes:#?}"
     );
+}
+
+/// Real U-Boot binaries (issue 21, point 1): the AST2500 and NPCM750 releases of `../shared/fixtures/bmc/`
+/// and Debian's u-boot-qemu builds are split into the code and the appended control device tree, whose
+/// end is the end of the file (checked against `fdtdump` reading the same bytes: same model and
+/// totalsize); `check` is quiet on every one. A U-Boot whose control DTB holds a verified-boot key
+/// (`mkimage -K`, as U-Boot's build does) lists it: name, algo, required, and the modulus digest, compared
+/// with `openssl rsa -modulus`.
+#[test]
+fn real_u_boot_binaries_show_their_control_dtb_and_keys() {
+    let mut files: Vec<PathBuf> = ["bmc/ast2500-evb-u-boot.bin", "bmc/npcm750-u-boot.bin"]
+        .iter()
+        .filter_map(|f| crate::harness::fixture(f))
+        .collect();
+    for f in [
+        "/usr/lib/u-boot/maltael/u-boot.bin",
+        "/usr/lib/u-boot/malta64el/u-boot.bin",
+        "/usr/lib/u-boot/qemu-x86/u-boot.bin",
+        "/usr/lib/u-boot/qemu-x86_64/u-boot.bin",
+    ] {
+        if crate::harness::have_file(f, "Debian u-boot-qemu") {
+            files.push(PathBuf::from(f));
+        }
+    }
+    if !crate::harness::have_tool("fdtdump", "device-tree-compiler")
+        || !crate::harness::have_tool("mkimage", "u-boot-tools")
+        || !crate::harness::have_tool("openssl", "openssl")
+    {
+        return;
+    }
+    let dir = b::scratch("uboot-dtb");
+    for f in &files {
+        let path = f.to_str().unwrap();
+        let (code, out, err) = fwscan(&["check", path]);
+        assert_eq!(code, 0, "{path}: {out}{err}");
+        let n = nodes(&inspect(f));
+        let bytes = std::fs::read(f).unwrap();
+        let code_node = &n["u-boot-nodtb"];
+        let dtb = &n["control-dtb"];
+        let off = dtb["offset"].as_u64().unwrap() as usize;
+        let size = dtb["size"].as_u64().unwrap() as usize;
+        assert_eq!(off + size, bytes.len(), "{path}: the DTB ends the file");
+        assert_eq!(code_node["size"].as_u64(), Some(off as u64), "{path}");
+        assert!(code_node["attrs"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("U-Boot "));
+        let blob = dir.join("control.dtb");
+        std::fs::write(&blob, &bytes[off..]).unwrap();
+        let dump = b::run(&dir, "fdtdump", &[blob.to_str().unwrap()]);
+        assert!(
+            dump.contains(&format!("// totalsize:\t\t{:#x} ({size})", size)),
+            "{path}: {}",
+            &dump[..dump.len().min(400)]
+        );
+        if let Some(model) = n["control-dtb/fdt"]["attrs"]["model"].as_str() {
+            assert!(dump.contains(&format!("model = \"{model}\"")), "{path}");
+        }
+    }
+    // A verified-boot key written into a control DTB by mkimage -K, appended to Debian's Malta U-Boot code.
+    let Some(malta) = files.iter().find(|f| f.ends_with("maltael/u-boot.bin")) else {
+        return;
+    };
+    std::fs::write(
+        dir.join("c.dts"),
+        "/dts-v1/;\n/ { model = \"fwscan test\"; };\n",
+    )
+    .unwrap();
+    b::run(
+        &dir,
+        "dtc",
+        &["-I", "dts", "-O", "dtb", "-o", "control.dtb", "c.dts"],
+    );
+    b::run(
+        &dir,
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "dev.key",
+        ],
+    );
+    b::run(
+        &dir,
+        "openssl",
+        &[
+            "req", "-batch", "-new", "-x509", "-key", "dev.key", "-out", "dev.crt", "-subj",
+            "/CN=dev",
+        ],
+    );
+    std::fs::write(dir.join("k.bin"), vec![0x5Au8; 4096]).unwrap();
+    std::fs::write(
+        dir.join("f.its"),
+        r#"/dts-v1/;
+/ { description = "t"; #address-cells = <1>;
+  images { kernel-1 { data = /incbin/("k.bin"); type = "kernel"; arch = "arm"; os = "linux";
+    compression = "none"; load = <0x80000>; entry = <0x80000>; hash-1 { algo = "sha256"; }; }; };
+  configurations { default = "conf-1"; conf-1 { kernel = "kernel-1";
+    signature-1 { algo = "sha256,rsa2048"; key-name-hint = "dev"; sign-images = "kernel"; }; }; }; };
+"#,
+    )
+    .unwrap();
+    b::run(
+        &dir,
+        "mkimage",
+        &[
+            "-f",
+            "f.its",
+            "-k",
+            ".",
+            "-K",
+            "control.dtb",
+            "-r",
+            "signed.fit",
+        ],
+    );
+    let modulus_hex = b::run(
+        &dir,
+        "openssl",
+        &["rsa", "-in", "dev.key", "-noout", "-modulus"],
+    );
+    let modulus = hex::decode(modulus_hex.trim().trim_start_matches("Modulus=")).unwrap();
+    let want = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&modulus));
+    let code = std::fs::read(malta).unwrap();
+    let n0 = nodes(&inspect(malta));
+    let code_len = n0["u-boot-nodtb"]["size"].as_u64().unwrap() as usize;
+    let mut img = code[..code_len].to_vec();
+    img.extend(std::fs::read(dir.join("control.dtb")).unwrap());
+    let with_key = dir.join("u-boot-key.bin");
+    std::fs::write(&with_key, &img).unwrap();
+    let (code, out, err) = fwscan(&["check", with_key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let n = nodes(&inspect(&with_key));
+    let keys = n["control-dtb/fdt"]["attrs"]["signature-keys"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["name"], "dev");
+    assert_eq!(keys[0]["algo"], "sha256,rsa2048");
+    assert_eq!(keys[0]["required"], "conf");
+    assert_eq!(keys[0]["key-name-hint"], "dev");
+    assert_eq!(keys[0]["rsa-num-bits"], 2048);
+    assert_eq!(keys[0]["rsa-modulus-sha256"], want.as_str());
 }

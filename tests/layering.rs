@@ -88,6 +88,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("dtb", "bmc"),
     ("fdt", "bmc"),
     ("zimage", "bmc"),
+    ("aspeed", "bmc"),
     // File systems and archives.
     ("fs", "fs"),
     ("squashfs", "fs"),

@@ -7,6 +7,7 @@
 mod harness;
 mod support;
 
+mod aspeed;
 mod audit;
 mod basics;
 mod bmc;

@@ -47,11 +47,14 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let mut opts = a.parse.parse_options()?;
     if let Some(policy) = policy(a.trust.as_deref()) {
-        // Only the Boot Guard pins, all of them (inspect knows no product); release-package keys still
+        // Only the Boot Guard pins and ASPEED OTP images, all of them (inspect knows no product); release-package keys still
         // come from --openbmc-key/--capsule-cert.
         let ring = policy?.key_ring(None, None);
-        opts.keys
-            .extend(ring.for_scheme(Scheme::BootguardKm).cloned());
+        opts.keys.extend(
+            ring.iter()
+                .filter(|k| matches!(k.scheme(), Scheme::BootguardKm | Scheme::AspeedRot))
+                .cloned(),
+        );
     }
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);

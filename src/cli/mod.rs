@@ -156,6 +156,11 @@ pub struct ParseArgs {
     /// time) or ignored (as EDK2, which has no trusted clock).
     #[arg(long, value_name = "CHECK", value_parser = ["check", "ignore"], default_value = "check")]
     pub capsule_cert_validity: String,
+    /// ASPEED OTP image (otptool/socsec format) of the BMC's AST2600/AST10x0: the boot image at offset 0
+    /// (a signed SPL, the first partition of the flash) is checked as the boot ROM checks it, with the
+    /// OTP's keys, retired keys and signing mode; repeatable (one image must verify with one of them).
+    #[arg(long = "aspeed-otp", value_name = "OTP")]
+    pub aspeed_otps: Vec<PathBuf>,
 }
 
 impl ParseArgs {
@@ -189,6 +194,13 @@ impl ParseArgs {
                     rules,
                 },
             );
+        }
+        for p in &self.aspeed_otps {
+            keys.add(fwscan::formats::keys::RingKey {
+                id: p.display().to_string(),
+                scope: Default::default(),
+                key: fwscan::formats::keys::VendorKey::AspeedOtp(read_aspeed_otp(p)?),
+            });
         }
         Ok(ParseOptions {
             max_decompressed_total: self.max_decompressed.saturating_mul(1 << 20),
@@ -392,6 +404,15 @@ fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::keys::Openbmc
 }
 
 /// Reads a `--capsule-cert` file: one X.509 certificate, PEM or DER; returns its DER.
+/// Reads and validates an OTP image given with `--aspeed-otp`.
+fn read_aspeed_otp(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use fwscan::formats::bmc::aspeed::otp;
+    let bytes = fwscan::input::read_capped(path, otp::MAX_SIZE as u64)
+        .map_err(|e| anyhow::anyhow!("--aspeed-otp {}: {e}", path.display()))?;
+    otp::parse(&bytes).map_err(|e| anyhow::anyhow!("--aspeed-otp {}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
 fn read_cert(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use x509_cert::der::{Decode, DecodePem, Encode};
     let len = std::fs::metadata(path)

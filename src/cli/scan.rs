@@ -52,10 +52,21 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let format = a.format.into();
     // Verification before comparison: the only way to a VerifiedManifest.
     let mut verified = Vec::new();
+    // The trust policy's ASPEED OTP images, scoped to the products the manifests are for.
+    let mut otp_keys = Vec::new();
     for path in &a.manifest {
         match a.trust.options(!a.insecure_unsigned).and_then(|mut o| {
             o.insecure_unsigned = a.insecure_unsigned;
-            verify::load_verified(path, &o)
+            let v = verify::load_verified(path, &o)?;
+            if let Some(p) = &o.policy {
+                let pr = &v.manifest().product;
+                otp_keys.extend(
+                    p.key_ring(Some(&pr.product), Some(&pr.component))
+                        .for_scheme(fwscan::finding::Scheme::AspeedRot)
+                        .cloned(),
+                );
+            }
+            Ok(v)
         }) {
             Ok(v) => verified.push((v, path.display().to_string())),
             Err(e) => {
@@ -70,6 +81,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     }
     let rules = super::check::load_rules(&a.rules)?;
     let mut opts = a.parse.parse_options()?;
+    otp_keys.dedup();
+    opts.keys.extend(otp_keys);
     // Certificate validity (capsule signing paths) is evaluated at --at, like manifest expiry.
     opts.at = a.trust.at;
     let scanner = Scanner::new(opts, Some(Arc::new(rules)))

@@ -109,6 +109,9 @@ codes! {
     BootguardKmBpmKeyMismatch = "bootguard-km-bpm-key-mismatch", Error, "The boot policy manifest is signed by a key that the key manifest does not name.";
     BootguardIbbMismatch = "bootguard-ibb-mismatch", Error, "An IBB digest of the boot policy manifest does not match the IBB segments in the image.";
     BootguardUnsignedIbbGap = "bootguard-unsigned-ibb-gap", Error, "The reset vector or the FIT is not inside a hashed IBB segment of the boot policy manifest.";
+    // --- ASPEED root of trust (docs/bmc.md) --------------------------------------------------------------
+    BmcRotSignatureInvalid = "bmc-rot-signature-invalid", Error, "An ASPEED boot image's RoT signature does not verify with the keys of the OTP image (changed signed bytes, a missing or moved RoT header, or a header that disagrees with the OTP configuration): the boot ROM refuses it.";
+    BmcRotKeyRetired = "bmc-rot-key-retired", Error, "An ASPEED boot image verifies only with an OTP key that the OTP configuration retires: the boot ROM refuses it.";
     // --- Intel ME / CSME / SPS (docs/intel-me.md) ------------------------------------------------------
     FptHeaderChecksum = "fpt-header-checksum", Error, "An ME region's $FPT partition table header checksum is wrong.";
     CpdHeaderChecksum = "cpd-header-checksum", Error, "A CSE code partition directory ($CPD) header checksum is wrong.";
@@ -144,7 +147,7 @@ codes! {
     FileChanged = "file-changed", Error, "The image file was truncated, grown or replaced between listing and reading, or during the read.";
     // --- vendor signatures of release packages (OpenBMC tarballs) --------------------------------------
     VendorSignatureInvalid = "vendor-signature-invalid", Error, "A vendor signature in a release package does not verify (the file it covers changed after signing, or the signature or key is missing or malformed).";
-    VendorUntrusted = "vendor-untrusted", Error, "A release package is signed, but by no vendor key of the trust policy.";
+    VendorUntrusted = "vendor-untrusted", Error, "A release package (or an ASPEED boot image) is signed, but by no vendor key of the trust policy (or of the OTP image).";
     AnchorNotFound = "anchor-not-found", Error, "A part of a baseline anchored by identity (a release package's image file, a firmware payload's volumes) was not found in the image.";
     // --- fail-closed evidence (issue 19) -----------------------------------------------------------------
     NotCovered = "not-covered", Error, "Non-blank bytes that no verified evidence accounts for: not compared equal to a verified baseline part at the place the hardware uses it, not per-machine by structure, not declared per-machine by the baseline.";

@@ -51,6 +51,9 @@ pub enum Scheme {
     FipHash,
     /// AMI Aptio's own capsule signature (not read: recorded as not verified).
     AmiCapsule,
+    /// An ASPEED AST2600/AST10x0 boot image's RoT signature, checked as the boot ROM checks it against
+    /// the keys of an OTP image.
+    AspeedRot,
 }
 
 impl Scheme {
@@ -71,6 +74,7 @@ impl Scheme {
         Scheme::AmdPsp,
         Scheme::FipHash,
         Scheme::AmiCapsule,
+        Scheme::AspeedRot,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -91,6 +95,7 @@ impl Scheme {
             Scheme::AmdPsp => "amd-psp",
             Scheme::FipHash => "fip-hash",
             Scheme::AmiCapsule => "ami-capsule",
+            Scheme::AspeedRot => "aspeed-rot",
         }
     }
 

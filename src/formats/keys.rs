@@ -83,6 +83,9 @@ pub enum VendorKey {
     /// `bootguard-km-hash`: a Boot Guard OEM key hash (SHA-256 or SHA-384 of the Key Manifest key, as
     /// fused), pinning the key manifests of the platforms in scope (`formats::intel::km_key_pinned`).
     BootguardKmHash(Vec<u8>),
+    /// `aspeed-otp`: an ASPEED OTP image (`otptool`/`socsec` format): the keys and signing mode the SoC's
+    /// boot ROM verifies the boot image with (`formats::bmc::aspeed`). Validated when the ring is built.
+    AspeedOtp(Vec<u8>),
 }
 
 impl VendorKey {
@@ -92,6 +95,7 @@ impl VendorKey {
             VendorKey::OpenbmcRsa(_) => Scheme::OpenbmcRsa,
             VendorKey::X509(_) => Scheme::Pkcs7,
             VendorKey::BootguardKmHash(_) => Scheme::BootguardKm,
+            VendorKey::AspeedOtp(_) => Scheme::AspeedRot,
         }
     }
 }

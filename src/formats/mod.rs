@@ -380,6 +380,7 @@ pub fn registry() -> &'static [Format] {
         jffs2::FORMAT,
         bmc::ubi::FORMAT,
         ubootenv::FORMAT,
+        bmc::aspeed::FORMAT,
         uboot::FORMAT,
         cpio::FORMAT,
         compressed::FORMAT_XZ,
@@ -504,6 +505,12 @@ static PASSES: &[Pass] = &[Pass {
     description: "Intel FIT, microcode updates, startup ACM, Boot Guard / CBnT key and boot policy \
                   manifests: attached below the leaves that hold them; signatures and IBB digests as evidence",
     run: intel::annotate,
+},
+Pass {
+    name: "aspeed-rot",
+    description: "ASPEED AST2600/AST10x0 root of trust: the boot ROM's signature check of the boot image at \
+                  offset 0, repeated against the keys of the OTP images of the key ring",
+    run: bmc::aspeed::annotate,
 }];
 
 /// Every whole-tree pass, in the order [`parse_image`] runs them.

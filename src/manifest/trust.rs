@@ -151,7 +151,11 @@ pub enum VendorKeyProblem {
     Der(x509_cert::der::Error),
     #[error("type bootguard-km-hash needs `hash`, 64 or 96 hex digits (SHA-256 or SHA-384 of the key manifest key), and no `pem`")]
     BootGuardHash,
-    #[error("type `{0}`: openbmc, x509 or bootguard-km-hash")]
+    #[error("type aspeed-otp needs `otp`, the OTP image in base64, and no `pem`")]
+    AspeedOtpMissing,
+    #[error("type aspeed-otp: {0}")]
+    AspeedOtp(crate::formats::bmc::aspeed::otp::OtpError),
+    #[error("type `{0}`: openbmc, x509, bootguard-km-hash or aspeed-otp")]
     Kind(String),
 }
 
@@ -255,6 +259,9 @@ pub struct VendorKeyFile {
     /// `bootguard-km-hash`: hex SHA-256 (or SHA-384) of the Key Manifest's public key as the fuses hold it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+    /// `aspeed-otp`: an ASPEED OTP image (`otptool`/`socsec` format), base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Product globs this key may sign packages for; absent = any.
@@ -352,6 +359,22 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
                 id: k.id,
                 scope,
                 key: VendorKey::BootguardKmHash(hash),
+            })
+        }
+        "aspeed-otp" => {
+            use base64::Engine as _;
+            let bytes = match (k.otp.as_deref(), k.pem.is_empty()) {
+                (Some(b64), true) => base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|_| at(VendorKeyProblem::AspeedOtpMissing))?,
+                _ => return Err(at(VendorKeyProblem::AspeedOtpMissing)),
+            };
+            crate::formats::bmc::aspeed::otp::parse(&bytes)
+                .map_err(|e| at(VendorKeyProblem::AspeedOtp(e)))?;
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::AspeedOtp(bytes),
             })
         }
         other => Err(at(VendorKeyProblem::Kind(other.to_string()))),

@@ -81,6 +81,10 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             r.attrs.insert("fixed-partitions".into(), list.into());
         }
     }
+    let keys = signature_keys(&f);
+    if !keys.is_empty() {
+        r.attrs.insert("signature-keys".into(), keys.into());
+    }
     let end = node.offset.saturating_add(f.totalsize);
 
     let mut out = vec![r];
@@ -91,4 +95,47 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         ctx.opts.blank,
     ));
     Ok(out.into())
+}
+
+/// The public keys of U-Boot's verified boot in a control device tree: every `/signature/key-NAME` node
+/// with its `algo`, `required` (`conf` or `image`: U-Boot then refuses a FIT not signed by it),
+/// `key-name-hint`, and a SHA-256 of the key (`rsa,modulus`, or `ecdsa,x-point` || `ecdsa,y-point`).
+pub fn signature_keys(f: &Fdt) -> Vec<serde_json::Value> {
+    use sha2::Digest;
+    let Some(sig) = f.root.child("signature") else {
+        return Vec::new();
+    };
+    sig.children
+        .iter()
+        .filter(|k| k.name.starts_with("key-"))
+        .take(64)
+        .map(|k| {
+            let mut m = serde_json::Map::new();
+            m.insert("name".into(), k.name.trim_start_matches("key-").into());
+            for p in ["algo", "required", "key-name-hint", "ecdsa,curve"] {
+                if let Some(v) = f.str_prop(k, p) {
+                    m.insert(p.into(), v.into());
+                }
+            }
+            if let Some(bits) = f.u64_prop(k, "rsa,num-bits") {
+                m.insert("rsa-num-bits".into(), bits.into());
+            }
+            if let Some(n) = k.prop("rsa,modulus") {
+                m.insert(
+                    "rsa-modulus-sha256".into(),
+                    hex::encode(sha2::Sha256::digest(f.value(n))).into(),
+                );
+            }
+            if let (Some(x), Some(y)) = (k.prop("ecdsa,x-point"), k.prop("ecdsa,y-point")) {
+                let mut h = sha2::Sha256::new();
+                h.update(f.value(x));
+                h.update(f.value(y));
+                m.insert(
+                    "ecdsa-point-sha256".into(),
+                    hex::encode(h.finalize()).into(),
+                );
+            }
+            serde_json::Value::Object(m)
+        })
+        .collect()
 }

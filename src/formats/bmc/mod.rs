@@ -18,6 +18,7 @@
 //! (`partition-overlap`, `partition-out-of-bounds`, `layout-mismatch`), never a panic.
 #![deny(clippy::arithmetic_side_effects)]
 
+pub mod aspeed;
 pub mod dtb;
 pub mod fdt;
 pub mod fit;
@@ -400,7 +401,7 @@ fn expected(name: &str) -> Option<&'static [&'static str]> {
     } else if n == "rofs" || n == "image-rofs" {
         Some(&["squashfs", "ubi"])
     } else if n == "u-boot" || n == "image-u-boot" {
-        Some(&["u-boot", "fit", "uimage"])
+        Some(&["u-boot", "fit", "uimage", aspeed::FORMAT.name])
     } else {
         None
     }
