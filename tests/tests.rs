@@ -16,6 +16,7 @@ mod check;
 mod errors;
 mod failclosed;
 mod fleet;
+mod gbe;
 mod hardening;
 mod ifd;
 mod intel;

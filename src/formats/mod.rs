@@ -655,11 +655,13 @@ mod tests {
         assert!(registry()
             .iter()
             .any(|f| f.name == "uboot-env" && !f.whole_flash()));
-        // A file of its own: components, never a bare GbE region; an environment only with a valid CRC.
+        // A file of its own: components; an environment only with a valid CRC, a GbE region only with a
+        // known controller and a consistent checksum.
         let env = by_name("uboot-env").unwrap();
         assert!(env.standalone(Confidence::High) && !env.standalone(Confidence::Medium));
         assert!(by_name("squashfs").unwrap().standalone(Confidence::Low));
-        assert!(!by_name("gbe").unwrap().standalone(Confidence::High));
+        let gbe = by_name("gbe").unwrap();
+        assert!(gbe.standalone(Confidence::High) && !gbe.standalone(Confidence::Medium));
         assert!(registry()
             .iter()
             .all(|f| !f.whole_flash() || !f.standalone(Confidence::High)));
