@@ -93,6 +93,10 @@ const FAMILIES: &[(&str, &str)] = &[
     // Compressed streams.
     ("compress", "compress"),
     ("compressed", "compress"),
+    // coreboot: flash map and CBFS.
+    ("coreboot", "coreboot"),
+    ("fmap", "coreboot"),
+    ("cbfs", "coreboot"),
 ];
 
 /// Cross-family imports that exist and are meant: `(from, to, why)`. A family may import `common` and
@@ -118,6 +122,11 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
         "compress",
         "uefi",
         "xz/gzip files use the metered decompressors of formats/uefi/decompress/ (shared with UEFI sections)",
+    ),
+    (
+        "coreboot",
+        "uefi",
+        "CBFS LZMA files and stages use the metered decompressors of formats/uefi/decompress/",
     ),
     (
         "uefi",

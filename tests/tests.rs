@@ -13,6 +13,7 @@ mod bmc;
 mod bootguard_coverage;
 mod chains;
 mod check;
+mod coreboot;
 mod errors;
 mod failclosed;
 mod fleet;

@@ -14,6 +14,7 @@ pub mod amd;
 pub mod arm;
 pub mod bmc;
 pub mod compress;
+pub mod coreboot;
 pub mod fs;
 pub mod intel;
 pub mod keys;
@@ -376,6 +377,9 @@ pub fn registry() -> &'static [Format] {
         zimage::FORMAT,
         dtb::FORMAT,
         bmc::FORMAT,
+        // --- coreboot (after the others: fuzz seeds select formats by index) ---
+        coreboot::fmap::FORMAT,
+        coreboot::cbfs::FORMAT,
     ]
 }
 
@@ -748,7 +752,9 @@ mod tests {
         assert_eq!(body.matches("Format {").count(), 0, "{body}");
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats");
         let mut offenders = Vec::new();
-        for fam in ["amd", "arm", "bmc", "compress", "fs", "intel", "uefi"] {
+        for fam in [
+            "amd", "arm", "bmc", "compress", "coreboot", "fs", "intel", "uefi",
+        ] {
             for f in std::fs::read_dir(root.join(fam)).unwrap() {
                 let p = f.unwrap().path();
                 if p.extension().is_some_and(|e| e == "rs") {
