@@ -97,6 +97,8 @@ const FAMILIES: &[(&str, &str)] = &[
     ("coreboot", "coreboot"),
     ("fmap", "coreboot"),
     ("cbfs", "coreboot"),
+    // PCI option ROMs.
+    ("pci", "pci"),
 ];
 
 /// Cross-family imports that exist and are meant: `(from, to, why)`. A family may import `common` and
@@ -127,6 +129,11 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
         "coreboot",
         "uefi",
         "CBFS LZMA files and stages use the metered decompressors of formats/uefi/decompress/",
+    ),
+    (
+        "pci",
+        "uefi",
+        "EFI-compressed option ROM images use the EFI 1.1 decompressor of formats/uefi/decompress/",
     ),
     (
         "uefi",

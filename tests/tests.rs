@@ -25,6 +25,7 @@ mod intel_me;
 mod layering;
 mod nvram;
 mod obmc_complete;
+mod optionrom;
 mod packages;
 mod pipeline;
 mod platforms;

@@ -20,6 +20,7 @@ pub mod intel;
 pub mod keys;
 pub mod layout;
 pub mod package;
+pub mod pci;
 pub mod pe;
 pub mod uefi;
 pub mod util;
@@ -380,6 +381,8 @@ pub fn registry() -> &'static [Format] {
         // --- coreboot (after the others: fuzz seeds select formats by index) ---
         coreboot::fmap::FORMAT,
         coreboot::cbfs::FORMAT,
+        // --- PCI option ROMs ---
+        pci::FORMAT,
     ]
 }
 
@@ -753,7 +756,7 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats");
         let mut offenders = Vec::new();
         for fam in [
-            "amd", "arm", "bmc", "compress", "coreboot", "fs", "intel", "uefi",
+            "amd", "arm", "bmc", "compress", "coreboot", "fs", "intel", "pci", "uefi",
         ] {
             for f in std::fs::read_dir(root.join(fam)).unwrap() {
                 let p = f.unwrap().path();
