@@ -279,7 +279,7 @@ fn file(ctx: &Ctx, node: &Region, p: u64, h: &Header) -> Region {
     match h.typ {
         TYPE_MASTER => master(&mut data),
         TYPE_LEGACY_STAGE => legacy_stage(ctx, &mut data),
-        TYPE_SELF => payload(ctx, &mut data, comp),
+        TYPE_SELF => payload(ctx, &mut data),
         _ => {
             if comp != 0 {
                 inflate(ctx, &mut data, comp);
@@ -394,7 +394,7 @@ fn legacy_stage(ctx: &Ctx, data: &mut Region) {
 }
 
 /// A payload (`simple elf`): the segment table, then each segment's (maybe compressed) bytes.
-fn payload(ctx: &Ctx, data: &mut Region, comp_attr: u32) {
+fn payload(ctx: &Ctx, data: &mut Region) {
     let b = data.bytes();
     let blen = b.len() as u64;
     let mut segs = Vec::new();
@@ -468,7 +468,6 @@ fn payload(ctx: &Ctx, data: &mut Region, comp_attr: u32) {
         }
         kids.push(s);
     }
-    let _ = comp_attr;
     crate::formats::adopt(ctx, data, &mut kids);
     data.children = kids;
 }
@@ -509,11 +508,15 @@ fn inflate(ctx: &Ctx, node: &mut Region, comp: u32) {
     node.notes.push(crate::formats::unparsed_note("cbfs", &e));
 }
 
+/// One file for [`build`]: name, type, compression attribute (algorithm, decompressed size), data.
+#[cfg(any(test, feature = "fixtures"))]
+pub type BuildFile<'a> = (&'a str, u32, Option<(u32, u32)>, &'a [u8]);
+
 /// A CBFS writer for tests and fuzz seeds: `(name, type, compression attribute, data)` per file, each at
 /// a 64-byte boundary, then one empty (`null`) file up to `size` bytes.
 #[cfg(any(test, feature = "fixtures"))]
 #[allow(clippy::arithmetic_side_effects)] // test fixtures of small, known sizes
-pub fn build(files: &[(&str, u32, Option<(u32, u32)>, &[u8])], size: usize) -> Vec<u8> {
+pub fn build(files: &[BuildFile], size: usize) -> Vec<u8> {
     fn head(out: &mut Vec<u8>, name: &str, typ: u32, comp: Option<(u32, u32)>, len: usize) {
         let name_len = (name.len() + 1).next_multiple_of(16);
         let attrs = if comp.is_some() { 16 } else { 0 };

@@ -268,3 +268,57 @@ fn efi_decompress(ctx: &Ctx, r: &mut Region) {
     }
 }
 
+#[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // fixtures built from small constants
+mod tests {
+    use super::*;
+    use crate::formats::ParseOptions;
+
+    /// One image of `units` x 512 bytes: 0x55AA, PCIR at 0x1C, code type `ty`, `last` flag.
+    fn image(units: u16, ty: u8, last: bool) -> Vec<u8> {
+        let mut b = vec![0u8; usize::from(units) * 512];
+        b[0] = 0x55;
+        b[1] = 0xAA;
+        b[2] = units as u8;
+        b[0x18] = 0x1C;
+        b[0x1C..0x20].copy_from_slice(b"PCIR");
+        b[0x20..0x22].copy_from_slice(&0x8086u16.to_le_bytes());
+        b[0x22..0x24].copy_from_slice(&0x100Eu16.to_le_bytes());
+        b[0x26] = 0x18;
+        b[0x2C..0x2E].copy_from_slice(&units.to_le_bytes());
+        b[0x30] = ty;
+        b[0x31] = if last { 0x80 } else { 0 };
+        b
+    }
+
+    #[test]
+    fn images_of_the_chain() {
+        let mut rom = image(2, 0, false);
+        rom.extend(image(1, 0, true));
+        let data = std::sync::Arc::new(crate::input::Data::Owned(rom.clone()));
+        let opts = ParseOptions {
+            format: Some("optionrom".into()),
+            ..ParseOptions::default()
+        };
+        let t = crate::formats::parse_image(data, &opts);
+        let imgs: Vec<(&str, u64, u64)> = t
+            .children
+            .iter()
+            .map(|c| (c.name.as_str(), c.offset, c.size))
+            .collect();
+        assert_eq!(imgs, [("image[0]", 0, 1024), ("image[1]", 1024, 512)]);
+        assert_eq!(t.children[1].attrs["last"], true);
+        assert_eq!(t.children[0].attrs["vendor-id"], "0x8086");
+        let kids: Vec<&str> = t.children[0]
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(kids, ["header", "pcir", "code"]);
+        assert!(
+            probe(&rom[..512]).is_none(),
+            "an image longer than the file"
+        );
+        crate::formats::util::mutations_stay_in_bounds(&rom, "optionrom", 2000);
+    }
+}
