@@ -4,9 +4,10 @@
 //! committed in `fuzz/seeds/` (`fuzz/corpus/` is libFuzzer's working corpus and not kept); fuzz with both:
 //! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run fdt corpus/fdt seeds/fdt -- -rss_limit_mb=2048 -timeout=10`.
 //!
-//! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env; the
-//! first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel IFD/ME/GbE,
-//! NVRAM stores, whole BMC flashes) and `pe_describe` get no seeds and start from nothing.
+//! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env, fmap,
+//! cbfs; the first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel
+//! IFD/ME/GbE, NVRAM stores, whole BMC flashes, option ROMs) and `pe_describe` get no seeds and start from
+//! nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
