@@ -4,9 +4,10 @@
 //! committed in `fuzz/seeds/` (`fuzz/corpus/` is libFuzzer's working corpus and not kept); fuzz with both:
 //! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run fdt corpus/fdt seeds/fdt -- -rss_limit_mb=2048 -timeout=10`.
 //!
-//! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env; the
-//! first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel IFD/ME/GbE,
-//! NVRAM stores, whole BMC flashes) and `pe_describe` get no seeds and start from nothing.
+//! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env, fmap,
+//! cbfs; the first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel
+//! IFD/ME/GbE, NVRAM stores, whole BMC flashes, option ROMs) and `pe_describe` get no seeds and start from
+//! nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -318,6 +319,36 @@ fn main() {
         0x1000,
     );
     put_format("uboot-env", "env.bin", &env);
+    // coreboot: a CBFS (a raw file, a payload with a CODE and an ENTR segment) on its own and behind a
+    // flash map.
+    let mut payload = Vec::new();
+    for (t, off, len) in [(*b"CODE", 56u32, 4u32), (*b"ENTR", 0, 0)] {
+        payload.extend_from_slice(&t);
+        payload.extend_from_slice(&0u32.to_be_bytes());
+        payload.extend_from_slice(&off.to_be_bytes());
+        payload.extend_from_slice(&0x1000u64.to_be_bytes());
+        payload.extend_from_slice(&len.to_be_bytes());
+        payload.extend_from_slice(&len.to_be_bytes());
+    }
+    payload.extend_from_slice(&[0x90; 4]);
+    let cbfs = fwscan::formats::coreboot::cbfs::build(
+        &[
+            ("raw/plain", 0x50, None, b"plain data"),
+            ("fallback/payload", 0x20, None, &payload),
+        ],
+        0xE00,
+    );
+    put_format("cbfs", "files.bin", &cbfs);
+    let mut rom = fwscan::formats::coreboot::fmap::build(
+        0x1000,
+        &[
+            (0, 0x1000, "BIOS"),
+            (0, 0x200, "FMAP"),
+            (0x200, 0xE00, "COREBOOT"),
+        ],
+    );
+    rom[0x200..].copy_from_slice(&cbfs);
+    put_format("fmap", "rom.bin", &rom);
     put(
         "layout",
         "layout.txt",

@@ -698,6 +698,8 @@ fn issue15_fuzz_seeds_parse_as_their_format() {
         ("uimage-gzip.img", "uimage"),
         ("uboot-env-env.bin", "uboot-env"),
         ("uefi-volume.bin", "uefi"),
+        ("fmap-rom.bin", "fmap"),
+        ("cbfs-files.bin", "cbfs"),
     ] {
         let target = "registry";
         let seed = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {

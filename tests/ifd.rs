@@ -553,3 +553,85 @@ fn random_mutations_never_panic() {
         t.walk(&mut |r| assert!(r.end() <= len, "{} past the end", r.path));
     }
 }
+
+/// Issue 22.2: a file of exactly the 4 KiB descriptor (as coreboot board directories and `coreboot/blobs`
+/// ship `descriptor.bin`; e.g. the ThinkPad X230's, sha256 a09bc810…de65, lists GbE 0x1000-0x2fff, ME
+/// 0x3000-0x4fffff and BIOS 0x500000-0xbfffff, and gives no finding) describes regions beyond itself by
+/// design: they are listed as information, every one `ifdtool -d` prints. A dump cut short keeps its
+/// `partition-out-of-bounds` error.
+#[test]
+fn a_descriptor_only_file_lists_its_regions_and_a_truncated_dump_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // The X230's layout: descriptor, GbE, ME, BIOS in a 12 MiB flash.
+    let regs = [(0, 0, 0), (3, 1, 2), (2, 3, 0x4FF), (1, 0x500, 0xBFF)];
+    let desc = descriptor(&regs);
+    assert_eq!(desc.len(), 0x1000);
+    let p = write(dir.path(), "descriptor.bin", &desc);
+    let out = fwscan()
+        .args(["check", "--format", "json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rep:#}");
+    assert!(crate::harness::code_paths(&rep[0]).is_empty());
+    let tree = inspect_json(&p);
+    let root = &tree["root"];
+    assert_eq!(root["attrs"]["descriptor-only"], true);
+    let d = find(root, "descriptor").unwrap();
+    let listed: Vec<String> = d["attrs"]["regions-beyond-file"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let mut want: Vec<String> = regs[1..]
+        .iter()
+        .map(|&(i, b, l)| {
+            format!(
+                "{} {:#x}..={:#x}",
+                NAMES[i],
+                u64::from(b) << 12,
+                ((u64::from(l) + 1) << 12) - 1
+            )
+        })
+        .collect();
+    want.sort();
+    let mut got = listed.clone();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(d["attrs"]["number-of-regions"], 4);
+    // ifdtool prints the same regions.
+    if let Some(tool) = ifdtool() {
+        let mut from_tool: Vec<String> = ifdtool_regions(tool, &["-p", "sklkbl"], &p)
+            .into_iter()
+            .filter(|&(i, _, _)| i > 0)
+            .map(|(i, b, e)| format!("{} {b:#x}..={e:#x}", NAMES[i]))
+            .collect();
+        from_tool.sort();
+        assert_eq!(from_tool, want);
+    } else {
+        crate::harness::skip("ifdtool is not installed (Debian package coreboot-utils)");
+    }
+    // A dump that holds more than the descriptor but not the whole flash: an error, named.
+    let mut cut = desc.clone();
+    cut.extend(gbe_region());
+    cut.extend(vec![0xFFu8; 0x1000]);
+    let p = write(dir.path(), "cut.bin", &cut);
+    let out = fwscan()
+        .args(["check", "--format", "json"])
+        .arg(&p)
+        .output()
+        .unwrap();
+    let rep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{rep:#}");
+    let codes: Vec<(String, String)> = crate::harness::code_paths(&rep[0]);
+    assert!(
+        codes.contains(&("partition-out-of-bounds".into(), "me".into())),
+        "{codes:?}"
+    );
+    assert!(
+        codes.iter().all(|(c, _)| c == "partition-out-of-bounds"),
+        "{codes:?}"
+    );
+}

@@ -101,6 +101,12 @@ const FAMILIES: &[(&str, &str)] = &[
     // Compressed streams.
     ("compress", "compress"),
     ("compressed", "compress"),
+    // coreboot: flash map and CBFS.
+    ("coreboot", "coreboot"),
+    ("fmap", "coreboot"),
+    ("cbfs", "coreboot"),
+    // PCI option ROMs.
+    ("pci", "pci"),
 ];
 
 /// Cross-family imports that exist and are meant: `(from, to, why)`. A family may import `common` and
@@ -126,6 +132,16 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
         "compress",
         "uefi",
         "xz/gzip files use the metered decompressors of formats/uefi/decompress/ (shared with UEFI sections)",
+    ),
+    (
+        "coreboot",
+        "uefi",
+        "CBFS LZMA files and stages use the metered decompressors of formats/uefi/decompress/",
+    ),
+    (
+        "pci",
+        "uefi",
+        "EFI-compressed option ROM images use the EFI 1.1 decompressor of formats/uefi/decompress/",
     ),
     (
         "uefi",

@@ -15,11 +15,13 @@ pub mod arm;
 pub mod bmc;
 pub mod cache;
 pub mod compress;
+pub mod coreboot;
 pub mod fs;
 pub mod intel;
 pub mod keys;
 pub mod layout;
 pub mod package;
+pub mod pci;
 pub mod pe;
 pub mod tpm;
 pub mod uefi;
@@ -388,6 +390,11 @@ pub fn registry() -> &'static [Format] {
         zimage::FORMAT,
         dtb::FORMAT,
         bmc::FORMAT,
+        // --- coreboot (after the others: fuzz seeds select formats by index) ---
+        coreboot::fmap::FORMAT,
+        coreboot::cbfs::FORMAT,
+        // --- PCI option ROMs ---
+        pci::FORMAT,
     ]
 }
 
@@ -673,11 +680,13 @@ mod tests {
         assert!(registry()
             .iter()
             .any(|f| f.name == "uboot-env" && !f.whole_flash()));
-        // A file of its own: components, never a bare GbE region; an environment only with a valid CRC.
+        // A file of its own: components; an environment only with a valid CRC, a GbE region only with a
+        // known controller and a consistent checksum.
         let env = by_name("uboot-env").unwrap();
         assert!(env.standalone(Confidence::High) && !env.standalone(Confidence::Medium));
         assert!(by_name("squashfs").unwrap().standalone(Confidence::Low));
-        assert!(!by_name("gbe").unwrap().standalone(Confidence::High));
+        let gbe = by_name("gbe").unwrap();
+        assert!(gbe.standalone(Confidence::High) && !gbe.standalone(Confidence::Medium));
         assert!(registry()
             .iter()
             .all(|f| !f.whole_flash() || !f.standalone(Confidence::High)));
@@ -764,7 +773,9 @@ mod tests {
         assert_eq!(body.matches("Format {").count(), 0, "{body}");
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats");
         let mut offenders = Vec::new();
-        for fam in ["amd", "arm", "bmc", "compress", "fs", "intel", "uefi"] {
+        for fam in [
+            "amd", "arm", "bmc", "compress", "coreboot", "fs", "intel", "pci", "uefi",
+        ] {
             for f in std::fs::read_dir(root.join(fam)).unwrap() {
                 let p = f.unwrap().path();
                 if p.extension().is_some_and(|e| e == "rs") {

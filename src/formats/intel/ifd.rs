@@ -194,8 +194,18 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseEr
     };
     let mut kids: Vec<Region> = Vec::new();
     let mut desc_notes: Vec<Note> = Vec::new();
+    // A file of exactly the descriptor (coreboot ships them as `descriptor.bin`): the regions it
+    // describes lie beyond it by design and are listed as information. A dump cut short anywhere else
+    // (a node inside a larger buffer, or any other length) keeps its `partition-out-of-bounds` errors.
+    let descriptor_only =
+        len == DESCRIPTOR_SIZE && node.offset == 0 && node.data.len() as u64 == len;
+    let mut beyond: Vec<String> = Vec::new();
     for &(i, off, size) in &regs {
         let name = REGION_NAMES[i];
+        if descriptor_only && i > 0 && off.saturating_add(size) > len {
+            beyond.push(format!("{name} {off:#x}..={:#x}", off + size - 1));
+            continue;
+        }
         if off >= len {
             desc_notes.push(Note::new(
                 Code::PartitionOutOfBounds,
@@ -268,7 +278,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseEr
     let used = kids
         .iter()
         .filter(|k| k.attrs.contains_key("flreg"))
-        .count();
+        .count()
+        + beyond.len();
     for k in &mut kids {
         if k.kind == RegionKind::Descriptor {
             k.notes.append(&mut desc_notes);
@@ -290,6 +301,10 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseEr
                 (((m.flmap0 >> 8) & 3) + 1).into(),
             );
             k.attrs.insert("number-of-regions".into(), used.into());
+            if descriptor_only {
+                k.attrs
+                    .insert("regions-beyond-file".into(), beyond.clone().into());
+            }
             k.attrs
                 .insert("frba".into(), format!("{:#x}", m.frba).into());
             if let Ok(isl) = u8_at(node.bytes(), 0x1B, "ISL") {
@@ -299,7 +314,12 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseEr
         }
         parse_region(ctx, k);
     }
-    Ok(kids.into())
+    let parsed = crate::formats::Parsed::from(kids);
+    Ok(if descriptor_only {
+        parsed.attr("descriptor-only", true)
+    } else {
+        parsed
+    })
 }
 
 /// Parses one flash region's content: ME and GbE by their parsers, anything else by detection.
