@@ -484,23 +484,9 @@ fn hex_bytes<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex::encode(b))
 }
 
-/// An EFI GUID in its registry form.
+/// An EFI GUID in its registry form (`None` when fewer than 16 bytes).
 pub fn guid(b: &[u8]) -> Option<String> {
-    let b: &[u8; 16] = b.get(..16)?.try_into().ok()?;
-    Some(format!(
-        "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_le_bytes([b[4], b[5]]),
-        u16::from_le_bytes([b[6], b[7]]),
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    ))
+    b.get(..16).map(crate::formats::util::guid)
 }
 
 fn le64(b: &[u8], at: usize) -> Option<u64> {
