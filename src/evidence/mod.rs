@@ -4,6 +4,7 @@
 //! The log is the firmware's own record of what it ran; the dump is what a reader got from the flash. A
 //! dump whose volumes are what the firmware measured, under a log that replays to the TPM's PCRs, is what
 //! booted, unless the TPM's values themselves were forged (`docs/eventlog.md`).
+#![deny(clippy::arithmetic_side_effects)]
 
 pub mod bind;
 pub mod pcrs;

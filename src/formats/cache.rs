@@ -266,7 +266,13 @@ impl DecompressCache {
 
     fn disk_get(&self, d: &Disk, key: &Key, max_len: u64) -> Option<Entry> {
         let path = entry_path(&d.dir, key);
-        let mut f = fs::File::open(&path).ok()?;
+        // Non-blocking, and only a regular file: a FIFO or device planted under an entry's name cannot
+        // stall or feed the audit.
+        let (mut f, md) = match crate::input::open_regular(&path) {
+            Ok(f) => f,
+            Err(crate::Error::NotRegularFile { .. }) => return self.reject(&path),
+            Err(_) => return None,
+        };
         let mut head = [0u8; HEADER];
         if f.read_exact(&mut head).is_err() {
             return self.reject(&path);
@@ -284,7 +290,7 @@ impl DecompressCache {
             // Intact or not, more than this image may decode: decode for real and let the decoder decide.
             return None;
         }
-        let file_len = f.metadata().ok()?.len();
+        let file_len = md.len();
         if Some(file_len) != (HEADER as u64).checked_add(len) {
             return self.reject(&path);
         }
@@ -295,11 +301,11 @@ impl DecompressCache {
         if (&mut f).take(len).read_to_end(&mut out).is_err() || out.len() as u64 != len {
             return self.reject(&path);
         }
-        let mut m = <Blake2bMac256 as KeyInit>::new_from_slice(&d.secret).ok()?;
-        m.update(&head[..HEADER - 32]);
-        m.update(&out);
         // Constant-time comparison.
-        if m.verify_slice(mac).is_err() {
+        if keyed(&d.secret, &head[..HEADER - 32], &out)?
+            .verify_slice(mac)
+            .is_err()
+        {
             return self.reject(&path);
         }
         // A hit is a use: least recently used entries go first when the cache is full.
@@ -326,7 +332,8 @@ impl DecompressCache {
         head.extend_from_slice(&key.0);
         head.extend_from_slice(&e.cost.to_le_bytes());
         head.extend_from_slice(&(e.output.len() as u64).to_le_bytes());
-        let mac = mac_of(&d.secret, &head, &e.output);
+        let mac = mac_of(&d.secret, &head, &e.output)
+            .ok_or_else(|| std::io::Error::other("BLAKE2b refused the key"))?;
         head.extend_from_slice(&mac);
         let mut nonce = [0u8; 8];
         getrandom::getrandom(&mut nonce).map_err(std::io::Error::other)?;
@@ -376,12 +383,17 @@ impl DecompressCache {
     }
 }
 
-fn mac_of(secret: &[u8; 32], head: &[u8], out: &[u8]) -> [u8; 32] {
-    let mut m =
-        <Blake2bMac256 as KeyInit>::new_from_slice(secret).expect("32-byte key fits BLAKE2b");
+/// The keyed BLAKE2b-256 state over an entry's header and output (BLAKE2b takes keys of up to 64 bytes,
+/// so a 32-byte secret is always accepted).
+fn keyed(secret: &[u8; 32], head: &[u8], out: &[u8]) -> Option<Blake2bMac256> {
+    let mut m = <Blake2bMac256 as KeyInit>::new_from_slice(secret).ok()?;
     m.update(head);
     m.update(out);
-    m.finalize().into_bytes().into()
+    Some(m)
+}
+
+fn mac_of(secret: &[u8; 32], head: &[u8], out: &[u8]) -> Option<[u8; 32]> {
+    Some(keyed(secret, head, out)?.finalize().into_bytes().into())
 }
 
 fn entry_path(dir: &Path, key: &Key) -> PathBuf {
@@ -545,6 +557,25 @@ mod tests {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::copy(entry_path(other.path(), &k), &p).unwrap();
         let c = DecompressCache::open(d.path(), 1 << 20).unwrap();
+        assert!(c.get(&k, 1 << 20).is_none());
+        assert_eq!(c.stats().rejected, 1);
+    }
+
+    #[test]
+    fn a_fifo_under_an_entry_name_is_rejected_without_blocking() {
+        let d = tmp();
+        let k = Key::new("lzma", b"fifo");
+        let c = DecompressCache::open(d.path(), 1 << 20).unwrap();
+        let p = entry_path(d.path(), &k);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
         assert!(c.get(&k, 1 << 20).is_none());
         assert_eq!(c.stats().rejected, 1);
     }
