@@ -91,10 +91,69 @@ fn replay_equals_tpm2_eventlog_on_every_fixture() {
         }
     }
     assert!(
-        compared >= 16,
+        compared >= 21,
         "only {compared} logs compared (refused: {refused:?})"
     );
     assert!(refused.len() <= 2, "tpm2_eventlog refused {refused:?}");
+}
+
+/// NSA Cybersecurity's HIRS ships the PCR values its own Java parser expects for two of its logs (PCR 0-23,
+/// one per line): a second, independent oracle beside tpm2_eventlog. Given as the TPM's values (`--pcrs`),
+/// all 24 must compare equal, PCRs 17-22 at their all-ones reset value included.
+#[test]
+fn replay_equals_hirs_expected_pcrs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let as_pcrs = |expected: &str| {
+        let lines: String = std::fs::read_to_string(testdata().join(expected))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .enumerate()
+            .map(|(i, l)| format!("{i} {}\n", l.trim()))
+            .collect();
+        assert_eq!(lines.lines().count(), 24, "{expected}");
+        let p = tmp.path().join(expected);
+        std::fs::write(&p, lines).unwrap();
+        p
+    };
+    for (log, expected) in [
+        ("hirs-TpmLog.bin", "hirs-TpmLogExpectedPcrs.txt"),
+        ("hirs-TpmLogSHA1.bin", "hirs-TpmLogSHA1ExpectedPcrs.txt"),
+    ] {
+        let p = testdata().join(log);
+        let pcrs = as_pcrs(expected);
+        let (code, doc, err) = json(&[
+            "eventlog",
+            p.to_str().unwrap(),
+            "--pcrs",
+            pcrs.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{log}: {err}{}", doc["findings"]);
+        let compared = doc["compared"].as_array().unwrap();
+        assert_eq!(compared.len(), 24, "{log}");
+        assert!(compared.iter().all(|c| c["equal"] == true), "{log}");
+    }
+    // HIRS's altered copy of the first log (one event's digest changed), against the original's values as
+    // the TPM's: PCR 0 is named.
+    let altered = testdata().join("hirs-TPMLog_Altered.bin");
+    let pcrs = as_pcrs("hirs-TpmLogExpectedPcrs.txt");
+    let (code, doc, err) = json(&[
+        "eventlog",
+        altered.to_str().unwrap(),
+        "--pcrs",
+        pcrs.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let fs = doc["findings"].as_array().unwrap();
+    assert!(
+        !fs.is_empty() && fs.iter().all(|f| f["code"] == "pcr-mismatch"),
+        "{fs:?}"
+    );
+    assert!(fs.iter().any(|f| f["path"] == "pcr[0]"), "{fs:?}");
 }
 
 #[test]
@@ -412,8 +471,62 @@ fn ovmf_clean_boot_binds_dxefv_and_replays_the_tpms_pcrs() {
     let pei = binding_of(&doc, 0x82_0000);
     assert_eq!(pei["status"], "not-reproducible", "{pei}");
     assert!(pei["reason"].as_str().unwrap().contains(".data"), "{pei}");
-    // Text names the node each event is bound to.
+    // --predict: PCR 0 recomputed from the dump (DXEFV from its bytes, PEIFV from the log, said so)
+    // equals the TPM's own PCR 0.
     let log = dir.join("eventlog.bin");
+    let pcrs = dir.join("pcrs-sha256.txt");
+    let (code, doc, err) = json(&[
+        "eventlog",
+        log.to_str().unwrap(),
+        "--image",
+        CODE,
+        "--pcrs",
+        pcrs.to_str().unwrap(),
+        "--predict",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{err}{doc}");
+    let p = &doc["prediction"];
+    let tpm0 = std::fs::read_to_string(&pcrs)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0 ").map(|v| v.trim().to_ascii_lowercase()))
+        .unwrap();
+    assert_eq!(
+        p["predicted"]["sha256"].as_str(),
+        Some(tpm0.as_str()),
+        "{p}"
+    );
+    assert_eq!(p["deterministic"], false, "{p}");
+    let sources: Vec<&str> = p["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source"].as_str().unwrap())
+        .collect();
+    assert!(sources.contains(&"dump") && sources.contains(&"log"), "{p}");
+    assert!(
+        p["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["equal"] == true),
+        "{p}"
+    );
+    let (code, text, _) = run(&[
+        "eventlog",
+        log.to_str().unwrap(),
+        "--image",
+        CODE,
+        "--predict",
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("FROM THE LOG") && text.contains("(equals the log)"),
+        "{text}"
+    );
+    // Text names the node each event is bound to.
     let (code, text, _) = run(&["eventlog", log.to_str().unwrap(), "--image", CODE]);
     assert_eq!(code, 0);
     assert!(
@@ -449,6 +562,47 @@ fn ovmf_log_against_a_patched_dxe_driver_names_the_dxe_volume() {
     assert_eq!(binding_of(&doc, 0x90_0000)["status"], "not-in-image");
     // The patched driver really is in the dump (a scan would find it; the log says it is not what ran).
     assert!(!guid.is_empty());
+    // --predict: the PCR 0 this dump would give, with its own DXE volume, is not the TPM's.
+    let pcrs = dir.join("pcrs-sha256.txt");
+    let (code, doc, err) = json(&[
+        "eventlog",
+        log.to_str().unwrap(),
+        "--image",
+        img.to_str().unwrap(),
+        "--pcrs",
+        pcrs.to_str().unwrap(),
+        "--predict",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let codes: Vec<&str> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"pcr-prediction-mismatch"), "{codes:?}");
+    assert!(
+        !codes.contains(&"pcr-mismatch"),
+        "the log itself is intact: {codes:?}"
+    );
+    let p = &doc["prediction"];
+    let dxe = p["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["by"] == "counterpart")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert!(
+        dxe["path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("fv[{DXEFV}]")),
+        "{dxe}"
+    );
+    assert_eq!(dxe["equal"], false);
+    assert_ne!(p["predicted"]["sha256"], p["reported"]["sha256"], "{p}");
 }
 
 /// The Authenticode digest fwscan computes for PE images loaded from a volume is the one a real signer
@@ -555,10 +709,26 @@ fn audit_binds_the_eventlog_sidecar() {
         ("a.fd", &clean, log.clone()),
         ("b.fd", &patched, log.clone()),
         ("c.fd", &clean, log[..100].to_vec()),
+        ("d.fd", &clean, log.clone()),
+        ("e.fd", &clean, log.clone()),
     ] {
         std::fs::write(fleet.join(name), image).unwrap();
         std::fs::write(fleet.join(format!("{name}.eventlog")), sidecar).unwrap();
     }
+    // The TPM's PCRs beside two dumps: the real ones, and ones whose PCR 0 the log does not replay to; and
+    // PCRs without a log.
+    let pcrs = std::fs::read_to_string(dir.join("pcrs-sha256.txt")).unwrap();
+    std::fs::write(fleet.join("d.fd.pcrs"), &pcrs).unwrap();
+    let forged: String = pcrs
+        .lines()
+        .map(|l| match l.strip_prefix("0 ") {
+            Some(_) => format!("0 {}\n", "ab".repeat(32)),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(fleet.join("e.fd.pcrs"), forged).unwrap();
+    std::fs::write(fleet.join("f.fd"), &clean).unwrap();
+    std::fs::write(fleet.join("f.fd.pcrs"), &pcrs).unwrap();
     let rows = tmp.path().join("rows.jsonl");
     let (code, _, err) = run(&[
         "audit",
@@ -592,7 +762,27 @@ fn audit_binds_the_eventlog_sidecar() {
         .collect();
     assert!(codes.contains(&"measurement-unexplained"), "{codes:?}");
     assert_eq!(row("c.fd")["error"]["code"], "eventlog-invalid");
+    assert_eq!(row("d.fd")["verdict"], "clean", "{}", row("d.fd"));
+    let e = row("e.fd");
+    assert_eq!(e["verdict"], "findings", "{e}");
+    assert!(
+        e["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "pcr-mismatch" && f["path"] == "pcr[0]"),
+        "{e}"
+    );
+    assert_eq!(
+        row("f.fd")["error"]["code"],
+        "read-error",
+        "{}",
+        row("f.fd")
+    );
     for side in ["a.fd.eventlog", "b.fd.eventlog", "c.fd.eventlog"] {
         assert_eq!(row(side)["reason"], "eventlog-sidecar", "{}", row(side));
+    }
+    for side in ["d.fd.pcrs", "e.fd.pcrs", "f.fd.pcrs"] {
+        assert_eq!(row(side)["reason"], "pcrs-sidecar", "{}", row(side));
     }
 }

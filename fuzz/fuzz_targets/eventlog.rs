@@ -1,5 +1,5 @@
 //! TCG event logs (`fwscan eventlog`): parse, decode every event, replay every bank, and bind against a
-//! tiny tree. Any input must end in a log or an error naming an offset, never a panic.
+//! tiny tree, and predict PCR 0 from it. Any input must end in a log or an error naming an offset, never a panic.
 #![no_main]
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             log: data,
             images: &images,
             reported: None,
+            predict: true,
         },
         &limits,
     );

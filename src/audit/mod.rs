@@ -355,8 +355,15 @@ fn scan_inner(
 /// ran the firmware `X.bin` was read from; docs/eventlog.md).
 pub const EVENTLOG_SIDECAR_SUFFIX: &str = ".eventlog";
 
+/// The suffix of the PCR values sidecar `X.bin.pcrs`: the PCRs the TPM reported for that boot (from a
+/// verified quote; `tpm2_pcrread` YAML or `INDEX HEX` lines), compared with the replay of `X.bin.eventlog`
+/// as `fwscan eventlog --pcrs` does (`pcr-mismatch`).
+pub const PCRS_SIDECAR_SUFFIX: &str = ".pcrs";
+
 /// Binds the event log sidecar of `path`, if there is one, to the image: its findings
-/// (`measurement-unexplained`). A sidecar that cannot be read or parsed makes the row undecided.
+/// (`measurement-unexplained`), and with a PCR sidecar, the comparison of the replay with the TPM's values
+/// (`pcr-mismatch`). A sidecar that cannot be read or parsed makes the row undecided, as does a PCR sidecar
+/// without a log.
 fn eventlog_sidecar(
     path: &Path,
     data: &Arc<input::Data>,
@@ -365,9 +372,40 @@ fn eventlog_sidecar(
     let mut side = path.as_os_str().to_owned();
     side.push(EVENTLOG_SIDECAR_SUFFIX);
     let side = PathBuf::from(side);
+    let mut pcrs_side = path.as_os_str().to_owned();
+    pcrs_side.push(PCRS_SIDECAR_SUFFIX);
+    let pcrs_side = PathBuf::from(pcrs_side);
     if !side.exists() {
+        if pcrs_side.exists() {
+            // PCR values were recorded to be compared with the boot's log: without the log nothing can be.
+            return Err(ErrorInfo {
+                code: Code::ReadError,
+                message: format!(
+                    "{}: PCR values without the event log they are compared with ({} is missing)",
+                    pcrs_side.display(),
+                    side.display()
+                ),
+            });
+        }
         return Ok(Vec::new());
     }
+    let reported = if pcrs_side.exists() {
+        let read = ReadOptions {
+            max_size: 1 << 20,
+            allow_mmap: false,
+        };
+        let text = input::read_image(&pcrs_side, &read)
+            .map_err(|e| e.to_string())
+            .and_then(|d| String::from_utf8(d.to_vec()).map_err(|_| "not UTF-8 text".to_string()))
+            .and_then(|t| crate::evidence::pcrs::parse_reported(&t))
+            .map_err(|e| ErrorInfo {
+                code: Code::ReadError,
+                message: format!("{}: {e}", pcrs_side.display()),
+            })?;
+        Some(text)
+    } else {
+        None
+    };
     let limits = crate::formats::tpm::eventlog::Limits::default();
     let read = ReadOptions {
         max_size: limits.max_size,
@@ -393,7 +431,8 @@ fn eventlog_sidecar(
         log_path: &side_name,
         log: &log[..],
         images: &images,
-        reported: None,
+        reported: reported.as_ref(),
+        predict: false,
     };
     crate::evidence::examine(&inputs, &limits)
         .map(|(_, f)| f)

@@ -163,7 +163,8 @@ pub fn path_glob(glob: &str, rel: &str) -> bool {
 
 /// Whether `name` is the hardware-identity sidecar (`X.product`) of a sibling `X` in the sorted `names`:
 /// it is read with its dump, not scanned as an image.
-/// The boot event log sidecar (`X.eventlog`) is read with its dump the same way. Returns the skip reason.
+/// The boot event log sidecar (`X.eventlog`) and the PCR values sidecar (`X.pcrs`) are read with their
+/// dump the same way. Returns the skip reason.
 fn is_sidecar(name: &std::ffi::OsStr, names: &[std::ffi::OsString]) -> Option<&'static str> {
     use std::os::unix::ffi::OsStrExt;
     [
@@ -172,6 +173,7 @@ fn is_sidecar(name: &std::ffi::OsStr, names: &[std::ffi::OsString]) -> Option<&'
             "product-sidecar",
         ),
         (crate::audit::EVENTLOG_SIDECAR_SUFFIX, "eventlog-sidecar"),
+        (crate::audit::PCRS_SIDECAR_SUFFIX, "pcrs-sidecar"),
     ]
     .iter()
     .find(|(suffix, _)| {

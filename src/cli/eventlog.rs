@@ -15,7 +15,7 @@ use super::{ParseArgs, ReportFormat, EXIT_ERROR};
 /// with the PCRs the TPM reports, and bind each firmware measurement to a node of the dump.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan eventlog /sys/kernel/security/tpm0/binary_bios_measurements\n  fwscan eventlog eventlog.bin --image dump.bin --pcrs pcrs.yaml\n  tpm2_pcrread > pcrs.yaml; fwscan eventlog eventlog.bin --pcrs pcrs.yaml --format json\n\n--pcrs takes tpm2_pcrread YAML or `INDEX HEX` lines (bank from the digest length). PCR values from a\nverified TPM quote are what make the comparison meaningful: this command does not verify quotes.\nExit codes: 0 clean, 1 findings (pcr-mismatch, measurement-unexplained), 2 could not decide\n(malformed log: eventlog-invalid, unreadable file)."
+    after_help = "Examples:\n  fwscan eventlog /sys/kernel/security/tpm0/binary_bios_measurements\n  fwscan eventlog eventlog.bin --image dump.bin --pcrs pcrs.yaml\n  fwscan eventlog eventlog.bin --image golden.bin --predict --format json   # the PCR 0 a dump gives\n  tpm2_pcrread > pcrs.yaml; fwscan eventlog eventlog.bin --pcrs pcrs.yaml --format json\n\n--pcrs takes tpm2_pcrread YAML or `INDEX HEX` lines (bank from the digest length). PCR values from a\nverified TPM quote are what make the comparison meaningful: this command does not verify quotes.\nExit codes: 0 clean, 1 findings (pcr-mismatch, measurement-unexplained, pcr-prediction-mismatch), 2 could\nnot decide (malformed log: eventlog-invalid, unreadable file)."
 )]
 pub struct Args {
     /// The event log (binary_bios_measurements).
@@ -26,6 +26,12 @@ pub struct Args {
     /// PCR values the TPM reports (tpm2_pcrread YAML, or `INDEX HEX` lines).
     #[arg(long, value_name = "FILE")]
     pub pcrs: Option<PathBuf>,
+    /// Recompute PCR 0 from the dumps along the log's PCR 0 sequence: each firmware measurement from the
+    /// dump's bytes, separators and actions from their data, and the measurements the dump cannot
+    /// reproduce from the log (named). A prediction that differs from the TPM's value (or the replay) is
+    /// `pcr-prediction-mismatch`.
+    #[arg(long, requires = "image")]
+    pub predict: bool,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
     /// Write the report to FILE instead of stdout.
@@ -120,6 +126,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         log: &log[..],
         images: &trees,
         reported: reported.as_ref(),
+        predict: a.predict,
     };
     let (ev, findings) = match evidence::examine(&inputs, &limits) {
         Ok(x) => x,

@@ -90,6 +90,15 @@ pub fn authenticode(alg: u16, pe: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// The PE image of a PE32 section: it follows the 4-byte section header (8 with the extended size).
+fn pe_body(r: &Region) -> Option<&[u8]> {
+    let b = r.bytes();
+    [4usize, 8]
+        .into_iter()
+        .find(|&h| b.get(h..h.saturating_add(2)) == Some(b"MZ"))
+        .and_then(|h| b.get(h..))
+}
+
 impl<'a> Index<'a> {
     /// Indexes every node of the dumps' trees: `(dump path, tree)`.
     pub fn new(trees: &'a [(String, Region)]) -> Index<'a> {
@@ -213,13 +222,7 @@ impl<'a> Index<'a> {
                 if r.kind != RegionKind::Section || r.attr_str("section-type") != Some("0x10") {
                     continue;
                 }
-                // The PE image follows the 4-byte section header (8 with the extended size).
-                let b = r.bytes();
-                let body = [4usize, 8]
-                    .into_iter()
-                    .find(|&h| b.get(h..h.saturating_add(2)) == Some(b"MZ"))
-                    .and_then(|h| b.get(h..));
-                if let Some(body) = body {
+                if let Some(body) = pe_body(r) {
                     for a in [ALG_SHA1, ALG_SHA256, ALG_SHA384, ALG_SHA512] {
                         if e.digest(a).is_some() {
                             if let Some(d) = authenticode(a, body) {
@@ -315,6 +318,54 @@ impl<'a> Index<'a> {
                     .into(),
             }),
             _ => None,
+        }
+    }
+
+    /// The digest, in bank `alg`, of what the dump holds in the place of a measurement: the bound node
+    /// (its bytes, its PE image's Authenticode digest, or the measured string), or for a firmware blob no
+    /// node matches, the dump's one volume of the measured length (its counterpart). Returns the digest, the
+    /// node path and how it was computed; `None` when the dump has no such bytes.
+    pub fn measure_again(
+        &mut self,
+        e: &Event,
+        b: &Binding,
+        alg: u16,
+    ) -> Option<(Vec<u8>, String, String)> {
+        match b {
+            Binding::Bound { image, path, by } => {
+                let i = self
+                    .nodes
+                    .iter()
+                    .position(|(im, r)| *im == image.as_str() && r.path == *path)?;
+                let r = self.nodes[i].1;
+                let d = match by.as_str() {
+                    "digest" => self.digest_of(i, alg).to_vec(),
+                    "authenticode" => authenticode(alg, pe_body(r)?)?,
+                    // The measured string was found verbatim in the node: its digest is the data's.
+                    "string" => digest(alg, &e.data),
+                    _ => return None,
+                };
+                Some((d, path.clone(), by.clone()))
+            }
+            Binding::NotInImage { .. } => {
+                let EventData::FirmwareBlob { length, .. } = e.decode() else {
+                    return None;
+                };
+                let volumes: Vec<usize> = self
+                    .by_size
+                    .get(&length)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .filter(|&i| self.nodes[i].1.kind == RegionKind::Volume)
+                    .collect();
+                let [i] = volumes[..] else {
+                    return None;
+                };
+                let path = self.nodes[i].1.path.clone();
+                Some((self.digest_of(i, alg).to_vec(), path, "counterpart".into()))
+            }
+            Binding::NotReproducible { .. } => None,
         }
     }
 

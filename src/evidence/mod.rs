@@ -8,6 +8,7 @@
 
 pub mod bind;
 pub mod pcrs;
+pub mod predict;
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use crate::region::Region;
 
 pub use bind::Binding;
 pub use pcrs::{Banks, Compared};
+pub use predict::Prediction;
 
 pub(crate) fn pcrs_name(alg: u16) -> String {
     alg_name(alg)
@@ -76,6 +78,9 @@ pub struct Evidence {
     /// every volume; the SEC volume is the root of trust that measures the rest).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unmeasured: Vec<String>,
+    /// `--predict`: PCR 0 recomputed from the dumps along the log's PCR 0 sequence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Prediction>,
 }
 
 /// Inputs of [`examine`].
@@ -87,6 +92,8 @@ pub struct Inputs<'a> {
     pub images: &'a [(String, Region)],
     /// PCR values the TPM reported (`--pcrs`).
     pub reported: Option<&'a Banks>,
+    /// Predict PCR 0 from the dumps (`--predict`; needs at least one dump).
+    pub predict: bool,
 }
 
 /// Parses, replays and binds a log. `Err`: the log is malformed (the caller reports it, exit 2).
@@ -167,6 +174,30 @@ pub fn examine(
             findings.push(f);
         }
     }
+    let prediction = (inp.predict && !inp.images.is_empty())
+        .then(|| predict::pcr0(&log, &bindings, &mut index, &replay.banks, inp.reported));
+    if let Some((bank, predicted, reference, false)) =
+        prediction.as_ref().and_then(Prediction::verdict)
+    {
+        let against = if inp.reported.is_some() {
+            "the TPM reports"
+        } else {
+            "the log replays to"
+        };
+        let mut f = Finding::general(
+            Code::PcrPredictionMismatch,
+            format!(
+                "PCR {} ({bank}): the dump predicts {predicted}, {against} {reference}: this dump did not \
+                 produce the measured boot (see the events not equal in the prediction)",
+                predict::PREDICTED_PCR
+            ),
+        );
+        f.path = format!("pcr[{}]", predict::PREDICTED_PCR);
+        f.name = Some(format!("PCR {} ({bank}) predicted", predict::PREDICTED_PCR));
+        f.expected_digest = Some(reference);
+        f.actual_digest = Some(predicted);
+        findings.push(f);
+    }
     let unmeasured = if inp.images.is_empty() {
         Vec::new()
     } else {
@@ -199,6 +230,7 @@ pub fn examine(
         events,
         compared,
         unmeasured,
+        prediction,
     };
     Ok((evidence, findings))
 }

@@ -179,14 +179,29 @@ pub struct Compared {
     pub equal: bool,
 }
 
-/// Compares reported PCRs with a replay. A PCR the log never names replays to its reset value (zeros).
+/// The value a PCR holds after TPM2_Startup when nothing extended it: all ones for the dynamic (DRTM) PCRs
+/// 17-22, which only a dynamic launch resets to zero, and zeros for the others (TCG PC Client Platform TPM
+/// Profile, PCR attributes).
+pub fn reset_value(pcr: u32, len: usize) -> Vec<u8> {
+    if (17..=22).contains(&pcr) {
+        vec![0xFF; len]
+    } else {
+        vec![0; len]
+    }
+}
+
+/// Compares reported PCRs with a replay. A PCR the log never names replays to its reset value
+/// ([`reset_value`]).
 pub fn compare(replay: &Replay, reported: &Banks) -> Vec<Compared> {
     let mut out = Vec::new();
     for (bank, pcrs) in reported {
         let replayed_bank = replay.banks.get(bank);
         for (&pcr, value) in pcrs {
-            let replayed =
-                replayed_bank.map(|b| b.get(&pcr).cloned().unwrap_or_else(|| vec![0; value.len()]));
+            let replayed = replayed_bank.map(|b| {
+                b.get(&pcr)
+                    .cloned()
+                    .unwrap_or_else(|| reset_value(pcr, value.len()))
+            });
             out.push(Compared {
                 bank: bank.clone(),
                 pcr,
@@ -215,5 +230,23 @@ mod tests {
         assert!(parse_reported("0 zz").is_err());
         assert!(parse_reported("sha1:\n 0 : 0x00").is_err());
         assert!(parse_reported("").is_err());
+    }
+
+    #[test]
+    fn unnamed_pcrs_compare_at_their_reset_value() {
+        let replay = Replay {
+            banks: [("sha1".to_string(), BTreeMap::new())].into(),
+            not_replayed: Vec::new(),
+        };
+        let reported = parse_reported(&format!(
+            "0 {}\n17 {}\n23 {}\n",
+            "00".repeat(20),
+            "ff".repeat(20),
+            "00".repeat(20)
+        ))
+        .unwrap();
+        assert!(compare(&replay, &reported).iter().all(|c| c.equal));
+        let reported = parse_reported(&format!("17 {}\n", "00".repeat(20))).unwrap();
+        assert!(!compare(&replay, &reported)[0].equal);
     }
 }

@@ -159,6 +159,7 @@ codes! {
     // --- boot evidence: TCG event logs (issue 23, docs/eventlog.md) --------------------------------------
     PcrMismatch = "pcr-mismatch", Error, "A PCR the TPM reports differs from the value the event log replays to: the log is incomplete or was edited.";
     MeasurementUnexplained = "measurement-unexplained", Warning, "The event log measured firmware code that no node of the dump holds: the dump is not what booted.";
+    PcrPredictionMismatch = "pcr-prediction-mismatch", Error, "The PCR 0 recomputed from the dump (`eventlog --predict`) differs from the TPM's value, or from the log's replay: the dump did not produce the measured boot.";
     EventlogInvalid = "eventlog-invalid", Error, "The TCG event log is malformed, truncated or over a size limit; it could not be replayed.";
 }
 

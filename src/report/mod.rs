@@ -135,6 +135,56 @@ fn eventlog_text(ev: &crate::evidence::Evidence) -> String {
                 .join(", ")
         );
     }
+    if let Some(p) = &ev.prediction {
+        use crate::evidence::predict::Source;
+        let _ = writeln!(
+            o,
+            "PCR {} predicted from the dump ({}):",
+            p.pcr,
+            if p.deterministic {
+                "deterministic: every measurement from the dump or a platform constant"
+            } else {
+                "not from the dump alone"
+            }
+        );
+        for e in &p.events {
+            let from = match &e.source {
+                Source::Dump { path, by } => format!("dump ({by}): {}", display_path(path)),
+                Source::Constant => "constant (the hash of the event's data)".to_string(),
+                Source::Log { reason } => format!("FROM THE LOG: {reason}"),
+                Source::Missing { reason } => format!("MISSING: {reason}"),
+            };
+            let _ = writeln!(
+                o,
+                "  [{}] {} {} {from}",
+                e.index,
+                e.event_type,
+                if e.equal { "=" } else { "DIFFERS" }
+            );
+        }
+        if p.predicted.is_empty() {
+            let _ = writeln!(
+                o,
+                "  nothing predicted: a measurement has no counterpart in the dump"
+            );
+        }
+        for (bank, v) in &p.predicted {
+            let against = p
+                .reported
+                .get(bank)
+                .map(|r| ("TPM", r))
+                .or_else(|| p.replayed.get(bank).map(|r| ("log", r)));
+            let _ = writeln!(
+                o,
+                "  {bank} {v}{}",
+                match against {
+                    Some((who, r)) if r == v => format!(" (equals the {who})"),
+                    Some((who, r)) => format!(" (DIFFERS from the {who}: {r})"),
+                    None => String::new(),
+                }
+            );
+        }
+    }
     o
 }
 
