@@ -32,7 +32,7 @@ pub mod x509;
 pub use arm::fip;
 pub use bmc::{dtb, fdt, fit, obmc_tar, uboot, ubootenv, zimage};
 pub use compress::compressed;
-pub use fs::{cpio, jffs2, squashfs, squashfs_inodes};
+pub use fs::{cpio, cramfs, jffs2, romfs, squashfs, squashfs_inodes, yaffs2};
 pub use intel::{gbe, ifd, me, me_cpd, me_manifest, me_mn2};
 pub use uefi::{capsule, decompress, nvram};
 
@@ -380,6 +380,9 @@ pub fn registry() -> &'static [Format] {
         fit::FORMAT_UIMAGE,
         squashfs::FORMAT,
         jffs2::FORMAT,
+        cramfs::FORMAT,
+        romfs::FORMAT,
+        yaffs2::FORMAT,
         bmc::ubi::FORMAT,
         ubootenv::FORMAT,
         bmc::aspeed::FORMAT,
@@ -389,6 +392,7 @@ pub fn registry() -> &'static [Format] {
         compressed::FORMAT_GZIP,
         zimage::FORMAT,
         dtb::FORMAT,
+        bmc::supermicro::FORMAT,
         bmc::FORMAT,
         // --- coreboot (after the others: fuzz seeds select formats by index) ---
         coreboot::fmap::FORMAT,
