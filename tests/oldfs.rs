@@ -95,7 +95,13 @@ fn walk(root: &Path) -> BTreeMap<String, (&'static str, u64, String)> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
-            let rel = e.path().strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
             let ft = e.file_type().unwrap();
             if ft.is_symlink() {
                 let t = std::fs::read_link(e.path()).unwrap();
@@ -114,7 +120,10 @@ fn walk(root: &Path) -> BTreeMap<String, (&'static str, u64, String)> {
 }
 
 /// The tree's entries below `prefix`, in the shape of [`walk`].
-fn listed(n: &BTreeMap<String, Value>, prefix: &str) -> BTreeMap<String, (&'static str, u64, String)> {
+fn listed(
+    n: &BTreeMap<String, Value>,
+    prefix: &str,
+) -> BTreeMap<String, (&'static str, u64, String)> {
     let mut out = BTreeMap::new();
     for (p, v) in n {
         let Some(rel) = p.strip_prefix(prefix) else {
@@ -129,7 +138,10 @@ fn listed(n: &BTreeMap<String, Value>, prefix: &str) -> BTreeMap<String, (&'stat
         let (size, digest) = if kind == "fs-dir" {
             (0, String::new())
         } else {
-            (v["size"].as_u64().unwrap(), v["digest"].as_str().unwrap().to_string())
+            (
+                v["size"].as_u64().unwrap(),
+                v["digest"].as_str().unwrap().to_string(),
+            )
         };
         out.insert(rel.to_string(), (kind, size, digest));
     }
@@ -183,11 +195,18 @@ fn cramfs_both_endians_match_fsck_cramfs() {
     let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
     for endian in ["little", "big"] {
         let img = dir.join(format!("{endian}.cramfs"));
-        sh("mkfs.cramfs", &["-N", endian, root.to_str().unwrap(), img.to_str().unwrap()]);
+        sh(
+            "mkfs.cramfs",
+            &["-N", endian, root.to_str().unwrap(), img.to_str().unwrap()],
+        );
         let out = dir.join(format!("x-{endian}"));
         let listing = sh(
             "fsck.cramfs",
-            &["-v", &format!("--extract={}", out.display()), img.to_str().unwrap()],
+            &[
+                "-v",
+                &format!("--extract={}", out.display()),
+                img.to_str().unwrap(),
+            ],
         );
         let doc = inspect_json(&img);
         assert_eq!(doc["format"], "cramfs", "{endian}");
@@ -225,7 +244,11 @@ fn cramfs_both_endians_match_fsck_cramfs() {
     bad[0x20] ^= 1;
     let badp = dir.join("badcrc.cramfs");
     std::fs::write(&badp, &bad).unwrap();
-    assert!(!Command::new("fsck.cramfs").arg(&badp).status().unwrap().success());
+    assert!(!Command::new("fsck.cramfs")
+        .arg(&badp)
+        .status()
+        .unwrap()
+        .success());
     let (code, f) = check(&badp);
     assert_eq!(code, 1);
     assert!(has(&f, "fs-checksum", "cramfs"), "{f:?}");
@@ -239,18 +262,25 @@ fn cramfs_changed_file_is_named_by_scan() {
     let dir = scratch("cramfs-scan");
     let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
     let img = dir.join("base.cramfs");
-    sh("mkfs.cramfs", &[root.to_str().unwrap(), img.to_str().unwrap()]);
+    sh(
+        "mkfs.cramfs",
+        &[root.to_str().unwrap(), img.to_str().unwrap()],
+    );
     let m = baseline(&dir, &img);
     let (code, f) = scan(&m, &img);
     assert_eq!(code, 0, "{f:?}");
     let root = make_root(&dir, "root::0:0::/root:/bin/sh\n");
     let img2 = dir.join("changed.cramfs");
-    sh("mkfs.cramfs", &[root.to_str().unwrap(), img2.to_str().unwrap()]);
+    sh(
+        "mkfs.cramfs",
+        &[root.to_str().unwrap(), img2.to_str().unwrap()],
+    );
     let (code, f) = scan(&m, &img2);
     assert_eq!(code, 1);
     assert!(has(&f, "file-modified", "cramfs/etc/passwd"), "{f:?}");
     assert!(
-        !f.iter().any(|(c, p, _)| c == "file-modified" && p.starts_with("cramfs/bin/")),
+        !f.iter()
+            .any(|(c, p, _)| c == "file-modified" && p.starts_with("cramfs/bin/")),
         "{f:?}"
     );
 }
@@ -263,7 +293,17 @@ fn romfs_lists_genromfs_input_and_names_a_change() {
     let dir = scratch("romfs");
     let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
     let img = dir.join("base.romfs");
-    sh("genromfs", &["-f", img.to_str().unwrap(), "-d", root.to_str().unwrap(), "-V", "bmc"]);
+    sh(
+        "genromfs",
+        &[
+            "-f",
+            img.to_str().unwrap(),
+            "-d",
+            root.to_str().unwrap(),
+            "-V",
+            "bmc",
+        ],
+    );
     let doc = inspect_json(&img);
     assert_eq!(doc["format"], "romfs");
     let n = nodes(&doc);
@@ -276,7 +316,17 @@ fn romfs_lists_genromfs_input_and_names_a_change() {
     let m = baseline(&dir, &img);
     let root = make_root(&dir, "root::0:0::/root:/bin/sh\n");
     let img2 = dir.join("changed.romfs");
-    sh("genromfs", &["-f", img2.to_str().unwrap(), "-d", root.to_str().unwrap(), "-V", "bmc"]);
+    sh(
+        "genromfs",
+        &[
+            "-f",
+            img2.to_str().unwrap(),
+            "-d",
+            root.to_str().unwrap(),
+            "-V",
+            "bmc",
+        ],
+    );
     let (code, f) = scan(&m, &img2);
     assert_eq!(code, 1);
     assert!(has(&f, "file-modified", "romfs/etc/passwd"), "{f:?}");
@@ -293,7 +343,9 @@ fn romfs_lists_genromfs_input_and_names_a_change() {
 
 /// binwalk's samples (tests/inputs, MIT): see testdata/oldfs/PROVENANCE.
 fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/oldfs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/oldfs")
+        .join(name)
 }
 
 #[test]
@@ -313,7 +365,10 @@ fn binwalk_samples_are_listed() {
         let out = dir.join("x");
         sh(
             "fsck.cramfs",
-            &[&format!("--extract={}", out.display()), sample("cramfs.bin").to_str().unwrap()],
+            &[
+                &format!("--extract={}", out.display()),
+                sample("cramfs.bin").to_str().unwrap(),
+            ],
         );
         let n = nodes(&inspect_json(&sample("cramfs.bin")));
         assert_eq!(listed(&n, "cramfs/"), walk(&out));
@@ -329,7 +384,11 @@ fn yaffs2_matches_unyaffs_and_names_a_change() {
     let img = sample("yaffs2.bin");
     let out = dir.join("x");
     std::fs::create_dir_all(&out).unwrap();
-    let o = Command::new("unyaffs").arg(&img).arg(&out).output().unwrap();
+    let o = Command::new("unyaffs")
+        .arg(&img)
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc = inspect_json(&img);
     assert_eq!(doc["format"], "yaffs2");
@@ -340,16 +399,23 @@ fn yaffs2_matches_unyaffs_and_names_a_change() {
     // Modes: what unyaffs restored.
     use std::os::unix::fs::PermissionsExt;
     for rel in ours.keys() {
-        let m = std::fs::symlink_metadata(out.join(rel)).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(n[&format!("yaffs2/{rel}")]["attrs"]["mode"].as_str().unwrap(), format!("{m:04o}"), "{rel}");
+        let m = std::fs::symlink_metadata(out.join(rel))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777;
+        assert_eq!(
+            n[&format!("yaffs2/{rel}")]["attrs"]["mode"]
+                .as_str()
+                .unwrap(),
+            format!("{m:04o}"),
+            "{rel}"
+        );
     }
     // One data byte of yaffs_list.h changed: the file is named, nothing else.
     let m = baseline(&dir, &img);
     let mut raw = std::fs::read(&img).unwrap();
-    let at = raw
-        .windows(12)
-        .position(|w| w == b"yaffs_list.h")
-        .unwrap();
+    let at = raw.windows(12).position(|w| w == b"yaffs_list.h").unwrap();
     // The header chunk holding the name; its data chunk follows (2112 bytes on).
     let chunk = at / 2112;
     let data = (chunk + 1) * 2112 + 100;
@@ -360,7 +426,8 @@ fn yaffs2_matches_unyaffs_and_names_a_change() {
     assert_eq!(code, 1);
     assert!(has(&f, "file-modified", "yaffs2/yaffs_list.h"), "{f:?}");
     assert!(
-        !f.iter().any(|(c, p, _)| c == "file-modified" && p != "yaffs2/yaffs_list.h"),
+        !f.iter()
+            .any(|(c, p, _)| c == "file-modified" && p != "yaffs2/yaffs_list.h"),
         "{f:?}"
     );
 }
@@ -446,7 +513,13 @@ fn x9_image(boot: &[u8], images: &[SmcImage]) -> Vec<u8> {
         img[off..off + bytes.len()].copy_from_slice(bytes);
         let end = (off + bytes.len() + 52).div_ceil(0x10000) * 0x10000;
         let mut f = Vec::new();
-        for v in [num, 0x4000_0000 + off as u32, bytes.len() as u32, 0x8000, 0x8000] {
+        for v in [
+            num,
+            0x4000_0000 + off as u32,
+            bytes.len() as u32,
+            0x8000,
+            0x8000,
+        ] {
             f.extend_from_slice(&v.to_le_bytes());
         }
         let mut nm = [0u8; 16];
@@ -498,19 +571,29 @@ impl X9 {
 fn x9_parts(dir: &Path, index: &str) -> X9 {
     let rootfs_dir = make_root(&dir.join("r"), "root:x:0:0::/root:/bin/sh\n");
     let rootfs = dir.join("rootfs.cramfs");
-    sh("mkfs.cramfs", &[rootfs_dir.to_str().unwrap(), rootfs.to_str().unwrap()]);
+    sh(
+        "mkfs.cramfs",
+        &[rootfs_dir.to_str().unwrap(), rootfs.to_str().unwrap()],
+    );
     let web = dir.join("web");
     let _ = std::fs::remove_dir_all(&web);
     std::fs::create_dir_all(web.join("cgi")).unwrap();
     std::fs::write(web.join("index.html"), index).unwrap();
     std::fs::write(web.join("cgi/ipmi.cgi"), vec![0x7Fu8; 5000]).unwrap();
     let webfs = dir.join("webfs.cramfs");
-    sh("mkfs.cramfs", &[web.to_str().unwrap(), webfs.to_str().unwrap()]);
+    sh(
+        "mkfs.cramfs",
+        &[web.to_str().unwrap(), webfs.to_str().unwrap()],
+    );
     let mut x = 7u32;
     let kernel_bin: Vec<u8> = (0..300_000)
         .map(|i| {
             x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            if i % 3 == 0 { (x >> 16) as u8 } else { 0 }
+            if i % 3 == 0 {
+                (x >> 16) as u8
+            } else {
+                0
+            }
         })
         .collect();
     let kernel_zip = zip("kernel.bin", &kernel_bin);
@@ -547,7 +630,9 @@ fn supermicro_x9_image_verifies_and_changes_are_named() {
     assert_eq!(kb["digest"].as_str().unwrap(), sha256(&parts.kernel_bin));
     assert_eq!(kb["attrs"]["compression"], "deflate");
     assert_eq!(
-        n["image[2ndFS]/cramfs/index.html"]["digest"].as_str().unwrap(),
+        n["image[2ndFS]/cramfs/index.html"]["digest"]
+            .as_str()
+            .unwrap(),
         sha256(b"<html>Supermicro</html>\n")
     );
     assert!(n.contains_key("image[1stFS]/cramfs/bin/app"));
@@ -571,7 +656,10 @@ fn supermicro_x9_image_verifies_and_changes_are_named() {
     std::fs::write(&p, changed.image()).unwrap();
     let (code, f) = scan(&m, &p);
     assert_eq!(code, 1);
-    assert!(has(&f, "file-modified", "image[2ndFS]/cramfs/index.html"), "{f:?}");
+    assert!(
+        has(&f, "file-modified", "image[2ndFS]/cramfs/index.html"),
+        "{f:?}"
+    );
     assert!(!f.iter().any(|(c, _, _)| c.starts_with("smc-")), "{f:?}");
 
     // One raw byte flipped in the web file system's data: the image checksum and cramfs CRC fail.

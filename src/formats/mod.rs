@@ -380,9 +380,6 @@ pub fn registry() -> &'static [Format] {
         fit::FORMAT_UIMAGE,
         squashfs::FORMAT,
         jffs2::FORMAT,
-        cramfs::FORMAT,
-        romfs::FORMAT,
-        yaffs2::FORMAT,
         bmc::ubi::FORMAT,
         ubootenv::FORMAT,
         bmc::aspeed::FORMAT,
@@ -392,13 +389,18 @@ pub fn registry() -> &'static [Format] {
         compressed::FORMAT_GZIP,
         zimage::FORMAT,
         dtb::FORMAT,
-        bmc::supermicro::FORMAT,
         bmc::FORMAT,
         // --- coreboot (after the others: fuzz seeds select formats by index) ---
         coreboot::fmap::FORMAT,
         coreboot::cbfs::FORMAT,
         // --- PCI option ROMs ---
         pci::FORMAT,
+        // --- older BMC file systems and Supermicro images (issue 21; after the others: fuzz seeds select
+        // formats by index) ---
+        cramfs::FORMAT,
+        romfs::FORMAT,
+        yaffs2::FORMAT,
+        bmc::supermicro::FORMAT,
     ]
 }
 

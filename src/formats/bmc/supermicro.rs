@@ -213,7 +213,8 @@ pub fn probe(b: &[u8]) -> Option<Confidence> {
 /// The registry entry.
 pub const FORMAT: crate::formats::Format = crate::formats::Format {
     name: "supermicro",
-    description: "Supermicro BMC firmware (X9 WPCM450 image footers, X10/X11 [img] index, ATENs_FW)",
+    description:
+        "Supermicro BMC firmware (X9 WPCM450 image footers, X10/X11 [img] index, ATENs_FW)",
     probe,
     parse,
     scope: crate::formats::Scope::Flash,
@@ -276,10 +277,18 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             ));
         }
         for (n, e) in entries.iter().enumerate() {
-            let Some(bytes) = e.start.checked_add(e.length).filter(|&x| x <= len).and_then(|_| slice(b, e.start, e.length, "image").ok()) else {
+            let Some(bytes) = e
+                .start
+                .checked_add(e.length)
+                .filter(|&x| x <= len)
+                .and_then(|_| slice(b, e.start, e.length, "image").ok())
+            else {
                 notes.push(Note::new(
                     Code::PartitionOutOfBounds,
-                    format!("index image `{}` at {:#x}+{:#x} is outside the image", e.name, e.start, e.length),
+                    format!(
+                        "index image `{}` at {:#x}+{:#x} is outside the image",
+                        e.name, e.start, e.length
+                    ),
                     Some(at.saturating_add(X10_INDEX)),
                 ));
                 continue;
@@ -292,11 +301,17 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             if crc != e.crc {
                 img.notes.push(Note::new(
                     Code::SmcImageChecksum,
-                    format!("image `{}`: CRC-32 {crc:#010x}, the index says {:#010x}", e.name, e.crc),
+                    format!(
+                        "image `{}`: CRC-32 {crc:#010x}, the index says {:#010x}",
+                        e.name, e.crc
+                    ),
                     Some(img.offset),
                 ));
             }
-            by_number.insert(u32::try_from(n.saturating_add(1)).unwrap_or(0), (e.length, e.crc));
+            by_number.insert(
+                u32::try_from(n.saturating_add(1)).unwrap_or(0),
+                (e.length, e.crc),
+            );
             crcs.push((u32::try_from(n).unwrap_or(0), crc, e.name.clone()));
             parts.push((e.start, e.length, img));
         }
@@ -321,16 +336,29 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             parts.push((f.at.saturating_add(12), 52, hdr));
             let start = f.start();
             let length = u64::from(f.length);
-            let Some(bytes) = start.checked_add(length).filter(|&x| x <= len).and_then(|_| slice(b, start, length, "image").ok()) else {
+            let Some(bytes) = start
+                .checked_add(length)
+                .filter(|&x| x <= len)
+                .and_then(|_| slice(b, start, length, "image").ok())
+            else {
                 notes.push(Note::new(
                     Code::PartitionOutOfBounds,
-                    format!("image `{}` at {start:#x}+{length:#x} is outside the image", f.name),
+                    format!(
+                        "image `{}` at {start:#x}+{length:#x} is outside the image",
+                        f.name
+                    ),
                     Some(at.saturating_add(f.at)),
                 ));
                 continue;
             };
             let mut flags = Vec::new();
-            for (bit, s) in [(1, "active"), (2, "copy2ram"), (4, "exec"), (8, "file"), (16, "compressed")] {
+            for (bit, s) in [
+                (1, "active"),
+                (2, "copy2ram"),
+                (4, "exec"),
+                (8, "file"),
+                (16, "compressed"),
+            ] {
                 if f.typ & bit != 0 {
                     flags.push(s);
                 }
@@ -362,8 +390,14 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
             parts.push((
                 0,
                 BOOTLOADER,
-                Region::new(RegionKind::Partition, "bootloader", &node.data, at, BOOTLOADER)
-                    .with_attr("layout-source", "supermicro"),
+                Region::new(
+                    RegionKind::Partition,
+                    "bootloader",
+                    &node.data,
+                    at,
+                    BOOTLOADER,
+                )
+                .with_attr("layout-source", "supermicro"),
             ));
         }
     }
@@ -427,12 +461,19 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
                     let s = format!("{v:x}");
                     s.chars().take(4).collect::<String>()
                 };
-                let field = |o: usize| String::from_utf8_lossy(tail.get(o..o.saturating_add(4)).unwrap_or(&[])).into_owned();
-                for (what, num, crc_at, len_at) in [("root", 2u32, 2usize, 6usize), ("web", 4, 11, 15)] {
+                let field = |o: usize| {
+                    String::from_utf8_lossy(tail.get(o..o.saturating_add(4)).unwrap_or(&[]))
+                        .into_owned()
+                };
+                for (what, num, crc_at, len_at) in
+                    [("root", 2u32, 2usize, 6usize), ("web", 4, 11, 15)]
+                {
                     let Some(&(l, c)) = by_number.get(&num) else {
                         gnotes.push(Note::new(
                             Code::SmcFooterChecksum,
-                            format!("ATENs_FW names a {what} file system, the index has no image {num}"),
+                            format!(
+                                "ATENs_FW names a {what} file system, the index has no image {num}"
+                            ),
                             Some(at.saturating_add(g)),
                         ));
                         continue;
@@ -451,7 +492,13 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         }
         global_attrs.push(("checksum-verified", verified.into()));
         if !within && g.saturating_add(glen) <= len {
-            let mut r = Region::new(RegionKind::Header, "ATENs_FW", &node.data, at.saturating_add(g), glen);
+            let mut r = Region::new(
+                RegionKind::Header,
+                "ATENs_FW",
+                &node.data,
+                at.saturating_add(g),
+                glen,
+            );
             for (k, v) in &global_attrs {
                 r.attrs.insert((*k).into(), v.clone());
             }
@@ -547,7 +594,10 @@ pub fn zip_members(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         // The data follows the local header.
         let lnlen = u64::from(le16(b, local.saturating_add(26), "zip local name")?);
         let lxlen = u64::from(le16(b, local.saturating_add(28), "zip local extra")?);
-        let data_at = local.saturating_add(30).saturating_add(lnlen).saturating_add(lxlen);
+        let data_at = local
+            .saturating_add(30)
+            .saturating_add(lnlen)
+            .saturating_add(lxlen);
         let (content, why) = match slice(b, data_at, csize, "zip data") {
             Err(e) => (Vec::new(), Some(e.to_string())),
             Ok(raw) => match method {
@@ -557,7 +607,11 @@ pub fn zip_members(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
                 }
                 8 => {
                     let limit = usize_.min(ctx.decompress_limit());
-                    match decompress::read_metered(flate2::read::DeflateDecoder::new(raw), limit, ctx) {
+                    match decompress::read_metered(
+                        flate2::read::DeflateDecoder::new(raw),
+                        limit,
+                        ctx,
+                    ) {
                         Ok(d) => (d, None),
                         Err(decompress::Error::Budget) => {
                             return Err(ParseError::Invalid {
@@ -569,11 +623,17 @@ pub fn zip_members(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
                         Err(e) => (Vec::new(), Some(e.to_string())),
                     }
                 }
-                m => (Vec::new(), Some(format!("compression method {m} is not read"))),
+                m => (
+                    Vec::new(),
+                    Some(format!("compression method {m} is not read")),
+                ),
             },
         };
         // Directories along the member's path.
-        let segs: Vec<&[u8]> = name.split(|&c| c == b'/').filter(|s| !s.is_empty()).collect();
+        let segs: Vec<&[u8]> = name
+            .split(|&c| c == b'/')
+            .filter(|s| !s.is_empty())
+            .collect();
         let Some((last, parents)) = segs.split_last() else {
             continue;
         };
@@ -609,10 +669,21 @@ pub fn zip_members(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         match tree.add(parent, last, Kind::File, 0o100644, 0, 0, &content)? {
             Added::Yes(i) => {
                 let p = tree.path(i).to_string();
-                tree.entry_attr(i, "compression", if method == 8 { "deflate" } else { "stored" });
+                tree.entry_attr(
+                    i,
+                    "compression",
+                    if method == 8 { "deflate" } else { "stored" },
+                );
                 tree.entry_attr(i, "crc32", format!("{crc:#010x}"));
                 if let Some(w) = why {
-                    tree.entry_note(i, Note::new(Code::DecompressFailed, format!("{p}: {w}"), Some(at.saturating_add(data_at))));
+                    tree.entry_note(
+                        i,
+                        Note::new(
+                            Code::DecompressFailed,
+                            format!("{p}: {w}"),
+                            Some(at.saturating_add(data_at)),
+                        ),
+                    );
                 } else if crc32fast::hash(&content) != crc || content.len() as u64 != usize_ {
                     tree.entry_note(
                         i,

@@ -166,10 +166,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         .to_string();
     let mut fs = Region::new(RegionKind::Filesystem, "cramfs", &node.data, at, extent)
         .with_attr("format", "cramfs")
-        .with_attr(
-            "endian",
-            if e == Endian::Big { "big" } else { "little" },
-        )
+        .with_attr("endian", if e == Endian::Big { "big" } else { "little" })
         .with_attr("flags", format!("{flags:#x}"))
         .with_attr("volume-name", name);
     if flags & FLAG_FSID_V2 != 0 {
@@ -220,9 +217,7 @@ fn contents(
 ) -> Result<Result<Vec<u8>, String>, ParseError> {
     let size = ino.size;
     if size > ctx.decompress_limit() {
-        return Ok(Err(format!(
-            "{size} bytes exceed the decompression limit"
-        )));
+        return Ok(Err(format!("{size} bytes exceed the decompression limit")));
     }
     let nblocks = size.div_ceil(BLOCK);
     let table = ino.offset;
@@ -238,7 +233,12 @@ fn contents(
     let mut out = Vec::new();
     for i in 0..nblocks {
         let want = size.saturating_sub(i.saturating_mul(BLOCK)).min(BLOCK);
-        let ptr = u32_at(b, table.saturating_add(i.saturating_mul(4)), e, "cramfs block pointer")?;
+        let ptr = u32_at(
+            b,
+            table.saturating_add(i.saturating_mul(4)),
+            e,
+            "cramfs block pointer",
+        )?;
         let (uncompressed, end) = if ext {
             if ptr & (1 << 30) != 0 {
                 return Ok(Err("direct block pointers are not read".into()));
@@ -453,7 +453,11 @@ mod tests {
             lp.len() as u64,
         );
         let p = expand(&ctx, &node).unwrap();
-        assert!(p.notes.iter().any(|n| n.message.contains("loop")), "{:?}", p.notes);
+        assert!(
+            p.notes.iter().any(|n| n.message.contains("loop")),
+            "{:?}",
+            p.notes
+        );
         crate::formats::util::mutations_stay_in_bounds(&lp, "cramfs", 50);
     }
 }

@@ -57,7 +57,9 @@ fn sum(b: &[u8]) -> u32 {
 
 /// The end of a NUL-terminated name at `at` padded to 16 bytes: (name, offset after the padding).
 fn name_at(b: &[u8], at: u64) -> Result<(&[u8], u64), ParseError> {
-    let rest = b.get(usize::try_from(at).unwrap_or(usize::MAX)..).unwrap_or(&[]);
+    let rest = b
+        .get(usize::try_from(at).unwrap_or(usize::MAX)..)
+        .unwrap_or(&[]);
     let window = rest.get(..rest.len().min(4096)).unwrap_or(&[]);
     let Some(n) = window.iter().position(|&c| c == 0) else {
         return Err(ParseError::Invalid {
@@ -67,11 +69,8 @@ fn name_at(b: &[u8], at: u64) -> Result<(&[u8], u64), ParseError> {
         });
     };
     let n = n as u64;
-    let end = crate::formats::util::align_up(
-        at.saturating_add(n).saturating_add(1),
-        16,
-        "romfs name",
-    )?;
+    let end =
+        crate::formats::util::align_up(at.saturating_add(n).saturating_add(1), 16, "romfs name")?;
     Ok((slice(b, at, n, "romfs name")?, end))
 }
 
@@ -233,7 +232,11 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
                     if let Some(why) = why {
                         tree.entry_note(
                             i,
-                            Note::new(Code::Unparsed, format!("{p}: {why}"), Some(at.saturating_add(data))),
+                            Note::new(
+                                Code::Unparsed,
+                                format!("{p}: {why}"),
+                                Some(at.saturating_add(data)),
+                            ),
                         );
                     }
                     if !hd.sum_ok {
@@ -301,7 +304,11 @@ mod tests {
             512,
         );
         let p = expand(&ctx, &node).unwrap();
-        assert!(p.notes.iter().any(|n| n.message.contains("loop")), "{:?}", p.notes);
+        assert!(
+            p.notes.iter().any(|n| n.message.contains("loop")),
+            "{:?}",
+            p.notes
+        );
         assert_eq!(p.children.len(), 1);
     }
 }

@@ -86,6 +86,16 @@ pub struct Tree<'a> {
     pub files_paid: bool,
 }
 
+impl std::fmt::Debug for Tree<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tree")
+            .field("at", &self.at)
+            .field("entries", &self.entries.len())
+            .field("bytes", &self.buf.len())
+            .finish()
+    }
+}
+
 /// A name as a path segment: printable, never empty, `.`/`..` or containing `/` (escaped otherwise).
 pub fn segment(raw: &[u8]) -> (String, bool) {
     let s = String::from_utf8_lossy(raw).into_owned();

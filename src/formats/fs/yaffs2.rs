@@ -88,7 +88,10 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let mut used = 0u64;
     for i in 0..n {
         let o = i.saturating_mul(CHUNK);
-        if slice(b, o, CHUNK, "yaffs2 chunk")?.iter().any(|&c| c != 0xFF) {
+        if slice(b, o, CHUNK, "yaffs2 chunk")?
+            .iter()
+            .any(|&c| c != 0xFF)
+        {
             used = i.saturating_add(1);
         }
     }
@@ -185,7 +188,9 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
                 objs.insert(id, ob);
             }
         } else {
-            data.entry(id).or_default().push((chunk, o, nbytes.min(PAGE)));
+            data.entry(id)
+                .or_default()
+                .push((chunk, o, nbytes.min(PAGE)));
         }
     }
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -273,11 +278,22 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
                 ),
             };
             let is_dir = kind == Kind::Dir;
-            match tree.add(parent, &ob.name, kind, target.mode, target.uid, target.gid, &bytes)? {
+            match tree.add(
+                parent,
+                &ob.name,
+                kind,
+                target.mode,
+                target.uid,
+                target.gid,
+                &bytes,
+            )? {
                 Added::Yes(i) => {
                     if let Some(w) = why {
                         let p = tree.path(i).to_string();
-                        tree.entry_note(i, Note::new(Code::Unparsed, format!("{p}: {w}"), Some(at)));
+                        tree.entry_note(
+                            i,
+                            Note::new(Code::Unparsed, format!("{p}: {w}"), Some(at)),
+                        );
                     }
                     if let Some(l) = link {
                         tree.entry_attr(i, "hard-link", l);
@@ -323,12 +339,24 @@ mod tests {
     #[test]
     fn newest_chunk_wins_and_hostile_images_stay_in_bounds() {
         let mut img = chunk(&hdr(3, 1, "etc", 0o40755, 0), 0x1000, 0x101, 0, 0);
-        img.extend(chunk(&hdr(1, 0x101, "passwd", 0o100644, 5), 0x1000, 0x102, 0, 0));
+        img.extend(chunk(
+            &hdr(1, 0x101, "passwd", 0o100644, 5),
+            0x1000,
+            0x102,
+            0,
+            0,
+        ));
         img.extend(chunk(b"hello", 0x1000, 0x102, 1, 5));
         // A newer copy of the data chunk.
         img.extend(chunk(b"HELLO", 0x1001, 0x102, 1, 5));
         // An object whose parent is itself: never reached from the root.
-        img.extend(chunk(&hdr(3, 0x103, "loop", 0o40755, 0), 0x1001, 0x103, 0, 0));
+        img.extend(chunk(
+            &hdr(3, 0x103, "loop", 0o40755, 0),
+            0x1001,
+            0x103,
+            0,
+            0,
+        ));
         assert_eq!(probe(&img), Some(Confidence::Medium));
         let ctx = crate::formats::Ctx::new(&crate::formats::ParseOptions::default());
         let data = std::sync::Arc::new(crate::input::Data::Owned(img.clone()));
