@@ -415,9 +415,9 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     };
     let pick = hits
         .iter()
+        .rev()
         .copied()
-        .filter(|&o| !inside(o))
-        .last()
+        .find(|&o| !inside(o))
         .map(|o| (o, false))
         .or_else(|| hits.last().map(|&o| (o, true)));
     if let Some((g, within)) = pick {
@@ -703,6 +703,7 @@ pub fn zip_members(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test code: fixed-size fixtures
 mod tests {
     use super::*;
 

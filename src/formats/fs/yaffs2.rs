@@ -311,6 +311,7 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)] // test code: fixed-size fixtures
 mod tests {
     use super::*;
 
