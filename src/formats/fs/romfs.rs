@@ -91,9 +91,16 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         ));
         b.len() as u64
     } else {
-        size
+        // genromfs pads the image with zeros to a 1 KiB multiple: that padding is content.
+        let padded = size.div_ceil(1024).saturating_mul(1024).min(b.len() as u64);
+        let pad = slice(b, size, padded.saturating_sub(size), "romfs padding")?;
+        if pad.iter().all(|&c| c == 0) {
+            padded
+        } else {
+            size
+        }
     };
-    let head = slice(b, 0, extent.min(512), "romfs superblock")?;
+    let head = slice(b, 0, extent.min(size).min(512), "romfs superblock")?;
     if sum(head) != 0 {
         notes.push(Note::new(
             Code::FsChecksum,
