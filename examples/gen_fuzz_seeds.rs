@@ -349,6 +349,43 @@ fn main() {
     );
     rom[0x200..].copy_from_slice(&cbfs);
     put_format("fmap", "rom.bin", &rom);
+    // Older BMC file systems: binwalk's samples (testdata/oldfs, MIT, see its PROVENANCE).
+    let sample = |name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata/oldfs")
+                .join(name),
+        )
+        .expect("testdata/oldfs sample")
+    };
+    let cramfs = sample("cramfs.bin");
+    put_format("cramfs", "binwalk.bin", &cramfs);
+    put_format("romfs", "binwalk.bin", &sample("romfs.bin"));
+    put_format("yaffs2", "binwalk.bin", &sample("yaffs2.bin"));
+    // A Supermicro X9 image: bootloader block, one cramfs image at 0x10000 with its 64-byte footer at the
+    // end of its block, the ATENs_FW v2 footer before it.
+    let sum = fwscan::formats::bmc::supermicro::checksum;
+    let mut smc = vec![0xFFu8; 0x20000];
+    smc[..0x100].copy_from_slice(&code[..0x100]);
+    smc[0x10000..0x10000 + cramfs.len()].copy_from_slice(&cramfs);
+    let mut f = Vec::new();
+    for v in [2u32, 0x4001_0000, cramfs.len() as u32, 0, 0] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    f.extend_from_slice(b"1stFS\0\0\0\0\0\0\0\0\0\0\0");
+    f.extend_from_slice(&sum(&cramfs).to_le_bytes());
+    f.extend_from_slice(&[0x9F, 0xFF, 0xFF, 0xA0]);
+    f.extend_from_slice(&8u32.to_le_bytes());
+    let fsum = sum(&f);
+    f.extend_from_slice(&fsum.to_le_bytes());
+    smc[0x20000 - 52..].copy_from_slice(&f);
+    let g = 0x20000 - 52 - 12 - 16;
+    smc[g..g + 8].copy_from_slice(b"ATENs_FW");
+    smc[g + 8..g + 11].copy_from_slice(&[3, 17, 0x71]);
+    let all = crc32fast::hash(&crc32fast::hash(&cramfs).to_le_bytes());
+    smc[g + 11..g + 15].copy_from_slice(&all.to_le_bytes());
+    smc[g + 15] = 0x17;
+    put_format("supermicro", "x9.bin", &smc);
     put(
         "layout",
         "layout.txt",

@@ -700,6 +700,10 @@ fn issue15_fuzz_seeds_parse_as_their_format() {
         ("uefi-volume.bin", "uefi"),
         ("fmap-rom.bin", "fmap"),
         ("cbfs-files.bin", "cbfs"),
+        ("cramfs-binwalk.bin", "cramfs"),
+        ("romfs-binwalk.bin", "romfs"),
+        ("yaffs2-binwalk.bin", "yaffs2"),
+        ("supermicro-x9.bin", "supermicro"),
     ] {
         let target = "registry";
         let seed = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {

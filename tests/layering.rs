@@ -89,12 +89,17 @@ const FAMILIES: &[(&str, &str)] = &[
     ("fdt", "bmc"),
     ("zimage", "bmc"),
     ("aspeed", "bmc"),
+    ("supermicro", "bmc"),
     // File systems and archives.
     ("fs", "fs"),
     ("squashfs", "fs"),
     ("squashfs_inodes", "fs"),
     ("jffs2", "fs"),
     ("cpio", "fs"),
+    ("cramfs", "fs"),
+    ("romfs", "fs"),
+    ("yaffs2", "fs"),
+    ("tree", "fs"),
     // TPM evidence: the TCG event log (not a flash format; parsed on its own by `fwscan eventlog`).
     ("tpm", "tpm"),
     ("eventlog", "tpm"),
@@ -122,6 +127,16 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
         "fs",
         "bmc",
         "squashfs uses fit::slack for the blank tail of its partition; slack belongs in common",
+    ),
+    (
+        "fs",
+        "uefi",
+        "cramfs blocks inflate through the metered decompressors of formats/uefi/decompress/",
+    ),
+    (
+        "bmc",
+        "uefi",
+        "the Supermicro X9 kernel ZIP inflates through the metered decompressors of formats/uefi/decompress/",
     ),
     (
         "intel",

@@ -28,6 +28,7 @@ mod intel_me;
 mod layering;
 mod nvram;
 mod obmc_complete;
+mod oldfs;
 mod optionrom;
 mod packages;
 mod pipeline;

@@ -112,6 +112,10 @@ codes! {
     // --- ASPEED root of trust (docs/bmc.md) --------------------------------------------------------------
     BmcRotSignatureInvalid = "bmc-rot-signature-invalid", Error, "An ASPEED boot image's RoT signature does not verify with the keys of the OTP image (changed signed bytes, a missing or moved RoT header, or a header that disagrees with the OTP configuration): the boot ROM refuses it.";
     BmcRotKeyRetired = "bmc-rot-key-retired", Error, "An ASPEED boot image verifies only with an OTP key that the OTP configuration retires: the boot ROM refuses it.";
+    // --- older BMC file systems and Supermicro images (docs/bmc.md) --------------------------------------
+    FsChecksum = "fs-checksum", Error, "A file system's own checksum is wrong (the cramfs superblock CRC-32, a romfs superblock or file header checksum, a ZIP member's CRC-32).";
+    SmcImageChecksum = "smc-image-checksum", Error, "A Supermicro BMC image's checksum (in its 64-byte footer or the [img] index) does not match its bytes: the bootloader or updater refuses it.";
+    SmcFooterChecksum = "smc-footer-checksum", Error, "A Supermicro BMC image footer's own checksum, or the ATENs_FW footer's CRC-32 over the images, is wrong.";
     // --- Intel ME / CSME / SPS (docs/intel-me.md) ------------------------------------------------------
     FptHeaderChecksum = "fpt-header-checksum", Error, "An ME region's $FPT partition table header checksum is wrong.";
     CpdHeaderChecksum = "cpd-header-checksum", Error, "A CSE code partition directory ($CPD) header checksum is wrong.";

@@ -32,7 +32,7 @@ pub mod x509;
 pub use arm::fip;
 pub use bmc::{dtb, fdt, fit, obmc_tar, uboot, ubootenv, zimage};
 pub use compress::compressed;
-pub use fs::{cpio, jffs2, squashfs, squashfs_inodes};
+pub use fs::{cpio, cramfs, jffs2, romfs, squashfs, squashfs_inodes, yaffs2};
 pub use intel::{gbe, ifd, me, me_cpd, me_manifest, me_mn2};
 pub use uefi::{capsule, decompress, nvram};
 
@@ -395,6 +395,12 @@ pub fn registry() -> &'static [Format] {
         coreboot::cbfs::FORMAT,
         // --- PCI option ROMs ---
         pci::FORMAT,
+        // --- older BMC file systems and Supermicro images (issue 21; after the others: fuzz seeds select
+        // formats by index) ---
+        cramfs::FORMAT,
+        romfs::FORMAT,
+        yaffs2::FORMAT,
+        bmc::supermicro::FORMAT,
     ]
 }
 

@@ -25,6 +25,7 @@ pub mod fit;
 pub mod megarac;
 pub mod obmc_tar;
 pub mod presets;
+pub mod supermicro;
 pub mod ubi;
 pub mod uboot;
 pub mod ubootenv;
