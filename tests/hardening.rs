@@ -700,6 +700,12 @@ fn issue15_fuzz_seeds_parse_as_their_format() {
         ("uefi-volume.bin", "uefi"),
         ("fmap-rom.bin", "fmap"),
         ("cbfs-files.bin", "cbfs"),
+        ("pe-app.efi", "pe"),
+        ("elf-bl31.elf", "elf"),
+        ("ffs-driver.ffs", "ffs"),
+        ("slof-slof.bin", "slof"),
+        ("skiboot-skiboot.lid", "skiboot"),
+        ("psp-bootloader.sbin", "psp"),
     ] {
         let target = "registry";
         let seed = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {
