@@ -128,15 +128,9 @@ const REAL: &[(&str, &str, Option<&str>)] = &[
         "/usr/lib/ipxe/qemu/efi-e1000.rom",
         Some("optionrom"),
     ),
-    
-    ),
     // No documented structure: raw images that are jumped into at their first byte, and an ISA-style
     // option ROM without a PCIR structure.
-    (
-        "qemu-system-data",
-        "/usr/share/qemu/kvmvapic.bin",
-        None,
-    ),
+    ("qemu-system-data", "/usr/share/qemu/kvmvapic.bin", None),
     (
         "opensbi",
         "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin",
