@@ -627,3 +627,35 @@ fn slof_and_skiboot_structures_match_their_headers() {
     assert_eq!(node["offset"].as_u64().unwrap(), desc);
     assert_eq!(&s[desc as usize..desc as usize + 8], b"OPALdbug");
 }
+
+/// After an e1000e bank switch (issue 22, point 1 follow-up): bank 1 is valid and bank 0 holds the stale
+/// copy the driver invalidated (signature bits cleared by writing 0 over the high byte of word 0x13, the
+/// old checksum word left as it was, so its sum no longer holds) or was already erased. `check` finds
+/// nothing in either, while a wrong checksum in the bank in use is never passed.
+#[test]
+fn gbe_after_a_bank_switch_checks_clean() {
+    use crate::gbe::{bank, X230};
+    let d = tempfile::tempdir().unwrap();
+    let valid = bank(&X230, true);
+    // The old bank 0: a valid bank (an older MAC) with its signature invalidated in place.
+    let mut stale = bank(&X230, true);
+    stale[5] ^= 0x5A;
+    stale[0x27] = 0;
+    let erased = vec![0xFFu8; 0x1000];
+    for (name, bank0) in [("stale", &stale), ("erased", &erased)] {
+        let mut region = bank0.clone();
+        region.extend(&valid);
+        let p = d.path().join(format!("gbe-{name}.bin"));
+        std::fs::write(&p, &region).unwrap();
+        let tree = inspect_json(&p);
+        assert_eq!(tree["root"]["attrs"]["format"], "gbe", "{name}");
+        let (code, rep) = check_json(&p);
+        assert_eq!(code, 0, "{name}: {rep:#}");
+        // The checksum is the bank in use's: a wrong one there is not passed.
+        let mut bad = region.clone();
+        bad[0x1000 + 0x7E] ^= 1;
+        std::fs::write(&p, &bad).unwrap();
+        let (code, rep) = check_json(&p);
+        assert_ne!(code, 0, "{name}: {rep:#}");
+    }
+}
