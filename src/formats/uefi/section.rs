@@ -193,7 +193,7 @@ fn raw(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, body: &[u8], s: &mut Re
 /// The `optionrom` node over `body` (at `at` of `data`) when it holds a PCI option ROM (0x55AA, PCIR),
 /// parsed by the option ROM parser.
 pub fn option_rom(ctx: &Ctx, data: &Arc<Data>, at: u64, body: &[u8]) -> Option<Region> {
-    (formats::pci::probe(body).is_some()).then(|| {
+    formats::pci::probe(body).is_some().then(|| {
         let mut r = Region::new(RegionKind::Blob, "optionrom", data, at, body.len() as u64);
         formats::descend(ctx, &mut r, None, Some(&formats::pci::FORMAT));
         r
