@@ -5,7 +5,7 @@
 //! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run fdt corpus/fdt seeds/fdt -- -rss_limit_mb=2048 -timeout=10`.
 //!
 //! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env, fmap,
-//! cbfs; the first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel
+//! cbfs, pe, elf, ffs, slof, skiboot, psp; the first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel
 //! IFD/ME/GbE, NVRAM stores, whole BMC flashes, option ROMs) and `pe_describe` get no seeds and start from
 //! nothing.
 
@@ -386,6 +386,39 @@ fn main() {
     smc[g + 11..g + 15].copy_from_slice(&all.to_le_bytes());
     smc[g + 15] = 0x17;
     put_format("supermicro", "x9.bin", &smc);
+    // Stand-alone executables, a single FFS file, OpenPOWER images (issue 22.5, 22.6).
+    let pe = fwscan::formats::exe::pe_file::build(&[(".text", &[0xC3; 16]), (".data", b"data")]);
+    put_format("pe", "app.efi", &pe);
+    put_format(
+        "elf",
+        "bl31.elf",
+        &fwscan::formats::exe::elf::build(&[0x1F, 0x20, 0x03, 0xD5].repeat(4)),
+    );
+    put_format(
+        "ffs",
+        "driver.ffs",
+        &file(
+            guid_bytes("0F0E0D0C-0B0A-0908-0706-050403020100"),
+            0x07,
+            &sections(&[section(0x10, &pe), ui("Driver")]),
+            0x40,
+        ),
+    );
+    put_format(
+        "slof",
+        "slof.bin",
+        &fwscan::formats::power::slof::build(&[("stage1", &[0x48; 24]), ("ofw_main", b"main")]),
+    );
+    put_format(
+        "skiboot",
+        "skiboot.lid",
+        &fwscan::formats::power::skiboot::build(),
+    );
+    put_format(
+        "psp",
+        "bootloader.sbin",
+        &fwscan::formats::amd::psp::build(&[0xA5; 64]),
+    );
     put(
         "layout",
         "layout.txt",

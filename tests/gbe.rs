@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::harness::{fwscan, inspect_json};
 
 /// One board's GbE NVM, as in the table above.
-struct Board {
+pub(crate) struct Board {
     device: u16,
     used_bank: usize,
     /// The "checksum valid" bit is set (and the checksum word right); false: word 0x3F left 0xFFFF.
@@ -37,7 +37,7 @@ const T440P: Board = Board {
     claimed: true,
     ext_pairs: 25,
 };
-const X230: Board = Board {
+pub(crate) const X230: Board = Board {
     device: 0x1502,
     used_bank: 1,
     claimed: true,
@@ -61,7 +61,7 @@ fn sum(b: &[u8]) -> u16 {
 }
 
 /// One 4 KiB bank of `board`; `valid`: the signature says the bank is in use.
-fn bank(board: &Board, valid: bool) -> Vec<u8> {
+pub(crate) fn bank(board: &Board, valid: bool) -> Vec<u8> {
     let mut b = vec![0xFFu8; 0x1000];
     b[..6].copy_from_slice(&[0x3C, 0x97, 0x0E, 0x12, 0x34, 0x56]);
     let lpt = board.device == 0x153A;

@@ -704,6 +704,12 @@ fn issue15_fuzz_seeds_parse_as_their_format() {
         ("romfs-binwalk.bin", "romfs"),
         ("yaffs2-binwalk.bin", "yaffs2"),
         ("supermicro-x9.bin", "supermicro"),
+        ("pe-app.efi", "pe"),
+        ("elf-bl31.elf", "elf"),
+        ("ffs-driver.ffs", "ffs"),
+        ("slof-slof.bin", "slof"),
+        ("skiboot-skiboot.lid", "skiboot"),
+        ("psp-bootloader.sbin", "psp"),
     ] {
         let target = "registry";
         let seed = std::fs::read(corpus.join(target).join(file)).unwrap_or_else(|e| {

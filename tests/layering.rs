@@ -79,6 +79,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("fip", "arm"),
     // AMD PSP.
     ("amd", "amd"),
+    ("psp", "amd"),
     // BMC: flash layouts, FIT/uImage, U-Boot and its environment, OpenBMC tarballs, device trees, kernels.
     ("bmc", "bmc"),
     ("fit", "bmc"),
@@ -112,6 +113,14 @@ const FAMILIES: &[(&str, &str)] = &[
     ("cbfs", "coreboot"),
     // PCI option ROMs.
     ("pci", "pci"),
+    // Stand-alone executables: PE/TE and ELF files of their own.
+    ("exe", "exe"),
+    ("pe_file", "exe"),
+    ("elf", "exe"),
+    // OpenPOWER: skiboot and SLOF.
+    ("power", "power"),
+    ("skiboot", "power"),
+    ("slof", "power"),
 ];
 
 /// Cross-family imports that exist and are meant: `(from, to, why)`. A family may import `common` and
@@ -157,6 +166,11 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
         "pci",
         "uefi",
         "EFI-compressed option ROM images use the EFI 1.1 decompressor of formats/uefi/decompress/",
+    ),
+    (
+        "uefi",
+        "pci",
+        "an option ROM stored in a raw section or raw FFS file is parsed by formats/pci (issue 22.4)",
     ),
     (
         "uefi",

@@ -21,6 +21,7 @@ mod failclosed;
 mod fleet;
 mod gbe;
 mod hardening;
+mod hostexe;
 mod html;
 mod ifd;
 mod intel;

@@ -16,6 +16,7 @@ pub mod bmc;
 pub mod cache;
 pub mod compress;
 pub mod coreboot;
+pub mod exe;
 pub mod fs;
 pub mod intel;
 pub mod keys;
@@ -23,6 +24,7 @@ pub mod layout;
 pub mod package;
 pub mod pci;
 pub mod pe;
+pub mod power;
 pub mod tpm;
 pub mod uefi;
 pub mod util;
@@ -401,6 +403,13 @@ pub fn registry() -> &'static [Format] {
         romfs::FORMAT,
         yaffs2::FORMAT,
         bmc::supermicro::FORMAT,
+        // --- stand-alone executables, single FFS files, OpenPOWER (issue 22.5, 22.6) ---
+        exe::pe_file::FORMAT,
+        exe::elf::FORMAT,
+        uefi::ffs::FORMAT,
+        power::slof::FORMAT,
+        power::skiboot::FORMAT,
+        amd::psp::FORMAT,
     ]
 }
 
@@ -780,7 +789,8 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/formats");
         let mut offenders = Vec::new();
         for fam in [
-            "amd", "arm", "bmc", "compress", "coreboot", "fs", "intel", "pci", "uefi",
+            "amd", "arm", "bmc", "compress", "coreboot", "exe", "fs", "intel", "pci", "power",
+            "uefi",
         ] {
             for f in std::fs::read_dir(root.join(fam)).unwrap() {
                 let p = f.unwrap().path();

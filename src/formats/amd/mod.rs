@@ -26,6 +26,8 @@
 //! not public offline; their `amd-psp` evidence is `not-verified` and says so).
 #![deny(clippy::arithmetic_side_effects)]
 
+pub mod psp;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
 

@@ -176,7 +176,10 @@ pub fn file(
         0x00 | 0x01 => {
             f.name = format!("file[{name}]");
             kids.push(header);
-            if dlen > 0 {
+            if let Some(rom) = section::option_rom(ctx, data, dstart, body) {
+                // An option ROM stored as a raw file.
+                kids.push(rom);
+            } else if dlen > 0 {
                 kids.push(Region::new(RegionKind::Blob, "data", data, dstart, dlen));
             }
         }
@@ -196,4 +199,43 @@ pub fn file(
     formats::adopt(ctx, &f, &mut kids);
     f.children = kids;
     Ok(f)
+}
+
+/// A single FFS file of its own (a `.ffs` as EDK2's GenFfs writes it, or one file cut out of a volume):
+/// a header whose checksum holds, a known file type, and a size equal to the file's. FFSv3 large files
+/// (`EFI_FFS_FILE_HEADER2`) are accepted.
+pub fn probe(b: &[u8]) -> Option<crate::formats::Confidence> {
+    let h = b.get(..24)?;
+    let typ = h[0x12];
+    let known = matches!(typ, 0x01..=0x0F | 0xF0);
+    let large = h[0x13] & ATTR_LARGE_FILE != 0;
+    let size = if large {
+        le64(b, 0x18, "extended file size").ok()?
+    } else {
+        u64::from(le24(h, 0x14, "file size").ok()?)
+    };
+    let hsize = if large { 32 } else { 24 };
+    let hdr = b.get(..hsize)?;
+    (known && size == b.len() as u64 && header_checksum(hdr) == h[0x10] && h[..16] != [0xFF; 16])
+        .then_some(crate::formats::Confidence::High)
+}
+
+/// The registry entry of a single FFS file.
+pub const FORMAT: crate::formats::Format = crate::formats::Format {
+    name: "ffs",
+    description: "A single UEFI FFS file of its own (.ffs): header, checksums, sections",
+    probe,
+    parse,
+    scope: crate::formats::Scope::File(crate::formats::Confidence::High),
+    component: Some("bios"),
+    policy: None,
+    not_inside: &["ffs"],
+    payloads: &[],
+    package: None,
+};
+
+/// Parses a single FFS file (as in an FFSv3 volume whose erase byte is the image's blank byte).
+pub fn parse(ctx: &Ctx, node: &Region) -> Result<crate::formats::Parsed, ParseError> {
+    let f = file(ctx, &node.data, node.offset, node.size, 3, ctx.opts.blank)?;
+    Ok(crate::formats::Parsed::from(vec![f]))
 }

@@ -170,9 +170,34 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
         0x17 => fv_image(ctx, data, off, h, body, &mut s),
         0x01 => compression(ctx, data, off, h, body, &mut s),
         0x02 => guid_defined(ctx, data, off, h, b, &mut s),
+        0x19 => raw(ctx, data, off, h, body, &mut s),
         _ => {}
     }
     s
+}
+
+/// A raw section (`EFI_SECTION_RAW`): a PCI option ROM in it (as vendors store a NIC's or GPU's ROM in a
+/// freeform file) is parsed as one ([`option_rom`]); other raw data stays a leaf.
+fn raw(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, body: &[u8], s: &mut Region) {
+    let body_off = off.saturating_add(h.hsize);
+    if let Some(rom) = option_rom(ctx, data, body_off, body) {
+        let mut kids = vec![
+            Region::new(RegionKind::Header, "header", data, off, h.hsize),
+            rom,
+        ];
+        formats::adopt(ctx, s, &mut kids);
+        s.children = kids;
+    }
+}
+
+/// The `optionrom` node over `body` (at `at` of `data`) when it holds a PCI option ROM (0x55AA, PCIR),
+/// parsed by the option ROM parser.
+pub fn option_rom(ctx: &Ctx, data: &Arc<Data>, at: u64, body: &[u8]) -> Option<Region> {
+    formats::pci::probe(body).is_some().then(|| {
+        let mut r = Region::new(RegionKind::Blob, "optionrom", data, at, body.len() as u64);
+        formats::descend(ctx, &mut r, None, Some(&formats::pci::FORMAT));
+        r
+    })
 }
 
 /// Attributes of a leaf section (PI spec vol. 3, 3.2.5): PE32/PIC/TE and COMPATIBILITY16 body digests,
