@@ -112,6 +112,10 @@ codes! {
     // --- ASPEED root of trust (docs/bmc.md) --------------------------------------------------------------
     BmcRotSignatureInvalid = "bmc-rot-signature-invalid", Error, "An ASPEED boot image's RoT signature does not verify with the keys of the OTP image (changed signed bytes, a missing or moved RoT header, or a header that disagrees with the OTP configuration): the boot ROM refuses it.";
     BmcRotKeyRetired = "bmc-rot-key-retired", Error, "An ASPEED boot image verifies only with an OTP key that the OTP configuration retires: the boot ROM refuses it.";
+    // --- U-Boot verified boot (docs/bmc.md) -------------------------------------------------------------
+    FitSignatureInvalid = "fit-signature-invalid", Error, "A FIT configuration or image signature does not verify with the keys of the U-Boot control DTB or the trust policy (changed signed bytes, a signature that leaves out what the configuration loads), or is not made by the key U-Boot requires: U-Boot refuses it.";
+    FitUnsigned = "fit-unsigned", Error, "A FIT configuration or image carries no signature while the U-Boot control DTB (or the trust policy) requires one.";
+    FitKeyUntrusted = "fit-key-untrusted", Error, "A FIT signature is made by a key that neither the U-Boot control DTB of the image nor the trust policy holds.";
     // --- Intel ME / CSME / SPS (docs/intel-me.md) ------------------------------------------------------
     FptHeaderChecksum = "fpt-header-checksum", Error, "An ME region's $FPT partition table header checksum is wrong.";
     CpdHeaderChecksum = "cpd-header-checksum", Error, "A CSE code partition directory ($CPD) header checksum is wrong.";
