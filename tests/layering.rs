@@ -83,6 +83,7 @@ const FAMILIES: &[(&str, &str)] = &[
     // BMC: flash layouts, FIT/uImage, U-Boot and its environment, OpenBMC tarballs, device trees, kernels.
     ("bmc", "bmc"),
     ("fit", "bmc"),
+    ("fit_sig", "bmc"),
     ("uboot", "bmc"),
     ("ubootenv", "bmc"),
     ("obmc_tar", "bmc"),

@@ -18,6 +18,7 @@ mod coreboot;
 mod errors;
 mod eventlog;
 mod failclosed;
+mod fit_sig;
 mod fleet;
 mod gbe;
 mod hardening;

@@ -161,6 +161,11 @@ pub struct ParseArgs {
     /// OTP's keys, retired keys and signing mode; repeatable (one image must verify with one of them).
     #[arg(long = "aspeed-otp", value_name = "OTP")]
     pub aspeed_otps: Vec<PathBuf>,
+    /// Public key of U-Boot's verified boot: a PEM public key (RSA 2048-4096, P-256, P-384) or a U-Boot
+    /// control device tree with /signature keys; FIT signatures are checked with it besides the keys of
+    /// the image's own control DTB (a PEM key is taken as required for configurations); repeatable.
+    #[arg(long = "fit-key", value_name = "KEY")]
+    pub fit_keys: Vec<PathBuf>,
 }
 
 impl ParseArgs {
@@ -200,6 +205,13 @@ impl ParseArgs {
                 id: p.display().to_string(),
                 scope: Default::default(),
                 key: fwscan::formats::keys::VendorKey::AspeedOtp(read_aspeed_otp(p)?),
+            });
+        }
+        for p in &self.fit_keys {
+            keys.add(fwscan::formats::keys::RingKey {
+                id: p.display().to_string(),
+                scope: Default::default(),
+                key: fwscan::formats::keys::VendorKey::Fit(read_fit_key(p)?),
             });
         }
         Ok(ParseOptions {
@@ -404,6 +416,30 @@ fn read_openbmc_key(spec: &str) -> anyhow::Result<fwscan::formats::keys::Openbmc
 }
 
 /// Reads a `--capsule-cert` file: one X.509 certificate, PEM or DER; returns its DER.
+/// Reads and validates a key given with `--fit-key` (PEM public key or control device tree).
+fn read_fit_key(path: &Path) -> anyhow::Result<fwscan::formats::keys::FitKeyData> {
+    use fwscan::formats::bmc::fit_sig;
+    use fwscan::formats::keys::FitKeyData;
+    let bytes = fwscan::input::read_capped(path, 1 << 20)
+        .map_err(|e| anyhow::anyhow!("--fit-key {}: {e}", path.display()))?;
+    let bad = |e: String| anyhow::anyhow!("--fit-key {}: {e}", path.display());
+    if fwscan::formats::fdt::probe(&bytes) {
+        let f = fwscan::formats::fdt::Fdt::parse(&bytes).map_err(|e| bad(e.to_string()))?;
+        let (keys, _) = fit_sig::keys_from_dtb(&f, "");
+        if keys.is_empty() {
+            return Err(bad("the device tree has no /signature/key-NAME node".into()));
+        }
+        if let Some(e) = keys.iter().find_map(|k| k.material.as_ref().err()) {
+            return Err(bad(e.clone()));
+        }
+        return Ok(FitKeyData::Dtb(bytes));
+    }
+    let pem =
+        String::from_utf8(bytes).map_err(|_| bad("neither a PEM key nor a device tree".into()))?;
+    fit_sig::key_from_pem(&pem).map_err(bad)?;
+    Ok(FitKeyData::Pem(pem))
+}
+
 /// Reads and validates an OTP image given with `--aspeed-otp`.
 fn read_aspeed_otp(path: &Path) -> anyhow::Result<Vec<u8>> {
     use fwscan::formats::bmc::aspeed::otp;

@@ -116,6 +116,10 @@ codes! {
     FsChecksum = "fs-checksum", Error, "A file system's own checksum is wrong (the cramfs superblock CRC-32, a romfs superblock or file header checksum, a ZIP member's CRC-32).";
     SmcImageChecksum = "smc-image-checksum", Error, "A Supermicro BMC image's checksum (in its 64-byte footer or the [img] index) does not match its bytes: the bootloader or updater refuses it.";
     SmcFooterChecksum = "smc-footer-checksum", Error, "A Supermicro BMC image footer's own checksum, or the ATENs_FW footer's CRC-32 over the images, is wrong.";
+    // --- U-Boot verified boot (docs/bmc.md) -------------------------------------------------------------
+    FitSignatureInvalid = "fit-signature-invalid", Error, "A FIT configuration or image signature does not verify with the keys of the U-Boot control DTB or the trust policy (changed signed bytes, a signature that leaves out what the configuration loads), or is not made by the key U-Boot requires: U-Boot refuses it.";
+    FitUnsigned = "fit-unsigned", Error, "A FIT configuration or image carries no signature while the U-Boot control DTB (or the trust policy) requires one.";
+    FitKeyUntrusted = "fit-key-untrusted", Error, "A FIT signature is made by a key that neither the U-Boot control DTB of the image nor the trust policy holds.";
     // --- Intel ME / CSME / SPS (docs/intel-me.md) ------------------------------------------------------
     FptHeaderChecksum = "fpt-header-checksum", Error, "An ME region's $FPT partition table header checksum is wrong.";
     CpdHeaderChecksum = "cpd-header-checksum", Error, "A CSE code partition directory ($CPD) header checksum is wrong.";

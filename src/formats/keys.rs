@@ -86,6 +86,16 @@ pub enum VendorKey {
     /// `aspeed-otp`: an ASPEED OTP image (`otptool`/`socsec` format): the keys and signing mode the SoC's
     /// boot ROM verifies the boot image with (`formats::bmc::aspeed`). Validated when the ring is built.
     AspeedOtp(Vec<u8>),
+    /// `fit`: a public key U-Boot's verified boot checks FIT signatures with (`formats::bmc::fit_sig`).
+    Fit(FitKeyData),
+}
+
+/// A `fit` vendor key: a PEM public key (RSA 2048-4096, P-256, P-384), or a U-Boot control device tree
+/// whose `/signature/key-NAME` nodes hold the keys (and their `required` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FitKeyData {
+    Pem(String),
+    Dtb(Vec<u8>),
 }
 
 impl VendorKey {
@@ -96,6 +106,7 @@ impl VendorKey {
             VendorKey::X509(_) => Scheme::Pkcs7,
             VendorKey::BootguardKmHash(_) => Scheme::BootguardKm,
             VendorKey::AspeedOtp(_) => Scheme::AspeedRot,
+            VendorKey::Fit(_) => Scheme::FitSignature,
         }
     }
 }

@@ -533,6 +533,12 @@ Pass {
     description: "ASPEED AST2600/AST10x0 root of trust: the boot ROM's signature check of the boot image at \
                   offset 0, repeated against the keys of the OTP images of the key ring",
     run: bmc::aspeed::annotate,
+},
+Pass {
+    name: "fit-signature",
+    description: "U-Boot verified boot: every FIT configuration and image signature checked with the keys \
+                  of the image's U-Boot control device trees and the `fit` keys of the key ring",
+    run: bmc::fit_sig::annotate,
 }];
 
 /// Every whole-tree pass, in the order [`parse_image`] runs them.

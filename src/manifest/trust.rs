@@ -155,7 +155,11 @@ pub enum VendorKeyProblem {
     AspeedOtpMissing,
     #[error("type aspeed-otp: {0}")]
     AspeedOtp(crate::formats::bmc::aspeed::otp::OtpError),
-    #[error("type `{0}`: openbmc, x509, bootguard-km-hash or aspeed-otp")]
+    #[error("type fit needs either `pem` (an RSA 2048-4096, P-256 or P-384 public key) or `dtb` (a U-Boot control device tree with /signature keys, base64)")]
+    FitMissing,
+    #[error("type fit: {0}")]
+    Fit(String),
+    #[error("type `{0}`: openbmc, x509, bootguard-km-hash, aspeed-otp or fit")]
     Kind(String),
 }
 
@@ -262,6 +266,9 @@ pub struct VendorKeyFile {
     /// `aspeed-otp`: an ASPEED OTP image (`otptool`/`socsec` format), base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub otp: Option<String>,
+    /// `fit`: a U-Boot control device tree (DTB, base64) whose `/signature/key-NAME` nodes are the keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dtb: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Product globs this key may sign packages for; absent = any.
@@ -375,6 +382,40 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
                 id: k.id,
                 scope,
                 key: VendorKey::AspeedOtp(bytes),
+            })
+        }
+        "fit" => {
+            use crate::formats::bmc::fit_sig;
+            use crate::formats::keys::FitKeyData;
+            let data = match (k.dtb.as_deref(), k.pem.trim().is_empty()) {
+                (Some(b64), true) => {
+                    use base64::Engine as _;
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|_| at(VendorKeyProblem::FitMissing))?;
+                    let f = crate::formats::fdt::Fdt::parse(&bytes)
+                        .map_err(|e| at(VendorKeyProblem::Fit(e.to_string())))?;
+                    let (keys, _) = fit_sig::keys_from_dtb(&f, &k.id);
+                    if keys.is_empty() {
+                        return Err(at(VendorKeyProblem::Fit(
+                            "the device tree has no /signature/key-NAME node".into(),
+                        )));
+                    }
+                    if let Some(e) = keys.iter().find_map(|k| k.material.as_ref().err()) {
+                        return Err(at(VendorKeyProblem::Fit(e.clone())));
+                    }
+                    FitKeyData::Dtb(bytes)
+                }
+                (None, false) => {
+                    fit_sig::key_from_pem(&k.pem).map_err(|e| at(VendorKeyProblem::Fit(e)))?;
+                    FitKeyData::Pem(k.pem)
+                }
+                _ => return Err(at(VendorKeyProblem::FitMissing)),
+            };
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::Fit(data),
             })
         }
         other => Err(at(VendorKeyProblem::Kind(other.to_string()))),

@@ -22,6 +22,7 @@ pub mod aspeed;
 pub mod dtb;
 pub mod fdt;
 pub mod fit;
+pub mod fit_sig;
 pub mod megarac;
 pub mod obmc_tar;
 pub mod presets;
