@@ -573,7 +573,6 @@ fn ecdsa_p256_signatures() {
 /// signed by a key nobody holds, with no required key, is `fit-key-untrusted`, which fit_check_sign
 /// (checking required keys only) lets pass.
 #[test]
-#[ignore = "unfinished: `check` takes no --trust; the verdict must read findings from `inspect --trust` (see report-fit.md)"]
 fn keys_from_the_trust_policy() {
     let Some(tools) = tools() else { return };
     let mkimage = tools.join("mkimage");

@@ -26,6 +26,10 @@ pub struct Args {
     /// Write the report to FILE instead of stdout (e.g. `--format html -o report.html`).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Trust policy whose platform keys (`bootguard-km-hash`, `aspeed-otp`, `fit`) the checks use, as
+    /// `inspect --trust`. Default: $FWSCAN_TRUST, then /etc/fwscan/trust.json if it exists; none is required.
+    #[arg(long, value_name = "POLICY")]
+    pub trust: Option<PathBuf>,
     #[command(flatten)]
     pub parse: ParseArgs,
     #[command(flatten)]
@@ -59,7 +63,9 @@ pub fn load_rules(a: &RuleArgs) -> anyhow::Result<RuleSet> {
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let rules = load_rules(&a.rules)?;
-    let scanner = Scanner::new(a.parse.parse_options()?, Some(Arc::new(rules)))
+    let mut opts = a.parse.parse_options()?;
+    super::inspect::add_platform_keys(&mut opts, a.trust.as_deref())?;
+    let scanner = Scanner::new(opts, Some(Arc::new(rules)))
         .with_fail_policy(a.gate.policy())
         .with_map(a.format == ReportFormat::Html);
     // Images in parallel (rayon); reports keep the command-line order.

@@ -34,8 +34,9 @@ pub struct Args {
     /// package, baseline only, none) as ranges and totals instead of the tree.
     #[arg(long)]
     pub coverage: bool,
-    /// Trust policy whose `bootguard-km-hash` vendor keys pin the platform's Boot Guard OEM key hash (a
-    /// verified IBB then counts as `bootguard-ibb` instead of `bootguard-self-signed`). Default:
+    /// Trust policy whose platform keys are used: `bootguard-km-hash` pins the Boot Guard OEM key hash (a
+    /// verified IBB then counts as `bootguard-ibb` instead of `bootguard-self-signed`), `aspeed-otp` OTP
+    /// images and `fit` U-Boot verified-boot keys. Default:
     /// $FWSCAN_TRUST, then /etc/fwscan/trust.json if it exists; none is required, and a default one that
     /// cannot be read is skipped with a warning.
     #[arg(long, value_name = "POLICY")]
@@ -46,16 +47,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let mut opts = a.parse.parse_options()?;
-    if let Some(policy) = policy(a.trust.as_deref()) {
-        // Only the Boot Guard pins and ASPEED OTP images, all of them (inspect knows no product); release-package keys still
-        // come from --openbmc-key/--capsule-cert.
-        let ring = policy?.key_ring(None, None);
-        opts.keys.extend(
-            ring.iter()
-                .filter(|k| matches!(k.scheme(), Scheme::BootguardKm | Scheme::AspeedRot))
-                .cloned(),
-        );
-    }
+    add_platform_keys(&mut opts, a.trust.as_deref())?;
     let data = input::read_image(&a.image, &a.parse.read_options())?;
     let tree = formats::parse_image(data, &opts);
     let out = a.output.as_deref();
@@ -117,7 +109,30 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     Ok(super::EXIT_CLEAN)
 }
 
-/// The trust policy of `inspect`: `--trust`, then `$FWSCAN_TRUST` (either must load), then the default
+/// Adds the platform keys of the trust policy ([`policy`]) to the parse options: Boot Guard OEM key pins,
+/// ASPEED OTP images and U-Boot FIT keys, all of them (`inspect` and `check` know no product); release-package
+/// keys still come from --openbmc-key/--capsule-cert.
+pub(super) fn add_platform_keys(
+    opts: &mut fwscan::formats::ParseOptions,
+    given: Option<&Path>,
+) -> anyhow::Result<()> {
+    if let Some(policy) = policy(given) {
+        let ring = policy?.key_ring(None, None);
+        opts.keys.extend(
+            ring.iter()
+                .filter(|k| {
+                    matches!(
+                        k.scheme(),
+                        Scheme::BootguardKm | Scheme::AspeedRot | Scheme::FitSignature
+                    )
+                })
+                .cloned(),
+        );
+    }
+    Ok(())
+}
+
+/// The trust policy of `inspect` and `check`: `--trust`, then `$FWSCAN_TRUST` (either must load), then the default
 /// policy if it exists (skipped with a warning when it cannot be read); `None` when there is none.
 fn policy(given: Option<&Path>) -> Option<anyhow::Result<fwscan::manifest::trust::TrustPolicy>> {
     let explicit =
