@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -85,6 +86,13 @@ impl<'a> Cx<'a> {
         hash::digest(self.alg, bytes)
     }
 
+    /// The digest of `r`'s bytes, computed once per node (selection may have computed it already).
+    fn node_digest(&self, r: &Region) -> String {
+        let (d, n) = hash::region_digest_counted(self.alg, r);
+        self.hashed.fetch_add(n, Ordering::Relaxed);
+        d
+    }
+
     fn skip(&self, path: &str, policy: Policy, size: u64) {
         if let Ok(mut s) = self.skipped.lock() {
             s.push(Skipped {
@@ -97,9 +105,38 @@ impl<'a> Cx<'a> {
 
     /// Compares `r`'s bytes with the baseline node's (block digests checked in parallel when present). What
     /// was hashed to decide is returned with a difference, so a finding does not hash the bytes again.
+    ///
+    /// A node whose children tile it exactly as the baseline's children tile the baseline's node (same
+    /// number, sizes and relative offsets, in the node's own buffer, every baseline child with a digest) is
+    /// decided by its children: its bytes are the concatenation of theirs, so it is equal exactly when each
+    /// of them is. Deciding so hashes every byte once however deep the tree is, where hashing the node and
+    /// then, when it differs, each level below it again would hash the same bytes once per level. A digest
+    /// the node already has (selection computed it) decides at once.
     fn equal(&self, n: &Node, r: &Region) -> Sameness {
         if n.size != r.size && n.blocks.is_empty() {
             return Sameness::Differs(Hashed::default());
+        }
+        if let Some(d) = hash::remembered(self.alg, r) {
+            return if n.size == r.size && n.digest.as_deref() == Some(d) {
+                Sameness::Equal
+            } else {
+                Sameness::Differs(Hashed {
+                    digest: Some(d.to_string()),
+                    blocks: None,
+                })
+            };
+        }
+        if n.size == r.size && tiles(n, r) {
+            let all = n
+                .children
+                .par_iter()
+                .zip(r.children.par_iter())
+                .all(|(nc, rc)| matches!(self.equal(nc, rc), Sameness::Equal));
+            return if all {
+                Sameness::Equal
+            } else {
+                Sameness::Differs(Hashed::default())
+            };
         }
         if !n.blocks.is_empty() {
             self.hashed.fetch_add(r.size, Ordering::Relaxed);
@@ -113,7 +150,7 @@ impl<'a> Cx<'a> {
                 })
             };
         }
-        let actual = self.digest(r.bytes());
+        let actual = self.node_digest(r);
         if n.digest.as_deref() == Some(actual.as_str()) {
             Sameness::Equal
         } else {
@@ -123,6 +160,38 @@ impl<'a> Cx<'a> {
             })
         }
     }
+}
+
+/// Whether `r`'s children tile `r` as `n`'s children tile `n` (see [`Cx::equal`]): the same number of
+/// children, each of the same size at the same offset relative to its parent, all in the parent's own
+/// buffer (the baseline's: same space and base), covering it without gap or overlap, and every baseline child
+/// with a digest. Then `r`'s bytes equal `n`'s exactly when each child's bytes equal its baseline's.
+fn tiles(n: &Node, r: &Region) -> bool {
+    if n.children.is_empty() || n.children.len() != r.children.len() || n.size != r.size {
+        return false;
+    }
+    let (mut at_n, mut at_r) = (n.offset, r.offset);
+    for (nc, rc) in n.children.iter().zip(&r.children) {
+        let same_buffer = nc.space == n.space
+            && nc.base == n.base
+            && rc.space == r.space
+            && rc.base == r.base
+            && Arc::ptr_eq(&rc.data, &r.data);
+        if !same_buffer
+            || nc.digest.is_none()
+            || nc.size != rc.size
+            || nc.offset != at_n
+            || rc.offset != at_r
+        {
+            return false;
+        }
+        let (Some(next_n), Some(next_r)) = (at_n.checked_add(nc.size), at_r.checked_add(rc.size))
+        else {
+            return false;
+        };
+        (at_n, at_r) = (next_n, next_r);
+    }
+    n.offset.checked_add(n.size) == Some(at_n) && r.offset.checked_add(r.size) == Some(at_r)
 }
 
 /// The outcome of [`Cx::equal`].
@@ -413,7 +482,7 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
 /// A `*-modified` finding for `r` with both digests and changed ranges (from the block digests when the
 /// baseline has them).
 fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
-    let actual = hashed.digest.unwrap_or_else(|| cx.digest(r.bytes()));
+    let actual = hashed.digest.unwrap_or_else(|| cx.node_digest(r));
     let ranges: Vec<(u64, u64)> = match hashed.blocks {
         Some(b) => b,
         None if !n.blocks.is_empty() => {
@@ -466,7 +535,7 @@ fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
             cx.blank
         ),
     );
-    f.actual_digest = Some(cx.digest(bytes));
+    f.actual_digest = Some(cx.node_digest(r));
     f.ranges = vec![ByteRange {
         offset: r.offset.saturating_add(first as u64),
         length: (last - first + 1) as u64,
@@ -610,7 +679,7 @@ fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
         r,
         "present in the image, not in the baseline",
     );
-    f.actual_digest = Some(cx.digest(r.bytes()));
+    f.actual_digest = Some(cx.node_digest(r));
     f.actual_size = Some(r.size);
     f.ranges = vec![ByteRange {
         offset: r.offset,
