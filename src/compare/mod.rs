@@ -64,6 +64,17 @@ struct Cx<'a> {
     compared: AtomicU64,
     expanded: AtomicU64,
     skipped: std::sync::Mutex<Vec<Skipped>>,
+    /// Changed blocks of the nodes decided by their per-block digests, by (image node, baseline node)
+    /// address and the image node's extent: [`Cx::equal`] is asked again for a node one level further
+    /// down the walk, and must not hash its blocks again.
+    blocks: std::sync::Mutex<HashMap<(usize, usize), BlocksVerdict>>,
+}
+
+/// What the per-block digests of one node said (see [`Cx::blocks`]).
+struct BlocksVerdict {
+    offset: u64,
+    size: u64,
+    changed: Vec<(u64, u64)>,
 }
 
 impl<'a> Cx<'a> {
@@ -78,6 +89,7 @@ impl<'a> Cx<'a> {
             compared: AtomicU64::new(0),
             expanded: AtomicU64::new(0),
             skipped: std::sync::Mutex::new(Vec::new()),
+            blocks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -139,8 +151,7 @@ impl<'a> Cx<'a> {
             };
         }
         if !n.blocks.is_empty() {
-            self.hashed.fetch_add(r.size, Ordering::Relaxed);
-            let changed = hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks);
+            let changed = self.changed_blocks(n, r);
             return if changed.is_empty() && n.size == r.size {
                 Sameness::Equal
             } else {
@@ -159,6 +170,31 @@ impl<'a> Cx<'a> {
                 blocks: None,
             })
         }
+    }
+}
+
+impl Cx<'_> {
+    /// The blocks of `r` that differ from `n`'s block digests, hashed once per node and comparison.
+    fn changed_blocks(&self, n: &Node, r: &Region) -> Vec<(u64, u64)> {
+        let key = (r as *const Region as usize, n as *const Node as usize);
+        if let Ok(m) = self.blocks.lock() {
+            if let Some(v) = m.get(&key).filter(|v| v.offset == r.offset && v.size == r.size) {
+                return v.changed.clone();
+            }
+        }
+        self.hashed.fetch_add(r.size, Ordering::Relaxed);
+        let changed = hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks);
+        if let Ok(mut m) = self.blocks.lock() {
+            m.insert(
+                key,
+                BlocksVerdict {
+                    offset: r.offset,
+                    size: r.size,
+                    changed: changed.clone(),
+                },
+            );
+        }
+        changed
     }
 }
 
@@ -485,9 +521,7 @@ fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
     let actual = hashed.digest.unwrap_or_else(|| cx.node_digest(r));
     let ranges: Vec<(u64, u64)> = match hashed.blocks {
         Some(b) => b,
-        None if !n.blocks.is_empty() => {
-            hash::changed_blocks(cx.alg, r.bytes(), cx.block, &n.blocks)
-        }
+        None if !n.blocks.is_empty() => cx.changed_blocks(n, r),
         None => vec![(0, r.size.max(n.size))],
     };
     let code = code_for(r.kind, Change::Modified);
