@@ -134,43 +134,26 @@ pub fn read_image_with_mode(
         size,
         limit: opts.max_size,
     })?;
-    if size >= HUGE_READ_MIN {
-        let map = read_into_huge_pages(&file, cap).map_err(|e| match e.kind() {
+    let buf = if size >= PARALLEL_READ_MIN {
+        read_parallel(&file, cap).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::FileChanged {
                 path: path.to_path_buf(),
                 what: format!("file shorter than the {size} bytes it had when opened"),
             },
             _ => io(e),
-        })?;
-        check_unchanged(path, &file, &before, size, map.len())?;
-        return Ok((Arc::new(Data::Mapped(map)), ReadMode::Buffered));
-    }
-    let mut buf = Vec::with_capacity(cap);
-    (&file).take(size).read_to_end(&mut buf).map_err(io)?;
-    check_unchanged(path, &file, &before, size, buf.len())?;
-    Ok((Arc::new(Data::Owned(buf)), ReadMode::Buffered))
-}
-
-/// After reading `got` bytes of a file that had `size` bytes when opened (`before`): the file must not have
-/// grown, shrunk or been modified meanwhile.
-fn check_unchanged(
-    path: &Path,
-    file: &File,
-    before: &std::fs::Metadata,
-    size: u64,
-    got: usize,
-) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        error: source,
+        })?
+    } else {
+        let mut buf = Vec::with_capacity(cap);
+        (&file).take(size).read_to_end(&mut buf).map_err(io)?;
+        buf
     };
     // One byte more than expected means the file grew.
     let mut probe = [0u8; 1];
     let grew = std::os::unix::fs::FileExt::read_at(&file, &mut probe, size).map_err(io)? != 0;
-    if grew || got as u64 != size {
+    if grew || buf.len() as u64 != size {
         return Err(Error::FileChanged {
             path: path.to_path_buf(),
-            what: format!("expected {size} bytes, read {}", got),
+            what: format!("expected {size} bytes, read {}", buf.len()),
         });
     }
     let after = file.metadata().map_err(io)?;
@@ -183,40 +166,26 @@ fn check_unchanged(
             what: "size or modification time changed during the read".into(),
         });
     }
-    Ok(())
+    Ok((Arc::new(Data::Owned(buf)), ReadMode::Buffered))
 }
 
-/// Files at least this large are read into a fresh anonymous mapping backed by transparent huge pages
-/// (`MADV_HUGEPAGE`): the copy from the page cache then faults in one 2 MiB page where it would fault in
-/// 512 small ones, which was most of the kernel time of a clean scan (issue 20.3). The mapping is private
-/// and anonymous (no file behind it, so nothing can truncate it), and read-only once filled.
-const HUGE_READ_MIN: u64 = 2 << 20;
-
-/// Reads `len` bytes from offset 0 into a fresh anonymous mapping advised to use huge pages (the advice
-/// is only a hint: where the kernel has none, small pages are used).
-fn read_into_huge_pages(file: &File, len: usize) -> std::io::Result<memmap2::Mmap> {
-    use rayon::prelude::*;
-    use std::os::unix::fs::FileExt;
-    let mut map = memmap2::MmapMut::map_anon(len)?;
-    let _ = map.advise(memmap2::Advice::HugePage);
-    if len as u64 >= PARALLEL_READ_MIN {
-        map.par_chunks_mut(PARALLEL_READ_CHUNK)
-            .enumerate()
-            .try_for_each(|(i, chunk)| {
-                file.read_exact_at(chunk, (i * PARALLEL_READ_CHUNK) as u64)
-            })?;
-    } else {
-        file.read_exact_at(&mut map[..], 0)?;
-    }
-    map.make_read_only()
-}
-
-/// Files at least this large are read by several threads at once (most of the cost of reading a large file
-/// from the page cache is faulting in fresh pages of the destination; spread over the cores it no longer
-/// dominates a scan).
+/// Files at least this large are read by several threads at once.
 const PARALLEL_READ_MIN: u64 = 16 << 20;
 /// Bytes each parallel read covers.
 const PARALLEL_READ_CHUNK: usize = 8 << 20;
+
+/// Reads `len` bytes from offset 0 with positioned reads on rayon's threads. Most of the cost of reading
+/// a large file from the page cache is faulting in fresh pages of the destination; spread over the cores
+/// it no longer dominates a scan.
+fn read_parallel(file: &File, len: usize) -> std::io::Result<Vec<u8>> {
+    use rayon::prelude::*;
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len];
+    buf.par_chunks_mut(PARALLEL_READ_CHUNK)
+        .enumerate()
+        .try_for_each(|(i, chunk)| file.read_exact_at(chunk, (i * PARALLEL_READ_CHUNK) as u64))?;
+    Ok(buf)
+}
 
 fn on_read_only_mount(file: &File) -> bool {
     match rustix::fs::fstatvfs(file) {
