@@ -35,7 +35,7 @@ if [ -z "${WORK:-}" ]; then
 fi
 mkdir -p "$WORK"
 
-(cd "$here" && nice -n 10 cargo build --release --quiet)
+[ -n "${FWSCAN_BIN:-}" ] || (cd "$here" && nice -n 10 cargo build --release --quiet)
 BIN=${FWSCAN_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/fwscan}
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 

@@ -803,6 +803,35 @@ mod tests {
         f
     }
 
+    /// Issue 20: a tree is hashed once, clean or not. The root is tiled by its modules and padding, so a
+    /// clean image hashes its bytes once, and an image with one changed module hashes them once too (not
+    /// the root and then every module again); the finding still carries the module's true digest.
+    #[test]
+    fn a_tiled_tree_is_hashed_once_and_findings_keep_true_digests() {
+        let golden = [("a", 1u8), ("b", 2), ("c", 3)];
+        let m = Manifest::from_tree(&image(&golden), BaselineOptions::default())
+            .unwrap()
+            .accept_unsigned_insecure();
+        let mut clean = image(&golden);
+        let r = compare(&m, &mut clean);
+        assert!(r.findings.is_empty());
+        assert_eq!(r.stats.bytes_hashed, clean.size);
+        let mut dump = image(&[("a", 1u8), ("b", 9), ("c", 3)]);
+        let r = compare(&m, &mut dump);
+        let codes: Vec<_> = r.findings.iter().map(|f| (f.code, f.path.as_str())).collect();
+        assert_eq!(codes, vec![(Code::ModuleModified, "file[b]")]);
+        let b = dump.children.iter().find(|c| c.path == "file[b]").unwrap();
+        assert_eq!(
+            r.findings[0].actual_digest.as_deref(),
+            Some(hash::digest(Alg::Sha256, b.bytes()).as_str())
+        );
+        assert_eq!(r.stats.bytes_hashed, dump.size);
+        // Not tiled (a module the baseline lacks): decided by the root's own digest, as before.
+        let mut other = image(&[("a", 1u8), ("b", 2), ("c", 3), ("d", 4)]);
+        let r = compare(&m, &mut other);
+        assert!(r.findings.iter().any(|f| f.code == Code::ModuleAdded && f.path == "file[d]"));
+    }
+
     #[test]
     fn an_inserted_module_is_one_added_finding() {
         let golden = [("A", 1), ("B", 2), ("C", 3)];
