@@ -178,7 +178,10 @@ impl Cx<'_> {
     fn changed_blocks(&self, n: &Node, r: &Region) -> Vec<(u64, u64)> {
         let key = (r as *const Region as usize, n as *const Node as usize);
         if let Ok(m) = self.blocks.lock() {
-            if let Some(v) = m.get(&key).filter(|v| v.offset == r.offset && v.size == r.size) {
+            if let Some(v) = m
+                .get(&key)
+                .filter(|v| v.offset == r.offset && v.size == r.size)
+            {
                 return v.changed.clone();
             }
         }
@@ -818,7 +821,11 @@ mod tests {
         assert_eq!(r.stats.bytes_hashed, clean.size);
         let mut dump = image(&[("a", 1u8), ("b", 9), ("c", 3)]);
         let r = compare(&m, &mut dump);
-        let codes: Vec<_> = r.findings.iter().map(|f| (f.code, f.path.as_str())).collect();
+        let codes: Vec<_> = r
+            .findings
+            .iter()
+            .map(|f| (f.code, f.path.as_str()))
+            .collect();
         assert_eq!(codes, vec![(Code::ModuleModified, "file[b]")]);
         let b = dump.children.iter().find(|c| c.path == "file[b]").unwrap();
         assert_eq!(
@@ -829,7 +836,10 @@ mod tests {
         // Not tiled (a module the baseline lacks): decided by the root's own digest, as before.
         let mut other = image(&[("a", 1u8), ("b", 2), ("c", 3), ("d", 4)]);
         let r = compare(&m, &mut other);
-        assert!(r.findings.iter().any(|f| f.code == Code::ModuleAdded && f.path == "file[d]"));
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.code == Code::ModuleAdded && f.path == "file[d]"));
     }
 
     #[test]
