@@ -10,13 +10,16 @@
 #     Then the decompression cache: a fleet whose machines run another build (its compressed DXE volume
 #     differs from the baseline's, so every dump's must be opened), audited against the golden dump's
 #     baseline by map with --no-cache, with the in-run cache (the default), and with a warm --cache DIR.
+#     The same three selections and a warm cache over N per-machine dumps of a 32 MiB OpenBMC flash.
 #  2. peak RSS (/usr/bin/time -v, Debian package `time`) of a structure-selected audit of N1 vs N2 dumps
 #     (hard links to the N distinct dumps: different paths, no extra disk; target: flat, <= 256 MiB).
 #
 # Usage: benches/audit.sh     (env: N=64 REPS=3 N1=1000 N2=10000 JOBS=2 WORK=dir; N2=0 skips the RSS runs;
 #                             FWSCAN_BIN=path: the build measured (default: this tree's release build);
 #                             FWSCAN_BEFORE=path: an earlier build, run in the same repetitions, interleaved)
-# Needs: python3, openssl, /usr/bin/time, Debian's ovmf, /work/shared/fixtures (read, never copied).
+# Needs: python3, openssl, /usr/bin/time, Debian's ovmf, /work/shared/fixtures (read, never copied), and for
+# the OpenBMC fleet the tools of benches/bmc.sh (u-boot-qemu u-boot-tools device-tree-compiler squashfs-tools
+# mtd-utils busybox-static).
 # Run it once; do not loop it on a shared machine. It prints the load average before and after.
 set -euo pipefail
 
@@ -32,7 +35,7 @@ if [ -z "${WORK:-}" ]; then
 fi
 mkdir -p "$WORK"
 
-(cd "$here" && nice -n 10 cargo build --release --quiet)
+[ -n "${FWSCAN_BIN:-}" ] || (cd "$here" && nice -n 10 cargo build --release --quiet)
 BIN=${FWSCAN_BIN:-${CARGO_TARGET_DIR:-$here/target}/release/fwscan}
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 2; }
 
@@ -109,6 +112,78 @@ python3 "$here/benches/fleet.py" spi-other "$other" "$N"
 FWSCAN_BEFORE= EXPECT_RC=1 throughput "other build, no cache" "$other/fleet" --manifests "$fleet/m-map" --map "$fleet/map.csv" --no-cache
 FWSCAN_BEFORE= EXPECT_RC=1 throughput "other build, in-run cache" "$other/fleet" --manifests "$fleet/m-map" --map "$fleet/map.csv"
 FWSCAN_BEFORE= EXPECT_RC=1 throughput "other build, warm --cache" "$other/fleet" --manifests "$fleet/m-map" --map "$fleet/map.csv" --cache "$WORK/cache"
+
+# The 32 MiB OpenBMC flash (the recipe of benches/bmc.sh and tests/bmc.rs: U-Boot, a U-Boot environment,
+# a FIT kernel, a squashfs rofs, a JFFS2 rwfs), N machines that differ where real BMCs do: the U-Boot
+# environment (MAC address, CRC fixed by mkenvimage) and the rwfs (hostname, made by mkfs.jffs2).
+bmc_fleet() {
+    local d=$1 n=$2 w=$1/src i img
+    mkdir -p "$w/root/bin" "$w/root/sbin" "$w/root/etc" "$d/fleet"
+    cp /usr/bin/busybox "$w/root/bin/busybox"
+    ln -sf busybox "$w/root/bin/sh"
+    ln -sf ../bin/busybox "$w/root/sbin/init"
+    echo "ID=openbmc-phosphor" > "$w/root/etc/os-release"
+    SOURCE_DATE_EPOCH=1700000000 mksquashfs "$w/root" "$w/rofs.sqsh" -comp xz -noappend -all-root -quiet -no-progress
+    head -c 3000000 /dev/urandom > "$w/Image"
+    cat > "$w/board.dts" <<'DTS'
+/dts-v1/;
+/ { model = "bench"; #address-cells = <1>; #size-cells = <1>;
+  fmc { #address-cells = <1>; #size-cells = <0>; flash@0 { reg = <0>; label = "bmc";
+    partitions { compatible = "fixed-partitions"; #address-cells = <1>; #size-cells = <1>;
+      u-boot@0 { reg = <0x0 0x60000>; label = "u-boot"; };
+      u-boot-env@60000 { reg = <0x60000 0x20000>; label = "u-boot-env"; };
+      kernel@80000 { reg = <0x80000 0x440000>; label = "kernel"; };
+      rofs@4c0000 { reg = <0x4c0000 0x1740000>; label = "rofs"; };
+      rwfs@1c00000 { reg = <0x1c00000 0x400000>; label = "rwfs"; }; }; }; }; };
+DTS
+    dtc -q -I dts -O dtb -o "$w/board.dtb" "$w/board.dts"
+    cat > "$w/fit.its" <<'ITS'
+/dts-v1/;
+/ { description = "bench kernel"; #address-cells = <1>;
+  images {
+    kernel-1 { data = /incbin/("Image"); type = "kernel"; arch = "arm"; os = "linux"; compression = "none";
+      load = <0x80008000>; entry = <0x80008000>; hash-1 { algo = "sha256"; }; };
+    fdt-1 { data = /incbin/("board.dtb"); type = "flat_dt"; arch = "arm"; compression = "none"; hash-1 { algo = "sha256"; }; }; };
+  configurations { default = "conf-1"; conf-1 { kernel = "kernel-1"; fdt = "fdt-1"; }; }; };
+ITS
+    (cd "$w" && mkimage -f fit.its kernel.fit > /dev/null)
+    # machine I (golden: -1): its environment and rwfs, written over a copy of the common image
+    machine() {
+        local i=$1 out=$2 mac
+        mac=$(printf '00:11:22:%02x:%02x:%02x' $(((i >> 16) & 255)) $(((i >> 8) & 255)) $((i & 255)))
+        [ "$i" -ge 0 ] || mac=00:11:22:33:44:55
+        printf 'bootcmd=bootm 20080000\nbootargs=console=ttyS4,115200n8 root=/dev/ram rw\nethaddr=%s\n' "$mac" > "$w/env.txt"
+        mkenvimage -s 0x10000 -o "$w/env.bin" "$w/env.txt"
+        rm -rf "$w/rw" && mkdir -p "$w/rw/etc" && echo "bmc-$i" > "$w/rw/etc/hostname"
+        /usr/sbin/mkfs.jffs2 -r "$w/rw" -o "$w/rwfs.jffs2" -e 64KiB -l
+        cp "$w/common.bin" "$out"
+        dd if="$w/env.bin" of="$out" bs=4096 seek=$((0x60000 / 4096)) conv=notrunc status=none
+        dd if="$w/rwfs.jffs2" of="$out" bs=4096 seek=$((0x1c00000 / 4096)) conv=notrunc status=none
+    }
+    img=$w/common.bin
+    head -c $((32 << 20)) /dev/zero | tr '\0' '\377' > "$img"
+    dd if=/usr/lib/u-boot/maltael/u-boot.bin of="$img" bs=4096 conv=notrunc status=none
+    dd if="$w/kernel.fit" of="$img" bs=4096 seek=$((0x80000 / 4096)) conv=notrunc status=none
+    dd if="$w/rofs.sqsh" of="$img" bs=4096 seek=$((0x4c0000 / 4096)) conv=notrunc status=none
+    machine -1 "$d/golden.bin"
+    for i in $(seq 0 $((n - 1))); do
+        mkdir -p "$d/fleet/rack$((i % 20))"
+        machine "$i" "$d/fleet/rack$((i % 20))/node$i.bin"
+    done
+}
+bmc=$WORK/bmc
+bmc_fleet "$bmc" "$N"
+mkdir -p "$bmc/m-structure" "$bmc/m-rules" "$bmc/m-map"
+"$BIN" baseline "$bmc/golden.bin" -o "$bmc/m-structure/bmc.json" --product BMC --version 1 --component bmc 2>/dev/null
+"$BIN" baseline "$bmc/golden.bin" -o "$bmc/m-rules/bmc.json" --product BMC --version 1 --component bmc --match-size 2>/dev/null
+cp "$bmc/m-structure/bmc.json" "$bmc/m-map/bmc.json"
+echo "**,$bmc/m-map/bmc.json" > "$bmc/map.csv"
+throughput "OpenBMC by structure" "$bmc/fleet" --manifests "$bmc/m-structure"
+throughput "OpenBMC by rules" "$bmc/fleet" --manifests "$bmc/m-rules"
+throughput "OpenBMC by map" "$bmc/fleet" --manifests "$bmc/m-map" --map "$bmc/map.csv"
+"$BIN" audit "$bmc/fleet" --manifests "$bmc/m-structure" --insecure-unsigned -q -j "$JOBS" -o "$WORK/rows.jsonl" \
+    --cache "$WORK/bmc-cache" > /dev/null 2>&1 || true   # warms the cache
+FWSCAN_BEFORE= throughput "OpenBMC by structure, warm --cache" "$bmc/fleet" --manifests "$bmc/m-structure" --cache "$WORK/bmc-cache"
 
 # rss COUNT: peak RSS of a structure-selected audit of COUNT dumps (hard links to the N distinct ones).
 rss() {

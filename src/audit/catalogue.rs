@@ -880,7 +880,7 @@ fn lazy_keys(
             n.size == r.size
                 && n.digest
                     .as_deref()
-                    .is_some_and(|d| crate::hash::digest(alg, r.bytes()) == d)
+                    .is_some_and(|d| crate::hash::region_digest(alg, r) == d)
         });
         if let (true, Some(n)) = (same, n) {
             for c in &n.children {
@@ -987,7 +987,7 @@ fn reproduces_pinned_region(m: &Manifest, img: &mut ImageFacts<'_>) -> bool {
         tree.find(p).is_some_and(|r| {
             r.size >= RELATED_MIN_BYTES
                 && r.bytes().first().is_some_and(|&b0| !r.is_blank(b0))
-                && crate::hash::digest(alg, r.bytes()) == *d
+                && crate::hash::region_digest(alg, r) == *d
         })
     })
 }
@@ -1011,7 +1011,7 @@ pub fn static_digest_proof(a: &Manifest, b: &Manifest, img: &mut ImageFacts<'_>)
     differing.iter().any(|(p, d)| {
         expand_towards(tree, p);
         tree.find(p)
-            .is_some_and(|r| crate::hash::digest(alg, r.bytes()) == *d)
+            .is_some_and(|r| crate::hash::region_digest(alg, r) == *d)
     })
 }
 

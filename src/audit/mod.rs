@@ -588,6 +588,11 @@ fn compare_chosen(
     let detected = Some(format).filter(|f| *f != "raw");
     let b = crate::scan::Baseline::choose_detected(&pair, &data[..], &scanner.parse, detected);
     let tree = tree.filter(|_| matches!(b, crate::scan::Baseline::Manifest(..)));
+    // The whole file's SHA-256 (the exact-digest tier computed it) is the root's digest: a comparison
+    // that needs it does not hash the image again.
+    if let (Some(t), Some(d)) = (&tree, facts.sha256_if_computed()) {
+        hash::remember_for(hash::Alg::Sha256, t, &data[..], d);
+    }
     let report = match tree {
         Some(t) => scanner.run_tree("audit", image, t, b),
         None => {

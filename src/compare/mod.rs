@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -63,6 +64,17 @@ struct Cx<'a> {
     compared: AtomicU64,
     expanded: AtomicU64,
     skipped: std::sync::Mutex<Vec<Skipped>>,
+    /// Changed blocks of the nodes decided by their per-block digests, by (image node, baseline node)
+    /// address and the image node's extent: [`Cx::equal`] is asked again for a node one level further
+    /// down the walk, and must not hash its blocks again.
+    blocks: std::sync::Mutex<HashMap<(usize, usize), BlocksVerdict>>,
+}
+
+/// What the per-block digests of one node said (see [`Cx::blocks`]).
+struct BlocksVerdict {
+    offset: u64,
+    size: u64,
+    changed: Vec<(u64, u64)>,
 }
 
 impl<'a> Cx<'a> {
@@ -77,12 +89,20 @@ impl<'a> Cx<'a> {
             compared: AtomicU64::new(0),
             expanded: AtomicU64::new(0),
             skipped: std::sync::Mutex::new(Vec::new()),
+            blocks: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
     fn digest(&self, bytes: &[u8]) -> String {
         self.hashed.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         hash::digest(self.alg, bytes)
+    }
+
+    /// The digest of `r`'s bytes, computed once per node (selection may have computed it already).
+    fn node_digest(&self, r: &Region) -> String {
+        let (d, n) = hash::region_digest_counted(self.alg, r);
+        self.hashed.fetch_add(n, Ordering::Relaxed);
+        d
     }
 
     fn skip(&self, path: &str, policy: Policy, size: u64) {
@@ -97,13 +117,41 @@ impl<'a> Cx<'a> {
 
     /// Compares `r`'s bytes with the baseline node's (block digests checked in parallel when present). What
     /// was hashed to decide is returned with a difference, so a finding does not hash the bytes again.
+    ///
+    /// A node whose children tile it exactly as the baseline's children tile the baseline's node (same
+    /// number, sizes and relative offsets, in the node's own buffer, every baseline child with a digest) is
+    /// decided by its children: its bytes are the concatenation of theirs, so it is equal exactly when each
+    /// of them is. Deciding so hashes every byte once however deep the tree is, where hashing the node and
+    /// then, when it differs, each level below it again would hash the same bytes once per level. A digest
+    /// the node already has (selection computed it) decides at once.
     fn equal(&self, n: &Node, r: &Region) -> Sameness {
         if n.size != r.size && n.blocks.is_empty() {
             return Sameness::Differs(Hashed::default());
         }
+        if let Some(d) = hash::remembered(self.alg, r) {
+            return if n.size == r.size && n.digest.as_deref() == Some(d) {
+                Sameness::Equal
+            } else {
+                Sameness::Differs(Hashed {
+                    digest: Some(d.to_string()),
+                    blocks: None,
+                })
+            };
+        }
+        if n.size == r.size && tiles(n, r) {
+            let all = n
+                .children
+                .par_iter()
+                .zip(r.children.par_iter())
+                .all(|(nc, rc)| matches!(self.equal(nc, rc), Sameness::Equal));
+            return if all {
+                Sameness::Equal
+            } else {
+                Sameness::Differs(Hashed::default())
+            };
+        }
         if !n.blocks.is_empty() {
-            self.hashed.fetch_add(r.size, Ordering::Relaxed);
-            let changed = hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks);
+            let changed = self.changed_blocks(n, r);
             return if changed.is_empty() && n.size == r.size {
                 Sameness::Equal
             } else {
@@ -113,7 +161,7 @@ impl<'a> Cx<'a> {
                 })
             };
         }
-        let actual = self.digest(r.bytes());
+        let actual = self.node_digest(r);
         if n.digest.as_deref() == Some(actual.as_str()) {
             Sameness::Equal
         } else {
@@ -123,6 +171,66 @@ impl<'a> Cx<'a> {
             })
         }
     }
+}
+
+impl Cx<'_> {
+    /// The blocks of `r` that differ from `n`'s block digests, hashed once per node and comparison.
+    fn changed_blocks(&self, n: &Node, r: &Region) -> Vec<(u64, u64)> {
+        let key = (r as *const Region as usize, n as *const Node as usize);
+        if let Ok(m) = self.blocks.lock() {
+            if let Some(v) = m
+                .get(&key)
+                .filter(|v| v.offset == r.offset && v.size == r.size)
+            {
+                return v.changed.clone();
+            }
+        }
+        self.hashed.fetch_add(r.size, Ordering::Relaxed);
+        let changed = hash::changed_blocks(self.alg, r.bytes(), self.block, &n.blocks);
+        if let Ok(mut m) = self.blocks.lock() {
+            m.insert(
+                key,
+                BlocksVerdict {
+                    offset: r.offset,
+                    size: r.size,
+                    changed: changed.clone(),
+                },
+            );
+        }
+        changed
+    }
+}
+
+/// Whether `r`'s children tile `r` as `n`'s children tile `n` (see [`Cx::equal`]): the same number of
+/// children, each of the same size at the same offset relative to its parent, all in the parent's own
+/// buffer (the baseline's: same space and base), covering it without gap or overlap, and every baseline child
+/// with a digest. Then `r`'s bytes equal `n`'s exactly when each child's bytes equal its baseline's.
+fn tiles(n: &Node, r: &Region) -> bool {
+    if n.children.is_empty() || n.children.len() != r.children.len() || n.size != r.size {
+        return false;
+    }
+    let (mut at_n, mut at_r) = (n.offset, r.offset);
+    for (nc, rc) in n.children.iter().zip(&r.children) {
+        let same_buffer = nc.space == n.space
+            && nc.base == n.base
+            && rc.space == r.space
+            && rc.base == r.base
+            && Arc::ptr_eq(&rc.data, &r.data);
+        if !same_buffer
+            || nc.digest.is_none()
+            || nc.size != rc.size
+            || nc.offset != at_n
+            || rc.offset != at_r
+        {
+            return false;
+        }
+        let (Some(next_n), Some(next_r)) = (at_n.checked_add(nc.size), at_r.checked_add(rc.size))
+        else {
+            return false;
+        };
+        (at_n, at_r) = (next_n, next_r);
+    }
+    n.offset.checked_add(n.size) == Some(at_n) && r.offset.checked_add(r.size) == Some(at_r)
 }
 
 /// The outcome of [`Cx::equal`].
@@ -413,12 +521,10 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
 /// A `*-modified` finding for `r` with both digests and changed ranges (from the block digests when the
 /// baseline has them).
 fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
-    let actual = hashed.digest.unwrap_or_else(|| cx.digest(r.bytes()));
+    let actual = hashed.digest.unwrap_or_else(|| cx.node_digest(r));
     let ranges: Vec<(u64, u64)> = match hashed.blocks {
         Some(b) => b,
-        None if !n.blocks.is_empty() => {
-            hash::changed_blocks(cx.alg, r.bytes(), cx.block, &n.blocks)
-        }
+        None if !n.blocks.is_empty() => cx.changed_blocks(n, r),
         None => vec![(0, r.size.max(n.size))],
     };
     let code = code_for(r.kind, Change::Modified);
@@ -466,7 +572,7 @@ fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
             cx.blank
         ),
     );
-    f.actual_digest = Some(cx.digest(bytes));
+    f.actual_digest = Some(cx.node_digest(r));
     f.ranges = vec![ByteRange {
         offset: r.offset.saturating_add(first as u64),
         length: (last - first + 1) as u64,
@@ -610,7 +716,7 @@ fn added(cx: &Cx, r: &Region, mutable_parent: bool) -> Vec<Finding> {
         r,
         "present in the image, not in the baseline",
     );
-    f.actual_digest = Some(cx.digest(r.bytes()));
+    f.actual_digest = Some(cx.node_digest(r));
     f.actual_size = Some(r.size);
     f.ranges = vec![ByteRange {
         offset: r.offset,
@@ -698,6 +804,42 @@ mod tests {
             .collect();
         f.sort();
         f
+    }
+
+    /// Issue 20: a tree is hashed once, clean or not. The root is tiled by its modules and padding, so a
+    /// clean image hashes its bytes once, and an image with one changed module hashes them once too (not
+    /// the root and then every module again); the finding still carries the module's true digest.
+    #[test]
+    fn a_tiled_tree_is_hashed_once_and_findings_keep_true_digests() {
+        let golden = [("a", 1u8), ("b", 2), ("c", 3)];
+        let m = Manifest::from_tree(&image(&golden), BaselineOptions::default())
+            .unwrap()
+            .accept_unsigned_insecure();
+        let mut clean = image(&golden);
+        let r = compare(&m, &mut clean);
+        assert!(r.findings.is_empty());
+        assert_eq!(r.stats.bytes_hashed, clean.size);
+        let mut dump = image(&[("a", 1u8), ("b", 9), ("c", 3)]);
+        let r = compare(&m, &mut dump);
+        let codes: Vec<_> = r
+            .findings
+            .iter()
+            .map(|f| (f.code, f.path.as_str()))
+            .collect();
+        assert_eq!(codes, vec![(Code::ModuleModified, "file[b]")]);
+        let b = dump.children.iter().find(|c| c.path == "file[b]").unwrap();
+        assert_eq!(
+            r.findings[0].actual_digest.as_deref(),
+            Some(hash::digest(Alg::Sha256, b.bytes()).as_str())
+        );
+        assert_eq!(r.stats.bytes_hashed, dump.size);
+        // Not tiled (a module the baseline lacks): decided by the root's own digest, as before.
+        let mut other = image(&[("a", 1u8), ("b", 2), ("c", 3), ("d", 4)]);
+        let r = compare(&m, &mut other);
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.code == Code::ModuleAdded && f.path == "file[d]"));
     }
 
     #[test]

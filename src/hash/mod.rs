@@ -47,6 +47,37 @@ pub fn digest(alg: Alg, bytes: &[u8]) -> String {
     }
 }
 
+/// The digest of `r`'s bytes, hashed at most once per node and algorithm: the first computation is kept on
+/// the node ([`crate::region::DigestMemo`]) for selection, comparison and findings alike.
+pub fn region_digest(alg: Alg, r: &Region) -> String {
+    region_digest_counted(alg, r).0
+}
+
+/// [`region_digest`], and how many bytes were hashed for it (0 when the node already had it).
+pub fn region_digest_counted(alg: Alg, r: &Region) -> (String, u64) {
+    let tag = alg as u8;
+    if let Some(d) = r.remembered_digest(tag) {
+        return (d.to_string(), 0);
+    }
+    let d = digest(alg, r.bytes());
+    r.remember_digest(tag, d.clone());
+    (d, r.bytes().len() as u64)
+}
+
+/// Gives `r` the digest `d` computed elsewhere over `bytes` (the whole file's SHA-256 of an audit), only when
+/// `bytes` are exactly `r`'s bytes (the same memory, not merely equal contents).
+pub fn remember_for(alg: Alg, r: &Region, bytes: &[u8], d: &str) {
+    let own = r.bytes();
+    if std::ptr::eq(own.as_ptr(), bytes.as_ptr()) && own.len() == bytes.len() {
+        r.remember_digest(alg as u8, d.to_string());
+    }
+}
+
+/// The digest of `r`'s bytes if it was computed already ([`region_digest`]).
+pub fn remembered(alg: Alg, r: &Region) -> Option<&str> {
+    r.remembered_digest(alg as u8)
+}
+
 /// SHA-256 of `bytes` as raw bytes (used for Authenticode, signatures and matching).
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()

@@ -49,6 +49,34 @@ pub struct Region {
     pub data: Arc<Data>,
     /// Set on nodes whose children were not parsed yet (compressed, scanned lazily): see [`Region::expand`].
     pub expand: Option<Arc<dyn Expander>>,
+    /// The digest of the node's bytes once the hash engine computed it (`crate::hash::region_digest`), so
+    /// that selection, comparison and reports hash each node at most once.
+    pub memo: DigestMemo,
+}
+
+/// A digest of a node's bytes, kept on the node by the hash engine. It is bound to what it was computed
+/// over (algorithm tag, offset, size, buffer): a node whose range or buffer changed afterwards gets no
+/// answer from it, so a stale digest is never believed.
+#[derive(Clone, Default)]
+pub struct DigestMemo(std::sync::OnceLock<(MemoKey, String)>);
+
+impl std::fmt::Debug for DigestMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "DigestMemo(set)"
+        } else {
+            "DigestMemo(empty)"
+        })
+    }
+}
+
+/// What a [`DigestMemo`] was computed over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct MemoKey {
+    tag: u8,
+    offset: u64,
+    size: u64,
+    buffer: usize,
 }
 
 impl std::fmt::Debug for Region {
@@ -92,7 +120,32 @@ impl Region {
             children: Vec::new(),
             data: Arc::clone(data),
             expand: None,
+            memo: DigestMemo::default(),
         }
+    }
+
+    fn memo_key(&self, tag: u8) -> MemoKey {
+        MemoKey {
+            tag,
+            offset: self.offset,
+            size: self.size,
+            buffer: Arc::as_ptr(&self.data) as usize,
+        }
+    }
+
+    /// The digest the hash engine remembered for the node's current bytes under algorithm `tag`.
+    pub fn remembered_digest(&self, tag: u8) -> Option<&str> {
+        let key = self.memo_key(tag);
+        self.memo
+            .0
+            .get()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, d)| d.as_str())
+    }
+
+    /// Remembers the digest of the node's current bytes under algorithm `tag` (the first one stays).
+    pub fn remember_digest(&self, tag: u8, digest: String) {
+        let _ = self.memo.0.set((self.memo_key(tag), digest));
     }
 
     pub fn with_policy(mut self, policy: Policy) -> Region {
