@@ -86,6 +86,9 @@ pub enum VendorKey {
     /// `aspeed-otp`: an ASPEED OTP image (`otptool`/`socsec` format): the keys and signing mode the SoC's
     /// boot ROM verifies the boot image with (`formats::bmc::aspeed`). Validated when the ring is built.
     AspeedOtp(Vec<u8>),
+    /// `cose`: a P-256, P-384 or Ed25519 public key (PEM SubjectPublicKeyInfo, validated when the ring is
+    /// built) that signs CoRIMs (`manifest::corim`).
+    Cose(String),
 }
 
 impl VendorKey {
@@ -96,6 +99,7 @@ impl VendorKey {
             VendorKey::X509(_) => Scheme::Pkcs7,
             VendorKey::BootguardKmHash(_) => Scheme::BootguardKm,
             VendorKey::AspeedOtp(_) => Scheme::AspeedRot,
+            VendorKey::Cose(_) => Scheme::Cose,
         }
     }
 }

@@ -155,7 +155,9 @@ pub enum VendorKeyProblem {
     AspeedOtpMissing,
     #[error("type aspeed-otp: {0}")]
     AspeedOtp(crate::formats::bmc::aspeed::otp::OtpError),
-    #[error("type `{0}`: openbmc, x509, bootguard-km-hash or aspeed-otp")]
+    #[error("type cose needs `pem`, a P-256, P-384 or Ed25519 public key (BEGIN PUBLIC KEY): {0}")]
+    Cose(String),
+    #[error("type `{0}`: openbmc, x509, bootguard-km-hash, aspeed-otp or cose")]
     Kind(String),
 }
 
@@ -375,6 +377,18 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
                 id: k.id,
                 scope,
                 key: VendorKey::AspeedOtp(bytes),
+            })
+        }
+        "cose" => {
+            if k.eku.is_some() || k.validity.is_some() {
+                return Err(at(VendorKeyProblem::X509Only));
+            }
+            super::corim::cose::VerifyingKey::from_pem(&k.pem)
+                .map_err(|e| at(VendorKeyProblem::Cose(e)))?;
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::Cose(k.pem),
             })
         }
         other => Err(at(VendorKeyProblem::Kind(other.to_string()))),
