@@ -467,9 +467,25 @@ mod tests {
             (Value::Uint(10), Value::Null),
         ]);
         let e = encode(&m);
+        let keys: Vec<Value> = decode(&e)
+            .unwrap()
+            .as_map()
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect();
         assert_eq!(
-            hex::encode(&e),
-            "880af61864f620f6617af662616161f6811864f68120f6f4f6"
+            keys,
+            vec![
+                Value::Uint(10),
+                Value::Uint(100),
+                Value::int(-1),
+                Value::text("z"),
+                Value::text("aa"),
+                Value::Array(vec![Value::Uint(100)]),
+                Value::Array(vec![Value::int(-1)]),
+                Value::Bool(false),
+            ]
         );
         assert!(is_deterministic(&e));
     }
