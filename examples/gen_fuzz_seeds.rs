@@ -430,6 +430,22 @@ fn main() {
     let m = Manifest::from_tree(&parsed, BaselineOptions::default()).expect("manifest");
     let json = m.to_json();
     put("manifest", "manifest.json", json.as_bytes());
+    // The same baseline as a signed CoRIM (fixed key and times, so this seed is deterministic).
+    let ck = fwscan::manifest::corim::cose::SigningKey::Ed25519(
+        ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]),
+    );
+    let mut cm = m.clone();
+    cm.created = "2026-01-01T00:00:00Z".into();
+    let corim = fwscan::manifest::corim::export(
+        &cm,
+        &ck,
+        &fwscan::manifest::corim::ExportOptions {
+            signer: "seed".into(),
+            not_before: std::time::UNIX_EPOCH,
+            not_after: None,
+        },
+    );
+    put("manifest", "manifest.corim", &corim);
     // A fresh key per run: the signature and key files only need to be well-formed.
     let sk = SecretKey::generate().expect("key");
     let sig = sk

@@ -15,6 +15,7 @@ mod bootguard_coverage;
 mod chains;
 mod check;
 mod coreboot;
+mod corim;
 mod errors;
 mod eventlog;
 mod failclosed;

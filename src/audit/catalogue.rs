@@ -1029,7 +1029,7 @@ fn collect_json(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<(), cr
         let p = e.path();
         if ft.is_dir() {
             collect_json(&p, depth + 1, out)?;
-        } else if ft.is_file() && p.extension().is_some_and(|x| x == "json") {
+        } else if ft.is_file() && p.extension().is_some_and(|x| x == "json" || x == "corim") {
             if out.len() >= MAX_MANIFESTS {
                 return Err(crate::Error::Other(format!(
                     "{}: more than {MAX_MANIFESTS} manifests",

@@ -1,6 +1,6 @@
 //! `fwscan baseline`: write a manifest from a golden image.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Context;
@@ -8,6 +8,7 @@ use fwscan::hash::Alg;
 use fwscan::input;
 use fwscan::manifest::package;
 use fwscan::manifest::{BaselineOptions, CopyPlace, Manifest, Part, PolicyRules, Product};
+use fwscan::region::Region;
 
 use super::ParseArgs;
 
@@ -22,6 +23,36 @@ pub struct Args {
     /// Where to write the manifest.
     #[arg(short, long, value_name = "MANIFEST")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub id: Identity,
+    /// Declare a `match` rule for `audit`: the image size must equal this image's.
+    #[arg(long)]
+    pub match_size: bool,
+    /// Declare a `match` rule for `audit`: this string (e.g. the BIOS version string) must occur in the
+    /// image. Repeatable.
+    #[arg(long, value_name = "STRING")]
+    pub match_string: Vec<String>,
+    /// Declare a `match` rule for `audit`: this GUID must occur in the parsed image. Repeatable.
+    #[arg(long, value_name = "GUID")]
+    pub match_guid: Vec<String>,
+    /// Declare a `match` rule for `audit`: `/etc/os-release` must contain KEY=VALUE. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub match_os_release: Vec<String>,
+    /// Declare a place where a copy of a baseline part legitimately lives (an A/B image set, a recovery
+    /// boot block): PLACE is a flash offset (`0x400000`: where the copy's first firmware volume, or its
+    /// partition, starts) or a partition or flash region name; PART is the part's path, needed when the
+    /// baseline has more than one part. `scan` compares the copy there too; a copy anywhere else stays
+    /// `anchor-ambiguous`, and a declared copy that is not there is `copy-missing`. Repeatable.
+    #[arg(long = "copy", value_name = "[PART=]PLACE")]
+    pub copies: Vec<String>,
+    #[command(flatten)]
+    pub parse: ParseArgs,
+}
+
+/// What a baseline says about an image and how it pins it: shared by `baseline` and `export --format
+/// corim`, so that both pin exactly the same nodes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Identity {
     #[arg(long, default_value = "unknown")]
     pub vendor: String,
     #[arg(long, default_value = "unknown")]
@@ -55,26 +86,6 @@ pub struct Args {
     /// Block size for per-block digests (a power of two, 4096 to 16 MiB).
     #[arg(long, default_value_t = fwscan::hash::DEFAULT_BLOCK_SIZE)]
     pub block_size: u64,
-    /// Declare a `match` rule for `audit`: the image size must equal this image's.
-    #[arg(long)]
-    pub match_size: bool,
-    /// Declare a `match` rule for `audit`: this string (e.g. the BIOS version string) must occur in the
-    /// image. Repeatable.
-    #[arg(long, value_name = "STRING")]
-    pub match_string: Vec<String>,
-    /// Declare a `match` rule for `audit`: this GUID must occur in the parsed image. Repeatable.
-    #[arg(long, value_name = "GUID")]
-    pub match_guid: Vec<String>,
-    /// Declare a `match` rule for `audit`: `/etc/os-release` must contain KEY=VALUE. Repeatable.
-    #[arg(long, value_name = "KEY=VALUE")]
-    pub match_os_release: Vec<String>,
-    /// Declare a place where a copy of a baseline part legitimately lives (an A/B image set, a recovery
-    /// boot block): PLACE is a flash offset (`0x400000`: where the copy's first firmware volume, or its
-    /// partition, starts) or a partition or flash region name; PART is the part's path, needed when the
-    /// baseline has more than one part. `scan` compares the copy there too; a copy anywhere else stays
-    /// `anchor-ambiguous`, and a declared copy that is not there is `copy-missing`. Repeatable.
-    #[arg(long = "copy", value_name = "[PART=]PLACE")]
-    pub copies: Vec<String>,
     /// Trust policy whose `vendor_keys` verify a release package's signatures (OpenBMC tarball, UEFI
     /// capsule). Default: $FWSCAN_TRUST, then /etc/fwscan/trust.json.
     #[arg(long, value_name = "POLICY")]
@@ -84,8 +95,6 @@ pub struct Args {
     /// that is ambiguous (package-ambiguous) or signed with a weak key (vendor-key-weak).
     #[arg(long)]
     pub insecure_unsigned: bool,
-    #[command(flatten)]
-    pub parse: ParseArgs,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -94,15 +103,23 @@ pub enum HashArg {
     Sha384,
 }
 
-pub fn run(a: Args) -> anyhow::Result<u8> {
-    let opts = a.parse.parse_options()?;
-    let data = input::read_image(&a.image, &a.parse.read_options())?;
+/// The manifest of an image (release packages verified first, as `baseline` does), and the parsed tree;
+/// `Err(code)`: refused, with the message printed.
+pub fn manifest_of(
+    image: &Path,
+    id: &Identity,
+    parse: &ParseArgs,
+    now: SystemTime,
+) -> anyhow::Result<Result<(Manifest, Region), u8>> {
+    let a = id;
+    let opts = parse.parse_options()?;
+    let data = input::read_image(image, &parse.read_options())?;
     let policy = match super::verify::policy_path(a.trust.as_deref()) {
         Some(p) => match super::verify::load_policy(&p) {
             Ok(p) => Some(p),
             Err(e) => {
                 eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
-                return Ok(super::EXIT_ERROR);
+                return Ok(Err(super::EXIT_ERROR));
             }
         },
         None => None,
@@ -119,7 +136,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         if vendor.verified() {
             eprintln!(
                 "fwscan: {}: {kind}: vendor signatures verified ({} signature(s), signer trusted)",
-                a.image.display(),
+                image.display(),
                 vendor.signatures.len()
             );
         } else {
@@ -134,7 +151,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 };
                 eprintln!(
                     "fwscan: {level}: {}: {} at {}{}: {}",
-                    a.image.display(),
+                    image.display(),
                     p.code,
                     if p.path.is_empty() { "/" } else { &p.path },
                     p.offset
@@ -146,29 +163,28 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             if a.insecure_unsigned && !waived {
                 eprintln!(
                     "fwscan: error: {}: refusing to make a baseline from a {kind} that is ambiguous or signed with a weak key (--insecure-unsigned waives only a missing or untrusted signature)",
-                    a.image.display()
+                    image.display()
                 );
-                return Ok(super::EXIT_ERROR);
+                return Ok(Err(super::EXIT_ERROR));
             }
             if !a.insecure_unsigned {
                 eprintln!(
                     "fwscan: error: {}: refusing to make a baseline from a {kind} whose vendor signatures are not verified (trust the vendor key in the trust policy's `vendor_keys`, or pass --insecure-unsigned)",
-                    a.image.display()
+                    image.display()
                 );
-                return Ok(super::EXIT_ERROR);
+                return Ok(Err(super::EXIT_ERROR));
             }
         }
     }
-    let now = SystemTime::now();
     let m = Manifest::from_tree(
         &tree,
         BaselineOptions {
             product: Product {
-                vendor: a.vendor,
-                product: a.product,
-                component: a.component,
-                version: a.version,
-                build_id: a.build_id,
+                vendor: a.vendor.clone(),
+                product: a.product.clone(),
+                component: a.component.clone(),
+                version: a.version.clone(),
+                build_id: a.build_id.clone(),
             },
             sequence: a.sequence,
             alg: match a.hash {
@@ -180,18 +196,29 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             expires: a.expires.map(|d| now + *d),
             layout: opts.layout.clone(),
             rules: PolicyRules {
-                mutable: a.mutable,
-                pinned: a.pin,
-                ignore: a.ignore,
+                mutable: a.mutable.clone(),
+                pinned: a.pin.clone(),
+                ignore: a.ignore.clone(),
             },
             blank: opts.blank,
         },
     )?;
     let mut m = m;
     m.parts = parts;
+    m.vendor_signatures = vendor.signatures;
+    Ok(Ok((m, tree)))
+}
+
+pub fn run(a: Args) -> anyhow::Result<u8> {
+    let (mut m, tree) = match manifest_of(&a.image, &a.id, &a.parse, SystemTime::now())? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let opts = a.parse.parse_options()?;
+    let signatures = std::mem::take(&mut m.vendor_signatures);
     declare_copies(&mut m.parts, &a.copies)?;
     m.validate(&a.output)?;
-    m.vendor_signatures = vendor.signatures;
+    m.vendor_signatures = signatures;
     let rules = fwscan::audit::catalogue::MatchRules {
         size: a.match_size.then_some(tree.size),
         format: None,

@@ -1,7 +1,9 @@
 //! `fwscan export`: an image's tree in another tool's format.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fwscan::manifest::corim;
 use fwscan::{formats, input};
 
 use super::{emit, ParseArgs};
@@ -13,12 +15,17 @@ pub enum ExportFormat {
     ChipsecEfilist,
     /// The image's top-level regions as a flashrom layout (`start:end name`).
     FlashromLayout,
+    /// A signed CoRIM (IETF draft-ietf-rats-corim, COSE_Sign1): the reference values of exactly the
+    /// nodes `baseline` pins, for a RATS verifier (Veraison) or `fwscan scan --manifest`. Needs --key
+    /// and -o; takes `baseline`'s identity and policy options. See docs/corim.md.
+    Corim,
 }
 
-/// Write an image's executables or regions in another tool's format (CHIPSEC allowlist, flashrom layout).
+/// Write an image's executables or regions in another tool's format (CHIPSEC allowlist, flashrom
+/// layout), or its reference values as a signed CoRIM.
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fwscan export OVMF_CODE_4M.fd --format chipsec-efilist -o efilist.json\n  fwscan export dump.bin --format flashrom-layout > dump.layout && flashrom -p internal --layout dump.layout -i bios -r bios.bin"
+    after_help = "Examples:\n  fwscan export OVMF_CODE_4M.fd --format chipsec-efilist -o efilist.json\n  fwscan export dump.bin --format flashrom-layout > dump.layout && flashrom -p internal --layout dump.layout -i bios -r bios.bin\n  fwscan export golden.bin --format corim --key signer.pem -o golden.corim --vendor Acme --product X11 --component bios --version 1.4 --expires 365d"
 )]
 pub struct Args {
     /// Image file.
@@ -28,17 +35,76 @@ pub struct Args {
     /// Write here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// `--format corim`: the signing key, PEM PKCS#8 (EC P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA).
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: Option<PathBuf>,
+    /// `--format corim`: the signer name in corim-meta (default: the vendor).
+    #[arg(long, value_name = "NAME")]
+    pub signer: Option<String>,
+    #[command(flatten)]
+    pub id: super::baseline::Identity,
     #[command(flatten)]
     pub parse: ParseArgs,
 }
 
+/// The time a CoRIM is made at: `$SOURCE_DATE_EPOCH` when set (reproducible builds), else the start of
+/// the current UTC day, so that exporting the same image with the same key gives the same bytes.
+fn creation_time() -> anyhow::Result<SystemTime> {
+    if let Ok(s) = std::env::var("SOURCE_DATE_EPOCH") {
+        let secs: u64 = s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH `{s}` is not a number of seconds"))?;
+        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(UNIX_EPOCH + Duration::from_secs(now - now % 86_400))
+}
+
+fn export_corim(a: &Args) -> anyhow::Result<u8> {
+    let (Some(key_path), Some(out)) = (&a.key, &a.output) else {
+        anyhow::bail!("--format corim needs --key KEY.pem and -o OUT.corim");
+    };
+    let pem = std::fs::read_to_string(key_path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", key_path.display()))?;
+    let key = corim::cose::SigningKey::from_pem(&pem)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+    let now = creation_time()?;
+    let (m, _) = match super::baseline::manifest_of(&a.image, &a.id, &a.parse, now)? {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let opts = corim::ExportOptions {
+        signer: a.signer.clone().unwrap_or_else(|| m.product.vendor.clone()),
+        not_before: now,
+        not_after: m.expires_at(),
+    };
+    let bytes = corim::export(&m, &key, &opts);
+    std::fs::write(out, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
+    eprintln!(
+        "fwscan: wrote {} ({} bytes, {} reference values, {}, image sha256 {})",
+        out.display(),
+        bytes.len(),
+        corim::measurements_of(&m).len(),
+        corim::cose::alg_name(i128::from(key.alg())),
+        m.image.sha256
+    );
+    Ok(super::EXIT_CLEAN)
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
-    let opts = a.parse.parse_options()?;
-    let data = input::read_image(&a.image, &a.parse.read_options())?;
-    let tree = formats::parse_image(data, &opts);
+    let tree = || -> anyhow::Result<_> {
+        let opts = a.parse.parse_options()?;
+        let data = input::read_image(&a.image, &a.parse.read_options())?;
+        Ok(formats::parse_image(data, &opts))
+    };
     let text = match a.format {
-        ExportFormat::ChipsecEfilist => fwscan::export::chipsec_efilist(&tree),
-        ExportFormat::FlashromLayout => fwscan::export::flashrom_layout(&tree),
+        ExportFormat::ChipsecEfilist => fwscan::export::chipsec_efilist(&tree()?),
+        ExportFormat::FlashromLayout => fwscan::export::flashrom_layout(&tree()?),
+        ExportFormat::Corim => return export_corim(&a),
     };
     match &a.output {
         Some(p) => std::fs::write(p, text.as_bytes())

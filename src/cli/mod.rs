@@ -55,7 +55,7 @@ pub enum Command {
     Merge(merge::Args),
     Diff(diff::Args),
     Eventlog(eventlog::Args),
-    Export(export::Args),
+    Export(Box<export::Args>),
     Completions(completions::Args),
     /// Print the manual page (roff) to stdout.
     Man(completions::ManArgs),
@@ -316,7 +316,7 @@ pub fn hint(code: fwscan::finding::Code) -> Option<&'static str> {
             "give a trust policy with --trust POLICY or $FWSCAN_TRUST, or pass --insecure-unsigned to compare without verification"
         }
         Code::ManifestLegacySignature => "pass --allow-legacy to accept legacy signatures",
-        Code::ManifestExpired | Code::KeyExpired => {
+        Code::ManifestExpired | Code::ManifestNotYetValid | Code::KeyExpired => {
             "--at TIME evaluates expiry at another time (historical audits)"
         }
         _ => return None,
@@ -374,7 +374,7 @@ pub fn main() -> ExitCode {
         Command::Merge(a) => merge::run(a),
         Command::Diff(a) => diff::run(a),
         Command::Eventlog(a) => eventlog::run(a),
-        Command::Export(a) => export::run(a),
+        Command::Export(a) => export::run(*a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),
     };

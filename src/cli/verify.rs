@@ -253,9 +253,114 @@ fn run_package(a: &Args) -> anyhow::Result<u8> {
     })
 }
 
+/// True when `path` starts like CBOR (a CoRIM) rather than JSON.
+fn is_corim(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = vec![0u8; 64];
+    let n = std::fs::File::open(path)
+        .and_then(|f| f.take(64).read(&mut head))
+        .unwrap_or(0);
+    fwscan::manifest::corim::looks_like(&head[..n])
+}
+
+/// `fwscan verify X.corim`: the COSE signature with the trust policy's `cose` keys, the validity, and
+/// (fwscan profile) the whole manifest path; lists the CoRIM's environments, reference values and notes.
+fn run_corim(a: &Args) -> anyhow::Result<u8> {
+    use fwscan::manifest::corim;
+    let opts = match a.trust.options(true) {
+        Ok(o) => o,
+        Err(e) => return Ok(refused(a, &e)),
+    };
+    let cv = match verify::verify_corim(&a.manifest, &opts) {
+        Ok(cv) => cv,
+        Err(e) => return Ok(refused(a, &e)),
+    };
+    let c = &cv.corim;
+    let fwscan_profile = c.profile.as_deref() == Some(corim::PROFILE);
+    if fwscan_profile {
+        // Product binding, threshold, expiry and anti-rollback, as for a JSON manifest.
+        if let Err(e) = verify::verify_manifest(&a.manifest, &opts) {
+            return Ok(refused(a, &e));
+        }
+    }
+    let t = |t: Option<SystemTime>| t.map(fwscan::manifest::rfc3339);
+    match a.format {
+        Format::Json => {
+            let j = serde_json::json!({
+                "manifest": a.manifest.display().to_string(),
+                "verdict": "verified",
+                "format": "corim",
+                "id": c.id,
+                "profile": c.profile,
+                "signer": c.signer,
+                "keys": cv.signers,
+                "sha256": cv.sha256,
+                "rim_validity": {"not_before": t(c.not_before), "not_after": t(c.not_after)},
+                "signature_validity": {"not_before": t(c.sig_not_before), "not_after": t(c.sig_not_after)},
+                "evaluated_at": fwscan::manifest::rfc3339(opts.now),
+                "at_override": opts.at_override,
+                "comids": c.comids.iter().map(|m| serde_json::json!({
+                    "tag_id": m.tag_id, "tag_version": m.tag_version, "vendor": m.vendor,
+                    "model": m.model, "layer": m.layer, "index": m.index,
+                    "measurements": m.measurements.len(),
+                })).collect::<Vec<_>>(),
+                "notes": c.notes,
+            });
+            emit(&(serde_json::to_string_pretty(&j).unwrap_or_default() + "\n"));
+        }
+        Format::Text => {
+            let mut o = format!("manifest:  {} (CoRIM {})\n", a.manifest.display(), c.id);
+            o += &format!("profile:   {}\n", c.profile.as_deref().unwrap_or("none"));
+            o += &format!(
+                "signer:    {} (trust-policy cose key {})\n",
+                c.signer.as_deref().unwrap_or("-"),
+                cv.signers.join(", ")
+            );
+            for (what, nb, na) in [
+                ("validity", c.not_before, c.not_after),
+                ("sig-valid", c.sig_not_before, c.sig_not_after),
+            ] {
+                if nb.is_some() || na.is_some() {
+                    o += &format!(
+                        "{what}:{}{} .. {}\n",
+                        " ".repeat(10usize.saturating_sub(what.len() + 1)),
+                        t(nb).unwrap_or_else(|| "-".into()),
+                        t(na).unwrap_or_else(|| "-".into())
+                    );
+                }
+            }
+            for m in &c.comids {
+                o += &format!(
+                    "comid:     {} v{}: {} {} layer {} index {}: {} reference value(s)\n",
+                    m.tag_id,
+                    m.tag_version,
+                    m.vendor.as_deref().unwrap_or("-"),
+                    m.model.as_deref().unwrap_or("-"),
+                    m.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                    m.index.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                    m.measurements.len()
+                );
+            }
+            for n in &c.notes {
+                o += &format!("note:      {n}\n");
+            }
+            o += &format!(
+                "verdict:   VERIFIED (COSE signature by a trusted cose key; validity evaluated at {}{})\n",
+                fwscan::manifest::rfc3339(opts.now),
+                if opts.at_override { ", given by the caller" } else { "" }
+            );
+            emit(&o);
+        }
+    }
+    Ok(super::EXIT_CLEAN)
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
     if is_package(&a.manifest) {
         return run_package(&a);
+    }
+    if is_corim(&a.manifest) {
+        return run_corim(&a);
     }
     let opts = match a.trust.options(true) {
         Ok(o) => o,

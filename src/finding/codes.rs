@@ -142,6 +142,7 @@ codes! {
     ManifestThresholdNotMet = "manifest-threshold-not-met", Error, "Fewer distinct trusted keys signed the manifest than the trust policy requires.";
     ManifestLegacySignature = "manifest-legacy-signature", Error, "A manifest signature uses the legacy non-prehashed Ed algorithm (accepted only when legacy signatures are explicitly allowed).";
     ManifestExpired = "manifest-expired", Error, "The manifest's expiry time has passed (at the evaluation time).";
+    ManifestNotYetValid = "manifest-not-yet-valid", Error, "A CoRIM's validity (rim-validity or signature validity) starts after the evaluation time.";
     ManifestRollback = "manifest-rollback", Error, "The manifest's sequence is below the policy minimum or below a sequence already accepted.";
     ManifestCommentMismatch = "manifest-comment-mismatch", Error, "A signature's trusted comment disagrees with the manifest body (product, component, version, sequence or digest).";
     KeyExpired = "key-expired", Error, "A manifest is signed by a trusted key whose expiry time has passed.";

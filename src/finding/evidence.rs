@@ -54,6 +54,8 @@ pub enum Scheme {
     /// An ASPEED AST2600/AST10x0 boot image's RoT signature, checked as the boot ROM checks it against
     /// the keys of an OTP image.
     AspeedRot,
+    /// A CoRIM's COSE signature (`#6.18` COSE_Sign1 or `#6.98` COSE_Sign), by a trust-policy `cose` key.
+    Cose,
 }
 
 impl Scheme {
@@ -75,6 +77,7 @@ impl Scheme {
         Scheme::FipHash,
         Scheme::AmiCapsule,
         Scheme::AspeedRot,
+        Scheme::Cose,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +99,7 @@ impl Scheme {
             Scheme::FipHash => "fip-hash",
             Scheme::AmiCapsule => "ami-capsule",
             Scheme::AspeedRot => "aspeed-rot",
+            Scheme::Cose => "cose",
         }
     }
 

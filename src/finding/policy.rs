@@ -96,6 +96,7 @@ const CATEGORIES: &[(Category, &[Code])] = &[
             Code::ManifestThresholdNotMet,
             Code::ManifestLegacySignature,
             Code::ManifestExpired,
+            Code::ManifestNotYetValid,
             Code::ManifestRollback,
             Code::ManifestCommentMismatch,
             Code::KeyExpired,

@@ -88,6 +88,9 @@ pub enum VendorKey {
     AspeedOtp(Vec<u8>),
     /// `fit`: a public key U-Boot's verified boot checks FIT signatures with (`formats::bmc::fit_sig`).
     Fit(FitKeyData),
+    /// `cose`: a P-256, P-384 or Ed25519 public key (PEM SubjectPublicKeyInfo, validated when the ring is
+    /// built) that signs CoRIMs (`manifest::corim`).
+    Cose(String),
 }
 
 /// A `fit` vendor key: a PEM public key (RSA 2048-4096, P-256, P-384), or a U-Boot control device tree
@@ -107,6 +110,7 @@ impl VendorKey {
             VendorKey::BootguardKmHash(_) => Scheme::BootguardKm,
             VendorKey::AspeedOtp(_) => Scheme::AspeedRot,
             VendorKey::Fit(_) => Scheme::FitSignature,
+            VendorKey::Cose(_) => Scheme::Cose,
         }
     }
 }

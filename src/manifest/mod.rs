@@ -8,6 +8,7 @@
 
 mod matching;
 pub use matching::{MatchRules, MatchRulesError, MAX_MATCH_STRING};
+pub mod corim;
 pub mod minisign;
 pub mod package;
 pub use package::{Anchor, CopyPlace, Part, VendorSignature};

@@ -159,7 +159,9 @@ pub enum VendorKeyProblem {
     FitMissing,
     #[error("type fit: {0}")]
     Fit(String),
-    #[error("type `{0}`: openbmc, x509, bootguard-km-hash, aspeed-otp or fit")]
+    #[error("type cose needs `pem`, a P-256, P-384 or Ed25519 public key (BEGIN PUBLIC KEY): {0}")]
+    Cose(String),
+    #[error("type `{0}`: openbmc, x509, bootguard-km-hash, aspeed-otp, fit or cose")]
     Kind(String),
 }
 
@@ -416,6 +418,18 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
                 id: k.id,
                 scope,
                 key: VendorKey::Fit(data),
+            })
+        }
+        "cose" => {
+            if k.eku.is_some() || k.validity.is_some() {
+                return Err(at(VendorKeyProblem::X509Only));
+            }
+            super::corim::cose::VerifyingKey::from_pem(&k.pem)
+                .map_err(|e| at(VendorKeyProblem::Cose(e)))?;
+            Ok(RingKey {
+                id: k.id,
+                scope,
+                key: VendorKey::Cose(k.pem),
             })
         }
         other => Err(at(VendorKeyProblem::Kind(other.to_string()))),

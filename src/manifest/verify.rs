@@ -35,6 +35,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use super::corim;
 use super::minisign::{self, KeyId, SigAlg, SignatureFile};
 use super::state::State;
 use super::trust::{Requirement, TrustPolicy};
@@ -296,6 +297,12 @@ pub fn verify_manifest(
     // 1. Read once, capped before reading.
     let bytes = read_manifest(mp)?;
     let sha256 = sha256_hex(&bytes);
+    if super::corim::looks_like(&bytes) {
+        return verify_corim_manifest(&bytes, sha256, opts, mp);
+    }
+    if bytes.len() as u64 > MAX_MANIFEST_SIZE {
+        return Err(too_large(bytes.len() as u64, MAX_MANIFEST_SIZE, mp));
+    }
     if opts.insecure_unsigned {
         let m = parse_manifest(&bytes, mp)?;
         check_product(&m, opts, mp)?;
@@ -344,15 +351,280 @@ pub fn verify_manifest(
     })
 }
 
-/// Step 1: the manifest's bytes, read once and capped before reading.
+fn too_large(size: u64, limit: u64, mp: &Path) -> TrustError {
+    refuse(
+        Code::ManifestTooLarge,
+        mp,
+        format!("manifest is {size} bytes, larger than the limit of {limit} bytes"),
+    )
+}
+
+/// Step 1: the manifest's bytes, read once and capped before reading (at the CoRIM limit, which is
+/// larger; a JSON manifest is held to its own limit once read).
 fn read_manifest(mp: &Path) -> Result<Vec<u8>, TrustError> {
-    crate::input::read_capped(mp, MAX_MANIFEST_SIZE).map_err(|e| match e {
-        crate::Error::TooLarge { size, limit, .. } => refuse(
-            Code::ManifestTooLarge,
-            mp,
-            format!("manifest is {size} bytes, larger than the limit of {limit} bytes"),
-        ),
+    crate::input::read_capped(mp, corim::MAX_CORIM_SIZE).map_err(|e| match e {
+        crate::Error::TooLarge { size, limit, .. } => too_large(size, limit, mp),
         other => refuse(Code::ReadError, mp, other.to_string()),
+    })
+}
+
+/// A CoRIM whose signature, signer scope and validity were checked.
+#[derive(Debug, Clone)]
+pub struct CorimVerification {
+    pub corim: corim::Corim,
+    /// The trust-policy `cose` keys whose signatures verified (empty with `insecure_unsigned`).
+    pub signers: Vec<String>,
+    pub sha256: String,
+}
+
+/// The product and component a CoRIM's signer must be scoped to: the fwscan profile's model is
+/// `PRODUCT/COMPONENT`; another producer's CoRIM names its model only (and matches no component scope).
+fn corim_scope(c: &corim::Corim) -> (String, String) {
+    let model = c
+        .comids
+        .first()
+        .and_then(|m| m.model.clone())
+        .unwrap_or_default();
+    if c.profile.as_deref() == Some(corim::PROFILE) {
+        if let Some((p, comp)) = model.rsplit_once('/') {
+            return (p.to_string(), comp.to_string());
+        }
+    }
+    (model, String::new())
+}
+
+/// Reads, decodes and verifies a CoRIM file: its COSE signature with the trust policy's `cose` keys
+/// scoped to the CoRIM's product and component (`manifest-unsigned`, `manifest-untrusted-key`,
+/// `manifest-signature-invalid`, `manifest-key-not-allowed`), and its rim-validity and signature
+/// validity at the evaluation time (`manifest-expired`, `manifest-not-yet-valid`). Malformed input is
+/// `manifest-invalid` with the offset.
+pub fn verify_corim(mp: &Path, opts: &VerifyOptions) -> Result<CorimVerification, TrustError> {
+    let bytes = read_manifest(mp)?;
+    let sha256 = sha256_hex(&bytes);
+    verify_corim_bytes(&bytes, sha256, opts, mp)
+}
+
+fn verify_corim_bytes(
+    bytes: &[u8],
+    sha256: String,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<CorimVerification, TrustError> {
+    let c = corim::decode(bytes)
+        .map_err(|e| refuse(Code::ManifestInvalid, mp, format!("CoRIM: {e}")))?;
+    let mut signers = Vec::new();
+    if !opts.insecure_unsigned {
+        let policy = opts
+            .policy
+            .as_ref()
+            .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
+        if c.signatures.is_empty() {
+            return Err(refuse(
+                Code::ManifestUnsigned,
+                mp,
+                "an unsigned CoRIM (#6.501 without COSE)",
+            ));
+        }
+        let keys: Vec<(&crate::formats::keys::RingKey, corim::cose::VerifyingKey)> = policy
+            .vendor_keys
+            .iter()
+            .filter_map(|k| match &k.key {
+                crate::formats::keys::VendorKey::Cose(pem) => {
+                    corim::cose::VerifyingKey::from_pem(pem)
+                        .ok()
+                        .map(|v| (k, v))
+                }
+                _ => None,
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(refuse(
+                Code::ManifestUntrustedKey,
+                mp,
+                format!(
+                    "a COSE-signed CoRIM, and the trust policy {} has no vendor key of type `cose`",
+                    policy.source
+                ),
+            ));
+        }
+        let (product, component) = corim_scope(&c);
+        for s in &c.signatures {
+            if let Some((k, _)) = keys.iter().find(|(_, v)| v.verify(s.alg, &s.tbs, &s.sig)) {
+                if !k
+                    .scope
+                    .allows(Some(product.as_str()), Some(component.as_str()))
+                {
+                    return Err(refuse(
+                        Code::ManifestKeyNotAllowed,
+                        mp,
+                        format!(
+                            "signed by cose key `{}`, which may not sign for product `{product}` component `{component}`",
+                            k.id
+                        ),
+                    ));
+                }
+                if !signers.contains(&k.id) {
+                    signers.push(k.id.clone());
+                }
+            }
+        }
+        if signers.is_empty() {
+            let algs: Vec<String> = c
+                .signatures
+                .iter()
+                .map(|s| corim::cose::alg_name(s.alg))
+                .collect();
+            return Err(refuse(
+                Code::ManifestSignatureInvalid,
+                mp,
+                format!(
+                    "the COSE signature ({}) verifies with none of the {} `cose` key(s) of the trust policy {} (modified after signing, or signed by an untrusted key)",
+                    algs.join(", "),
+                    keys.len(),
+                    policy.source
+                ),
+            ));
+        }
+        if signers.len() < c.signatures.len() {
+            let n = c.signatures.len().saturating_sub(signers.len());
+            let mut c2 = c;
+            c2.notes.push(format!(
+                "{n} COSE_Sign signature(s) by keys not in the trust policy"
+            ));
+            return finish_corim(c2, signers, sha256, opts, mp);
+        }
+    }
+    finish_corim(c, signers, sha256, opts, mp)
+}
+
+fn finish_corim(
+    c: corim::Corim,
+    signers: Vec<String>,
+    sha256: String,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<CorimVerification, TrustError> {
+    if !opts.insecure_unsigned {
+        for (what, nb, na) in [
+            ("rim-validity", c.not_before, c.not_after),
+            ("signature validity", c.sig_not_before, c.sig_not_after),
+        ] {
+            if let Some(na) = na {
+                if opts.now >= na {
+                    return Err(refuse(
+                        Code::ManifestExpired,
+                        mp,
+                        format!(
+                            "CoRIM {what} ended at {} (evaluated at {}{})",
+                            rfc3339(na),
+                            rfc3339(opts.now),
+                            given_time(opts)
+                        ),
+                    ));
+                }
+            }
+            if let Some(nb) = nb {
+                if opts.now < nb {
+                    return Err(refuse(
+                        Code::ManifestNotYetValid,
+                        mp,
+                        format!(
+                            "CoRIM {what} starts at {} (evaluated at {}{})",
+                            rfc3339(nb),
+                            rfc3339(opts.now),
+                            given_time(opts)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(CorimVerification {
+        corim: c,
+        signers,
+        sha256,
+    })
+}
+
+/// A CoRIM given as a baseline: verified ([`verify_corim`]), then, for the fwscan profile, its embedded
+/// baseline checked against its reference values and taken through the same product, threshold, expiry
+/// and anti-rollback steps as a JSON manifest (the CoMID's tag-version is the sequence).
+fn verify_corim_manifest(
+    bytes: &[u8],
+    sha256: String,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<Verification, TrustError> {
+    let cv = verify_corim_bytes(bytes, sha256, opts, mp)?;
+    if cv.corim.profile.as_deref() != Some(corim::PROFILE) {
+        return Err(refuse(
+            Code::ManifestInvalid,
+            mp,
+            format!(
+                "a CoRIM of profile `{}` ({} reference value(s)): `scan` compares against CoRIMs of the fwscan profile ({}), which carry the region tree; list this one's reference values with `fwscan verify`",
+                cv.corim.profile.as_deref().unwrap_or("none"),
+                cv.corim.measurements().count(),
+                corim::PROFILE
+            ),
+        ));
+    }
+    let m = corim::profile_baseline(&cv.corim, mp)
+        .map_err(|e| refuse(Code::ManifestInvalid, mp, format!("CoRIM: {e}")))?;
+    check_product(&m, opts, mp)?;
+    if opts.insecure_unsigned {
+        return Ok(Verification {
+            manifest: m.accept_unsigned_insecure(),
+            signers: Vec::new(),
+            requirement: Requirement {
+                threshold: 0,
+                min_sequence: 0,
+            },
+            sha256: cv.sha256,
+            previous_sequence: None,
+            state_updated: false,
+        });
+    }
+    let policy = opts
+        .policy
+        .as_ref()
+        .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
+    let req = policy.requirement(&m.product.product, &m.product.component);
+    if (cv.signers.len() as u64) < u64::from(req.threshold) {
+        return Err(refuse(
+            Code::ManifestThresholdNotMet,
+            mp,
+            format!(
+                "{} distinct trusted cose key(s) signed the CoRIM; the policy needs {} for product `{}` component `{}`",
+                cv.signers.len(),
+                req.threshold,
+                m.product.product,
+                m.product.component
+            ),
+        ));
+    }
+    check_expiry(&m, opts, mp)?;
+    let (previous, state_updated) = rollback_and_record(&m, &req, &cv.sha256, opts, mp)?;
+    let signers: Vec<SignerDetail> = cv
+        .signers
+        .iter()
+        .map(|id| SignerDetail {
+            key_id: id.clone(),
+            role: "cose".into(),
+            name: cv.corim.signer.clone(),
+            key_expires: None,
+            signature_file: mp.to_path_buf(),
+            legacy: false,
+            trusted_comment: String::new(),
+        })
+        .collect();
+    let trust = trust_of(&signers, signers.len(), &req, policy, opts);
+    Ok(Verification {
+        manifest: VerifiedManifest { manifest: m, trust },
+        signers,
+        requirement: req,
+        sha256: cv.sha256,
+        previous_sequence: previous,
+        state_updated,
     })
 }
 
