@@ -479,7 +479,7 @@ fn standalone_pe_body_digest_equals_chipsec() {
                 inside.push(s.to_string());
             }
         });
-        assert_eq!(inside, [ours.clone()], "{path}");
+        assert_eq!(inside, std::slice::from_ref(&ours), "{path}");
         std::fs::remove_file(&theirs).unwrap();
         compared += 1;
     }
