@@ -35,7 +35,7 @@ pub struct Args {
     /// Write here instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// `--format corim`: the signing key, PEM PKCS#8 (EC P-256 → ES256, P-384 → ES384, Ed25519 → EdDSA).
+    /// `--format corim`: the signing key, PEM PKCS#8 (EC P-256 -> ES256, P-384 -> ES384, Ed25519 -> EdDSA).
     #[arg(long, value_name = "KEY.pem")]
     pub key: Option<PathBuf>,
     /// `--format corim`: the signer name in corim-meta (default: the vendor).

@@ -1023,7 +1023,9 @@ fn visit(set: &KeySet, n: &mut Region, depth: usize) {
     if depth > 64 {
         return;
     }
-    if n.attr_str("format") == Some("fit") && n.name == "fit" {
+    // A FIT node: parsed by the FIT format, and the FIT itself (not a node inside it).
+    let fit = super::fit::FORMAT_FIT.name;
+    if n.attr_str("format") == Some(fit) && n.name == fit {
         judge_fit(set, n);
     }
     for c in &mut n.children {

@@ -171,10 +171,11 @@ fn cbor_in(what: &str, e: CborError) -> CorimError {
     }
 }
 
-/// True when bytes look like CBOR rather than JSON: fwscan treats such a `--manifest` as a CoRIM.
+/// True when bytes start like a CoRIM: a CBOR tag (major type 6: the `#6.18`/`#6.98` COSE envelope, the
+/// `#6.501` CoRIM or the TCG `#6.500`/`#6.502` wrappers) or a bare CBOR map. fwscan treats such a
+/// `--manifest` as a CoRIM; anything else (JSON, garbage) goes down the JSON path and its size check.
 pub fn looks_like(bytes: &[u8]) -> bool {
-    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    matches!(first, Some(b) if *b != b'{' && (*b >= 0x80 || *b < 0x20))
+    matches!(bytes.first(), Some(0xA0..=0xBF | 0xC0..=0xDB))
 }
 
 /// RFC 4122 text of a UUID.
