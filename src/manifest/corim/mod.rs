@@ -175,7 +175,7 @@ fn cbor_in(what: &str, e: CborError) -> CorimError {
 /// `#6.501` CoRIM or the TCG `#6.500`/`#6.502` wrappers) or a bare CBOR map. fwscan treats such a
 /// `--manifest` as a CoRIM; anything else (JSON, garbage) goes down the JSON path and its size check.
 pub fn looks_like(bytes: &[u8]) -> bool {
-    matches!(bytes.first(), Some(0xA0..=0xBF | 0xC0..=0xDB))
+    matches!(bytes.first(), Some(0xA0..=0xDB))
 }
 
 /// RFC 4122 text of a UUID.
