@@ -64,38 +64,8 @@ struct Verdict {
     evidence: Value,
 }
 
-fn evidence_of(doc: &Value) -> Vec<Value> {
-    fn rec(n: &Value, out: &mut Vec<Value>) {
-        for e in n["evidence"].as_array().into_iter().flatten() {
-            if e["scheme"] == "aspeed-rot" {
-                out.push(e.clone());
-            }
-        }
-        for c in n["children"].as_array().into_iter().flatten() {
-            rec(c, out);
-        }
-    }
-    let mut out = Vec::new();
-    rec(&doc["root"], &mut out);
-    out
-}
-
 fn fwscan_verdict(image: &Path, extra: &[&str]) -> Verdict {
-    let img = image.to_str().unwrap();
-    let mut args = vec!["check", img, "--format", "json"];
-    args.extend_from_slice(extra);
-    let (exit, out, err) = harness::run(&args);
-    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
-    let codes = harness::code_paths(&doc[0])
-        .into_iter()
-        .map(|(c, _)| c)
-        .collect();
-    let mut args = vec!["inspect", img, "--format", "json"];
-    args.extend_from_slice(extra);
-    let (code, out, err) = harness::run(&args);
-    assert_eq!(code, 0, "inspect: {err}");
-    let doc: Value = serde_json::from_str(&out).unwrap();
-    let ev = evidence_of(&doc);
+    let (exit, codes, ev) = harness::check_and_evidence(image, extra, "aspeed-rot");
     assert_eq!(ev.len(), 1, "one aspeed-rot evidence: {ev:?}");
     Verdict {
         exit,
@@ -303,7 +273,7 @@ fn the_otp_may_come_from_the_trust_policy_and_without_one_nothing_is_claimed() {
         "json",
     ]);
     assert_eq!(code, 0, "{err}");
-    let ev = evidence_of(&serde_json::from_str(&out).unwrap());
+    let ev = harness::evidence_of(&serde_json::from_str(&out).unwrap(), "aspeed-rot");
     assert_eq!(ev[0]["status"], "valid", "{ev:?}");
     assert_eq!(ev[0]["key"], "aspeed-otp:board-a");
     // CoT info of BL1 (socsec --cot_algorithm RSA2048_SHA256) is reported.

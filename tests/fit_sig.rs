@@ -194,41 +194,12 @@ struct Verdict {
     evidence: Vec<Value>,
 }
 
-fn evidence_of(doc: &Value) -> Vec<Value> {
-    fn rec(n: &Value, out: &mut Vec<Value>) {
-        for e in n["evidence"].as_array().into_iter().flatten() {
-            if e["scheme"] == "fit-signature" {
-                out.push(e.clone());
-            }
-        }
-        for c in n["children"].as_array().into_iter().flatten() {
-            rec(c, out);
-        }
-    }
-    let mut out = Vec::new();
-    rec(&doc["root"], &mut out);
-    out
-}
-
 fn verdict(image: &Path, extra: &[&str]) -> Verdict {
-    let img = image.to_str().unwrap();
-    let mut args = vec!["check", img, "--format", "json"];
-    args.extend_from_slice(extra);
-    let (exit, out, err) = harness::run(&args);
-    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
-    let codes = harness::code_paths(&doc[0])
-        .into_iter()
-        .map(|(c, _)| c)
-        .collect();
-    let mut args = vec!["inspect", img, "--format", "json"];
-    args.extend_from_slice(extra);
-    let (code, out, err) = harness::run(&args);
-    assert_eq!(code, 0, "inspect: {err}");
-    let doc: Value = serde_json::from_str(&out).unwrap();
+    let (exit, codes, evidence) = harness::check_and_evidence(image, extra, "fit-signature");
     Verdict {
         exit,
         codes,
-        evidence: evidence_of(&doc),
+        evidence,
     }
 }
 

@@ -84,6 +84,45 @@ pub fn inspect_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("inspect JSON")
 }
 
+/// Every evidence record of one scheme in an `inspect --format json` document, in tree order.
+pub fn evidence_of(doc: &serde_json::Value, scheme: &str) -> Vec<serde_json::Value> {
+    fn rec(n: &serde_json::Value, scheme: &str, out: &mut Vec<serde_json::Value>) {
+        for e in n["evidence"].as_array().into_iter().flatten() {
+            if e["scheme"] == scheme {
+                out.push(e.clone());
+            }
+        }
+        for c in n["children"].as_array().into_iter().flatten() {
+            rec(c, scheme, out);
+        }
+    }
+    let mut out = Vec::new();
+    rec(&doc["root"], scheme, &mut out);
+    out
+}
+
+/// What fwscan says of one image with `extra` options: `check`'s exit code and finding codes, and the
+/// evidence records of `scheme` in `inspect` (which must succeed).
+pub fn check_and_evidence(
+    image: &Path,
+    extra: &[&str],
+    scheme: &str,
+) -> (i32, Vec<String>, Vec<serde_json::Value>) {
+    let img = image.to_str().unwrap();
+    let mut args = vec!["check", img, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (exit, out, err) = run(&args);
+    let doc: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let codes = code_paths(&doc[0]).into_iter().map(|(c, _)| c).collect();
+    let mut args = vec!["inspect", img, "--format", "json"];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "inspect: {err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (exit, codes, evidence_of(&doc, scheme))
+}
+
 /// Whether the tests run under CI, where nothing may be skipped.
 pub fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
