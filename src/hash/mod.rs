@@ -55,13 +55,8 @@ pub fn region_digest(alg: Alg, r: &Region) -> String {
 
 /// [`region_digest`], and how many bytes were hashed for it (0 when the node already had it).
 pub fn region_digest_counted(alg: Alg, r: &Region) -> (String, u64) {
-    let tag = alg as u8;
-    if let Some(d) = r.remembered_digest(tag) {
-        return (d.to_string(), 0);
-    }
-    let d = digest(alg, r.bytes());
-    r.remember_digest(tag, d.clone());
-    (d, r.bytes().len() as u64)
+    let (d, computed) = r.digest_once(alg as u8, || digest(alg, r.bytes()));
+    (d, if computed { r.bytes().len() as u64 } else { 0 })
 }
 
 /// Gives `r` the digest `d` computed elsewhere over `bytes` (the whole file's SHA-256 of an audit), only when
@@ -200,5 +195,28 @@ mod tests {
             changed_blocks(Alg::Sha256, &data[..8192], 1024, &blocks),
             vec![(4096, 1024), (8192, 2048)]
         );
+    }
+
+    #[test]
+    fn a_node_reached_by_many_threads_at_once_is_hashed_once() {
+        use crate::input::Data;
+        use crate::region::RegionKind;
+        use std::sync::Arc;
+        // 16 MiB: long enough that every thread asks while the first is still hashing.
+        let d = Arc::new(Data::Owned(vec![0x5A; 16 << 20]));
+        let r = Region::new(RegionKind::Blob, "b", &d, 0, 16 << 20);
+        let counted: Vec<(String, u64)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| region_digest_counted(Alg::Sha256, &r)))
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("thread")).collect()
+        });
+        let total: u64 = counted.iter().map(|(_, n)| n).sum();
+        assert_eq!(total, 16 << 20, "hashed exactly once in all");
+        let want = digest(Alg::Sha256, &d[..]);
+        assert!(counted.iter().all(|(dg, _)| *dg == want));
+        // Another algorithm on the same node is computed, not answered from the SHA-256 memo.
+        let (d384, n) = region_digest_counted(Alg::Sha384, &r);
+        assert_eq!((d384.len(), n), (96, 16 << 20));
     }
 }

@@ -148,6 +148,25 @@ impl Region {
         let _ = self.memo.0.set((self.memo_key(tag), digest));
     }
 
+    /// The digest of the node's current bytes under algorithm `tag`: the remembered one, or `compute`'s,
+    /// which is then remembered. `compute` runs at most once per node: a second thread asking while the
+    /// first computes waits for its answer rather than hashing the same bytes again. The flag says whether
+    /// this call computed it. A memo that holds another key (another algorithm, or a range changed after
+    /// hashing) is never believed: the digest is computed and not remembered.
+    pub fn digest_once(&self, tag: u8, compute: impl FnOnce() -> String) -> (String, bool) {
+        let key = self.memo_key(tag);
+        let mut compute = Some(compute);
+        let mut computed = false;
+        let (k, d) = self.memo.0.get_or_init(|| {
+            computed = true;
+            (key, compute.take().map(|f| f()).unwrap_or_default())
+        });
+        if *k == key {
+            return (d.clone(), computed);
+        }
+        (compute.map(|f| f()).unwrap_or_default(), true)
+    }
+
     pub fn with_policy(mut self, policy: Policy) -> Region {
         self.policy = policy;
         self
