@@ -415,20 +415,29 @@ fn ia32_boot() -> Option<&'static Path> {
     .as_deref()
 }
 
+/// `fwscan eventlog` on the boot in `dir` (its log), against `image`, with the TPM's PCR file when
+/// `pcrs`, and `extra` flags, as JSON.
+fn boot_json(
+    dir: &Path,
+    image: &str,
+    pcrs: bool,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let log = dir.join("eventlog.bin");
+    let pcrs_file = dir.join("pcrs-sha256.txt");
+    let mut args = vec!["eventlog", log.to_str().unwrap(), "--image", image];
+    if pcrs {
+        args.extend(["--pcrs", pcrs_file.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    args.extend(["--format", "json"]);
+    json(&args)
+}
+
 /// The replay against the TPM's own PCR 0-7 (sha256), and against tpm2_eventlog's.
 fn assert_replay_equals_tpm(dir: &Path, image: &str) -> serde_json::Value {
     let log = dir.join("eventlog.bin");
-    let pcrs = dir.join("pcrs-sha256.txt");
-    let (code, doc, err) = json(&[
-        "eventlog",
-        log.to_str().unwrap(),
-        "--image",
-        image,
-        "--pcrs",
-        pcrs.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let (code, doc, err) = boot_json(dir, image, true, &[]);
     assert_eq!(code, 0, "{err}{doc}");
     let compared = doc["compared"].as_array().unwrap();
     assert_eq!(compared.len(), 8);
@@ -473,19 +482,8 @@ fn ovmf_clean_boot_binds_dxefv_and_replays_the_tpms_pcrs() {
     assert!(pei["reason"].as_str().unwrap().contains(".data"), "{pei}");
     // --predict: PCR 0 recomputed from the dump (DXEFV from its bytes, PEIFV from the log, said so)
     // equals the TPM's own PCR 0.
-    let log = dir.join("eventlog.bin");
-    let pcrs = dir.join("pcrs-sha256.txt");
-    let (code, doc, err) = json(&[
-        "eventlog",
-        log.to_str().unwrap(),
-        "--image",
-        CODE,
-        "--pcrs",
-        pcrs.to_str().unwrap(),
-        "--predict",
-        "--format",
-        "json",
-    ]);
+    let (log, pcrs) = (dir.join("eventlog.bin"), dir.join("pcrs-sha256.txt"));
+    let (code, doc, err) = boot_json(dir, CODE, true, &["--predict"]);
     assert_eq!(code, 0, "{err}{doc}");
     let p = &doc["prediction"];
     let tpm0 = std::fs::read_to_string(&pcrs)
@@ -543,15 +541,7 @@ fn ovmf_log_against_a_patched_dxe_driver_names_the_dxe_volume() {
     let tmp = tempfile::tempdir().unwrap();
     let img = tmp.path().join("patched.fd");
     std::fs::write(&img, &patched).unwrap();
-    let log = dir.join("eventlog.bin");
-    let (code, doc, err) = json(&[
-        "eventlog",
-        log.to_str().unwrap(),
-        "--image",
-        img.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let (code, doc, err) = boot_json(dir, img.to_str().unwrap(), false, &[]);
     assert_eq!(code, 1, "{err}");
     let fs = doc["findings"].as_array().unwrap();
     assert_eq!(fs.len(), 1, "{fs:?}");
@@ -563,18 +553,7 @@ fn ovmf_log_against_a_patched_dxe_driver_names_the_dxe_volume() {
     // The patched driver really is in the dump (a scan would find it; the log says it is not what ran).
     assert!(!guid.is_empty());
     // --predict: the PCR 0 this dump would give, with its own DXE volume, is not the TPM's.
-    let pcrs = dir.join("pcrs-sha256.txt");
-    let (code, doc, err) = json(&[
-        "eventlog",
-        log.to_str().unwrap(),
-        "--image",
-        img.to_str().unwrap(),
-        "--pcrs",
-        pcrs.to_str().unwrap(),
-        "--predict",
-        "--format",
-        "json",
-    ]);
+    let (code, doc, err) = boot_json(dir, img.to_str().unwrap(), true, &["--predict"]);
     assert_eq!(code, 1, "{err}");
     let codes: Vec<&str> = doc["findings"]
         .as_array()

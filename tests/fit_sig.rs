@@ -324,6 +324,42 @@ const CASES: &[Case] = &[
     },
 ];
 
+/// The three FITs every test signs, in `dir`: `vendor{tag}.fit`, signed by key directory `vendor{tag}`
+/// whose public key mkimage writes (required) into the control DTB `ctl` it creates; `other{tag}.fit`,
+/// the same configuration signed by the key of `other{tag}` that no DTB holds; and `unsigned{tag}.fit`.
+/// `sig` is the `(algo, padding)` of the signature nodes; `image_sig` signs the images instead of the
+/// configuration. Returns the three file names.
+fn sign_three(
+    dir: &Path,
+    mkimage: &str,
+    kind: Kind,
+    sig: (&str, Option<&str>),
+    image_sig: bool,
+    tag: &str,
+    ctl: &str,
+) -> [String; 3] {
+    let (vendor, other) = (format!("vendor{tag}"), format!("other{tag}"));
+    make_key(dir, &vendor, "dev", kind);
+    make_key(dir, &other, "dev", kind);
+    control_dtb(dir, ctl);
+    std::fs::write(dir.join("signed.its"), its(Some(sig), image_sig)).unwrap();
+    std::fs::write(dir.join("unsigned.its"), its(None, image_sig)).unwrap();
+    let fits = [
+        format!("{vendor}.fit"),
+        format!("{other}.fit"),
+        format!("unsigned{tag}.fit"),
+    ];
+    let signed = ["-f", "signed.its", "-k"];
+    ok(
+        dir,
+        mkimage,
+        &[&signed[..], &[&vendor, "-K", ctl, "-r", &fits[0]]].concat(),
+    );
+    ok(dir, mkimage, &[&signed[..], &[&other, &fits[1]]].concat());
+    ok(dir, mkimage, &["-f", "unsigned.its", &fits[2]]);
+    fits
+}
+
 /// Flips the first byte of `needle` in `b`.
 fn flip(b: &[u8], needle: &[u8]) -> Vec<u8> {
     let at = b
@@ -345,45 +381,16 @@ fn fit_signatures_agree_with_fit_check_sign() {
     let (dir, pieces) = setup("fit-sig");
     for c in CASES {
         let what = c.name;
-        make_key(&dir, &format!("vendor-{what}"), "dev", c.kind);
-        make_key(&dir, &format!("other-{what}"), "dev", c.kind);
         let ctl = format!("ctl-{what}.dtb");
-        control_dtb(&dir, &ctl);
-        std::fs::write(
-            dir.join("signed.its"),
-            its(Some((c.algo, c.padding)), c.image_sig),
-        )
-        .unwrap();
-        std::fs::write(dir.join("unsigned.its"), its(None, c.image_sig)).unwrap();
-        let vendor_fit = format!("vendor-{what}.fit");
-        let other_fit = format!("other-{what}.fit");
-        let unsigned_fit = format!("unsigned-{what}.fit");
-        ok(
+        let [vendor_fit, other_fit, unsigned_fit] = sign_three(
             &dir,
             mkimage,
-            &[
-                "-f",
-                "signed.its",
-                "-k",
-                &format!("vendor-{what}"),
-                "-K",
-                &ctl,
-                "-r",
-                &vendor_fit,
-            ],
+            c.kind,
+            (c.algo, c.padding),
+            c.image_sig,
+            &format!("-{what}"),
+            &ctl,
         );
-        ok(
-            &dir,
-            mkimage,
-            &[
-                "-f",
-                "signed.its",
-                "-k",
-                &format!("other-{what}"),
-                &other_fit,
-            ],
-        );
-        ok(&dir, mkimage, &["-f", "unsigned.its", &unsigned_fit]);
         let dtb = std::fs::read(dir.join(&ctl)).unwrap();
         let uboot = uboot_with(&dtb);
         let vendor = std::fs::read(dir.join(&vendor_fit)).unwrap();
@@ -470,35 +477,15 @@ fn ecdsa_p256_signatures() {
     let mkimage = tools.join("mkimage");
     let mkimage = mkimage.to_str().unwrap();
     let (dir, pieces) = setup("fit-sig-ecdsa");
-    make_key(&dir, "vendor", "dev", Kind::P256);
-    make_key(&dir, "other", "dev", Kind::P256);
-    control_dtb(&dir, "ctl.dtb");
-    std::fs::write(
-        dir.join("signed.its"),
-        its(Some(("sha256,ecdsa256", None)), false),
-    )
-    .unwrap();
-    std::fs::write(dir.join("unsigned.its"), its(None, false)).unwrap();
-    ok(
+    sign_three(
         &dir,
         mkimage,
-        &[
-            "-f",
-            "signed.its",
-            "-k",
-            "vendor",
-            "-K",
-            "ctl.dtb",
-            "-r",
-            "vendor.fit",
-        ],
+        Kind::P256,
+        ("sha256,ecdsa256", None),
+        false,
+        "",
+        "ctl.dtb",
     );
-    ok(
-        &dir,
-        mkimage,
-        &["-f", "signed.its", "-k", "other", "other.fit"],
-    );
-    ok(&dir, mkimage, &["-f", "unsigned.its", "unsigned.fit"]);
     let uboot = uboot_with(&std::fs::read(dir.join("ctl.dtb")).unwrap());
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let v = verdict(
@@ -549,36 +536,16 @@ fn keys_from_the_trust_policy() {
     let mkimage = tools.join("mkimage");
     let mkimage = mkimage.to_str().unwrap();
     let (dir, pieces) = setup("fit-sig-policy");
-    make_key(&dir, "vendor", "dev", Kind::Rsa(2048));
-    make_key(&dir, "other", "dev", Kind::Rsa(2048));
-    control_dtb(&dir, "keys.dtb");
+    sign_three(
+        &dir,
+        mkimage,
+        Kind::Rsa(2048),
+        ("sha256,rsa2048", None),
+        false,
+        "",
+        "keys.dtb",
+    );
     control_dtb(&dir, "empty.dtb");
-    std::fs::write(
-        dir.join("signed.its"),
-        its(Some(("sha256,rsa2048", None)), false),
-    )
-    .unwrap();
-    std::fs::write(dir.join("unsigned.its"), its(None, false)).unwrap();
-    ok(
-        &dir,
-        mkimage,
-        &[
-            "-f",
-            "signed.its",
-            "-k",
-            "vendor",
-            "-K",
-            "keys.dtb",
-            "-r",
-            "vendor.fit",
-        ],
-    );
-    ok(
-        &dir,
-        mkimage,
-        &["-f", "signed.its", "-k", "other", "other.fit"],
-    );
-    ok(&dir, mkimage, &["-f", "unsigned.its", "unsigned.fit"]);
     let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
     let uboot = uboot_with(&read("empty.dtb"));
     let pem = std::fs::read_to_string(dir.join("vendor/dev.pub.pem")).unwrap();

@@ -50,35 +50,26 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         sha256: None,
     };
     let format = a.format.into();
-    // Verification before comparison: the only way to a VerifiedManifest.
-    let mut verified = Vec::new();
-    // The trust policy's ASPEED OTP images, scoped to the products the manifests are for.
-    let mut otp_keys = Vec::new();
-    for path in &a.manifest {
-        match a.trust.options(!a.insecure_unsigned).and_then(|mut o| {
-            o.insecure_unsigned = a.insecure_unsigned;
-            let v = verify::load_verified(path, &o)?;
-            if let Some(p) = &o.policy {
-                let pr = &v.manifest().product;
-                otp_keys.extend(
-                    p.key_ring(Some(&pr.product), Some(&pr.component))
-                        .for_scheme(fwscan::finding::Scheme::AspeedRot)
-                        .cloned(),
-                );
-            }
-            Ok(v)
-        }) {
-            Ok(v) => verified.push((v, path.display().to_string())),
-            Err(e) => {
-                let r = Report::error("scan", image(0), e.code, format!("{}: {e}", path.display()));
-                eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
-                return Ok(
-                    super::render(format, "scan", Shape::One, &[r], a.output.as_deref())
-                        .unwrap_or(EXIT_ERROR),
-                );
-            }
+    // Verification before comparison: the only way to a VerifiedManifest. The image is read on another
+    // thread meanwhile (reading is not parsing: nothing of it is looked at before the manifests passed).
+    let read_opts = a.parse.read_options();
+    let (loaded, read) = std::thread::scope(|s| {
+        let reader = s.spawn(|| input::read_image(&a.image, &read_opts));
+        let loaded = load_manifests(&a);
+        (loaded, reader.join())
+    });
+    let (verified, mut otp_keys) = match loaded {
+        Ok(v) => v,
+        Err((path, e)) => {
+            let r = Report::error("scan", image(0), e.code, format!("{}: {e}", path.display()));
+            eprintln!("fwscan: error: {}", super::with_hint(e.code, &e));
+            return Ok(
+                super::render(format, "scan", Shape::One, &[r], a.output.as_deref())
+                    .unwrap_or(EXIT_ERROR),
+            );
         }
-    }
+    };
+    let read = read.unwrap_or_else(|p| std::panic::resume_unwind(p));
     let rules = super::check::load_rules(&a.rules)?;
     let mut opts = a.parse.parse_options()?;
     otp_keys.dedup();
@@ -88,7 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let scanner = Scanner::new(opts, Some(Arc::new(rules)))
         .with_fail_policy(a.gate.policy())
         .with_map(a.format == ReportFormat::Html);
-    let report = match input::read_image(&a.image, &a.parse.read_options()) {
+    let report = match read {
         Ok(data) => {
             let size = data.len() as u64;
             let ms: Vec<_> = verified.iter().map(|(v, p)| (v, p.as_str())).collect();
@@ -100,5 +91,45 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             scan::read_error("scan", image(0), &e)
         }
     };
-    super::render(format, "scan", Shape::One, &[report], a.output.as_deref())
+    let code = super::render(format, "scan", Shape::One, &[report], a.output.as_deref());
+    // The process ends here: freeing a large manifest's node tree node by node is work nobody waits for.
+    std::mem::forget(verified);
+    code
+}
+
+/// The verified manifests (with the paths they came from) and the trust policy's ASPEED OTP images
+/// scoped to their products; the first manifest refused, with its path, ends the scan.
+#[allow(clippy::type_complexity)]
+fn load_manifests(
+    a: &Args,
+) -> Result<
+    (
+        Vec<(fwscan::manifest::VerifiedManifest, String)>,
+        Vec<fwscan::formats::keys::RingKey>,
+    ),
+    (&PathBuf, verify::TrustError),
+> {
+    let mut verified = Vec::new();
+    let mut otp_keys = Vec::new();
+    for path in &a.manifest {
+        let v = a
+            .trust
+            .options(!a.insecure_unsigned)
+            .and_then(|mut o| {
+                o.insecure_unsigned = a.insecure_unsigned;
+                let v = verify::load_verified(path, &o)?;
+                if let Some(p) = &o.policy {
+                    let pr = &v.manifest().product;
+                    otp_keys.extend(
+                        p.key_ring(Some(&pr.product), Some(&pr.component))
+                            .for_scheme(fwscan::finding::Scheme::AspeedRot)
+                            .cloned(),
+                    );
+                }
+                Ok(v)
+            })
+            .map_err(|e| (path, e))?;
+        verified.push((v, path.display().to_string()));
+    }
+    Ok((verified, otp_keys))
 }
