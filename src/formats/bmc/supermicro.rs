@@ -111,14 +111,20 @@ fn clean_name(raw: &[u8]) -> String {
 }
 
 /// Every X9 footer: 64-byte chunks with the signature at byte 52, as the SDK's tools look for them.
+/// The signature is searched for (SIMD `memmem`) and only its occurrences at byte 52 of a 64-byte chunk
+/// are read: the same footers as reading every chunk, without touching each one.
 pub fn footers(b: &[u8]) -> Vec<Footer> {
     let mut out = Vec::new();
-    let mut c = 0u64;
-    while c.saturating_add(64) <= b.len() as u64 && out.len() < MAX_IMAGES {
-        if let Some(f) = footer_at(b, c) {
+    for at in memchr::memmem::find_iter(b, &SIGNATURE) {
+        if out.len() >= MAX_IMAGES {
+            break;
+        }
+        let Some(c) = at.checked_sub(52).filter(|c| c % 64 == 0) else {
+            continue;
+        };
+        if let Some(f) = footer_at(b, c as u64) {
             out.push(f);
         }
-        c = c.saturating_add(64);
     }
     out
 }

@@ -31,13 +31,7 @@ const VERSION_WINDOW: usize = 1 << 20;
 pub(crate) fn version(b: &[u8]) -> Option<String> {
     let w = &b[..b.len().min(VERSION_WINDOW)];
     let pat = b"U-Boot ";
-    let mut from = 0;
-    while let Some(i) = w[from..].iter().position(|&c| c == b'U') {
-        let at = from + i;
-        if !w[at..].starts_with(pat) {
-            from = at + 1;
-            continue;
-        }
+    for at in memchr::memmem::find_iter(w, pat) {
         let rest = &w[at..w.len().min(at + 96)];
         let text: String = rest
             .iter()
@@ -51,7 +45,6 @@ pub(crate) fn version(b: &[u8]) -> Option<String> {
         if text.len() > 12 && (digit_at(7) || stage) {
             return Some(text);
         }
-        from = at + 1;
     }
     None
 }

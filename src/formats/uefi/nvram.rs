@@ -108,6 +108,30 @@ enum StoreKind {
     Evsa,
 }
 
+/// The first bytes a store header can start with ([`store_at`]): `$` (`$VSS`, `$SVS`, `$NSS`), `N`
+/// (`NVAR`), 0xEC (an EVSA header's type) and the first byte of the FTW and VSS2 signature GUIDs. A gap
+/// is scanned for these first, so the long blank stretches of a variable store cost a table lookup a byte.
+const STORE_FIRST: [bool; 256] = {
+    let mut t = [false; 256];
+    let firsts = [b'$', b'N', 0xEC, 0x2B, 0x78, 0x17, 0x16];
+    let mut i = 0;
+    while i < firsts.len() {
+        t[firsts[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// The first offset in `[from, end)` where a store header may start (see [`STORE_FIRST`]), else `end`.
+fn next_candidate(b: &[u8], from: u64, end: u64) -> u64 {
+    let (Ok(f), Ok(e)) = (usize::try_from(from), usize::try_from(end)) else {
+        return end;
+    };
+    b.get(f..e.min(b.len()))
+        .and_then(|w| w.iter().position(|&c| STORE_FIRST[usize::from(c)]))
+        .map_or(end, |i| from.saturating_add(i as u64))
+}
+
 /// Recognises a store header at `off` (with a size that makes sense).
 fn store_at(b: &[u8], off: u64) -> Option<StoreKind> {
     let sig = le32(b, off, "store signature").ok()?;
@@ -241,7 +265,7 @@ fn scan_stores(b: &[u8], out: &Out, start: u64, end: u64, kids: &mut Vec<Region>
     let mut gap_start = start;
     while cursor < end {
         let Some(kind) = store_at(b, cursor) else {
-            cursor += 1;
+            cursor = next_candidate(b, cursor + 1, end);
             continue;
         };
         if !out.ctx.take_region() {
@@ -566,5 +590,38 @@ mod tests {
         for cut in 0..full.len() {
             let _ = parse_bytes(full[..cut].to_vec());
         }
+    }
+
+    #[test]
+    fn store_headers_start_only_with_the_listed_bytes() {
+        // Every byte value at offset 0, followed by each signature's tail and a plausible size: a store
+        // is recognised only where STORE_FIRST says one may start, so skipping the other bytes loses none.
+        let tails: [&[u8]; 4] = [b"VSS", b"VAR", b"SVS", b"NSS"];
+        for first in 0..=255u8 {
+            for tail in tails {
+                let mut b = vec![first];
+                b.extend_from_slice(tail);
+                b.extend_from_slice(&[0x40, 0, 0, 0, 0x5A, 0xFE, 0, 0]);
+                b.resize(64, 0xFF);
+                if store_at(&b, 0).is_some() {
+                    assert!(STORE_FIRST[usize::from(first)], "{first:#x}");
+                }
+            }
+            let mut evsa = vec![first, 0, 0, 0];
+            evsa.extend_from_slice(b"EVSA");
+            evsa.resize(64, 0);
+            if store_at(&evsa, 0).is_some() {
+                assert!(STORE_FIRST[usize::from(first)], "{first:#x}");
+            }
+        }
+        for g in [FTW_GUID, AUTH_VSS2_GUID, VSS2_GUIDS[0], VSS2_GUIDS[1]] {
+            let first = u32::from_str_radix(&g[..8], 16).unwrap().to_le_bytes()[0];
+            assert!(STORE_FIRST[usize::from(first)], "{g}");
+        }
+        let b = [0xFFu8, 0xFF, b'$', 0xFF, 0x2B];
+        assert_eq!(next_candidate(&b, 0, 5), 2);
+        assert_eq!(next_candidate(&b, 3, 5), 4);
+        assert_eq!(next_candidate(&b, 3, 4), 4);
+        assert_eq!(next_candidate(&b, 5, 5), 5);
     }
 }
