@@ -419,6 +419,21 @@ fn main() {
         "bootloader.sbin",
         &fwscan::formats::amd::psp::build(&[0xA5; 64]),
     );
+    put_format(
+        "npcm-bootblock",
+        "merged-bootblock-u-boot.bin",
+        &fwscan::formats::bmc::npcm::build(0x300, Some(b"U-Boot 2019.01 (Jan 01 2020)\0")),
+    );
+    put_format(
+        "stm",
+        "stm.bin",
+        &fwscan::formats::intel::stm::build(0x2000),
+    );
+    put_format(
+        "stb-container",
+        "skiboot.lid.stb",
+        &fwscan::formats::power::container::build(1, &fwscan::formats::power::skiboot::build()),
+    );
     put(
         "layout",
         "layout.txt",

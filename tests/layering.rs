@@ -69,6 +69,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("me_mn2", "intel"),
     ("me_manifest", "intel"),
     ("gbe", "intel"),
+    ("stm", "intel"),
     // UEFI: volumes, capsules, NVRAM, the EFI/Tiano decompressors.
     ("uefi", "uefi"),
     ("capsule", "uefi"),
@@ -92,6 +93,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("zimage", "bmc"),
     ("aspeed", "bmc"),
     ("supermicro", "bmc"),
+    ("npcm", "bmc"),
     // File systems and archives.
     ("fs", "fs"),
     ("squashfs", "fs"),
@@ -122,6 +124,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("power", "power"),
     ("skiboot", "power"),
     ("slof", "power"),
+    ("container", "power"),
 ];
 
 /// Cross-family imports that exist and are meant: `(from, to, why)`. A family may import `common` and

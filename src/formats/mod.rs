@@ -410,6 +410,10 @@ pub fn registry() -> &'static [Format] {
         power::slof::FORMAT,
         power::skiboot::FORMAT,
         amd::psp::FORMAT,
+        // --- NPCM7xx boot block, Intel STM, OpenPOWER secure-boot container (issue 22.6) ---
+        bmc::npcm::FORMAT,
+        intel::stm::FORMAT,
+        power::container::FORMAT,
     ]
 }
 

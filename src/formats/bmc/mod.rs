@@ -24,6 +24,7 @@ pub mod fdt;
 pub mod fit;
 pub mod fit_sig;
 pub mod megarac;
+pub mod npcm;
 pub mod obmc_tar;
 pub mod presets;
 pub mod supermicro;
@@ -403,7 +404,13 @@ fn expected(name: &str) -> Option<&'static [&'static str]> {
     } else if n == "rofs" || n == "image-rofs" {
         Some(&["squashfs", "ubi"])
     } else if n == "u-boot" || n == "image-u-boot" {
-        Some(&["u-boot", "fit", "uimage", aspeed::FORMAT.name])
+        Some(&[
+            "u-boot",
+            "fit",
+            "uimage",
+            aspeed::FORMAT.name,
+            npcm::FORMAT.name,
+        ])
     } else {
         None
     }

@@ -35,6 +35,7 @@ pub mod me_cpd;
 pub mod me_manifest;
 pub mod me_mn2;
 pub mod microcode;
+pub mod stm;
 
 use std::sync::Arc;
 
