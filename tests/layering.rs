@@ -178,6 +178,11 @@ const FAMILY_EDGES: &[(&str, &str, &str)] = &[
     ),
     (
         "uefi",
+        "intel",
+        "an Intel STM stored in a raw section or raw FFS file is parsed by formats/intel/stm (issue 22.6)",
+    ),
+    (
+        "uefi",
         "arm",
         "an AArch64 UEFI image may start with a TF-A FIP: uefi/mod.rs finds it with fip::TOC_NAME/extent",
     ),

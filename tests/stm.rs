@@ -164,3 +164,45 @@ fn an_stm_in_a_cbfs_file_is_found() {
     assert!(stm_node.is_some(), "{file}");
     assert_fields(file);
 }
+
+/// edk2 platforms ship the STM as a raw FFS file (`StmBin`); vendors also wrap such binaries in a raw
+/// section of a freeform file. Both are found and listed like the stand-alone image, and check clean.
+#[test]
+fn an_stm_in_a_raw_ffs_file_or_raw_section_is_found() {
+    use fwscan::formats::uefi::build;
+    let raw_file = build::file(
+        build::guid_bytes("2C8AE9D8-0F37-4A1B-A5A0-1D2A1D5D4E21"),
+        0x01,
+        &stm(),
+        0,
+    );
+    let freeform = build::file(
+        build::guid_bytes("6A1E0F4D-93B2-4C1A-8E0B-6C1F6D1A2B33"),
+        0x02,
+        &build::sections(&[build::section(0x19, &stm())]),
+        0,
+    );
+    let p = scratch().join("stm-fv.bin");
+    std::fs::write(
+        &p,
+        build::volume(build::FFS2, None, &[raw_file, freeform], 0x20000),
+    )
+    .unwrap();
+    let (rc, doc) = check(&p);
+    assert_eq!(rc, 0, "{doc}");
+    let t = inspect_json(&p);
+    let mut stms = Vec::new();
+    fn walk<'a>(n: &'a Value, out: &mut Vec<&'a Value>) {
+        if n["name"] == "stm" {
+            out.push(n);
+        }
+        for c in n["children"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
+    }
+    walk(&t["root"], &mut stms);
+    assert_eq!(stms.len(), 2, "{t}");
+    for s in stms {
+        assert_fields(s);
+    }
+}

@@ -176,8 +176,8 @@ pub fn file(
         0x00 | 0x01 => {
             f.name = format!("file[{name}]");
             kids.push(header);
-            if let Some(rom) = section::option_rom(ctx, data, dstart, body) {
-                // An option ROM stored as a raw file.
+            if let Some(rom) = section::embedded(ctx, data, dstart, body) {
+                // An option ROM or an STM stored as a raw file.
                 kids.push(rom);
             } else if dlen > 0 {
                 kids.push(Region::new(RegionKind::Blob, "data", data, dstart, dlen));

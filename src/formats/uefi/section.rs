@@ -176,11 +176,11 @@ pub fn section(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header) -> Region {
     s
 }
 
-/// A raw section (`EFI_SECTION_RAW`): a PCI option ROM in it (as vendors store a NIC's or GPU's ROM in a
-/// freeform file) is parsed as one ([`option_rom`]); other raw data stays a leaf.
+/// A raw section (`EFI_SECTION_RAW`): a PCI option ROM (as vendors store a NIC's or GPU's ROM in a
+/// freeform file) or an Intel STM in it is parsed as one ([`embedded`]); other raw data stays a leaf.
 fn raw(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, body: &[u8], s: &mut Region) {
     let body_off = off.saturating_add(h.hsize);
-    if let Some(rom) = option_rom(ctx, data, body_off, body) {
+    if let Some(rom) = embedded(ctx, data, body_off, body) {
         let mut kids = vec![
             Region::new(RegionKind::Header, "header", data, off, h.hsize),
             rom,
@@ -190,14 +190,20 @@ fn raw(ctx: &Ctx, data: &Arc<Data>, off: u64, h: Header, body: &[u8], s: &mut Re
     }
 }
 
-/// The `optionrom` node over `body` (at `at` of `data`) when it holds a PCI option ROM (0x55AA, PCIR),
-/// parsed by the option ROM parser.
-pub fn option_rom(ctx: &Ctx, data: &Arc<Data>, at: u64, body: &[u8]) -> Option<Region> {
-    formats::pci::probe(body).is_some().then(|| {
-        let mut r = Region::new(RegionKind::Blob, "optionrom", data, at, body.len() as u64);
-        formats::descend(ctx, &mut r, None, Some(&formats::pci::FORMAT));
-        r
-    })
+/// The node over `body` (at `at` of `data`) when it holds an image that firmware volumes carry in raw
+/// files and raw sections, parsed by its own format: a PCI option ROM (0x55AA, PCIR: `optionrom`) or an
+/// Intel SMI Transfer Monitor (its `STM_HEADER`: `stm`, as edk2 platforms ship `StmBin` in a raw file).
+pub fn embedded(ctx: &Ctx, data: &Arc<Data>, at: u64, body: &[u8]) -> Option<Region> {
+    let (name, format) = if formats::pci::probe(body).is_some() {
+        ("optionrom", &formats::pci::FORMAT)
+    } else if formats::intel::stm::probe(body).is_some() {
+        ("stm", &formats::intel::stm::FORMAT)
+    } else {
+        return None;
+    };
+    let mut r = Region::new(RegionKind::Blob, name, data, at, body.len() as u64);
+    formats::descend(ctx, &mut r, None, Some(format));
+    Some(r)
 }
 
 /// Attributes of a leaf section (PI spec vol. 3, 3.2.5): PE32/PIC/TE and COMPATIBILITY16 body digests,
