@@ -311,10 +311,23 @@ pub fn trusted_bmc_layout(
         .iter()
         .map(|(v, _)| v.manifest())
         .find(|m| crate::manifest::package::is_openbmc_parts(&m.parts))?;
+    // The static presets place `kernel`/`rofs`/`rwfs` partitions where a UBI layout has its UBI area: a
+    // package of a UBI layout (parts anchored in UBI volumes) uses its own layout or the dump's structure
+    // (U-Boot at offset 0, where the SoC boots; the UBI area after it), whose volumes the anchors find.
+    let ubi = m
+        .parts
+        .iter()
+        .any(|p| matches!(p.anchor, crate::manifest::Anchor::UbiVolume { .. }));
     m.flash_layout
         .clone()
         .filter(|l| !l.entries.is_empty() && l.entries.iter().all(|e| e.end < size))
-        .or_else(|| formats::bmc::preset_for_size(size))
+        .or_else(|| {
+            if ubi {
+                None
+            } else {
+                formats::bmc::preset_for_size(size)
+            }
+        })
 }
 
 /// A `layout-mismatch` finding when the layout a BMC dump declares (a device tree in a FIT, a preset its
