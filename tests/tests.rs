@@ -38,4 +38,5 @@ mod pipeline;
 mod platforms;
 mod sarif;
 mod signing;
+mod ubi;
 mod uefi;

@@ -334,11 +334,21 @@ pub fn trusted_bmc_layout(
 /// content matches, ...) differs from the trusted layout it is compared by.
 fn layout_mismatch(trusted: &crate::formats::layout::Layout, bytes: &[u8]) -> Option<Finding> {
     let own = formats::bmc::discover(bytes)?.layout;
+    // A layout inferred from the dump's structure (the UBI area found by its erase-counter headers, U-Boot
+    // and its environment in front) declares no names, only where things are: its spans are compared.
+    let named = own.source != formats::bmc::ubi::FORMAT.name;
     let key = |l: &crate::formats::layout::Layout| {
         let mut v: Vec<(String, u64, u64)> = l
             .entries
             .iter()
-            .map(|e| (e.name.to_ascii_lowercase(), e.start, e.end))
+            .map(|e| {
+                let name = if named {
+                    e.name.to_ascii_lowercase()
+                } else {
+                    String::new()
+                };
+                (name, e.start, e.end)
+            })
             .collect();
         v.sort();
         v
