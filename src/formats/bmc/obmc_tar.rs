@@ -1327,6 +1327,51 @@ mod tests {
     use crate::input::Data;
     use std::sync::Arc;
 
+    #[test]
+    fn a_ubi_layout_package_names_its_volumes_by_the_manifests_version_id() {
+        // MANIFEST, then a UBIFS superblock node (magic, type 6 at byte 20) or a JFFS2 node as image-rwfs.
+        let manifest = b"purpose=xyz.openbmc_project.Software.Version.VersionPurpose.BMC\nversion=\"2.16.0-test\"\n";
+        let mut ubifs = vec![0u8; 64];
+        ubifs[..4].copy_from_slice(&[0x31, 0x18, 0x10, 0x06]);
+        ubifs[20] = 6;
+        let tree = |rwfs: &[u8]| {
+            let mut bytes = manifest.to_vec();
+            bytes.extend_from_slice(rwfs);
+            let data = Arc::new(Data::Owned(bytes));
+            let mut root = Region::new(RegionKind::Image, "", &data, 0, data.len() as u64);
+            let m = manifest.len() as u64;
+            root.children
+                .push(Region::new(RegionKind::FsFile, "MANIFEST", &data, 0, m));
+            root.children.push(Region::new(
+                RegionKind::FsFile,
+                "image-rwfs",
+                &data,
+                m,
+                rwfs.len() as u64,
+            ));
+            root
+        };
+        // `printf 2.16.0-test | sha512sum | cut -c1-8` (quotes stripped as do_get_versionID strips them).
+        let t = tree(&ubifs);
+        assert_eq!(
+            ubi_volume(&t, "image-kernel").as_deref(),
+            Some("kernel-779ebf23")
+        );
+        assert_eq!(
+            ubi_volume(&t, "image-rofs").as_deref(),
+            Some("rofs-779ebf23")
+        );
+        assert_eq!(ubi_volume(&t, "image-rwfs").as_deref(), Some("rwfs"));
+        assert_eq!(ubi_volume(&t, "image-u-boot"), None);
+        // A JFFS2 rwfs (static layout), or a UBIFS node that is no superblock: partitions.
+        assert_eq!(
+            ubi_volume(&tree(&[0x85, 0x19, 0x03, 0x20]), "image-kernel"),
+            None
+        );
+        ubifs[20] = 9;
+        assert_eq!(ubi_volume(&tree(&ubifs), "image-kernel"), None);
+    }
+
     fn hdr(name: &str, size: u64, typ: u8) -> Vec<u8> {
         let mut h = vec![0u8; 512];
         h[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
