@@ -112,32 +112,27 @@ fn flash(pkg: &Pkg, ubi: &[u8]) -> Vec<u8> {
     img
 }
 
-/// A UBI-layout package: the static package's parts with a UBIFS `image-rwfs` (`mkfs.ubifs` as
-/// `UBIFS_RWFS_CMD` runs it, 6 MiB of LEBs), signed again and tarred as `*.ubi.mtd.tar`.
+/// A UBIFS overlay holding `/etc/hostname`, made with `mkfs.ubifs` as `UBIFS_RWFS_CMD` runs it (6 MiB
+/// of LEBs, min I/O 1).
+fn ubifs(dir: &Path, hostname: &str, out: &str) {
+    let src = format!("{out}.d");
+    let rw = dir.join(&src);
+    std::fs::create_dir_all(rw.join("etc")).unwrap();
+    std::fs::write(rw.join("etc/hostname"), format!("{hostname}\n")).unwrap();
+    let lebs = (6u64 << 20).div_ceil(LEB).to_string();
+    let leb = LEB.to_string();
+    let args = ["-r", &src, "-c", &lebs, "-m", "1", "-e", &leb, out];
+    b::run(dir, &mtd("mkfs.ubifs"), &args);
+}
+
+/// A UBI-layout package: the static package's parts with a UBIFS `image-rwfs` ([`ubifs`]), signed again
+/// and tarred as `*.ubi.mtd.tar`.
 fn ubi_package(name: &str, layout_in_dtb: bool) -> Option<(Pkg, PathBuf)> {
     if !have("mkfs.ubifs") || !have("ubinize") || !have("sha512sum") {
         return None;
     }
     let pkg = Pkg::for_flash(name, "sha256", "RSA-SHA256", UBI_LAYOUT_32)?;
-    let rw = pkg.dir.join("ubifs");
-    std::fs::create_dir_all(rw.join("etc")).unwrap();
-    std::fs::write(rw.join("etc/hostname"), "bmc-0001\n").unwrap();
-    let lebs = (6u64 << 20).div_ceil(LEB).to_string();
-    b::run(
-        &pkg.dir,
-        &mtd("mkfs.ubifs"),
-        &[
-            "-r",
-            "ubifs",
-            "-c",
-            &lebs,
-            "-m",
-            "1",
-            "-e",
-            &LEB.to_string(),
-            "image-rwfs",
-        ],
-    );
+    ubifs(&pkg.dir, "bmc-0001", "image-rwfs");
     if !layout_in_dtb {
         // A kernel whose device tree declares no flash layout: the dump's own structure lays it out.
         let kernel = b::fit(
@@ -222,12 +217,13 @@ fn ubi_package_parts_are_anchored_in_a_ubinize_dump_by_volume_name() {
     );
     assert_eq!(
         parts["image-rwfs"],
-        serde_json::json!({"kind": "ubi-volume", "name": "rwfs"})
+        serde_json::json!({"kind": "ubi-volume", "name": "rwfs", "per_machine": true})
     );
     assert_eq!(
         parts["image-u-boot"],
         serde_json::json!({"kind": "partition", "name": "u-boot"})
     );
+    crate::basics::validate("manifest-v1.schema.json", &man);
 
     // The flash as phosphor assembles it: exit 0, each image compared with its volume.
     let ubi = ubinize(dir, &phosphor_volumes(&id), "ubi-img");
@@ -337,6 +333,35 @@ fn ubi_package_parts_are_anchored_in_a_ubinize_dump_by_volume_name() {
     assert_ne!(moved, ubi, "the volumes must lie in other PEBs");
     let (code, r) = scan(&pkg, &m, &flash(&pkg, &moved), "moved.bin");
     assert_eq!(code, 0, "{}", r["findings"]);
+
+    // The overlay as a machine wrote it (another UBIFS): per-machine, still clean. A read-only image in
+    // the `rwfs` volume is compared with the package's file, and differs.
+    ubifs(dir, "bmc-0002", "rwfs-machine");
+    let mut vols = phosphor_volumes(&id);
+    vols[2].image = "rwfs-machine";
+    let (code, r) = scan(
+        &pkg,
+        &m,
+        &flash(&pkg, &ubinize(dir, &vols, "rw2.img")),
+        "rw2.bin",
+    );
+    assert_eq!(code, 0, "{}", r["findings"]);
+    let mut vols = phosphor_volumes(&id);
+    vols[2].image = "image-rofs";
+    let (code, r) = scan(
+        &pkg,
+        &m,
+        &flash(&pkg, &ubinize(dir, &vols, "rw3.img")),
+        "rw3.bin",
+    );
+    assert_eq!(code, 1);
+    assert!(
+        code_paths(&r)
+            .iter()
+            .any(|(_, p)| p.starts_with(&vol("rwfs"))),
+        "{:?}",
+        code_paths(&r)
+    );
 
     // A volume the package does not hold: named, never clean.
     std::fs::write(dir.join("extra.bin"), b::kernel_bytes(7, 100_000)).unwrap();

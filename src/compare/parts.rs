@@ -645,8 +645,8 @@ fn compare_one(
     image: &mut Region,
     t: &mut Tally,
 ) {
-    if let Anchor::UbiVolume { name } = &job.part.anchor {
-        compare_ubi_volume(cx, job, name, image, t);
+    if let Anchor::UbiVolume { name, per_machine } = &job.part.anchor {
+        compare_ubi_volume(cx, job, name, *per_machine, image, t);
         return;
     }
     let Some(place) = anchor_part(index, top, job, &mut t.findings) else {
@@ -886,7 +886,14 @@ fn ubi_volumes(image: &mut Region) -> Vec<UbiVolume> {
         if depth > MAX_SEARCH_DEPTH || r.space != Space::Image {
             return;
         }
-        if r.is_lazy() {
+        // A UBI area is the content of a partition or flash region (or the whole file); file systems are
+        // searched only as far as they are parsed already.
+        if r.is_lazy()
+            && matches!(
+                r.kind,
+                RegionKind::Image | RegionKind::Partition | RegionKind::FlashRegion
+            )
+        {
             r.expand();
         }
         for c in &r.children {
@@ -921,9 +928,16 @@ fn ubi_volumes(image: &mut Region) -> Vec<UbiVolume> {
 
 /// A `ubi-volume` part: compared with the volume of its name (`anchor-not-found` when there is none,
 /// `anchor-ambiguous` for a second UBI area holding one too, `copy-missing` for copies the baseline
-/// declares, which a UBI volume cannot have). A part that is no read-only image (a package's UBIFS
-/// `rwfs`, opaque to fwscan) in a volume the UBI parser marks per-machine is anchored but not compared.
-fn compare_ubi_volume(cx: &Cx, job: &PartJob<'_>, name: &str, image: &mut Region, t: &mut Tally) {
+/// declares, which a UBI volume cannot have). A per-machine part (a package's UBIFS `rwfs`) in a volume
+/// the UBI parser marks per-machine (no read-only image in it) is anchored but not compared.
+fn compare_ubi_volume(
+    cx: &Cx,
+    job: &PartJob<'_>,
+    name: &str,
+    per_machine: bool,
+    image: &mut Region,
+    t: &mut Tally,
+) {
     let (man, p, node) = (job.man, job.part, job.node);
     for (k, c) in p.copies.iter().enumerate() {
         let mut f = Finding::general(
@@ -986,7 +1000,7 @@ fn compare_ubi_volume(cx: &Cx, job: &PartJob<'_>, name: &str, image: &mut Region
     let Some(d) = find_mut(image, &v.path) else {
         return;
     };
-    if d.policy == Policy::Mutable && node.children.is_empty() {
+    if per_machine && d.policy == Policy::Mutable {
         // Per-machine by structure (UBIFS): the package file is its initial content only.
         cx.skip(&d.path, Policy::Mutable, d.size);
     } else {

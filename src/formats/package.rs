@@ -27,9 +27,10 @@ pub struct PackageSpec {
     /// whole (its parts are anchored, no vendor signature is required of it).
     pub signing: Option<Signing>,
     /// For a package of a UBI flash layout: the name of the UBI volume the member of this name is found in
-    /// (an OpenBMC `*.ubi.mtd.tar`'s `image-kernel` in `kernel-<version id>`). `None` (or a function
+    /// (an OpenBMC `*.ubi.mtd.tar`'s `image-kernel` in `kernel-<version id>`), and whether that volume
+    /// holds per-machine data the member is only the initial content of (`rwfs`). `None` (or a function
     /// returning `None` for the tree or the member): the member is anchored in its [`Member::partition`].
-    pub ubi_volume: Option<fn(&Region, &str) -> Option<String>>,
+    pub ubi_volume: Option<fn(&Region, &str) -> Option<(String, bool)>>,
 }
 
 /// Which nodes of a package tree are its parts.

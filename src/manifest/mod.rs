@@ -422,7 +422,7 @@ impl Manifest {
                     }
                 }
                 // UBI_VOL_NAME_MAX is 127 bytes.
-                Anchor::UbiVolume { name } => {
+                Anchor::UbiVolume { name, .. } => {
                     if name.is_empty() || name.len() > 127 || name.chars().any(char::is_control) {
                         return Err(bad(path, format!("part `{}`: bad UBI volume name", p.path)));
                     }

@@ -37,8 +37,14 @@ pub enum Anchor {
     Volumes,
     /// The UBI volume of this name in the dump's UBI area (a UBI-layout OpenBMC package's kernel FIT in
     /// `kernel-<version id>`): compared with the volume's content as reassembled from its logical erase
-    /// blocks, wherever wear levelling put them.
-    UbiVolume { name: String },
+    /// blocks, wherever wear levelling put them. `per_machine`: the volume holds per-machine data the
+    /// part is only the initial content of (OpenBMC's UBIFS `rwfs`): it must be there, and is compared
+    /// only when it holds a read-only image.
+    UbiVolume {
+        name: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        per_machine: bool,
+    },
 }
 
 impl Anchor {
@@ -46,7 +52,7 @@ impl Anchor {
         match self {
             Anchor::Partition { name } => format!("partition `{name}`"),
             Anchor::Volumes => "firmware volumes".to_string(),
-            Anchor::UbiVolume { name } => format!("UBI volume `{name}`"),
+            Anchor::UbiVolume { name, .. } => format!("UBI volume `{name}`"),
         }
     }
 }
@@ -168,7 +174,7 @@ pub fn parts_of(tree: &Region) -> Vec<Part> {
                 Some(Part {
                     path: c.path.clone(),
                     anchor: match volume {
-                        Some(name) => Anchor::UbiVolume { name },
+                        Some((name, per_machine)) => Anchor::UbiVolume { name, per_machine },
                         None => Anchor::Partition {
                             name: m.partition.to_string(),
                         },

@@ -790,13 +790,13 @@ pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::packag
 /// partition in front of the UBI area (`None` for it: partition anchor). The version id is
 /// `image_version.bbclass`'s `do_get_versionID`: the first 8 hex digits of the SHA-512 of the `version`
 /// the package's `MANIFEST` states (quotes stripped), the id phosphor-bmc-code-mgmt names the volumes by.
-/// `None` for a package of the static or eMMC layout.
-fn ubi_volume(tree: &Region, member: &str) -> Option<String> {
+/// `None` for a package of the static or eMMC layout. The flag: the volume is per-machine (`rwfs`).
+fn ubi_volume(tree: &Region, member: &str) -> Option<(String, bool)> {
     let id = ubi_version_id(tree)?;
     match member {
-        "image-kernel" => Some(format!("kernel-{id}")),
-        "image-rofs" => Some(format!("rofs-{id}")),
-        "image-rwfs" => Some("rwfs".into()),
+        "image-kernel" => Some((format!("kernel-{id}"), false)),
+        "image-rofs" => Some((format!("rofs-{id}"), false)),
+        "image-rwfs" => Some(("rwfs".into(), true)),
         _ => None,
     }
 }
