@@ -30,8 +30,12 @@ pub struct PackageSpec {
     /// (an OpenBMC `*.ubi.mtd.tar`'s `image-kernel` in `kernel-<version id>`), and whether that volume
     /// holds per-machine data the member is only the initial content of (`rwfs`). `None` (or a function
     /// returning `None` for the tree or the member): the member is anchored in its [`Member::partition`].
-    pub ubi_volume: Option<fn(&Region, &str) -> Option<(String, bool)>>,
+    pub ubi_volume: Option<UbiVolumeOf>,
 }
+
+/// The UBI volume of a package member (see [`PackageSpec::ubi_volume`]): its name, and whether it holds
+/// per-machine data.
+pub type UbiVolumeOf = fn(&Region, &str) -> Option<(String, bool)>;
 
 /// Which nodes of a package tree are its parts.
 #[derive(Debug, Clone, Copy)]

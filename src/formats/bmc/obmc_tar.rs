@@ -1353,15 +1353,10 @@ mod tests {
         };
         // `printf 2.16.0-test | sha512sum | cut -c1-8` (quotes stripped as do_get_versionID strips them).
         let t = tree(&ubifs);
-        assert_eq!(
-            ubi_volume(&t, "image-kernel").as_deref(),
-            Some("kernel-779ebf23")
-        );
-        assert_eq!(
-            ubi_volume(&t, "image-rofs").as_deref(),
-            Some("rofs-779ebf23")
-        );
-        assert_eq!(ubi_volume(&t, "image-rwfs").as_deref(), Some("rwfs"));
+        let vol = |m: &str| ubi_volume(&t, m);
+        assert_eq!(vol("image-kernel"), Some(("kernel-779ebf23".into(), false)));
+        assert_eq!(vol("image-rofs"), Some(("rofs-779ebf23".into(), false)));
+        assert_eq!(vol("image-rwfs"), Some(("rwfs".into(), true)));
         assert_eq!(ubi_volume(&t, "image-u-boot"), None);
         // A JFFS2 rwfs (static layout), or a UBIFS node that is no superblock: partitions.
         assert_eq!(
