@@ -41,4 +41,5 @@ mod sarif;
 mod signing;
 mod stb;
 mod stm;
+mod ubi;
 mod uefi;

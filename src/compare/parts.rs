@@ -13,6 +13,13 @@
 //!   position most of them agree on places the whole part. Only the image's regions inside the part's
 //!   span take part, so an NVRAM volume in front of it (or a descriptor, ME, GbE region around it) is not
 //!   a finding but uncovered.
+//! - `ubi-volume NAME`: the volume of that name in the dump's UBI area (the volume table names it, as
+//!   U-Boot and Linux find it), compared with its content reassembled from its logical erase blocks. The
+//!   UBI container (erase counters, VID headers, which PEB holds which LEB) changes with every erase and is
+//!   not compared byte-wise; a volume the parser marks per-machine (UBIFS `rwfs`) is not compared with a
+//!   package file that is no read-only image. Once one volume of a UBI area is anchored, the area is
+//!   covered, and every other volume in it is a `not-covered` finding: nothing the package does not hold
+//!   hides in the UBI area.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -223,6 +230,9 @@ fn locate_copy(
                 span_only: None,
             })
         }
+        // A UBI volume is found by its name only ([`compare_ubi_volume`]); a flash offset or partition
+        // names no second copy of it.
+        Anchor::UbiVolume { .. } => None,
         Anchor::Volumes => {
             let mine = part_volumes(part);
             let first = mine.iter().map(|m| m.2).min()?;
@@ -300,6 +310,8 @@ fn locate(
                 span_only: None,
             })
         }
+        // Placed by [`compare_ubi_volume`], in the decompressed space of the volume.
+        Anchor::UbiVolume { .. } => None,
         Anchor::Volumes => {
             let mine = part_volumes(part);
             // The volumes' extent, not the part's: a capsule's header is not in the flash.
@@ -551,6 +563,8 @@ struct Tally {
     anchors: Vec<Anchored>,
     /// The image spans compared: each part's own place and its declared copies.
     covered: Vec<(u64, u64)>,
+    /// The paths of the UBI volumes parts were anchored in.
+    ubi_anchored: Vec<String>,
 }
 
 /// Compares an image with one or more manifests part by part (each manifest's [`Part`]s, or its whole
@@ -600,6 +614,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
         }
         fold_counters(cx, &mut stats, &mut skipped);
     }
+    ubi_areas_covered(image, &mut t);
     // Sorted once: the overlap check and the not-covered walk below both read the spans in order.
     t.covered.sort_unstable();
     t.findings.extend(overlapping_parts(&t.covered));
@@ -630,6 +645,10 @@ fn compare_one(
     image: &mut Region,
     t: &mut Tally,
 ) {
+    if let Anchor::UbiVolume { name, per_machine } = &job.part.anchor {
+        compare_ubi_volume(cx, job, name, *per_machine, image, t);
+        return;
+    }
     let Some(place) = anchor_part(index, top, job, &mut t.findings) else {
         return;
     };
@@ -846,6 +865,199 @@ fn compare_places(
             offset: place.start,
             size: place.end.saturating_sub(place.start),
         });
+    }
+}
+
+/// One UBI volume of the image: its path, name, size, and the path and span of the UBI area holding it.
+struct UbiVolume {
+    path: String,
+    name: String,
+    size: u64,
+    area: String,
+    area_offset: u64,
+    area_size: u64,
+}
+
+/// The UBI volumes of the image (nodes the UBI parser marked with [`region::UBI_VOLUME_ATTR`]), found
+/// under its own partitions, flash regions and file systems down to [`MAX_SEARCH_DEPTH`], expanding the
+/// lazily parsed ones on the way (a UBI area is parsed when first needed).
+fn ubi_volumes(image: &mut Region) -> Vec<UbiVolume> {
+    fn walk(r: &mut Region, depth: usize, out: &mut Vec<UbiVolume>) {
+        if depth > MAX_SEARCH_DEPTH || r.space != Space::Image {
+            return;
+        }
+        // A UBI area is the content of a partition or flash region (or the whole file); file systems are
+        // searched only as far as they are parsed already.
+        if r.is_lazy()
+            && matches!(
+                r.kind,
+                RegionKind::Image | RegionKind::Partition | RegionKind::FlashRegion
+            )
+        {
+            r.expand();
+        }
+        for c in &r.children {
+            if let Some(name) = c
+                .attrs
+                .get(region::UBI_VOLUME_ATTR)
+                .and_then(serde_json::Value::as_str)
+            {
+                out.push(UbiVolume {
+                    path: c.path.clone(),
+                    name: name.to_string(),
+                    size: c.size,
+                    area: r.path.clone(),
+                    area_offset: r.offset,
+                    area_size: r.size,
+                });
+            }
+        }
+        for c in &mut r.children {
+            if matches!(
+                c.kind,
+                RegionKind::Partition | RegionKind::FlashRegion | RegionKind::Filesystem
+            ) {
+                walk(c, depth.saturating_add(1), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(image, 0, &mut out);
+    out
+}
+
+/// A `ubi-volume` part: compared with the volume of its name (`anchor-not-found` when there is none,
+/// `anchor-ambiguous` for a second UBI area holding one too, `copy-missing` for copies the baseline
+/// declares, which a UBI volume cannot have). A per-machine part (a package's UBIFS `rwfs`) in a volume
+/// the UBI parser marks per-machine (no read-only image in it) is anchored but not compared.
+fn compare_ubi_volume(
+    cx: &Cx,
+    job: &PartJob<'_>,
+    name: &str,
+    per_machine: bool,
+    image: &mut Region,
+    t: &mut Tally,
+) {
+    let (man, p, node) = (job.man, job.part, job.node);
+    for (k, c) in p.copies.iter().enumerate() {
+        let mut f = Finding::general(
+            Code::CopyMissing,
+            format!(
+                "declared copy {} ({}) of {} of the baseline `{}` ({}): a UBI volume is found by its \
+                 name only, never at a flash offset or partition",
+                k.saturating_add(1),
+                c.describe(),
+                job.name,
+                man.product.product,
+                man.product.component,
+            ),
+        );
+        f.path = p.path.clone();
+        f.expected_digest = node.digest.clone();
+        f.expected_size = Some(node.size);
+        t.findings.push(f);
+    }
+    let found: Vec<UbiVolume> = ubi_volumes(image)
+        .into_iter()
+        .filter(|v| v.name == name)
+        .collect();
+    let Some(v) = found.first() else {
+        let mut f = Finding::general(
+            Code::AnchorNotFound,
+            format!(
+                "{} of the baseline `{}` ({} {}): not found in the image",
+                job.name,
+                man.product.product,
+                man.product.component,
+                p.anchor.describe()
+            ),
+        );
+        f.path = p.path.clone();
+        f.expected_digest = node.digest.clone();
+        f.expected_size = Some(node.size);
+        t.findings.push(f);
+        return;
+    };
+    for other in &found[1..] {
+        let mut f = Finding::general(
+            Code::AnchorAmbiguous,
+            format!(
+                "`{}` ({} bytes) is a second UBI volume named `{name}` (in `{}`); {} of the baseline `{}` \
+                 ({}) is compared with `{}`, the first UBI area's",
+                other.path,
+                other.size,
+                other.area,
+                job.name,
+                man.product.product,
+                man.product.component,
+                v.path
+            ),
+        );
+        f.path = other.path.clone();
+        f.offset = Some(other.area_offset);
+        t.findings.push(f);
+    }
+    let Some(d) = find_mut(image, &v.path) else {
+        return;
+    };
+    if per_machine && d.policy == Policy::Mutable {
+        // Per-machine by structure (UBIFS): the package file is its initial content only.
+        cx.skip(&d.path, Policy::Mutable, d.size);
+    } else {
+        let place = Place {
+            region: v.path.clone(),
+            start: 0,
+            end: v.size,
+            // The part's image offsets (in the package file) onto the volume's own bytes.
+            shift: -i128::from(node.offset),
+            span_only: None,
+        };
+        t.findings.extend(compare_part(cx, node, &place, d));
+    }
+    t.ubi_anchored.push(v.path.clone());
+    t.anchors.push(Anchored {
+        manifest: job.manifest,
+        part: p.path.clone(),
+        anchor: p.anchor.describe(),
+        region: v.path.clone(),
+        offset: v.area_offset,
+        size: v.size,
+    });
+}
+
+/// Every UBI area in which a part was anchored is covered as a whole (its container structure is
+/// per-machine, its volumes compared one by one); each of its volumes no part was anchored in is a
+/// `not-covered` finding naming it.
+fn ubi_areas_covered(image: &mut Region, t: &mut Tally) {
+    if t.ubi_anchored.is_empty() {
+        return;
+    }
+    let vols = ubi_volumes(image);
+    let mut areas: Vec<(&str, u64, u64)> = vols
+        .iter()
+        .filter(|v| t.ubi_anchored.contains(&v.path))
+        .map(|v| (v.area.as_str(), v.area_offset, v.area_size))
+        .collect();
+    areas.sort_unstable();
+    areas.dedup();
+    for &(area, offset, size) in &areas {
+        t.covered.push((offset, offset.saturating_add(size)));
+        for v in vols
+            .iter()
+            .filter(|v| v.area == area && !t.ubi_anchored.contains(&v.path))
+        {
+            let mut f = Finding::general(
+                Code::NotCovered,
+                format!(
+                    "UBI volume `{}` ({} bytes) in `{area}`: no verified baseline part is anchored in it",
+                    v.name, v.size
+                ),
+            );
+            f.path = v.path.clone();
+            f.offset = Some(offset);
+            f.size = Some(v.size);
+            t.findings.push(f);
+        }
     }
 }
 

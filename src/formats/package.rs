@@ -26,7 +26,16 @@ pub struct PackageSpec {
     /// How the vendor's signatures vouch for the package; `None`: the package is not vendor-signed as a
     /// whole (its parts are anchored, no vendor signature is required of it).
     pub signing: Option<Signing>,
+    /// For a package of a UBI flash layout: the name of the UBI volume the member of this name is found in
+    /// (an OpenBMC `*.ubi.mtd.tar`'s `image-kernel` in `kernel-<version id>`), and whether that volume
+    /// holds per-machine data the member is only the initial content of (`rwfs`). `None` (or a function
+    /// returning `None` for the tree or the member): the member is anchored in its [`Member::partition`].
+    pub ubi_volume: Option<UbiVolumeOf>,
 }
+
+/// The UBI volume of a package member (see [`PackageSpec::ubi_volume`]): its name, and whether it holds
+/// per-machine data.
+pub type UbiVolumeOf = fn(&Region, &str) -> Option<(String, bool)>;
 
 /// Which nodes of a package tree are its parts.
 #[derive(Debug, Clone, Copy)]

@@ -415,10 +415,19 @@ impl Manifest {
                     format!("part `{}` is not a node of the tree", p.path),
                 ));
             }
-            if let Anchor::Partition { name } = &p.anchor {
-                if name.is_empty() || name.len() > 64 || name.contains('/') {
-                    return Err(bad(path, format!("part `{}`: bad partition name", p.path)));
+            match &p.anchor {
+                Anchor::Partition { name } => {
+                    if name.is_empty() || name.len() > 64 || name.contains('/') {
+                        return Err(bad(path, format!("part `{}`: bad partition name", p.path)));
+                    }
                 }
+                // UBI_VOL_NAME_MAX is 127 bytes.
+                Anchor::UbiVolume { name, .. } => {
+                    if name.is_empty() || name.len() > 127 || name.chars().any(char::is_control) {
+                        return Err(bad(path, format!("part `{}`: bad UBI volume name", p.path)));
+                    }
+                }
+                Anchor::Volumes => {}
             }
             if p.copies.len() > package::MAX_COPIES {
                 return Err(bad(

@@ -35,6 +35,16 @@ pub enum Anchor {
     /// UEFI firmware volumes: the part lies where its volumes are found by name and size (most volumes
     /// agreeing on one position).
     Volumes,
+    /// The UBI volume of this name in the dump's UBI area (a UBI-layout OpenBMC package's kernel FIT in
+    /// `kernel-<version id>`): compared with the volume's content as reassembled from its logical erase
+    /// blocks, wherever wear levelling put them. `per_machine`: the volume holds per-machine data the
+    /// part is only the initial content of (OpenBMC's UBIFS `rwfs`): it must be there, and is compared
+    /// only when it holds a read-only image.
+    UbiVolume {
+        name: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        per_machine: bool,
+    },
 }
 
 impl Anchor {
@@ -42,6 +52,7 @@ impl Anchor {
         match self {
             Anchor::Partition { name } => format!("partition `{name}`"),
             Anchor::Volumes => "firmware volumes".to_string(),
+            Anchor::UbiVolume { name, .. } => format!("UBI volume `{name}`"),
         }
     }
 }
@@ -150,15 +161,23 @@ const MAX_ANCHOR_DEPTH: usize = 6;
 /// region (an ME region file), or, for every other tree and for capsules, the shallowest nodes (not inside
 /// decompressed data) whose children are firmware volumes.
 pub fn parts_of(tree: &Region) -> Vec<Part> {
-    match package::of(tree).map(|s| s.parts) {
+    let spec = package::of(tree);
+    match spec.map(|s| s.parts) {
         Some(Parts::Members(members)) => members
             .iter()
             .filter_map(|m| {
                 let c = tree.children.iter().find(|c| c.name == m.name)?;
+                // A package of a UBI layout: the member's volume by name, else its partition.
+                let volume = spec
+                    .and_then(|s| s.ubi_volume)
+                    .and_then(|f| f(tree, m.name));
                 Some(Part {
                     path: c.path.clone(),
-                    anchor: Anchor::Partition {
-                        name: m.partition.to_string(),
+                    anchor: match volume {
+                        Some((name, per_machine)) => Anchor::UbiVolume { name, per_machine },
+                        None => Anchor::Partition {
+                            name: m.partition.to_string(),
+                        },
                     },
                     signature: None,
                     copies: Vec::new(),

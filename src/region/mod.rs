@@ -307,6 +307,11 @@ pub fn note_findings(r: &Region) -> Vec<Finding> {
 /// it where the CPU starts (issue 19).
 pub const VTF_GUID: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
 
+/// The attribute a UBI parser gives each volume it reassembled: the volume's name in the UBI volume table
+/// (what U-Boot and Linux find the volume by). Its parent is the UBI area. The part-by-part comparison
+/// anchors a release package's images in the volumes by this name (issue 21).
+pub const UBI_VOLUME_ATTR: &str = "ubi-volume";
+
 /// The offset of the first byte of `b` that is not `v` (eight bytes at a time: erased flash is most of an
 /// image, and a byte loop with an early exit does not vectorise).
 pub fn first_not(b: &[u8], v: u8) -> Option<usize> {

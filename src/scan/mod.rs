@@ -311,21 +311,44 @@ pub fn trusted_bmc_layout(
         .iter()
         .map(|(v, _)| v.manifest())
         .find(|m| crate::manifest::package::is_openbmc_parts(&m.parts))?;
+    // The static presets place `kernel`/`rofs`/`rwfs` partitions where a UBI layout has its UBI area: a
+    // package of a UBI layout (parts anchored in UBI volumes) uses its own layout or the dump's structure
+    // (U-Boot at offset 0, where the SoC boots; the UBI area after it), whose volumes the anchors find.
+    let ubi = m
+        .parts
+        .iter()
+        .any(|p| matches!(p.anchor, crate::manifest::Anchor::UbiVolume { .. }));
     m.flash_layout
         .clone()
         .filter(|l| !l.entries.is_empty() && l.entries.iter().all(|e| e.end < size))
-        .or_else(|| formats::bmc::preset_for_size(size))
+        .or_else(|| {
+            if ubi {
+                None
+            } else {
+                formats::bmc::preset_for_size(size)
+            }
+        })
 }
 
 /// A `layout-mismatch` finding when the layout a BMC dump declares (a device tree in a FIT, a preset its
 /// content matches, ...) differs from the trusted layout it is compared by.
 fn layout_mismatch(trusted: &crate::formats::layout::Layout, bytes: &[u8]) -> Option<Finding> {
     let own = formats::bmc::discover(bytes)?.layout;
+    // A layout inferred from the dump's structure (the UBI area found by its erase-counter headers, U-Boot
+    // and its environment in front) declares no names, only where things are: its spans are compared.
+    let named = own.source != formats::bmc::ubi::FORMAT.name;
     let key = |l: &crate::formats::layout::Layout| {
         let mut v: Vec<(String, u64, u64)> = l
             .entries
             .iter()
-            .map(|e| (e.name.to_ascii_lowercase(), e.start, e.end))
+            .map(|e| {
+                let name = if named {
+                    e.name.to_ascii_lowercase()
+                } else {
+                    String::new()
+                };
+                (name, e.start, e.end)
+            })
             .collect();
         v.sort();
         v

@@ -780,7 +780,67 @@ pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::packag
         root: "MANIFEST",
         key_hint: "give the vendor's OpenBMC key in the trust policy (`vendor_keys`) or with --openbmc-key",
     }),
+    ubi_volume: Some(ubi_volume),
 };
+
+/// The UBI volume a member of a UBI-layout package (`*.ubi.mtd.tar`) is found in, as phosphor's
+/// `image_types_phosphor.bbclass` (`do_make_ubi`) names the volumes it writes with `ubinize`: the kernel
+/// FIT in static volume 0 `kernel-<version id>`, the read-only squashfs in static volume 1
+/// `rofs-<version id>`, the per-machine UBIFS in dynamic volume 2 `rwfs`. U-Boot stays in the `u-boot`
+/// partition in front of the UBI area (`None` for it: partition anchor). The version id is
+/// `image_version.bbclass`'s `do_get_versionID`: the first 8 hex digits of the SHA-512 of the `version`
+/// the package's `MANIFEST` states (quotes stripped), the id phosphor-bmc-code-mgmt names the volumes by.
+/// `None` for a package of the static or eMMC layout. The flag: the volume is per-machine (`rwfs`).
+fn ubi_volume(tree: &Region, member: &str) -> Option<(String, bool)> {
+    let id = ubi_version_id(tree)?;
+    match member {
+        "image-kernel" => Some((format!("kernel-{id}"), false)),
+        "image-rofs" => Some((format!("rofs-{id}"), false)),
+        "image-rwfs" => Some(("rwfs".into(), true)),
+        _ => None,
+    }
+}
+
+/// UBIFS's node magic (0x06101831, little-endian) and the superblock node type at byte 20: the first
+/// node of a UBIFS image (`mkfs.ubifs`).
+fn is_ubifs(b: &[u8]) -> bool {
+    b.get(..4) == Some(&[0x31, 0x18, 0x10, 0x06][..]) && b.get(20) == Some(&6)
+}
+
+/// The version id of a UBI-layout package: its `image-rwfs` is UBIFS (`FLASH_UBI_OVERLAY_BASETYPE`), or
+/// the flash layout its kernel FIT carries has a UBI partition (`obmc-ubi`); `None` otherwise, or without
+/// a `MANIFEST` version.
+fn ubi_version_id(tree: &Region) -> Option<String> {
+    let member = |n: &str| {
+        tree.children
+            .iter()
+            .find(|c| c.name == n && c.kind == RegionKind::FsFile)
+    };
+    let ubifs_rwfs = member("image-rwfs").is_some_and(|r| is_ubifs(r.bytes()));
+    let ubi_layout = || {
+        member("image-kernel")
+            .and_then(|k| crate::formats::bmc::fit_flash_layout(k.bytes()))
+            .is_some_and(|l| {
+                l.entries
+                    .iter()
+                    .any(|e| e.name.to_ascii_lowercase().contains("ubi"))
+            })
+    };
+    if !ubifs_rwfs && !ubi_layout() {
+        return None;
+    }
+    let manifest = member("MANIFEST").filter(|m| m.size <= MAX_SMALL)?;
+    let (_, version) = manifest_fields(manifest.bytes())
+        .into_iter()
+        .find(|(k, _)| k == "version")?;
+    let version = version.trim_matches('"');
+    if version.is_empty() {
+        return None;
+    }
+    use sha2::Digest;
+    let d = sha2::Sha512::digest(version.as_bytes());
+    Some(hex::encode(&d[..4]))
+}
 
 /// The package's parts: each of [`PARTITION_IMAGES`] in the flash partition OpenBMC's static layout names
 /// after it.
@@ -1266,6 +1326,46 @@ mod tests {
     use crate::formats::ParseOptions;
     use crate::input::Data;
     use std::sync::Arc;
+
+    #[test]
+    fn a_ubi_layout_package_names_its_volumes_by_the_manifests_version_id() {
+        // MANIFEST, then a UBIFS superblock node (magic, type 6 at byte 20) or a JFFS2 node as image-rwfs.
+        let manifest = b"purpose=xyz.openbmc_project.Software.Version.VersionPurpose.BMC\nversion=\"2.16.0-test\"\n";
+        let mut ubifs = vec![0u8; 64];
+        ubifs[..4].copy_from_slice(&[0x31, 0x18, 0x10, 0x06]);
+        ubifs[20] = 6;
+        let tree = |rwfs: &[u8]| {
+            let mut bytes = manifest.to_vec();
+            bytes.extend_from_slice(rwfs);
+            let data = Arc::new(Data::Owned(bytes));
+            let mut root = Region::new(RegionKind::Image, "", &data, 0, data.len() as u64);
+            let m = manifest.len() as u64;
+            root.children
+                .push(Region::new(RegionKind::FsFile, "MANIFEST", &data, 0, m));
+            root.children.push(Region::new(
+                RegionKind::FsFile,
+                "image-rwfs",
+                &data,
+                m,
+                rwfs.len() as u64,
+            ));
+            root
+        };
+        // `printf 2.16.0-test | sha512sum | cut -c1-8` (quotes stripped as do_get_versionID strips them).
+        let t = tree(&ubifs);
+        let vol = |m: &str| ubi_volume(&t, m);
+        assert_eq!(vol("image-kernel"), Some(("kernel-779ebf23".into(), false)));
+        assert_eq!(vol("image-rofs"), Some(("rofs-779ebf23".into(), false)));
+        assert_eq!(vol("image-rwfs"), Some(("rwfs".into(), true)));
+        assert_eq!(ubi_volume(&t, "image-u-boot"), None);
+        // A JFFS2 rwfs (static layout), or a UBIFS node that is no superblock: partitions.
+        assert_eq!(
+            ubi_volume(&tree(&[0x85, 0x19, 0x03, 0x20]), "image-kernel"),
+            None
+        );
+        ubifs[20] = 9;
+        assert_eq!(ubi_volume(&tree(&ubifs), "image-kernel"), None);
+    }
 
     fn hdr(name: &str, size: u64, typ: u8) -> Vec<u8> {
         let mut h = vec![0u8; 512];

@@ -151,7 +151,8 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
                         node.offset,
                         0,
                     )
-                    .with_policy(Policy::Mutable);
+                    .with_policy(Policy::Mutable)
+                    .with_attr(crate::region::UBI_VOLUME_ATTR, name.clone());
                     v.notes
                         .push(crate::formats::unparsed_note("ubi volume", &e));
                     children.push(v);
@@ -245,6 +246,7 @@ fn volume(
         len,
     )
     .with_attr("name", name.to_string())
+    .with_attr(crate::region::UBI_VOLUME_ATTR, name.to_string())
     .with_attr("volume-id", id)
     .with_attr("type", typ.to_string());
     // A static volume (a kernel, a read-only file system) is pinned inside the mutable UBI area, whose

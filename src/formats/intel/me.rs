@@ -96,6 +96,7 @@ pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::packag
     is_package: |_| true,
     parts: crate::formats::package::Parts::Whole("me"),
     flash_layout: None,
+    ubi_volume: None,
     signing: None,
 };
 

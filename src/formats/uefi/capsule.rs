@@ -53,6 +53,7 @@ pub const PACKAGE: crate::formats::package::PackageSpec = crate::formats::packag
     is_package: |_| true,
     parts: crate::formats::package::Parts::Volumes,
     flash_layout: None,
+    ubi_volume: None,
     signing: Some(crate::formats::package::Signing::Covering {
         noun: "the capsule",
         key_hint: "give the vendor's certificate or CA in the trust policy (`vendor_keys`) or with --capsule-cert",
