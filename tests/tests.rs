@@ -16,6 +16,7 @@ mod chains;
 mod check;
 mod coreboot;
 mod corim;
+mod corim_interop;
 mod errors;
 mod eventlog;
 mod failclosed;

@@ -88,7 +88,7 @@ pub enum VendorKey {
     AspeedOtp(Vec<u8>),
     /// `fit`: a public key U-Boot's verified boot checks FIT signatures with (`formats::bmc::fit_sig`).
     Fit(FitKeyData),
-    /// `cose`: a P-256, P-384 or Ed25519 public key (PEM SubjectPublicKeyInfo, validated when the ring is
+    /// `cose`: a P-256, P-384, P-521 (verify only) or Ed25519 public key (PEM SubjectPublicKeyInfo, validated when the ring is
     /// built) that signs CoRIMs (`manifest::corim`).
     Cose(String),
 }

@@ -159,7 +159,7 @@ pub enum VendorKeyProblem {
     FitMissing,
     #[error("type fit: {0}")]
     Fit(String),
-    #[error("type cose needs `pem`, a P-256, P-384 or Ed25519 public key (BEGIN PUBLIC KEY): {0}")]
+    #[error("type cose needs `pem`, a P-256, P-384, P-521 or Ed25519 public key (BEGIN PUBLIC KEY): {0}")]
     Cose(String),
     #[error("type `{0}`: openbmc, x509, bootguard-km-hash, aspeed-otp, fit or cose")]
     Kind(String),

@@ -1,7 +1,8 @@
 //! COSE (RFC 9052) signatures of CoRIMs: `COSE_Sign1` (`#6.18`) written and read, `COSE_Sign` (`#6.98`,
 //! several signers) read. Algorithms: ES256 (-7, P-256 + SHA-256), ES384 (-35, P-384 + SHA-384) and EdDSA
 //! (-8, Ed25519), with RustCrypto's `p256`/`p384` (RFC 6979 deterministic nonces, so a signature is a
-//! function of key and message) and `ed25519-dalek` (strict verification).
+//! function of key and message) and `ed25519-dalek` (strict verification); ES512 (-36, P-521 + SHA-512,
+//! `p521`) is verified only (OCP S.A.F.E. reviewers sign with P-521).
 //!
 //! `coset` was not taken: it builds on `ciborium`, whose decoder accepts what a signed CoRIM must not
 //! (indefinite lengths, duplicate keys) and whose encoder does not sort map keys; the two structures
@@ -14,6 +15,10 @@ use super::cbor::{self, Value};
 pub const ALG_ES256: i64 = -7;
 pub const ALG_ES384: i64 = -35;
 pub const ALG_EDDSA: i64 = -8;
+pub const ALG_ES512: i64 = -36;
+/// A signer that names no `alg` (COSE's reserved 0, never an algorithm): the verifying key's type decides
+/// it, as every key type here has exactly one algorithm.
+pub const ALG_ABSENT: i128 = 0;
 
 /// The name of a COSE algorithm id.
 pub fn alg_name(alg: i128) -> String {
@@ -24,6 +29,7 @@ pub fn alg_name(alg: i128) -> String {
         -8 => "EdDSA".into(),
         -37 => "PS256".into(),
         -257 => "RS256".into(),
+        0 => "no alg (the key's)".into(),
         a => format!("alg {a}"),
     }
 }
@@ -47,6 +53,7 @@ impl std::fmt::Debug for SigningKey {
 pub enum VerifyingKey {
     Es256(p256::ecdsa::VerifyingKey),
     Es384(p384::ecdsa::VerifyingKey),
+    Es512(p521::PublicKey),
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
@@ -105,7 +112,7 @@ impl SigningKey {
 }
 
 impl VerifyingKey {
-    /// A PEM SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) of P-256, P-384 or Ed25519.
+    /// A PEM SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) of P-256, P-384, P-521 or Ed25519.
     pub fn from_pem(text: &str) -> Result<VerifyingKey, String> {
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
             return Ok(VerifyingKey::Es256(k));
@@ -113,10 +120,13 @@ impl VerifyingKey {
         if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_pem(text) {
             return Ok(VerifyingKey::Es384(k));
         }
+        if let Ok(k) = p521::PublicKey::from_public_key_pem(text) {
+            return Ok(VerifyingKey::Es512(k));
+        }
         if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(text) {
             return Ok(VerifyingKey::Ed25519(k));
         }
-        Err("not a PEM public key (BEGIN PUBLIC KEY) of P-256, P-384 or Ed25519".into())
+        Err("not a PEM public key (BEGIN PUBLIC KEY) of P-256, P-384, P-521 or Ed25519".into())
     }
 
     /// The key as PEM SubjectPublicKeyInfo.
@@ -125,6 +135,7 @@ impl VerifyingKey {
         match self {
             VerifyingKey::Es256(k) => k.to_public_key_pem(lf),
             VerifyingKey::Es384(k) => k.to_public_key_pem(lf),
+            VerifyingKey::Es512(k) => k.to_public_key_pem(lf),
             VerifyingKey::Ed25519(k) => k.to_public_key_pem(lf),
         }
         .unwrap_or_default()
@@ -134,14 +145,16 @@ impl VerifyingKey {
         match self {
             VerifyingKey::Es256(_) => ALG_ES256,
             VerifyingKey::Es384(_) => ALG_ES384,
+            VerifyingKey::Es512(_) => ALG_ES512,
             VerifyingKey::Ed25519(_) => ALG_EDDSA,
         }
     }
 
-    /// Does `sig` (COSE form: `r || s` for ECDSA) verify over `msg` with this key and algorithm `alg`?
+    /// Does `sig` (COSE form: `r || s` for ECDSA) verify over `msg` with this key and algorithm `alg`
+    /// ([`ALG_ABSENT`]: the key's own algorithm)?
     pub fn verify(&self, alg: i128, msg: &[u8], sig: &[u8]) -> bool {
         use p256::ecdsa::signature::Verifier;
-        if alg != i128::from(self.alg()) {
+        if alg != i128::from(self.alg()) && alg != ALG_ABSENT {
             return false;
         }
         match self {
@@ -151,6 +164,10 @@ impl VerifyingKey {
             VerifyingKey::Es384(k) => {
                 p384::ecdsa::Signature::from_slice(sig).is_ok_and(|s| k.verify(msg, &s).is_ok())
             }
+            VerifyingKey::Es512(k) => p521::ecdsa::VerifyingKey::from_affine(*k.as_affine())
+                .is_ok_and(|v| {
+                    p521::ecdsa::Signature::from_slice(sig).is_ok_and(|s| v.verify(msg, &s).is_ok())
+                }),
             VerifyingKey::Ed25519(k) => ed25519_dalek::Signature::from_slice(sig)
                 .is_ok_and(|s| k.verify_strict(msg, &s).is_ok()),
         }

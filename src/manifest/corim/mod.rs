@@ -708,8 +708,20 @@ fn sign_payload(msg: &Value, c: &mut Corim) -> Result<Vec<u8>, CorimError> {
                 .get(1)
                 .and_then(Value::as_int)
         };
-        let (Some(alg), Some(sig)) = (alg, s[2].as_bytes()) else {
-            return bad("COSE_Signature without a protected alg or a bstr signature");
+        let Some(sig) = s[2].as_bytes() else {
+            return bad("COSE_Signature without a bstr signature");
+        };
+        // OCP S.A.F.E. reports name no alg at all (a `kid` only): the trusted key's type decides it.
+        let alg = match alg {
+            Some(a) => a,
+            None if s[1].get(1).is_none() => {
+                c.notes.push(format!(
+                    "tolerated: COSE_Sign signer {} names no alg; the verifying key's type decides it (one algorithm per key type)",
+                    c.signatures.len()
+                ));
+                cose::ALG_ABSENT
+            }
+            None => return bad("COSE_Signature with an unprotected alg (it must be protected)"),
         };
         c.signatures.push(Signature {
             alg,
