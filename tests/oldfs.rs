@@ -978,3 +978,388 @@ fn squashfs_v2_hostile_variants_stay_bounded() {
     assert!(!f.is_empty());
     assert!(n.contains_key("squashfs/bin/brctl"));
 }
+
+/// A squashfs 3.1 image of `root`, written in the layout of squashfs_compat.h (no squashfs 3 maker is
+/// packaged any more): zlib data blocks of 4 KiB (stored when they do not shrink), no fragments, the inode
+/// table in stored metadata blocks, the directory table in zlib metadata blocks, uid table [0, 1000] and
+/// gid table [50] (`bin/app` is owned by 1000:50). Either byte order: bit fields from the low end of
+/// little-endian bytes, from the high end of big-endian ones.
+fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
+    use std::os::unix::fs::MetadataExt;
+    const BS: usize = 4096;
+    /// Packs consecutive bit fields.
+    struct Bits {
+        out: Vec<u8>,
+        pos: usize,
+        big: bool,
+    }
+    impl Bits {
+        fn new(big: bool) -> Bits {
+            Bits {
+                out: Vec::new(),
+                pos: 0,
+                big,
+            }
+        }
+        fn put(&mut self, n: usize, v: u64) -> &mut Bits {
+            for i in 0..n {
+                let p = self.pos + i;
+                if p / 8 >= self.out.len() {
+                    self.out.push(0);
+                }
+                let (bit, shift) = if self.big {
+                    ((v >> (n - 1 - i)) & 1, 7 - p % 8)
+                } else {
+                    ((v >> i) & 1, p % 8)
+                };
+                self.out[p / 8] |= (bit as u8) << shift;
+            }
+            self.pos += n;
+            self
+        }
+    }
+    struct Node {
+        name: String,
+        path: PathBuf,
+        kind: u64, // 1 dir, 2 file, 3 symlink
+        children: Vec<usize>,
+        parent: usize,
+        number: u64,
+        inode_pos: usize,
+        dir_pos: usize,
+        dir_len: usize,
+        data: Vec<u64>, // block sizes
+        start: u64,
+        size: u64,
+        target: Vec<u8>,
+        mode: u64,
+    }
+    // The tree, parents first; entries sorted by name (unsquashfs checks the order).
+    let mut nodes = vec![Node {
+        name: String::new(),
+        path: root.to_path_buf(),
+        kind: 1,
+        children: vec![],
+        parent: 0,
+        number: 0,
+        inode_pos: 0,
+        dir_pos: 0,
+        dir_len: 0,
+        data: vec![],
+        start: 0,
+        size: 0,
+        target: vec![],
+        mode: 0o755,
+    }];
+    let mut i = 0;
+    while i < nodes.len() {
+        if nodes[i].kind == 1 {
+            let mut names: Vec<_> = std::fs::read_dir(&nodes[i].path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            names.sort();
+            for p in names {
+                let md = std::fs::symlink_metadata(&p).unwrap();
+                let kind = if md.file_type().is_symlink() {
+                    3
+                } else if md.is_dir() {
+                    1
+                } else {
+                    2
+                };
+                let idx = nodes.len();
+                nodes[i].children.push(idx);
+                nodes.push(Node {
+                    name: p.file_name().unwrap().to_str().unwrap().to_string(),
+                    path: p.clone(),
+                    kind,
+                    children: vec![],
+                    parent: i,
+                    number: 0,
+                    inode_pos: 0,
+                    dir_pos: 0,
+                    dir_len: 0,
+                    data: vec![],
+                    start: 0,
+                    size: 0,
+                    target: vec![],
+                    mode: u64::from(md.mode() & 0o7777),
+                });
+            }
+        }
+        i += 1;
+    }
+    // Inode numbers: 1.., the root last (as mksquashfs numbers it).
+    let count = nodes.len() as u64;
+    for (k, n) in nodes.iter_mut().enumerate() {
+        n.number = if k == 0 { count } else { k as u64 };
+    }
+    // Superblock placeholder, then data blocks.
+    let mut img = vec![0u8; 119];
+    for n in nodes.iter_mut() {
+        match n.kind {
+            2 => {
+                let bytes = std::fs::read(&n.path).unwrap();
+                n.size = bytes.len() as u64;
+                n.start = img.len() as u64;
+                for chunk in bytes.chunks(BS) {
+                    let mut z =
+                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+                    z.write_all(chunk).unwrap();
+                    let z = z.finish().unwrap();
+                    if z.len() < chunk.len() {
+                        n.data.push(z.len() as u64);
+                        img.extend_from_slice(&z);
+                    } else {
+                        n.data.push(chunk.len() as u64 | 1 << 24);
+                        img.extend_from_slice(chunk);
+                    }
+                }
+            }
+            3 => {
+                n.target = std::fs::read_link(&n.path)
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .as_bytes()
+                    .to_vec()
+            }
+            _ => {}
+        }
+    }
+    // Inode positions in the (stored, 8 KiB-block) inode table: children before parents, root last.
+    let inode_len = |n: &Node| match n.kind {
+        1 => 28,
+        2 => 32 + 4 * n.data.len(),
+        _ => 18 + n.target.len(),
+    };
+    let stored_ref = |pos: usize| (((pos / 8192) * 8194) as u64, (pos % 8192) as u64);
+    let mut pos = 0;
+    for k in (1..nodes.len()).chain([0]) {
+        nodes[k].inode_pos = pos;
+        pos += inode_len(&nodes[k]);
+    }
+    // The directory table (uncompressed stream): header per run of entries in one inode block.
+    let e = big;
+    let mut dirs = Vec::new();
+    for k in 0..nodes.len() {
+        if nodes[k].kind != 1 {
+            continue;
+        }
+        nodes[k].dir_pos = dirs.len();
+        let kids = nodes[k].children.clone();
+        let mut run: Vec<usize> = Vec::new();
+        let flush = |run: &mut Vec<usize>, dirs: &mut Vec<u8>, nodes: &Vec<Node>| {
+            if run.is_empty() {
+                return;
+            }
+            let first = &nodes[run[0]];
+            let mut h = Bits::new(e);
+            h.put(8, run.len() as u64 - 1)
+                .put(32, stored_ref(first.inode_pos).0)
+                .put(32, first.number);
+            dirs.extend_from_slice(&h.out);
+            for &c in run.iter() {
+                let n = &nodes[c];
+                let mut d = Bits::new(e);
+                d.put(13, stored_ref(n.inode_pos).1)
+                    .put(3, n.kind)
+                    .put(8, n.name.len() as u64 - 1)
+                    .put(16, (n.number - first.number) & 0xFFFF);
+                dirs.extend_from_slice(&d.out);
+                dirs.extend_from_slice(n.name.as_bytes());
+            }
+            run.clear();
+        };
+        for c in kids {
+            if let Some(&f) = run.first() {
+                if stored_ref(nodes[f].inode_pos).0 != stored_ref(nodes[c].inode_pos).0 {
+                    flush(&mut run, &mut dirs, &nodes);
+                }
+            }
+            run.push(c);
+        }
+        flush(&mut run, &mut dirs, &nodes);
+        nodes[k].dir_len = dirs.len() - nodes[k].dir_pos;
+    }
+    // Directory table compressed in 8 KiB blocks: (block start, offset) of every stream position.
+    let mut dir_table = Vec::new();
+    let mut dir_starts = Vec::new();
+    for chunk in dirs.chunks(8192) {
+        dir_starts.push(dir_table.len() as u64);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(chunk).unwrap();
+        let z = z.finish().unwrap();
+        let h = z.len() as u16;
+        dir_table.extend_from_slice(&if big {
+            h.to_be_bytes()
+        } else {
+            h.to_le_bytes()
+        });
+        dir_table.extend_from_slice(&z);
+    }
+    let dir_ref = |pos: usize| (dir_starts[pos / 8192], (pos % 8192) as u64);
+    // The inode stream.
+    let mut inodes = Vec::new();
+    for k in (1..nodes.len()).chain([0]) {
+        let n = &nodes[k];
+        assert_eq!(inodes.len(), n.inode_pos);
+        let app = n.path.ends_with("bin/app");
+        let mut b = Bits::new(e);
+        let typ = n.kind;
+        b.put(4, typ)
+            .put(12, n.mode)
+            .put(8, if app { 1 } else { 0 })
+            .put(8, if app { 0 } else { 255 })
+            .put(32, 1_200_000_000)
+            .put(32, n.number);
+        match typ {
+            1 => {
+                let (blk, off) = dir_ref(n.dir_pos);
+                b.put(
+                    32,
+                    2 + n.children.iter().filter(|&&c| nodes[c].kind == 1).count() as u64,
+                )
+                .put(19, n.dir_len as u64 + 3)
+                .put(13, off)
+                .put(32, blk)
+                .put(32, nodes[n.parent].number);
+            }
+            2 => {
+                b.put(64, n.start)
+                    .put(32, 0xFFFF_FFFF)
+                    .put(32, 0)
+                    .put(32, n.size);
+                for &s in &n.data {
+                    b.put(32, s);
+                }
+            }
+            _ => {
+                b.put(32, 1).put(16, n.target.len() as u64);
+            }
+        }
+        inodes.extend_from_slice(&b.out);
+        inodes.extend_from_slice(&n.target);
+    }
+    // Stored metadata blocks: header bit 15 set.
+    let inode_table_start = img.len() as u64;
+    for chunk in inodes.chunks(8192) {
+        let h = 0x8000u16 | chunk.len() as u16;
+        img.extend_from_slice(&if big {
+            h.to_be_bytes()
+        } else {
+            h.to_le_bytes()
+        });
+        img.extend_from_slice(chunk);
+    }
+    let dir_table_start = img.len() as u64;
+    img.extend_from_slice(&dir_table);
+    let word = |v: u32| {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    };
+    let uid_start = img.len() as u64;
+    img.extend_from_slice(&word(0));
+    img.extend_from_slice(&word(1000));
+    let guid_start = img.len() as u64;
+    img.extend_from_slice(&word(50));
+    let bytes_used = img.len() as u64;
+    let (rblk, roff) = stored_ref(nodes[0].inode_pos);
+    let mut sb = Bits::new(e);
+    sb.put(32, 0x7371_7368)
+        .put(32, count)
+        .put(32, bytes_used)
+        .put(32, uid_start)
+        .put(32, guid_start)
+        .put(32, inode_table_start)
+        .put(32, dir_table_start)
+        .put(16, 3)
+        .put(16, 1)
+        .put(16, BS as u64)
+        .put(16, 12)
+        .put(8, 1 << 4) // no fragments
+        .put(8, 2)
+        .put(8, 1)
+        .put(32, 1_200_000_000)
+        .put(64, rblk << 16 | roff)
+        .put(32, BS as u64)
+        .put(32, 0)
+        .put(32, uid_start)
+        .put(64, bytes_used)
+        .put(64, uid_start)
+        .put(64, guid_start)
+        .put(64, inode_table_start)
+        .put(64, dir_table_start)
+        .put(64, uid_start)
+        .put(64, u64::MAX);
+    assert_eq!(sb.out.len(), 119);
+    img[..119].copy_from_slice(&sb.out);
+    img.resize(img.len().div_ceil(4096) * 4096, 0);
+    img
+}
+
+#[test]
+fn squashfs_v3_both_endians_match_unsquashfs() {
+    if !have_tool("unsquashfs", "squashfs-tools") {
+        return;
+    }
+    let dir = scratch("squashfs-v3");
+    let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
+    for big in [false, true] {
+        let endian = if big { "big" } else { "little" };
+        let img = dir.join(format!("{endian}.sqsh"));
+        std::fs::write(&img, squashfs3_image(&root, big)).unwrap();
+        let out = dir.join(format!("x-{endian}"));
+        sh(
+            "unsquashfs",
+            &[
+                "-no-xattrs",
+                "-d",
+                out.to_str().unwrap(),
+                img.to_str().unwrap(),
+            ],
+        );
+        let doc = inspect_json(&img);
+        assert_eq!(doc["format"], "squashfs3", "{endian}");
+        assert!(
+            doc["findings"].as_array().unwrap().is_empty(),
+            "{endian}: {}",
+            doc["findings"]
+        );
+        let n = nodes(&doc);
+        assert_eq!(n["squashfs"]["attrs"]["version"], "3.1");
+        assert_eq!(n["squashfs"]["attrs"]["endian"], endian);
+        assert_eq!(n["squashfs"]["attrs"]["compression"], "gzip");
+        // Names, kinds, sizes and digests: what unsquashfs extracted; modes and owners: its listing.
+        assert_eq!(listed(&n, "squashfs/"), walk(&out), "{endian}");
+        assert_eq!(squashfs_matches_lln(&n, &img), walk(&root).len());
+        assert_eq!(n["squashfs/bin/app"]["attrs"]["uid"], 1000);
+        assert_eq!(n["squashfs/bin/app"]["attrs"]["gid"], 50);
+    }
+}
+
+#[test]
+fn squashfs_v3_changed_file_is_named_by_scan() {
+    let dir = scratch("squashfs-v3-scan");
+    let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
+    let img = dir.join("base.sqsh");
+    std::fs::write(&img, squashfs3_image(&root, true)).unwrap();
+    let m = baseline(&dir, &img);
+    let (code, f) = scan(&m, &img);
+    assert_eq!(code, 0, "{f:?}");
+    let root = make_root(&dir, "root::0:0::/root:/bin/sh\n");
+    let img2 = dir.join("changed.sqsh");
+    std::fs::write(&img2, squashfs3_image(&root, true)).unwrap();
+    let (code, f) = scan(&m, &img2);
+    assert_eq!(code, 1);
+    assert!(has(&f, "file-modified", "squashfs/etc/passwd"), "{f:?}");
+    assert!(
+        !f.iter()
+            .any(|(c, p, _)| c == "file-modified" && p.starts_with("squashfs/bin/")),
+        "{f:?}"
+    );
+}

@@ -252,16 +252,46 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     Ok(out.into())
 }
 
-/// The compressor, from the first data block (right after the superblock, when the inode table does not
-/// start there).
+/// The compressor: that of the first compressed metadata block (directory table, then inode table), else
+/// of the first data block (right after the superblock) when it looks like zlib or an LZMA header.
 fn compression(b: &[u8], sb: &Super) -> &'static str {
-    if sb.inode_table <= sb.data_start {
-        return "none";
+    let kind = |d: &[u8]| {
+        if is_zlib(d) {
+            Some("gzip")
+        } else if is_lzma(d) {
+            Some("lzma")
+        } else {
+            None
+        }
+    };
+    for table in [sb.dir_table, sb.inode_table] {
+        let Ok(h) = bits(b, table, 0, 16, sb.e) else {
+            continue;
+        };
+        let skip = if sb.flags & FLAG_CHECK != 0 { 3 } else { 2 };
+        if h & 0x8000 == 0 {
+            if let Some(k) = b.get(table.saturating_add(skip) as usize..).and_then(kind) {
+                return k;
+            }
+        }
     }
-    match b.get(sb.data_start as usize..) {
-        Some(d) if is_zlib(d) => "gzip",
-        Some(d) if d.first().is_some_and(|&p| p < 225) => "lzma",
-        _ => "unknown",
+    if sb.inode_table > sb.data_start {
+        if let Some(k) = b.get(sb.data_start as usize..).and_then(kind) {
+            return k;
+        }
+    }
+    "unknown"
+}
+
+/// An LZMA header: a valid properties byte and a dictionary of 2^n or 2^n + 2^(n-1) bytes, 4 KiB or more.
+fn is_lzma(d: &[u8]) -> bool {
+    match d {
+        [p, a, b, c, e, ..] if *p < 225 => {
+            let dict = u32::from_le_bytes([*a, *b, *c, *e]);
+            dict >= 4096
+                && (dict.is_power_of_two() || (dict / 3).is_power_of_two() && dict % 3 == 0)
+        }
+        _ => false,
     }
 }
 
