@@ -979,45 +979,73 @@ fn squashfs_v2_hostile_variants_stay_bounded() {
     assert!(n.contains_key("squashfs/bin/brctl"));
 }
 
+/// Bit fields packed one after another: from the low end of little-endian bytes, from the high end of
+/// big-endian ones (squashfs_compat.h's structures).
+struct Bits {
+    out: Vec<u8>,
+    pos: usize,
+    big: bool,
+}
+
+impl Bits {
+    fn new(big: bool) -> Bits {
+        Bits {
+            out: Vec::new(),
+            pos: 0,
+            big,
+        }
+    }
+    fn put(&mut self, n: usize, v: u64) -> &mut Bits {
+        for i in 0..n {
+            let p = self.pos + i;
+            if p / 8 >= self.out.len() {
+                self.out.push(0);
+            }
+            let (bit, shift) = if self.big {
+                ((v >> (n - 1 - i)) & 1, 7 - p % 8)
+            } else {
+                ((v >> i) & 1, p % 8)
+            };
+            self.out[p / 8] |= (bit as u8) << shift;
+        }
+        self.pos += n;
+        self
+    }
+}
+
+/// Metadata blocks of `stream` (8 KiB each; zlib, or stored with header bit 15) and each block's start.
+fn squashfs3_meta(stream: &[u8], compress: bool, big: bool) -> (Vec<u8>, Vec<u64>) {
+    let mut out = Vec::new();
+    let mut starts = Vec::new();
+    for chunk in stream.chunks(8192) {
+        starts.push(out.len() as u64);
+        let (h, body) = if compress {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+            z.write_all(chunk).unwrap();
+            let z = z.finish().unwrap();
+            (z.len() as u16, z)
+        } else {
+            (0x8000 | chunk.len() as u16, chunk.to_vec())
+        };
+        out.extend_from_slice(&if big {
+            h.to_be_bytes()
+        } else {
+            h.to_le_bytes()
+        });
+        out.extend_from_slice(&body);
+    }
+    (out, starts)
+}
+
 /// A squashfs 3.1 image of `root`, written in the layout of squashfs_compat.h (no squashfs 3 maker is
-/// packaged any more): zlib data blocks of 4 KiB (stored when they do not shrink), no fragments, the inode
-/// table in stored metadata blocks, the directory table in zlib metadata blocks, uid table [0, 1000] and
-/// gid table [50] (`bin/app` is owned by 1000:50). Either byte order: bit fields from the low end of
-/// little-endian bytes, from the high end of big-endian ones.
-fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
+/// packaged any more), either byte order: zlib data blocks of 4 KiB (stored when they do not shrink), uid
+/// table [0, 1000] and gid table [50] (`bin/app` is owned by 1000:50). `alt` false: no fragments, the inode
+/// table stored and the directory table zlib; `alt` true: file tails in zlib fragment blocks, the inode
+/// table zlib and the directory table stored.
+fn squashfs3_image(root: &Path, big: bool, alt: bool) -> Vec<u8> {
     use std::os::unix::fs::MetadataExt;
     const BS: usize = 4096;
-    /// Packs consecutive bit fields.
-    struct Bits {
-        out: Vec<u8>,
-        pos: usize,
-        big: bool,
-    }
-    impl Bits {
-        fn new(big: bool) -> Bits {
-            Bits {
-                out: Vec::new(),
-                pos: 0,
-                big,
-            }
-        }
-        fn put(&mut self, n: usize, v: u64) -> &mut Bits {
-            for i in 0..n {
-                let p = self.pos + i;
-                if p / 8 >= self.out.len() {
-                    self.out.push(0);
-                }
-                let (bit, shift) = if self.big {
-                    ((v >> (n - 1 - i)) & 1, 7 - p % 8)
-                } else {
-                    ((v >> i) & 1, p % 8)
-                };
-                self.out[p / 8] |= (bit as u8) << shift;
-            }
-            self.pos += n;
-            self
-        }
-    }
+    #[derive(Default)]
     struct Node {
         name: String,
         path: PathBuf,
@@ -1026,30 +1054,19 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
         parent: usize,
         number: u64,
         inode_pos: usize,
-        dir_pos: usize,
-        dir_len: usize,
         data: Vec<u64>, // block sizes
         start: u64,
         size: u64,
+        frag: (u64, u64), // fragment index (or 0xFFFFFFFF), offset
         target: Vec<u8>,
         mode: u64,
     }
     // The tree, parents first; entries sorted by name (unsquashfs checks the order).
     let mut nodes = vec![Node {
-        name: String::new(),
         path: root.to_path_buf(),
         kind: 1,
-        children: vec![],
-        parent: 0,
-        number: 0,
-        inode_pos: 0,
-        dir_pos: 0,
-        dir_len: 0,
-        data: vec![],
-        start: 0,
-        size: 0,
-        target: vec![],
         mode: 0o755,
+        ..Default::default()
     }];
     let mut i = 0;
     while i < nodes.len() {
@@ -1074,17 +1091,9 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
                     name: p.file_name().unwrap().to_str().unwrap().to_string(),
                     path: p.clone(),
                     kind,
-                    children: vec![],
                     parent: i,
-                    number: 0,
-                    inode_pos: 0,
-                    dir_pos: 0,
-                    dir_len: 0,
-                    data: vec![],
-                    start: 0,
-                    size: 0,
-                    target: vec![],
                     mode: u64::from(md.mode() & 0o7777),
+                    ..Default::default()
                 });
             }
         }
@@ -1095,19 +1104,37 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
     for (k, n) in nodes.iter_mut().enumerate() {
         n.number = if k == 0 { count } else { k as u64 };
     }
-    // Superblock placeholder, then data blocks.
+    let zlib = |chunk: &[u8]| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(chunk).unwrap();
+        z.finish().unwrap()
+    };
+    // Superblock placeholder, then data blocks and fragment blocks.
     let mut img = vec![0u8; 119];
+    let mut frags: Vec<(u64, u64)> = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let flush = |img: &mut Vec<u8>, pending: &mut Vec<u8>, frags: &mut Vec<(u64, u64)>| {
+        if !pending.is_empty() {
+            let z = zlib(pending);
+            frags.push((img.len() as u64, z.len() as u64));
+            img.extend_from_slice(&z);
+            pending.clear();
+        }
+    };
     for n in nodes.iter_mut() {
+        n.frag = (0xFFFF_FFFF, 0);
         match n.kind {
             2 => {
                 let bytes = std::fs::read(&n.path).unwrap();
                 n.size = bytes.len() as u64;
                 n.start = img.len() as u64;
-                for chunk in bytes.chunks(BS) {
-                    let mut z =
-                        flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-                    z.write_all(chunk).unwrap();
-                    let z = z.finish().unwrap();
+                let full = if alt {
+                    bytes.len() / BS * BS
+                } else {
+                    bytes.len()
+                };
+                for chunk in bytes[..full].chunks(BS) {
+                    let z = zlib(chunk);
                     if z.len() < chunk.len() {
                         n.data.push(z.len() as u64);
                         img.extend_from_slice(&z);
@@ -1115,6 +1142,14 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
                         n.data.push(chunk.len() as u64 | 1 << 24);
                         img.extend_from_slice(chunk);
                     }
+                }
+                let tail = &bytes[full..];
+                if !tail.is_empty() {
+                    if pending.len() + tail.len() > BS {
+                        flush(&mut img, &mut pending, &mut frags);
+                    }
+                    n.frag = (frags.len() as u64, pending.len() as u64);
+                    pending.extend_from_slice(tail);
                 }
             }
             3 => {
@@ -1128,131 +1163,117 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
             _ => {}
         }
     }
-    // Inode positions in the (stored, 8 KiB-block) inode table: children before parents, root last.
-    let inode_len = |n: &Node| match n.kind {
-        1 => 28,
-        2 => 32 + 4 * n.data.len(),
-        _ => 18 + n.target.len(),
-    };
-    let stored_ref = |pos: usize| (((pos / 8192) * 8194) as u64, (pos % 8192) as u64);
+    flush(&mut img, &mut pending, &mut frags);
+    // Inode positions in the inode stream: children before parents, root last.
+    let order: Vec<usize> = (1..nodes.len()).chain([0]).collect();
     let mut pos = 0;
-    for k in (1..nodes.len()).chain([0]) {
+    for &k in &order {
         nodes[k].inode_pos = pos;
-        pos += inode_len(&nodes[k]);
-    }
-    // The directory table (uncompressed stream): header per run of entries in one inode block.
-    let e = big;
-    let mut dirs = Vec::new();
-    for k in 0..nodes.len() {
-        if nodes[k].kind != 1 {
-            continue;
-        }
-        nodes[k].dir_pos = dirs.len();
-        let kids = nodes[k].children.clone();
-        let mut run: Vec<usize> = Vec::new();
-        let flush = |run: &mut Vec<usize>, dirs: &mut Vec<u8>, nodes: &Vec<Node>| {
-            if run.is_empty() {
-                return;
-            }
-            let first = &nodes[run[0]];
-            let mut h = Bits::new(e);
-            h.put(8, run.len() as u64 - 1)
-                .put(32, stored_ref(first.inode_pos).0)
-                .put(32, first.number);
-            dirs.extend_from_slice(&h.out);
-            for &c in run.iter() {
-                let n = &nodes[c];
-                let mut d = Bits::new(e);
-                d.put(13, stored_ref(n.inode_pos).1)
-                    .put(3, n.kind)
-                    .put(8, n.name.len() as u64 - 1)
-                    .put(16, (n.number - first.number) & 0xFFFF);
-                dirs.extend_from_slice(&d.out);
-                dirs.extend_from_slice(n.name.as_bytes());
-            }
-            run.clear();
+        pos += match nodes[k].kind {
+            1 => 28,
+            2 => 32 + 4 * nodes[k].data.len(),
+            _ => 18 + nodes[k].target.len(),
         };
-        for c in kids {
-            if let Some(&f) = run.first() {
-                if stored_ref(nodes[f].inode_pos).0 != stored_ref(nodes[c].inode_pos).0 {
-                    flush(&mut run, &mut dirs, &nodes);
+    }
+    // The directory stream: a header per run of entries whose inodes share a metadata block.
+    let dirs = |starts: &dyn Fn(usize) -> u64| {
+        let mut out = Vec::new();
+        let mut at = vec![(0usize, 0usize); nodes.len()];
+        for (k, n) in nodes.iter().enumerate() {
+            if n.kind != 1 {
+                continue;
+            }
+            let begin = out.len();
+            let mut runs: Vec<Vec<usize>> = Vec::new();
+            for &c in &n.children {
+                match runs.last_mut() {
+                    Some(r) if nodes[r[0]].inode_pos / 8192 == nodes[c].inode_pos / 8192 => {
+                        r.push(c)
+                    }
+                    _ => runs.push(vec![c]),
                 }
             }
-            run.push(c);
-        }
-        flush(&mut run, &mut dirs, &nodes);
-        nodes[k].dir_len = dirs.len() - nodes[k].dir_pos;
-    }
-    // Directory table compressed in 8 KiB blocks: (block start, offset) of every stream position.
-    let mut dir_table = Vec::new();
-    let mut dir_starts = Vec::new();
-    for chunk in dirs.chunks(8192) {
-        dir_starts.push(dir_table.len() as u64);
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
-        z.write_all(chunk).unwrap();
-        let z = z.finish().unwrap();
-        let h = z.len() as u16;
-        dir_table.extend_from_slice(&if big {
-            h.to_be_bytes()
-        } else {
-            h.to_le_bytes()
-        });
-        dir_table.extend_from_slice(&z);
-    }
-    let dir_ref = |pos: usize| (dir_starts[pos / 8192], (pos % 8192) as u64);
-    // The inode stream.
-    let mut inodes = Vec::new();
-    for k in (1..nodes.len()).chain([0]) {
-        let n = &nodes[k];
-        assert_eq!(inodes.len(), n.inode_pos);
-        let app = n.path.ends_with("bin/app");
-        let mut b = Bits::new(e);
-        let typ = n.kind;
-        b.put(4, typ)
-            .put(12, n.mode)
-            .put(8, if app { 1 } else { 0 })
-            .put(8, if app { 0 } else { 255 })
-            .put(32, 1_200_000_000)
-            .put(32, n.number);
-        match typ {
-            1 => {
-                let (blk, off) = dir_ref(n.dir_pos);
-                b.put(
-                    32,
-                    2 + n.children.iter().filter(|&&c| nodes[c].kind == 1).count() as u64,
-                )
-                .put(19, n.dir_len as u64 + 3)
-                .put(13, off)
-                .put(32, blk)
-                .put(32, nodes[n.parent].number);
-            }
-            2 => {
-                b.put(64, n.start)
-                    .put(32, 0xFFFF_FFFF)
-                    .put(32, 0)
-                    .put(32, n.size);
-                for &s in &n.data {
-                    b.put(32, s);
+            for run in runs {
+                let first = &nodes[run[0]];
+                let mut h = Bits::new(big);
+                h.put(8, run.len() as u64 - 1)
+                    .put(32, starts(first.inode_pos / 8192))
+                    .put(32, first.number);
+                out.extend_from_slice(&h.out);
+                for c in run {
+                    let e = &nodes[c];
+                    let mut d = Bits::new(big);
+                    d.put(13, (e.inode_pos % 8192) as u64)
+                        .put(3, e.kind)
+                        .put(8, e.name.len() as u64 - 1)
+                        .put(16, (e.number - first.number) & 0xFFFF);
+                    out.extend_from_slice(&d.out);
+                    out.extend_from_slice(e.name.as_bytes());
                 }
             }
-            _ => {
-                b.put(32, 1).put(16, n.target.len() as u64);
-            }
+            at[k] = (begin, out.len() - begin);
         }
-        inodes.extend_from_slice(&b.out);
-        inodes.extend_from_slice(&n.target);
-    }
-    // Stored metadata blocks: header bit 15 set.
+        (out, at)
+    };
+    let stored = |bi: usize| (bi * 8194) as u64;
+    let inode_stream = |dir_at: &[(usize, usize)], dir_starts: &[u64]| {
+        let mut out = Vec::new();
+        for &k in &order {
+            let n = &nodes[k];
+            assert_eq!(out.len(), n.inode_pos);
+            let app = n.path.ends_with("bin/app");
+            let mut b = Bits::new(big);
+            b.put(4, n.kind)
+                .put(12, n.mode)
+                .put(8, if app { 1 } else { 0 })
+                .put(8, if app { 0 } else { 255 })
+                .put(32, 1_200_000_000)
+                .put(32, n.number);
+            match n.kind {
+                1 => {
+                    let (p, len) = dir_at[k];
+                    let subdirs = n.children.iter().filter(|&&c| nodes[c].kind == 1);
+                    b.put(32, 2 + subdirs.count() as u64)
+                        .put(19, len as u64 + 3)
+                        .put(13, (p % 8192) as u64)
+                        .put(32, dir_starts[p / 8192])
+                        .put(32, nodes[n.parent].number);
+                }
+                2 => {
+                    b.put(64, n.start)
+                        .put(32, n.frag.0)
+                        .put(32, n.frag.1)
+                        .put(32, n.size);
+                    for &s in &n.data {
+                        b.put(32, s);
+                    }
+                }
+                _ => {
+                    b.put(32, 1).put(16, n.target.len() as u64);
+                }
+            }
+            out.extend_from_slice(&b.out);
+            out.extend_from_slice(&n.target);
+        }
+        out
+    };
+    let root_at = nodes[0].inode_pos;
+    let (inode_table, dir_table, root_ref) = if alt {
+        // Directories stored (their positions follow from the stream), inodes compressed.
+        let (stream, at) = dirs(&|_| 0);
+        let dir_starts: Vec<u64> = (0..stream.len().div_ceil(8192)).map(stored).collect();
+        let (it, inode_starts) = squashfs3_meta(&inode_stream(&at, &dir_starts), true, big);
+        let (stream, _) = dirs(&|bi| inode_starts[bi]);
+        let root_ref = (inode_starts[root_at / 8192], root_at % 8192);
+        (it, squashfs3_meta(&stream, false, big).0, root_ref)
+    } else {
+        let (stream, at) = dirs(&stored);
+        let (dt, dir_starts) = squashfs3_meta(&stream, true, big);
+        let it = squashfs3_meta(&inode_stream(&at, &dir_starts), false, big).0;
+        (it, dt, (stored(root_at / 8192), root_at % 8192))
+    };
     let inode_table_start = img.len() as u64;
-    for chunk in inodes.chunks(8192) {
-        let h = 0x8000u16 | chunk.len() as u16;
-        img.extend_from_slice(&if big {
-            h.to_be_bytes()
-        } else {
-            h.to_le_bytes()
-        });
-        img.extend_from_slice(chunk);
-    }
+    img.extend_from_slice(&inode_table);
     let dir_table_start = img.len() as u64;
     img.extend_from_slice(&dir_table);
     let word = |v: u32| {
@@ -1262,14 +1283,32 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
             v.to_le_bytes()
         }
     };
+    // Fragment entries (start u64, size u32, pending u32) in metadata blocks, then their index.
+    let mut entries = Vec::new();
+    for &(start, size) in &frags {
+        let mut b = Bits::new(big);
+        b.put(64, start).put(32, size).put(32, 0);
+        entries.extend_from_slice(&b.out);
+    }
+    let (ft, ft_starts) = squashfs3_meta(&entries, true, big);
+    let ft_start = img.len() as u64;
+    img.extend_from_slice(&ft);
+    let frag_index = img.len() as u64;
+    for s in ft_starts {
+        let v = ft_start + s;
+        img.extend_from_slice(&if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        });
+    }
     let uid_start = img.len() as u64;
     img.extend_from_slice(&word(0));
     img.extend_from_slice(&word(1000));
     let guid_start = img.len() as u64;
     img.extend_from_slice(&word(50));
     let bytes_used = img.len() as u64;
-    let (rblk, roff) = stored_ref(nodes[0].inode_pos);
-    let mut sb = Bits::new(e);
+    let mut sb = Bits::new(big);
     sb.put(32, 0x7371_7368)
         .put(32, count)
         .put(32, bytes_used)
@@ -1281,20 +1320,20 @@ fn squashfs3_image(root: &Path, big: bool) -> Vec<u8> {
         .put(16, 1)
         .put(16, BS as u64)
         .put(16, 12)
-        .put(8, 1 << 4) // no fragments
+        .put(8, if frags.is_empty() { 1 << 4 } else { 0 })
         .put(8, 2)
         .put(8, 1)
         .put(32, 1_200_000_000)
-        .put(64, rblk << 16 | roff)
+        .put(64, root_ref.0 << 16 | root_ref.1 as u64)
         .put(32, BS as u64)
-        .put(32, 0)
-        .put(32, uid_start)
+        .put(32, frags.len() as u64)
+        .put(32, frag_index)
         .put(64, bytes_used)
         .put(64, uid_start)
         .put(64, guid_start)
         .put(64, inode_table_start)
         .put(64, dir_table_start)
-        .put(64, uid_start)
+        .put(64, frag_index)
         .put(64, u64::MAX);
     assert_eq!(sb.out.len(), 119);
     img[..119].copy_from_slice(&sb.out);
@@ -1309,11 +1348,11 @@ fn squashfs_v3_both_endians_match_unsquashfs() {
     }
     let dir = scratch("squashfs-v3");
     let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
-    for big in [false, true] {
+    for (big, alt) in [(false, false), (true, false), (false, true), (true, true)] {
         let endian = if big { "big" } else { "little" };
-        let img = dir.join(format!("{endian}.sqsh"));
-        std::fs::write(&img, squashfs3_image(&root, big)).unwrap();
-        let out = dir.join(format!("x-{endian}"));
+        let img = dir.join(format!("{endian}-{alt}.sqsh"));
+        std::fs::write(&img, squashfs3_image(&root, big, alt)).unwrap();
+        let out = dir.join(format!("x-{endian}-{alt}"));
         sh(
             "unsquashfs",
             &[
@@ -1334,6 +1373,7 @@ fn squashfs_v3_both_endians_match_unsquashfs() {
         assert_eq!(n["squashfs"]["attrs"]["version"], "3.1");
         assert_eq!(n["squashfs"]["attrs"]["endian"], endian);
         assert_eq!(n["squashfs"]["attrs"]["compression"], "gzip");
+        assert_eq!(n["squashfs"]["attrs"]["fragments"], if alt { 2 } else { 0 });
         // Names, kinds, sizes and digests: what unsquashfs extracted; modes and owners: its listing.
         assert_eq!(listed(&n, "squashfs/"), walk(&out), "{endian}");
         assert_eq!(squashfs_matches_lln(&n, &img), walk(&root).len());
@@ -1347,13 +1387,13 @@ fn squashfs_v3_changed_file_is_named_by_scan() {
     let dir = scratch("squashfs-v3-scan");
     let root = make_root(&dir, "root:x:0:0::/root:/bin/sh\n");
     let img = dir.join("base.sqsh");
-    std::fs::write(&img, squashfs3_image(&root, true)).unwrap();
+    std::fs::write(&img, squashfs3_image(&root, true, true)).unwrap();
     let m = baseline(&dir, &img);
     let (code, f) = scan(&m, &img);
     assert_eq!(code, 0, "{f:?}");
     let root = make_root(&dir, "root::0:0::/root:/bin/sh\n");
     let img2 = dir.join("changed.sqsh");
-    std::fs::write(&img2, squashfs3_image(&root, true)).unwrap();
+    std::fs::write(&img2, squashfs3_image(&root, true, true)).unwrap();
     let (code, f) = scan(&m, &img2);
     assert_eq!(code, 1);
     assert!(has(&f, "file-modified", "squashfs/etc/passwd"), "{f:?}");

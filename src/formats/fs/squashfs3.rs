@@ -238,6 +238,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         .with_attr("compression", compression(b, &sb))
         .with_attr("block-size", sb.block_size)
         .with_attr("inodes", sb.inodes)
+        .with_attr("fragments", sb.fragments)
         .with_attr("flags", format!("{:#04x}", sb.flags))
         .with_attr("bytes-used", sb.bytes_used);
     fs.notes = notes;
@@ -457,6 +458,11 @@ impl<'a> Meta<'a> {
         Ok(out)
     }
 }
+
+/// Why a file's bytes were not read (a `decompress-failed` note on the file).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Unread(String);
 
 /// One inode, as far as the listing needs it.
 #[derive(Debug, Clone)]
@@ -707,7 +713,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A fragment block's bytes (cached: files sharing one are usually listed together).
-    fn fragment(&mut self, frag: u64) -> Result<Result<Vec<u8>, String>, ParseError> {
+    fn fragment(&mut self, frag: u64) -> Result<Result<Vec<u8>, Unread>, ParseError> {
         if let Some((f, d)) = &self.frag_cache {
             if *f == frag {
                 return Ok(Ok(d.clone()));
@@ -715,10 +721,10 @@ impl<'a> Reader<'a> {
         }
         let sb = self.sb();
         if frag >= sb.fragments {
-            return Ok(Err(format!(
+            return Ok(Err(Unread(format!(
                 "fragment {frag} beyond the {} fragments",
                 sb.fragments
-            )));
+            ))));
         }
         let (entry, v3) = if sb.major == 3 {
             (16u64, true)
@@ -727,7 +733,7 @@ impl<'a> Reader<'a> {
         };
         let byte = frag.saturating_mul(entry);
         let Some(&blk) = self.frag_index.get((byte / METADATA_SIZE) as usize) else {
-            return Ok(Err(format!("fragment {frag} has no index block")));
+            return Ok(Err(Unread(format!("fragment {frag} has no index block"))));
         };
         let mut p = (blk, byte % METADATA_SIZE);
         let d = self.meta.read(&mut p, entry)?;
@@ -738,7 +744,7 @@ impl<'a> Reader<'a> {
         };
         let out = match self.data_block(start, size, sb.block_size, false)? {
             Ok(d) => d,
-            Err(why) => return Ok(Err(format!("fragment {frag}: {why}"))),
+            Err(why) => return Ok(Err(Unread(format!("fragment {frag}: {why}")))),
         };
         self.frag_cache = Some((frag, out.clone()));
         Ok(Ok(out))
@@ -751,27 +757,27 @@ impl<'a> Reader<'a> {
         entry: u64,
         want: u64,
         exact: bool,
-    ) -> Result<Result<Vec<u8>, String>, ParseError> {
+    ) -> Result<Result<Vec<u8>, Unread>, ParseError> {
         let ctx = self.meta.ctx;
         let fs = self.meta.fs;
         let len = entry & !STORED_BLOCK;
         let end = self.sb().bytes_used.min(fs.len() as u64);
         if len > self.sb().block_size.saturating_mul(2) {
-            return Ok(Err(format!(
+            return Ok(Err(Unread(format!(
                 "a block of {len} bytes at {start:#x} is larger than the block size allows"
-            )));
+            ))));
         }
         if start.saturating_add(len) > end {
-            return Ok(Err(format!(
+            return Ok(Err(Unread(format!(
                 "a block at {start:#x}+{len:#x} is outside the file system"
-            )));
+            ))));
         }
         let raw = slice(fs, start, len, "squashfs data block")?;
         if entry & STORED_BLOCK != 0 {
             if (exact && len != want) || len > want {
-                return Ok(Err(format!(
+                return Ok(Err(Unread(format!(
                     "a stored block of {len} bytes, {want} expected"
-                )));
+                ))));
             }
             if !Meter::pay(ctx, len) {
                 return Err(self.meta.budget(start));
@@ -781,7 +787,7 @@ impl<'a> Reader<'a> {
         match inflate(ctx, raw, want, exact) {
             Ok(d) => Ok(Ok(d)),
             Err(Fail::Budget) => Err(self.meta.budget(start)),
-            Err(Fail::Note(why)) => Ok(Err(format!("block at {start:#x}: {why}"))),
+            Err(Fail::Note(why)) => Ok(Err(Unread(format!("block at {start:#x}: {why}")))),
         }
     }
 
@@ -789,11 +795,13 @@ impl<'a> Reader<'a> {
     fn contents(
         &mut self,
         file: &(u64, u64, u64, u64, Vec<u64>),
-    ) -> Result<Result<Vec<u8>, String>, ParseError> {
+    ) -> Result<Result<Vec<u8>, Unread>, ParseError> {
         let (sblock, frag, foff, size, list) = file;
         let ctx = self.meta.ctx;
         if *size > ctx.decompress_limit() {
-            return Ok(Err(format!("{size} bytes exceed the decompression limit")));
+            return Ok(Err(Unread(format!(
+                "{size} bytes exceed the decompression limit"
+            ))));
         }
         let bs = self.sb().block_size;
         let mut out: Vec<u8> = Vec::new();
@@ -830,19 +838,19 @@ impl<'a> Reader<'a> {
                         out.extend_from_slice(s)
                     }
                     None => {
-                        return Ok(Err(format!(
+                        return Ok(Err(Unread(format!(
                             "fragment {frag} holds {} bytes, the file wants {tail} at {foff}",
                             d.len()
-                        )))
+                        ))))
                     }
                 }
             }
         }
         if out.len() as u64 != *size {
-            return Ok(Err(format!(
+            return Ok(Err(Unread(format!(
                 "the blocks hold {} bytes, the inode says {size}",
                 out.len()
-            )));
+            ))));
         }
         Ok(Ok(out))
     }
