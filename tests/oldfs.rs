@@ -1380,6 +1380,20 @@ fn squashfs_v3_both_endians_match_unsquashfs() {
         assert_eq!(n["squashfs/bin/app"]["attrs"]["uid"], 1000);
         assert_eq!(n["squashfs/bin/app"]["attrs"]["gid"], 50);
     }
+    // squashfs 1.x is recognised and said to be unread, never clean by silence.
+    let mut v1 = std::fs::read(dir.join("little-false.sqsh")).unwrap();
+    v1[28..30].copy_from_slice(&1u16.to_le_bytes());
+    let p = dir.join("v1.sqsh");
+    std::fs::write(&p, &v1).unwrap();
+    let (code, f) = check(&p);
+    assert_ne!(code, 0);
+    assert!(
+        f.iter().any(|(c, p, m)| c == "unparsed"
+            && p == "squashfs"
+            && m.contains("squashfs 1.1")
+            && m.contains("not read")),
+        "{f:?}"
+    );
 }
 
 #[test]

@@ -37,6 +37,9 @@ use crate::region::{Note, Region, RegionKind};
 
 /// Most decoded metadata (inode and directory tables, fragment table) read from one file system.
 pub const MAX_TABLE: u64 = 64 << 20;
+/// Most directory entries read over the whole walk (twice the listing cap: listings that point into one
+/// another cannot make the walk quadratic).
+const MAX_LISTED: usize = 2 * crate::formats::fs::tree::MAX_ENTRIES;
 /// Metadata blocks decode to at most this many bytes.
 const METADATA_SIZE: u64 = 8192;
 /// A fragment index of "no fragment".
@@ -95,10 +98,19 @@ fn version(b: &[u8]) -> Option<(Endian, u64, u64)> {
 }
 
 pub fn probe(b: &[u8]) -> Option<Confidence> {
-    let (e, major, _) = version(b)?;
+    let (e, major, minor) = version(b)?;
+    if minor > 1 {
+        return None;
+    }
     // Little-endian squashfs 4 is the `squashfs` format's.
     match (e, major) {
-        (_, 1..=3) | (Endian::Big, 4) => Some(Confidence::High),
+        (_, 2..=3) => {
+            // The 2.x/3.x superblock: block size and its log agree.
+            let size = bits(b, 51, 0, 32, e).ok()?;
+            let log = bits(b, 34, 0, 16, e).ok()?;
+            (log < 32 && size == 1 << log).then_some(Confidence::High)
+        }
+        (_, 1) | (Endian::Big, 4) => Some(Confidence::High),
         _ => None,
     }
 }
@@ -488,6 +500,8 @@ struct Reader<'a> {
     frag_index: Vec<u64>,
     /// The last fragment block decoded.
     frag_cache: Option<(u64, Vec<u8>)>,
+    /// Directory entries read so far, over all directories (bounds the walk's work).
+    entries_read: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -566,6 +580,7 @@ impl<'a> Reader<'a> {
             gids,
             frag_index,
             frag_cache: None,
+            entries_read: 0,
         })
     }
 
@@ -701,9 +716,10 @@ impl<'a> Reader<'a> {
                 let name = self.meta.read(&mut p, nlen)?;
                 done += esz + nlen;
                 out.push((name, iblock, ioff));
-                if out.len() > crate::formats::fs::tree::MAX_ENTRIES {
+                self.entries_read = self.entries_read.saturating_add(1);
+                if self.entries_read > MAX_LISTED {
                     return Err(ParseError::Limit {
-                        what: "a directory with more entries than the listing cap".into(),
+                        what: format!("more than {MAX_LISTED} directory entries in all"),
                         offset: p.0,
                     });
                 }
