@@ -872,11 +872,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Reads the file system (the node's bytes) into entry nodes.
-pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
-    let b = fs.bytes();
-    let at = fs.offset;
-    let relocate = |e: ParseError| match e {
+/// An error's offset, relative to the file system, made relative to the image.
+fn relocate(e: ParseError, at: u64) -> ParseError {
+    match e {
         ParseError::Invalid {
             what,
             offset,
@@ -886,8 +884,34 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
             offset: at.saturating_add(offset),
             detail,
         },
+        ParseError::Truncated {
+            what,
+            offset,
+            need,
+            have,
+        } => ParseError::Truncated {
+            what,
+            offset: at.saturating_add(offset),
+            need,
+            have,
+        },
+        ParseError::Limit { what, offset } => ParseError::Limit {
+            what,
+            offset: at.saturating_add(offset),
+        },
+        ParseError::Decompress { offset, detail } => ParseError::Decompress {
+            offset: at.saturating_add(offset),
+            detail,
+        },
         other => other,
-    };
+    }
+}
+
+/// Reads the file system (the node's bytes) into entry nodes.
+pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
+    let b = fs.bytes();
+    let at = fs.offset;
+    let relocate = |e: ParseError| relocate(e, at);
     let mut r = Reader::new(ctx, b).map_err(relocate)?;
     let root = r
         .inode(r.sb().root >> 16, r.sb().root & 0xFFFF)
@@ -921,7 +945,7 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
             Err(err) => {
                 tree.note(Note::new(
                     Code::Unparsed,
-                    format!("{here}/: directory not read: {err}"),
+                    format!("{here}/: directory not read: {}", relocate(err)),
                     Some(at.saturating_add(r.sb().dir_table).saturating_add(block)),
                 ));
                 continue;
@@ -934,8 +958,9 @@ pub fn expand(ctx: &Ctx, fs: &Region) -> Result<Parsed, ParseError> {
                     tree.note(Note::new(
                         Code::Unparsed,
                         format!(
-                            "{here}/{}: inode not read: {err}",
-                            String::from_utf8_lossy(&name)
+                            "{here}/{}: inode not read: {}",
+                            String::from_utf8_lossy(&name),
+                            relocate(err)
                         ),
                         Some(at.saturating_add(r.sb().inode_table).saturating_add(iblock)),
                     ));
