@@ -102,6 +102,7 @@ const FAMILIES: &[(&str, &str)] = &[
     ("cpio", "fs"),
     ("cramfs", "fs"),
     ("romfs", "fs"),
+    ("squashfs3", "fs"),
     ("yaffs2", "fs"),
     ("tree", "fs"),
     // TPM evidence: the TCG event log (not a flash format; parsed on its own by `fwscan eventlog`).

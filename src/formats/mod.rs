@@ -34,7 +34,7 @@ pub mod x509;
 pub use arm::fip;
 pub use bmc::{dtb, fdt, fit, obmc_tar, uboot, ubootenv, zimage};
 pub use compress::compressed;
-pub use fs::{cpio, cramfs, jffs2, romfs, squashfs, squashfs_inodes, yaffs2};
+pub use fs::{cpio, cramfs, jffs2, romfs, squashfs, squashfs3, squashfs_inodes, yaffs2};
 pub use intel::{gbe, ifd, me, me_cpd, me_manifest, me_mn2};
 pub use uefi::{capsule, decompress, nvram};
 
@@ -414,6 +414,8 @@ pub fn registry() -> &'static [Format] {
         bmc::npcm::FORMAT,
         intel::stm::FORMAT,
         power::container::FORMAT,
+        // --- squashfs 2.x/3.x (issue 21.4; appended: fuzz seeds select formats by index) ---
+        squashfs3::FORMAT,
     ]
 }
 
