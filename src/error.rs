@@ -75,6 +75,19 @@ impl ParseError {
         }
     }
 
+    /// The same error with its offset moved by `base`: for a parser that reads a node's bytes from 0
+    /// and reports where in the image the problem is (`base` = the node's offset).
+    pub fn rebased(mut self, base: u64) -> ParseError {
+        match &mut self {
+            ParseError::Truncated { offset, .. }
+            | ParseError::Invalid { offset, .. }
+            | ParseError::Limit { offset, .. }
+            | ParseError::Decompress { offset, .. }
+            | ParseError::Overflow { offset, .. } => *offset = offset.saturating_add(base),
+        }
+        self
+    }
+
     /// Offset the error refers to, relative to the buffer that was parsed.
     pub fn offset(&self) -> u64 {
         match self {

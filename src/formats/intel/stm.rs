@@ -167,18 +167,7 @@ pub const FORMAT: Format = Format {
 
 pub fn parse(_ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
-    let s = header(b).map_err(|e| match e {
-        ParseError::Invalid {
-            what,
-            offset,
-            detail,
-        } => ParseError::Invalid {
-            what,
-            offset: node.offset.saturating_add(offset),
-            detail,
-        },
-        other => other,
-    })?;
+    let s = header(b).map_err(|e| e.rebased(node.offset))?;
     let at = |o: u64| node.offset.saturating_add(o);
     let hx = |v: u32| format!("{v:#x}");
     let size = u64::from(s.static_image_size);

@@ -167,18 +167,7 @@ fn header_node(
 
 pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let b = node.bytes();
-    let p = parts(b).map_err(|e| match e {
-        ParseError::Invalid {
-            what,
-            offset,
-            detail,
-        } => ParseError::Invalid {
-            what,
-            offset: node.offset.saturating_add(offset),
-            detail,
-        },
-        other => other,
-    })?;
+    let p = parts(b).map_err(|e| e.rebased(node.offset))?;
     let at = |o: u64| node.offset.saturating_add(o);
     let span = |a: u64, z: u64| z.saturating_sub(a);
     let container = Region::new(
