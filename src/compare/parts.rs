@@ -998,6 +998,18 @@ fn compare_ubi_volume(
         t.findings.push(f);
     }
     let Some(d) = find_mut(image, &v.path) else {
+        // The volume was just listed from this tree; if it cannot be reached again, the part was not
+        // compared, and that is said, not passed.
+        let mut f = Finding::general(
+            Code::AnchorNotFound,
+            format!(
+                "{} of the baseline `{}` ({}): UBI volume `{}` could not be reached for comparison",
+                job.name, man.product.product, man.product.component, v.path
+            ),
+        );
+        f.path = p.path.clone();
+        f.expected_digest = node.digest.clone();
+        t.findings.push(f);
         return;
     };
     if per_machine && d.policy == Policy::Mutable {

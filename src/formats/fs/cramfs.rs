@@ -22,7 +22,7 @@ use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::bmc::fit::slack;
 use crate::formats::decompress;
-use crate::formats::fs::tree::{Added, Kind, Tree};
+use crate::formats::fs::tree::{self, Added, Kind, Tree};
 use crate::formats::util::slice;
 use crate::formats::{Confidence, Ctx, Parsed};
 use crate::region::{Note, Region, RegionKind};
@@ -147,19 +147,15 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let size = u64::from(u32_at(b, 4, e, "cramfs size")?);
     let flags = u32_at(b, 8, e, "cramfs flags")?;
     let mut notes = Vec::new();
-    let extent = if size > b.len() as u64 || size < 76 {
-        notes.push(Note::new(
-            Code::PartitionOutOfBounds,
-            format!(
-                "cramfs size {size:#x} does not fit the {:#x}-byte partition",
-                b.len()
-            ),
-            Some(at.saturating_add(4)),
-        ));
-        b.len() as u64
-    } else {
-        size
-    };
+    let extent = tree::declared_extent(
+        b,
+        "cramfs size",
+        size,
+        76,
+        at.saturating_add(4),
+        1,
+        &mut notes,
+    )?;
     let fs_bytes = slice(b, 0, extent, "cramfs")?;
     let name = String::from_utf8_lossy(slice(b, 48, 16, "cramfs name")?)
         .trim_end_matches('\0')

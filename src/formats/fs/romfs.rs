@@ -21,7 +21,7 @@ use std::collections::HashSet;
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::bmc::fit::slack;
-use crate::formats::fs::tree::{Added, Kind, Tree};
+use crate::formats::fs::tree::{self, Added, Kind, Tree};
 use crate::formats::util::{be32, slice};
 use crate::formats::{Confidence, Ctx, Parsed};
 use crate::region::{Note, Region, RegionKind};
@@ -80,26 +80,16 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let at = node.offset;
     let size = u64::from(be32(b, 8, "romfs size")?);
     let mut notes = Vec::new();
-    let extent = if size > b.len() as u64 || size < 32 {
-        notes.push(Note::new(
-            Code::PartitionOutOfBounds,
-            format!(
-                "romfs size {size:#x} does not fit the {:#x}-byte partition",
-                b.len()
-            ),
-            Some(at.saturating_add(8)),
-        ));
-        b.len() as u64
-    } else {
-        // genromfs pads the image with zeros to a 1 KiB multiple: that padding is content.
-        let padded = size.div_ceil(1024).saturating_mul(1024).min(b.len() as u64);
-        let pad = slice(b, size, padded.saturating_sub(size), "romfs padding")?;
-        if pad.iter().all(|&c| c == 0) {
-            padded
-        } else {
-            size
-        }
-    };
+    // genromfs pads the image with zeros to a 1 KiB multiple: that padding is content.
+    let extent = tree::declared_extent(
+        b,
+        "romfs size",
+        size,
+        32,
+        at.saturating_add(8),
+        1024,
+        &mut notes,
+    )?;
     let head = slice(b, 0, extent.min(size).min(512), "romfs superblock")?;
     if sum(head) != 0 {
         notes.push(Note::new(

@@ -29,6 +29,7 @@ use backhand::{FilesystemReader, InnerNode, SquashfsFileReader};
 use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::fit::slack;
+use crate::formats::fs::tree;
 use crate::formats::util::{le16, le32, le64, slice};
 use crate::formats::{Confidence, Ctx, Parsed};
 use crate::input::Data;
@@ -83,35 +84,16 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     let comp = le16(sb, 20, "compressor")?;
     let bytes_used = le64(sb, 40, "bytes_used")?;
     let mut notes = Vec::new();
-    let extent = if bytes_used > b.len() as u64 || bytes_used < 96 {
-        notes.push(Note::new(
-            Code::PartitionOutOfBounds,
-            format!(
-                "squashfs bytes_used {bytes_used:#x} does not fit the {:#x}-byte partition",
-                b.len()
-            ),
-            Some(at.saturating_add(40)),
-        ));
-        b.len() as u64
-    } else {
-        // mksquashfs pads the filesystem with zeros to a 4 KiB multiple: that padding is content.
-        let padded = bytes_used
-            .div_ceil(0x1000)
-            .saturating_mul(0x1000)
-            .min(b.len() as u64);
-        // `bytes_used <= b.len()` in this branch, so `padded >= bytes_used`.
-        let pad = slice(
-            b,
-            bytes_used,
-            padded.saturating_sub(bytes_used),
-            "squashfs padding",
-        )?;
-        if pad.iter().all(|&c| c == 0) {
-            padded
-        } else {
-            bytes_used
-        }
-    };
+    // mksquashfs pads the filesystem with zeros to a 4 KiB multiple: that padding is content.
+    let extent = tree::declared_extent(
+        b,
+        "squashfs bytes_used",
+        bytes_used,
+        96,
+        at.saturating_add(40),
+        0x1000,
+        &mut notes,
+    )?;
     let mut fs = Region::new(RegionKind::Filesystem, "squashfs", &node.data, at, extent)
         .with_attr("format", "squashfs")
         .with_attr("compression", compressor(comp))

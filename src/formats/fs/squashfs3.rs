@@ -30,7 +30,7 @@ use crate::error::ParseError;
 use crate::finding::Code;
 use crate::formats::bmc::fit::slack;
 use crate::formats::decompress::{self, Meter};
-use crate::formats::fs::tree::{Added, Kind, Tree};
+use crate::formats::fs::tree::{self, Added, Kind, Tree};
 use crate::formats::util::slice;
 use crate::formats::{Confidence, Ctx, Parsed};
 use crate::region::{Note, Region, RegionKind};
@@ -213,36 +213,16 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
         ));
         return Ok(vec![fs].into());
     }
-    let extent = if sb.bytes_used > b.len() as u64 || sb.bytes_used < sb.data_start {
-        notes.push(Note::new(
-            Code::PartitionOutOfBounds,
-            format!(
-                "squashfs bytes_used {:#x} does not fit the {:#x}-byte partition",
-                sb.bytes_used,
-                b.len()
-            ),
-            Some(at.saturating_add(8)),
-        ));
-        b.len() as u64
-    } else {
-        // mksquashfs pads to a 4 KiB multiple with zeros: that padding is content.
-        let padded = sb
-            .bytes_used
-            .div_ceil(0x1000)
-            .saturating_mul(0x1000)
-            .min(b.len() as u64);
-        let pad = slice(
-            b,
-            sb.bytes_used,
-            padded.saturating_sub(sb.bytes_used),
-            "squashfs padding",
-        )?;
-        if pad.iter().all(|&c| c == 0) {
-            padded
-        } else {
-            sb.bytes_used
-        }
-    };
+    // mksquashfs pads to a 4 KiB multiple with zeros: that padding is content.
+    let extent = tree::declared_extent(
+        b,
+        "squashfs bytes_used",
+        sb.bytes_used,
+        sb.data_start,
+        at.saturating_add(8),
+        0x1000,
+        &mut notes,
+    )?;
     let mut fs = Region::new(RegionKind::Filesystem, "squashfs", &node.data, at, extent)
         .with_attr("format", "squashfs")
         .with_attr("version", format!("{}.{}", sb.major, sb.minor))

@@ -24,6 +24,39 @@ use crate::formats::{Ctx, Parsed};
 use crate::input::Data;
 use crate::region::{Note, Region, RegionKind};
 
+/// The bytes of its `b`-byte partition a file system occupies: the size its superblock declares (`label`,
+/// the field at image offset `field_at`) when it lies within `[min, b.len()]`, extended over the zero
+/// padding its mkfs tool writes up to a multiple of `pad_to` (genromfs 1 KiB, mksquashfs 4 KiB; 1: none),
+/// which is content; otherwise the whole partition, with a `partition-out-of-bounds` note.
+pub fn declared_extent(
+    b: &[u8],
+    label: &str,
+    size: u64,
+    min: u64,
+    field_at: u64,
+    pad_to: u64,
+    notes: &mut Vec<Note>,
+) -> Result<u64, ParseError> {
+    let len = b.len() as u64;
+    if size > len || size < min {
+        notes.push(Note::new(
+            Code::PartitionOutOfBounds,
+            format!("{label} {size:#x} does not fit the {len:#x}-byte partition"),
+            Some(field_at),
+        ));
+        return Ok(len);
+    }
+    let pad_to = pad_to.max(1);
+    // `size <= len` here, so `padded >= size`.
+    let padded = size.div_ceil(pad_to).saturating_mul(pad_to).min(len);
+    let pad = slice(b, size, padded.saturating_sub(size), "file system padding")?;
+    Ok(if pad.iter().all(|&c| c == 0) {
+        padded
+    } else {
+        size
+    })
+}
+
 /// Most entries listed from one file system.
 pub const MAX_ENTRIES: usize = 200_000;
 /// Deepest path listed.
