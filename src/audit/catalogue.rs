@@ -743,7 +743,8 @@ fn candidate(index: usize, e: &Entry, img: &mut ImageFacts<'_>) -> Option<Candid
         }
     }
     let keys = e.identity.get_or_init(|| manifest_identity(m));
-    let s = structure_score_lazy_with(m, keys, img.tree_for(m));
+    let known = img.scanner.known.clone();
+    let s = structure_score_lazy_with(m, keys, img.tree_for(m), known.as_deref());
     if s.is_some_and(|s| s >= STRUCTURE_THRESHOLD) {
         return Some(Candidate {
             index,
@@ -846,18 +847,30 @@ pub fn structure_score(m: &Manifest, tree: &Region) -> Option<u32> {
 /// (the same tree is then compared, which does not expand them again). Below the manifest's per-machine
 /// nodes nothing counts and nothing is expanded, as in [`structure_score`].
 pub fn structure_score_lazy(m: &Manifest, tree: &mut Region) -> Option<u32> {
-    structure_score_lazy_with(m, &manifest_identity(m), tree)
+    structure_score_lazy_with(m, &manifest_identity(m), tree, None)
 }
 
 /// [`structure_score_lazy`] with the manifest's identity keys already computed (once per catalogue entry).
-fn structure_score_lazy_with(m: &Manifest, keys: &ManifestKeys, tree: &mut Region) -> Option<u32> {
+fn structure_score_lazy_with(
+    m: &Manifest,
+    keys: &ManifestKeys,
+    tree: &mut Region,
+    known: Option<&crate::hash::KnownBytes>,
+) -> Option<u32> {
     let fmt = tree.attr_str("format").unwrap_or("raw");
     if m.image.format != fmt {
         return None;
     }
     let (mkeys, cut) = keys;
     let mut ikeys: HashSet<String> = HashSet::new();
-    lazy_keys(tree, Some(&m.root), m.hash.algorithm, cut, &mut ikeys);
+    lazy_keys(
+        tree,
+        Some(&m.root),
+        m.hash.algorithm,
+        cut,
+        known,
+        &mut ikeys,
+    );
     jaccard(mkeys, &ikeys)
 }
 
@@ -867,6 +880,7 @@ fn lazy_keys(
     n: Option<&crate::manifest::Node>,
     alg: crate::hash::Alg,
     cut: &HashSet<String>,
+    known: Option<&crate::hash::KnownBytes>,
     keys: &mut HashSet<String>,
 ) {
     if identity_kind(r.kind) && !r.path.is_empty() {
@@ -880,7 +894,7 @@ fn lazy_keys(
             n.size == r.size
                 && n.digest
                     .as_deref()
-                    .is_some_and(|d| crate::hash::region_digest(alg, r) == d)
+                    .is_some_and(|d| crate::hash::region_has_digest(alg, r, d, known))
         });
         if let (true, Some(n)) = (same, n) {
             for c in &n.children {
@@ -895,7 +909,7 @@ fn lazy_keys(
         .unwrap_or_default();
     for c in &mut r.children {
         let cn = by_path.get(c.path.as_str()).copied();
-        lazy_keys(c, cn, alg, cut, keys);
+        lazy_keys(c, cn, alg, cut, known, keys);
     }
 }
 
@@ -981,13 +995,14 @@ fn reproduces_pinned_region(m: &Manifest, img: &mut ImageFacts<'_>) -> bool {
         return false;
     }
     let alg = m.hash.algorithm;
+    let known = img.scanner.known.clone();
     let tree = img.tree_for(m);
     nodes.iter().any(|(p, d)| {
         expand_towards(tree, p);
         tree.find(p).is_some_and(|r| {
             r.size >= RELATED_MIN_BYTES
                 && r.bytes().first().is_some_and(|&b0| !r.is_blank(b0))
-                && crate::hash::region_digest(alg, r) == *d
+                && crate::hash::region_has_digest(alg, r, d, known.as_deref())
         })
     })
 }
@@ -1007,11 +1022,12 @@ pub fn static_digest_proof(a: &Manifest, b: &Manifest, img: &mut ImageFacts<'_>)
         return false;
     }
     let alg = a.hash.algorithm;
+    let known = img.scanner.known.clone();
     let tree = img.tree_for(a);
     differing.iter().any(|(p, d)| {
         expand_towards(tree, p);
         tree.find(p)
-            .is_some_and(|r| crate::hash::region_digest(alg, r) == *d)
+            .is_some_and(|r| crate::hash::region_has_digest(alg, r, d, known.as_deref()))
     })
 }
 

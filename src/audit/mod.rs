@@ -57,6 +57,9 @@ pub struct AuditOptions {
     /// Decoder outputs shared by the run's images (in memory, and on disk with `--cache`):
     /// [`crate::formats::cache`].
     pub cache: Option<std::sync::Arc<crate::formats::cache::DecompressCache>>,
+    /// Static bytes verified by earlier images of the run, which decide equal nodes of later images
+    /// by comparison instead of hashing ([`crate::hash::KnownBytes`]; off with `--no-cache`).
+    pub known: Option<std::sync::Arc<crate::hash::KnownBytes>>,
 }
 
 impl AuditOptions {
@@ -298,7 +301,8 @@ fn scan_inner(
         },
         opts.rules.clone(),
     )
-    .with_fail_policy(opts.fail_policy.clone());
+    .with_fail_policy(opts.fail_policy.clone())
+    .with_known(opts.known.clone());
     let mut facts = ImageFacts::new(&data, opts.max_decompressed).with_scanner(scanner.clone());
     if opts.image_digests {
         facts.sha256();

@@ -79,7 +79,9 @@ pub struct Args {
     /// memory within the run only.
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-    /// Decode every compressed section of every image, sharing nothing between images.
+    /// Decode every compressed section and hash every static byte of every image, sharing nothing
+    /// between images (by default, decoded sections and static bytes verified in one image are reused
+    /// for the next: equal bytes are compared instead of hashed).
     #[arg(long, conflicts_with = "cache")]
     pub no_cache: bool,
     /// Bound of the --cache directory, in bytes (least recently used entries go first).
@@ -282,6 +284,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 fwscan::formats::cache::DecompressCache::memory(),
             )),
         },
+        known: (!a.no_cache).then(|| std::sync::Arc::new(fwscan::hash::KnownBytes::default())),
     };
     let summary = lib::run(&opts, &cat, RowWriter::new(out), &progress);
     if let (Some(c), true) = (&opts.cache, a.verbose || a.cache.is_some()) {

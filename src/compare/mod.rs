@@ -60,6 +60,9 @@ struct Cx<'a> {
     block: u64,
     blank: u8,
     _m: &'a VerifiedManifest,
+    /// Bytes verified by earlier images of the run ([`hash::KnownBytes`]): equal bytes decide a node
+    /// without hashing it.
+    known: Option<&'a hash::KnownBytes>,
     hashed: AtomicU64,
     compared: AtomicU64,
     expanded: AtomicU64,
@@ -78,13 +81,14 @@ struct BlocksVerdict {
 }
 
 impl<'a> Cx<'a> {
-    fn new(m: &'a VerifiedManifest) -> Cx<'a> {
+    fn new(m: &'a VerifiedManifest, known: Option<&'a hash::KnownBytes>) -> Cx<'a> {
         let man = m.manifest();
         Cx {
             alg: man.hash.algorithm,
             block: man.hash.block_size,
             blank: man.image.blank_byte,
             _m: m,
+            known,
             hashed: AtomicU64::new(0),
             compared: AtomicU64::new(0),
             expanded: AtomicU64::new(0),
@@ -150,9 +154,28 @@ impl<'a> Cx<'a> {
                 Sameness::Differs(Hashed::default())
             };
         }
+        // What the node's bytes would be checked against, as a key of the run's verified bytes.
+        let key = match (&n.digest, n.blocks.is_empty()) {
+            _ if n.size != r.size => None,
+            (_, false) => Some(hash::KnownKey::blocks(self.alg, self.block, &n.blocks)),
+            (Some(d), true) => Some(hash::KnownKey::Digest(self.alg, d.clone())),
+            (None, true) => None,
+        };
+        let known = self.known.zip(key);
+        if let Some((k, key)) = &known {
+            if k.same(key, r.bytes()) == Some(true) {
+                if let hash::KnownKey::Digest(_, d) = key {
+                    r.remember_digest(self.alg as u8, d.clone());
+                }
+                return Sameness::Equal;
+            }
+        }
         if !n.blocks.is_empty() {
             let changed = self.changed_blocks(n, r);
             return if changed.is_empty() && n.size == r.size {
+                if let Some((k, key)) = known {
+                    k.offer(key, r.bytes());
+                }
                 Sameness::Equal
             } else {
                 Sameness::Differs(Hashed {
@@ -163,6 +186,9 @@ impl<'a> Cx<'a> {
         }
         let actual = self.node_digest(r);
         if n.digest.as_deref() == Some(actual.as_str()) {
+            if let Some((k, key)) = known {
+                k.offer(key, r.bytes());
+            }
             Sameness::Equal
         } else {
             Sameness::Differs(Hashed {
@@ -250,8 +276,18 @@ struct Hashed {
 /// Compressed nodes whose digests differ are expanded in place, so the caller can run further checks on
 /// what was parsed.
 pub fn compare(m: &VerifiedManifest, image: &mut Region) -> ScanResult {
+    compare_with(m, image, None)
+}
+
+/// [`compare`], deciding nodes whose bytes equal bytes the run verified before ([`hash::KnownBytes`]) by
+/// that comparison instead of hashing them, and offering the bytes it verifies by hashing to `known`.
+pub fn compare_with(
+    m: &VerifiedManifest,
+    image: &mut Region,
+    known: Option<&hash::KnownBytes>,
+) -> ScanResult {
     let man = m.manifest();
-    let cx = Cx::new(m);
+    let cx = Cx::new(m, known);
     let mut findings = Vec::new();
     if image.size != man.image.size {
         let mut f = Finding::on(

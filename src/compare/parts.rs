@@ -581,7 +581,7 @@ pub fn compare_parts(ms: &[&VerifiedManifest], image: &mut Region) -> ScanResult
     let top = reset_top(image);
     for (i, v) in ms.iter().enumerate() {
         let man = v.manifest();
-        let cx = Cx::new(v);
+        let cx = Cx::new(v, None);
         let implied;
         let parts: &[Part] = if man.parts.is_empty() {
             implied = vec![Part {

@@ -234,6 +234,11 @@ pub enum Confidence {
     High,
 }
 
+impl Confidence {
+    /// The most confident a probe can be: detection stops at the first format that is.
+    pub const MAX: Confidence = Confidence::High;
+}
+
 /// The one parser signature: what the parser found in `node` (which it must not modify): its children,
 /// and facts and notes about the node itself.
 pub type ParseFn = fn(&Ctx, &Region) -> Result<Parsed, ParseError>;
@@ -454,6 +459,11 @@ pub fn detect_inside(
                 best = Some((f, c));
             }
         }
+        if best.is_some_and(|(_, b)| b == Confidence::MAX) {
+            // Nothing later can win: the first most confident format wins ties. (Probes that scan the
+            // whole image, such as FMAP's and the Supermicro footers', are skipped for an IFD flash.)
+            break;
+        }
     }
     best.map(|(f, _)| f)
 }
@@ -475,6 +485,9 @@ pub fn detect_standalone(bytes: &[u8]) -> Option<&'static Format> {
             if best.is_none_or(|(_, b)| c > b) {
                 best = Some((f, c));
             }
+        }
+        if best.is_some_and(|(_, b)| b == Confidence::MAX) {
+            break;
         }
     }
     best.map(|(f, _)| f)

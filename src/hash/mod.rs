@@ -10,11 +10,14 @@ use sha2::Digest as _;
 
 use crate::region::{Policy, Region};
 
+pub mod known;
+pub use known::{KnownBytes, KnownKey};
+
 /// Default block size for localising changes inside large regions.
 pub const DEFAULT_BLOCK_SIZE: u64 = 64 * 1024;
 
 /// Digest algorithm of a manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Alg {
     #[default]
@@ -57,6 +60,27 @@ pub fn region_digest(alg: Alg, r: &Region) -> String {
 pub fn region_digest_counted(alg: Alg, r: &Region) -> (String, u64) {
     let (d, computed) = r.digest_once(alg as u8, || digest(alg, r.bytes()));
     (d, if computed { r.bytes().len() as u64 } else { 0 })
+}
+
+/// Whether `r`'s bytes have the digest `d` (lowercase hex): the digest the node remembers, else equal bytes
+/// the run verified before (`known`), else the node hashed once ([`region_digest`]); bytes found to have
+/// `d` by hashing are offered to `known`.
+pub fn region_has_digest(alg: Alg, r: &Region, d: &str, known: Option<&KnownBytes>) -> bool {
+    if let Some(m) = remembered(alg, r) {
+        return m == d;
+    }
+    let key = known.map(|k| (k, KnownKey::Digest(alg, d.to_string())));
+    if let Some((k, key)) = &key {
+        if k.same(key, r.bytes()) == Some(true) {
+            r.remember_digest(alg as u8, d.to_string());
+            return true;
+        }
+    }
+    let same = region_digest(alg, r) == d;
+    if let (true, Some((k, key))) = (same, key) {
+        k.offer(key, r.bytes());
+    }
+    same
 }
 
 /// Gives `r` the digest `d` computed elsewhere over `bytes` (the whole file's SHA-256 of an audit), only when

@@ -312,19 +312,26 @@ pub const VTF_GUID: &str = "1BA0062E-C779-4582-8566-336AE8F78F09";
 /// anchors a release package's images in the volumes by this name (issue 21).
 pub const UBI_VOLUME_ATTR: &str = "ubi-volume";
 
-/// The offset of the first byte of `b` that is not `v` (eight bytes at a time: erased flash is most of an
-/// image, and a byte loop with an early exit does not vectorise).
+/// The offset of the first byte of `b` that is not `v` (erased flash is most of an image, and a byte loop
+/// with an early exit does not vectorise).
 pub fn first_not(b: &[u8], v: u8) -> Option<usize> {
+    // 64 bytes at a time without an early exit inside a block (so the compiler vectorises it), then the
+    // byte within the first block that differs.
+    const BLOCK: usize = 64;
     let pattern = u64::from_ne_bytes([v; 8]);
-    let mut chunks = b.chunks_exact(8);
+    let mut chunks = b.chunks_exact(BLOCK);
     let mut at = 0usize;
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        if u64::from_ne_bytes(w) != pattern {
+        let mut acc = 0u64;
+        for w in c.chunks_exact(8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            acc |= u64::from_ne_bytes(word) ^ pattern;
+        }
+        if acc != 0 {
             return c.iter().position(|&x| x != v).map(|p| at + p);
         }
-        at += 8;
+        at += BLOCK;
     }
     chunks
         .remainder()
@@ -545,7 +552,7 @@ mod tests {
 
     #[test]
     fn first_not_finds_the_first_other_byte() {
-        for len in [0usize, 1, 7, 8, 9, 64, 100] {
+        for len in [0usize, 1, 7, 8, 9, 63, 64, 65, 100, 130, 200] {
             assert_eq!(first_not(&vec![0xFF; len], 0xFF), None);
             for at in 0..len {
                 let mut b = vec![0xFF; len];

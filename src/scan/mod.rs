@@ -92,6 +92,9 @@ pub struct Scanner {
     pub fail: crate::finding::FailPolicy,
     /// Attach the flash map and region tree to every decided report (`--format html`).
     pub map: bool,
+    /// Bytes verified by earlier images of the run (an audit's): equal bytes decide a node without
+    /// hashing it ([`crate::hash::KnownBytes`]). `None`: every node is hashed.
+    pub known: Option<Arc<crate::hash::KnownBytes>>,
 }
 
 impl Scanner {
@@ -101,7 +104,14 @@ impl Scanner {
             rules,
             fail: crate::finding::FailPolicy::default(),
             map: false,
+            known: None,
         }
+    }
+
+    /// The same scanner, sharing `known` verified bytes with the other images of the run.
+    pub fn with_known(mut self, known: Option<Arc<crate::hash::KnownBytes>>) -> Scanner {
+        self.known = known;
+        self
     }
 
     /// The same scanner, attaching the flash map and region tree to its reports (for `--format html`).
@@ -237,7 +247,7 @@ impl Scanner {
         }
         let (mut result, manifest) = match b {
             Baseline::Manifest(v, path) => {
-                let mut r = compare::compare(v, tree);
+                let mut r = compare::compare_with(v, tree, self.known.as_deref());
                 r.findings.extend(self.checks(tree, true));
                 (r, Some(ManifestRef::of(v, path)))
             }
