@@ -464,6 +464,7 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         cx.expanded.fetch_add(1, Ordering::Relaxed);
     }
     let mut findings = new_notes(n, r);
+    findings.extend(svn_check(n, r));
     let child_findings = diff_children(cx, n, r, None);
     let own_static = n.policy == Policy::Static;
     let (headers, structural): (Vec<Finding>, Vec<Finding>) = child_findings
@@ -555,6 +556,36 @@ fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
         f.message = format!("value `{old}` -> `{new}`");
     }
     f
+}
+
+/// The security version a dump node carries against its baseline's (the same attribute: `svn`, `km-svn`,
+/// `bpm-svn` or `lowest-supported-version`, which a CoRIM carries as the reference value's svn). A static
+/// node's svn is exact: a lower one is `svn-rollback`, a higher one `svn-mismatch`. A per-machine node's is
+/// a minimum (it may be updated in the field; the CoRIM export writes it as `#6.553`): only a lower one is
+/// a finding. A node whose bytes equal the baseline's never gets here.
+fn svn_check(n: &Node, r: &Region) -> Option<Finding> {
+    let (attr, want) = crate::manifest::corim::SVN_ATTRS
+        .iter()
+        .find_map(|k| n.attrs.get(k).and_then(|v| v.as_u64()).map(|v| (*k, v)))?;
+    let got = r.attrs.get(attr).and_then(|v| v.as_u64())?;
+    let minimum = n.policy == Policy::Mutable;
+    let (code, how) = if got < want {
+        (Code::SvnRollback, "below")
+    } else if got > want && !minimum {
+        (Code::SvnMismatch, "above the exact")
+    } else {
+        return None;
+    };
+    let mut f = Finding::on(
+        code,
+        r,
+        format!(
+            "{attr} {got} is {how} {} {want} of the baseline",
+            if minimum { "minimum" } else { "value" }
+        ),
+    );
+    f.expected_digest = n.digest.clone();
+    Some(f)
 }
 
 fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
