@@ -837,6 +837,45 @@ mod tests {
         f
     }
 
+    /// Issue 24: a dump node's svn against its baseline's. Static: exact (lower `svn-rollback`, higher
+    /// `svn-mismatch`); per-machine: a minimum (only lower is a finding).
+    #[test]
+    fn a_lower_svn_is_a_rollback_and_a_per_machine_svn_is_a_minimum() {
+        let with_svn = |fill: u8, svn: u64| {
+            let mut r = image(&[("a", fill)]);
+            let a = r.children.iter_mut().find(|c| c.path == "file[a]").unwrap();
+            a.attrs.insert("svn".into(), svn.into());
+            r
+        };
+        let findings = |mutable: bool, fill: u8, svn: u64| -> Vec<Code> {
+            let mut m = Manifest::from_tree(&with_svn(1, 5), BaselineOptions::default()).unwrap();
+            if mutable {
+                let a = m
+                    .root
+                    .children
+                    .iter_mut()
+                    .find(|c| c.path == "file[a]")
+                    .unwrap();
+                a.policy = Policy::Mutable;
+            }
+            let m = m.accept_unsigned_insecure();
+            let mut c: Vec<Code> = compare(&m, &mut with_svn(fill, svn))
+                .findings
+                .into_iter()
+                .map(|f| f.code)
+                .filter(|c| matches!(c, Code::SvnRollback | Code::SvnMismatch))
+                .collect();
+            c.sort();
+            c
+        };
+        assert_eq!(findings(false, 1, 5), vec![]);
+        assert_eq!(findings(false, 2, 4), vec![Code::SvnRollback]);
+        assert_eq!(findings(false, 2, 6), vec![Code::SvnMismatch]);
+        assert_eq!(findings(false, 2, 5), vec![]);
+        assert_eq!(findings(true, 2, 4), vec![Code::SvnRollback]);
+        assert_eq!(findings(true, 2, 6), vec![]);
+    }
+
     /// Issue 20: a tree is hashed once, clean or not. The root is tiled by its modules and padding, so a
     /// clean image hashes each module once (and checks the padding blank), and an image with one changed
     /// module does the same (not the root and then every module again); the finding still carries the

@@ -252,3 +252,57 @@ fn verify_cert(anchor: &Certificate, s: &Signature, at: SystemTime) -> Result<St
     digital_signature(leaf)?;
     Ok(subject(leaf))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prot(v: Value) -> Vec<u8> {
+        cbor::encode(&Value::Map(vec![(Value::Uint(33), v)]))
+    }
+
+    #[test]
+    fn x5chain_is_one_bstr_or_a_bounded_array_of_bstr() {
+        let empty = Value::Map(Vec::new());
+        assert_eq!(x5chain_of(&[], &[&empty]).unwrap(), Vec::<Vec<u8>>::new());
+        let one = prot(Value::Bytes(vec![1, 2]));
+        assert_eq!(x5chain_of(&[&one], &[&empty]).unwrap(), vec![vec![1, 2]]);
+        // Unprotected when the protected header has none; protected first.
+        let unprot = Value::Map(vec![(
+            Value::Uint(33),
+            Value::Array(vec![Value::Bytes(vec![3]), Value::Bytes(vec![4])]),
+        )]);
+        assert_eq!(
+            x5chain_of(&[&[0xa0]], &[&unprot]).unwrap(),
+            vec![vec![3], vec![4]]
+        );
+        assert_eq!(x5chain_of(&[&one], &[&unprot]).unwrap(), vec![vec![1, 2]]);
+        let long = prot(Value::Array(vec![Value::Bytes(vec![0]); MAX_X5CHAIN + 1]));
+        assert!(x5chain_of(&[&long], &[])
+            .unwrap_err()
+            .message
+            .contains("certificates"));
+        let text = prot(Value::Array(vec![Value::text("x")]));
+        assert!(x5chain_of(&[&text], &[]).is_err());
+        assert!(x5chain_of(&[&prot(Value::Uint(1))], &[]).is_err());
+        assert!(x5chain_of(&[&prot(Value::Array(Vec::new()))], &[]).is_err());
+    }
+
+    #[test]
+    fn certificates_and_public_keys_are_cose_keys() {
+        let k = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let pem = {
+            use p256::pkcs8::EncodePublicKey;
+            k.public_key()
+                .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+                .unwrap()
+        };
+        assert!(matches!(CoseKey::from_pem(&pem), Ok(CoseKey::Key(_))));
+        let cert = include_str!("../../../testdata/x509/root.pem");
+        assert!(matches!(CoseKey::from_pem(cert), Ok(CoseKey::Cert(_))));
+        assert!(CoseKey::from_pem(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+        )
+        .is_err());
+    }
+}

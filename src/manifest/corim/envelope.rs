@@ -158,3 +158,27 @@ pub fn preimage(bytes: &[u8], envelope: &Path) -> Result<Option<Preimage>, Corim
         actual,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_is_a_plain_file_name() {
+        assert!(local_file("golden.corim.payload.cbor").is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "a\\b",
+            "~x",
+            "a\0b",
+        ] {
+            assert!(local_file(bad).is_err(), "{bad:?}");
+        }
+        assert!(local_file(&"x".repeat(256)).is_err());
+    }
+}
