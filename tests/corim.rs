@@ -876,6 +876,13 @@ fn policy_with_rule(dir: &Path, pem: &str, rule: Value) -> PathBuf {
     let doc = serde_json::json!({"schema_version": 1, "keys": [],
         "vendor_keys": [{"id": "corim-signer", "type": "cose", "pem": pem}],
         "rules": [rule]});
+    let schema: Value =
+        serde_json::from_str(include_str!("../schemas/trust-policy-v1.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&doc), "{doc}");
+    let mut wrong = doc.clone();
+    wrong["rules"][0]["anti_rollback"] = "sequence".into();
+    assert!(!validator.is_valid(&wrong));
     let path = dir.join("trust.json");
     std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     path
