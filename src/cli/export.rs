@@ -140,6 +140,12 @@ fn export_corim(a: &Args) -> anyhow::Result<u8> {
         let pre = out.with_file_name(&name);
         std::fs::write(&pre, &payload)
             .map_err(|e| anyhow::anyhow!("writing {}: {e}", pre.display()))?;
+        eprintln!(
+            "fwscan: wrote {} (the unsigned CoRIM, {} bytes; the hash envelope at {} signs its SHA-256)",
+            pre.display(),
+            payload.len(),
+            out.display()
+        );
         envelope
     } else {
         corim::export(&m, &key, &opts)
