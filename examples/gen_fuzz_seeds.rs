@@ -458,6 +458,7 @@ fn main() {
             signer: "seed".into(),
             not_before: std::time::UNIX_EPOCH,
             not_after: None,
+            x5chain: Vec::new(),
         },
     );
     put("manifest", "manifest.corim", &corim);

@@ -34,6 +34,16 @@ pub(crate) fn p256_key(dir: &Path, seed: u8) -> (PathBuf, String) {
     )
 }
 
+/// A scratch directory `name` with the generated core image (`core.bin`) and a P-256 key of `seed`:
+/// (directory, image, key file, public key PEM).
+pub(crate) fn core_setup(name: &str, seed: u8) -> (PathBuf, PathBuf, PathBuf, String) {
+    let dir = scratch(name);
+    let img = dir.join("core.bin");
+    std::fs::write(&img, crate::support::testdata::core_image()).unwrap();
+    let (key, pub_pem) = p256_key(&dir, seed);
+    (dir, img, key, pub_pem)
+}
+
 /// A trust policy with one `cose` vendor key (optionally scoped to products).
 pub(crate) fn policy(dir: &Path, pem: &str, products: Option<&[&str]>) -> PathBuf {
     let mut key = serde_json::json!({"id": "corim-signer", "type": "cose", "pem": pem});
@@ -520,10 +530,7 @@ fn malformed_corims_are_refused_with_an_offset() {
 /// CoRIM whose reference values were edited (re-signed) to disagree with its baseline are refused.
 #[test]
 fn scoping_unsigned_and_inconsistent_corims_are_refused() {
-    let dir = scratch("scope");
-    let img = dir.join("core.bin");
-    std::fs::write(&img, crate::support::testdata::core_image()).unwrap();
-    let (key, pub_pem) = p256_key(&dir, 11);
+    let (dir, img, key, pub_pem) = core_setup("scope", 11);
     let corim = dir.join("core.corim");
     export(&img, &key, &corim, &[]);
     let other_scope = policy(&dir, &pub_pem, Some(&["X11*"]));
@@ -556,4 +563,515 @@ fn scoping_unsigned_and_inconsistent_corims_are_refused() {
         out.contains("manifest-invalid") && out.contains("disagrees"),
         "{out}"
     );
+}
+
+/// An EC/Ed25519 certificate workshop for `cose` keys that are X.509 chains (issue 24): keys by
+/// `openssl genpkey`, certificates by `openssl req` / `openssl x509 -req -extfile`.
+struct EcPki {
+    dir: PathBuf,
+}
+
+const CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+const LEAF_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n";
+
+impl EcPki {
+    fn new(dir: &Path) -> Option<EcPki> {
+        if !crate::harness::have_tool("openssl", "openssl") {
+            return None;
+        }
+        Some(EcPki {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.join(f)
+    }
+
+    /// Makes `NAME.key` (`ec:P-256`, `ec:P-384` or `ed25519`) and `NAME.pem`, issued by `issuer` (else
+    /// self-signed) with the `ext` lines, valid for `days`.
+    fn make(&self, name: &str, alg: &str, ext: &str, issuer: Option<&str>, days: u32) {
+        let key = format!("{name}.key");
+        let mut gen = vec!["genpkey", "-out", &key];
+        let curve;
+        match alg.strip_prefix("ec:") {
+            Some(c) => {
+                curve = format!("ec_paramgen_curve:{c}");
+                gen.extend(["-algorithm", "EC", "-pkeyopt", &curve]);
+            }
+            None => gen.extend(["-algorithm", alg]),
+        }
+        crate::packages::run(&self.dir, "openssl", &gen);
+        let extf = format!("{name}.ext");
+        std::fs::write(self.path(&extf), ext).unwrap();
+        let subj = format!("/CN={name}");
+        let csr = format!("{name}.csr");
+        let pem = format!("{name}.pem");
+        let days = days.to_string();
+        crate::packages::run(
+            &self.dir,
+            "openssl",
+            &["req", "-new", "-key", &key, "-subj", &subj, "-out", &csr],
+        );
+        let (ca, ca_key) = match issuer {
+            Some(i) => (format!("{i}.pem"), format!("{i}.key")),
+            None => (String::new(), key.clone()),
+        };
+        let serial = (self.dir.read_dir().unwrap().count() + 1).to_string();
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-days",
+            &days,
+            "-extfile",
+            &extf,
+            "-set_serial",
+            &serial,
+            "-out",
+            &pem,
+        ];
+        if issuer.is_some() {
+            args.extend(["-CA", &ca, "-CAkey", &ca_key]);
+        } else {
+            args.extend(["-signkey", &ca_key]);
+        }
+        // Ed25519 signs without a separate digest; the EC issuers sign with SHA-256 (or SHA-384 for P-384).
+        let ed_issuer = std::process::Command::new("openssl")
+            .args(["pkey", "-in", &ca_key, "-noout", "-text"])
+            .current_dir(&self.dir)
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("ED25519"));
+        if !ed_issuer {
+            args.push(if alg == "ec:P-384" && issuer.is_none() {
+                "-sha384"
+            } else {
+                "-sha256"
+            });
+        }
+        crate::packages::run(&self.dir, "openssl", &args);
+    }
+
+    fn pem(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{name}.pem"))).unwrap()
+    }
+
+    /// `NAME.chain.pem`: the certificates named, in order.
+    fn chain(&self, name: &str, certs: &[&str]) -> PathBuf {
+        let text: String = certs.iter().map(|c| self.pem(c)).collect();
+        let p = self.path(&format!("{name}.chain.pem"));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+fn verify_code(corim: &Path, trust: &Path, extra: &[&str]) -> (i32, String) {
+    let mut args = vec!["verify", p(corim), "--trust", p(trust)];
+    args.extend_from_slice(extra);
+    let (code, out, err) = fwscan(&args);
+    (code, format!("{out}{err}"))
+}
+
+/// A `cose` key that is a CA certificate: the signer's x5chain (root P-384 → intermediate Ed25519 → leaf
+/// P-256, made by openssl) leads to it, and the refusals name the certificate and the reason.
+#[test]
+fn x509_chain_cose_keys_verify_and_refuse_with_reasons() {
+    let dir = scratch("x5chain");
+    let Some(pki) = EcPki::new(&dir) else {
+        return;
+    };
+    pki.make("Root", "ec:P-384", CA_EXT, None, 3650);
+    pki.make("Inter", "ed25519", CA_EXT, Some("Root"), 3650);
+    pki.make("Leaf", "ec:P-256", LEAF_EXT, Some("Inter"), 2);
+    // An intermediate without CA=true, a leaf under it; another root; an impostor intermediate with the
+    // real one's name and a leaf it signed.
+    pki.make("NotCa", "ec:P-256", LEAF_EXT, Some("Root"), 3650);
+    pki.make("LeafOfNotCa", "ec:P-256", LEAF_EXT, Some("NotCa"), 3650);
+    pki.make("OtherRoot", "ec:P-256", CA_EXT, None, 3650);
+    let imp = EcPki::new(&dir.join("impostor")).unwrap();
+    std::fs::create_dir_all(&imp.dir).unwrap();
+    std::fs::copy(pki.path("Root.pem"), imp.path("Root.pem")).unwrap();
+    std::fs::copy(pki.path("Root.key"), imp.path("Root.key")).unwrap();
+    imp.make("Inter", "ec:P-256", CA_EXT, Some("Root"), 3650);
+    imp.make("Leaf", "ec:P-256", LEAF_EXT, Some("Inter"), 3650);
+
+    let img = dir.join("core.bin");
+    std::fs::write(&img, crate::support::testdata::core_image()).unwrap();
+    let signed = |name: &str, key: &Path, chain: Option<&Path>| -> PathBuf {
+        let out = dir.join(format!("{name}.corim"));
+        match chain {
+            Some(c) => export(&img, key, &out, &["--x5chain", p(c)]),
+            None => export(&img, key, &out, &[]),
+        }
+        out
+    };
+    let root_policy = |name: &str, pem: &str| -> PathBuf {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        policy(&d, pem, Some(&["OVMF-*"]))
+    };
+    let good = signed(
+        "good",
+        &pki.path("Leaf.key"),
+        Some(&pki.chain("good", &["Leaf", "Inter"])),
+    );
+    let trust = root_policy("root", &pki.pem("Root"));
+    let (code, out) = verify_code(&good, &trust, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("CN=Leaf"),
+        "the signer certificate is named: {out}"
+    );
+    let (code, _, err) = fwscan(&[
+        "scan",
+        p(&img),
+        "--manifest",
+        p(&good),
+        "--trust",
+        p(&trust),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    // The root in the x5chain too changes nothing: the anchor is the policy's.
+    let with_root = signed(
+        "with-root",
+        &pki.path("Leaf.key"),
+        Some(&pki.chain("with-root", &["Leaf", "Inter", "Root"])),
+    );
+    assert_eq!(verify_code(&with_root, &trust, &[]).0, 0);
+
+    // The leaf pinned: its own certificate is the policy's key, no x5chain needed.
+    let bare = signed("bare", &pki.path("Leaf.key"), None);
+    let pinned = root_policy("pinned", &pki.pem("Leaf"));
+    let (code, out) = verify_code(&bare, &pinned, &[]);
+    assert_eq!(code, 0, "{out}");
+
+    let refused = |corim: &Path, trust: &Path, extra: &[&str], code: &str, words: &[&str]| {
+        let (c, out) = verify_code(corim, trust, extra);
+        assert_eq!(c, 2, "{out}");
+        assert!(out.contains(code), "want {code}: {out}");
+        for w in words {
+            assert!(out.contains(w), "want `{w}`: {out}");
+        }
+    };
+    // Wrong anchor.
+    let other = root_policy("other", &pki.pem("OtherRoot"));
+    refused(
+        &good,
+        &other,
+        &[],
+        "manifest-untrusted-key",
+        &["CN=Leaf", "chains to none"],
+    );
+    // The leaf (valid two days) has expired 30 days from now; the CAs have not.
+    let later = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(30 * 86_400),
+    )
+    .to_string();
+    refused(
+        &good,
+        &trust,
+        &["--at", &later],
+        "manifest-expired",
+        &["CN=Leaf", "expired"],
+    );
+    refused(
+        &bare,
+        &pinned,
+        &["--at", &later],
+        "manifest-expired",
+        &["CN=Leaf"],
+    );
+    // An intermediate that is not a CA.
+    let not_ca = signed(
+        "not-ca",
+        &pki.path("LeafOfNotCa.key"),
+        Some(&pki.chain("not-ca", &["LeafOfNotCa", "NotCa"])),
+    );
+    refused(
+        &not_ca,
+        &trust,
+        &[],
+        "manifest-untrusted-key",
+        &["CN=NotCa", "not a CA"],
+    );
+    // A leaf not signed by the intermediate in its x5chain (an impostor with the same name signed it).
+    let mixed = dir.join("mixed.chain.pem");
+    std::fs::write(&mixed, imp.pem("Leaf") + &pki.pem("Inter")).unwrap();
+    let impostor = signed("impostor", &imp.path("Leaf.key"), Some(&mixed));
+    refused(
+        &impostor,
+        &trust,
+        &[],
+        "manifest-untrusted-key",
+        &["CN=Leaf", "chains to none"],
+    );
+    // No x5chain, and the policy holds only the root.
+    refused(
+        &bare,
+        &trust,
+        &[],
+        "manifest-untrusted-key",
+        &["x5chain", "CN=Root"],
+    );
+    // A signature byte flipped: the leaf's key does not verify it.
+    let mut bytes = std::fs::read(&good).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 1;
+    let flipped = dir.join("flipped.corim");
+    std::fs::write(&flipped, &bytes).unwrap();
+    refused(
+        &flipped,
+        &trust,
+        &[],
+        "manifest-signature-invalid",
+        &["CN=Leaf"],
+    );
+    // --x5chain whose first certificate is not the signing key's is refused at export.
+    let (code, _, err) = fwscan(&[
+        "export",
+        p(&img),
+        "--format",
+        "corim",
+        "--key",
+        p(&pki.path("Leaf.key")),
+        "-o",
+        p(&dir.join("x.corim")),
+        "--x5chain",
+        p(&pki.chain("backwards", &["Inter", "Leaf"])),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("leaf first"), "{err}");
+}
+
+/// An unsigned FMP capsule of `payload` by EDK2's `GenerateCapsule.py` whose payload header carries
+/// LowestSupportedVersion `lsv` (the node's `lowest-supported-version`, a CoRIM svn); `None` (skipped)
+/// without edk2-basetools.
+fn capsule_with_lsv(dir: &Path, payload: &Path, lsv: u32) -> Option<PathBuf> {
+    crate::packages::edk2_basetools()?;
+    let out = dir.join(format!("lsv{lsv}.cap"));
+    let lsv = lsv.to_string();
+    crate::packages::run(
+        dir,
+        "python3",
+        &[
+            "-m",
+            "edk2basetools.Capsule.GenerateCapsule",
+            "--encode",
+            "--guid",
+            crate::packages::FW_GUID,
+            "--fw-version",
+            "5",
+            "--lsv",
+            &lsv,
+            "-o",
+            p(&out),
+            p(payload),
+        ],
+    );
+    Some(out)
+}
+
+fn policy_with_rule(dir: &Path, pem: &str, rule: Value) -> PathBuf {
+    let doc = serde_json::json!({"schema_version": 1, "keys": [],
+        "vendor_keys": [{"id": "corim-signer", "type": "cose", "pem": pem}],
+        "rules": [rule]});
+    let schema: Value =
+        serde_json::from_str(include_str!("../schemas/trust-policy-v1.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&doc), "{doc}");
+    let mut wrong = doc.clone();
+    wrong["rules"][0]["anti_rollback"] = "sequence".into();
+    assert!(!validator.is_valid(&wrong));
+    let path = dir.join("trust.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    path
+}
+
+/// svn anti-rollback as the policy says (`anti_rollback`: `tag-version`, `svn`, `both`), and a dump's
+/// svn against the CoRIM's: a capsule whose LowestSupportedVersion went down is `svn-rollback`.
+#[test]
+fn svn_anti_rollback_follows_the_policy_and_a_lower_dump_svn_is_a_finding() {
+    let dir = scratch("svn");
+    let payload = dir.join("payload.bin");
+    std::fs::write(&payload, crate::support::testdata::core_image()).unwrap();
+    let Some(cap2) = capsule_with_lsv(&dir, &payload, 2) else {
+        assert!(!under_ci(), "cross-check did not run under CI");
+        return;
+    };
+    let cap1 = capsule_with_lsv(&dir, &payload, 1).unwrap();
+    let cap3 = capsule_with_lsv(&dir, &payload, 3).unwrap();
+    let (key, pub_pem) = p256_key(&dir, 21);
+    let corim = |cap: &Path, name: &str, seq: &str| -> PathBuf {
+        let out = dir.join(format!("{name}.corim"));
+        // The capsule is unsigned: its signature is not what this test is about.
+        export(cap, &key, &out, &["--sequence", seq, "--insecure-unsigned"]);
+        out
+    };
+    // svn 2 at sequence 1; svn 1 at sequence 2 (a newer tag that lowers the svn); svn 3 at sequence 0.
+    let c2 = corim(&cap2, "svn2", "1");
+    let c1 = corim(&cap1, "svn1", "2");
+    let c3 = corim(&cap3, "svn3", "0");
+    let dec = fwscan::manifest::corim::decode(&std::fs::read(&c2).unwrap()).unwrap();
+    assert!(
+        dec.measurements().any(|(_, m)| m.svn == Some(2)),
+        "the export carries the capsule's lowest-supported-version as svn"
+    );
+    let run = |mode: &str, order: &[&Path]| -> Vec<(i32, String)> {
+        let d = dir.join(mode);
+        std::fs::create_dir_all(&d).unwrap();
+        let _ = std::fs::remove_file(d.join("state.json"));
+        let trust = policy_with_rule(
+            &d,
+            &pub_pem,
+            serde_json::json!({"product": "OVMF-X64", "anti_rollback": mode}),
+        );
+        let state = d.join("state.json");
+        order
+            .iter()
+            .map(|c| {
+                let (code, out, err) =
+                    fwscan(&["verify", p(c), "--trust", p(&trust), "--state", p(&state)]);
+                (code, format!("{out}{err}"))
+            })
+            .collect()
+    };
+    // tag-version (the default): the svn is not compared, the tag-version is.
+    let r = run("tag-version", &[&c2, &c1, &c3]);
+    assert_eq!(r[0].0, 0, "{}", r[0].1);
+    assert_eq!(r[1].0, 0, "svn lowered, tag-version raised: {}", r[1].1);
+    assert_eq!(r[2].0, 2, "{}", r[2].1);
+    assert!(
+        r[2].1.contains("manifest-rollback") && r[2].1.contains("sequence 0"),
+        "{}",
+        r[2].1
+    );
+    // svn: the lowered svn is refused, the lowered tag-version is not.
+    let r = run("svn", &[&c2, &c1, &c3]);
+    assert_eq!(r[0].0, 0, "{}", r[0].1);
+    assert_eq!(r[1].0, 2, "{}", r[1].1);
+    assert!(
+        r[1].1.contains("manifest-rollback") && r[1].1.contains("svn 1 is below svn 2"),
+        "{}",
+        r[1].1
+    );
+    assert_eq!(r[2].0, 0, "tag-version lowered, svn raised: {}", r[2].1);
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("svn/state.json")).unwrap()).unwrap();
+    assert_eq!(state["svns"][0]["svn"], 3, "{state}");
+    // both: each refuses.
+    let r = run("both", &[&c2, &c1]);
+    assert_eq!((r[0].0, r[1].0), (0, 2), "{r:?}");
+    let r = run("both", &[&c2, &c3]);
+    assert_eq!(r[1].0, 2, "{}", r[1].1);
+    assert!(r[1].1.contains("sequence"), "{}", r[1].1);
+
+    // The dump's svn against the CoRIM's (exact): lower is svn-rollback, higher svn-mismatch.
+    let trust = policy(&dir, &pub_pem, None);
+    let t = ["--trust", p(&trust)];
+    let (code, r, err) = scan_json(&cap2, &c2, &t);
+    assert_eq!(code, 0, "{} {err}", r["findings"]);
+    let (code, r, _) = scan_json(&cap1, &c2, &t);
+    assert_eq!(code, 1);
+    let f = crate::harness::code_path_messages(&r);
+    assert!(
+        f.iter()
+            .any(|(c, _, m)| c == "svn-rollback"
+                && m.contains("lowest-supported-version 1 is below")),
+        "{f:?}"
+    );
+    let (code, r, _) = scan_json(&cap3, &c2, &t);
+    assert_eq!(code, 1);
+    let f = code_paths(&r);
+    assert!(f.iter().any(|(c, _)| c == "svn-mismatch"), "{f:?}");
+    assert!(!f.iter().any(|(c, _)| c == "svn-rollback"), "{f:?}");
+}
+
+/// `export --hash-envelope`: a COSE hash envelope signing the SHA-256 of the unsigned CoRIM beside it;
+/// `scan` reads the preimage, checks its digest, then compares as usual. A flipped preimage byte, a
+/// location outside the envelope's directory and a missing preimage are refused (exit 2).
+#[test]
+fn hash_envelope_export_scans_clean_and_a_modified_preimage_is_refused() {
+    let (dir, img, key, pub_pem) = core_setup("envelope", 13);
+    let env = dir.join("core.corim");
+    export(&img, &key, &env, &["--hash-envelope"]);
+    let pre = dir.join("core.corim.payload.cbor");
+    let pre_bytes = std::fs::read(&pre).unwrap();
+    assert_eq!(
+        &pre_bytes[..3],
+        &[0xd9, 0x01, 0xf5],
+        "an unsigned #6.501 CoRIM"
+    );
+    let trust = policy(&dir, &pub_pem, None);
+    let t = ["--trust", p(&trust)];
+    let (code, r, err) = scan_json(&img, &env, &t);
+    assert_eq!(code, 0, "{} {err}", r["findings"]);
+    // The envelope's payload is the preimage's SHA-256, under the labels of the draft.
+    use fwscan::manifest::corim::cbor;
+    use sha2::Digest as _;
+    let top = cbor::decode(&std::fs::read(&env).unwrap()).unwrap();
+    let a = top.as_tag().unwrap().1.as_array().unwrap().to_vec();
+    let prot = cbor::decode(a[0].as_bytes().unwrap()).unwrap();
+    assert_eq!(prot.get(258).and_then(|v| v.as_int()), Some(-16));
+    assert_eq!(
+        prot.get(259).and_then(|v| v.as_text()),
+        Some("application/rim+cbor")
+    );
+    assert_eq!(
+        prot.get(260).and_then(|v| v.as_text()),
+        Some("core.corim.payload.cbor")
+    );
+    assert_eq!(
+        a[2].as_bytes().unwrap(),
+        sha2::Sha256::digest(&pre_bytes).as_slice()
+    );
+    // A patched image against it: findings as usual.
+    let mut bad = crate::support::testdata::core_image();
+    let n = bad.len() / 2;
+    bad[n] ^= 0x40;
+    let patched = dir.join("patched.bin");
+    std::fs::write(&patched, &bad).unwrap();
+    assert_eq!(scan_json(&patched, &env, &t).0, 1);
+    // One flipped byte of the preimage.
+    let mut flipped = pre_bytes.clone();
+    let i = flipped.len() - 10;
+    flipped[i] ^= 1;
+    std::fs::write(&pre, &flipped).unwrap();
+    let (code, out, err) = fwscan(&["scan", p(&img), "--manifest", p(&env), "--trust", p(&trust)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("manifest-signature-invalid") && err.contains("modified after signing"),
+        "{err}"
+    );
+    // Even with verification waived, the digest is checked before anything is decoded.
+    let (code, _, err) = fwscan(&[
+        "scan",
+        p(&img),
+        "--manifest",
+        p(&env),
+        "--insecure-unsigned",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    std::fs::remove_file(&pre).unwrap();
+    let (code, _, err) = fwscan(&["scan", p(&img), "--manifest", p(&env), "--trust", p(&trust)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("preimage"), "{err}");
+    // A location that leaves the envelope's directory is refused, even re-signed by the trusted key.
+    use fwscan::manifest::corim::cose;
+    let mut m = prot.as_map().unwrap().to_vec();
+    for (k, v) in m.iter_mut() {
+        if k.as_int() == Some(260) {
+            *v = cbor::Value::text("../core.corim.payload.cbor");
+        }
+    }
+    let k = cose::SigningKey::from_pem(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    let forged = cose::sign1(&cbor::Value::Map(m), a[2].as_bytes().unwrap(), &k);
+    let sub = dir.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::write(dir.join("core.corim.payload.cbor"), &pre_bytes).unwrap();
+    let f = sub.join("escape.corim");
+    std::fs::write(&f, forged).unwrap();
+    let (code, _, err) = fwscan(&["scan", p(&img), "--manifest", p(&f), "--trust", p(&trust)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("not a file name beside the envelope"), "{err}");
 }

@@ -38,6 +38,14 @@ pub struct Args {
     /// `--format corim`: the signing key, PEM PKCS#8 (EC P-256 -> ES256, P-384 -> ES384, Ed25519 -> EdDSA).
     #[arg(long, value_name = "KEY.pem")]
     pub key: Option<PathBuf>,
+    /// `--format corim`: the signer's X.509 certificate chain (PEM, leaf first, the leaf's key being
+    /// --key's), written in the COSE `x5chain` header for a trust policy that pins a CA.
+    #[arg(long, value_name = "CHAIN.pem")]
+    pub x5chain: Option<PathBuf>,
+    /// `--format corim`: write the CoRIM unsigned to `OUT.payload.cbor` and, at OUT, a COSE hash envelope
+    /// (draft-ietf-cose-hash-envelope) signing its SHA-256, for very large trees. `scan`/`verify` take OUT.
+    #[arg(long)]
+    pub hash_envelope: bool,
     /// `--format corim`: the signer name in corim-meta (default: the vendor).
     #[arg(long, value_name = "NAME")]
     pub signer: Option<String>,
@@ -64,6 +72,43 @@ fn creation_time() -> anyhow::Result<SystemTime> {
     Ok(UNIX_EPOCH + Duration::from_secs(now - now % 86_400))
 }
 
+/// `--x5chain`: PEM certificates, leaf first, at most [`corim::chain::MAX_X5CHAIN`]; the leaf's key must
+/// be the signing key's.
+fn x5chain(path: &std::path::Path, key: &corim::cose::SigningKey) -> anyhow::Result<Vec<Vec<u8>>> {
+    use x509_cert::der::Encode;
+    let pem =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let certs = x509_cert::Certificate::load_pem_chain(&pem)
+        .map_err(|e| anyhow::anyhow!("{}: not PEM X.509 certificates: {e}", path.display()))?;
+    if certs.is_empty() || certs.len() > corim::chain::MAX_X5CHAIN {
+        anyhow::bail!(
+            "{}: {} certificates (1 to {} are written)",
+            path.display(),
+            certs.len(),
+            corim::chain::MAX_X5CHAIN
+        );
+    }
+    let ders = certs
+        .iter()
+        .map(|c| c.to_der())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let leaf_key = certs[0]
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .ok()
+        .and_then(|spki| corim::cose::VerifyingKey::from_der(&spki).ok());
+    if leaf_key != Some(key.verifying_key()) {
+        anyhow::bail!(
+            "{}: the first certificate (`{}`) is not the signing key's (x5chain is leaf first)",
+            path.display(),
+            certs[0].tbs_certificate.subject
+        );
+    }
+    Ok(ders)
+}
+
 fn export_corim(a: &Args) -> anyhow::Result<u8> {
     let (Some(key_path), Some(out)) = (&a.key, &a.output) else {
         anyhow::bail!("--format corim needs --key KEY.pem and -o OUT.corim");
@@ -81,8 +126,30 @@ fn export_corim(a: &Args) -> anyhow::Result<u8> {
         signer: a.signer.clone().unwrap_or_else(|| m.product.vendor.clone()),
         not_before: now,
         not_after: m.expires_at(),
+        x5chain: match &a.x5chain {
+            Some(p) => x5chain(p, &key)?,
+            None => Vec::new(),
+        },
     };
-    let bytes = corim::export(&m, &key, &opts);
+    let bytes = if a.hash_envelope {
+        let name = out
+            .file_name()
+            .map(|n| format!("{}.payload.cbor", n.to_string_lossy()))
+            .ok_or_else(|| anyhow::anyhow!("-o {}: not a file name", out.display()))?;
+        let (envelope, payload) = corim::export_envelope(&m, &key, &opts, &name);
+        let pre = out.with_file_name(&name);
+        std::fs::write(&pre, &payload)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", pre.display()))?;
+        eprintln!(
+            "fwscan: wrote {} (the unsigned CoRIM, {} bytes; the hash envelope at {} signs its SHA-256)",
+            pre.display(),
+            payload.len(),
+            out.display()
+        );
+        envelope
+    } else {
+        corim::export(&m, &key, &opts)
+    };
     std::fs::write(out, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", out.display()))?;
     eprintln!(
         "fwscan: wrote {} ({} bytes, {} reference values, {}, image sha256 {})",

@@ -500,6 +500,7 @@ fn diff(cx: &Cx, n: &Node, r: &mut Region) -> Vec<Finding> {
         cx.expanded.fetch_add(1, Ordering::Relaxed);
     }
     let mut findings = new_notes(n, r);
+    findings.extend(svn_check(n, r));
     let child_findings = diff_children(cx, n, r, None);
     let own_static = n.policy == Policy::Static;
     let (headers, structural): (Vec<Finding>, Vec<Finding>) = child_findings
@@ -591,6 +592,36 @@ fn modified(cx: &Cx, n: &Node, r: &Region, hashed: Hashed) -> Finding {
         f.message = format!("value `{old}` -> `{new}`");
     }
     f
+}
+
+/// The security version a dump node carries against its baseline's (the same attribute: `svn`, `km-svn`,
+/// `bpm-svn` or `lowest-supported-version`, which a CoRIM carries as the reference value's svn). A static
+/// node's svn is exact: a lower one is `svn-rollback`, a higher one `svn-mismatch`. A per-machine node's is
+/// a minimum (it may be updated in the field; the CoRIM export writes it as `#6.553`): only a lower one is
+/// a finding. A node whose bytes equal the baseline's never gets here.
+fn svn_check(n: &Node, r: &Region) -> Option<Finding> {
+    let (attr, want) = crate::manifest::corim::SVN_ATTRS
+        .iter()
+        .find_map(|k| n.attrs.get(k).and_then(|v| v.as_u64()).map(|v| (*k, v)))?;
+    let got = r.attrs.get(attr).and_then(|v| v.as_u64())?;
+    let minimum = n.policy == Policy::Mutable;
+    let (code, how) = if got < want {
+        (Code::SvnRollback, "below")
+    } else if got > want && !minimum {
+        (Code::SvnMismatch, "above the exact")
+    } else {
+        return None;
+    };
+    let mut f = Finding::on(
+        code,
+        r,
+        format!(
+            "{attr} {got} is {how} {} {want} of the baseline",
+            if minimum { "minimum" } else { "value" }
+        ),
+    );
+    f.expected_digest = n.digest.clone();
+    Some(f)
 }
 
 fn blank_check(cx: &Cx, r: &Region) -> Vec<Finding> {
@@ -840,6 +871,45 @@ mod tests {
             .collect();
         f.sort();
         f
+    }
+
+    /// Issue 24: a dump node's svn against its baseline's. Static: exact (lower `svn-rollback`, higher
+    /// `svn-mismatch`); per-machine: a minimum (only lower is a finding).
+    #[test]
+    fn a_lower_svn_is_a_rollback_and_a_per_machine_svn_is_a_minimum() {
+        let with_svn = |fill: u8, svn: u64| {
+            let mut r = image(&[("a", fill)]);
+            let a = r.children.iter_mut().find(|c| c.path == "file[a]").unwrap();
+            a.attrs.insert("svn".into(), svn.into());
+            r
+        };
+        let findings = |mutable: bool, fill: u8, svn: u64| -> Vec<Code> {
+            let mut m = Manifest::from_tree(&with_svn(1, 5), BaselineOptions::default()).unwrap();
+            if mutable {
+                let a = m
+                    .root
+                    .children
+                    .iter_mut()
+                    .find(|c| c.path == "file[a]")
+                    .unwrap();
+                a.policy = Policy::Mutable;
+            }
+            let m = m.accept_unsigned_insecure();
+            let mut c: Vec<Code> = compare(&m, &mut with_svn(fill, svn))
+                .findings
+                .into_iter()
+                .map(|f| f.code)
+                .filter(|c| matches!(c, Code::SvnRollback | Code::SvnMismatch))
+                .collect();
+            c.sort();
+            c
+        };
+        assert_eq!(findings(false, 1, 5), vec![]);
+        assert_eq!(findings(false, 2, 4), vec![Code::SvnRollback]);
+        assert_eq!(findings(false, 2, 6), vec![Code::SvnMismatch]);
+        assert_eq!(findings(false, 2, 5), vec![]);
+        assert_eq!(findings(true, 2, 4), vec![Code::SvnRollback]);
+        assert_eq!(findings(true, 2, 6), vec![]);
     }
 
     /// Issue 20: a tree is hashed once, clean or not. The root is tiled by its modules and padding, so a

@@ -75,6 +75,8 @@ codes! {
     FileAdded = "file-added", Error, "A file was added to an embedded filesystem.";
     FileRemoved = "file-removed", Error, "A file was removed from an embedded filesystem.";
     VariableModified = "variable-modified", Error, "A pinned NVRAM or environment variable differs from the baseline.";
+    SvnRollback = "svn-rollback", Error, "A node's security version number (ME partition, Boot Guard KM/BPM, capsule lowest-supported-version) is below the baseline's: an older, vulnerable version of signed firmware.";
+    SvnMismatch = "svn-mismatch", Error, "A node's security version number differs from the exact value its baseline (or CoRIM reference value) pins.";
     FormatMismatch = "format-mismatch", Error, "The image's detected format or layout differs from the baseline's.";
     // --- parsing and self-consistency ----------------------------------------------------------------
     Unparsed = "unparsed", Warning, "A structure could not be parsed; it is kept as an opaque region and still hashed.";

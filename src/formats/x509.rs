@@ -55,7 +55,9 @@
 //! (`verify --at TIME`, otherwise the clock).
 //!
 //! A path that breaks a rule is `vendor-untrusted`, or `vendor-key-weak` for a weak key, with a message
-//! that names the certificate and the rule ([`PathError`]). Only RSA PKCS#1 v1.5 signatures are verified.
+//! that names the certificate and the rule ([`PathError`]). Certificate signatures verified: RSA PKCS#1
+//! v1.5 (SHA-256/384/512), ECDSA over P-256 or P-384 (SHA-256/384/512) and Ed25519; any other algorithm
+//! links nothing.
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::time::SystemTime;
@@ -229,7 +231,11 @@ fn link(cert: &Certificate, issuer: &Certificate) -> Link {
     if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject {
         return Link::None;
     }
-    let h = match hash_of(&cert.signature_algorithm.oid.to_string()) {
+    let oid = cert.signature_algorithm.oid.to_string();
+    if let Some(ok) = ec_link(&oid, cert, issuer) {
+        return if ok { Link::Ok } else { Link::None };
+    }
+    let h = match hash_of(&oid) {
         Some(Ok(h)) => h,
         Some(Err(weak)) => return Link::Weak(weak),
         None => return Link::None,
@@ -245,6 +251,57 @@ fn link(cert: &Certificate, issuer: &Certificate) -> Link {
         Ok(true) => Link::Ok,
         _ => Link::None,
     }
+}
+
+/// An ECDSA (SHA-256/384/512 over a P-256 or P-384 issuer key) or Ed25519 certificate signature:
+/// `Some(verified)` for those algorithms, `None` for any other (RSA, or a refused hash, is [`hash_of`]'s).
+fn ec_link(oid: &str, cert: &Certificate, issuer: &Certificate) -> Option<bool> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use p256::pkcs8::DecodePublicKey;
+    use sha2::Digest;
+    let digest = match oid {
+        "1.2.840.10045.4.3.2" => sha2::Sha256::digest(tbs_der(cert)?).to_vec(),
+        "1.2.840.10045.4.3.3" => sha2::Sha384::digest(tbs_der(cert)?).to_vec(),
+        "1.2.840.10045.4.3.4" => sha2::Sha512::digest(tbs_der(cert)?).to_vec(),
+        "1.3.101.112" => {
+            let (Ok(key), Some(tbs), Some(sig)) = (
+                ed25519_dalek::VerifyingKey::from_public_key_der(&spki_der(issuer)?),
+                tbs_der(cert),
+                cert.signature.as_bytes(),
+            ) else {
+                return Some(false);
+            };
+            return Some(
+                ed25519_dalek::Signature::from_slice(sig)
+                    .is_ok_and(|s| key.verify_strict(&tbs, &s).is_ok()),
+            );
+        }
+        _ => return None,
+    };
+    let (Some(spki), Some(sig)) = (spki_der(issuer), cert.signature.as_bytes()) else {
+        return Some(false);
+    };
+    if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(&spki) {
+        return Some(
+            p256::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+        );
+    }
+    if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(&spki) {
+        return Some(
+            p384::ecdsa::Signature::from_der(sig)
+                .is_ok_and(|s| k.verify_prehash(&digest, &s).is_ok()),
+        );
+    }
+    Some(false)
+}
+
+fn tbs_der(c: &Certificate) -> Option<Vec<u8>> {
+    c.tbs_certificate.to_der().ok()
+}
+
+fn spki_der(c: &Certificate) -> Option<Vec<u8>> {
+    c.tbs_certificate.subject_public_key_info.to_der().ok()
 }
 
 /// Extensions the path rules process or read (RFC 5280 §4.2.1): basicConstraints, keyUsage,

@@ -1,9 +1,12 @@
-//! Anti-rollback state: the highest manifest sequence accepted so far, per product and component.
+//! Anti-rollback state: the highest manifest sequence accepted so far, per product and component, and
+//! (for CoRIMs under a policy `anti_rollback` of `svn` or `both`) the highest svn per reference value.
 //!
 //! ```json
 //! { "schema_version": 1,
 //!   "entries": [ { "product": "X11SPi", "component": "bios", "sequence": 7,
-//!                  "sha256": "…", "accepted": "2026-11-21T03:00:00Z" } ] }
+//!                  "sha256": "…", "accepted": "2026-11-21T03:00:00Z" } ],
+//!   "svns": [ { "product": "X11SPi", "component": "bios", "mkey": "ifd/me/fpt/FTPR",
+//!               "svn": 3, "sha256": "…", "accepted": "2026-11-21T03:00:00Z" } ] }
 //! ```
 //!
 //! The file is only written after a successful verification, and atomically: a temporary file in the
@@ -33,6 +36,21 @@ pub struct Entry {
     pub accepted: Option<String>,
 }
 
+/// The highest svn accepted for one reference value of a CoRIM (policy `anti_rollback` `svn`/`both`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SvnEntry {
+    pub product: String,
+    pub component: String,
+    /// The reference value's key: a node path, `uuid:` and a UUID, `uint:N` or `oid:HEX`.
+    pub mkey: String,
+    pub svn: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted: Option<String>,
+}
+
 /// The whole state file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +58,8 @@ pub struct State {
     pub schema_version: u32,
     #[serde(default)]
     pub entries: Vec<Entry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub svns: Vec<SvnEntry>,
 }
 
 impl Default for State {
@@ -47,6 +67,7 @@ impl Default for State {
         State {
             schema_version: STATE_SCHEMA_VERSION,
             entries: Vec::new(),
+            svns: Vec::new(),
         }
     }
 }
@@ -141,6 +162,49 @@ impl State {
             product: product.to_string(),
             component: component.to_string(),
             sequence,
+            sha256: Some(sha256.to_string()),
+            accepted: Some(now.to_string()),
+        });
+        true
+    }
+
+    /// Highest svn accepted for one reference value of a product/component.
+    pub fn highest_svn(&self, product: &str, component: &str, mkey: &str) -> Option<u64> {
+        self.svns
+            .iter()
+            .filter(|e| e.product == product && e.component == component && e.mkey == mkey)
+            .map(|e| e.svn)
+            .max()
+    }
+
+    /// Records an accepted svn (keeps the maximum). Returns true when the state changed.
+    pub fn record_svn(
+        &mut self,
+        product: &str,
+        component: &str,
+        mkey: &str,
+        svn: u64,
+        sha256: &str,
+        now: &str,
+    ) -> bool {
+        if let Some(e) = self
+            .svns
+            .iter_mut()
+            .find(|e| e.product == product && e.component == component && e.mkey == mkey)
+        {
+            if svn > e.svn {
+                e.svn = svn;
+                e.sha256 = Some(sha256.to_string());
+                e.accepted = Some(now.to_string());
+                return true;
+            }
+            return false;
+        }
+        self.svns.push(SvnEntry {
+            product: product.to_string(),
+            component: component.to_string(),
+            mkey: mkey.to_string(),
+            svn,
             sha256: Some(sha256.to_string()),
             accepted: Some(now.to_string()),
         });
@@ -242,6 +306,15 @@ mod tests {
         assert_eq!(back.highest("X", "bmc"), None);
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut s = back;
+        assert!(s.record_svn("X", "bios", "fv[0]/file[me]", 3, "aa", "t"));
+        assert!(!s.record_svn("X", "bios", "fv[0]/file[me]", 2, "bb", "t"));
+        assert!(s.record_svn("X", "bios", "fv[0]/file[me]", 4, "cc", "t"));
+        s.save(&p).unwrap();
+        let back = State::load(&p).unwrap();
+        assert_eq!(back.highest_svn("X", "bios", "fv[0]/file[me]"), Some(4));
+        assert_eq!(back.highest_svn("X", "bmc", "fv[0]/file[me]"), None);
+        assert_eq!(back.highest("X", "bios"), Some(5));
         std::fs::write(&p, b"{not json").unwrap();
         assert!(State::load(&p).is_err());
     }

@@ -159,7 +159,7 @@ pub enum VendorKeyProblem {
     FitMissing,
     #[error("type fit: {0}")]
     Fit(String),
-    #[error("type cose needs `pem`, a P-256, P-384, P-521 or Ed25519 public key (BEGIN PUBLIC KEY): {0}")]
+    #[error("type cose needs `pem`, a P-256, P-384, P-521 or Ed25519 public key (BEGIN PUBLIC KEY) or an X.509 certificate (BEGIN CERTIFICATE: a CA the signer's x5chain leads to, or the signer's own): {0}")]
     Cose(String),
     #[error("type `{0}`: openbmc, x509, bootguard-km-hash, aspeed-otp, fit or cose")]
     Kind(String),
@@ -221,6 +221,45 @@ pub struct Rule {
     /// Manifests with a lower sequence are refused (`manifest-rollback`).
     #[serde(default)]
     pub min_sequence: u64,
+    /// CoRIMs: what anti-rollback compares (default `tag-version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anti_rollback: Option<AntiRollback>,
+}
+
+/// What a CoRIM's anti-rollback compares (a rule's `anti_rollback`). A JSON manifest always compares its
+/// sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AntiRollback {
+    /// The CoMID's tag-version is the sequence: `min_sequence` and the state file's sequence.
+    #[default]
+    TagVersion,
+    /// The svn of every reference value, against the highest recorded for its (product, component,
+    /// mkey) in the state file; the tag-version is not compared.
+    Svn,
+    /// Both.
+    Both,
+}
+
+impl AntiRollback {
+    pub fn tag_version(self) -> bool {
+        self != AntiRollback::Svn
+    }
+
+    pub fn svn(self) -> bool {
+        self != AntiRollback::TagVersion
+    }
+
+    /// What two equally specific rules ask together.
+    pub fn union(self, other: AntiRollback) -> AntiRollback {
+        if self == other {
+            self
+        } else if (self.tag_version() || other.tag_version()) && (self.svn() || other.svn()) {
+            AntiRollback::Both
+        } else {
+            self
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -424,7 +463,7 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
             if k.eku.is_some() || k.validity.is_some() {
                 return Err(at(VendorKeyProblem::X509Only));
             }
-            super::corim::cose::VerifyingKey::from_pem(&k.pem)
+            super::corim::chain::CoseKey::from_pem(&k.pem)
                 .map_err(|e| at(VendorKeyProblem::Cose(e)))?;
             Ok(RingKey {
                 id: k.id,
@@ -479,6 +518,16 @@ pub struct TrustPolicy {
 pub struct Requirement {
     pub threshold: u32,
     pub min_sequence: u64,
+    pub anti_rollback: AntiRollback,
+}
+
+impl Requirement {
+    /// No matching rule: one signature, no minimum sequence, tag-version anti-rollback.
+    pub const NONE: Requirement = Requirement {
+        threshold: 1,
+        min_sequence: 0,
+        anti_rollback: AntiRollback::TagVersion,
+    };
 }
 
 fn kebab(s: &str) -> bool {
@@ -661,10 +710,9 @@ impl TrustPolicy {
     /// specific matching rules (see the module documentation). Use [`TrustPolicy::requirement_for`] to
     /// verify: it also keeps signers from renaming around a stricter rule.
     pub fn requirement(&self, product: &str, component: &str) -> Requirement {
-        self.matching(product, component).0.unwrap_or(Requirement {
-            threshold: 1,
-            min_sequence: 0,
-        })
+        self.matching(product, component)
+            .0
+            .unwrap_or(Requirement::NONE)
     }
 
     /// The requirement of the most specific matching rules, and whether one of them is explicit (names
@@ -696,16 +744,20 @@ impl TrustPolicy {
             return (None, false);
         };
         let top = scored.iter().filter(|(s, _)| *s == best).map(|(_, r)| r);
-        let req = top.fold(
+        let mut first = true;
+        let req = top.fold(Requirement::NONE, |a, r| {
+            let ar = r.anti_rollback.unwrap_or_default();
+            let anti_rollback = if std::mem::take(&mut first) {
+                ar
+            } else {
+                a.anti_rollback.union(ar)
+            };
             Requirement {
-                threshold: 1,
-                min_sequence: 0,
-            },
-            |a, r| Requirement {
                 threshold: a.threshold.max(r.threshold),
                 min_sequence: a.min_sequence.max(r.min_sequence),
-            },
-        );
+                anti_rollback,
+            }
+        });
         (Some(req), best >= 2)
     }
 
@@ -720,10 +772,7 @@ impl TrustPolicy {
         signers: &[&Key],
     ) -> Result<Requirement, Box<RuleEscape>> {
         let (req, explicit) = self.matching(product, component);
-        let req = req.unwrap_or(Requirement {
-            threshold: 1,
-            min_sequence: 0,
-        });
+        let req = req.unwrap_or(Requirement::NONE);
         if !explicit {
             if let Some((r, k)) = self
                 .rules

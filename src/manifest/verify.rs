@@ -314,7 +314,7 @@ pub fn verify_manifest(
             signers: Vec::new(),
             requirement: Requirement {
                 threshold: 0,
-                min_sequence: 0,
+                ..Requirement::NONE
             },
             sha256,
             previous_sequence: None,
@@ -347,7 +347,8 @@ pub fn verify_manifest(
     // 6. Expiry.
     check_expiry(&m, opts, mp)?;
     // 7. Anti-rollback; 8. the state file recorded only after everything passed.
-    let (previous, state_updated) = rollback_and_record(&m, &req, &sha256, opts, mp)?;
+    let (previous, state_updated) =
+        rollback_and_record(&m, &req, &sha256, opts, mp, SEQUENCE_ONLY)?;
     let signers: Vec<SignerDetail> = accepted.into_iter().map(|a| a.detail).collect();
     let trust = trust_of(&signers, distinct, &req, policy, opts);
     Ok(Verification {
@@ -419,10 +420,28 @@ fn verify_corim_bytes(
     opts: &VerifyOptions,
     mp: &Path,
 ) -> Result<CorimVerification, TrustError> {
-    let c = corim::decode(bytes)
+    // A COSE hash envelope: its preimage (beside it) must have the digest it signs.
+    let pre = corim::envelope::preimage(bytes, mp)
+        .map_err(|e| refuse(Code::ManifestInvalid, mp, format!("CoRIM: {e}")))?;
+    if let Some(p) = pre.as_ref().filter(|p| !p.matches()) {
+        return Err(refuse(
+            Code::ManifestSignatureInvalid,
+            mp,
+            format!(
+                "the COSE hash envelope signs {} {} of its preimage {}, whose {} is {}: the CoRIM was modified after signing",
+                p.alg,
+                hex::encode(&p.signed),
+                p.path.display(),
+                p.alg,
+                hex::encode(&p.actual)
+            ),
+        ));
+    }
+    let mut c = corim::decode_with_preimage(bytes, pre.as_ref().map(|p| p.bytes.as_slice()))
         .map_err(|e| refuse(Code::ManifestInvalid, mp, format!("CoRIM: {e}")))?;
     let mut signers = Vec::new();
     if !opts.insecure_unsigned {
+        let mut cert_notes: Vec<String> = Vec::new();
         let policy = opts
             .policy
             .as_ref()
@@ -434,14 +453,12 @@ fn verify_corim_bytes(
                 "an unsigned CoRIM (#6.501 without COSE)",
             ));
         }
-        let keys: Vec<(&crate::formats::keys::RingKey, corim::cose::VerifyingKey)> = policy
+        let keys: Vec<(&crate::formats::keys::RingKey, corim::chain::CoseKey)> = policy
             .vendor_keys
             .iter()
             .filter_map(|k| match &k.key {
                 crate::formats::keys::VendorKey::Cose(pem) => {
-                    corim::cose::VerifyingKey::from_pem(pem)
-                        .ok()
-                        .map(|v| (k, v))
+                    corim::chain::CoseKey::from_pem(pem).ok().map(|v| (k, v))
                 }
                 _ => None,
             })
@@ -457,8 +474,25 @@ fn verify_corim_bytes(
             ));
         }
         let (product, component) = corim_scope(&c);
+        // Why a policy certificate did not vouch for a signature: the first such reason is reported when
+        // no key verifies (it names the certificate), rather than a bare "verifies with none".
+        let mut why: Option<corim::chain::Refusal> = None;
         for s in &c.signatures {
-            if let Some((k, _)) = keys.iter().find(|(_, v)| v.verify(s.alg, &s.tbs, &s.sig)) {
+            let mut hit = None;
+            for (k, v) in &keys {
+                match v.verify(s, opts.now) {
+                    Ok(cert) => {
+                        hit = Some((k, cert));
+                        break;
+                    }
+                    Err(r) => {
+                        if why.is_none() {
+                            why = r;
+                        }
+                    }
+                }
+            }
+            if let Some((k, cert)) = hit {
                 if !k
                     .scope
                     .allows(Some(product.as_str()), Some(component.as_str()))
@@ -475,9 +509,22 @@ fn verify_corim_bytes(
                 if !signers.contains(&k.id) {
                     signers.push(k.id.clone());
                 }
+                if let Some(cert) = cert {
+                    let note = format!("signed by certificate `{cert}` (cose key `{}`)", k.id);
+                    if !cert_notes.contains(&note) {
+                        cert_notes.push(note);
+                    }
+                }
             }
         }
         if signers.is_empty() {
+            if let Some(r) = why {
+                return Err(refuse(
+                    r.code,
+                    mp,
+                    format!("{} (trust policy {})", r.message, policy.source),
+                ));
+            }
             let algs: Vec<String> = c
                 .signatures
                 .iter()
@@ -494,13 +541,12 @@ fn verify_corim_bytes(
                 ),
             ));
         }
+        c.notes.append(&mut cert_notes);
         if signers.len() < c.signatures.len() {
             let n = c.signatures.len().saturating_sub(signers.len());
-            let mut c2 = c;
-            c2.notes.push(format!(
+            c.notes.push(format!(
                 "{n} COSE_Sign signature(s) by keys not in the trust policy"
             ));
-            return finish_corim(c2, signers, sha256, opts, mp);
         }
     }
     finish_corim(c, signers, sha256, opts, mp)
@@ -586,7 +632,7 @@ fn verify_corim_manifest(
             signers: Vec::new(),
             requirement: Requirement {
                 threshold: 0,
-                min_sequence: 0,
+                ..Requirement::NONE
             },
             sha256: cv.sha256,
             previous_sequence: None,
@@ -612,7 +658,16 @@ fn verify_corim_manifest(
         ));
     }
     check_expiry(&m, opts, mp)?;
-    let (previous, state_updated) = rollback_and_record(&m, &req, &cv.sha256, opts, mp)?;
+    let svns = if req.anti_rollback.svn() {
+        corim_svns(&cv.corim, mp)?
+    } else {
+        Vec::new()
+    };
+    let rb = Rollback {
+        sequence: req.anti_rollback.tag_version(),
+        svns: &svns,
+    };
+    let (previous, state_updated) = rollback_and_record(&m, &req, &cv.sha256, opts, mp, rb)?;
     let signers: Vec<SignerDetail> = cv
         .signers
         .iter()
@@ -635,6 +690,29 @@ fn verify_corim_manifest(
         previous_sequence: previous,
         state_updated,
     })
+}
+
+/// The svn of every reference value that has a key and an svn, by state key (the highest when a key
+/// repeats), for svn anti-rollback.
+fn corim_svns(c: &corim::Corim, mp: &Path) -> Result<Vec<(String, u64)>, TrustError> {
+    let mut by_key = std::collections::BTreeMap::new();
+    for (_, m) in c.measurements() {
+        if let (Some(k), Some(svn)) = (&m.mkey, m.svn) {
+            let e = by_key.entry(corim::state_key(k)).or_insert(svn);
+            *e = (*e).max(svn);
+        }
+    }
+    if by_key.len() > MAX_SVN_VALUES {
+        return Err(refuse(
+            Code::ManifestInvalid,
+            mp,
+            format!(
+                "{} reference values carry an svn; svn anti-rollback records at most {MAX_SVN_VALUES}",
+                by_key.len()
+            ),
+        ));
+    }
+    Ok(by_key.into_iter().collect())
 }
 
 fn parse_manifest(bytes: &[u8], mp: &Path) -> Result<Manifest, TrustError> {
@@ -866,6 +944,24 @@ fn check_expiry(m: &Manifest, opts: &VerifyOptions, mp: &Path) -> Result<(), Tru
     Ok(())
 }
 
+/// What anti-rollback compares: the sequence (a JSON manifest's always; a CoRIM's tag-version unless the
+/// policy's `anti_rollback` is `svn`) and the svn of reference values (a CoRIM under `svn` or `both`:
+/// (state key of the mkey, svn)).
+#[derive(Debug, Clone, Copy)]
+struct Rollback<'a> {
+    sequence: bool,
+    svns: &'a [(String, u64)],
+}
+
+const SEQUENCE_ONLY: Rollback<'static> = Rollback {
+    sequence: true,
+    svns: &[],
+};
+
+/// Most svn-bearing reference values one CoRIM may record in the state file (which is capped at
+/// [`super::state::MAX_STATE_SIZE`]).
+pub const MAX_SVN_VALUES: usize = 4096;
+
 /// Steps 7 and 8: the sequence is at least the policy minimum and the highest in the state file (which
 /// another user must not be able to write); the state file, locked meanwhile, then records it. Returns the
 /// highest sequence the state held and whether it was updated.
@@ -875,9 +971,10 @@ fn rollback_and_record(
     sha256: &str,
     opts: &VerifyOptions,
     mp: &Path,
+    rb: Rollback<'_>,
 ) -> Result<(Option<u64>, bool), TrustError> {
     let (product, component) = (&m.product.product, &m.product.component);
-    if m.sequence < req.min_sequence {
+    if rb.sequence && m.sequence < req.min_sequence {
         return Err(refuse(
             Code::ManifestRollback,
             mp,
@@ -903,7 +1000,21 @@ fn rollback_and_record(
     };
     let mut s = State::load(sp).map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
     let previous = s.highest(product, component);
-    if let Some(h) = previous {
+    for (mkey, svn) in rb.svns {
+        if let Some(h) = s.highest_svn(product, component, mkey) {
+            if *svn < h {
+                return Err(refuse(
+                    Code::ManifestRollback,
+                    mp,
+                    format!(
+                        "reference value `{mkey}`: svn {svn} is below svn {h} already accepted for product `{product}` component `{component}` (state {})",
+                        sp.display()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(h) = previous.filter(|_| rb.sequence) {
         if m.sequence < h {
             return Err(refuse(
                 Code::ManifestRollback,
@@ -918,7 +1029,17 @@ fn rollback_and_record(
     }
     // 8. Record, only after everything passed.
     let mut state_updated = false;
-    if opts.update_state && s.record(product, component, m.sequence, sha256, &rfc3339(opts.now)) {
+    let now = rfc3339(opts.now);
+    let mut changed = false;
+    if opts.update_state {
+        if rb.sequence {
+            changed |= s.record(product, component, m.sequence, sha256, &now);
+        }
+        for (mkey, svn) in rb.svns {
+            changed |= s.record_svn(product, component, mkey, *svn, sha256, &now);
+        }
+    }
+    if changed {
         s.save(sp)
             .map_err(|e| refuse(Code::TrustStateInvalid, sp, e.to_string()))?;
         state_updated = true;

@@ -129,6 +129,26 @@ impl VerifyingKey {
         Err("not a PEM public key (BEGIN PUBLIC KEY) of P-256, P-384, P-521 or Ed25519".into())
     }
 
+    /// A DER SubjectPublicKeyInfo (a certificate's key) of P-256, P-384, P-521 or Ed25519.
+    pub fn from_der(spki: &[u8]) -> Result<VerifyingKey, String> {
+        if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(spki) {
+            return Ok(VerifyingKey::Es256(k));
+        }
+        if let Ok(k) = p384::ecdsa::VerifyingKey::from_public_key_der(spki) {
+            return Ok(VerifyingKey::Es384(k));
+        }
+        if let Ok(k) = p521::PublicKey::from_public_key_der(spki) {
+            return Ok(VerifyingKey::Es512(k));
+        }
+        if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(spki) {
+            return Ok(VerifyingKey::Ed25519(k));
+        }
+        Err(
+            "a key of neither P-256, P-384, P-521 nor Ed25519 (COSE ES256/ES384/ES512/EdDSA)"
+                .into(),
+        )
+    }
+
     /// The key as PEM SubjectPublicKeyInfo.
     pub fn to_pem(&self) -> String {
         let lf = p256::pkcs8::LineEnding::LF;

@@ -15,7 +15,9 @@
 //!   [`Corim::notes`], never silently dropped.
 
 pub mod cbor;
+pub mod chain;
 pub mod cose;
+pub mod envelope;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +68,8 @@ pub struct ExportOptions {
     pub not_before: SystemTime,
     /// Validity end; `None`: no rim-validity and an open signature validity.
     pub not_after: Option<SystemTime>,
+    /// The signer's certificate chain (DER, leaf first) for the `x5chain` header (33); empty: none.
+    pub x5chain: Vec<Vec<u8>>,
 }
 
 /// A measurement's key (`mkey`).
@@ -87,6 +91,17 @@ impl std::fmt::Display for MKey {
             MKey::Uint(n) => write!(f, "{n}"),
             MKey::Oid(o) => write!(f, "oid:{}", hex::encode(o)),
         }
+    }
+}
+
+/// A reference value's key as the anti-rollback state records it: a text key as it is, `uuid:` and the
+/// UUID's text, `uint:N`, `oid:HEX`.
+pub fn state_key(k: &MKey) -> String {
+    match k {
+        MKey::Text(s) => s.clone(),
+        MKey::Uuid(u) => format!("uuid:{}", uuid_text(u)),
+        MKey::Uint(n) => format!("uint:{n}"),
+        MKey::Oid(o) => format!("oid:{}", hex::encode(o)),
     }
 }
 
@@ -122,6 +137,8 @@ pub struct Signature {
     pub alg: i128,
     pub tbs: Vec<u8>,
     pub sig: Vec<u8>,
+    /// The signer's `x5chain` (COSE header 33, RFC 9360): DER certificates, leaf first; empty when absent.
+    pub x5chain: Vec<Vec<u8>>,
 }
 
 /// A decoded CoRIM.
@@ -322,7 +339,8 @@ pub fn measurements_of(m: &Manifest) -> Vec<Measurement> {
                 immutable: is_static.then_some(true),
                 runtime_updatable: (!is_static).then_some(true),
                 svn: svn_of(n),
-                min_svn: false,
+                // A per-machine node may be updated in the field: its svn is a minimum (#6.553).
+                min_svn: !is_static && svn_of(n).is_some(),
             }
         })
         .collect()
@@ -330,8 +348,13 @@ pub fn measurements_of(m: &Manifest) -> Vec<Measurement> {
 
 fn measurement_value(m: &Measurement, alg: Alg) -> Value {
     let mut mval = Vec::new();
-    if let Some(s) = m.svn {
-        mval.push((Value::Uint(1), Value::Uint(s)));
+    match m.svn {
+        Some(s) if m.min_svn => mval.push((
+            Value::Uint(1),
+            Value::Tag(TAG_MIN_SVN, Box::new(Value::Uint(s))),
+        )),
+        Some(s) => mval.push((Value::Uint(1), Value::Uint(s))),
+        None => {}
     }
     if !m.digests.is_empty() {
         mval.push((
@@ -381,6 +404,44 @@ pub fn model_of(m: &Manifest) -> String {
 
 /// The signed CoRIM of a manifest (see the module documentation).
 pub fn export(m: &Manifest, key: &cose::SigningKey, opts: &ExportOptions) -> Vec<u8> {
+    let (mut protected, payload) = export_parts(m, key, opts);
+    protected.push((Value::Uint(3), Value::text(CONTENT_TYPE)));
+    cose::sign1(&Value::Map(protected), &payload, key)
+}
+
+/// A COSE hash envelope ([`envelope`]) and its preimage, the unsigned CoRIM `#6.501` of a manifest:
+/// (envelope, CoRIM). `location` is the CoRIM's file name, beside the envelope.
+pub fn export_envelope(
+    m: &Manifest,
+    key: &cose::SigningKey,
+    opts: &ExportOptions,
+    location: &str,
+) -> (Vec<u8>, Vec<u8>) {
+    let (mut protected, payload) = export_parts(m, key, opts);
+    protected.extend([
+        (
+            Value::Uint(envelope::PAYLOAD_HASH_ALG),
+            Value::int(envelope::COSE_SHA256),
+        ),
+        (
+            Value::Uint(envelope::PAYLOAD_PREIMAGE_CONTENT_TYPE),
+            Value::text(CONTENT_TYPE),
+        ),
+        (
+            Value::Uint(envelope::PAYLOAD_LOCATION),
+            Value::text(location),
+        ),
+    ]);
+    let digest = sha2::Sha256::digest(&payload).to_vec();
+    (cose::sign1(&Value::Map(protected), &digest, key), payload)
+}
+
+/// The protected header entries (without content type) and the encoded `#6.501` CoRIM of a manifest.
+fn export_parts(
+    m: &Manifest,
+    key: &cose::SigningKey,
+    opts: &ExportOptions,
+) -> (Vec<(Value, Value)>, Vec<u8>) {
     let baseline = m.to_json().into_bytes();
     let model = model_of(m);
     let corim_id = uuid_of(&[b"fwscan corim", &baseline]);
@@ -457,16 +518,23 @@ pub fn export(m: &Manifest, key: &cose::SigningKey, opts: &ExportOptions) -> Vec
     if let Some(na) = opts.not_after {
         meta.push((Value::Uint(1), validity(Some(opts.not_before), na)));
     }
-    let protected = Value::Map(vec![
+    let mut protected = vec![
         (Value::Uint(1), Value::int(key.alg())),
-        (Value::Uint(3), Value::text(CONTENT_TYPE)),
         (
             Value::Uint(8),
             Value::Bytes(cbor::encode(&Value::Map(meta))),
         ),
         (Value::int(BASELINE_LABEL), Value::Bytes(baseline)),
-    ]);
-    cose::sign1(&protected, &payload, key)
+    ];
+    match opts.x5chain.as_slice() {
+        [] => {}
+        [one] => protected.push((Value::Uint(33), Value::Bytes(one.clone()))),
+        many => protected.push((
+            Value::Uint(33),
+            Value::Array(many.iter().cloned().map(Value::Bytes).collect()),
+        )),
+    }
+    (protected, payload)
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -512,8 +580,15 @@ fn decode_in(bytes: &[u8], what: &str) -> Result<Value, CorimError> {
     cbor::decode(bytes).map_err(|e| cbor_in(what, e))
 }
 
-/// Decodes a CoRIM file (signed or not). Signatures are collected, not verified ([`verify`]).
+/// Decodes a CoRIM file (signed or not). Signatures are collected, not verified ([`verify`]). A COSE
+/// hash envelope is refused here: [`decode_with_preimage`] takes its preimage.
 pub fn decode(bytes: &[u8]) -> Result<Corim, CorimError> {
+    decode_with_preimage(bytes, None)
+}
+
+/// [`decode`], where a COSE hash envelope ([`envelope`]) signs the digest of `preimage`, the CoRIM
+/// decoded. The caller has checked the digest ([`envelope::preimage`]).
+pub fn decode_with_preimage(bytes: &[u8], preimage: Option<&[u8]>) -> Result<Corim, CorimError> {
     if bytes.len() as u64 > MAX_CORIM_SIZE {
         return bad(format!("larger than {MAX_CORIM_SIZE} bytes"));
     }
@@ -532,7 +607,26 @@ pub fn decode(bytes: &[u8]) -> Result<Corim, CorimError> {
         }
     }
     let payload: Vec<u8> = match v.as_tag() {
-        Some((TAG_COSE_SIGN1, msg)) => sign1_payload(msg, &mut c)?,
+        Some((TAG_COSE_SIGN1, msg)) => {
+            let payload = sign1_payload(msg, &mut c)?;
+            let prot = msg
+                .as_array()
+                .and_then(|a| a.first())
+                .and_then(Value::as_bytes)
+                .unwrap_or_default();
+            if envelope::is_envelope_header(prot) {
+                let Some(p) = preimage else {
+                    return bad("a COSE hash envelope (payload_hash_alg 258): its preimage is read beside it (`fwscan verify`/`scan` do)");
+                };
+                c.notes.push(format!(
+                    "COSE hash envelope: the signature covers the digest of the preimage ({} bytes)",
+                    p.len()
+                ));
+                p.to_vec()
+            } else {
+                payload
+            }
+        }
         Some((TAG_COSE_SIGN, msg)) => sign_payload(msg, &mut c)?,
         Some((TAG_CORIM, _)) => {
             c.notes.push("unsigned CoRIM (#6.501)".into());
@@ -596,6 +690,7 @@ fn protected_header(prot: &[u8], c: &mut Corim) -> Result<i128, CorimError> {
                 }
             ))
         }
+        None if h.get(i128::from(envelope::PAYLOAD_HASH_ALG)).is_some() => {}
         None => c
             .notes
             .push("tolerated: no content type (3) in the protected header".into()),
@@ -657,6 +752,7 @@ fn sign1_payload(msg: &Value, c: &mut Corim) -> Result<Vec<u8>, CorimError> {
         alg,
         tbs: cose::sig_structure1(prot, &payload),
         sig: sig.to_vec(),
+        x5chain: chain::x5chain_of(&[prot], &[&a[1]])?,
     });
     Ok(payload)
 }
@@ -727,6 +823,7 @@ fn sign_payload(msg: &Value, c: &mut Corim) -> Result<Vec<u8>, CorimError> {
             alg,
             tbs: cose::sig_structure(prot, sp, &payload),
             sig: sig.to_vec(),
+            x5chain: chain::x5chain_of(&[sp, prot], &[&s[1], &a[1]])?,
         });
     }
     Ok(payload)
