@@ -486,14 +486,8 @@ fn main() {
     put_format("yaffs2", "binwalk.bin", &sample("yaffs2.bin"));
     // squashfs 3.1 (the only sample, testdata's, is 2.5 MB): a file of three blocks (text in zlib, then two
     // stored: noise does not shrink), a small one, a symlink.
-    let mut x = 0x2545_F491u32;
-    let init: Vec<u8> = (0..6000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
+    let init: Vec<u8> = (0..188u32)
+        .flat_map(|i| fwscan::hash::sha256(&i.to_le_bytes()))
         .collect();
     put_format(
         "squashfs3",
