@@ -5,9 +5,11 @@
 //! `cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run fdt corpus/fdt seeds/fdt -- -rss_limit_mb=2048 -timeout=10`.
 //!
 //! The `registry` target gets seeds for the formats fwscan can write (uefi, fit, uimage, uboot-env, fmap,
-//! cbfs, pe, elf, ffs, slof, skiboot, psp; the first byte selects the format). Formats without a writer yet (squashfs, jffs2, UBI, Intel
-//! IFD/ME/GbE, NVRAM stores, whole BMC flashes, option ROMs) and `pe_describe` get no seeds and start from
-//! nothing.
+//! cbfs, pe, elf, ffs, slof, skiboot, psp, npcm-bootblock, stm, stb-container, squashfs3, supermicro) or
+//! has a small sample of (cramfs, romfs, yaffs2: binwalk's, in testdata/oldfs); the first byte selects the
+//! format. The `corim` target gets the export and testdata/corim's vectors. Formats without a writer yet
+//! (squashfs 4, jffs2, UBI, Intel IFD/ME/GbE, NVRAM stores, whole BMC flashes, option ROMs) and
+//! `pe_describe` get no seeds and start from nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,6 +124,126 @@ fn ubootenv(vars: &[&str], size: usize) -> Vec<u8> {
     body.push(0);
     body.resize(size - 4, 0);
     [crc32fast::hash(&body).to_le_bytes().to_vec(), body].concat()
+}
+
+/// A squashfs 3.1 image, little-endian (the bit fields of squashfs_compat.h then fall on byte boundaries):
+/// a root directory of `entries`, each a file (name, contents) or, named `link->target`, a symlink. Data
+/// blocks of 4 KiB, zlib where that shrinks them, no fragments; the inode table one stored metadata block,
+/// the directory table one zlib block. Enough for the fuzzer to start past the superblock; the full writer
+/// (both byte orders, fragments, subdirectories, several metadata blocks) is `tests/oldfs.rs`'s, checked
+/// there against `unsquashfs`, as this one's output was once (`unsquashfs -lln`).
+fn squashfs3(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    const BS: usize = 4096;
+    let zlib = |d: &[u8]| {
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, d).expect("zlib");
+        z.finish().expect("zlib")
+    };
+    let meta = |d: &[u8], compress: bool| {
+        let (h, body) = if compress {
+            let z = zlib(d);
+            (z.len() as u16, z)
+        } else {
+            (0x8000 | d.len() as u16, d.to_vec())
+        };
+        [h.to_le_bytes().to_vec(), body].concat()
+    };
+    // Inode numbers 1..=n for the entries, n + 1 for the root (mksquashfs numbers the root last).
+    let root = entries.len() as u32 + 1;
+    let mut img = vec![0u8; 119];
+    let mut inodes = Vec::new();
+    let mut dir = vec![(entries.len() - 1) as u8];
+    dir.extend_from_slice(&0u32.to_le_bytes()); // the inodes' metadata block, inode table relative
+    dir.extend_from_slice(&1u32.to_le_bytes()); // the first entry's inode number
+    let base = |kind: u16, mode: u16, number: u32| {
+        let mut b = (kind | mode << 4).to_le_bytes().to_vec();
+        b.extend_from_slice(&[0, 0]); // uid and gid table indexes
+        b.extend_from_slice(&1_200_000_000u32.to_le_bytes());
+        b.extend_from_slice(&number.to_le_bytes());
+        b
+    };
+    for (i, (name, body)) in entries.iter().enumerate() {
+        let number = i as u32 + 1;
+        let (kind, name, inode) = match name.split_once("->") {
+            Some((link, target)) => {
+                let mut b = base(3, 0o777, number);
+                b.extend_from_slice(&1u32.to_le_bytes());
+                b.extend_from_slice(&(target.len() as u16).to_le_bytes());
+                b.extend_from_slice(target.as_bytes());
+                (3u16, link, b)
+            }
+            None => {
+                let mut b = base(2, 0o644, number);
+                b.extend_from_slice(&(img.len() as u64).to_le_bytes());
+                b.extend_from_slice(&u32::MAX.to_le_bytes()); // no fragment
+                b.extend_from_slice(&0u32.to_le_bytes());
+                b.extend_from_slice(&(body.len() as u32).to_le_bytes());
+                for chunk in body.chunks(BS) {
+                    let z = zlib(chunk);
+                    let (size, bytes) = if z.len() < chunk.len() {
+                        (z.len() as u32, z)
+                    } else {
+                        (chunk.len() as u32 | 1 << 24, chunk.to_vec())
+                    };
+                    b.extend_from_slice(&size.to_le_bytes());
+                    img.extend_from_slice(&bytes);
+                }
+                (2, *name, b)
+            }
+        };
+        dir.extend_from_slice(&(inodes.len() as u16 | kind << 13).to_le_bytes());
+        dir.push((name.len() - 1) as u8);
+        dir.extend_from_slice(&((number - 1) as u16).to_le_bytes());
+        dir.extend_from_slice(name.as_bytes());
+        inodes.extend_from_slice(&inode);
+    }
+    let root_at = inodes.len() as u64;
+    inodes.extend_from_slice(&base(1, 0o755, root));
+    inodes.extend_from_slice(&2u32.to_le_bytes()); // links: no subdirectories
+    inodes.extend_from_slice(&(dir.len() as u32 + 3).to_le_bytes()); // size 19 bits, offset 0 above
+    inodes.extend_from_slice(&0u32.to_le_bytes()); // the listing's block, directory table relative
+    inodes.extend_from_slice(&root.to_le_bytes()); // the root's parent is itself
+    let inode_table = img.len() as u64;
+    img.extend_from_slice(&meta(&inodes, false));
+    let dir_table = img.len() as u64;
+    img.extend_from_slice(&meta(&dir, true));
+    let frag_table = img.len() as u64;
+    let uid_table = img.len() as u64;
+    img.extend_from_slice(&0u32.to_le_bytes());
+    let gid_table = img.len() as u64;
+    img.extend_from_slice(&0u32.to_le_bytes());
+    let used = img.len() as u64;
+    let mut sb = b"hsqs".to_vec();
+    for v in [root, used as u32, uid_table as u32, gid_table as u32] {
+        sb.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [inode_table as u32, dir_table as u32] {
+        sb.extend_from_slice(&v.to_le_bytes());
+    }
+    for v in [3u16, 1, BS as u16, 12] {
+        sb.extend_from_slice(&v.to_le_bytes()); // version 3.1, block size and its log
+    }
+    sb.extend_from_slice(&[1 << 4, 1, 1]); // flags (no fragments), one uid, one gid
+    sb.extend_from_slice(&1_200_000_000u32.to_le_bytes());
+    sb.extend_from_slice(&root_at.to_le_bytes()); // root inode: block 0, offset root_at
+    for v in [BS as u32, 0, frag_table as u32] {
+        sb.extend_from_slice(&v.to_le_bytes()); // block size, fragments, fragment table (2.x)
+    }
+    for v in [
+        used,
+        uid_table,
+        gid_table,
+        inode_table,
+        dir_table,
+        frag_table,
+        u64::MAX,
+    ] {
+        sb.extend_from_slice(&v.to_le_bytes());
+    }
+    assert_eq!(sb.len(), 119);
+    img[..119].copy_from_slice(&sb);
+    img.resize(img.len().div_ceil(4096) * 4096, 0);
+    img
 }
 
 fn main() {
@@ -362,6 +484,23 @@ fn main() {
     put_format("cramfs", "binwalk.bin", &cramfs);
     put_format("romfs", "binwalk.bin", &sample("romfs.bin"));
     put_format("yaffs2", "binwalk.bin", &sample("yaffs2.bin"));
+    // squashfs 3.1 (the only sample, testdata's, is 2.5 MB): a file of three blocks (text in zlib, then two
+    // stored: noise does not shrink), a small one, a symlink.
+    let init: Vec<u8> = (0..188u32)
+        .flat_map(|i| fwscan::hash::sha256(&i.to_le_bytes()))
+        .collect();
+    put_format(
+        "squashfs3",
+        "three.bin",
+        &squashfs3(&[
+            ("hostname", b"bmc\n"),
+            (
+                "init",
+                &[b"#!/bin/sh\n".repeat(410).as_slice(), &init].concat(),
+            ),
+            ("sh->busybox", b""),
+        ]),
+    );
     // A Supermicro X9 image: bootloader block, one cramfs image at 0x10000 with its 64-byte footer at the
     // end of its block, the ATENs_FW v2 footer before it.
     let sum = fwscan::formats::bmc::supermicro::checksum;
@@ -462,6 +601,17 @@ fn main() {
         },
     );
     put("manifest", "manifest.corim", &corim);
+    // The `corim` target: the export, and others' CoRIMs (testdata/corim, see its PROVENANCE): Veraison's
+    // COSE_Sign1 and unsigned ones, OCP S.A.F.E.'s COSE_Sign whose signer names no alg.
+    put("corim", "fwscan-export.corim", &corim);
+    let corims = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corim");
+    for e in std::fs::read_dir(&corims).expect("testdata/corim") {
+        let p = e.expect("testdata/corim entry").path();
+        if p.extension().is_some_and(|x| x == "cbor") {
+            let name = p.file_name().expect("a file name").to_string_lossy();
+            put("corim", &name, &std::fs::read(&p).expect("a CoRIM vector"));
+        }
+    }
     // A fresh key per run: the signature and key files only need to be well-formed.
     let sk = SecretKey::generate().expect("key");
     let sig = sk

@@ -430,13 +430,13 @@ fn read_fit_key(path: &Path) -> anyhow::Result<fwscan::formats::keys::FitKeyData
             return Err(bad("the device tree has no /signature/key-NAME node".into()));
         }
         if let Some(e) = keys.iter().find_map(|k| k.material.as_ref().err()) {
-            return Err(bad(e.clone()));
+            return Err(bad(e.to_string()));
         }
         return Ok(FitKeyData::Dtb(bytes));
     }
     let pem =
         String::from_utf8(bytes).map_err(|_| bad("neither a PEM key nor a device tree".into()))?;
-    fit_sig::key_from_pem(&pem).map_err(bad)?;
+    fit_sig::key_from_pem(&pem).map_err(|e| bad(e.to_string()))?;
     Ok(FitKeyData::Pem(pem))
 }
 

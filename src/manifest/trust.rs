@@ -443,12 +443,13 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
                         )));
                     }
                     if let Some(e) = keys.iter().find_map(|k| k.material.as_ref().err()) {
-                        return Err(at(VendorKeyProblem::Fit(e.clone())));
+                        return Err(at(VendorKeyProblem::Fit(e.to_string())));
                     }
                     FitKeyData::Dtb(bytes)
                 }
                 (None, false) => {
-                    fit_sig::key_from_pem(&k.pem).map_err(|e| at(VendorKeyProblem::Fit(e)))?;
+                    fit_sig::key_from_pem(&k.pem)
+                        .map_err(|e| at(VendorKeyProblem::Fit(e.to_string())))?;
                     FitKeyData::Pem(k.pem)
                 }
                 _ => return Err(at(VendorKeyProblem::FitMissing)),

@@ -68,6 +68,44 @@ impl Material {
     }
 }
 
+/// Why a key cannot verify anything (as U-Boot's `rsa_mod_exp_sw` and ECDSA verifiers refuse it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("unsupported ECDSA curve `{0}`")]
+    Curve(String),
+    #[error("{0} of the wrong size")]
+    PointSize(&'static str),
+    #[error("no rsa,num-bits (nor ecdsa,curve)")]
+    NoNumBits,
+    #[error("rsa,exponent is {0} bytes, not 8")]
+    ExponentSize(usize),
+    #[error("rsa,num-bits {0}: U-Boot verifies 2048 to 4096-bit keys")]
+    NumBits(u64),
+    #[error("rsa,modulus longer than rsa,num-bits")]
+    ModulusTooLong,
+    #[error("rsa,modulus is not a {0}-bit number")]
+    ModulusBits(usize),
+    #[error("rsa,modulus is even")]
+    EvenModulus,
+    #[error("rsa,exponent {0} is not an odd number of at least 3")]
+    Exponent(u64),
+    #[error("RSA exponent wider than 64 bits")]
+    WideExponent,
+    #[error("not a PEM RSA, P-256 or P-384 public key")]
+    NotPem,
+    #[error("public key algorithm {0} is not RSA or EC")]
+    Algorithm(String),
+    #[error("EC point of {0} bytes: P-256 or P-384 only")]
+    PointLength(usize),
+    #[error("bad EC point")]
+    BadPoint,
+    #[error("not an ECDSA key")]
+    NotEcdsa,
+    #[error("ECDSA point is not on {0}")]
+    OffCurve(&'static str),
+}
+
 /// Where a key comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -85,7 +123,7 @@ pub struct FitKey {
     pub required: Option<Required>,
     /// The key, or why it cannot be used (a bogus size, exponent 0, a point off the curve): such a key
     /// verifies nothing, so a signature it is required for fails, as in U-Boot.
-    pub material: Result<Material, String>,
+    pub material: Result<Material, KeyError>,
     pub source: Source,
 }
 
@@ -119,24 +157,22 @@ pub fn keys_from_dtb(f: &Fdt, source: &str) -> (Vec<FitKey>, bool) {
 
 /// The key numbers of one `/signature/key-NAME` node, checked as U-Boot's `rsa_mod_exp_sw` and ECDSA
 /// verifiers check them.
-fn dtb_material(f: &Fdt, k: &fdt::Node) -> Result<Material, String> {
+fn dtb_material(f: &Fdt, k: &fdt::Node) -> Result<Material, KeyError> {
     if let Some(curve) = f.str_prop(k, "ecdsa,curve") {
         let size = match curve.as_str() {
             "prime256v1" | "secp256r1" => 32usize,
             "secp384r1" => 48,
-            other => return Err(format!("unsupported ECDSA curve `{other}`")),
+            other => return Err(KeyError::Curve(other.to_string())),
         };
         let x = k.prop("ecdsa,x-point").map(|p| f.value(p)).unwrap_or(&[]);
         let y = k.prop("ecdsa,y-point").map(|p| f.value(p)).unwrap_or(&[]);
-        let x = fixed(x, size).ok_or("ecdsa,x-point of the wrong size")?;
-        let y = fixed(y, size).ok_or("ecdsa,y-point of the wrong size")?;
+        let x = fixed(x, size).ok_or(KeyError::PointSize("ecdsa,x-point"))?;
+        let y = fixed(y, size).ok_or(KeyError::PointSize("ecdsa,y-point"))?;
         let m = Material::Ecdsa { size, x, y };
         ec_key(&m)?;
         return Ok(m);
     }
-    let bits = f
-        .u64_prop(k, "rsa,num-bits")
-        .ok_or("no rsa,num-bits (nor ecdsa,curve)")?;
+    let bits = f.u64_prop(k, "rsa,num-bits").ok_or(KeyError::NoNumBits)?;
     let n = k.prop("rsa,modulus").map(|p| f.value(p)).unwrap_or(&[]);
     // The exponent is 64 bits; absent means 65537 (U-Boot's default).
     let e = match k.prop("rsa,exponent") {
@@ -145,7 +181,7 @@ fn dtb_material(f: &Fdt, k: &fdt::Node) -> Result<Material, String> {
             let v = f.value(p);
             let mut a = [0u8; 8];
             if v.len() != 8 {
-                return Err(format!("rsa,exponent is {} bytes, not 8", v.len()));
+                return Err(KeyError::ExponentSize(v.len()));
             }
             a.copy_from_slice(v);
             u64::from_be_bytes(a)
@@ -168,30 +204,26 @@ fn fixed(v: &[u8], size: usize) -> Option<Vec<u8>> {
 
 /// An RSA key as U-Boot accepts it: 2048 to 4096 bits, a modulus of exactly that many bits, an odd
 /// exponent of at least 3.
-fn rsa_material(n: &[u8], e: u64, bits: u64) -> Result<Material, String> {
+fn rsa_material(n: &[u8], e: u64, bits: u64) -> Result<Material, KeyError> {
     if !(2048..=4096).contains(&bits) || bits % 8 != 0 {
-        return Err(format!(
-            "rsa,num-bits {bits}: U-Boot verifies 2048 to 4096-bit keys"
-        ));
+        return Err(KeyError::NumBits(bits));
     }
     let bits = bits as usize;
-    let n = fixed(n, bits / 8).ok_or("rsa,modulus longer than rsa,num-bits")?;
+    let n = fixed(n, bits / 8).ok_or(KeyError::ModulusTooLong)?;
     if n.first().is_none_or(|&c| c & 0x80 == 0) {
-        return Err(format!("rsa,modulus is not a {bits}-bit number"));
+        return Err(KeyError::ModulusBits(bits));
     }
     if n.last().is_none_or(|&c| c & 1 == 0) {
-        return Err("rsa,modulus is even".into());
+        return Err(KeyError::EvenModulus);
     }
     if e < 3 || e % 2 == 0 {
-        return Err(format!(
-            "rsa,exponent {e} is not an odd number of at least 3"
-        ));
+        return Err(KeyError::Exponent(e));
     }
     Ok(Material::Rsa { n, e, bits })
 }
 
 /// A PEM public key (`BEGIN PUBLIC KEY` RSA or EC, `BEGIN RSA PUBLIC KEY`) as key numbers.
-pub fn key_from_pem(pem: &str) -> Result<Material, String> {
+pub fn key_from_pem(pem: &str) -> Result<Material, KeyError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::DecodePublicKey;
     use rsa::traits::PublicKeyParts;
@@ -200,7 +232,7 @@ pub fn key_from_pem(pem: &str) -> Result<Material, String> {
     if let Ok(k) = rsa_key {
         let e = k.e().to_bytes_be();
         if e.len() > 8 {
-            return Err("RSA exponent wider than 64 bits".into());
+            return Err(KeyError::WideExponent);
         }
         let mut a = [0u8; 8];
         a[8usize.saturating_sub(e.len())..].copy_from_slice(&e);
@@ -212,29 +244,28 @@ pub fn key_from_pem(pem: &str) -> Result<Material, String> {
     }
     use x509_cert::der::DecodePem;
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_pem(pem.trim())
-        .map_err(|_| "not a PEM RSA, P-256 or P-384 public key".to_string())?;
+        .map_err(|_| KeyError::NotPem)?;
     if spki.algorithm.oid.to_string() != "1.2.840.10045.2.1" {
-        return Err(format!(
-            "public key algorithm {} is not RSA or EC",
-            spki.algorithm.oid
-        ));
+        return Err(KeyError::Algorithm(spki.algorithm.oid.to_string()));
     }
     let sec1 = spki.subject_public_key.raw_bytes();
     let m = match sec1.len() {
         65 => ec_material(sec1, 32)?,
         97 => ec_material(sec1, 48)?,
-        n => return Err(format!("EC point of {n} bytes: P-256 or P-384 only")),
+        n => return Err(KeyError::PointLength(n)),
     };
     ec_key(&m)?;
     Ok(m)
 }
 
-fn ec_material(sec1: &[u8], size: usize) -> Result<Material, String> {
+fn ec_material(sec1: &[u8], size: usize) -> Result<Material, KeyError> {
     // Uncompressed: 04 || x || y.
-    let x = sec1.get(1..size.saturating_add(1)).ok_or("bad EC point")?;
+    let x = sec1
+        .get(1..size.saturating_add(1))
+        .ok_or(KeyError::BadPoint)?;
     let y = sec1
         .get(size.saturating_add(1)..size.saturating_mul(2).saturating_add(1))
-        .ok_or("bad EC point")?;
+        .ok_or(KeyError::BadPoint)?;
     Ok(Material::Ecdsa {
         size,
         x: x.to_vec(),
@@ -247,9 +278,9 @@ enum EcKey {
     P384(p384::ecdsa::VerifyingKey),
 }
 
-fn ec_key(m: &Material) -> Result<EcKey, String> {
+fn ec_key(m: &Material) -> Result<EcKey, KeyError> {
     let Material::Ecdsa { size, x, y } = m else {
-        return Err("not an ECDSA key".into());
+        return Err(KeyError::NotEcdsa);
     };
     let mut sec1 = vec![4u8];
     sec1.extend_from_slice(x);
@@ -257,10 +288,10 @@ fn ec_key(m: &Material) -> Result<EcKey, String> {
     match size {
         32 => p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
             .map(EcKey::P256)
-            .map_err(|_| "ECDSA point is not on P-256".to_string()),
+            .map_err(|_| KeyError::OffCurve("P-256")),
         _ => p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
             .map(EcKey::P384)
-            .map_err(|_| "ECDSA point is not on P-384".to_string()),
+            .map_err(|_| KeyError::OffCurve("P-384")),
     }
 }
 
@@ -394,7 +425,7 @@ pub fn verify(algo: Algo, pss: bool, key: &Material, hashed: &[u8], sig: &[u8]) 
                     .is_ok_and(|s| vk.verify_prehash(hashed, &s).is_ok()),
                 Ok(EcKey::P384(vk)) => p384::ecdsa::Signature::from_slice(sig)
                     .is_ok_and(|s| vk.verify_prehash(hashed, &s).is_ok()),
-                Err(e) => return Check::NotThisKey(e),
+                Err(e) => return Check::NotThisKey(e.to_string()),
             };
             if ok {
                 Check::Valid
@@ -485,6 +516,19 @@ fn pss_check(hash: &str, em: &[u8], hashed: &[u8]) -> Check {
         // The block decoded, so the trailer and separator came from this key: the bytes changed.
         Check::Changed("PSS hash does not match the signed bytes".into())
     }
+}
+
+/// Why the signed bytes of a signature cannot be given (U-Boot refuses the signature too).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoBytes {
+    #[error(transparent)]
+    Regions(#[from] RegionError),
+    #[error("configuration node name contains `@` (U-Boot refuses it)")]
+    ConfAt,
+    #[error("signature node name contains `@` (U-Boot refuses it)")]
+    SigAt,
+    #[error("the image data lies outside the FIT")]
+    Outside,
 }
 
 /// Why the bytes of a configuration signature cannot be computed (U-Boot refuses the signature too).
@@ -790,7 +834,7 @@ struct SigResult {
 fn check_sig(
     f: &Fdt,
     s: &fdt::Node,
-    regions: Result<Vec<&[u8]>, String>,
+    regions: Result<Vec<&[u8]>, NoBytes>,
     keys: &[FitKey],
 ) -> SigResult {
     let hint = f.str_prop(s, "key-name-hint");
@@ -816,7 +860,7 @@ fn check_sig(
     };
     let regions = match regions {
         Ok(r) => r,
-        Err(e) => return fail(r, e),
+        Err(e) => return fail(r, e.to_string()),
     };
     let Some(value) = s.prop("value").map(|p| f.value(p)) else {
         return fail(r, "no signature value".into());
@@ -861,10 +905,10 @@ fn conf_slices<'b>(
     f: &Fdt,
     conf: &fdt::Node,
     s: &fdt::Node,
-) -> (Result<Vec<&'b [u8]>, String>, Vec<String>) {
+) -> (Result<Vec<&'b [u8]>, NoBytes>, Vec<String>) {
     let inc = match hashed_nodes(f, s) {
         Ok(i) => i,
-        Err(e) => return (Err(e.to_string()), Vec::new()),
+        Err(e) => return (Err(e.into()), Vec::new()),
     };
     let missing: Vec<String> = needed_nodes(f, conf)
         .into_iter()
@@ -873,9 +917,9 @@ fn conf_slices<'b>(
         .collect();
     let strings = match hashed_strings(f, s) {
         Ok(v) => v,
-        Err(e) => return (Err(e.to_string()), missing),
+        Err(e) => return (Err(e.into()), missing),
     };
-    let r = config_regions(b, &inc, strings).map_err(|e| e.to_string());
+    let r = config_regions(b, &inc, strings).map_err(NoBytes::from);
     let r = r.map(|v| {
         v.into_iter()
             .filter_map(|(o, l)| b.get(o..o.saturating_add(l)))
@@ -1118,7 +1162,7 @@ fn judge_conf(set: &KeySet, b: &[u8], f: &Fdt, conf: &fdt::Node, req: &[usize]) 
         any_sig = true;
         let (regions, missing) = conf_slices(b, f, conf, s);
         let regions = if conf.name.contains('@') {
-            Err("configuration node name contains `@` (U-Boot refuses it)".to_string())
+            Err(NoBytes::ConfAt)
         } else {
             regions
         };
@@ -1219,8 +1263,8 @@ fn judge_image(
         any_sig = true;
         let regions = match data {
             Some(d) if !s.name.contains('@') => Ok(vec![d]),
-            Some(_) => Err("signature node name contains `@` (U-Boot refuses it)".to_string()),
-            None => Err("the image data lies outside the FIT".to_string()),
+            Some(_) => Err(NoBytes::SigAt),
+            None => Err(NoBytes::Outside),
         };
         let r = check_sig(f, s, regions, &set.keys);
         if r.key.is_some() {

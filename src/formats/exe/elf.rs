@@ -94,21 +94,18 @@ fn name_at(strtab: &[u8], at: usize) -> String {
 }
 
 /// The headers of an ELF file, from goblin (tables bounded by the file's size).
-fn headers(b: &[u8]) -> Result<(Header, Vec<ProgramHeader>, Vec<SectionHeader>), String> {
-    let h = goblin::elf::Elf::parse_header(b).map_err(|e| e.to_string())?;
-    let ctx = GCtx::new(
-        h.container().map_err(|e| e.to_string())?,
-        h.endianness().map_err(|e| e.to_string())?,
-    );
+fn headers(
+    b: &[u8],
+) -> Result<(Header, Vec<ProgramHeader>, Vec<SectionHeader>), super::HeaderError> {
+    let h = goblin::elf::Elf::parse_header(b)?;
+    let ctx = GCtx::new(h.container()?, h.endianness()?);
     let ph = if h.e_phnum > 0 && h.e_phoff > 0 {
-        ProgramHeader::parse(b, h.e_phoff as usize, usize::from(h.e_phnum), ctx)
-            .map_err(|e| e.to_string())?
+        ProgramHeader::parse(b, h.e_phoff as usize, usize::from(h.e_phnum), ctx)?
     } else {
         Vec::new()
     };
     let sh = if h.e_shnum > 0 && h.e_shoff > 0 {
-        SectionHeader::parse(b, h.e_shoff as usize, usize::from(h.e_shnum), ctx)
-            .map_err(|e| e.to_string())?
+        SectionHeader::parse(b, h.e_shoff as usize, usize::from(h.e_shnum), ctx)?
     } else {
         Vec::new()
     };
@@ -125,7 +122,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     };
     let (h, ph, sh) = std::panic::catch_unwind(|| headers(b))
         .map_err(|_| bad("ELF parser panicked on this file".into()))?
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
     let at = |o: u64, s: u64, kind: RegionKind, name: String| -> Option<Region> {
         (s > 0 && o < len).then(|| {
             Region::new(

@@ -18,6 +18,15 @@ use std::sync::Arc;
 use crate::input::Data;
 use crate::region::{self, Region, RegionKind};
 
+/// Why the headers of an executable cannot be read (goblin's message, or the TE check done before goblin).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HeaderError {
+    #[error(transparent)]
+    Goblin(#[from] goblin::error::Error),
+    #[error("not a TE image")]
+    NotTe,
+}
+
 /// How deep [`nest`] puts nodes inside each other (segment > section > ...); deeper ones are left out
 /// (their bytes stay covered by the node that contains them).
 const MAX_NEST: u32 = 4;

@@ -101,7 +101,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
     };
     let (hdr_len, secs, cert, symbols) = std::panic::catch_unwind(|| table(b, te))
         .map_err(|_| bad("PE parser panicked on this image".into()))?
-        .map_err(bad)?;
+        .map_err(|e| bad(e.to_string()))?;
     let mut nodes = vec![Region::new(
         RegionKind::Header,
         "headers",
@@ -163,7 +163,7 @@ pub fn parse(ctx: &Ctx, node: &Region) -> Result<Parsed, ParseError> {
 
 /// The header length, the sections (file ranges in this file) and the certificate table of a PE or TE
 /// image, from goblin.
-fn table(b: &[u8], te: bool) -> Result<Table, String> {
+fn table(b: &[u8], te: bool) -> Result<Table, super::HeaderError> {
     let conv = |s: &goblin::pe::section_table::SectionTable, adj: u64| -> Sec {
         let name = s
             .name()
@@ -181,10 +181,10 @@ fn table(b: &[u8], te: bool) -> Result<Table, String> {
     if te {
         // Validate what goblin's TE parser subtracts before calling it (StrippedSize >= header size).
         if !te_header(b) {
-            return Err("not a TE image".into());
+            return Err(super::HeaderError::NotTe);
         }
         let n = u64::from(b[4]);
-        let t = goblin::pe::TE::parse(b).map_err(|e| e.to_string())?;
+        let t = goblin::pe::TE::parse(b)?;
         // goblin already moved the raw-data pointers into this file (StrippedSize - 40).
         let secs = t.sections.iter().map(|s| conv(s, 0)).collect();
         let hdr = TE_HEADER.saturating_add(n.saturating_mul(40));
@@ -195,7 +195,7 @@ fn table(b: &[u8], te: bool) -> Result<Table, String> {
     opts.parse_resources = false;
     opts.parse_imports = false;
     opts.parse_attribute_certificates = false;
-    let pe = goblin::pe::PE::parse_with_opts(b, &opts).map_err(|e| e.to_string())?;
+    let pe = goblin::pe::PE::parse_with_opts(b, &opts)?;
     let oh = pe.header.optional_header.as_ref();
     let hdr = oh.map_or(0, |o| u64::from(o.windows_fields.size_of_headers));
     // At least the section table: DOS header, PE signature, COFF header, optional header, table.
