@@ -19,9 +19,11 @@ use super::{ParseArgs, ReportFormat, EXIT_ERROR};
 pub struct Args {
     /// Image file.
     pub image: PathBuf,
-    /// Baseline manifest (JSON). Repeatable: several manifests (e.g. BIOS, ME and BMC parts of one
-    /// release, or a release package's baseline against a whole flash dump) are each compared where their
-    /// parts are found, and what none covers is listed as not covered.
+    /// Baseline manifest (JSON, or a signed CoRIM). Repeatable: several manifests (e.g. BIOS, ME and BMC
+    /// parts of one release, or a release package's baseline against a whole flash dump) are each compared
+    /// where their parts are found, and what none covers is listed as not covered. Another producer's
+    /// CoRIM (not fwscan's profile) is given alone: its reference values are located in the image by GUID
+    /// or path (docs/corim.md).
     #[arg(long, short, required = true)]
     pub manifest: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]

@@ -366,7 +366,11 @@ fn foreign_identity(c: &corim::Corim, sha256: &str) -> Manifest {
             build_id: None,
         },
         sequence,
-        created: c.not_before.map(rfc3339).unwrap_or_default(),
+        created: c
+            .not_before
+            .or(c.sig_not_before)
+            .map(rfc3339)
+            .unwrap_or_default(),
         expires: c.not_after.map(rfc3339),
         image: super::ImageInfo {
             size: 0,
