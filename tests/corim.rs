@@ -443,22 +443,48 @@ fn veraison_signed_corim_verifies_in_its_window_and_is_expired_today() {
     ]);
     assert_eq!(code, 2);
     assert!(out.contains("manifest-signature-invalid"), "{out}");
-    // `scan` does not compare against another profile's CoRIM; it says why (exit 2).
+    // `scan` locates another profile's reference values in a dump: an erased dump is not compared (exit 2);
+    // in OVMF none of veraison's three values (one FFS GUID) is found, and nothing accounts for OVMF.
     let trust = veraison_policy(&dir);
     let img = dir.join("x.bin");
     std::fs::write(&img, [0u8; 4096]).unwrap();
-    let (code, out, err) = fwscan(&[
-        "scan",
-        p(&img),
-        "--manifest",
-        p(&v),
-        "--trust",
-        p(&trust),
-        "--at",
-        "2024-06-01T00:00:00Z",
-    ]);
+    let scan = |img: &str, at: &str| {
+        fwscan(&[
+            "scan",
+            img,
+            "--manifest",
+            p(&v),
+            "--trust",
+            p(&trust),
+            "--at",
+            at,
+            "--format",
+            "json",
+        ])
+    };
+    let (code, out, err) = scan(p(&img), "2024-06-01T00:00:00Z");
+    assert_eq!(code, 2, "{out} {err}");
+    assert!(out.contains("unrecognized-image"), "{out}");
+    // Verification comes first: expired today whatever the dump.
+    let (code, out, err) = scan(p(&img), "2026-06-01T00:00:00Z");
     assert_eq!(code, 2, "{out}");
-    assert!(err.contains("fwscan profile"), "{err}");
+    assert!(err.contains("manifest-expired"), "{err}");
+    if have_file(OVMF_CODE, "Debian: ovmf") {
+        let (code, out, err) = scan(OVMF_CODE, "2024-06-01T00:00:00Z");
+        assert_eq!(code, 1, "{out} {err}");
+        let r: Value = serde_json::from_str(&out).unwrap();
+        let guid = "31FB5ABF-023E-4992-AA4E-95F9C1503BFA".to_string();
+        assert_eq!(
+            code_paths(&r),
+            vec![
+                ("not-covered".to_string(), String::new()),
+                ("reference-missing".to_string(), guid.clone()),
+                ("reference-missing".to_string(), guid.clone()),
+                ("reference-missing".to_string(), guid),
+            ]
+        );
+        assert_eq!(r["manifest"]["product"]["product"], "RoadRunner");
+    }
 }
 
 #[test]
@@ -1074,4 +1100,408 @@ fn hash_envelope_export_scans_clean_and_a_modified_preimage_is_refused() {
     let (code, _, err) = fwscan(&["scan", p(&img), "--manifest", p(&f), "--trust", p(&trust)]);
     assert_eq!(code, 2);
     assert!(err.contains("not a file name beside the envelope"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Another producer's CoRIM (issue 24, item 2): reference values located in the dump by their keys.
+
+use fwscan::manifest::corim::cbor::{self as cbor_, Value as Cv};
+
+const OTHER_PROFILE: &str = "tag:example.com,2026:firmware-profile";
+
+fn map_get_mut(m: &mut Cv, k: i128) -> &mut Cv {
+    let Cv::Map(entries) = m else {
+        panic!("not a map: {m:?}")
+    };
+    &mut entries
+        .iter_mut()
+        .find(|(key, _)| key.as_int() == Some(k))
+        .unwrap_or_else(|| panic!("no key {k}"))
+        .1
+}
+
+/// fwscan's own export of `corim` turned into another producer's CoRIM: another profile URI, no embedded
+/// baseline in the protected header, its reference triples (`[{0: mkey, 1: mval}]`) edited by `edit`, and
+/// re-signed with `key` (the same trusted key).
+fn foreign_corim(corim: &Path, key: &Path, out: &Path, edit: impl FnOnce(&mut Vec<Cv>)) {
+    use fwscan::manifest::corim::cose;
+    let bytes = std::fs::read(corim).unwrap();
+    let top = cbor_::decode(&bytes).unwrap();
+    let (_, msg) = top.as_tag().unwrap();
+    let a = msg.as_array().unwrap();
+    let Cv::Map(mut prot) = cbor_::decode(a[0].as_bytes().unwrap()).unwrap() else {
+        panic!("protected header")
+    };
+    let before = prot.len();
+    prot.retain(|(k, _)| k.as_int() != Some(fwscan::manifest::corim::BASELINE_LABEL.into()));
+    assert_eq!(prot.len(), before - 1, "the export carries its baseline");
+    let payload = cbor_::decode(a[2].as_bytes().unwrap()).unwrap();
+    let (tag, body) = payload.as_tag().unwrap();
+    let mut body = body.clone();
+    *map_get_mut(&mut body, 3) = Cv::Tag(32, Box::new(Cv::text(OTHER_PROFILE)));
+    let Cv::Array(tags) = map_get_mut(&mut body, 1) else {
+        panic!("tags")
+    };
+    let Cv::Tag(506, comid_bytes) = &mut tags[0] else {
+        panic!("CoMID tag")
+    };
+    let mut comid = cbor_::decode(comid_bytes.as_bytes().unwrap()).unwrap();
+    let Cv::Array(triples) = map_get_mut(map_get_mut(&mut comid, 4), 0) else {
+        panic!("reference triples")
+    };
+    let Cv::Array(triple) = &mut triples[0] else {
+        panic!("triple")
+    };
+    let Cv::Array(measurements) = &mut triple[1] else {
+        panic!("measurements")
+    };
+    edit(measurements);
+    **comid_bytes = Cv::Bytes(cbor_::encode(&comid));
+    let payload = cbor_::encode(&Cv::Tag(tag, Box::new(body)));
+    let k = cose::SigningKey::from_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
+    std::fs::write(out, cose::sign1(&Cv::Map(prot), &payload, &k)).unwrap();
+}
+
+/// The `mkey` of a measurement as fwscan prints it (`/` the image, a path, or a GUID).
+fn mkey_of(m: &Cv) -> String {
+    match m.get(0) {
+        Some(Cv::Text(t)) => t.clone(),
+        Some(Cv::Tag(37, u)) => {
+            fwscan::manifest::corim::uuid_text(&u.as_bytes().unwrap().try_into().unwrap())
+        }
+        other => panic!("mkey {other:?}"),
+    }
+}
+
+/// A measurement `{0: mkey, 1: {2: [[1, sha-256]], 11: name}}`.
+fn measurement(mkey: Cv, digest: &[u8], name: &str) -> Cv {
+    Cv::Map(vec![
+        (Cv::Uint(0), mkey),
+        (
+            Cv::Uint(1),
+            Cv::Map(vec![
+                (
+                    Cv::Uint(2),
+                    Cv::Array(vec![Cv::Array(vec![
+                        Cv::Uint(1),
+                        Cv::Bytes(digest.to_vec()),
+                    ])]),
+                ),
+                (Cv::Uint(11), Cv::text(name)),
+            ]),
+        ),
+    ])
+}
+
+/// The OVMF export, its trust policy, and the path and ancestors (paths, and GUIDs of enclosing files) of
+/// the 10th DXE driver, from the baseline the export embeds.
+struct Ovmf {
+    dir: PathBuf,
+    key: PathBuf,
+    corim: PathBuf,
+    trust: PathBuf,
+    driver_guid: String,
+    driver_path: String,
+    /// mkeys of the driver's enclosing nodes (the image `/`, volumes by path, files by GUID or path).
+    enclosing: Vec<String>,
+}
+
+fn ovmf_setup(name: &str) -> Option<Ovmf> {
+    if !have_file(OVMF_CODE, "Debian: ovmf") {
+        return None;
+    }
+    let dir = scratch(name);
+    let (key, pub_pem) = p256_key(&dir, 7);
+    let corim = dir.join("ovmf.corim");
+    export(Path::new(OVMF_CODE), &key, &corim, &["--expires", "30d"]);
+    // Another producer's CoRIM names a model and no component: the key is scoped to that model (here the
+    // export's `PRODUCT/COMPONENT`) as well as to the fwscan profile's product.
+    let trust = policy(&dir, &pub_pem, Some(&["OVMF-*", "OVMF-X64/bios"]));
+    let (_, driver_guid, _) = crate::uefi::patch_dxe_driver(&std::fs::read(OVMF_CODE).unwrap(), 10);
+    // The export's own baseline: where the driver is, and which pinned nodes enclose it.
+    let c = fwscan::manifest::corim::decode(&std::fs::read(&corim).unwrap()).unwrap();
+    let m: Value = serde_json::from_slice(c.baseline.as_ref().unwrap()).unwrap();
+    let mut nodes = Vec::new();
+    fn walk<'a>(n: &'a Value, out: &mut Vec<&'a Value>) {
+        out.push(n);
+        for c in n["children"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
+    }
+    walk(&m["root"], &mut nodes);
+    let keys: std::collections::HashSet<String> = c
+        .measurements()
+        .filter_map(|(_, x)| x.mkey.as_ref().map(|k| k.to_string()))
+        .collect();
+    let drv = nodes
+        .iter()
+        .find(|n| n["kind"] == "file" && n["attrs"]["guid"] == driver_guid.as_str())
+        .expect("the driver is in the baseline");
+    let driver_path = drv["path"].as_str().unwrap().to_string();
+    let mut enclosing = Vec::new();
+    for n in &nodes {
+        let path = n["path"].as_str().unwrap();
+        let encloses = path.is_empty() || driver_path.starts_with(&format!("{path}/"));
+        if !encloses {
+            continue;
+        }
+        let by_path = if path.is_empty() { "/" } else { path }.to_string();
+        if keys.contains(&by_path) {
+            enclosing.push(by_path);
+        }
+        if let Some(g) = n["attrs"]["guid"].as_str() {
+            if n["kind"] == "file" && keys.contains(g) {
+                enclosing.push(g.to_string());
+            }
+        }
+    }
+    assert!(enclosing.contains(&"/".to_string()), "{enclosing:?}");
+    Some(Ovmf {
+        dir,
+        key,
+        corim,
+        trust,
+        driver_guid,
+        driver_path,
+        enclosing,
+    })
+}
+
+#[test]
+fn foreign_corim_with_every_value_scans_as_the_fwscan_profile_does() {
+    let Some(o) = ovmf_setup("foreign-all") else {
+        return;
+    };
+    let t = ["--trust", p(&o.trust)];
+    let f = o.dir.join("foreign.corim");
+    foreign_corim(&o.corim, &o.key, &f, |_| {});
+    let c = fwscan::manifest::corim::decode(&std::fs::read(&f).unwrap()).unwrap();
+    assert_eq!(c.profile.as_deref(), Some(OTHER_PROFILE));
+    assert!(c.baseline.is_none());
+    let (want, _, _) = scan_json(Path::new(OVMF_CODE), &o.corim, &t);
+    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &t);
+    assert_eq!(want, 0);
+    assert_eq!(code, want, "{} {err}", r["findings"]);
+    assert_eq!(r["verdict"], "clean", "{r}");
+    assert_eq!(
+        r["manifest"]["trust"]["verified"], true,
+        "{}",
+        r["manifest"]
+    );
+    assert_eq!(r["manifest"]["product"]["product"], "OVMF-X64/bios");
+    // Signed by an untrusted key: refused before anything is compared.
+    let (_, other_pem) = p256_key(&o.dir, 8);
+    let other = o.dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let wrong = policy(&other, &other_pem, None);
+    let (code, _, err) = fwscan(&["scan", OVMF_CODE, "--manifest", p(&f), "--trust", p(&wrong)]);
+    assert_eq!(code, 2);
+    assert!(err.contains("manifest-signature-invalid"), "{err}");
+    // Given with another manifest: refused (it is compared alone).
+    let (code, _, err) = fwscan(&[
+        "scan",
+        OVMF_CODE,
+        "--manifest",
+        p(&f),
+        "--manifest",
+        p(&o.corim),
+        "--trust",
+        p(&o.trust),
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("compared alone"), "{err}");
+}
+
+#[test]
+fn foreign_corim_without_a_drivers_values_names_it_not_covered() {
+    let Some(o) = ovmf_setup("foreign-drop") else {
+        return;
+    };
+    let f = o.dir.join("dropped.corim");
+    let mut dropped = Vec::new();
+    foreign_corim(&o.corim, &o.key, &f, |ms| {
+        ms.retain(|m| {
+            let k = mkey_of(m);
+            let drop = k == o.driver_guid
+                || k == o.driver_path
+                || k.starts_with(&format!("{}/", o.driver_path))
+                || o.enclosing.contains(&k);
+            if drop {
+                dropped.push(k);
+            }
+            !drop
+        })
+    });
+    assert!(dropped.contains(&o.driver_guid), "{dropped:?}");
+    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &["--trust", p(&o.trust)]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        code_paths(&r),
+        vec![("not-covered".to_string(), o.driver_path.clone())],
+        "dropped {dropped:?}"
+    );
+    // Only the driver's own value dropped: the values of its sections, and of the volume and image around
+    // it, still account for it.
+    let only = o.dir.join("only-driver.corim");
+    foreign_corim(&o.corim, &o.key, &only, |ms| {
+        ms.retain(|m| mkey_of(m) != o.driver_guid)
+    });
+    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &only, &["--trust", p(&o.trust)]);
+    assert_eq!(code, 0, "{} {err}", r["findings"]);
+}
+
+#[test]
+fn foreign_corim_value_for_an_absent_guid_is_reference_missing() {
+    let Some(o) = ovmf_setup("foreign-extra") else {
+        return;
+    };
+    let f = o.dir.join("extra.corim");
+    let guid = "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F0";
+    let u = hex::decode(guid.replace('-', "")).unwrap();
+    foreign_corim(&o.corim, &o.key, &f, |ms| {
+        ms.push(measurement(
+            Cv::Tag(37, Box::new(Cv::Bytes(u))),
+            &[0x11; 32],
+            "VendorOnlyDxe",
+        ))
+    });
+    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &["--trust", p(&o.trust)]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        code_paths(&r),
+        vec![("reference-missing".to_string(), guid.to_string())]
+    );
+    let msg = r["findings"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("VendorOnlyDxe") && msg.contains("no UEFI FFS file"),
+        "{msg}"
+    );
+    // SARIF and JUnit carry the new code like any other.
+    let report = |format: &str| {
+        let args = [
+            "scan",
+            OVMF_CODE,
+            "--manifest",
+            p(&f),
+            "--trust",
+            p(&o.trust),
+            "--format",
+            format,
+        ];
+        let (code, out, err) = fwscan(&args);
+        assert_eq!(code, 1, "{format}: {err}");
+        out
+    };
+    let s: Value = serde_json::from_str(&report("sarif")).unwrap();
+    assert_eq!(
+        s["runs"][0]["results"][0]["ruleId"], "reference-missing",
+        "{s}"
+    );
+    let junit = report("junit");
+    assert!(junit.contains("reference-missing"), "{junit}");
+}
+
+#[test]
+fn foreign_corim_names_a_patched_dxe_driver_as_module_modified() {
+    let Some(o) = ovmf_setup("foreign-patch") else {
+        return;
+    };
+    let f = o.dir.join("foreign.corim");
+    foreign_corim(&o.corim, &o.key, &f, |_| {});
+    let (patched, guid, _) = crate::uefi::patch_dxe_driver(&std::fs::read(OVMF_CODE).unwrap(), 10);
+    let img = o.dir.join("patched.fd");
+    std::fs::write(&img, &patched).unwrap();
+    let (code, r, err) = scan_json(&img, &f, &["--trust", p(&o.trust)]);
+    assert_eq!(code, 1, "{err}");
+    // The deepest value that differs: the driver, not the volumes and image around it.
+    assert_eq!(
+        code_paths(&r),
+        vec![("module-modified".to_string(), o.driver_path.clone())],
+        "{}",
+        r["findings"]
+    );
+    let f0 = &r["findings"][0];
+    assert!(f0["path"].as_str().unwrap().contains(&guid));
+    assert_ne!(f0["expected_digest"], f0["actual_digest"]);
+    // The same finding code and path as a scan against the fwscan-profile export.
+    let (code, r2, _) = scan_json(&img, &o.corim, &["--trust", p(&o.trust)]);
+    assert_eq!(code, 1);
+    assert!(
+        code_paths(&r2).contains(&code_paths(&r)[0]),
+        "{:?}",
+        code_paths(&r2)
+    );
+}
+
+#[test]
+fn foreign_corim_value_with_an_unlocatable_key_is_never_clean() {
+    let Some(o) = ovmf_setup("foreign-uint") else {
+        return;
+    };
+    let f = o.dir.join("uint.corim");
+    foreign_corim(&o.corim, &o.key, &f, |ms| {
+        ms.push(measurement(Cv::Uint(7), &[0x22; 32], "register 7"))
+    });
+    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &["--trust", p(&o.trust)]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        code_paths(&r),
+        vec![("reference-missing".to_string(), "7".to_string())]
+    );
+    let msg = r["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("integer mkey"), "{msg}");
+}
+
+#[test]
+fn diff_of_corims_by_reference_value() {
+    let Some(o) = ovmf_setup("foreign-diff") else {
+        return;
+    };
+    let a = o.dir.join("a.corim");
+    let b = o.dir.join("b.corim");
+    foreign_corim(&o.corim, &o.key, &a, |_| {});
+    foreign_corim(&o.corim, &o.key, &b, |_| {});
+    let (code, out, err) = fwscan(&["diff", p(&a), p(&b)]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("no differences"), "{out}");
+    // One value's digest changed.
+    let c = o.dir.join("c.corim");
+    let guid = o.driver_guid.clone();
+    foreign_corim(&o.corim, &o.key, &c, |ms| {
+        let m = ms.iter_mut().find(|m| mkey_of(m) == guid).unwrap();
+        let Cv::Array(ds) = map_get_mut(map_get_mut(m, 1), 2) else {
+            panic!("digests")
+        };
+        let Cv::Array(d) = &mut ds[0] else { panic!() };
+        let Cv::Bytes(bytes) = &mut d[1] else {
+            panic!()
+        };
+        bytes[0] ^= 0xFF;
+    });
+    let (code, out, err) = fwscan(&["diff", p(&a), p(&c), "--format", "json"]);
+    assert_eq!(code, 1, "{out} {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let changes = v["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{out}");
+    assert_eq!(changes[0]["path"], guid.as_str());
+    assert_eq!(changes[0]["code"], "module-modified");
+    assert_eq!(changes[0]["change"], "modified");
+    assert!(changes[0]["message"].as_str().unwrap().contains("digests"));
+    // --allow globs keep working on the key.
+    let (code, out, _) = fwscan(&["diff", p(&a), p(&c), "--allow", &format!("{}*", &guid[..8])]);
+    assert_eq!(code, 0, "{out}");
+    // A removed value, and a fwscan-profile CoRIM (through its baseline) against itself.
+    let (code, out, _) = fwscan(&["diff", p(&c), p(&a)]);
+    assert_eq!(code, 1, "{out}");
+    let d = o.dir.join("d.corim");
+    foreign_corim(&o.corim, &o.key, &d, |ms| ms.retain(|m| mkey_of(m) != guid));
+    let (code, out, _) = fwscan(&["diff", p(&a), p(&d), "--format", "json"]);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["changes"][0]["code"], "module-removed", "{out}");
+    let (code, out, err) = fwscan(&["diff", p(&o.corim), p(&o.corim)]);
+    assert_eq!(code, 0, "{out} {err}");
+    // Another producer's CoRIM against the image it was made from: by key, nothing differs.
+    let (code, out, err) = fwscan(&["diff", p(&a), OVMF_CODE]);
+    assert_eq!(code, 0, "{out} {err}");
 }

@@ -19,9 +19,11 @@ use super::{ParseArgs, ReportFormat, EXIT_ERROR};
 pub struct Args {
     /// Image file.
     pub image: PathBuf,
-    /// Baseline manifest (JSON). Repeatable: several manifests (e.g. BIOS, ME and BMC parts of one
-    /// release, or a release package's baseline against a whole flash dump) are each compared where their
-    /// parts are found, and what none covers is listed as not covered.
+    /// Baseline manifest (JSON, or a signed CoRIM). Repeatable: several manifests (e.g. BIOS, ME and BMC
+    /// parts of one release, or a release package's baseline against a whole flash dump) are each compared
+    /// where their parts are found, and what none covers is listed as not covered. Another producer's
+    /// CoRIM (not fwscan's profile) is given alone: its reference values are located in the image by GUID
+    /// or path (docs/corim.md).
     #[arg(long, short, required = true)]
     pub manifest: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
@@ -53,7 +55,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     // Verification before comparison: the only way to a VerifiedManifest. (Reading the image on a second
     // thread meanwhile was measured slower on a quiet machine: two threads faulting fresh pages in at once
     // cost more system time than the overlap saved.)
-    let (verified, mut otp_keys) = match load_manifests(&a) {
+    let (verified, foreign, mut otp_keys) = match load_manifests(&a) {
         Ok(v) => v,
         Err((path, e)) => {
             let r = Report::error("scan", image(0), e.code, format!("{}: {e}", path.display()));
@@ -78,7 +80,10 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         Ok(data) => {
             let size = data.len() as u64;
             let ms: Vec<_> = verified.iter().map(|(v, p)| (v, p.as_str())).collect();
-            let b = Baseline::choose(&ms, &data[..], &scanner.parse);
+            let b = match &foreign {
+                Some((c, p)) => Baseline::Foreign(c, p.as_str()),
+                None => Baseline::choose(&ms, &data[..], &scanner.parse),
+            };
             scanner.run("scan", image(size), data, b)
         }
         Err(e) => {
@@ -89,22 +94,26 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     let code = super::render(format, "scan", Shape::One, &[report], a.output.as_deref());
     // The process ends here: freeing a large manifest's node tree node by node is work nobody waits for.
     std::mem::forget(verified);
+    std::mem::forget(foreign);
     code
 }
 
-/// The verified manifests (with the paths they came from) and the trust policy's ASPEED OTP images
-/// scoped to their products; the first manifest refused, with its path, ends the scan.
+/// The verified manifests (with the paths they came from), another producer's verified CoRIM (which is
+/// compared alone), and the trust policy's ASPEED OTP images scoped to their products; the first manifest
+/// refused, with its path, ends the scan.
 #[allow(clippy::type_complexity)]
 fn load_manifests(
     a: &Args,
 ) -> Result<
     (
         Vec<(fwscan::manifest::VerifiedManifest, String)>,
+        Option<(Box<verify::VerifiedCorim>, String)>,
         Vec<fwscan::formats::keys::RingKey>,
     ),
     (&PathBuf, verify::TrustError),
 > {
     let mut verified = Vec::new();
+    let mut foreign = None;
     let mut otp_keys = Vec::new();
     for path in &a.manifest {
         let v = a
@@ -112,7 +121,20 @@ fn load_manifests(
             .options(!a.insecure_unsigned)
             .and_then(|mut o| {
                 o.insecure_unsigned = a.insecure_unsigned;
-                let v = verify::load_verified(path, &o)?;
+                let v = match verify::load_baseline(path, &o)? {
+                    verify::Loaded::Manifest(v) => *v,
+                    verify::Loaded::Corim(c) if a.manifest.len() == 1 => {
+                        foreign = Some((c, path.display().to_string()));
+                        return Ok(None);
+                    }
+                    verify::Loaded::Corim(_) => {
+                        return Err(verify::TrustError {
+                            code: fwscan::finding::Code::ManifestInvalid,
+                            path: path.clone(),
+                            message: "another producer's CoRIM (no fwscan region tree) is compared alone: give it as the only --manifest".into(),
+                        })
+                    }
+                };
                 if let Some(p) = &o.policy {
                     let pr = &v.manifest().product;
                     otp_keys.extend(
@@ -121,10 +143,12 @@ fn load_manifests(
                             .cloned(),
                     );
                 }
-                Ok(v)
+                Ok(Some(v))
             })
             .map_err(|e| (path, e))?;
-        verified.push((v, path.display().to_string()));
+        if let Some(v) = v {
+            verified.push((v, path.display().to_string()));
+        }
     }
-    Ok((verified, otp_keys))
+    Ok((verified, foreign, otp_keys))
 }

@@ -20,6 +20,7 @@ use crate::hash::{self, Alg};
 use crate::manifest::{Node, VerifiedManifest};
 use crate::region::{Policy, Region, RegionKind};
 
+pub mod foreign;
 mod parts;
 pub use parts::{compare_parts, Anchored, Uncovered};
 

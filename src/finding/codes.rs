@@ -167,6 +167,8 @@ codes! {
     UnrecognizedImage = "unrecognized-image", Error, "Nothing in the image was recognised (empty, all blank, or no known structure): nothing could be checked, so it cannot be called clean.";
     PackageAmbiguous = "package-ambiguous", Error, "A release package names one member twice (after normalising `./`, pax `path` and GNU long names), or lacks a member its layout requires; it is refused.";
     VendorKeyWeak = "vendor-key-weak", Error, "A vendor key is too weak to be trusted (RSA under 2048 bits or with a public exponent below 65537).";
+    // --- others' reference values (issue 24, docs/corim.md) ------------------------------------------------
+    ReferenceMissing = "reference-missing", Error, "A reference value of another producer's CoRIM names nothing in the image (no FFS file with its GUID, no node at its path), names it by a key fwscan cannot locate, or carries no digest fwscan can compute: the dump lacks something the vendor shipped, or the value was not checked.";
     // --- boot evidence: TCG event logs (issue 23, docs/eventlog.md) --------------------------------------
     PcrMismatch = "pcr-mismatch", Error, "A PCR the TPM reports differs from the value the event log replays to: the log is incomplete or was edited.";
     MeasurementUnexplained = "measurement-unexplained", Warning, "The event log measured firmware code that no node of the dump holds: the dump is not what booted.";

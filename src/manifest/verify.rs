@@ -297,8 +297,198 @@ pub fn verify_manifest(
     // 1. Read once, capped before reading.
     let bytes = read_manifest(mp)?;
     if super::corim::looks_like(&bytes) {
-        return verify_corim_manifest(&bytes, sha256_hex(&bytes), opts, mp);
+        let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
+        return verify_corim_manifest(cv, opts, mp);
     }
+    verify_json_manifest(bytes, opts, mp)
+}
+
+/// A baseline as `scan` takes it: a manifest (JSON, or a CoRIM of the fwscan profile), or another
+/// producer's CoRIM, whose reference values are located in the image by their keys
+/// ([`crate::compare::foreign`]).
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    Manifest(Box<VerifiedManifest>),
+    Corim(Box<VerifiedCorim>),
+}
+
+/// Another producer's CoRIM (a profile other than fwscan's: no embedded baseline) that passed the same
+/// checks as a fwscan-profile CoRIM: signature, signer scope, validity, `--product` against its model,
+/// the policy threshold and anti-rollback by its CoMID's tag-version. Only this module builds one.
+#[derive(Debug, Clone)]
+pub struct VerifiedCorim {
+    corim: corim::Corim,
+    /// The CoRIM's identity as a manifest with an empty region tree (vendor, model as product, no
+    /// component, tag-version as sequence, validity), for reports; never compared against.
+    identity: VerifiedManifest,
+}
+
+impl VerifiedCorim {
+    pub fn corim(&self) -> &corim::Corim {
+        &self.corim
+    }
+
+    /// The identity and trust reports name (its tree is empty: a reference only, never a baseline).
+    pub fn identity(&self) -> &VerifiedManifest {
+        &self.identity
+    }
+}
+
+/// [`verify_manifest`] for `scan`: the same checks, but another producer's CoRIM is accepted as a
+/// [`VerifiedCorim`] instead of refused.
+pub fn load_baseline(manifest_path: &Path, opts: &VerifyOptions) -> Result<Loaded, TrustError> {
+    let mp = manifest_path;
+    let bytes = read_manifest(mp)?;
+    if !super::corim::looks_like(&bytes) {
+        return verify_json_manifest(bytes, opts, mp)
+            .map(|v| Loaded::Manifest(Box::new(v.manifest)));
+    }
+    let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
+    if cv.corim.profile.as_deref() == Some(corim::PROFILE) {
+        return verify_corim_manifest(cv, opts, mp).map(|v| Loaded::Manifest(Box::new(v.manifest)));
+    }
+    verify_foreign(cv, opts, mp).map(|c| Loaded::Corim(Box::new(c)))
+}
+
+/// The identity of another producer's CoRIM as a manifest with an empty tree: its first CoMID's vendor,
+/// model (as the product, no component), tag-version (as the sequence) and the CoRIM's validity.
+fn foreign_identity(c: &corim::Corim, sha256: &str) -> Manifest {
+    let first = c.comids.first();
+    let (product, component) = corim_scope(c);
+    let sequence = first.map_or(0, |m| m.tag_version);
+    Manifest {
+        schema_version: super::SCHEMA_VERSION,
+        product: super::Product {
+            vendor: first.and_then(|m| m.vendor.clone()).unwrap_or_default(),
+            product,
+            component,
+            version: sequence.to_string(),
+            build_id: None,
+        },
+        sequence,
+        created: c
+            .not_before
+            .or(c.sig_not_before)
+            .map(rfc3339)
+            .unwrap_or_default(),
+        expires: c.not_after.map(rfc3339),
+        image: super::ImageInfo {
+            size: 0,
+            blank_byte: 0xFF,
+            sha256: sha256.to_string(),
+            format: "corim".into(),
+        },
+        hash: super::HashParams {
+            algorithm: crate::hash::Alg::Sha256,
+            block_size: crate::hash::DEFAULT_BLOCK_SIZE,
+        },
+        layout: None,
+        policy: super::PolicyRules::default(),
+        r#match: None,
+        parts: Vec::new(),
+        flash_layout: None,
+        vendor_signatures: Vec::new(),
+        root: super::Node {
+            name: String::new(),
+            path: String::new(),
+            kind: crate::region::RegionKind::Image,
+            space: crate::region::Space::Image,
+            base: None,
+            offset: 0,
+            size: 0,
+            policy: crate::region::Policy::Ignore,
+            digest: None,
+            blocks: Vec::new(),
+            attrs: Default::default(),
+            notes: Vec::new(),
+            children: Vec::new(),
+        },
+    }
+}
+
+/// Another producer's CoRIM, after [`verify_corim_bytes`]: `--product`, threshold, anti-rollback (the
+/// CoMID's tag-version against the policy minimum and the state, recorded under the model) as for a
+/// fwscan-profile CoRIM.
+fn verify_foreign(
+    cv: CorimVerification,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<VerifiedCorim, TrustError> {
+    if cv.corim.comids.is_empty() {
+        return Err(refuse(
+            Code::ManifestInvalid,
+            mp,
+            "a CoRIM without CoMIDs holds no reference values to compare with",
+        ));
+    }
+    let m = foreign_identity(&cv.corim, &cv.sha256);
+    check_product(&m, opts, mp)?;
+    if opts.insecure_unsigned {
+        return Ok(VerifiedCorim {
+            corim: cv.corim,
+            identity: m.accept_unsigned_insecure(),
+        });
+    }
+    let (policy, req) = corim_requirement(&cv, &m, opts, mp)?;
+    corim_rollback(&cv, &m, &req, opts, mp)?;
+    let signers = corim_signers(&cv, mp);
+    let trust = trust_of(&signers, signers.len(), &req, policy, opts);
+    Ok(VerifiedCorim {
+        corim: cv.corim,
+        identity: VerifiedManifest { manifest: m, trust },
+    })
+}
+
+/// The trust policy and its requirement for a CoRIM's product and component, with the threshold met by
+/// the distinct `cose` keys whose signatures verified (`manifest-threshold-not-met`).
+fn corim_requirement<'o>(
+    cv: &CorimVerification,
+    m: &Manifest,
+    opts: &'o VerifyOptions,
+    mp: &Path,
+) -> Result<(&'o TrustPolicy, Requirement), TrustError> {
+    let policy = opts
+        .policy
+        .as_ref()
+        .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
+    let req = policy.requirement(&m.product.product, &m.product.component);
+    if (cv.signers.len() as u64) < u64::from(req.threshold) {
+        return Err(refuse(
+            Code::ManifestThresholdNotMet,
+            mp,
+            format!(
+                "{} distinct trusted cose key(s) signed the CoRIM; the policy needs {} for product `{}` component `{}`",
+                cv.signers.len(),
+                req.threshold,
+                m.product.product,
+                m.product.component
+            ),
+        ));
+    }
+    Ok((policy, req))
+}
+
+fn corim_signers(cv: &CorimVerification, mp: &Path) -> Vec<SignerDetail> {
+    cv.signers
+        .iter()
+        .map(|id| SignerDetail {
+            key_id: id.clone(),
+            role: "cose".into(),
+            name: cv.corim.signer.clone(),
+            key_expires: None,
+            signature_file: mp.to_path_buf(),
+            legacy: false,
+            trusted_comment: String::new(),
+        })
+        .collect()
+}
+
+/// Steps 2 to 8 for a JSON manifest's bytes.
+fn verify_json_manifest(
+    bytes: Vec<u8>,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<Verification, TrustError> {
     if bytes.len() as u64 > MAX_MANIFEST_SIZE {
         return Err(too_large(bytes.len() as u64, MAX_MANIFEST_SIZE, mp));
     }
@@ -605,18 +795,16 @@ fn finish_corim(
 /// baseline checked against its reference values and taken through the same product, threshold, expiry
 /// and anti-rollback steps as a JSON manifest (the CoMID's tag-version is the sequence).
 fn verify_corim_manifest(
-    bytes: &[u8],
-    sha256: String,
+    cv: CorimVerification,
     opts: &VerifyOptions,
     mp: &Path,
 ) -> Result<Verification, TrustError> {
-    let cv = verify_corim_bytes(bytes, sha256, opts, mp)?;
     if cv.corim.profile.as_deref() != Some(corim::PROFILE) {
         return Err(refuse(
             Code::ManifestInvalid,
             mp,
             format!(
-                "a CoRIM of profile `{}` ({} reference value(s)): `scan` compares against CoRIMs of the fwscan profile ({}), which carry the region tree; list this one's reference values with `fwscan verify`",
+                "a CoRIM of profile `{}` ({} reference value(s)): `verify` and `audit` take CoRIMs of the fwscan profile ({}), which carry the region tree; `scan` locates this one's reference values in the image, `fwscan verify` lists them",
                 cv.corim.profile.as_deref().unwrap_or("none"),
                 cv.corim.measurements().count(),
                 corim::PROFILE
@@ -639,48 +827,10 @@ fn verify_corim_manifest(
             state_updated: false,
         });
     }
-    let policy = opts
-        .policy
-        .as_ref()
-        .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
-    let req = policy.requirement(&m.product.product, &m.product.component);
-    if (cv.signers.len() as u64) < u64::from(req.threshold) {
-        return Err(refuse(
-            Code::ManifestThresholdNotMet,
-            mp,
-            format!(
-                "{} distinct trusted cose key(s) signed the CoRIM; the policy needs {} for product `{}` component `{}`",
-                cv.signers.len(),
-                req.threshold,
-                m.product.product,
-                m.product.component
-            ),
-        ));
-    }
+    let (policy, req) = corim_requirement(&cv, &m, opts, mp)?;
     check_expiry(&m, opts, mp)?;
-    let svns = if req.anti_rollback.svn() {
-        corim_svns(&cv.corim, mp)?
-    } else {
-        Vec::new()
-    };
-    let rb = Rollback {
-        sequence: req.anti_rollback.tag_version(),
-        svns: &svns,
-    };
-    let (previous, state_updated) = rollback_and_record(&m, &req, &cv.sha256, opts, mp, rb)?;
-    let signers: Vec<SignerDetail> = cv
-        .signers
-        .iter()
-        .map(|id| SignerDetail {
-            key_id: id.clone(),
-            role: "cose".into(),
-            name: cv.corim.signer.clone(),
-            key_expires: None,
-            signature_file: mp.to_path_buf(),
-            legacy: false,
-            trusted_comment: String::new(),
-        })
-        .collect();
+    let (previous, state_updated) = corim_rollback(&cv, &m, &req, opts, mp)?;
+    let signers = corim_signers(&cv, mp);
     let trust = trust_of(&signers, signers.len(), &req, policy, opts);
     Ok(Verification {
         manifest: VerifiedManifest { manifest: m, trust },
@@ -690,6 +840,27 @@ fn verify_corim_manifest(
         previous_sequence: previous,
         state_updated,
     })
+}
+
+/// Anti-rollback of a CoRIM as the policy says: its tag-version (the sequence) and/or the svn of each
+/// reference value, against the policy minimum and the state, recorded there.
+fn corim_rollback(
+    cv: &CorimVerification,
+    m: &Manifest,
+    req: &Requirement,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<(Option<u64>, bool), TrustError> {
+    let svns = if req.anti_rollback.svn() {
+        corim_svns(&cv.corim, mp)?
+    } else {
+        Vec::new()
+    };
+    let rb = Rollback {
+        sequence: req.anti_rollback.tag_version(),
+        svns: &svns,
+    };
+    rollback_and_record(m, req, &cv.sha256, opts, mp, rb)
 }
 
 /// The svn of every reference value that has a key and an svn, by state key (the highest when a key

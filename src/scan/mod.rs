@@ -16,6 +16,7 @@ use crate::compare::{self, ScanResult};
 use crate::finding::{Code, Finding};
 use crate::formats::{self, ParseOptions};
 use crate::input::Data;
+use crate::manifest::verify::VerifiedCorim;
 use crate::manifest::{Manifest, VerifiedManifest};
 use crate::region::Region;
 use crate::report::{ImageRef, ManifestRef, Report};
@@ -32,6 +33,9 @@ pub enum Baseline<'a> {
     /// ([`compare::compare_parts`]). The flag: one manifest of a file of the image's own format, compared as
     /// a whole instead when one of its parts is not found.
     Parts(&'a [(&'a VerifiedManifest, &'a str)], bool),
+    /// Another producer's verified CoRIM (no region tree): the image is parsed by its own structure and
+    /// each reference value located by its key ([`compare::foreign`]).
+    Foreign(&'a VerifiedCorim, &'a str),
 }
 
 impl<'a> Baseline<'a> {
@@ -190,7 +194,9 @@ impl Scanner {
         }
         let (tree, extra) = match b {
             Baseline::Manifest(v, _) => (self.parse(data, Some(v.manifest())), None),
-            Baseline::None => (self.parse(data, None), None),
+            // Parsed whole, by its own structure: every node a reference value may name, and every node
+            // coverage must account for.
+            Baseline::None | Baseline::Foreign(..) => (self.parse(data, None), None),
             // The image's own structure (the baselines' formats and layouts describe other files), a BMC
             // flash laid out by the baseline.
             Baseline::Parts(ms, _) => self.parse_own(data, ms),
@@ -250,6 +256,16 @@ impl Scanner {
                 let mut r = compare::compare_with(v, tree, self.known.as_deref());
                 r.findings.extend(self.checks(tree, true));
                 (r, Some(ManifestRef::of(v, path)))
+            }
+            Baseline::Foreign(v, path) => {
+                match compare::foreign::compare(v, tree, self.parse.blank) {
+                    Ok(mut r) => {
+                        // Nothing vouched for the parser's notes: they are findings, as in `check`.
+                        r.findings.extend(self.checks(tree, false));
+                        (r, Some(ManifestRef::of(v.identity(), path)))
+                    }
+                    Err(why) => return Report::error(command, image, Code::InternalError, why),
+                }
             }
             Baseline::Parts(ms, _) => {
                 let vs: Vec<&VerifiedManifest> = ms.iter().map(|(v, _)| *v).collect();
