@@ -296,6 +296,13 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             );
         }
     }
+    if let (Some(k), true, false) = (&opts.known, a.verbose, a.quiet) {
+        eprintln!(
+            "verified bytes: stored={} compared-instead-of-hashed={}",
+            k.stored_bytes(),
+            k.matched_bytes()
+        );
+    }
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
     }

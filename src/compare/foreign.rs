@@ -28,9 +28,14 @@ use crate::manifest::verify::VerifiedCorim;
 use crate::manifest::{BaselineOptions, Manifest, Node};
 use crate::region::{Policy, Region, RegionKind};
 
+/// Why the coverage of a dump by a foreign CoRIM cannot be decided: the dump's tree cannot be baselined.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the image cannot be baselined for coverage: {0}")]
+pub struct CoverageError(pub String);
+
 /// The comparison of `tree` (parsed eagerly by its own structure) with a verified foreign CoRIM. `Err`:
 /// the tree cannot be baselined (deeper than a manifest holds), so coverage cannot be decided.
-pub fn compare(v: &VerifiedCorim, tree: &Region, blank: u8) -> Result<ScanResult, String> {
+pub fn compare(v: &VerifiedCorim, tree: &Region, blank: u8) -> Result<ScanResult, CoverageError> {
     let own = Manifest::from_tree(
         tree,
         BaselineOptions {
@@ -38,7 +43,7 @@ pub fn compare(v: &VerifiedCorim, tree: &Region, blank: u8) -> Result<ScanResult
             ..BaselineOptions::default()
         },
     )
-    .map_err(|e| format!("the image cannot be baselined for coverage: {e}"))?;
+    .map_err(|e| CoverageError(e.to_string()))?;
     let index = Index::of(&own.root);
     let mut findings = Vec::new();
     let mut mismatched: HashMap<&str, Finding> = HashMap::new();

@@ -465,7 +465,7 @@ fn vendor_key(k: VendorKeyFile) -> Result<RingKey, TrustPolicyError> {
                 return Err(at(VendorKeyProblem::X509Only));
             }
             super::corim::chain::CoseKey::from_pem(&k.pem)
-                .map_err(|e| at(VendorKeyProblem::Cose(e)))?;
+                .map_err(|e| at(VendorKeyProblem::Cose(e.to_string())))?;
             Ok(RingKey {
                 id: k.id,
                 scope,

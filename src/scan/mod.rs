@@ -264,7 +264,9 @@ impl Scanner {
                         r.findings.extend(self.checks(tree, false));
                         (r, Some(ManifestRef::of(v.identity(), path)))
                     }
-                    Err(why) => return Report::error(command, image, Code::InternalError, why),
+                    Err(why) => {
+                        return Report::error(command, image, Code::InternalError, why.to_string())
+                    }
                 }
             }
             Baseline::Parts(ms, _) => {

@@ -30,7 +30,7 @@ use x509_cert::ext::pkix::KeyUsage;
 use x509_cert::Certificate;
 
 use super::cbor::{self, Value};
-use super::cose::VerifyingKey;
+use super::cose::{KeyError, VerifyingKey};
 use super::{CorimError, Signature};
 use crate::finding::Code;
 use crate::formats::keys::{Eku, Rules, Validity};
@@ -120,23 +120,20 @@ fn subject(c: &Certificate) -> String {
 impl CoseKey {
     /// `BEGIN PUBLIC KEY` (P-256, P-384, P-521, Ed25519) or `BEGIN CERTIFICATE` whose key is one of those
     /// or RSA of at least 2048 bits (an RSA CA may issue an EC leaf).
-    pub fn from_pem(pem: &str) -> Result<CoseKey, String> {
+    pub fn from_pem(pem: &str) -> Result<CoseKey, KeyError> {
         if !pem.contains("BEGIN CERTIFICATE") {
             return VerifyingKey::from_pem(pem).map(CoseKey::Key);
         }
         let c = Certificate::from_pem(pem.as_bytes())
-            .map_err(|e| format!("not a PEM X.509 certificate: {e}"))?;
-        x509::check_key(&c).map_err(|e| e.to_string())?;
+            .map_err(|e| KeyError::NotCertificate(e.to_string()))?;
+        x509::check_key(&c).map_err(|e| KeyError::Certificate(e.to_string()))?;
         let spki = c
             .tbs_certificate
             .subject_public_key_info
             .to_der()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| KeyError::Certificate(e.to_string()))?;
         if VerifyingKey::from_der(&spki).is_err() && x509::rsa_key(&c).is_none() {
-            return Err(format!(
-                "certificate `{}`: its key is neither P-256, P-384, P-521, Ed25519 nor RSA",
-                subject(&c)
-            ));
+            return Err(KeyError::CertificateKey(subject(&c)));
         }
         Ok(CoseKey::Cert(Box::new(c)))
     }

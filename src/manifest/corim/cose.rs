@@ -57,10 +57,29 @@ pub enum VerifyingKey {
     Ed25519(ed25519_dalek::VerifyingKey),
 }
 
+/// Why PEM or DER text is not a key fwscan signs or verifies COSE with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("not a PEM PKCS#8 (or SEC1) private key of P-256, P-384 or Ed25519 (make one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` or `openssl genpkey -algorithm ed25519`)")]
+    NotSigningKey,
+    #[error("not a PEM public key (BEGIN PUBLIC KEY) of P-256, P-384, P-521 or Ed25519")]
+    NotPublicKey,
+    #[error("a key of neither P-256, P-384, P-521 nor Ed25519 (COSE ES256/ES384/ES512/EdDSA)")]
+    Unsupported,
+    #[error("not a PEM X.509 certificate: {0}")]
+    NotCertificate(String),
+    /// A certificate whose key or encoding is unusable (the X.509 reader's words).
+    #[error("{0}")]
+    Certificate(String),
+    #[error("certificate `{0}`: its key is neither P-256, P-384, P-521, Ed25519 nor RSA")]
+    CertificateKey(String),
+}
+
 impl SigningKey {
     /// A PEM PKCS#8 private key (`BEGIN PRIVATE KEY`): EC P-256, EC P-384 or Ed25519; a SEC1 `BEGIN EC
     /// PRIVATE KEY` is accepted too.
-    pub fn from_pem(text: &str) -> Result<SigningKey, String> {
+    pub fn from_pem(text: &str) -> Result<SigningKey, KeyError> {
         if let Ok(k) = p256::ecdsa::SigningKey::from_pkcs8_pem(text) {
             return Ok(SigningKey::Es256(k));
         }
@@ -76,7 +95,7 @@ impl SigningKey {
         if let Ok(k) = p384::SecretKey::from_sec1_pem(text) {
             return Ok(SigningKey::Es384(k.into()));
         }
-        Err("not a PEM PKCS#8 (or SEC1) private key of P-256, P-384 or Ed25519 (make one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` or `openssl genpkey -algorithm ed25519`)".into())
+        Err(KeyError::NotSigningKey)
     }
 
     pub fn alg(&self) -> i64 {
@@ -113,7 +132,7 @@ impl SigningKey {
 
 impl VerifyingKey {
     /// A PEM SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`) of P-256, P-384, P-521 or Ed25519.
-    pub fn from_pem(text: &str) -> Result<VerifyingKey, String> {
+    pub fn from_pem(text: &str) -> Result<VerifyingKey, KeyError> {
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_pem(text) {
             return Ok(VerifyingKey::Es256(k));
         }
@@ -126,11 +145,11 @@ impl VerifyingKey {
         if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(text) {
             return Ok(VerifyingKey::Ed25519(k));
         }
-        Err("not a PEM public key (BEGIN PUBLIC KEY) of P-256, P-384, P-521 or Ed25519".into())
+        Err(KeyError::NotPublicKey)
     }
 
     /// A DER SubjectPublicKeyInfo (a certificate's key) of P-256, P-384, P-521 or Ed25519.
-    pub fn from_der(spki: &[u8]) -> Result<VerifyingKey, String> {
+    pub fn from_der(spki: &[u8]) -> Result<VerifyingKey, KeyError> {
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(spki) {
             return Ok(VerifyingKey::Es256(k));
         }
@@ -143,10 +162,7 @@ impl VerifyingKey {
         if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_der(spki) {
             return Ok(VerifyingKey::Ed25519(k));
         }
-        Err(
-            "a key of neither P-256, P-384, P-521 nor Ed25519 (COSE ES256/ES384/ES512/EdDSA)"
-                .into(),
-        )
+        Err(KeyError::Unsupported)
     }
 
     /// The key as PEM SubjectPublicKeyInfo.
