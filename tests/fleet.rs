@@ -76,6 +76,15 @@ fn find(hay: &[u8], needle: &[u8]) -> usize {
         .expect("needle")
 }
 
+/// A temporary directory with an empty `fleet/` and `manifests/` in it.
+fn fleet_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::create_dir_all(&mdir).unwrap();
+    (d, fleet, mdir)
+}
+
 fn baseline(golden: &[u8], dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
     let g = dir.join(format!("{name}.golden"));
     std::fs::write(&g, golden).unwrap();
@@ -321,10 +330,7 @@ fn two_products_matching_equally_are_ambiguous() {
     let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
         return;
     };
-    let d = tempfile::tempdir().unwrap();
-    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
-    std::fs::create_dir_all(&fleet).unwrap();
-    std::fs::create_dir_all(&mdir).unwrap();
+    let (d, fleet, mdir) = fleet_dirs();
     baseline(&bios, &mdir, "ACME-A", &[]);
     baseline(&bios, &mdir, "ACME-B", &[]);
     let mut m = bios.clone();
@@ -345,10 +351,7 @@ fn an_implanted_image_cannot_steer_itself_to_a_laxer_manifest() {
     let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
         return;
     };
-    let d = tempfile::tempdir().unwrap();
-    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
-    std::fs::create_dir_all(&fleet).unwrap();
-    std::fs::create_dir_all(&mdir).unwrap();
+    let (d, fleet, mdir) = fleet_dirs();
     let main_fv = "fv[48DB5E17-707C-472D-91CD-1613E7EF51B0]";
     let tag = "ACME DEV BUILD";
     // The dev build carries its tag in the variable store (per-machine data, writable by anyone who can
@@ -1325,10 +1328,7 @@ fn images_under_paths_longer_than_path_max_are_scanned() {
     let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
         return;
     };
-    let d = tempfile::tempdir().unwrap();
-    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
-    std::fs::create_dir_all(&fleet).unwrap();
-    std::fs::create_dir_all(&mdir).unwrap();
+    let (d, fleet, mdir) = fleet_dirs();
     baseline(&bios, &mdir, "ACME", &[]);
     let mut m = bios.clone();
     change_nvram(&mut m, 0);
@@ -1504,10 +1504,7 @@ fn a_dump_whose_compressed_volume_differs_gets_its_manifest_and_the_implant_is_n
         return;
     };
     use fwscan::formats::uefi::build as b;
-    let d = tempfile::tempdir().unwrap();
-    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
-    std::fs::create_dir_all(&fleet).unwrap();
-    std::fs::create_dir_all(&mdir).unwrap();
+    let (d, fleet, mdir) = fleet_dirs();
     baseline(&bios, &mdir, "ACME", &[]);
     baseline(&other_bios, &mdir, "OTHER", &[]);
 
@@ -1653,10 +1650,7 @@ fn a_killed_cached_audit_and_a_flipped_cache_byte_change_no_verdict() {
     let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
         return;
     };
-    let d = tempfile::tempdir().unwrap();
-    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
-    std::fs::create_dir_all(&fleet).unwrap();
-    std::fs::create_dir_all(&mdir).unwrap();
+    let (d, fleet, mdir) = fleet_dirs();
     baseline(&bios, &mdir, "ACME", &[]);
     let (patched, guid, _) = crate::uefi::patch_dxe_driver(&bios, 10);
     for i in 0..6 {
@@ -1830,10 +1824,7 @@ fn bytes_verified_in_one_dump_decide_the_next_and_a_changed_byte_is_still_named(
     let Some(bios) = ovmf(&["OVMF_VARS_4M.ms.fd", "OVMF_CODE_4M.fd"]) else {
         return;
     };
-    let d = tempfile::tempdir().unwrap();
-    let (fleet, mdir) = (d.path().join("fleet"), d.path().join("manifests"));
-    std::fs::create_dir_all(&fleet).unwrap();
-    std::fs::create_dir_all(&mdir).unwrap();
+    let (d, fleet, mdir) = fleet_dirs();
     let golden = spi_image(&bios, [0, 0x1B, 0x21, 0, 0, 1]);
     baseline(&golden, &mdir, "SPI", &[]);
     for i in 0..3u8 {
