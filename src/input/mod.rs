@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::ops::Deref;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,6 +24,11 @@ pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 1 << 30;
 pub enum Data {
     Owned(Vec<u8>),
     Mapped(memmap2::Mmap),
+    /// A file's bytes read into an anonymous mapping (the first `len` bytes of it): see [`read_into_anon`].
+    Read {
+        map: memmap2::Mmap,
+        len: usize,
+    },
 }
 
 impl Deref for Data {
@@ -32,6 +37,7 @@ impl Deref for Data {
         match self {
             Data::Owned(v) => v,
             Data::Mapped(m) => m,
+            Data::Read { map, len } => &map[..*len],
         }
     }
 }
@@ -134,6 +140,17 @@ pub fn read_image_with_mode(
         size,
         limit: opts.max_size,
     })?;
+    if (ANON_READ_MIN..PARALLEL_READ_MIN).contains(&size) {
+        let (map, len) = read_into_anon(&file, cap).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => Error::FileChanged {
+                path: path.to_path_buf(),
+                what: format!("file shorter than the {size} bytes it had when opened"),
+            },
+            _ => io(e),
+        })?;
+        unchanged_after_read(path, &file, &before, len as u64)?;
+        return Ok((Arc::new(Data::Read { map, len }), ReadMode::Buffered));
+    }
     let buf = if size >= PARALLEL_READ_MIN {
         read_parallel(&file, cap).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::FileChanged {
@@ -147,13 +164,30 @@ pub fn read_image_with_mode(
         (&file).take(size).read_to_end(&mut buf).map_err(io)?;
         buf
     };
+    unchanged_after_read(path, &file, &before, buf.len() as u64)?;
+    Ok((Arc::new(Data::Owned(buf)), ReadMode::Buffered))
+}
+
+/// After reading `read` bytes of `file` (whose metadata was `before`): a file that grew, shrank or was
+/// modified during the read is [`Error::FileChanged`].
+fn unchanged_after_read(
+    path: &Path,
+    file: &File,
+    before: &std::fs::Metadata,
+    read: u64,
+) -> Result<(), Error> {
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        error: source,
+    };
+    let size = before.len();
     // One byte more than expected means the file grew.
     let mut probe = [0u8; 1];
-    let grew = std::os::unix::fs::FileExt::read_at(&file, &mut probe, size).map_err(io)? != 0;
-    if grew || buf.len() as u64 != size {
+    let grew = std::os::unix::fs::FileExt::read_at(file, &mut probe, size).map_err(io)? != 0;
+    if grew || read != size {
         return Err(Error::FileChanged {
             path: path.to_path_buf(),
-            what: format!("expected {size} bytes, read {}", buf.len()),
+            what: format!("expected {size} bytes, read {read}"),
         });
     }
     let after = file.metadata().map_err(io)?;
@@ -166,7 +200,29 @@ pub fn read_image_with_mode(
             what: "size or modification time changed during the read".into(),
         });
     }
-    Ok((Arc::new(Data::Owned(buf)), ReadMode::Buffered))
+    Ok(())
+}
+
+/// Files at least this large (and below [`PARALLEL_READ_MIN`]) are read into an anonymous mapping advised
+/// for transparent huge pages.
+const ANON_READ_MIN: u64 = 2 << 20;
+/// The transparent huge page size of x86-64 and AArch64 (4 KiB base pages).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// Reads `len` bytes from offset 0 into a private anonymous mapping whose length is rounded up to whole
+/// huge pages and advised `MADV_HUGEPAGE`. Reading a file copies it into fresh memory, and each fresh 4 KiB
+/// page costs a page fault (most of a clean scan's system time: 900 faults for a 3.5 MiB image); with huge
+/// pages the same copy faults a few times. Where the kernel gives no huge page the mapping works as any
+/// other. The mapping is made read-only once filled.
+fn read_into_anon(file: &File, len: usize) -> std::io::Result<(memmap2::Mmap, usize)> {
+    let mapped = len
+        .checked_next_multiple_of(HUGE_PAGE)
+        .ok_or_else(|| std::io::Error::other("image too large to map"))?;
+    let mut map = memmap2::MmapMut::map_anon(mapped)?;
+    // Advice only: a kernel without transparent huge pages refuses it and the read goes on.
+    let _ = map.advise(memmap2::Advice::HugePage);
+    file.read_exact_at(&mut map[..len], 0)?;
+    Ok((map.make_read_only()?, len))
 }
 
 /// Files at least this large are read by several threads at once.
@@ -378,15 +434,29 @@ mod tests {
 
     #[test]
     fn large_files_are_read_in_parallel_chunks_exactly() {
+        let len = (PARALLEL_READ_MIN as usize) + 3 * PARALLEL_READ_CHUNK + 12345;
+        read_back_exactly(len);
+    }
+
+    #[test]
+    fn files_read_into_huge_pages_are_their_bytes_exactly() {
+        // Not a whole number of huge pages: the mapping is longer than the file, the data is not.
+        let d = read_back_exactly(ANON_READ_MIN as usize + HUGE_PAGE / 2 + 7);
+        assert!(matches!(*d, Data::Read { .. }));
+        read_back_exactly(ANON_READ_MIN as usize - 1);
+    }
+
+    fn read_back_exactly(len: usize) -> Arc<Data> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("big.bin");
-        let len = (PARALLEL_READ_MIN as usize) + 3 * PARALLEL_READ_CHUNK + 12345;
         let bytes: Vec<u8> = (0..len)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         std::fs::write(&p, &bytes).unwrap();
         let d = read_image(&p, &ReadOptions::default()).unwrap();
+        assert_eq!(d.len(), len);
         assert!(d[..] == bytes[..]);
+        d
     }
 
     #[test]
