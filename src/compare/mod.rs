@@ -157,7 +157,8 @@ impl<'a> Cx<'a> {
         }
         // What the node's bytes would be checked against, as a key of the run's verified bytes.
         let key = match (&n.digest, n.blocks.is_empty()) {
-            _ if n.size != r.size => None,
+            _ if self.known.is_none() || n.size != r.size => None,
+            _ if r.bytes().len() < hash::known::MIN_BYTES => None,
             (_, false) => Some(hash::KnownKey::blocks(self.alg, self.block, &n.blocks)),
             (Some(d), true) => Some(hash::KnownKey::Digest(self.alg, d.clone())),
             (None, true) => None,
