@@ -107,24 +107,31 @@ fn baseline(golden: &[u8], dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn audit(fleet: &Path, mdir: &Path, out: &Path) -> (i32, Vec<Value>) {
-    let (code, _, err) = fwscan(&[
+    let (code, rows, _) = audit_with(fleet, mdir, out, &["-q"]);
+    (code, rows)
+}
+
+/// An unsigned-catalogue audit of `fleet` with `extra` options: exit code, image rows, stderr.
+fn audit_with(fleet: &Path, mdir: &Path, out: &Path, extra: &[&str]) -> (i32, Vec<Value>, String) {
+    let mut args = vec![
         "audit",
         fleet.to_str().unwrap(),
         "--manifests",
         mdir.to_str().unwrap(),
         "--insecure-unsigned",
-        "-q",
         "--no-timing",
         "-o",
         out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = fwscan(&args);
     let text = std::fs::read_to_string(out).unwrap_or_else(|e| panic!("{e}: {err}"));
     let rows = text
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|r| r["kind"] == "image")
         .collect();
-    (code, rows)
+    (code, rows, err)
 }
 
 fn row<'a>(rows: &'a [Value], name: &str) -> &'a Value {
@@ -1847,28 +1854,9 @@ fn bytes_verified_in_one_dump_decide_the_next_and_a_changed_byte_is_still_named(
     std::fs::write(fleet.join("z.bin"), &changed).unwrap();
 
     let run = |extra: &[&str], out: &Path| {
-        let mut args = vec![
-            "audit",
-            fleet.to_str().unwrap(),
-            "--manifests",
-            mdir.to_str().unwrap(),
-            "--insecure-unsigned",
-            "--no-timing",
-            "-j",
-            "1",
-            "-v",
-            "-o",
-            out.to_str().unwrap(),
-        ];
+        let mut args = vec!["-j", "1", "-v"];
         args.extend_from_slice(extra);
-        let (code, _, err) = fwscan(&args);
-        let rows: Vec<Value> = std::fs::read_to_string(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["kind"] == "image")
-            .collect();
-        (code, rows, err)
+        audit_with(&fleet, &mdir, out, &args)
     };
     let (code, rows, err) = run(&[], &d.path().join("known.jsonl"));
     let (code_nc, rows_nc, _) = run(&["--no-cache"], &d.path().join("hashed.jsonl"));

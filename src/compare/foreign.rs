@@ -25,7 +25,7 @@ use crate::finding::{Code, Finding};
 use crate::hash::{self, Alg};
 use crate::manifest::corim::{uuid_text, MKey, Measurement};
 use crate::manifest::verify::VerifiedCorim;
-use crate::manifest::{BaselineOptions, Manifest, Node};
+use crate::manifest::{pinned_structure, BaselineOptions, Node};
 use crate::region::{Policy, Region, RegionKind};
 
 /// Why the coverage of a dump by a foreign CoRIM cannot be decided: the dump's tree cannot be baselined.
@@ -36,15 +36,17 @@ pub struct CoverageError(pub String);
 /// The comparison of `tree` (parsed eagerly by its own structure) with a verified foreign CoRIM. `Err`:
 /// the tree cannot be baselined (deeper than a manifest holds), so coverage cannot be decided.
 pub fn compare(v: &VerifiedCorim, tree: &Region, blank: u8) -> Result<ScanResult, CoverageError> {
-    let own = Manifest::from_tree(
+    // What a baseline of the dump would pin (its node tree, not its digests: the reference values'
+    // digests are checked against the nodes they name, and nothing else is hashed).
+    let own = pinned_structure(
         tree,
-        BaselineOptions {
+        &BaselineOptions {
             blank,
             ..BaselineOptions::default()
         },
     )
     .map_err(|e| CoverageError(e.to_string()))?;
-    let index = Index::of(&own.root);
+    let index = Index::of(&own);
     let mut findings = Vec::new();
     let mut mismatched: HashMap<&str, Finding> = HashMap::new();
     // Paths a reference value accounts for (matched digests, declared runtime-updatable).
@@ -113,9 +115,9 @@ pub fn compare(v: &VerifiedCorim, tree: &Region, blank: u8) -> Result<ScanResult
         }
     }
     // Reported where the change is, as a manifest comparison reports it.
-    findings.extend(fold(&own.root, &mut mismatched, &mut accounted));
+    findings.extend(fold(&own, &mut mismatched, &mut accounted));
     let mut uncovered = Vec::new();
-    coverage(&own.root, &accounted, &mut uncovered);
+    coverage(&own, &accounted, &mut uncovered);
     for n in uncovered {
         findings.push(Finding::on(
             Code::NotCovered,

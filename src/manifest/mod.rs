@@ -262,33 +262,9 @@ pub fn parse_time(s: &str) -> Result<SystemTime, TimeError> {
 impl Manifest {
     /// Builds a manifest from a golden image's tree: applies the policy globs, hashes every node.
     pub fn from_tree(tree: &Region, opts: BaselineOptions) -> Result<Manifest, Error> {
-        let mut tree = tree.clone();
-        for g in &opts.rules.ignore {
-            region::apply_policy(&mut tree, g, Policy::Ignore);
-        }
-        for g in &opts.rules.mutable {
-            region::apply_policy(&mut tree, g, Policy::Mutable);
-        }
-        let mut pinned = HashSet::new();
-        for g in &opts.rules.pinned {
-            tree.walk(&mut |r| {
-                if region::glob_match(g, &r.path) {
-                    pinned.insert(r.path.clone());
-                }
-            });
-        }
-        inherit_policy(&mut tree, None, &pinned);
-        let depth = region_depth(&tree);
-        if depth > MAX_REGION_DEPTH {
-            return Err(bad(
-                Path::new("<baseline>"),
-                format!(
-                    "the region tree is {depth} levels deep; a manifest holds at most {MAX_REGION_DEPTH} (mark the deep part --ignore or --mutable, or raise the parser's depth limits)"
-                ),
-            ));
-        }
+        let tree = policy_tree(tree, &opts)?;
         let hashed = hash::hash_tree(&tree, opts.alg, opts.block_size);
-        let root = to_node(&tree, &hashed);
+        let root = to_node(&tree, Some(&hashed));
         let whole = if opts.alg == Alg::Sha256 {
             hashed.digests.digest.clone()
         } else {
@@ -574,10 +550,48 @@ pub fn region_depth(root: &Region) -> usize {
     max
 }
 
-fn to_node(r: &Region, h: &HashedNode) -> Node {
-    let digest = match r.policy {
-        Policy::Ignore => None,
-        _ => Some(h.digests.digest.clone()),
+/// `tree` with a baseline's policies applied (`opts.rules` globs, pins, inherited per-machine and ignore
+/// policies), refused when deeper than a manifest holds.
+fn policy_tree(tree: &Region, opts: &BaselineOptions) -> Result<Region, Error> {
+    let mut tree = tree.clone();
+    for g in &opts.rules.ignore {
+        region::apply_policy(&mut tree, g, Policy::Ignore);
+    }
+    for g in &opts.rules.mutable {
+        region::apply_policy(&mut tree, g, Policy::Mutable);
+    }
+    let mut pinned = HashSet::new();
+    for g in &opts.rules.pinned {
+        tree.walk(&mut |r| {
+            if region::glob_match(g, &r.path) {
+                pinned.insert(r.path.clone());
+            }
+        });
+    }
+    inherit_policy(&mut tree, None, &pinned);
+    let depth = region_depth(&tree);
+    if depth > MAX_REGION_DEPTH {
+        return Err(bad(
+                Path::new("<baseline>"),
+                format!(
+                    "the region tree is {depth} levels deep; a manifest holds at most {MAX_REGION_DEPTH} (mark the deep part --ignore or --mutable, or raise the parser's depth limits)"
+                ),
+            ));
+    }
+    Ok(tree)
+}
+
+/// The node tree a baseline of `tree` would have (the same policies and depth limit as
+/// [`Manifest::from_tree`]) without its digests: what deciding which nodes a baseline pins needs, without
+/// hashing the image.
+pub fn pinned_structure(tree: &Region, opts: &BaselineOptions) -> Result<Node, Error> {
+    Ok(to_node(&policy_tree(tree, opts)?, None))
+}
+
+fn to_node(r: &Region, h: Option<&HashedNode>) -> Node {
+    let digest = match (r.policy, h) {
+        (Policy::Ignore, _) | (_, None) => None,
+        (_, Some(h)) => Some(h.digests.digest.clone()),
     };
     let mut notes: Vec<String> = r
         .notes
@@ -596,18 +610,17 @@ fn to_node(r: &Region, h: &HashedNode) -> Node {
         size: r.size,
         policy: r.policy,
         digest,
-        blocks: if r.policy == Policy::Static {
-            h.digests.blocks.clone()
-        } else {
-            Vec::new()
+        blocks: match h {
+            Some(h) if r.policy == Policy::Static => h.digests.blocks.clone(),
+            _ => Vec::new(),
         },
         attrs: r.attrs.clone(),
         notes,
         children: r
             .children
             .iter()
-            .zip(&h.children)
-            .map(|(c, hc)| to_node(c, hc))
+            .enumerate()
+            .map(|(i, c)| to_node(c, h.and_then(|h| h.children.get(i))))
             .collect(),
     }
 }
@@ -667,7 +680,7 @@ impl VerifiedManifest {
 /// A digest-annotated description of a tree (no block digests), used by `inspect --format json`.
 pub fn describe(tree: &Region, alg: Alg) -> Node {
     let hashed = hash::hash_tree(tree, alg, u64::MAX);
-    to_node(tree, &hashed)
+    to_node(tree, Some(&hashed))
 }
 
 #[cfg(test)]
