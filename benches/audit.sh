@@ -11,10 +11,12 @@
 #     differs from the baseline's, so every dump's must be opened), audited against the golden dump's
 #     baseline by map with --no-cache, with the in-run cache (the default), and with a warm --cache DIR.
 #     The same three selections and a warm cache over N per-machine dumps of a 32 MiB OpenBMC flash.
+#     P1 over N1 dumps (hard links to the N distinct ones), by structure, without and with a warm --cache.
 #  2. peak RSS (/usr/bin/time -v, Debian package `time`) of a structure-selected audit of N1 vs N2 dumps
 #     (hard links to the N distinct dumps: different paths, no extra disk; target: flat, <= 256 MiB).
 #
-# Usage: benches/audit.sh     (env: N=64 REPS=3 N1=1000 N2=10000 JOBS=2 WORK=dir; N2=0 skips the RSS runs;
+# Usage: benches/audit.sh     (env: N=64 REPS=3 N1=1000 N2=10000 JOBS=2 WORK=dir; N2=0 skips the RSS runs,
+#                             N1=0 the N1-dump throughput rows;
 #                             FWSCAN_BIN=path: the build measured (default: this tree's release build);
 #                             FWSCAN_BEFORE=path: an earlier build, run in the same repetitions, interleaved)
 # Needs: python3, openssl, /usr/bin/time, Debian's ovmf, /work/shared/fixtures (read, never copied), and for
@@ -185,15 +187,33 @@ throughput "OpenBMC by map" "$bmc/fleet" --manifests "$bmc/m-map" --map "$bmc/ma
     --cache "$WORK/bmc-cache" > /dev/null 2>&1 || true   # warms the cache
 FWSCAN_BEFORE= throughput "OpenBMC by structure, warm --cache" "$bmc/fleet" --manifests "$bmc/m-structure" --cache "$WORK/bmc-cache"
 
-# rss COUNT: peak RSS of a structure-selected audit of COUNT dumps (hard links to the N distinct ones).
-rss() {
-    local n=$1 dir="$WORK/r-$1"
+# links COUNT DIR: COUNT per-machine SPI dumps under DIR, hard links to the N distinct ones (different
+# paths, no extra disk).
+links() {
+    local n=$1 dir=$2
     mkdir -p "$dir"
     local all=("$fleet"/fleet/*/*.bin)
     for i in $(seq 0 $((n - 1))); do
         mkdir -p "$dir/d$((i / 1000))"
         ln "${all[$((i % ${#all[@]}))]}" "$dir/d$((i / 1000))/m$i.bin"
     done
+}
+
+# P1 over N1 dumps: by structure with no --cache, and with a warm --cache DIR (target 1.5x).
+if [ "$N1" != 0 ]; then
+    links "$N1" "$WORK/w-$N1"
+    "$BIN" audit "$WORK/w-$N1" --manifests "$fleet/m-structure" --insecure-unsigned -q -j "$JOBS" \
+        -o "$WORK/rows.jsonl" --cache "$WORK/spi-cache" > /dev/null 2>&1 || true   # warms the cache
+    throughput "by structure, $N1 dumps" "$WORK/w-$N1" --manifests "$fleet/m-structure"
+    throughput "by structure, $N1 dumps, warm --cache" "$WORK/w-$N1" --manifests "$fleet/m-structure" \
+        --cache "$WORK/spi-cache"
+    rm -rf "$WORK/w-$N1"
+fi
+
+# rss COUNT: peak RSS of a structure-selected audit of COUNT dumps (hard links to the N distinct ones).
+rss() {
+    local n=$1 dir="$WORK/r-$1"
+    links "$n" "$dir"
     /usr/bin/time -v "$BIN" audit "$dir" --manifests "$fleet/m-structure" --insecure-unsigned -q \
         -j "$JOBS" -o "$WORK/rss-rows.jsonl" > /dev/null 2> "$WORK/time.txt" || true
     local kib wall

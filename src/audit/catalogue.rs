@@ -15,7 +15,7 @@
 //! pin differently ([`static_digest_proof`]); otherwise the image gets an `ambiguous-manifest` error, never
 //! a guess (issue 15.3). No candidate at all is an `unknown-firmware` finding. See `docs/audit.md`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -340,8 +340,96 @@ pub struct Entry {
     pub identity: std::sync::OnceLock<ManifestKeys>,
 }
 
-/// A manifest's identity keys and the paths below which nothing counts ([`structure_score`]).
-pub type ManifestKeys = (HashSet<String>, HashSet<String>);
+/// A manifest's identity keys, numbered, and the paths below which nothing counts ([`structure_score`]),
+/// computed once per catalogue entry so that each image's score costs set operations on numbers: the keys
+/// of a subtree whose bytes the image reproduces are the manifest's, taken as a range of numbers instead of
+/// being spelled and hashed again for every image.
+#[derive(Debug, Default)]
+pub struct ManifestKeys {
+    /// Each distinct key and its number.
+    ids: HashMap<String, u32>,
+    /// The numbers of the keys in walk order (preorder, not below per-machine nodes).
+    order: Vec<u32>,
+    /// For each node that has children (by path): the range of `order` its children's subtrees cover;
+    /// `None` for a path two nodes share (names may hold `/`), whose keys are then spelled out.
+    below: HashMap<String, Option<std::ops::Range<usize>>>,
+    /// The paths where the walk stopped: the manifest's per-machine (`mutable`/`ignore`) nodes.
+    cut: HashSet<String>,
+}
+
+/// The identity keys an image shares with one manifest, as numbers of the manifest's keys, and the keys
+/// the manifest does not have.
+struct ImageKeys<'k> {
+    m: &'k ManifestKeys,
+    shared: Vec<u64>,
+    extra: HashSet<String>,
+}
+
+impl<'k> ImageKeys<'k> {
+    fn new(m: &'k ManifestKeys) -> Self {
+        ImageKeys {
+            m,
+            shared: vec![0; m.ids.len().div_ceil(64)],
+            extra: HashSet::new(),
+        }
+    }
+
+    fn mark(&mut self, id: u32) {
+        if let Some(w) = self.shared.get_mut(id as usize / 64) {
+            *w |= 1 << (id % 64);
+        }
+    }
+
+    fn insert(&mut self, key: String) {
+        match self.m.ids.get(&key) {
+            Some(&id) => self.mark(id),
+            None => {
+                self.extra.insert(key);
+            }
+        }
+    }
+
+    /// The keys of the manifest's subtrees below `n` (the image's bytes there are the manifest's).
+    fn insert_below(&mut self, n: &crate::manifest::Node) {
+        let m = self.m;
+        match m.below.get(&n.path) {
+            Some(Some(r)) => {
+                for &id in m.order.get(r.clone()).unwrap_or(&[]) {
+                    self.mark(id);
+                }
+            }
+            _ => {
+                for c in &n.children {
+                    self.insert_subtree(c);
+                }
+            }
+        }
+    }
+
+    /// The keys of a manifest subtree, without what lies below its per-machine nodes.
+    fn insert_subtree(&mut self, n: &crate::manifest::Node) {
+        if identity_kind(n.kind) && !n.path.is_empty() {
+            self.insert(identity_key(n.kind, &n.path, &n.attrs));
+        }
+        if matches!(n.policy, Policy::Mutable | Policy::Ignore) {
+            return;
+        }
+        for c in &n.children {
+            self.insert_subtree(c);
+        }
+    }
+
+    /// The Jaccard index `|M ∩ I| / |M ∪ I|` in per mille; `None` when both sets are empty.
+    fn jaccard(&self) -> Option<u32> {
+        let shared: u64 = self.shared.iter().map(|w| u64::from(w.count_ones())).sum();
+        let union = self.m.ids.len() as u64 + self.extra.len() as u64;
+        if union == 0 {
+            // Nothing but an opaque image on both sides: structure says nothing.
+            return None;
+        }
+        Some((shared * 1000 / union) as u32)
+    }
+}
 
 impl Entry {
     pub fn new(path: PathBuf, verified: VerifiedManifest) -> Entry {
@@ -790,21 +878,33 @@ fn identity_key(kind: RegionKind, path: &str, attrs: &crate::finding::Attrs) -> 
 /// `mutable` or `ignore` node are left out; the per-machine node itself counts: its name is structure),
 /// and the paths where the walk stopped.
 fn manifest_identity(m: &Manifest) -> ManifestKeys {
-    fn go(n: &crate::manifest::Node, keys: &mut HashSet<String>, cut: &mut HashSet<String>) {
+    fn go(n: &crate::manifest::Node, k: &mut ManifestKeys) {
         if identity_kind(n.kind) && !n.path.is_empty() {
-            keys.insert(identity_key(n.kind, &n.path, &n.attrs));
+            let key = identity_key(n.kind, &n.path, &n.attrs);
+            let next = k.ids.len() as u32;
+            let id = *k.ids.entry(key).or_insert(next);
+            k.order.push(id);
         }
         if matches!(n.policy, Policy::Mutable | Policy::Ignore) {
-            cut.insert(n.path.clone());
+            k.cut.insert(n.path.clone());
             return;
         }
-        for c in &n.children {
-            go(c, keys, cut);
+        if n.children.is_empty() {
+            return;
         }
+        let start = k.order.len();
+        for c in &n.children {
+            go(c, k);
+        }
+        let range = start..k.order.len();
+        k.below
+            .entry(n.path.clone())
+            .and_modify(|r| *r = None)
+            .or_insert(Some(range));
     }
-    let (mut keys, mut cut) = (HashSet::new(), HashSet::new());
-    go(&m.root, &mut keys, &mut cut);
-    (keys, cut)
+    let mut k = ManifestKeys::default();
+    go(&m.root, &mut k);
+    k
 }
 
 /// How much of a manifest's identity tree the image's parsed tree shares, in per mille: the Jaccard index
@@ -821,7 +921,9 @@ pub fn structure_score(m: &Manifest, tree: &Region) -> Option<u32> {
     if m.image.format != fmt {
         return None;
     }
-    let (mkeys, cut) = manifest_identity(m);
+    // Spelled out with plain sets: the lazy walk's numbered keys are checked against this in the tests.
+    let k = manifest_identity(m);
+    let (mkeys, cut): (HashSet<String>, _) = (k.ids.into_keys().collect(), k.cut);
     let mut ikeys: HashSet<String> = HashSet::new();
     fn go(r: &Region, cut: &HashSet<String>, keys: &mut HashSet<String>) {
         if identity_kind(r.kind) && !r.path.is_empty() {
@@ -861,17 +963,9 @@ fn structure_score_lazy_with(
     if m.image.format != fmt {
         return None;
     }
-    let (mkeys, cut) = keys;
-    let mut ikeys: HashSet<String> = HashSet::new();
-    lazy_keys(
-        tree,
-        Some(&m.root),
-        m.hash.algorithm,
-        cut,
-        known,
-        &mut ikeys,
-    );
-    jaccard(mkeys, &ikeys)
+    let mut ikeys = ImageKeys::new(keys);
+    lazy_keys(tree, Some(&m.root), m.hash.algorithm, known, &mut ikeys);
+    ikeys.jaccard()
 }
 
 /// The identity keys of `r`'s subtree (see [`structure_score_lazy`]); `n` is the manifest's node at `r`'s path.
@@ -879,14 +973,13 @@ fn lazy_keys(
     r: &mut Region,
     n: Option<&crate::manifest::Node>,
     alg: crate::hash::Alg,
-    cut: &HashSet<String>,
     known: Option<&crate::hash::KnownBytes>,
-    keys: &mut HashSet<String>,
+    keys: &mut ImageKeys<'_>,
 ) {
     if identity_kind(r.kind) && !r.path.is_empty() {
         keys.insert(identity_key(r.kind, &r.path, &r.attrs));
     }
-    if cut.contains(&r.path) {
+    if keys.m.cut.contains(&r.path) {
         return;
     }
     if r.is_lazy() {
@@ -897,32 +990,23 @@ fn lazy_keys(
                     .is_some_and(|d| crate::hash::region_has_digest(alg, r, d, known))
         });
         if let (true, Some(n)) = (same, n) {
-            for c in &n.children {
-                manifest_keys(c, keys);
-            }
+            keys.insert_below(n);
             return;
         }
         r.expand();
     }
-    let by_path: std::collections::HashMap<&str, &crate::manifest::Node> = n
-        .map(|n| n.children.iter().map(|c| (c.path.as_str(), c)).collect())
-        .unwrap_or_default();
-    for c in &mut r.children {
-        let cn = by_path.get(c.path.as_str()).copied();
-        lazy_keys(c, cn, alg, cut, known, keys);
-    }
-}
-
-/// The identity keys of a manifest subtree, without what lies below its per-machine nodes.
-fn manifest_keys(n: &crate::manifest::Node, keys: &mut HashSet<String>) {
-    if identity_kind(n.kind) && !n.path.is_empty() {
-        keys.insert(identity_key(n.kind, &n.path, &n.attrs));
-    }
-    if matches!(n.policy, Policy::Mutable | Policy::Ignore) {
-        return;
-    }
-    for c in &n.children {
-        manifest_keys(c, keys);
+    // The manifest's child at the same position is usually the one at the same path; a map is built only
+    // when it is not.
+    let mut by_path: Option<HashMap<&str, &crate::manifest::Node>> = None;
+    for (i, c) in r.children.iter_mut().enumerate() {
+        let cn = n.and_then(|n| match n.children.get(i) {
+            Some(cn) if cn.path == c.path => Some(cn),
+            _ => by_path
+                .get_or_insert_with(|| n.children.iter().map(|c| (c.path.as_str(), c)).collect())
+                .get(c.path.as_str())
+                .copied(),
+        });
+        lazy_keys(c, cn, alg, known, keys);
     }
 }
 
@@ -1092,6 +1176,39 @@ mod tests {
         let data = std::sync::Arc::new(Data::Owned(img.to_vec()));
         let mut f = ImageFacts::new(&data, 1 << 20);
         c.select("x.bin", &mut f)
+    }
+
+    #[test]
+    fn keys_below_a_path_two_nodes_share_are_spelled_out() {
+        let m0 = manifest(&[0x11u8; 8192], "P", "1", 1);
+        let node = |path: &str, children: Vec<crate::manifest::Node>| {
+            let mut n = m0.root.clone();
+            n.kind = RegionKind::Volume;
+            n.name = path.rsplit('/').next().unwrap_or(path).into();
+            n.path = path.into();
+            n.policy = Policy::Static;
+            n.children = children;
+            n
+        };
+        // `x` holding `y`, and a node named `x/y`: two nodes at the path `x/y`, with other children.
+        let a = node("x/y", vec![node("x/y/a", vec![])]);
+        let b = node("x/y", vec![node("x/y/b", vec![])]);
+        let mut m = m0.clone();
+        m.root.children = vec![node("x", vec![a.clone()]), b.clone()];
+        let k = manifest_identity(&m);
+        assert_eq!(k.below.get("x/y"), Some(&None));
+        assert!(matches!(k.below.get("x"), Some(Some(_))));
+        for (n, want) in [(&a, "x/y/a"), (&b, "x/y/b")] {
+            let mut i = ImageKeys::new(&k);
+            i.insert_below(n);
+            let marked: Vec<&str> = k
+                .ids
+                .iter()
+                .filter(|(_, &id)| i.shared[id as usize / 64] & (1 << (id % 64)) != 0)
+                .filter_map(|(key, _)| key.split('\0').nth(1))
+                .collect();
+            assert_eq!(marked, vec![want]);
+        }
     }
 
     #[test]

@@ -270,7 +270,16 @@ pub fn scan_one(
     listed: FileId,
 ) -> ImageRow {
     let t0 = Instant::now();
-    let mut row = scan_inner(cat, opts, root, rel, path, listed);
+    let mut row = match read_listed(opts, path, &listed) {
+        Ok(data) => {
+            let row = scan_inner(cat, opts, root, rel, path, &data);
+            // Everything of this image that referred to its bytes is gone: its worker's next image is
+            // read into the same memory.
+            input::recycle(data);
+            row
+        }
+        Err(e) => ImageRow::error(root, rel, listed.size, e.code, e.message),
+    };
     if opts.timing {
         row.elapsed_ms = Some(t0.elapsed().as_millis() as u64);
     }
@@ -283,12 +292,8 @@ fn scan_inner(
     root: &str,
     rel: &str,
     path: &Path,
-    listed: FileId,
+    data: &Arc<input::Data>,
 ) -> ImageRow {
-    let data = match read_listed(opts, path, &listed) {
-        Ok(d) => d,
-        Err(e) => return ImageRow::error(root, rel, listed.size, e.code, e.message),
-    };
     let size = data.len() as u64;
     // One pipeline, one parse: selection parses the image as the comparison with each candidate will
     // (the Scanner's parse options), and the chosen manifest's tree is compared.
@@ -303,7 +308,7 @@ fn scan_inner(
     )
     .with_fail_policy(opts.fail_policy.clone())
     .with_known(opts.known.clone());
-    let mut facts = ImageFacts::new(&data, opts.max_decompressed).with_scanner(scanner.clone());
+    let mut facts = ImageFacts::new(data, opts.max_decompressed).with_scanner(scanner.clone());
     if opts.image_digests {
         facts.sha256();
     }
@@ -339,10 +344,10 @@ fn scan_inner(
         // Byte-identical to the golden image: the comparison cannot find anything.
         Vec::new()
     } else {
-        compare_chosen(&scanner, entry, facts, &data, rel, size, &format)
+        compare_chosen(&scanner, entry, facts, data, rel, size, &format)
     };
     // The dump's boot event log, when one lies beside it: the dump is clean only if the log binds.
-    match eventlog_sidecar(path, &data, opts) {
+    match eventlog_sidecar(path, data, opts) {
         Ok(f) => findings.extend(f),
         Err(e) => return undecided(row, e.code, e.message),
     }

@@ -241,3 +241,83 @@ impl FromIterator<RingKey> for KeyRing {
         }
     }
 }
+
+/// Outcomes of public-key signature checks, kept for the process under a digest of everything a check
+/// depends on: a fleet audit meets the same vendor signature (an ME manifest, a Boot Guard manifest) in
+/// every dump, and the RSA arithmetic was a twentieth of its CPU time. `parts` must name the scheme and hold
+/// the key, the signature and the signed digest (the digest is computed from the image's bytes each time:
+/// an entry says only what the same inputs gave before). Bounded: past [`SIGNATURE_MEMO_MAX`] entries the
+/// memo starts again empty.
+pub fn checked_signature(
+    parts: &[&[u8]],
+    check: impl FnOnce() -> Result<(), BadSignature>,
+) -> Result<(), BadSignature> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    let key: [u8; 32] = h.finalize().into();
+    if let Some(r) = SIGNATURE_MEMO
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).cloned())
+    {
+        return r;
+    }
+    let r = check();
+    if let Ok(mut m) = SIGNATURE_MEMO.lock() {
+        if m.len() >= SIGNATURE_MEMO_MAX {
+            m.clear();
+        }
+        m.insert(key, r.clone());
+    }
+    r
+}
+
+/// Why a signature did not verify (the key is unusable, or the arithmetic fails), as the finding says it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadSignature(pub String);
+
+/// Entries [`checked_signature`] keeps at most.
+pub const SIGNATURE_MEMO_MAX: usize = 4096;
+
+type SignatureMemo =
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], Result<(), BadSignature>>>;
+
+static SIGNATURE_MEMO: std::sync::LazyLock<SignatureMemo> =
+    std::sync::LazyLock::new(Default::default);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_check_runs_once_per_inputs_and_only_its_inputs_decide() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // The memo is the process's: inputs no other test uses.
+        let nonce = format!("{:?}", std::time::SystemTime::now());
+        let n = nonce.as_bytes();
+        let runs = AtomicUsize::new(0);
+        let check = |ok: bool| {
+            runs.fetch_add(1, Ordering::Relaxed);
+            if ok {
+                Ok(())
+            } else {
+                Err(BadSignature("does not verify".into()))
+            }
+        };
+        assert_eq!(checked_signature(&[n, b"a"], || check(true)), Ok(()));
+        assert_eq!(checked_signature(&[n, b"a"], || check(false)), Ok(()));
+        assert_eq!(runs.load(Ordering::Relaxed), 1);
+        // Another input (a flipped digest byte), and parts split elsewhere: checked again.
+        let bad = checked_signature(&[n, b"b"], || check(false));
+        assert_eq!(bad, Err(BadSignature("does not verify".into())));
+        assert_eq!(checked_signature(&[n, b"b"], || check(true)), bad);
+        assert!(checked_signature(&[n, b"ab", b"c"], || check(true)).is_ok());
+        assert!(checked_signature(&[n, b"a", b"bc"], || check(false)).is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 4);
+    }
+}

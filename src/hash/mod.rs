@@ -50,6 +50,36 @@ pub fn digest(alg: Alg, bytes: &[u8]) -> String {
     }
 }
 
+/// `a` on a thread of its own while `b` runs on the calling thread: the manifest's own SHA-256 beside its
+/// parse or signature check. Not on rayon's pool: called from outside the pool, `rayon::join` runs both
+/// closures on pool threads, so the calling thread waits, the pool is started on the critical path, and a
+/// large parse grows a fresh malloc arena on a worker (measured on a 1.2 MB manifest: 3.1-4.9 ms against
+/// 2.3-2.5 ms for the parse alone on the main thread). Runs both here, one after the other, when no thread
+/// can be started.
+pub fn beside<A, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B)
+where
+    A: Send,
+{
+    // The closure stays reachable from here: if no thread can be started, it runs on this one.
+    let a = std::sync::Mutex::new(Some(a));
+    let take = || a.lock().ok().and_then(|mut g| g.take());
+    std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("fwscan-beside".into())
+            .spawn_scoped(s, || take().map(|f| f()));
+        let rb = b();
+        let ra = match spawned {
+            Ok(h) => match h.join() {
+                Ok(ra) => ra,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            Err(_) => None,
+        };
+        let ra = ra.or_else(|| take().map(|f| f()));
+        (ra.expect("`a` ran on one of the two threads"), rb)
+    })
+}
+
 /// The digest of `r`'s bytes, hashed at most once per node and algorithm: the first computation is kept on
 /// the node ([`crate::region::DigestMemo`]) for selection, comparison and findings alike.
 pub fn region_digest(alg: Alg, r: &Region) -> String {
@@ -202,6 +232,20 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(digest(Alg::Sha384, b"abc").len(), 96);
+    }
+
+    #[test]
+    fn beside_runs_both_and_a_panic_beside_is_the_callers() {
+        let here = std::thread::current().id();
+        let (a, b) = beside(
+            || (std::thread::current().id(), digest(Alg::Sha256, b"abc")),
+            || std::thread::current().id(),
+        );
+        assert_eq!(b, here);
+        assert_ne!(a.0, here);
+        assert_eq!(a.1, digest(Alg::Sha256, b"abc"));
+        let r = std::panic::catch_unwind(|| beside(|| panic!("beside"), || 1));
+        assert!(r.is_err());
     }
 
     #[test]

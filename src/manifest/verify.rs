@@ -133,7 +133,27 @@ pub fn load_verified(
     manifest_path: &Path,
     opts: &VerifyOptions,
 ) -> Result<VerifiedManifest, TrustError> {
-    verify_manifest(manifest_path, opts).map(|v| v.manifest)
+    let mp = manifest_path;
+    let bytes = read_manifest(mp)?;
+    if super::corim::looks_like(&bytes) {
+        let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
+        return verify_corim_manifest(cv, opts, mp).map(|v| v.manifest);
+    }
+    load_json_manifest(bytes, opts, mp)
+}
+
+/// A JSON manifest's bytes verified, for a caller that needs only the manifest: without verification
+/// (`--insecure-unsigned`) the file's SHA-256 is not computed, since nothing would read it.
+fn load_json_manifest(
+    bytes: Vec<u8>,
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<VerifiedManifest, TrustError> {
+    if opts.insecure_unsigned {
+        unsigned_json_manifest(&bytes, opts, mp)
+    } else {
+        verify_json_manifest(bytes, opts, mp).map(|v| v.manifest)
+    }
 }
 
 /// The signature files of a manifest: `MANIFEST.minisig`, `MANIFEST.2.minisig` … that exist.
@@ -340,8 +360,7 @@ pub fn load_baseline(manifest_path: &Path, opts: &VerifyOptions) -> Result<Loade
     let mp = manifest_path;
     let bytes = read_manifest(mp)?;
     if !super::corim::looks_like(&bytes) {
-        return verify_json_manifest(bytes, opts, mp)
-            .map(|v| Loaded::Manifest(Box::new(v.manifest)));
+        return load_json_manifest(bytes, opts, mp).map(|v| Loaded::Manifest(Box::new(v)));
     }
     let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
     if cv.corim.profile.as_deref() == Some(corim::PROFILE) {
@@ -496,11 +515,12 @@ fn verify_json_manifest(
     // one core while the other checks signatures or parses: a large manifest costs the wall clock of one
     // of the two, not both.
     if opts.insecure_unsigned {
-        let (sha256, m) = rayon::join(|| sha256_hex(&bytes), || parse_manifest(&bytes, mp));
-        let m = m?;
-        check_product(&m, opts, mp)?;
+        let (sha256, m) = crate::hash::beside(
+            || sha256_hex(&bytes),
+            || unsigned_json_manifest(&bytes, opts, mp),
+        );
         return Ok(Verification {
-            manifest: m.accept_unsigned_insecure(),
+            manifest: m?,
             signers: Vec::new(),
             requirement: Requirement {
                 threshold: 0,
@@ -518,7 +538,7 @@ fn verify_json_manifest(
         .as_ref()
         .ok_or_else(|| refuse(Code::TrustPolicyInvalid, mp, "no trust policy was given"))?;
     // 3. Every signature present must be good.
-    let (sha256, accepted) = rayon::join(
+    let (sha256, accepted) = crate::hash::beside(
         || sha256_hex(&bytes),
         || {
             sig_paths
@@ -549,6 +569,18 @@ fn verify_json_manifest(
         previous_sequence: previous,
         state_updated,
     })
+}
+
+/// Steps 4 and 5 of an unverified JSON manifest (`--insecure-unsigned`): parsed, validated and bound
+/// to `--product`; nothing is trusted.
+fn unsigned_json_manifest(
+    bytes: &[u8],
+    opts: &VerifyOptions,
+    mp: &Path,
+) -> Result<VerifiedManifest, TrustError> {
+    let m = parse_manifest(bytes, mp)?;
+    check_product(&m, opts, mp)?;
+    Ok(m.accept_unsigned_insecure())
 }
 
 fn too_large(size: u64, limit: u64, mp: &Path) -> TrustError {

@@ -14,6 +14,8 @@
 use rsa::{BigUint, Pkcs1v15Sign, Pss, RsaPublicKey};
 use sha2::Digest;
 
+use crate::formats::keys::BadSignature;
+
 /// TPM 2.0 algorithm ids used by Boot Guard.
 pub const ALG_RSA: u16 = 0x0001;
 pub const ALG_SHA1: u16 = 0x0004;
@@ -187,42 +189,54 @@ fn verify_rsa(
             modulus_le.len()
         ));
     }
-    let n = BigUint::from_bytes_le(modulus_le);
-    let key = match RsaPublicKey::new(n, BigUint::from(exponent)) {
-        Ok(k) => k,
-        Err(e) => return SigCheck::Invalid(format!("bad RSA key: {e}")),
-    };
-    let attempt = |s: &[u8]| -> bool {
-        match (scheme, hash_alg) {
-            (ALG_RSASSA, ALG_SHA256) => key
-                .verify(Pkcs1v15Sign::new::<sha2::Sha256>(), hashed, s)
-                .is_ok(),
-            (ALG_RSASSA, ALG_SHA384) => key
-                .verify(Pkcs1v15Sign::new::<sha2::Sha384>(), hashed, s)
-                .is_ok(),
-            (ALG_RSAPSS, ALG_SHA256) => key
-                .verify(Pss::new_with_salt::<sha2::Sha256>(32), hashed, s)
-                .is_ok(),
-            (ALG_RSAPSS, ALG_SHA384) => key
-                .verify(Pss::new_with_salt::<sha2::Sha384>(48), hashed, s)
-                .is_ok(),
-            _ => false,
-        }
-    };
     if !matches!(scheme, ALG_RSASSA | ALG_RSAPSS) {
         return SigCheck::Invalid(format!(
             "signature scheme {} with an RSA key",
             alg_name(scheme)
         ));
     }
-    if attempt(sig) || attempt(&reversed(sig)) {
-        SigCheck::Valid
-    } else {
-        SigCheck::Invalid(format!(
-            "{} {} signature does not verify",
-            alg_name(scheme),
-            alg_name(hash_alg)
-        ))
+    let parts: [&[u8]; 6] = [
+        b"intel-rsa",
+        modulus_le,
+        &exponent.to_le_bytes(),
+        &[scheme.to_le_bytes(), hash_alg.to_le_bytes()].concat(),
+        hashed,
+        sig,
+    ];
+    let checked = crate::formats::keys::checked_signature(&parts, || {
+        let n = BigUint::from_bytes_le(modulus_le);
+        let key = RsaPublicKey::new(n, BigUint::from(exponent))
+            .map_err(|e| BadSignature(format!("bad RSA key: {e}")))?;
+        let attempt = |s: &[u8]| -> bool {
+            match (scheme, hash_alg) {
+                (ALG_RSASSA, ALG_SHA256) => key
+                    .verify(Pkcs1v15Sign::new::<sha2::Sha256>(), hashed, s)
+                    .is_ok(),
+                (ALG_RSASSA, ALG_SHA384) => key
+                    .verify(Pkcs1v15Sign::new::<sha2::Sha384>(), hashed, s)
+                    .is_ok(),
+                (ALG_RSAPSS, ALG_SHA256) => key
+                    .verify(Pss::new_with_salt::<sha2::Sha256>(32), hashed, s)
+                    .is_ok(),
+                (ALG_RSAPSS, ALG_SHA384) => key
+                    .verify(Pss::new_with_salt::<sha2::Sha384>(48), hashed, s)
+                    .is_ok(),
+                _ => false,
+            }
+        };
+        if attempt(sig) || attempt(&reversed(sig)) {
+            Ok(())
+        } else {
+            Err(BadSignature(format!(
+                "{} {} signature does not verify",
+                alg_name(scheme),
+                alg_name(hash_alg)
+            )))
+        }
+    });
+    match checked {
+        Ok(()) => SigCheck::Valid,
+        Err(why) => SigCheck::Invalid(why.0),
     }
 }
 

@@ -239,41 +239,41 @@ fn verify(
     };
     let mut sig: Vec<u8> = sig_le.to_vec();
     sig.reverse();
-    let key = match RsaPublicKey::new(
-        BigUint::from_bytes_le(modulus),
-        BigUint::from(u64::from(exponent)),
-    ) {
-        Ok(k) => k,
-        Err(err) => {
-            let alg = if modulus.len() == 0x100 {
-                "sha256"
-            } else {
-                "sha384"
-            };
-            return (
-                alg,
-                SigStatus::Invalid(format!("unusable public key: {err}")),
-            );
-        }
-    };
-    let res = if modulus.len() == 0x100 {
+    let sha256 = modulus.len() == 0x100;
+    let alg = if sha256 { "sha256" } else { "sha384" };
+    let digest: Vec<u8> = if sha256 {
         let mut h = Sha256::new();
         signed(&mut |d| h.update(d));
-        (
-            "sha256",
-            key.verify(Pkcs1v15Sign::new::<Sha256>(), &h.finalize(), &sig),
-        )
+        h.finalize().to_vec()
     } else {
         let mut h = Sha384::new();
         signed(&mut |d| h.update(d));
-        (
-            "sha384",
-            key.verify(Pkcs1v15Sign::new::<Sha384>(), &h.finalize(), &sig),
-        )
+        h.finalize().to_vec()
     };
-    match res {
-        (alg, Ok(())) => (alg, SigStatus::Valid),
-        (alg, Err(err)) => (alg, SigStatus::Invalid(err.to_string())),
+    let parts: [&[u8]; 5] = [
+        b"me-manifest-rsa",
+        modulus,
+        &exponent.to_le_bytes(),
+        &sig,
+        &digest,
+    ];
+    use crate::formats::keys::BadSignature;
+    let checked = crate::formats::keys::checked_signature(&parts, || {
+        let key = RsaPublicKey::new(
+            BigUint::from_bytes_le(modulus),
+            BigUint::from(u64::from(exponent)),
+        )
+        .map_err(|err| BadSignature(format!("unusable public key: {err}")))?;
+        let res = if sha256 {
+            key.verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &sig)
+        } else {
+            key.verify(Pkcs1v15Sign::new::<Sha384>(), &digest, &sig)
+        };
+        res.map_err(|err| BadSignature(err.to_string()))
+    });
+    match checked {
+        Ok(()) => (alg, SigStatus::Valid),
+        Err(why) => (alg, SigStatus::Invalid(why.0)),
     }
 }
 
