@@ -79,7 +79,8 @@ throughput() {
     local label=$1 dir=$2
     shift 2
     local ratios=() before=() t0 t1 ossl fw old mib line
-    mib=$(du -sm --apparent-size "$dir" | cut -f1)
+    # Every path counts (hard links too: each is read in full by both contenders).
+    mib=$(find "$dir" -type f -printf '%s\n' | awk '{ s += $1 } END { print int(s / 1048576) }')
     find "$dir" -type f -exec cat {} + > /dev/null   # warm the page cache for all contenders
     for r in $(seq 1 "$REPS"); do
         t0=$(now)

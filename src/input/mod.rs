@@ -140,7 +140,7 @@ pub fn read_image_with_mode(
         size,
         limit: opts.max_size,
     })?;
-    if (ANON_READ_MIN..PARALLEL_READ_MIN).contains(&size) {
+    if size >= ANON_READ_MIN {
         let (map, len) = read_into_anon(&file, cap).map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => Error::FileChanged {
                 path: path.to_path_buf(),
@@ -151,19 +151,8 @@ pub fn read_image_with_mode(
         unchanged_after_read(path, &file, &before, len as u64)?;
         return Ok((Arc::new(Data::Read { map, len }), ReadMode::Buffered));
     }
-    let buf = if size >= PARALLEL_READ_MIN {
-        read_parallel(&file, cap).map_err(|e| match e.kind() {
-            std::io::ErrorKind::UnexpectedEof => Error::FileChanged {
-                path: path.to_path_buf(),
-                what: format!("file shorter than the {size} bytes it had when opened"),
-            },
-            _ => io(e),
-        })?
-    } else {
-        let mut buf = Vec::with_capacity(cap);
-        (&file).take(size).read_to_end(&mut buf).map_err(io)?;
-        buf
-    };
+    let mut buf = Vec::with_capacity(cap);
+    (&file).take(size).read_to_end(&mut buf).map_err(io)?;
     unchanged_after_read(path, &file, &before, buf.len() as u64)?;
     Ok((Arc::new(Data::Owned(buf)), ReadMode::Buffered))
 }
@@ -203,8 +192,7 @@ fn unchanged_after_read(
     Ok(())
 }
 
-/// Files at least this large (and below [`PARALLEL_READ_MIN`]) are read into an anonymous mapping advised
-/// for transparent huge pages.
+/// Files at least this large are read into an anonymous mapping advised for transparent huge pages.
 const ANON_READ_MIN: u64 = 2 << 20;
 /// The transparent huge page size of x86-64 and AArch64 (4 KiB base pages).
 const HUGE_PAGE: usize = 2 << 20;
@@ -235,7 +223,11 @@ fn read_into_anon(file: &File, len: usize) -> std::io::Result<(memmap2::Mmap, us
             m
         }
     };
-    file.read_exact_at(&mut map[..len], 0)?;
+    if len as u64 >= PARALLEL_READ_MIN {
+        read_parallel(file, &mut map[..len])?;
+    } else {
+        file.read_exact_at(&mut map[..len], 0)?;
+    }
     Ok((map.make_read_only()?, len))
 }
 
@@ -248,31 +240,33 @@ thread_local! {
 /// tree, finding or cache: [`Arc::try_unwrap`]) and they were read into an anonymous mapping, the mapping
 /// is kept for the next image this thread reads (a fleet audit's workers read one image after another)
 /// instead of being unmapped. No earlier image's view can then see the next image's bytes, and at most
-/// one mapping (16 MiB at most) is kept per thread.
+/// one mapping of at most [`SPARE_MAX`] bytes is kept per thread.
 pub fn recycle(data: Arc<Data>) {
     if let Ok(Data::Read { map, .. }) = Arc::try_unwrap(data) {
+        if map.len() > SPARE_MAX {
+            return;
+        }
         if let Ok(m) = map.make_mut() {
             SPARE.with(|s| *s.borrow_mut() = Some(m));
         }
     }
 }
 
+/// The largest mapping [`recycle`] keeps (a 32 MiB BMC flash, a 64 MiB host flash).
+pub const SPARE_MAX: usize = 64 << 20;
+
 /// Files at least this large are read by several threads at once.
 const PARALLEL_READ_MIN: u64 = 16 << 20;
 /// Bytes each parallel read covers.
 const PARALLEL_READ_CHUNK: usize = 8 << 20;
 
-/// Reads `len` bytes from offset 0 with positioned reads on rayon's threads. Most of the cost of reading
-/// a large file from the page cache is faulting in fresh pages of the destination; spread over the cores
-/// it no longer dominates a scan.
-fn read_parallel(file: &File, len: usize) -> std::io::Result<Vec<u8>> {
+/// Fills `buf` from offset 0 with positioned reads on rayon's threads: copying a large file out of the
+/// page cache is spread over the cores.
+fn read_parallel(file: &File, buf: &mut [u8]) -> std::io::Result<()> {
     use rayon::prelude::*;
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len];
     buf.par_chunks_mut(PARALLEL_READ_CHUNK)
         .enumerate()
-        .try_for_each(|(i, chunk)| file.read_exact_at(chunk, (i * PARALLEL_READ_CHUNK) as u64))?;
-    Ok(buf)
+        .try_for_each(|(i, chunk)| file.read_exact_at(chunk, (i * PARALLEL_READ_CHUNK) as u64))
 }
 
 fn on_read_only_mount(file: &File) -> bool {
@@ -470,7 +464,13 @@ mod tests {
     #[test]
     fn large_files_are_read_in_parallel_chunks_exactly() {
         let len = (PARALLEL_READ_MIN as usize) + 3 * PARALLEL_READ_CHUNK + 12345;
-        read_back_exactly(len);
+        let d = read_back_exactly(len);
+        // Into a mapping the next image of the thread may reuse.
+        assert!(matches!(*d, Data::Read { .. }));
+        let at = d.as_ptr();
+        recycle(d);
+        let again = read_back_exactly(len - 1);
+        assert_eq!(again.as_ptr(), at);
     }
 
     #[test]
