@@ -1267,14 +1267,27 @@ fn ovmf_setup(name: &str) -> Option<Ovmf> {
     })
 }
 
+impl Ovmf {
+    /// Another producer's CoRIM made from this export (`foreign_corim`), as `DIR/name`.
+    fn foreign(&self, name: &str, edit: impl FnOnce(&mut Vec<Cv>)) -> PathBuf {
+        let f = self.dir.join(name);
+        foreign_corim(&self.corim, &self.key, &f, edit);
+        f
+    }
+
+    /// `scan --format json` of `img` against `corim` under this fixture's trust policy.
+    fn scan(&self, img: &Path, corim: &Path) -> (i32, Value, String) {
+        scan_json(img, corim, &["--trust", p(&self.trust)])
+    }
+}
+
 #[test]
 fn foreign_corim_with_every_value_scans_as_the_fwscan_profile_does() {
     let Some(o) = ovmf_setup("foreign-all") else {
         return;
     };
     let t = ["--trust", p(&o.trust)];
-    let f = o.dir.join("foreign.corim");
-    foreign_corim(&o.corim, &o.key, &f, |_| {});
+    let f = o.foreign("foreign.corim", |_| {});
     let c = fwscan::manifest::corim::decode(&std::fs::read(&f).unwrap()).unwrap();
     assert_eq!(c.profile.as_deref(), Some(OTHER_PROFILE));
     assert!(c.baseline.is_none());
@@ -1317,9 +1330,8 @@ fn foreign_corim_without_a_drivers_values_names_it_not_covered() {
     let Some(o) = ovmf_setup("foreign-drop") else {
         return;
     };
-    let f = o.dir.join("dropped.corim");
     let mut dropped = Vec::new();
-    foreign_corim(&o.corim, &o.key, &f, |ms| {
+    let f = o.foreign("dropped.corim", |ms| {
         ms.retain(|m| {
             let k = mkey_of(m);
             let drop = k == o.driver_guid
@@ -1333,7 +1345,7 @@ fn foreign_corim_without_a_drivers_values_names_it_not_covered() {
         })
     });
     assert!(dropped.contains(&o.driver_guid), "{dropped:?}");
-    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &["--trust", p(&o.trust)]);
+    let (code, r, err) = o.scan(Path::new(OVMF_CODE), &f);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         code_paths(&r),
@@ -1342,11 +1354,10 @@ fn foreign_corim_without_a_drivers_values_names_it_not_covered() {
     );
     // Only the driver's own value dropped: the values of its sections, and of the volume and image around
     // it, still account for it.
-    let only = o.dir.join("only-driver.corim");
-    foreign_corim(&o.corim, &o.key, &only, |ms| {
+    let only = o.foreign("only-driver.corim", |ms| {
         ms.retain(|m| mkey_of(m) != o.driver_guid)
     });
-    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &only, &["--trust", p(&o.trust)]);
+    let (code, r, err) = o.scan(Path::new(OVMF_CODE), &only);
     assert_eq!(code, 0, "{} {err}", r["findings"]);
 }
 
@@ -1355,17 +1366,16 @@ fn foreign_corim_value_for_an_absent_guid_is_reference_missing() {
     let Some(o) = ovmf_setup("foreign-extra") else {
         return;
     };
-    let f = o.dir.join("extra.corim");
     let guid = "0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F0";
     let u = hex::decode(guid.replace('-', "")).unwrap();
-    foreign_corim(&o.corim, &o.key, &f, |ms| {
+    let f = o.foreign("extra.corim", |ms| {
         ms.push(measurement(
             Cv::Tag(37, Box::new(Cv::Bytes(u))),
             &[0x11; 32],
             "VendorOnlyDxe",
         ))
     });
-    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &["--trust", p(&o.trust)]);
+    let (code, r, err) = o.scan(Path::new(OVMF_CODE), &f);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         code_paths(&r),
@@ -1406,12 +1416,11 @@ fn foreign_corim_names_a_patched_dxe_driver_as_module_modified() {
     let Some(o) = ovmf_setup("foreign-patch") else {
         return;
     };
-    let f = o.dir.join("foreign.corim");
-    foreign_corim(&o.corim, &o.key, &f, |_| {});
+    let f = o.foreign("foreign.corim", |_| {});
     let (patched, guid, _) = crate::uefi::patch_dxe_driver(&std::fs::read(OVMF_CODE).unwrap(), 10);
     let img = o.dir.join("patched.fd");
     std::fs::write(&img, &patched).unwrap();
-    let (code, r, err) = scan_json(&img, &f, &["--trust", p(&o.trust)]);
+    let (code, r, err) = o.scan(&img, &f);
     assert_eq!(code, 1, "{err}");
     // The deepest value that differs: the driver, not the volumes and image around it.
     assert_eq!(
@@ -1424,7 +1433,7 @@ fn foreign_corim_names_a_patched_dxe_driver_as_module_modified() {
     assert!(f0["path"].as_str().unwrap().contains(&guid));
     assert_ne!(f0["expected_digest"], f0["actual_digest"]);
     // The same finding code and path as a scan against the fwscan-profile export.
-    let (code, r2, _) = scan_json(&img, &o.corim, &["--trust", p(&o.trust)]);
+    let (code, r2, _) = o.scan(&img, &o.corim);
     assert_eq!(code, 1);
     assert!(
         code_paths(&r2).contains(&code_paths(&r)[0]),
@@ -1438,11 +1447,10 @@ fn foreign_corim_value_with_an_unlocatable_key_is_never_clean() {
     let Some(o) = ovmf_setup("foreign-uint") else {
         return;
     };
-    let f = o.dir.join("uint.corim");
-    foreign_corim(&o.corim, &o.key, &f, |ms| {
+    let f = o.foreign("uint.corim", |ms| {
         ms.push(measurement(Cv::Uint(7), &[0x22; 32], "register 7"))
     });
-    let (code, r, err) = scan_json(Path::new(OVMF_CODE), &f, &["--trust", p(&o.trust)]);
+    let (code, r, err) = o.scan(Path::new(OVMF_CODE), &f);
     assert_eq!(code, 1, "{err}");
     assert_eq!(
         code_paths(&r),
@@ -1457,17 +1465,14 @@ fn diff_of_corims_by_reference_value() {
     let Some(o) = ovmf_setup("foreign-diff") else {
         return;
     };
-    let a = o.dir.join("a.corim");
-    let b = o.dir.join("b.corim");
-    foreign_corim(&o.corim, &o.key, &a, |_| {});
-    foreign_corim(&o.corim, &o.key, &b, |_| {});
+    let a = o.foreign("a.corim", |_| {});
+    let b = o.foreign("b.corim", |_| {});
     let (code, out, err) = fwscan(&["diff", p(&a), p(&b)]);
     assert_eq!(code, 0, "{out} {err}");
     assert!(out.contains("no differences"), "{out}");
     // One value's digest changed.
-    let c = o.dir.join("c.corim");
     let guid = o.driver_guid.clone();
-    foreign_corim(&o.corim, &o.key, &c, |ms| {
+    let c = o.foreign("c.corim", |ms| {
         let m = ms.iter_mut().find(|m| mkey_of(m) == guid).unwrap();
         let Cv::Array(ds) = map_get_mut(map_get_mut(m, 1), 2) else {
             panic!("digests")
@@ -1493,8 +1498,7 @@ fn diff_of_corims_by_reference_value() {
     // A removed value, and a fwscan-profile CoRIM (through its baseline) against itself.
     let (code, out, _) = fwscan(&["diff", p(&c), p(&a)]);
     assert_eq!(code, 1, "{out}");
-    let d = o.dir.join("d.corim");
-    foreign_corim(&o.corim, &o.key, &d, |ms| ms.retain(|m| mkey_of(m) != guid));
+    let d = o.foreign("d.corim", |ms| ms.retain(|m| mkey_of(m) != guid));
     let (code, out, _) = fwscan(&["diff", p(&a), p(&d), "--format", "json"]);
     assert_eq!(code, 1, "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();

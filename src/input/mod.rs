@@ -172,7 +172,7 @@ fn unchanged_after_read(
     let size = before.len();
     // One byte more than expected means the file grew.
     let mut probe = [0u8; 1];
-    let grew = std::os::unix::fs::FileExt::read_at(file, &mut probe, size).map_err(io)? != 0;
+    let grew = file.read_at(&mut probe, size).map_err(io)? != 0;
     if grew || read != size {
         return Err(Error::FileChanged {
             path: path.to_path_buf(),

@@ -134,12 +134,10 @@ pub fn load_verified(
     opts: &VerifyOptions,
 ) -> Result<VerifiedManifest, TrustError> {
     let mp = manifest_path;
-    let bytes = read_manifest(mp)?;
-    if super::corim::looks_like(&bytes) {
-        let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
-        return verify_corim_manifest(cv, opts, mp).map(|v| v.manifest);
+    match read_baseline(mp, opts)? {
+        Read::Json(bytes) => load_json_manifest(bytes, opts, mp),
+        Read::Corim(cv) => verify_corim_manifest(*cv, opts, mp).map(|v| v.manifest),
     }
-    load_json_manifest(bytes, opts, mp)
 }
 
 /// A JSON manifest's bytes verified, for a caller that needs only the manifest: without verification
@@ -314,13 +312,10 @@ pub fn verify_manifest(
     opts: &VerifyOptions,
 ) -> Result<Verification, TrustError> {
     let mp = manifest_path;
-    // 1. Read once, capped before reading.
-    let bytes = read_manifest(mp)?;
-    if super::corim::looks_like(&bytes) {
-        let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
-        return verify_corim_manifest(cv, opts, mp);
+    match read_baseline(mp, opts)? {
+        Read::Json(bytes) => verify_json_manifest(bytes, opts, mp),
+        Read::Corim(cv) => verify_corim_manifest(*cv, opts, mp),
     }
-    verify_json_manifest(bytes, opts, mp)
 }
 
 /// A baseline as `scan` takes it: a manifest (JSON, or a CoRIM of the fwscan profile), or another
@@ -358,15 +353,15 @@ impl VerifiedCorim {
 /// [`VerifiedCorim`] instead of refused.
 pub fn load_baseline(manifest_path: &Path, opts: &VerifyOptions) -> Result<Loaded, TrustError> {
     let mp = manifest_path;
-    let bytes = read_manifest(mp)?;
-    if !super::corim::looks_like(&bytes) {
-        return load_json_manifest(bytes, opts, mp).map(|v| Loaded::Manifest(Box::new(v)));
+    match read_baseline(mp, opts)? {
+        Read::Json(bytes) => {
+            load_json_manifest(bytes, opts, mp).map(|v| Loaded::Manifest(Box::new(v)))
+        }
+        Read::Corim(cv) if cv.corim.profile.as_deref() == Some(corim::PROFILE) => {
+            verify_corim_manifest(*cv, opts, mp).map(|v| Loaded::Manifest(Box::new(v.manifest)))
+        }
+        Read::Corim(cv) => verify_foreign(*cv, opts, mp).map(|c| Loaded::Corim(Box::new(c))),
     }
-    let cv = verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp)?;
-    if cv.corim.profile.as_deref() == Some(corim::PROFILE) {
-        return verify_corim_manifest(cv, opts, mp).map(|v| Loaded::Manifest(Box::new(v.manifest)));
-    }
-    verify_foreign(cv, opts, mp).map(|c| Loaded::Corim(Box::new(c)))
 }
 
 /// The identity of another producer's CoRIM as a manifest with an empty tree: its first CoMID's vendor,
@@ -598,6 +593,24 @@ fn read_manifest(mp: &Path) -> Result<Vec<u8>, TrustError> {
         crate::Error::TooLarge { size, limit, .. } => too_large(size, limit, mp),
         other => refuse(Code::ReadError, mp, other.to_string()),
     })
+}
+
+/// What every entry point starts from ([`read_baseline`]).
+enum Read {
+    /// A JSON manifest's bytes, for the caller's own steps.
+    Json(Vec<u8>),
+    /// A CoRIM whose signature, signer scope and validity were checked.
+    Corim(Box<CorimVerification>),
+}
+
+/// Step 1, the file read once and capped before reading; a CoRIM then has its signature, signer scope
+/// and validity checked ([`verify_corim_bytes`]).
+fn read_baseline(mp: &Path, opts: &VerifyOptions) -> Result<Read, TrustError> {
+    let bytes = read_manifest(mp)?;
+    if !corim::looks_like(&bytes) {
+        return Ok(Read::Json(bytes));
+    }
+    verify_corim_bytes(&bytes, sha256_hex(&bytes), opts, mp).map(|cv| Read::Corim(Box::new(cv)))
 }
 
 /// A CoRIM whose signature, signer scope and validity were checked.
